@@ -1,0 +1,26 @@
+//! updown's pure rules: money, the NASDAQ calendar, round schedules and
+//! outcomes, parimutuel payouts and ledger postings.
+//!
+//! Nothing here does I/O or reads the clock: every function that depends
+//! on time takes `now` as an argument. The crate's dependencies (no tokio,
+//! sqlx or HTTP) keep it that way.
+//!
+//! # Layout
+//! - [`money`]: [`Micros`], checked integer micro-USDC and exact parsing.
+//! - [`ids`]: typed ids, round codes, market symbols, emails.
+//! - [`calendar`]: NASDAQ sessions, holidays, early closes, closures.
+//! - [`schedule`]: a session's open, lock, settle and void instants.
+//! - [`round`]: round status, outcome from two closes, terms and digest.
+//! - [`payout`]: fee, shares and dust of a parimutuel round.
+//! - [`ledger`]: balanced postings for each business act.
+
+pub mod calendar;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod payout;
+pub mod round;
+pub mod schedule;
+
+pub use ids::{BetId, Email, Market, RoundCode, RoundId, UserId, WithdrawalId};
+pub use money::Micros;
