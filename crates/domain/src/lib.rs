@@ -13,7 +13,9 @@
 //! - [`round`]: round status, outcome from two closes, terms and digest.
 //! - [`payout`]: fee, shares and dust of a parimutuel round.
 //! - [`ledger`]: balanced postings for each business act.
+//! - [`admission`]: balance, limits and self-exclusion for each bet.
 
+pub mod admission;
 pub mod calendar;
 pub mod ids;
 pub mod ledger;

@@ -1,1 +1,198 @@
-//! placeholder
+//! Persistence for updown behind one trait, [`Store`], with an SQLite
+//! implementation (the embedded default) and a PostgreSQL one (production).
+//!
+//! Every method is one database transaction: it writes the ledger postings
+//! the domain built, keeps cached balances in step, and enforces the money
+//! rules again at the database (a balance never below zero, a deposit never
+//! credited twice), so no interleaving of callers can break them.
+//!
+//! # Layout
+//! - [`model`]: the records the store returns and accepts.
+//! - `common`: the SQL both backends share, written once and expanded per
+//!   backend by a macro (the SQL text is the same; the sqlx types are not).
+//! - `sqlite`, `postgres`: connection setup, migrations and the hot paths
+//!   (bet batches, settlement chunks) written for each engine.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use thiserror::Error;
+use updown_domain::admission::{BetRefusal, PlayerLimits};
+use updown_domain::ids::{BetId, Email, Market, RoundCode, RoundId, UserId};
+use updown_domain::round::RoundError;
+use updown_domain::Micros;
+
+#[macro_use]
+mod common;
+pub mod model;
+mod postgres;
+mod sqlite;
+#[doc(hidden)]
+pub mod testing;
+
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("insufficient balance: {available} micro-USDC available, {requested} requested")]
+    InsufficientFunds {
+        available: Micros,
+        requested: Micros,
+    },
+    #[error(transparent)]
+    Round(#[from] RoundError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::RowNotFound = error {
+            return StoreError::NotFound("row".into());
+        }
+        if let Some(db) = error.as_database_error() {
+            // Unique constraints name the business rule they protect.
+            if db.is_unique_violation() {
+                let message = db.message();
+                if message.contains("deposits") {
+                    return StoreError::Conflict(
+                        "this chain transfer (tx hash and log index) was already credited".into(),
+                    );
+                }
+                if message.contains("users") {
+                    return StoreError::Conflict("a user with this email already exists".into());
+                }
+                if message.contains("rounds") {
+                    return StoreError::Conflict("this round already exists".into());
+                }
+                if message.contains("prices") {
+                    return StoreError::Conflict(
+                        "a close is already recorded for this market and date".into(),
+                    );
+                }
+            }
+            if db.is_check_violation() {
+                return StoreError::Invalid(format!("database check failed: {}", db.message()));
+            }
+        }
+        StoreError::Other(anyhow::Error::new(error))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which engine a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Persistence for every use-case. Implemented by [`SqliteStore`] and
+/// [`PostgresStore`]; both pass the same conformance suite.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations; safe to call on every start.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Users and balances.
+    async fn create_user(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<User>;
+    async fn user(&self, id: UserId) -> StoreResult<User>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<User>;
+    async fn users(&self, limit: i64) -> StoreResult<Vec<UserSummary>>;
+    async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> StoreResult<User>;
+    async fn balance(&self, user: UserId) -> StoreResult<Micros>;
+
+    // Deposits and withdrawals.
+    async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit>;
+    async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal>;
+    async fn withdrawals(&self, user: Option<UserId>, limit: i64) -> StoreResult<Vec<Withdrawal>>;
+
+    // Rounds.
+    /// Creates the round with its two pool accounts, or returns the
+    /// existing one unchanged (opening is idempotent).
+    async fn open_round(&self, round: &NewRound) -> StoreResult<(Round, bool)>;
+    async fn round(&self, market: &Market, code: RoundCode) -> StoreResult<Round>;
+    async fn round_by_id(&self, id: RoundId) -> StoreResult<Round>;
+    async fn rounds(&self, market: &Market, limit: i64) -> StoreResult<Vec<Round>>;
+    /// Rounds not yet SETTLED or VOID, oldest first.
+    async fn unfinished_rounds(&self, market: &Market) -> StoreResult<Vec<Round>>;
+    async fn pools(&self, round: RoundId) -> StoreResult<Pools>;
+    /// OPEN -> LOCKED; a round already locked is returned as it is.
+    async fn lock_round(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
+
+    // Bets.
+    /// Places a batch of bets on one round in one transaction (group
+    /// commit). Each request gets its own answer; refusals change nothing.
+    async fn place_bets(
+        &self,
+        round: RoundId,
+        requests: &[BetRequest],
+    ) -> StoreResult<Vec<Result<Bet, BetRefusalReason>>>;
+    async fn cancel_bet(
+        &self,
+        bet: BetId,
+        owner: Option<UserId>,
+        now: DateTime<Utc>,
+        cancel_cutoff: Duration,
+    ) -> StoreResult<Bet>;
+    async fn bets_of_user(&self, user: UserId, limit: i64) -> StoreResult<Vec<Bet>>;
+    async fn bet(&self, bet: BetId) -> StoreResult<Bet>;
+
+    // Settlement: begin once, pay in chunks, finish. Each step is one
+    // transaction and safe to repeat after a crash.
+    async fn begin_settlement(&self, round: RoundId, start: &SettlementStart)
+        -> StoreResult<Round>;
+    /// Pays the next chunk of bets after the stored cursor; returns how many
+    /// bets the chunk covered (0 when every bet is paid).
+    async fn settle_chunk(&self, round: RoundId, chunk_size: i64) -> StoreResult<u64>;
+    async fn finish_settlement(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
+
+    // Prices.
+    async fn record_price(&self, price: &PriceRecord) -> StoreResult<()>;
+    async fn price(&self, market: &Market, date: NaiveDate) -> StoreResult<Option<PriceRecord>>;
+
+    // Reports.
+    async fn tvl(&self) -> StoreResult<Tvl>;
+    async fn verify(&self) -> StoreResult<VerifyReport>;
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Why one bet of a batch was refused.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum BetRefusalReason {
+    #[error(transparent)]
+    Player(#[from] BetRefusal),
+    #[error(transparent)]
+    Round(#[from] RoundError),
+    #[error("user {0} not found")]
+    UnknownUser(UserId),
+}
+
+/// Opens the store a `DATABASE_URL` names: `sqlite://path` or
+/// `postgres://...`.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else {
+        anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://, got {url:?}")
+    }
+}

@@ -1,0 +1,269 @@
+//! The records the store accepts and returns, in domain types.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use updown_domain::admission::PlayerLimits;
+use updown_domain::ids::{BetId, Email, RoundId, UserId, WithdrawalId};
+use updown_domain::payout::PayoutPlan;
+use updown_domain::round::{Outcome, Price, RoundStatus, RoundTerms, Side};
+use updown_domain::Micros;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    /// 0 for the first user created, 1 for the next: the HD wallet index.
+    pub sequence: i64,
+    pub created_at: DateTime<Utc>,
+    pub limits: PlayerLimits,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSummary {
+    pub user: User,
+    pub balance: Micros,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDeposit {
+    pub user: UserId,
+    pub amount: Micros,
+    pub chain_tx_hash: String,
+    pub log_index: i64,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deposit {
+    pub id: i64,
+    pub user: UserId,
+    pub amount: Micros,
+    pub chain_tx_hash: String,
+    pub log_index: i64,
+    pub credited_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWithdrawal {
+    pub user: UserId,
+    pub amount: Micros,
+    pub address: String,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithdrawalStatus {
+    Queued,
+    Submitted,
+    Confirmed,
+    Failed,
+}
+
+impl WithdrawalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithdrawalStatus::Queued => "QUEUED",
+            WithdrawalStatus::Submitted => "SUBMITTED",
+            WithdrawalStatus::Confirmed => "CONFIRMED",
+            WithdrawalStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Queued, Self::Submitted, Self::Confirmed, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub id: WithdrawalId,
+    pub user: UserId,
+    pub amount: Micros,
+    pub address: String,
+    pub status: WithdrawalStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A round to open: its terms (fixed from now on) and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRound {
+    pub terms: RoundTerms,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Round {
+    pub id: RoundId,
+    pub terms: RoundTerms,
+    pub terms_digest: String,
+    pub status: RoundStatus,
+    pub opened_at: DateTime<Utc>,
+    pub locked_at: Option<DateTime<Utc>>,
+    /// Present from the moment settlement begins.
+    pub settlement: Option<SettlementRecord>,
+}
+
+impl Round {
+    pub fn clock(&self) -> updown_domain::round::RoundClock {
+        updown_domain::round::RoundClock {
+            code: self.terms.code,
+            status: self.status,
+            open_at: self.terms.open_at,
+            lock_at: self.terms.lock_at,
+            settle_at: self.terms.settle_at,
+        }
+    }
+}
+
+/// What settlement decided and how far it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementRecord {
+    pub plan: PayoutPlan,
+    pub evidence: Evidence,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    /// The last bet id paid; bets after it are still to pay.
+    pub cursor: i64,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub dust: Option<Micros>,
+}
+
+/// The closes an outcome rests on; empty for a manual or void result
+/// without prices.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    pub close: Option<PriceRecord>,
+    pub previous_close: Option<PriceRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceRecord {
+    pub market: updown_domain::ids::Market,
+    pub date: NaiveDate,
+    pub close: Price,
+    pub source: String,
+    pub fetched_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementStart {
+    pub outcome: Outcome,
+    pub evidence: Evidence,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pools {
+    pub up: Micros,
+    pub down: Micros,
+    pub bets_up: i64,
+    pub bets_down: i64,
+}
+
+impl Pools {
+    pub fn of(&self, side: Side) -> Micros {
+        match side {
+            Side::Up => self.up,
+            Side::Down => self.down,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BetRequest {
+    pub user: UserId,
+    pub side: Side,
+    pub stake: Micros,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BetStatus {
+    Active,
+    Cancelled,
+}
+
+impl BetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BetStatus::Active => "ACTIVE",
+            BetStatus::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bet {
+    pub id: BetId,
+    pub round: RoundId,
+    pub user: UserId,
+    pub side: Side,
+    pub stake: Micros,
+    pub status: BetStatus,
+    pub placed_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// Total value locked and its parts, in micro-USDC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tvl {
+    pub user_balances: i64,
+    pub round_pools: i64,
+    pub withdrawals_pending: i64,
+    /// Minus the chain account: what came in and has not gone out.
+    pub total: i64,
+    pub house_fees: i64,
+    pub house_rounding: i64,
+}
+
+/// One invariant `verify` checks, and what it found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checks: Vec<Check>,
+    pub transactions: i64,
+    pub entries: i64,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    pub fn failures(&self) -> Vec<&Check> {
+        self.checks.iter().filter(|c| !c.passed).collect()
+    }
+
+    pub(crate) fn check(&mut self, name: &'static str, bad: i64, what: &str) {
+        self.checks.push(Check {
+            name,
+            passed: bad == 0,
+            detail: if bad == 0 {
+                "ok".to_string()
+            } else {
+                format!("{bad} {what}")
+            },
+        });
+    }
+}
+
+/// An operator's manual action, kept with who and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub reason: Option<String>,
+}

@@ -1,0 +1,419 @@
+//! The PostgreSQL store: production, shared by several service instances.
+//!
+//! Bets arrive in batches (group commit): one transaction locks the round
+//! for share and the batch's balance rows for update (in id order, so two
+//! batches never deadlock), decides every bet, and writes them all with one
+//! statement of `unnest` arrays. Settlement pays a chunk of bets with a few
+//! set-based statements. Rows are never read and then written without a
+//! lock, and balances are also guarded by a CHECK constraint.
+
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use updown_domain::admission::PlayerState;
+
+mod shared {
+    impl_store!(super::PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+}
+
+use chrono::{DateTime, Utc};
+use shared::*;
+use sqlx::Row;
+use updown_domain::ids::{BetId, RoundId, UserId};
+use updown_domain::ledger::{Account, Posting};
+use updown_domain::payout::PayoutPlan;
+use updown_domain::round::Side;
+use updown_domain::Micros;
+
+use crate::common::{decide_batch, micros, new_york_day};
+use crate::model::{Bet, BetRequest, BetStatus, Round};
+use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How often a batch is retried when PostgreSQL picks it as a deadlock or
+/// serialisation victim.
+const MAX_BATCH_ATTEMPTS: u32 = 3;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub(crate) const BACKEND: Backend = Backend::Postgres;
+    pub(crate) const LOCK: &'static str = " FOR UPDATE";
+    pub(crate) const LOCK_SHARED: &'static str = " FOR SHARE";
+
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        Self::connect_with(options, max_connections).await
+    }
+
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(StdDuration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PostgresStore { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn read(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn write(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) async fn migrate_impl(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| {
+            StoreError::Other(anyhow::Error::new(e).context("running PostgreSQL migrations"))
+        })
+    }
+
+    pub(crate) async fn lock_users(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
+        sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn snapshot(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn place_bets_impl(
+        &self,
+        round: RoundId,
+        requests: &[BetRequest],
+    ) -> StoreResult<Vec<Result<Bet, BetRefusalReason>>> {
+        let mut attempt = 1;
+        loop {
+            match self.try_place_bets(round, requests).await {
+                Err(StoreError::Other(e)) if attempt < MAX_BATCH_ATTEMPTS && is_retryable(&e) => {
+                    attempt += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_place_bets(
+        &self,
+        round_id: RoundId,
+        requests: &[BetRequest],
+    ) -> StoreResult<Vec<Result<Bet, BetRefusalReason>>> {
+        let mut tx = self.pool.begin().await?;
+        // FOR SHARE: many batches at once, but a lock waits for them to end.
+        let round = round_in(&mut tx, round_id, Self::LOCK_SHARED).await?;
+        let pool_accounts = pool_accounts(&mut tx, round_id).await?;
+        let mut users: Vec<i64> = requests.iter().map(|r| r.user.0).collect();
+        users.sort_unstable();
+        users.dedup();
+        let rows = sqlx::query(
+            "SELECT u.id, u.account_id, a.balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until \
+             FROM accounts a JOIN users u ON u.account_id = a.id WHERE u.id = ANY($1) ORDER BY a.id FOR UPDATE OF a",
+        )
+        .bind(&users)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut players = std::collections::HashMap::new();
+        let mut account_of = std::collections::HashMap::new();
+        for row in &rows {
+            let user = UserId(row.try_get("id")?);
+            let limits = updown_domain::admission::PlayerLimits {
+                max_stake_per_round: row
+                    .try_get::<Option<i64>, _>("max_stake_per_round")?
+                    .map(micros)
+                    .transpose()?,
+                max_stake_per_day: row
+                    .try_get::<Option<i64>, _>("max_stake_per_day")?
+                    .map(micros)
+                    .transpose()?,
+                excluded_until: row.try_get("excluded_until")?,
+            };
+            let mut state = PlayerState {
+                balance: micros(row.try_get("balance")?)?,
+                limits,
+                staked_in_round: Micros::ZERO,
+                staked_today: Micros::ZERO,
+            };
+            if !limits.is_unlimited() {
+                let first = requests
+                    .iter()
+                    .find(|r| r.user == user)
+                    .map(|r| r.received_at)
+                    .unwrap_or_default();
+                let (day_start, day_end) = new_york_day(first);
+                let sums = sqlx::query(
+                    "SELECT CAST(COALESCE(SUM(stake) FILTER (WHERE round_id = $2), 0) AS BIGINT) AS in_round, \
+                            CAST(COALESCE(SUM(stake) FILTER (WHERE placed_at >= $3 AND placed_at < $4), 0) AS BIGINT) AS today \
+                     FROM bets WHERE user_id = $1 AND status = 'ACTIVE'",
+                )
+                .bind(user.0)
+                .bind(round_id.0)
+                .bind(day_start)
+                .bind(day_end)
+                .fetch_one(&mut *tx)
+                .await?;
+                state.staked_in_round = micros(sums.try_get("in_round")?)?;
+                state.staked_today = micros(sums.try_get("today")?)?;
+            }
+            players.insert(user, state);
+            account_of.insert(user, row.try_get::<i64, _>("account_id")?);
+        }
+        let decisions = decide_batch(&round.clock(), requests, &mut players);
+        let accepted: Vec<&BetRequest> = requests
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| d.is_ok())
+            .map(|(r, _)| r)
+            .collect();
+        let mut bet_ids = Vec::new();
+        if !accepted.is_empty() {
+            bet_ids = write_bets(&mut tx, &round, pool_accounts, &accepted, &account_of).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        let mut ids = bet_ids.into_iter();
+        Ok(requests
+            .iter()
+            .zip(decisions)
+            .map(|(request, decision)| {
+                decision.map(|()| Bet {
+                    id: BetId(ids.next().expect("one id per accepted bet")),
+                    round: round_id,
+                    user: request.user,
+                    side: request.side,
+                    stake: request.stake,
+                    status: BetStatus::Active,
+                    placed_at: request.received_at,
+                    cancelled_at: None,
+                })
+            })
+            .collect())
+    }
+
+    pub(crate) async fn pay_chunk(
+        &self,
+        tx: &mut Tx<'_>,
+        round: &Round,
+        plan: &PayoutPlan,
+        cursor: i64,
+        chunk_size: i64,
+    ) -> StoreResult<u64> {
+        let sides: Vec<String> = Side::BOTH
+            .into_iter()
+            .filter(|s| plan.pays(*s))
+            .map(|s| s.as_str().to_string())
+            .collect();
+        let rows = sqlx::query(
+            "SELECT b.id, b.user_id, b.side, b.stake, u.account_id FROM bets b JOIN users u ON u.id = b.user_id \
+             WHERE b.round_id = $1 AND b.status = 'ACTIVE' AND b.id > $2 AND b.side = ANY($3) ORDER BY b.id LIMIT $4",
+        )
+        .bind(round.id.0)
+        .bind(cursor)
+        .bind(&sides)
+        .bind(chunk_size)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok(0);
+        };
+        let last_id: i64 = last.try_get("id")?;
+        let mut bets = Vec::with_capacity(rows.len());
+        let mut account_of = std::collections::HashMap::new();
+        for row in &rows {
+            let user = UserId(row.try_get("user_id")?);
+            let side: &str = row.try_get("side")?;
+            let side: Side = side
+                .parse()
+                .map_err(|_| crate::common::corrupt("side", side))?;
+            bets.push((user, side, micros(row.try_get("stake")?)?));
+            account_of.insert(user, row.try_get::<i64, _>("account_id")?);
+        }
+        if let Some(posting) = Posting::settlement_chunk(round.id, plan, &bets)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?
+        {
+            let pools = pool_accounts(tx, round.id).await?;
+            let (accounts, amounts) = resolve_entries(&posting, pools, &account_of)?;
+            write_bulk_posting(
+                tx,
+                &posting,
+                round.id,
+                &accounts,
+                &amounts,
+                round
+                    .settlement
+                    .as_ref()
+                    .map(|s| s.started_at)
+                    .unwrap_or_default(),
+            )
+            .await?;
+        }
+        sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
+            .bind(round.id.0)
+            .bind(last_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(rows.len() as u64)
+    }
+}
+
+fn is_retryable(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
+}
+
+async fn pool_accounts(tx: &mut Tx<'_>, round: RoundId) -> StoreResult<(i64, i64)> {
+    let row = sqlx::query("SELECT pool_up_account, pool_down_account FROM rounds WHERE id = $1")
+        .bind(round.0)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok((
+        row.try_get("pool_up_account")?,
+        row.try_get("pool_down_account")?,
+    ))
+}
+
+/// Account ids and amounts of a posting whose accounts are users and pools.
+fn resolve_entries(
+    posting: &Posting,
+    (pool_up, pool_down): (i64, i64),
+    account_of: &std::collections::HashMap<UserId, i64>,
+) -> StoreResult<(Vec<i64>, Vec<i64>)> {
+    let mut accounts = Vec::with_capacity(posting.entries().len());
+    let mut amounts = Vec::with_capacity(posting.entries().len());
+    for entry in posting.entries() {
+        let id = match entry.account {
+            Account::User(user) => *account_of
+                .get(&user)
+                .ok_or_else(|| StoreError::NotFound(format!("account of user {user}")))?,
+            Account::Pool(_, Side::Up) => pool_up,
+            Account::Pool(_, Side::Down) => pool_down,
+            other => crate::common::system_account_id(other).expect("system account"),
+        };
+        accounts.push(id);
+        amounts.push(entry.amount);
+    }
+    Ok((accounts, amounts))
+}
+
+/// One ledger transaction with many entries, in three statements.
+async fn write_bulk_posting(
+    tx: &mut Tx<'_>,
+    posting: &Posting,
+    round: RoundId,
+    accounts: &[i64],
+    amounts: &[i64],
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let tx_id: i64 = sqlx::query("INSERT INTO ledger_transactions (kind, round_id, created_at) VALUES ($1, $2, $3) RETURNING id")
+        .bind(posting.kind().as_str())
+        .bind(round.0)
+        .bind(at)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+    sqlx::query(
+        "WITH e AS (INSERT INTO ledger_entries (tx_id, account_id, amount) \
+           SELECT $1, account_id, amount FROM unnest($2::bigint[], $3::bigint[]) AS x(account_id, amount)) \
+         UPDATE accounts a SET balance = a.balance + d.delta \
+         FROM (SELECT account_id, SUM(amount) AS delta FROM unnest($2::bigint[], $3::bigint[]) AS y(account_id, amount) GROUP BY account_id) d \
+         WHERE a.id = d.account_id",
+    )
+    .bind(tx_id)
+    .bind(accounts)
+    .bind(amounts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the accepted bets, their ledger transactions and entries, and
+/// moves the balances, all in one statement.
+async fn write_bets(
+    tx: &mut Tx<'_>,
+    round: &Round,
+    (pool_up, pool_down): (i64, i64),
+    accepted: &[&BetRequest],
+    account_of: &std::collections::HashMap<UserId, i64>,
+) -> StoreResult<Vec<i64>> {
+    let ids = sqlx::query(
+        "SELECT nextval('bets_id_seq') AS bet_id, nextval('ledger_transactions_id_seq') AS tx_id FROM generate_series(1, $1)",
+    )
+    .bind(accepted.len() as i64)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut bet_ids = Vec::with_capacity(accepted.len());
+    let mut tx_ids = Vec::with_capacity(accepted.len());
+    for row in &ids {
+        bet_ids.push(row.try_get::<i64, _>("bet_id")?);
+        tx_ids.push(row.try_get::<i64, _>("tx_id")?);
+    }
+    let users: Vec<i64> = accepted.iter().map(|r| r.user.0).collect();
+    let sides: Vec<&str> = accepted.iter().map(|r| r.side.as_str()).collect();
+    let stakes: Vec<i64> = accepted.iter().map(|r| r.stake.get()).collect();
+    let times: Vec<DateTime<Utc>> = accepted.iter().map(|r| r.received_at).collect();
+    let mut entry_tx = Vec::with_capacity(accepted.len() * 2);
+    let mut entry_account = Vec::with_capacity(accepted.len() * 2);
+    let mut entry_amount = Vec::with_capacity(accepted.len() * 2);
+    let mut deltas: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    for (request, tx_id) in accepted.iter().zip(&tx_ids) {
+        // The same posting the domain defines for a bet, checked to balance.
+        let posting = Posting::bet(request.user, round.id, request.side, request.stake)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let (accounts, amounts) = resolve_entries(&posting, (pool_up, pool_down), account_of)?;
+        for (account, amount) in accounts.into_iter().zip(amounts) {
+            entry_tx.push(*tx_id);
+            entry_account.push(account);
+            entry_amount.push(amount);
+            *deltas.entry(account).or_default() += amount;
+        }
+    }
+    let (delta_accounts, delta_amounts): (Vec<i64>, Vec<i64>) = deltas.into_iter().unzip();
+    sqlx::query(
+        "WITH b AS (INSERT INTO bets (id, round_id, user_id, side, stake, status, placed_at) \
+           SELECT id, $1, user_id, side, stake, 'ACTIVE', placed_at \
+           FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[]) AS x(id, user_id, side, stake, placed_at)), \
+         t AS (INSERT INTO ledger_transactions (id, kind, round_id, user_id, bet_id, created_at) \
+           SELECT tx_id, 'bet', $1, user_id, bet_id, created_at \
+           FROM unnest($7::bigint[], $3::bigint[], $2::bigint[], $6::timestamptz[]) AS y(tx_id, user_id, bet_id, created_at)), \
+         e AS (INSERT INTO ledger_entries (tx_id, account_id, amount) \
+           SELECT * FROM unnest($8::bigint[], $9::bigint[], $10::bigint[])) \
+         UPDATE accounts a SET balance = a.balance + d.delta \
+         FROM unnest($11::bigint[], $12::bigint[]) AS d(id, delta) WHERE a.id = d.id",
+    )
+    .bind(round.id.0)
+    .bind(&bet_ids)
+    .bind(&users)
+    .bind(&sides)
+    .bind(&stakes)
+    .bind(&times)
+    .bind(&tx_ids)
+    .bind(&entry_tx)
+    .bind(&entry_account)
+    .bind(&entry_amount)
+    .bind(&delta_accounts)
+    .bind(&delta_amounts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(bet_ids)
+}

@@ -1,0 +1,308 @@
+//! The SQLite store: the embedded default, so a fresh clone runs with no
+//! server.
+//!
+//! SQLite has one writer at a time, so the store keeps exactly one write
+//! connection (every write transaction queues for it and none can fail with
+//! SQLITE_BUSY) and a small pool of read-only connections that see WAL
+//! snapshots. `synchronous=FULL`: an acknowledged commit survives power
+//! loss. Bet batches and settlement chunks run as loops of prepared
+//! statements inside one transaction, which is cheap in-process.
+
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use updown_domain::admission::PlayerState;
+
+mod shared {
+    impl_store!(super::SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+}
+
+use shared::*;
+use sqlx::Row;
+use updown_domain::ids::{BetId, RoundId, UserId};
+use updown_domain::ledger::{Account, Posting};
+use updown_domain::payout::PayoutPlan;
+use updown_domain::round::Side;
+use updown_domain::Micros;
+
+use crate::common::{decide_batch, micros, new_york_day, system_account_id};
+use crate::model::{Bet, BetRequest, BetStatus, Round};
+use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) const BACKEND: Backend = Backend::Sqlite;
+    pub(crate) const LOCK: &'static str = "";
+    pub(crate) const LOCK_SHARED: &'static str = "";
+
+    /// Opens (creating if needed) the database file a `sqlite:` URL names,
+    /// and its folder.
+    pub async fn connect(url: &str, max_readers: u32) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(StdDuration::from_secs(10));
+        if let Some(folder) = options.get_filename().parent() {
+            if !folder.as_os_str().is_empty() {
+                std::fs::create_dir_all(folder)?;
+            }
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(StdDuration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(max_readers.clamp(1, 16))
+            .acquire_timeout(StdDuration::from_secs(30))
+            .connect_with(options.read_only(true).create_if_missing(false))
+            .await?;
+        Ok(SqliteStore { writer, readers })
+    }
+
+    pub(crate) fn read(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    pub(crate) fn write(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub(crate) async fn migrate_impl(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.writer).await.map_err(|e| {
+            StoreError::Other(anyhow::Error::new(e).context("running SQLite migrations"))
+        })
+    }
+
+    pub(crate) async fn lock_users(&self, _tx: &mut Tx<'_>) -> StoreResult<()> {
+        // The single write connection already serialises writers.
+        Ok(())
+    }
+
+    pub(crate) async fn snapshot(&self, _tx: &mut Tx<'_>) -> StoreResult<()> {
+        // A read transaction in WAL mode is a snapshot from its first read.
+        Ok(())
+    }
+
+    pub(crate) async fn place_bets_impl(
+        &self,
+        round_id: RoundId,
+        requests: &[BetRequest],
+    ) -> StoreResult<Vec<Result<Bet, BetRefusalReason>>> {
+        let mut tx = self.writer.begin().await?;
+        let round = round_in(&mut tx, round_id, "").await?;
+        let mut players = std::collections::HashMap::new();
+        let mut account_of = std::collections::HashMap::new();
+        for request in requests {
+            if players.contains_key(&request.user) {
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT u.account_id, a.balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until \
+                 FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1",
+            )
+            .bind(request.user.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { continue };
+            let limits = updown_domain::admission::PlayerLimits {
+                max_stake_per_round: row
+                    .try_get::<Option<i64>, _>("max_stake_per_round")?
+                    .map(micros)
+                    .transpose()?,
+                max_stake_per_day: row
+                    .try_get::<Option<i64>, _>("max_stake_per_day")?
+                    .map(micros)
+                    .transpose()?,
+                excluded_until: row.try_get("excluded_until")?,
+            };
+            let mut state = PlayerState {
+                balance: micros(row.try_get("balance")?)?,
+                limits,
+                staked_in_round: Micros::ZERO,
+                staked_today: Micros::ZERO,
+            };
+            if !limits.is_unlimited() {
+                let (day_start, day_end) = new_york_day(request.received_at);
+                let sums = sqlx::query(
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN round_id = $2 THEN stake ELSE 0 END), 0) AS BIGINT) AS in_round, \
+                            CAST(COALESCE(SUM(CASE WHEN placed_at >= $3 AND placed_at < $4 THEN stake ELSE 0 END), 0) AS BIGINT) AS today \
+                     FROM bets WHERE user_id = $1 AND status = 'ACTIVE'",
+                )
+                .bind(request.user.0)
+                .bind(round_id.0)
+                .bind(day_start)
+                .bind(day_end)
+                .fetch_one(&mut *tx)
+                .await?;
+                state.staked_in_round = micros(sums.try_get("in_round")?)?;
+                state.staked_today = micros(sums.try_get("today")?)?;
+            }
+            players.insert(request.user, state);
+            account_of.insert(request.user, row.try_get::<i64, _>("account_id")?);
+        }
+        let decisions = decide_batch(&round.clock(), requests, &mut players);
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut wrote_any = false;
+        for (request, decision) in requests.iter().zip(decisions) {
+            let answer = match decision {
+                Ok(()) => {
+                    wrote_any = true;
+                    Ok(write_bet(&mut tx, &round, request).await?)
+                }
+                Err(refusal) => Err(refusal),
+            };
+            answers.push(answer);
+        }
+        if wrote_any {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(answers)
+    }
+
+    pub(crate) async fn pay_chunk(
+        &self,
+        tx: &mut Tx<'_>,
+        round: &Round,
+        plan: &PayoutPlan,
+        cursor: i64,
+        chunk_size: i64,
+    ) -> StoreResult<u64> {
+        let side_filter = match (plan.pays(Side::Up), plan.pays(Side::Down)) {
+            (true, true) => "",
+            (true, false) => " AND b.side = 'UP'",
+            (false, true) => " AND b.side = 'DOWN'",
+            (false, false) => return Ok(0),
+        };
+        let sql = format!(
+            "SELECT b.id, b.user_id, b.side, b.stake, u.account_id FROM bets b JOIN users u ON u.id = b.user_id \
+             WHERE b.round_id = $1 AND b.status = 'ACTIVE' AND b.id > $2{side_filter} ORDER BY b.id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(round.id.0)
+            .bind(cursor)
+            .bind(chunk_size)
+            .fetch_all(&mut **tx)
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(0);
+        };
+        let last_id: i64 = last.try_get("id")?;
+        let mut bets = Vec::with_capacity(rows.len());
+        let mut account_of = std::collections::HashMap::new();
+        for row in &rows {
+            let user = UserId(row.try_get("user_id")?);
+            let side: &str = row.try_get("side")?;
+            let side: Side = side
+                .parse()
+                .map_err(|_| crate::common::corrupt("side", side))?;
+            bets.push((user, side, micros(row.try_get("stake")?)?));
+            account_of.insert(user, row.try_get::<i64, _>("account_id")?);
+        }
+        if let Some(posting) = Posting::settlement_chunk(round.id, plan, &bets)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?
+        {
+            let at = round
+                .settlement
+                .as_ref()
+                .map(|s| s.started_at)
+                .unwrap_or_default();
+            let tx_id: i64 = sqlx::query("INSERT INTO ledger_transactions (kind, round_id, created_at) VALUES ($1, $2, $3) RETURNING id")
+                .bind(posting.kind().as_str())
+                .bind(round.id.0)
+                .bind(at)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("id")?;
+            let pools = pool_accounts(tx, round.id).await?;
+            for entry in posting.entries() {
+                let account = match entry.account {
+                    Account::User(user) => account_of[&user],
+                    Account::Pool(_, Side::Up) => pools.0,
+                    Account::Pool(_, Side::Down) => pools.1,
+                    other => system_account_id(other).expect("system account"),
+                };
+                insert_entry(tx, tx_id, account, entry.amount).await?;
+            }
+        }
+        sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
+            .bind(round.id.0)
+            .bind(last_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(rows.len() as u64)
+    }
+}
+
+async fn pool_accounts(tx: &mut Tx<'_>, round: RoundId) -> StoreResult<(i64, i64)> {
+    let row = sqlx::query("SELECT pool_up_account, pool_down_account FROM rounds WHERE id = $1")
+        .bind(round.0)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok((
+        row.try_get("pool_up_account")?,
+        row.try_get("pool_down_account")?,
+    ))
+}
+
+/// One entry and its balance movement; the caller decided the movement is
+/// allowed, and the CHECK constraint still guards it.
+async fn insert_entry(tx: &mut Tx<'_>, tx_id: i64, account: i64, amount: i64) -> StoreResult<()> {
+    sqlx::query("INSERT INTO ledger_entries (tx_id, account_id, amount) VALUES ($1, $2, $3)")
+        .bind(tx_id)
+        .bind(account)
+        .bind(amount)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+        .bind(amount)
+        .bind(account)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn write_bet(tx: &mut Tx<'_>, round: &Round, request: &BetRequest) -> StoreResult<Bet> {
+    let bet_id: i64 = sqlx::query(
+        "INSERT INTO bets (round_id, user_id, side, stake, status, placed_at) VALUES ($1, $2, $3, $4, 'ACTIVE', $5) RETURNING id",
+    )
+    .bind(round.id.0)
+    .bind(request.user.0)
+    .bind(request.side.as_str())
+    .bind(request.stake.get())
+    .bind(request.received_at)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    let posting = Posting::bet(request.user, round.id, request.side, request.stake)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let meta = TxMeta {
+        round: Some(round.id),
+        user: Some(request.user),
+        bet: Some(BetId(bet_id)),
+        reference: None,
+    };
+    write_posting(tx, &posting, meta, request.received_at).await?;
+    Ok(Bet {
+        id: BetId(bet_id),
+        round: round.id,
+        user: request.user,
+        side: request.side,
+        stake: request.stake,
+        status: BetStatus::Active,
+        placed_at: request.received_at,
+        cancelled_at: None,
+    })
+}

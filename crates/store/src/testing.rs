@@ -1,0 +1,125 @@
+//! Fresh databases for tests: a temporary SQLite file, or a new schema in
+//! the PostgreSQL that `TEST_POSTGRES_URL` names. Used by this crate's and
+//! the app's tests; not part of the service.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::Connection;
+
+use crate::{PostgresStore, SqliteStore, Store};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+/// A test database; the SQLite files are removed when it is dropped.
+pub struct TestDb {
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    files: Vec<PathBuf>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A migrated SQLite database in a temporary file.
+pub async fn sqlite() -> TestDb {
+    let path = std::env::temp_dir().join(format!("updown-test-{}.db", unique_suffix()));
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::connect(&url, 4)
+        .await
+        .expect("open SQLite test database");
+    store.migrate().await.expect("migrate SQLite");
+    let files = ["", "-wal", "-shm"]
+        .iter()
+        .map(|s| PathBuf::from(format!("{}{s}", path.display())))
+        .collect();
+    TestDb {
+        store: Arc::new(store),
+        url,
+        files,
+    }
+}
+
+/// The PostgreSQL URL for tests, or `None` (and a line saying the test is
+/// skipped) when `TEST_POSTGRES_URL` is unset.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: {test} on PostgreSQL (TEST_POSTGRES_URL is not set)");
+            None
+        }
+    }
+}
+
+/// A migrated PostgreSQL store in a fresh schema of `url`'s database.
+pub async fn postgres(url: &str, max_connections: u32) -> TestDb {
+    let schema = format!("updown_t_{}", unique_suffix());
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to TEST_POSTGRES_URL");
+    drop_schemas_of_dead_processes(&mut admin).await;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test schema");
+    let options = PgConnectOptions::from_str(url)
+        .expect("parse TEST_POSTGRES_URL")
+        .options([("search_path", schema.as_str())]);
+    let store = PostgresStore::connect_with(options, max_connections)
+        .await
+        .expect("open PostgreSQL test schema");
+    store.migrate().await.expect("migrate PostgreSQL");
+    TestDb {
+        store: Arc::new(store),
+        url: format!(
+            "{url}{}options=-c%20search_path%3D{schema}",
+            if url.contains('?') { "&" } else { "?" }
+        ),
+        files: Vec::new(),
+    }
+}
+
+/// Test schemas are named after the process that made them; those whose
+/// process is gone are left-overs and are dropped.
+async fn drop_schemas_of_dead_processes(admin: &mut sqlx::PgConnection) {
+    let schemas: Vec<(String,)> =
+        sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'updown_t_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    for (schema,) in schemas {
+        let pid = schema
+            .trim_start_matches("updown_t_")
+            .split('_')
+            .next()
+            .unwrap_or("");
+        let alive = !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! One story of the store, told against SQLite and PostgreSQL alike. Every
+//! story that moves money ends with `verify` passing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use updown_domain::admission::{BetRefusal, PlayerLimits};
+use updown_domain::calendar::Calendar;
+use updown_domain::ids::{Email, Market, RoundCode};
+use updown_domain::payout::settle;
+use updown_domain::round::{Outcome, RoundError, RoundStatus, RoundTerms, Side, TiePolicy};
+use updown_domain::schedule::{round_schedule, ScheduleConfig};
+use updown_domain::{Micros, UserId};
+use updown_store::*;
+
+macro_rules! on_both_backends {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let db = updown_store::testing::sqlite().await;
+                    super::$story(db.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let Some(url) = updown_store::testing::postgres_url(stringify!($story)) else { return };
+                    let db = updown_store::testing::postgres(&url, 16).await;
+                    super::$story(db.store.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_round_from_deposits_to_settlement_keeps_every_invariant,
+    settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once,
+    sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten,
+    player_limits_and_self_exclusion_refuse_bets,
+    migrations_run_twice_without_harm,
+);
+
+fn m(v: i64) -> Micros {
+    Micros::new(v).unwrap()
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+fn terms(code: &str) -> RoundTerms {
+    let code = RoundCode::parse(code).unwrap();
+    let s = round_schedule(&Calendar::nasdaq(), &ScheduleConfig::default(), code.date()).unwrap();
+    RoundTerms {
+        market: Market::parse("NDX").unwrap(),
+        code,
+        previous_session: s.previous_session.date,
+        open_at: s.open_at,
+        lock_at: s.lock_at,
+        close_at: s.close_at,
+        settle_at: s.settle_at,
+        void_at: s.void_at,
+        fee_bps: 100,
+        tie_policy: TiePolicy::Down,
+    }
+}
+
+async fn assert_verified(store: &Arc<dyn Store>) {
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "verify failed: {:?}", report.failures());
+}
+
+async fn funded_user(
+    store: &Arc<dyn Store>,
+    name: &str,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> UserId {
+    let user = store
+        .create_user(&email(&format!("{name}@example.com")), now)
+        .await
+        .unwrap();
+    if amount > 0 {
+        store
+            .credit_deposit(&NewDeposit {
+                user: user.id,
+                amount: m(amount),
+                chain_tx_hash: format!("0xfund-{name}"),
+                log_index: 0,
+                now,
+            })
+            .await
+            .unwrap();
+    }
+    user.id
+}
+
+fn bet(user: UserId, side: Side, stake: i64, at: DateTime<Utc>) -> BetRequest {
+    BetRequest {
+        user,
+        side,
+        stake: m(stake),
+        received_at: at,
+    }
+}
+
+async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dyn Store>) {
+    let t = terms("20261124");
+    let now = t.open_at + Duration::hours(1);
+    let a = funded_user(&store, "a", 100, now).await;
+    let b = funded_user(&store, "b", 50, now).await;
+    assert_eq!(store.user(a).await.unwrap().sequence, 0);
+    assert_eq!(store.user(b).await.unwrap().sequence, 1);
+    assert!(matches!(
+        store.create_user(&email("a@example.com"), now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let duplicate = store
+        .credit_deposit(&NewDeposit {
+            user: a,
+            amount: m(100),
+            chain_tx_hash: "0xfund-a".into(),
+            log_index: 0,
+            now,
+        })
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
+    assert_eq!(store.balance(a).await.unwrap(), m(100));
+
+    let (round, created) = store
+        .open_round(&NewRound {
+            terms: t.clone(),
+            now,
+        })
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(round.terms_digest, t.digest());
+    let (again, created_again) = store
+        .open_round(&NewRound {
+            terms: t.clone(),
+            now,
+        })
+        .await
+        .unwrap();
+    assert_eq!((again.id, created_again), (round.id, false));
+
+    let answers = store
+        .place_bets(
+            round.id,
+            &[
+                bet(a, Side::Up, 30, now),
+                bet(b, Side::Down, 20, now),
+                bet(a, Side::Down, 10, now),
+                bet(b, Side::Up, 100, now),
+                bet(UserId(999), Side::Up, 1, now),
+                bet(a, Side::Up, 1, t.lock_at),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(answers[..3].iter().all(Result::is_ok), "{answers:?}");
+    assert!(matches!(
+        answers[3],
+        Err(BetRefusalReason::Player(
+            BetRefusal::InsufficientFunds { .. }
+        ))
+    ));
+    assert!(matches!(answers[4], Err(BetRefusalReason::UnknownUser(_))));
+    assert!(matches!(
+        answers[5],
+        Err(BetRefusalReason::Round(RoundError::PastLock { .. }))
+    ));
+    let pools = store.pools(round.id).await.unwrap();
+    assert_eq!(
+        (pools.up, pools.down, pools.bets_up, pools.bets_down),
+        (m(30), m(30), 1, 2)
+    );
+
+    let down_bet = answers[2].as_ref().unwrap().id;
+    let cutoff = Duration::minutes(15);
+    assert!(matches!(
+        store.cancel_bet(down_bet, Some(b), now, cutoff).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .cancel_bet(down_bet, Some(a), now, cutoff)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.cancel_bet(down_bet, Some(a), now, cutoff).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.balance(a).await.unwrap(), m(70));
+    assert_eq!(store.pools(round.id).await.unwrap().down, m(20));
+
+    let withdrawal = NewWithdrawal {
+        user: b,
+        amount: m(10),
+        address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
+        now,
+    };
+    store.request_withdrawal(&withdrawal).await.unwrap();
+    let too_much = store
+        .request_withdrawal(&NewWithdrawal {
+            amount: m(1000),
+            ..withdrawal
+        })
+        .await;
+    assert!(
+        matches!(too_much, Err(StoreError::InsufficientFunds { .. })),
+        "{too_much:?}"
+    );
+    assert_verified(&store).await;
+
+    let locked = store.lock_round(round.id, t.lock_at).await.unwrap();
+    assert_eq!(locked.status, RoundStatus::Locked);
+    let late = store
+        .place_bets(round.id, &[bet(a, Side::Up, 1, now)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        late[0],
+        Err(BetRefusalReason::Round(RoundError::NotOpen { .. }))
+    ));
+
+    let start = SettlementStart {
+        outcome: Outcome::Up,
+        evidence: Evidence::default(),
+        actor: "test".into(),
+        reason: Some("conformance".into()),
+        now: t.settle_at,
+    };
+    store.begin_settlement(round.id, &start).await.unwrap();
+    while store.settle_chunk(round.id, 1).await.unwrap() > 0 {}
+    let settled = store
+        .finish_settlement(round.id, t.settle_at)
+        .await
+        .unwrap();
+    assert_eq!(settled.status, RoundStatus::Settled);
+    // a staked 30 on UP against 20 on DOWN: fee floor(0.2) = 0, so 50 back.
+    assert_eq!(store.balance(a).await.unwrap(), m(70 + 50));
+    assert_eq!(store.balance(b).await.unwrap(), m(20));
+    let again = store
+        .begin_settlement(
+            round.id,
+            &SettlementStart {
+                outcome: Outcome::Down,
+                ..start
+            },
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store
+            .finish_settlement(round.id, t.settle_at)
+            .await
+            .unwrap()
+            .status,
+        RoundStatus::Settled
+    );
+
+    let tvl = store.tvl().await.unwrap();
+    assert_eq!(tvl.total, 150);
+    assert_eq!(
+        tvl.user_balances + tvl.round_pools + tvl.withdrawals_pending,
+        tvl.total
+    );
+    assert_eq!(tvl.withdrawals_pending, 10);
+    assert_verified(&store).await;
+}
+
+async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once(
+    store: Arc<dyn Store>,
+) {
+    let t = terms("20261125");
+    let now = t.open_at + Duration::minutes(5);
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(funded_user(&store, &format!("p{i}"), 1_000_000, now).await);
+    }
+    let (round, _) = store
+        .open_round(&NewRound {
+            terms: t.clone(),
+            now,
+        })
+        .await
+        .unwrap();
+    let mut requests = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let side = if i % 3 == 0 { Side::Down } else { Side::Up };
+        requests.push(bet(*user, side, 1_000 + 7 * i as i64, now));
+        requests.push(bet(*user, Side::Up, 333 + i as i64, now));
+    }
+    let answers = store.place_bets(round.id, &requests).await.unwrap();
+    assert!(answers.iter().all(Result::is_ok));
+    store.lock_round(round.id, t.lock_at).await.unwrap();
+
+    let start = SettlementStart {
+        outcome: Outcome::Down,
+        evidence: Evidence::default(),
+        actor: "test".into(),
+        reason: None,
+        now: t.settle_at,
+    };
+    store.begin_settlement(round.id, &start).await.unwrap();
+    // Two chunks, then the process "crashes".
+    assert!(store.settle_chunk(round.id, 2).await.unwrap() > 0);
+    assert!(store.settle_chunk(round.id, 2).await.unwrap() > 0);
+    // A restart begins again (resuming, not re-paying) and runs to the end.
+    let resumed = store.begin_settlement(round.id, &start).await.unwrap();
+    assert!(resumed.settlement.unwrap().cursor > 0);
+    while store.settle_chunk(round.id, 2).await.unwrap() > 0 {}
+    let done = store
+        .finish_settlement(round.id, t.settle_at)
+        .await
+        .unwrap();
+
+    let expected = settle(
+        Outcome::Down,
+        &requests
+            .iter()
+            .map(|r| (r.side, r.stake))
+            .collect::<Vec<_>>(),
+        t.fee_bps,
+    )
+    .unwrap();
+    for user in &users {
+        let staked: i64 = requests
+            .iter()
+            .filter(|r| r.user == *user)
+            .map(|r| r.stake.get())
+            .sum();
+        let paid: i64 = requests
+            .iter()
+            .zip(&expected.payouts)
+            .filter(|(r, _)| r.user == *user)
+            .map(|(_, p)| p.get())
+            .sum();
+        assert_eq!(
+            store.balance(*user).await.unwrap().get(),
+            1_000_000 - staked + paid,
+            "user {user}"
+        );
+    }
+    let settlement = done.settlement.unwrap();
+    assert_eq!(settlement.plan.fee, expected.fee);
+    assert_eq!(settlement.dust, Some(expected.dust));
+    assert_verified(&store).await;
+}
+
+async fn sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten(
+    store: Arc<dyn Store>,
+) {
+    let t = terms("20261124");
+    let now = t.open_at + Duration::hours(2);
+    let user = funded_user(&store, "racer", 10 * 1_000, now).await;
+    let (round, _) = store.open_round(&NewRound { terms: t, now }).await.unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            let side = if i % 2 == 0 { Side::Up } else { Side::Down };
+            tokio::spawn(async move {
+                store
+                    .place_bets(round.id, &[bet(user, side, 1_000, now)])
+                    .await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        let answers = task.await.unwrap().unwrap();
+        match &answers[0] {
+            Ok(_) => accepted += 1,
+            Err(BetRefusalReason::Player(BetRefusal::InsufficientFunds { .. })) => {}
+            Err(other) => panic!("unexpected refusal {other}"),
+        }
+    }
+    assert_eq!(accepted, 10);
+    assert_eq!(store.balance(user).await.unwrap(), Micros::ZERO);
+    let pools = store.pools(round.id).await.unwrap();
+    assert_eq!(pools.up.get() + pools.down.get(), 10_000);
+    assert_verified(&store).await;
+}
+
+async fn player_limits_and_self_exclusion_refuse_bets(store: Arc<dyn Store>) {
+    let t = terms("20261124");
+    let now = t.open_at + Duration::hours(3);
+    let user = funded_user(&store, "careful", 1_000_000, now).await;
+    let (round, _) = store.open_round(&NewRound { terms: t, now }).await.unwrap();
+    let limits = PlayerLimits {
+        max_stake_per_round: Some(m(500)),
+        max_stake_per_day: Some(m(10_000)),
+        excluded_until: None,
+    };
+    assert_eq!(store.set_limits(user, limits).await.unwrap().limits, limits);
+    let answers = store
+        .place_bets(
+            round.id,
+            &[bet(user, Side::Up, 400, now), bet(user, Side::Up, 200, now)],
+        )
+        .await
+        .unwrap();
+    assert!(answers[0].is_ok());
+    assert!(matches!(
+        answers[1],
+        Err(BetRefusalReason::Player(BetRefusal::RoundLimit { .. }))
+    ));
+    // The limit counts what is already stored, not only this batch.
+    let later = store
+        .place_bets(round.id, &[bet(user, Side::Down, 101, now)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        later[0],
+        Err(BetRefusalReason::Player(BetRefusal::RoundLimit { .. }))
+    ));
+    let excluded = PlayerLimits {
+        excluded_until: Some(now + Duration::days(30)),
+        ..limits
+    };
+    store.set_limits(user, excluded).await.unwrap();
+    let answers = store
+        .place_bets(round.id, &[bet(user, Side::Up, 1, now)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        answers[0],
+        Err(BetRefusalReason::Player(BetRefusal::SelfExcluded { .. }))
+    ));
+    assert_eq!(store.balance(user).await.unwrap(), m(1_000_000 - 400));
+    assert_verified(&store).await;
+}
+
+async fn migrations_run_twice_without_harm(store: Arc<dyn Store>) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    assert_verified(&store).await;
+}
