@@ -1,1 +1,21 @@
-//! placeholder
+//! The updown service: use-cases over the store, adapters, and the `updown`
+//! command line. `main.rs` only calls [`cli::main`].
+//!
+//! # Layout
+//! - [`config`]: environment and `.env`, validated once at start.
+//! - [`clock`]: the clock port (system, manual, scaled for demos).
+//! - [`oracle`]: the oracle port (mock, CSV, manual).
+//! - [`services`]: the use-cases, including group commit for bets.
+//! - [`error`]: the use-cases' error with stable codes.
+//! - [`cli`]: clap commands, each calling a use-case.
+//! - [`demo`]: `updown demo`, the whole story on a fresh database.
+//! - [`telemetry`]: logging setup.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod oracle;
+pub mod services;
+pub mod telemetry;

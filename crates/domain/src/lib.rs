@@ -14,7 +14,9 @@
 //! - [`payout`]: fee, shares and dust of a parimutuel round.
 //! - [`ledger`]: balanced postings for each business act.
 //! - [`admission`]: balance, limits and self-exclusion for each bet.
+//! - [`address`]: Ethereum addresses with the EIP-55 checksum.
 
+pub mod address;
 pub mod admission;
 pub mod calendar;
 pub mod ids;

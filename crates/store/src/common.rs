@@ -876,13 +876,18 @@ macro_rules! impl_store {
 
             async fn tvl(&self) -> StoreResult<Tvl> {
                 let mut tx = self.read().begin().await?;
+                self.snapshot(&mut tx).await?;
+                let user_balances = sum_balances(&mut tx, "kind = 'user'").await?;
+                let round_pools = sum_balances(&mut tx, "kind = 'pool'").await?;
+                let withdrawals_pending = sum_balances(&mut tx, "kind = 'withdrawals_pending'").await?;
                 let tvl = Tvl {
-                    user_balances: sum_balances(&mut tx, "kind = 'user'").await?,
-                    round_pools: sum_balances(&mut tx, "kind = 'pool'").await?,
-                    withdrawals_pending: sum_balances(&mut tx, "kind = 'withdrawals_pending'").await?,
-                    total: -sum_balances(&mut tx, "kind = 'chain'").await?,
+                    total: user_balances + round_pools + withdrawals_pending,
+                    user_balances,
+                    round_pools,
+                    withdrawals_pending,
                     house_fees: sum_balances(&mut tx, "kind = 'house_fees'").await?,
                     house_rounding: sum_balances(&mut tx, "kind = 'house_rounding'").await?,
+                    custody: -sum_balances(&mut tx, "kind = 'chain'").await?,
                 };
                 tx.commit().await?;
                 Ok(tvl)

@@ -212,13 +212,18 @@ pub struct Bet {
 /// Total value locked and its parts, in micro-USDC.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tvl {
+    /// Players' money: user balances + open/locked pools + pending
+    /// withdrawals.
+    pub total: i64,
     pub user_balances: i64,
     pub round_pools: i64,
     pub withdrawals_pending: i64,
-    /// Minus the chain account: what came in and has not gone out.
-    pub total: i64,
+    /// The house's own money (fees and rounding dust), outside TVL.
     pub house_fees: i64,
     pub house_rounding: i64,
+    /// Minus the chain account: everything that came in and has not gone
+    /// out, i.e. TVL plus the house's money.
+    pub custody: i64,
 }
 
 /// One invariant `verify` checks, and what it found.

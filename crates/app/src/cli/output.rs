@@ -1,0 +1,313 @@
+//! What the CLI prints: wire types (serialisable, separate from the domain
+//! types) for `--json`, and their human-readable forms.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use updown_store::{Bet, Pools, PriceRecord, Round, Tvl, User, VerifyReport, Withdrawal};
+
+pub fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Micro-USDC shown to a person: "1.500000 USDC (1500000)".
+pub fn usdc(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    format!("{sign}{}.{:06} USDC", abs / 1_000_000, abs % 1_000_000)
+}
+
+#[derive(Serialize)]
+pub struct UserOut {
+    pub id: i64,
+    pub email: String,
+    pub sequence: i64,
+    pub created_at: String,
+}
+
+impl From<&User> for UserOut {
+    fn from(user: &User) -> Self {
+        UserOut {
+            id: user.id.0,
+            email: user.email.to_string(),
+            sequence: user.sequence,
+            created_at: instant(user.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct BetOut {
+    pub id: i64,
+    pub round_id: i64,
+    pub user_id: i64,
+    pub side: &'static str,
+    pub stake: i64,
+    pub status: &'static str,
+    pub placed_at: String,
+}
+
+impl From<&Bet> for BetOut {
+    fn from(bet: &Bet) -> Self {
+        BetOut {
+            id: bet.id.0,
+            round_id: bet.round.0,
+            user_id: bet.user.0,
+            side: bet.side.as_str(),
+            stake: bet.stake.get(),
+            status: bet.status.as_str(),
+            placed_at: instant(bet.placed_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct WithdrawalOut {
+    pub id: i64,
+    pub user_id: i64,
+    pub amount: i64,
+    pub address: String,
+    pub status: &'static str,
+    pub created_at: String,
+}
+
+impl From<&Withdrawal> for WithdrawalOut {
+    fn from(w: &Withdrawal) -> Self {
+        WithdrawalOut {
+            id: w.id.0,
+            user_id: w.user.0,
+            amount: w.amount.get(),
+            address: w.address.clone(),
+            status: w.status.as_str(),
+            created_at: instant(w.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PriceOut {
+    pub date: String,
+    pub close: String,
+    pub source: String,
+    pub fetched_at: String,
+}
+
+impl From<&PriceRecord> for PriceOut {
+    fn from(p: &PriceRecord) -> Self {
+        PriceOut {
+            date: p.date.to_string(),
+            close: p.close.to_string(),
+            source: p.source.clone(),
+            fetched_at: instant(p.fetched_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RoundOut {
+    pub id: i64,
+    pub market: String,
+    pub code: String,
+    pub status: &'static str,
+    pub result: Option<&'static str>,
+    pub open_at: String,
+    pub lock_at: String,
+    pub close_at: String,
+    pub settle_at: String,
+    pub void_at: String,
+    pub previous_session: String,
+    pub fee_bps: u32,
+    pub tie_policy: &'static str,
+    pub terms_digest: String,
+    pub pool_up: i64,
+    pub pool_down: i64,
+    pub bets_up: i64,
+    pub bets_down: i64,
+    pub fee: Option<i64>,
+    pub dust: Option<i64>,
+    pub close: Option<PriceOut>,
+    pub previous_close: Option<PriceOut>,
+    pub settled_by: Option<String>,
+    pub settle_reason: Option<String>,
+    pub settled_at: Option<String>,
+}
+
+impl RoundOut {
+    /// Pools come from the bets while a round is open, and from the
+    /// settlement's frozen figures afterwards.
+    pub fn new(round: &Round, pools: Pools) -> Self {
+        let settlement = round.settlement.as_ref();
+        let finished = settlement.and_then(|s| s.finished_at);
+        RoundOut {
+            id: round.id.0,
+            market: round.terms.market.to_string(),
+            code: round.terms.code.to_string(),
+            status: round.status.as_str(),
+            result: finished.and(settlement).map(|s| s.plan.outcome.as_str()),
+            open_at: instant(round.terms.open_at),
+            lock_at: instant(round.terms.lock_at),
+            close_at: instant(round.terms.close_at),
+            settle_at: instant(round.terms.settle_at),
+            void_at: instant(round.terms.void_at),
+            previous_session: round.terms.previous_session.to_string(),
+            fee_bps: round.terms.fee_bps,
+            tie_policy: round.terms.tie_policy.as_str(),
+            terms_digest: round.terms_digest.clone(),
+            pool_up: pools.up.get(),
+            pool_down: pools.down.get(),
+            bets_up: pools.bets_up,
+            bets_down: pools.bets_down,
+            fee: settlement.map(|s| s.plan.fee.get()),
+            dust: settlement.and_then(|s| s.dust).map(|d| d.get()),
+            close: settlement
+                .and_then(|s| s.evidence.close.as_ref())
+                .map(PriceOut::from),
+            previous_close: settlement
+                .and_then(|s| s.evidence.previous_close.as_ref())
+                .map(PriceOut::from),
+            settled_by: settlement.map(|s| s.actor.clone()),
+            settle_reason: settlement.and_then(|s| s.reason.clone()),
+            settled_at: finished.map(instant),
+        }
+    }
+
+    pub fn human(&self) -> String {
+        let mut text = format!(
+            "round {} ({}) {}{}\n  opens {}  locks {}  settles from {}  voids {}\n  pools: UP {} ({} bets)  DOWN {} ({} bets)\n  terms digest {}",
+            self.code,
+            self.market,
+            self.status,
+            self.result.map(|r| format!(" result {r}")).unwrap_or_default(),
+            self.open_at,
+            self.lock_at,
+            self.settle_at,
+            self.void_at,
+            usdc(self.pool_up),
+            self.bets_up,
+            usdc(self.pool_down),
+            self.bets_down,
+            self.terms_digest,
+        );
+        if let (Some(close), Some(previous)) = (&self.close, &self.previous_close) {
+            text.push_str(&format!(
+                "\n  close {} on {} ({}) vs previous {} on {} ({})",
+                close.close,
+                close.date,
+                close.source,
+                previous.close,
+                previous.date,
+                previous.source
+            ));
+        }
+        if let Some(fee) = self.fee {
+            text.push_str(&format!(
+                "\n  fee {}  dust {}",
+                usdc(fee),
+                usdc(self.dust.unwrap_or(0))
+            ));
+        }
+        if let Some(by) = &self.settled_by {
+            text.push_str(&format!(
+                "\n  settled by {by}{}",
+                self.settle_reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+        text
+    }
+}
+
+#[derive(Serialize)]
+pub struct TvlOut {
+    pub total: i64,
+    pub user_balances: i64,
+    pub round_pools: i64,
+    pub withdrawals_pending: i64,
+    pub house_fees: i64,
+    pub house_rounding: i64,
+    pub custody: i64,
+}
+
+impl From<Tvl> for TvlOut {
+    fn from(t: Tvl) -> Self {
+        TvlOut {
+            total: t.total,
+            user_balances: t.user_balances,
+            round_pools: t.round_pools,
+            withdrawals_pending: t.withdrawals_pending,
+            house_fees: t.house_fees,
+            house_rounding: t.house_rounding,
+            custody: t.custody,
+        }
+    }
+}
+
+impl TvlOut {
+    pub fn human(&self) -> String {
+        format!(
+            "TVL {}\n  user balances        {}\n  open/locked pools    {}\n  pending withdrawals  {}\nhouse (outside TVL): fees {}, rounding {}\nin custody (TVL + house = minus the chain account): {}",
+            usdc(self.total),
+            usdc(self.user_balances),
+            usdc(self.round_pools),
+            usdc(self.withdrawals_pending),
+            usdc(self.house_fees),
+            usdc(self.house_rounding),
+            usdc(self.custody),
+        )
+    }
+}
+
+#[derive(Serialize)]
+pub struct CheckOut {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+pub struct VerifyOut {
+    pub ok: bool,
+    pub transactions: i64,
+    pub entries: i64,
+    pub checks: Vec<CheckOut>,
+}
+
+impl From<&VerifyReport> for VerifyOut {
+    fn from(r: &VerifyReport) -> Self {
+        VerifyOut {
+            ok: r.ok(),
+            transactions: r.transactions,
+            entries: r.entries,
+            checks: r
+                .checks
+                .iter()
+                .map(|c| CheckOut {
+                    name: c.name,
+                    passed: c.passed,
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl VerifyOut {
+    pub fn human(&self) -> String {
+        let mut text = format!(
+            "verify: {} ({} transactions, {} entries)",
+            if self.ok { "OK" } else { "FAILED" },
+            self.transactions,
+            self.entries
+        );
+        for check in &self.checks {
+            text.push_str(&format!(
+                "\n  [{}] {}: {}",
+                if check.passed { "ok" } else { "FAIL" },
+                check.name,
+                check.detail
+            ));
+        }
+        text
+    }
+}

@@ -1,0 +1,340 @@
+//! Configuration: defaults, then `.env` and the environment, parsed once at
+//! start into typed values. A bad value fails at start with a message that
+//! names the variable.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use updown_domain::calendar::Calendar;
+use updown_domain::ids::Market;
+use updown_domain::payout::MAX_FEE_BPS;
+use updown_domain::round::TiePolicy;
+use updown_domain::schedule::ScheduleConfig;
+use updown_domain::Micros;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/updown.db";
+
+/// A value that must not appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OracleKind {
+    Mock,
+    Csv,
+    Manual,
+}
+
+/// Where the clock starts and how fast it runs, for demos and tests only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClockOverride {
+    pub start: DateTime<Utc>,
+    pub speed: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: Secret,
+    pub redis_url: Option<Secret>,
+    /// Display time zone (TIMEZONE); rounds always follow New York.
+    pub timezone: chrono_tz::Tz,
+    pub market: Market,
+    pub fee_bps: u32,
+    pub tie_policy: TiePolicy,
+    pub schedule: ScheduleConfig,
+    pub cancel_cutoff: Duration,
+    pub max_bet: Micros,
+    pub extra_closures: Vec<NaiveDate>,
+    pub oracle: OracleKind,
+    pub oracle_csv_path: Option<PathBuf>,
+    pub clock: Option<ClockOverride>,
+    pub db_max_connections: u32,
+    pub settle_chunk_size: i64,
+    pub bet_batch_max: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {variable}={value:?}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub problem: String,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        // A missing .env is normal; a malformed one is reported by parsing.
+        let _ = dotenvy::dotenv();
+        Config::from_vars(&std::env::vars().collect())
+    }
+
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let fail = |variable: &'static str, value: &str, problem: &str| ConfigError {
+            variable,
+            value: value.to_string(),
+            problem: problem.to_string(),
+        };
+        fn number<T>(
+            get: &dyn Fn(&str) -> Option<String>,
+            variable: &'static str,
+            default: T,
+            range: std::ops::RangeInclusive<T>,
+        ) -> Result<T, ConfigError>
+        where
+            T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+        {
+            let Some(text) = get(variable) else {
+                return Ok(default);
+            };
+            let value: T = text.parse().map_err(|_| ConfigError {
+                variable,
+                value: text.clone(),
+                problem: "not a whole number".into(),
+            })?;
+            if !range.contains(&value) {
+                return Err(ConfigError {
+                    variable,
+                    value: text,
+                    problem: format!("must be between {} and {}", range.start(), range.end()),
+                });
+            }
+            Ok(value)
+        }
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(fail(
+                "DATABASE_URL",
+                "[redacted]",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        let redis_url = get("REDIS_URL");
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(fail(
+                    "REDIS_URL",
+                    "[redacted]",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+        }
+        let timezone_text = get("TIMEZONE").unwrap_or_else(|| "America/New_York".into());
+        let timezone: chrono_tz::Tz = timezone_text.parse().map_err(|_| {
+            fail(
+                "TIMEZONE",
+                &timezone_text,
+                "not a time zone of the tz database (e.g. America/New_York)",
+            )
+        })?;
+        let market_text = get("MARKET_SYMBOL").unwrap_or_else(|| "NDX".into());
+        let market = Market::parse(&market_text)
+            .map_err(|e| fail("MARKET_SYMBOL", &market_text, &e.to_string()))?;
+        let tie_text = get("TIE_POLICY").unwrap_or_else(|| "down".into());
+        let tie_policy: TiePolicy =
+            tie_text
+                .parse()
+                .map_err(|e: updown_domain::round::ParseEnumError| {
+                    fail("TIE_POLICY", &tie_text, &e.to_string())
+                })?;
+        let max_bet = match get("MAX_BET") {
+            None => Micros::usdc(10_000).expect("constant"),
+            Some(text) => {
+                let amount =
+                    Micros::parse_cli(&text).map_err(|e| fail("MAX_BET", &text, &e.to_string()))?;
+                if amount.is_zero() {
+                    return Err(fail("MAX_BET", &text, "must be at least 1 micro-USDC"));
+                }
+                amount
+            }
+        };
+        let extra_closures = match get("EXTRA_CLOSURES") {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(|d| {
+                    d.parse::<NaiveDate>().map_err(|_| {
+                        fail(
+                            "EXTRA_CLOSURES",
+                            d,
+                            "dates must be YYYY-MM-DD, separated by commas",
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let oracle_text = get("ORACLE").unwrap_or_else(|| "mock".into());
+        let oracle = match oracle_text.to_ascii_lowercase().as_str() {
+            "mock" => OracleKind::Mock,
+            "csv" => OracleKind::Csv,
+            "manual" => OracleKind::Manual,
+            _ => {
+                return Err(fail(
+                    "ORACLE",
+                    &oracle_text,
+                    "must be one of mock, csv, manual",
+                ))
+            }
+        };
+        let oracle_csv_path = get("ORACLE_CSV_PATH").map(PathBuf::from);
+        if oracle == OracleKind::Csv && oracle_csv_path.is_none() {
+            return Err(fail(
+                "ORACLE_CSV_PATH",
+                "",
+                "is required when ORACLE=csv (a file of date,close lines)",
+            ));
+        }
+        let clock = match get("CLOCK_START") {
+            None => {
+                if let Some(speed) = get("CLOCK_SPEED") {
+                    return Err(fail(
+                        "CLOCK_SPEED",
+                        &speed,
+                        "only makes sense with CLOCK_START",
+                    ));
+                }
+                None
+            }
+            Some(text) => {
+                let start = DateTime::parse_from_rfc3339(&text)
+                    .map_err(|_| {
+                        fail(
+                            "CLOCK_START",
+                            &text,
+                            "must be an RFC 3339 instant, e.g. 2026-11-24T20:58:00Z",
+                        )
+                    })?
+                    .with_timezone(&Utc);
+                let speed = match get("CLOCK_SPEED") {
+                    None => 1.0,
+                    Some(s) => s
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 100_000.0)
+                        .ok_or_else(|| {
+                            fail(
+                                "CLOCK_SPEED",
+                                &s,
+                                "must be a number above 0 and at most 100000",
+                            )
+                        })?,
+                };
+                Some(ClockOverride { start, speed })
+            }
+        };
+        let close_fetch_delay_min = number(&get, "CLOSE_FETCH_DELAY_MIN", 5i64, 0..=240)?;
+        let settle_grace_min = number(&get, "SETTLE_GRACE_MIN", 30i64, 1..=1440)?;
+        let cancel_cutoff_min = number(&get, "CANCEL_CUTOFF_MIN", 15i64, 0..=1440)?;
+        Ok(Config {
+            database_url: Secret::new(database_url),
+            redis_url: redis_url.map(Secret::new),
+            timezone,
+            market,
+            fee_bps: number(&get, "FEE_BPS", 100u32, 0..=MAX_FEE_BPS)?,
+            tie_policy,
+            schedule: ScheduleConfig {
+                close_fetch_delay: Duration::minutes(close_fetch_delay_min),
+                settle_grace: Duration::minutes(settle_grace_min),
+            },
+            cancel_cutoff: Duration::minutes(cancel_cutoff_min),
+            max_bet,
+            extra_closures,
+            oracle,
+            oracle_csv_path,
+            clock,
+            db_max_connections: number(&get, "DB_MAX_CONNECTIONS", 16u32, 1..=500)?,
+            settle_chunk_size: number(&get, "SETTLE_CHUNK_SIZE", 10_000i64, 1..=100_000)?,
+            bet_batch_max: number(&get, "BET_BATCH_MAX", 256usize, 1..=10_000)?,
+        })
+    }
+
+    pub fn calendar(&self) -> Calendar {
+        Calendar::with_closures(self.extra_closures.iter().copied())
+    }
+
+    /// A configuration for tests and the demo: defaults plus `overrides`.
+    pub fn with(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(
+            &overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let config = Config::with(&[]).unwrap();
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.fee_bps, 100);
+        assert_eq!(config.schedule, ScheduleConfig::default());
+        assert_eq!(config.cancel_cutoff, Duration::minutes(15));
+        assert_eq!(config.market.as_str(), "NDX");
+        assert_eq!(config.tie_policy, TiePolicy::Down);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (variable, value) in [
+            ("FEE_BPS", "10001"),
+            ("FEE_BPS", "1.5"),
+            ("SETTLE_GRACE_MIN", "-1"),
+            ("TIE_POLICY", "coinflip"),
+            ("MAX_BET", "1.5"),
+            ("EXTRA_CLOSURES", "2031-13-01"),
+            ("ORACLE", "magic"),
+            ("CLOCK_START", "yesterday"),
+            ("TIMEZONE", "Mars/Olympus"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let error = Config::with(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{error}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = Config::with(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn operator_closures_reach_the_calendar() {
+        let config = Config::with(&[("EXTRA_CLOSURES", "2031-01-02, 2031-01-03")]).unwrap();
+        assert!(!config.calendar().is_session("2031-01-02".parse().unwrap()));
+    }
+}

@@ -1,0 +1,51 @@
+//! The oracle port: official closes per market and session date.
+//!
+//! `mock` (deterministic, for demos and tests), `csv` (a file of
+//! `date,close` lines) and `manual` (operators enter closes with `price
+//! set`; the oracle itself never answers). Whatever price is used is
+//! recorded in the store with its source and fetch time.
+
+mod csv;
+mod mock;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use updown_domain::ids::Market;
+use updown_domain::round::Price;
+
+pub use self::csv::CsvOracle;
+pub use self::mock::MockOracle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OracleError {
+    #[error("oracle source failed: {0}")]
+    Source(String),
+}
+
+#[async_trait]
+pub trait Oracle: Send + Sync + 'static {
+    /// A short name recorded as the price's source.
+    fn name(&self) -> String;
+
+    /// The official close of `market` on `date`, or `None` while there is
+    /// none (yet).
+    async fn close(&self, market: &Market, date: NaiveDate) -> Result<Option<Price>, OracleError>;
+}
+
+/// Closes come only from operators (`updown price set`).
+pub struct ManualOracle;
+
+#[async_trait]
+impl Oracle for ManualOracle {
+    fn name(&self) -> String {
+        "manual".into()
+    }
+
+    async fn close(
+        &self,
+        _market: &Market,
+        _date: NaiveDate,
+    ) -> Result<Option<Price>, OracleError> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,132 @@
+//! Players and their money: accounts, deposits, withdrawals, limits, and
+//! the ledger-wide reports (TVL, verify).
+
+use updown_domain::address::Address;
+use updown_domain::admission::PlayerLimits;
+use updown_domain::ids::{Email, UserId};
+use updown_domain::Micros;
+use updown_store::{Deposit, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal};
+
+use super::App;
+use crate::error::{AppError, AppResult};
+
+/// Chain transaction hashes: `0x` and 1 to 128 characters of letters,
+/// digits, `-` or `_` (real hashes are 64 hex digits; simulators and
+/// operators' manual credits use readable ids).
+fn check_tx_hash(hash: &str) -> AppResult<()> {
+    let body = hash.strip_prefix("0x").unwrap_or(hash);
+    let ok = (1..=128).contains(&body.len())
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(format!(
+            "transaction hash {hash:?} must be 1 to 128 letters, digits, '-' or '_' (optionally after 0x)"
+        )))
+    }
+}
+
+impl App {
+    pub async fn create_user(&self, email: &str) -> AppResult<User> {
+        let email = Email::parse(email).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let user = self.store.create_user(&email, self.clock.now()).await?;
+        tracing::info!(event = "user_created", user = %user.id, email = %user.email);
+        Ok(user)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> AppResult<User> {
+        let email = Email::parse(email).map_err(|e| AppError::Invalid(e.to_string()))?;
+        self.store
+            .user_by_email(&email)
+            .await
+            .map_err(|_| AppError::NotFound(format!("no user with email {email}")))
+    }
+
+    pub async fn balance(&self, user: UserId) -> AppResult<Micros> {
+        Ok(self.store.balance(user).await?)
+    }
+
+    /// Credits a confirmed chain transfer, once per (tx hash, log index).
+    pub async fn deposit(
+        &self,
+        user: UserId,
+        amount: Micros,
+        tx_hash: &str,
+        log_index: i64,
+    ) -> AppResult<Deposit> {
+        if amount.is_zero() {
+            return Err(AppError::Invalid(
+                "a deposit must be at least 1 micro-USDC".into(),
+            ));
+        }
+        check_tx_hash(tx_hash)?;
+        if log_index < 0 {
+            return Err(AppError::Invalid("log index must not be negative".into()));
+        }
+        let deposit = self
+            .store
+            .credit_deposit(&NewDeposit {
+                user,
+                amount,
+                chain_tx_hash: tx_hash.to_string(),
+                log_index,
+                now: self.clock.now(),
+            })
+            .await?;
+        tracing::info!(event = "deposit_credited", user = %user, amount = amount.get(), tx_hash, log_index);
+        Ok(deposit)
+    }
+
+    /// Moves `amount` from available to pending at once and queues the
+    /// withdrawal for the chain.
+    pub async fn withdraw(&self, user: UserId, amount: Micros, to: &str) -> AppResult<Withdrawal> {
+        if amount.is_zero() {
+            return Err(AppError::Invalid(
+                "a withdrawal must be at least 1 micro-USDC".into(),
+            ));
+        }
+        let address = Address::parse(to).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let withdrawal = self
+            .store
+            .request_withdrawal(&NewWithdrawal {
+                user,
+                amount,
+                address: address.to_checksum(),
+                now: self.clock.now(),
+            })
+            .await?;
+        tracing::info!(event = "withdrawal_queued", user = %user, amount = amount.get(), withdrawal = %withdrawal.id);
+        Ok(withdrawal)
+    }
+
+    pub async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> AppResult<User> {
+        let user = self.store.set_limits(user, limits).await?;
+        tracing::info!(event = "limits_set", user = %user.id, ?limits);
+        Ok(user)
+    }
+
+    pub async fn tvl(&self) -> AppResult<Tvl> {
+        Ok(self.store.tvl().await?)
+    }
+
+    pub async fn verify(&self) -> AppResult<VerifyReport> {
+        Ok(self.store.verify().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_hashes_are_bounded_and_plain() {
+        assert!(check_tx_hash("0xabc123").is_ok());
+        assert!(check_tx_hash("cli-1700000000-1").is_ok());
+        assert!(check_tx_hash("").is_err());
+        assert!(check_tx_hash("0x").is_err());
+        assert!(check_tx_hash("0xabc def").is_err());
+        assert!(check_tx_hash(&"a".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! Use-cases: each loads state from the store, asks the domain what should
+//! happen, writes the result in one transaction, and logs the business
+//! event. Entry points (CLI, later HTTP and the scheduler) call these and
+//! never write SQL.
+
+mod accounts;
+mod batcher;
+mod bets;
+mod rounds;
+
+use std::sync::Arc;
+
+use updown_domain::calendar::Calendar;
+use updown_store::Store;
+
+pub use batcher::BetBatcher;
+pub use rounds::{SettleOptions, SettleRequest};
+
+use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::config::{Config, OracleKind};
+use crate::oracle::{CsvOracle, ManualOracle, MockOracle, Oracle};
+
+/// Everything a use-case needs, shared by every entry point.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub oracle: Arc<dyn Oracle>,
+    pub config: Arc<Config>,
+    pub calendar: Calendar,
+    bets: BetBatcher,
+}
+
+impl App {
+    /// Wires the ports together and starts the bet batcher (needs a Tokio
+    /// runtime).
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        oracle: Arc<dyn Oracle>,
+    ) -> App {
+        let bets = BetBatcher::start(store.clone(), config.bet_batch_max, 2);
+        App {
+            calendar: config.calendar(),
+            config: Arc::new(config),
+            store,
+            clock,
+            oracle,
+            bets,
+        }
+    }
+
+    /// Connects the database the configuration names, runs migrations, and
+    /// builds the clock and oracle it asks for.
+    pub async fn from_config(config: Config) -> anyhow::Result<App> {
+        let store =
+            updown_store::connect(config.database_url.expose(), config.db_max_connections).await?;
+        store.migrate().await?;
+        let clock: Arc<dyn Clock> = match config.clock {
+            Some(setting) => Arc::new(ScaledClock::new(setting)),
+            None => Arc::new(SystemClock),
+        };
+        let oracle = oracle_for(&config);
+        Ok(App::new(config, store, clock, oracle))
+    }
+}
+
+pub fn oracle_for(config: &Config) -> Arc<dyn Oracle> {
+    match config.oracle {
+        OracleKind::Mock => Arc::new(MockOracle::default()),
+        OracleKind::Csv => Arc::new(CsvOracle::new(
+            config
+                .oracle_csv_path
+                .clone()
+                .expect("validated with the config"),
+        )),
+        OracleKind::Manual => Arc::new(ManualOracle),
+    }
+}
+
+/// Midnight of `date` in New York, as an instant (self-exclusion ends then).
+pub fn new_york_midnight(
+    date: chrono::NaiveDate,
+) -> crate::error::AppResult<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    chrono_tz::America::New_York
+        .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok_or_else(|| {
+            crate::error::AppError::Invalid(format!("{date} has no midnight in New York"))
+        })
+}

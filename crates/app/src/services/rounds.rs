@@ -1,0 +1,375 @@
+//! Rounds: open, lock, settle (from the oracle or by hand) and void, and
+//! the closes they rest on.
+
+use chrono::NaiveDate;
+use updown_domain::ids::RoundCode;
+use updown_domain::round::{decide, Outcome, Price, RoundStatus, RoundTerms};
+use updown_domain::schedule::{round_schedule, round_taking_bets_at};
+use updown_store::{
+    AuditEntry, Evidence, NewRound, PriceRecord, Round, SettlementStart, StoreError,
+};
+
+use super::App;
+use crate::error::{AppError, AppResult};
+
+/// How a round's result is decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettleRequest {
+    /// From the oracle's two closes; VOID once the void instant passes
+    /// without them.
+    Auto,
+    /// An operator's result, with who and why.
+    Manual {
+        outcome: Outcome,
+        actor: String,
+        reason: String,
+    },
+}
+
+/// Knobs for the settlement loop: progress reports and, in tests, a
+/// simulated crash after some chunks.
+#[derive(Default)]
+pub struct SettleOptions<'a> {
+    pub on_progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    pub fail_after_chunks: Option<usize>,
+}
+
+impl App {
+    pub async fn round(&self, code: RoundCode) -> AppResult<Round> {
+        self.store
+            .round(&self.config.market, code)
+            .await
+            .map_err(|_| {
+                AppError::NotFound(format!(
+                    "round {code} of {} does not exist",
+                    self.config.market
+                ))
+            })
+    }
+
+    pub async fn rounds(&self, limit: i64) -> AppResult<Vec<Round>> {
+        Ok(self
+            .store
+            .rounds(&self.config.market, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Opens the round for `code`, or the one that should take bets now.
+    /// Opening is idempotent: an existing round is returned unchanged.
+    pub async fn open_round(&self, code: Option<RoundCode>) -> AppResult<(Round, bool)> {
+        let now = self.clock.now();
+        let schedule = match code {
+            Some(code) => round_schedule(&self.calendar, &self.config.schedule, code.date()),
+            None => round_taking_bets_at(&self.calendar, &self.config.schedule, now),
+        }
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+        if let Ok(existing) = self.store.round(&self.config.market, schedule.code()).await {
+            return Ok((existing, false));
+        }
+        if now >= schedule.lock_at {
+            return Err(AppError::Invalid(format!(
+                "round {} locked at {}; it can no longer be opened",
+                schedule.code(),
+                schedule.lock_at
+            )));
+        }
+        let terms = RoundTerms {
+            market: self.config.market.clone(),
+            code: schedule.code(),
+            previous_session: schedule.previous_session.date,
+            open_at: schedule.open_at,
+            lock_at: schedule.lock_at,
+            close_at: schedule.close_at,
+            settle_at: schedule.settle_at,
+            void_at: schedule.void_at,
+            fee_bps: self.config.fee_bps,
+            tie_policy: self.config.tie_policy,
+        };
+        let (round, created) = self.store.open_round(&NewRound { terms, now }).await?;
+        if created {
+            tracing::info!(event = "round_opened", round = %round.terms.code, lock_at = %round.terms.lock_at, digest = %round.terms_digest);
+        }
+        Ok((round, created))
+    }
+
+    /// Stops a round taking bets. Operators may lock early; the clock
+    /// refuses bets from the lock instant regardless.
+    pub async fn lock_round(&self, code: RoundCode) -> AppResult<Round> {
+        let round = self.round(code).await?;
+        let locked = self.store.lock_round(round.id, self.clock.now()).await?;
+        if round.status == RoundStatus::Open {
+            tracing::info!(event = "round_locked", round = %code);
+        }
+        Ok(locked)
+    }
+
+    /// Records an operator's official close for a session that has closed.
+    pub async fn set_price(
+        &self,
+        date: NaiveDate,
+        close: Price,
+        actor: &str,
+    ) -> AppResult<PriceRecord> {
+        let session = self
+            .calendar
+            .session(date)
+            .map_err(|e| AppError::Invalid(format!("{e}; closes exist only for sessions")))?;
+        let now = self.clock.now();
+        if session.close_at() > now {
+            return Err(AppError::Invalid(format!(
+                "the session of {date} closes at {}; it has no close yet",
+                session.close_at()
+            )));
+        }
+        let record = PriceRecord {
+            market: self.config.market.clone(),
+            date,
+            close,
+            source: format!("manual:{actor}"),
+            fetched_at: now,
+        };
+        match self.store.record_price(&record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                let existing = self
+                    .store
+                    .price(&self.config.market, date)
+                    .await?
+                    .expect("conflict means it exists");
+                return Err(AppError::Conflict(format!(
+                    "a close for {date} is already recorded: {} from {}",
+                    existing.close, existing.source
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.store
+            .record_audit(&AuditEntry {
+                at: now,
+                actor: actor.to_string(),
+                action: "price_set".into(),
+                subject: format!("{} {date} close {close}", self.config.market),
+                reason: None,
+            })
+            .await?;
+        tracing::info!(event = "price_recorded", date = %date, close = %close, source = %record.source);
+        Ok(record)
+    }
+
+    /// The official close of `date`: recorded before (by an operator or an
+    /// earlier fetch), or fetched from the oracle now and recorded.
+    pub async fn close_of(&self, date: NaiveDate) -> AppResult<Option<PriceRecord>> {
+        if let Some(recorded) = self.store.price(&self.config.market, date).await? {
+            return Ok(Some(recorded));
+        }
+        let fetched = self
+            .oracle
+            .close(&self.config.market, date)
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let Some(close) = fetched else {
+            return Ok(None);
+        };
+        let record = PriceRecord {
+            market: self.config.market.clone(),
+            date,
+            close,
+            source: self.oracle.name(),
+            fetched_at: self.clock.now(),
+        };
+        match self.store.record_price(&record).await {
+            Ok(()) => Ok(Some(record)),
+            // Someone recorded it first; theirs is the record.
+            Err(StoreError::Conflict(_)) => Ok(self.store.price(&self.config.market, date).await?),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn settle_round(&self, code: RoundCode, request: SettleRequest) -> AppResult<Round> {
+        self.settle_round_with(code, request, SettleOptions::default())
+            .await
+    }
+
+    /// Decides the result and pays everyone, chunk by chunk. Safe to run
+    /// again after a crash: it resumes where the last chunk committed.
+    pub async fn settle_round_with(
+        &self,
+        code: RoundCode,
+        request: SettleRequest,
+        options: SettleOptions<'_>,
+    ) -> AppResult<Round> {
+        let now = self.clock.now();
+        let mut round = self.round(code).await?;
+        if round.status.is_final() {
+            return Err(AppError::Conflict(format!(
+                "round {code} is already {}",
+                round.status.as_str()
+            )));
+        }
+        if round.status == RoundStatus::Open {
+            if now < round.terms.lock_at {
+                return Err(AppError::Invalid(format!(
+                    "round {code} takes bets until {}; lock it first (`updown lock-round --code {code}`)",
+                    round.terms.lock_at
+                )));
+            }
+            round = self.store.lock_round(round.id, now).await?;
+        }
+        let start = match (&round.settlement, &request) {
+            // Resuming: the stored decision stands.
+            (Some(begun), SettleRequest::Auto) => SettlementStart {
+                outcome: begun.plan.outcome,
+                evidence: begun.evidence.clone(),
+                actor: begun.actor.clone(),
+                reason: begun.reason.clone(),
+                now,
+            },
+            (
+                _,
+                SettleRequest::Manual {
+                    outcome,
+                    actor,
+                    reason,
+                },
+            ) => {
+                if reason.trim().is_empty() {
+                    return Err(AppError::Invalid(
+                        "a manual result needs a reason (--reason)".into(),
+                    ));
+                }
+                round.clock().check_settle(now, false)?;
+                SettlementStart {
+                    outcome: *outcome,
+                    evidence: self.recorded_evidence(&round).await?,
+                    actor: actor.clone(),
+                    reason: Some(reason.clone()),
+                    now,
+                }
+            }
+            (None, SettleRequest::Auto) => self.decide_from_oracle(&round).await?,
+        };
+        let manual = matches!(request, SettleRequest::Manual { .. });
+        let begun = self.store.begin_settlement(round.id, &start).await?;
+        if manual && round.settlement.is_none() {
+            self.store
+                .record_audit(&AuditEntry {
+                    at: now,
+                    actor: start.actor.clone(),
+                    action: format!("settle_{}", start.outcome.as_str().to_ascii_lowercase()),
+                    subject: format!("round {code}"),
+                    reason: start.reason.clone(),
+                })
+                .await?;
+        }
+        self.pay_in_chunks(&begun, &options).await?;
+        let finished = self
+            .store
+            .finish_settlement(round.id, self.clock.now())
+            .await?;
+        let settlement = finished.settlement.as_ref().expect("finished settlement");
+        tracing::info!(
+            event = if finished.status == RoundStatus::Void { "round_voided" } else { "round_settled" },
+            round = %code,
+            outcome = settlement.plan.outcome.as_str(),
+            fee = settlement.plan.fee.get(),
+            dust = settlement.dust.map(|d| d.get()).unwrap_or(0),
+            pool_up = settlement.plan.pool_up.get(),
+            pool_down = settlement.plan.pool_down.get(),
+        );
+        Ok(finished)
+    }
+
+    async fn pay_in_chunks(&self, round: &Round, options: &SettleOptions<'_>) -> AppResult<()> {
+        let plan = round.settlement.as_ref().expect("settlement begun").plan;
+        let pools = self.store.pools(round.id).await?;
+        let total = [
+            (updown_domain::round::Side::Up, pools.bets_up),
+            (updown_domain::round::Side::Down, pools.bets_down),
+        ]
+        .iter()
+        .filter(|(side, _)| plan.pays(*side))
+        .map(|(_, n)| *n as u64)
+        .sum::<u64>();
+        let mut paid = 0u64;
+        let mut chunks = 0usize;
+        loop {
+            if options
+                .fail_after_chunks
+                .is_some_and(|limit| chunks >= limit)
+            {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "simulated crash after {chunks} settlement chunks"
+                )));
+            }
+            let covered = self
+                .store
+                .settle_chunk(round.id, self.config.settle_chunk_size)
+                .await?;
+            if covered == 0 {
+                break;
+            }
+            chunks += 1;
+            paid += covered;
+            if let Some(report) = options.on_progress {
+                report(paid, total);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whatever closes are already recorded, for a manual result's evidence.
+    async fn recorded_evidence(&self, round: &Round) -> AppResult<Evidence> {
+        Ok(Evidence {
+            close: self
+                .store
+                .price(&self.config.market, round.terms.code.date())
+                .await?,
+            previous_close: self
+                .store
+                .price(&self.config.market, round.terms.previous_session)
+                .await?,
+        })
+    }
+
+    async fn decide_from_oracle(&self, round: &Round) -> AppResult<SettlementStart> {
+        let now = self.clock.now();
+        round.clock().check_settle(now, true)?;
+        let close = self.close_of(round.terms.code.date()).await?;
+        let previous_close = self.close_of(round.terms.previous_session).await?;
+        let evidence = Evidence {
+            close: close.clone(),
+            previous_close: previous_close.clone(),
+        };
+        match (close, previous_close) {
+            (Some(close), Some(previous)) => Ok(SettlementStart {
+                outcome: decide(close.close, previous.close, round.terms.tie_policy),
+                evidence,
+                actor: format!("oracle:{}", close.source),
+                reason: None,
+                now,
+            }),
+            _ if now >= round.terms.void_at => Ok(SettlementStart {
+                outcome: Outcome::Void,
+                evidence,
+                actor: "oracle".into(),
+                reason: Some(format!(
+                    "no official close by the void instant {}",
+                    round.terms.void_at
+                )),
+                now,
+            }),
+            (close, _) => {
+                let missing = if close.is_none() {
+                    round.terms.code.date()
+                } else {
+                    round.terms.previous_session
+                };
+                Err(AppError::Unavailable(format!(
+                    "no official close for {missing} from {} yet; retry until {}, when the round voids",
+                    self.oracle.name(),
+                    round.terms.void_at
+                )))
+            }
+        }
+    }
+}
