@@ -559,7 +559,7 @@ async fn seed(app: &App, users: u32, balance: Micros, out: &Printer) -> AppResul
         match app.create_user(&email).await {
             Ok(user) => {
                 if !balance.is_zero() {
-                    app.deposit(user.id, balance, &format!("seed-{email}"), 0)
+                    app.deposit(user.id, balance, &format!("seed-{i}"), 0)
                         .await?;
                 }
                 created += 1;

@@ -198,6 +198,13 @@ impl App {
         request: SettleRequest,
         options: SettleOptions<'_>,
     ) -> AppResult<Round> {
+        if let SettleRequest::Manual { reason, .. } = &request {
+            if reason.trim().is_empty() {
+                return Err(AppError::Invalid(
+                    "a manual result needs a reason (--reason)".into(),
+                ));
+            }
+        }
         let now = self.clock.now();
         let mut round = self.round(code).await?;
         if round.status.is_final() {

@@ -1,0 +1,454 @@
+//! The `updown` binary as an operator uses it: real processes, a temporary
+//! SQLite database, a simulated clock, `--json` output read back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Cli {
+    folder: PathBuf,
+}
+
+impl Cli {
+    fn new(name: &str) -> Cli {
+        let folder = std::env::temp_dir().join(format!("updown-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        Cli { folder }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
+        for variable in [
+            "REDIS_URL",
+            "ORACLE",
+            "ORACLE_CSV_PATH",
+            "FEE_BPS",
+            "TIE_POLICY",
+            "MAX_BET",
+            "EXTRA_CLOSURES",
+            "CLOCK_SPEED",
+            "RUST_LOG",
+        ] {
+            command.env_remove(variable);
+        }
+        command
+            .current_dir(&self.folder)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", self.folder.join("cli.db").display()),
+            )
+            // 10:00 in New York on a Tuesday: round 20261124 takes bets.
+            .env("CLOCK_START", "2026-11-24T15:00:00Z")
+            .args(args)
+            .output()
+            .expect("run updown")
+    }
+
+    /// Runs with --json, expects success, parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let output = self.run(&all);
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Runs with --json, expects failure, returns (exit code, error JSON).
+    fn json_error(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let output = self.run(&all);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON error in {stderr}"));
+        (
+            output.status.code().unwrap_or(-1),
+            serde_json::from_str(line).unwrap(),
+        )
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+fn error_code(error: &Value) -> &str {
+    error["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn an_operator_runs_a_round_from_the_command_line() {
+    let cli = Cli::new("round");
+    assert_eq!(cli.json(&["migrate"])["backend"], "sqlite");
+    let seeded = cli.json(&["seed", "--users", "3", "--balance", "100USDC"]);
+    assert_eq!(seeded["created"], 3);
+    assert_eq!(cli.json(&["seed", "--users", "3"])["already_existed"], 3);
+    let opened = cli.json(&["open-round"]);
+    assert_eq!(opened["code"], "20261124");
+    assert_eq!(opened["status"], "OPEN");
+
+    // Without --json, `bet` prints the bet id alone.
+    let bet = cli.run(&[
+        "bet",
+        "--user",
+        "user1@example.com",
+        "--side",
+        "UP",
+        "--amount",
+        "1.5USDC",
+    ]);
+    assert!(
+        bet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bet.stderr)
+    );
+    let id: i64 = String::from_utf8_lossy(&bet.stdout)
+        .trim()
+        .parse()
+        .expect("bet prints its id");
+    assert!(id > 0);
+    let second = cli.json(&[
+        "bet",
+        "--user",
+        "user2@example.com",
+        "--side",
+        "down",
+        "--amount",
+        "2500000",
+    ]);
+    assert_eq!(second["stake"], 2_500_000);
+
+    let balance = cli.json(&["balance", "--user", "user1@example.com"]);
+    assert_eq!(balance["available"], 100_000_000 - 1_500_000);
+    let round = cli.json(&["round", "show", "--code", "20261124"]);
+    assert_eq!(
+        (
+            round["status"].as_str(),
+            round["pool_up"].as_i64(),
+            round["pool_down"].as_i64()
+        ),
+        (Some("OPEN"), Some(1_500_000), Some(2_500_000))
+    );
+    assert!(round["result"].is_null());
+
+    cli.json(&["lock-round", "--code", "20261124"]);
+    let (_, too_early) =
+        cli.json_error(&["settle-round", "--code", "20261124", "--result", "AUTO"]);
+    assert_eq!(error_code(&too_early), "too_early");
+    let settled = cli.json(&[
+        "settle-round",
+        "--code",
+        "20261124",
+        "--result",
+        "DOWN",
+        "--reason",
+        "test of a manual result",
+    ]);
+    assert_eq!(settled["status"], "SETTLED");
+    assert_eq!(settled["result"], "DOWN");
+    assert_eq!(settled["fee"], 15_000);
+    assert_eq!(settled["dust"], 0);
+    let (code, again) = cli.json_error(&[
+        "settle-round",
+        "--code",
+        "20261124",
+        "--result",
+        "UP",
+        "--reason",
+        "again",
+    ]);
+    assert_eq!((code, error_code(&again)), (1, "conflict"));
+    assert_eq!(
+        cli.json(&["balance", "--user", "user2@example.com"])["available"],
+        100_000_000 + 1_500_000 - 15_000
+    );
+
+    let withdrawal = cli.json(&[
+        "withdraw",
+        "--user",
+        "user3@example.com",
+        "--amount",
+        "10USDC",
+        "--to",
+        "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+    ]);
+    assert_eq!(withdrawal["status"], "QUEUED");
+    assert_eq!(
+        withdrawal["address"],
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+    );
+    let tvl = cli.json(&["tvl"]);
+    assert_eq!(tvl["total"], 300_000_000 - 15_000);
+    assert_eq!(tvl["withdrawals_pending"], 10_000_000);
+    assert_eq!(cli.json(&["rounds"]).as_array().map(Vec::len), Some(1));
+    let verify = cli.json(&["verify"]);
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+#[test]
+fn bad_input_gets_a_json_error_and_a_non_zero_exit() {
+    let cli = Cli::new("errors");
+    cli.json(&["seed", "--users", "1", "--balance", "5USDC"]);
+    cli.json(&["open-round"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "1.5",
+            ],
+            "invalid_input",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "SIDEWAYS",
+                "--amount",
+                "1",
+            ],
+            "invalid_input",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "-3",
+            ],
+            "invalid_input",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "0.0000001USDC",
+            ],
+            "invalid_input",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "99999999999999999999",
+            ],
+            "invalid_input",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "0",
+            ],
+            "invalid_input",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "6USDC",
+            ],
+            "insufficient_funds",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "ghost@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "1",
+            ],
+            "not_found",
+        ),
+        (
+            &[
+                "bet",
+                "--user",
+                "user1@example.com",
+                "--side",
+                "UP",
+                "--amount",
+                "1",
+                "--round",
+                "20261127",
+            ],
+            "not_found",
+        ),
+        (
+            &[
+                "deposit",
+                "--user",
+                "user1@example.com",
+                "--amount",
+                "1",
+                "--tx",
+                "not a hash!",
+            ],
+            "invalid_input",
+        ),
+        (
+            &[
+                "deposit",
+                "--user",
+                "user1@example.com",
+                "--amount",
+                "1",
+                "--tx",
+                "seed-1",
+            ],
+            "conflict",
+        ),
+        (
+            &["price", "set", "--date", "2026-11-26", "--close", "100"],
+            "invalid_input",
+        ),
+        (
+            &["calendar", "--from", "1990-01-01", "--to", "1990-02-01"],
+            "invalid_input",
+        ),
+        (&["round", "show", "--code", "2026-11-24"], "invalid_input"),
+    ];
+    for (args, expected) in cases {
+        let (code, error) = cli.json_error(args);
+        assert_ne!(code, 0);
+        assert_eq!(error_code(&error), *expected, "{args:?}: {error}");
+        assert!(!error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty());
+    }
+    cli.json(&[
+        "deposit",
+        "--user",
+        "user1@example.com",
+        "--amount",
+        "1",
+        "--tx",
+        "0xabc",
+    ]);
+    let (_, duplicate) = cli.json_error(&[
+        "deposit",
+        "--user",
+        "user1@example.com",
+        "--amount",
+        "1",
+        "--tx",
+        "0xabc",
+    ]);
+    assert_eq!(error_code(&duplicate), "conflict");
+    assert_eq!(
+        cli.json(&["balance", "--user", "user1@example.com"])["available"],
+        5_000_001
+    );
+    assert_eq!(cli.json(&["verify"])["ok"], true);
+}
+
+#[test]
+fn bad_configuration_names_the_variable() {
+    let cli = Cli::new("config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
+    let output = command
+        .current_dir(&cli.folder)
+        .env("FEE_BPS", "lots")
+        .args(["tvl"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FEE_BPS"));
+}
+
+#[test]
+fn the_calendar_lists_sessions_with_their_close() {
+    let cli = Cli::new("calendar");
+    let sessions = cli.json(&["calendar", "--from", "2026-11-25", "--to", "2026-11-30"]);
+    let pairs: Vec<(String, String)> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["date"].as_str().unwrap().to_string(),
+                s["close"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("2026-11-25", "16:00"),
+        ("2026-11-27", "13:00"),
+        ("2026-11-30", "16:00"),
+    ];
+    assert_eq!(pairs, expected.map(|(d, c)| (d.to_string(), c.to_string())));
+}
+
+#[test]
+fn the_demo_tells_the_story_and_verifies() {
+    let cli = Cli::new("demo");
+    let output = cli.run(&["demo"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for part in [
+        "Players deposit",
+        "A round opens",
+        "Players bet",
+        "The round locks",
+        "Settlement",
+        "Final balances",
+        "Total value locked",
+        "verify: OK",
+    ] {
+        assert!(stdout.contains(part), "demo output lacks {part:?}");
+    }
+    let report: Value = cli.json(&["demo"]);
+    assert_eq!(report["ok"], true);
+    assert!(
+        !Path::new(&cli.folder.join("cli.db")).exists(),
+        "the demo uses its own temporary database"
+    );
+}

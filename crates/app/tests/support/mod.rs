@@ -1,0 +1,121 @@
+//! Test helpers: an `App` on a fresh database (SQLite, or PostgreSQL when
+//! `TEST_POSTGRES_URL` is set), a manual clock and the mock oracle.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use updown_app::clock::ManualClock;
+use updown_app::config::Config;
+use updown_app::oracle::{MockOracle, Oracle};
+use updown_app::services::App;
+use updown_domain::ids::{RoundCode, UserId};
+use updown_domain::Micros;
+use updown_store::testing::{self, TestDb};
+use updown_store::Round;
+
+pub struct TestApp {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    _db: TestDb,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a story against SQLite, and against PostgreSQL when configured.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    super::$story(super::support::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    if updown_store::testing::postgres_url(stringify!($story)).is_none() { return; }
+                    super::$story(super::support::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+pub fn usdc(whole: i64) -> Micros {
+    Micros::usdc(whole).unwrap()
+}
+
+impl TestApp {
+    pub async fn spawn(db: Db, overrides: &[(&str, &str)], now: DateTime<Utc>) -> TestApp {
+        Self::spawn_with_oracle(db, overrides, now, Arc::new(MockOracle::default())).await
+    }
+
+    pub async fn spawn_with_oracle(
+        db: Db,
+        overrides: &[(&str, &str)],
+        now: DateTime<Utc>,
+        oracle: Arc<dyn Oracle>,
+    ) -> TestApp {
+        let test_db = match db {
+            Db::Sqlite => testing::sqlite().await,
+            Db::Postgres => {
+                let url = testing::postgres_url("app test").expect("checked by the macro");
+                testing::postgres(&url, 16).await
+            }
+        };
+        let config = Config::with(overrides).expect("test config");
+        let clock = Arc::new(ManualClock::new(now));
+        let app = App::new(config, test_db.store.clone(), clock.clone(), oracle);
+        TestApp {
+            app,
+            clock,
+            _db: test_db,
+        }
+    }
+
+    pub async fn funded(&self, name: &str, amount: Micros) -> UserId {
+        let user = self
+            .app
+            .create_user(&format!("{name}@example.com"))
+            .await
+            .unwrap();
+        self.app
+            .deposit(user.id, amount, &format!("0xfund-{name}"), 0)
+            .await
+            .unwrap();
+        user.id
+    }
+
+    pub async fn open(&self, code: &str) -> Round {
+        self.app
+            .open_round(Some(RoundCode::parse(code).unwrap()))
+            .await
+            .unwrap()
+            .0
+    }
+
+    pub async fn assert_verified(&self) {
+        let report = self.app.verify().await.unwrap();
+        assert!(report.ok(), "verify failed: {:?}", report.failures());
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
