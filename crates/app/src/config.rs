@@ -69,6 +69,10 @@ pub struct Config {
     pub db_max_connections: u32,
     pub settle_chunk_size: i64,
     pub bet_batch_max: usize,
+    /// Batches of bets in flight at once (each on its own connection).
+    pub bet_workers: usize,
+    /// How long a batch waits for more bets after its first (group commit).
+    pub bet_batch_wait: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -274,6 +278,13 @@ impl Config {
             db_max_connections: number(&get, "DB_MAX_CONNECTIONS", 16u32, 1..=500)?,
             settle_chunk_size: number(&get, "SETTLE_CHUNK_SIZE", 10_000i64, 1..=100_000)?,
             bet_batch_max: number(&get, "BET_BATCH_MAX", 256usize, 1..=10_000)?,
+            bet_workers: number(&get, "BET_WORKERS", 2usize, 1..=64)?,
+            bet_batch_wait: std::time::Duration::from_micros(number(
+                &get,
+                "BET_BATCH_WAIT_US",
+                5000u64,
+                0..=100_000,
+            )?),
         })
     }
 

@@ -9,8 +9,10 @@
 //! - [`error`]: the use-cases' error with stable codes.
 //! - [`cli`]: clap commands, each calling a use-case.
 //! - [`demo`]: `updown demo`, the whole story on a fresh database.
+//! - [`bench`]: `updown bench`, speed measured on a fresh database.
 //! - [`telemetry`]: logging setup.
 
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -337,7 +337,7 @@ fn bad_input_gets_a_json_error_and_a_non_zero_exit() {
                 "--amount",
                 "1",
                 "--tx",
-                "seed-1",
+                "seed-0",
             ],
             "conflict",
         ),

@@ -101,6 +101,8 @@ pub enum LedgerError {
     Unbalanced(i128),
     #[error("a transfer needs a positive amount")]
     ZeroTransfer,
+    #[error("account {0:?} appears twice in one ledger transaction")]
+    DuplicateAccount(Account),
 }
 
 /// A balanced ledger transaction, ready to be written.
@@ -121,6 +123,13 @@ impl Posting {
         let sum: i128 = entries.iter().map(|e| i128::from(e.amount)).sum();
         if sum != 0 {
             return Err(LedgerError::Unbalanced(sum));
+        }
+        // One entry per account: the store keys entries by (transaction,
+        // account), and a statement reads better without repeats.
+        let mut accounts: Vec<Account> = entries.iter().map(|e| e.account).collect();
+        accounts.sort_unstable();
+        if let Some(pair) = accounts.windows(2).find(|w| w[0] == w[1]) {
+            return Err(LedgerError::DuplicateAccount(pair[0]));
         }
         Ok(Posting { kind, entries })
     }
@@ -325,6 +334,10 @@ mod tests {
         assert_eq!(
             Posting::deposit(UserId(1), Micros::ZERO),
             Err(LedgerError::ZeroTransfer)
+        );
+        assert_eq!(
+            Posting::new(TxKind::Deposit, vec![e(1), e(-1)]),
+            Err(LedgerError::DuplicateAccount(Account::Chain))
         );
     }
 

@@ -116,6 +116,16 @@ pub(crate) fn new_york_day(
     (start(date), start(date.succ_opt().expect("date in range")))
 }
 
+/// A pool account's balance, recomputed from its entries.
+///
+/// Pool balances are deliberately not cached: every bet would otherwise
+/// update its round's pool row, and that single row would serialise all
+/// bettors (ARCHITECTURE.md). A bet locks only its player's balance row.
+/// The pool's `balance` column stays 0, which `verify` checks.
+pub(crate) fn pool_balance(account: &str) -> String {
+    format!("(SELECT CAST(COALESCE(SUM(pe.amount), 0) AS BIGINT) FROM ledger_entries pe WHERE pe.account_id = {account})")
+}
+
 pub(crate) const WITHDRAWAL_COLUMNS: &str =
     "id, user_id, amount, address, status, created_at, updated_at";
 
@@ -326,6 +336,10 @@ macro_rules! impl_store {
                     .bind(entry.amount)
                     .execute(&mut **tx)
                     .await?;
+                if matches!(entry.account, Account::Pool(..)) {
+                    // Pool balances are not cached (see POOL_BALANCE).
+                    continue;
+                }
                 let moved = sqlx::query(
                     "UPDATE accounts SET balance = balance + $1 \
                      WHERE id = $2 AND (kind = 'chain' OR balance + $1 >= 0)",
@@ -351,11 +365,12 @@ macro_rules! impl_store {
         }
 
         pub(super) async fn pool_balances(tx: &mut Tx<'_>, round: &Round) -> StoreResult<(Micros, Micros)> {
-            let row = sqlx::query(
-                "SELECT up.balance AS up, down.balance AS down FROM rounds r \
-                 JOIN accounts up ON up.id = r.pool_up_account \
-                 JOIN accounts down ON down.id = r.pool_down_account WHERE r.id = $1",
-            )
+            let sql = format!(
+                "SELECT {} AS up, {} AS down FROM rounds r WHERE r.id = $1",
+                pool_balance("r.pool_up_account"),
+                pool_balance("r.pool_down_account")
+            );
+            let row = sqlx::query(&sql)
             .bind(round.id.0)
             .fetch_one(&mut **tx)
             .await?;
@@ -369,6 +384,52 @@ macro_rules! impl_store {
         pub(super) async fn sum_balances(tx: &mut Tx<'_>, condition: &str) -> StoreResult<i64> {
             let sql = format!("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts WHERE {condition}");
             count(tx, &sql).await
+        }
+
+        pub(super) async fn insert_user(tx: &mut Tx<'_>, email: &Email, now: DateTime<Utc>) -> StoreResult<User> {
+            let account: i64 = sqlx::query("INSERT INTO accounts (kind, balance) VALUES ('user', 0) RETURNING id")
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("id")?;
+            let sql = format!(
+                "INSERT INTO users (email, sequence, account_id, created_at) \
+                 VALUES ($1, (SELECT COALESCE(MAX(sequence), -1) + 1 FROM users), $2, $3) RETURNING {USER_COLUMNS}"
+            );
+            let row = sqlx::query(&sql).bind(email.as_str()).bind(account).bind(now).fetch_one(&mut **tx).await?;
+            user_from_row(&row)
+        }
+
+        /// Credits one chain transfer: the deposit posting and the deposit
+        /// row whose unique key refuses a second credit.
+        pub(super) async fn credit_in(
+            tx: &mut Tx<'_>,
+            user: UserId,
+            amount: Micros,
+            chain_tx_hash: &str,
+            log_index: i64,
+            now: DateTime<Utc>,
+        ) -> StoreResult<i64> {
+            let posting = Posting::deposit(user, amount).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let meta = TxMeta {
+                user: Some(user),
+                reference: Some(format!("{chain_tx_hash}:{log_index}")),
+                ..TxMeta::default()
+            };
+            let ledger_tx = write_posting(tx, &posting, meta, now).await?;
+            let id: i64 = sqlx::query(
+                "INSERT INTO deposits (user_id, chain_tx_hash, log_index, amount, ledger_tx_id, credited_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(user.0)
+            .bind(chain_tx_hash)
+            .bind(log_index)
+            .bind(amount.get())
+            .bind(ledger_tx)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("id")?;
+            Ok(id)
         }
 
         #[async_trait]
@@ -387,27 +448,26 @@ macro_rules! impl_store {
             }
 
             async fn create_user(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<User> {
+                let mut users = self.create_users(std::slice::from_ref(email), Micros::ZERO, now).await?;
+                Ok(users.pop().expect("one user created"))
+            }
+
+            async fn create_users(&self, emails: &[Email], funding: Micros, now: DateTime<Utc>) -> StoreResult<Vec<User>> {
                 let mut tx = self.write().begin().await?;
                 // Sequence numbers are dense (the HD wallet index), so user
                 // creation is serialised; it is rare next to bets.
                 self.lock_users(&mut tx).await?;
-                let account: i64 = sqlx::query("INSERT INTO accounts (kind, balance) VALUES ('user', 0) RETURNING id")
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("id")?;
-                let sql = format!(
-                    "INSERT INTO users (email, sequence, account_id, created_at) \
-                     VALUES ($1, (SELECT COALESCE(MAX(sequence), -1) + 1 FROM users), $2, $3) RETURNING {USER_COLUMNS}"
-                );
-                let row = sqlx::query(&sql)
-                    .bind(email.as_str())
-                    .bind(account)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let user = user_from_row(&row)?;
+                let mut users = Vec::with_capacity(emails.len());
+                for email in emails {
+                    let user = insert_user(&mut tx, email, now).await?;
+                    if !funding.is_zero() {
+                        let reference = format!("seed-{}", user.sequence);
+                        credit_in(&mut tx, user.id, funding, &reference, 0, now).await?;
+                    }
+                    users.push(user);
+                }
                 tx.commit().await?;
-                Ok(user)
+                Ok(users)
             }
 
             async fn user(&self, id: UserId) -> StoreResult<User> {
@@ -464,27 +524,8 @@ macro_rules! impl_store {
             }
 
             async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit> {
-                let posting = Posting::deposit(deposit.user, deposit.amount).map_err(|e| StoreError::Invalid(e.to_string()))?;
                 let mut tx = self.write().begin().await?;
-                let meta = TxMeta {
-                    user: Some(deposit.user),
-                    reference: Some(format!("{}:{}", deposit.chain_tx_hash, deposit.log_index)),
-                    ..TxMeta::default()
-                };
-                let ledger_tx = write_posting(&mut tx, &posting, meta, deposit.now).await?;
-                let id: i64 = sqlx::query(
-                    "INSERT INTO deposits (user_id, chain_tx_hash, log_index, amount, ledger_tx_id, credited_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                )
-                .bind(deposit.user.0)
-                .bind(&deposit.chain_tx_hash)
-                .bind(deposit.log_index)
-                .bind(deposit.amount.get())
-                .bind(ledger_tx)
-                .bind(deposit.now)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?;
+                let id = credit_in(&mut tx, deposit.user, deposit.amount, &deposit.chain_tx_hash, deposit.log_index, deposit.now).await?;
                 tx.commit().await?;
                 Ok(Deposit {
                     id,
@@ -878,7 +919,9 @@ macro_rules! impl_store {
                 let mut tx = self.read().begin().await?;
                 self.snapshot(&mut tx).await?;
                 let user_balances = sum_balances(&mut tx, "kind = 'user'").await?;
-                let round_pools = sum_balances(&mut tx, "kind = 'pool'").await?;
+                let round_pools = count(&mut tx, &format!(
+                    "SELECT CAST(COALESCE(SUM({} + {}), 0) AS BIGINT) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED')",
+                    pool_balance("r.pool_up_account"), pool_balance("r.pool_down_account"))).await?;
                 let withdrawals_pending = sum_balances(&mut tx, "kind = 'withdrawals_pending'").await?;
                 let tvl = Tvl {
                     total: user_balances + round_pools + withdrawals_pending,
@@ -905,29 +948,33 @@ macro_rules! impl_store {
                 };
                 let unbalanced = count(&mut tx,
                     "SELECT COUNT(*) FROM (SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.tx_id = t.id \
-                     GROUP BY t.id HAVING COUNT(e.id) < 2 OR COALESCE(SUM(e.amount), 0) <> 0) x").await?;
+                     GROUP BY t.id HAVING COUNT(e.tx_id) < 2 OR COALESCE(SUM(e.amount), 0) <> 0) x").await?;
                 report.check("every transaction balances", unbalanced, "transactions do not sum to zero or have fewer than two entries");
                 let orphans = count(&mut tx,
                     "SELECT COUNT(*) FROM ledger_entries e WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = e.tx_id) \
                      OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id)").await?;
                 report.check("every entry belongs to a transaction and an account", orphans, "orphaned entries");
-                let total = count(&mut tx, "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts").await?;
+                let total = count(&mut tx, &format!(
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'pool' THEN {} ELSE balance END), 0) AS BIGINT) FROM accounts a",
+                    pool_balance("a.id"))).await?;
                 let entry_total = count(&mut tx, "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries").await?;
                 report.check("the sum of all accounts is zero", total.abs() + entry_total.abs(), "micro-USDC off zero");
                 let stale = count(&mut tx,
                     "SELECT COUNT(*) FROM accounts a LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM ledger_entries GROUP BY account_id) s \
-                     ON s.account_id = a.id WHERE a.balance <> COALESCE(s.total, 0)").await?;
+                     ON s.account_id = a.id WHERE a.balance <> CASE WHEN a.kind = 'pool' THEN 0 ELSE COALESCE(s.total, 0) END").await?;
                 report.check("cached balances equal recomputed ones", stale, "accounts whose cached balance differs from their entries");
-                let negative = count(&mut tx, "SELECT COUNT(*) FROM accounts WHERE kind <> 'chain' AND balance < 0").await?;
+                let negative = count(&mut tx, &format!(
+                    "SELECT COUNT(*) FROM accounts a WHERE (kind NOT IN ('chain', 'pool') AND balance < 0) OR (kind = 'pool' AND {} < 0)",
+                    pool_balance("a.id"))).await?;
                 report.check("no balance but the chain's is negative", negative, "negative accounts");
-                let open_pools = count(&mut tx,
-                    "SELECT COUNT(*) FROM rounds r JOIN accounts a ON a.id IN (r.pool_up_account, r.pool_down_account) \
-                     WHERE r.status IN ('SETTLED', 'VOID') AND a.balance <> 0").await?;
+                let open_pools = count(&mut tx, &format!(
+                    "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({} <> 0 OR {} <> 0)",
+                    pool_balance("r.pool_up_account"), pool_balance("r.pool_down_account"))).await?;
                 report.check("every settled or void round's pool is zero", open_pools, "pools not emptied");
-                let pools_match = count(&mut tx,
-                    "SELECT COUNT(*) FROM rounds r JOIN accounts up ON up.id = r.pool_up_account JOIN accounts dn ON dn.id = r.pool_down_account \
-                     WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL AND (up.balance + dn.balance) <> \
-                     (SELECT COALESCE(SUM(b.stake), 0) FROM bets b WHERE b.round_id = r.id AND b.status = 'ACTIVE')").await?;
+                let pools_match = count(&mut tx, &format!(
+                    "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL AND ({} + {}) <> \
+                     (SELECT COALESCE(SUM(b.stake), 0) FROM bets b WHERE b.round_id = r.id AND b.status = 'ACTIVE')",
+                    pool_balance("r.pool_up_account"), pool_balance("r.pool_down_account"))).await?;
                 report.check("open pools equal their active stakes", pools_match, "rounds whose pools differ from their bets");
                 let misallocated = count(&mut tx,
                     "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND \

@@ -110,6 +110,15 @@ pub trait Store: Send + Sync + 'static {
 
     // Users and balances.
     async fn create_user(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<User>;
+    /// Creates many users in one transaction, each credited `funding` by a
+    /// deposit with chain tx `seed-<sequence>` (none when zero). Fails whole
+    /// if any email exists.
+    async fn create_users(
+        &self,
+        emails: &[Email],
+        funding: Micros,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<User>>;
     async fn user(&self, id: UserId) -> StoreResult<User>;
     async fn user_by_email(&self, email: &Email) -> StoreResult<User>;
     async fn users(&self, limit: i64) -> StoreResult<Vec<UserSummary>>;

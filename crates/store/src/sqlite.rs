@@ -234,7 +234,14 @@ impl SqliteStore {
                     Account::Pool(_, Side::Down) => pools.1,
                     other => system_account_id(other).expect("system account"),
                 };
-                insert_entry(tx, tx_id, account, entry.amount).await?;
+                insert_entry(
+                    tx,
+                    tx_id,
+                    account,
+                    entry.amount,
+                    matches!(entry.account, Account::Pool(..)),
+                )
+                .await?;
             }
         }
         sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
@@ -257,15 +264,25 @@ async fn pool_accounts(tx: &mut Tx<'_>, round: RoundId) -> StoreResult<(i64, i64
     ))
 }
 
-/// One entry and its balance movement; the caller decided the movement is
-/// allowed, and the CHECK constraint still guards it.
-async fn insert_entry(tx: &mut Tx<'_>, tx_id: i64, account: i64, amount: i64) -> StoreResult<()> {
+/// One entry and its balance movement (none for pools, whose balance is
+/// not cached); the caller decided the movement is allowed, and the CHECK
+/// constraint still guards it.
+async fn insert_entry(
+    tx: &mut Tx<'_>,
+    tx_id: i64,
+    account: i64,
+    amount: i64,
+    is_pool: bool,
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO ledger_entries (tx_id, account_id, amount) VALUES ($1, $2, $3)")
         .bind(tx_id)
         .bind(account)
         .bind(amount)
         .execute(&mut **tx)
         .await?;
+    if is_pool {
+        return Ok(());
+    }
     sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
         .bind(amount)
         .bind(account)

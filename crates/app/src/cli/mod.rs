@@ -152,6 +152,49 @@ pub enum Command {
     Verify,
     /// Tell the whole story on a fresh temporary database.
     Demo,
+    /// Measure speed on a fresh database (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Concurrent bets through the service layer; optionally pgbench -N beside it.
+    Bets {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: crate::bench::BenchBackend,
+        /// PostgreSQL to use (a fresh schema is created in it).
+        #[arg(
+            long,
+            env = "BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+        )]
+        url: String,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        concurrency: u64,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Also run `pgbench -N -c CONCURRENCY -j 2` on the same PostgreSQL and report the ratio.
+        #[arg(long)]
+        pgbench: bool,
+    },
+    /// Settle one round of many bets from the oracle; time and peak memory.
+    Settle {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: crate::bench::BenchBackend,
+        #[arg(
+            long,
+            env = "BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+        )]
+        url: String,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        bets: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -308,6 +351,50 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
     let out = Printer { json };
     if let Command::Demo = command {
         return crate::demo::run(config, json).await.map(|()| 0);
+    }
+    if let Command::Bench(bench) = command {
+        let result = match bench {
+            BenchCommand::Bets {
+                backend,
+                url,
+                users,
+                concurrency,
+                seconds,
+                pgbench,
+            } => {
+                let args = crate::bench::BetsArgs {
+                    backend,
+                    url,
+                    users,
+                    concurrency: concurrency as usize,
+                    seconds,
+                    pgbench,
+                };
+                crate::bench::bets(config, args).await?
+            }
+            BenchCommand::Settle {
+                backend,
+                url,
+                users,
+                bets,
+            } => {
+                crate::bench::settle(
+                    config,
+                    crate::bench::SettleArgs {
+                        backend,
+                        url,
+                        users,
+                        bets,
+                    },
+                )
+                .await?
+            }
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).expect("serialisable")
+        );
+        return Ok(0);
     }
     if let Command::Calendar { from, to } = command {
         return print_calendar(&config, from, to, &out).map(|()| 0);
@@ -490,7 +577,9 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 return Ok(1);
             }
         }
-        Command::Demo | Command::Calendar { .. } => unreachable!("handled above"),
+        Command::Demo | Command::Calendar { .. } | Command::Bench(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(0)
 }
@@ -553,22 +642,9 @@ pub fn progress_bar(json: bool, length: u64, message: &'static str) -> ProgressB
 
 async fn seed(app: &App, users: u32, balance: Micros, out: &Printer) -> AppResult<()> {
     let bar = progress_bar(out.json, u64::from(users), "seeding");
-    let (mut created, mut existing) = (0u32, 0u32);
-    for i in 1..=users {
-        let email = format!("user{i}@example.com");
-        match app.create_user(&email).await {
-            Ok(user) => {
-                if !balance.is_zero() {
-                    app.deposit(user.id, balance, &format!("seed-{i}"), 0)
-                        .await?;
-                }
-                created += 1;
-            }
-            Err(AppError::Conflict(_)) => existing += 1,
-            Err(e) => return Err(e),
-        }
-        bar.inc(1);
-    }
+    let (created, existing) = app
+        .seed_users(users, balance, &|done| bar.set_position(done))
+        .await?;
     bar.finish_and_clear();
     out.print(
         &serde_json::json!({ "created": created, "already_existed": existing, "balance_each": balance.get() }),

@@ -36,6 +36,57 @@ impl App {
         Ok(user)
     }
 
+    /// Creates user{first}..user{last}@example.com, each funded with
+    /// `balance`, in transactions of `SEED_CHUNK` users; users that already
+    /// exist are skipped. Returns (created, already existing).
+    pub async fn seed_users(
+        &self,
+        count: u32,
+        balance: Micros,
+        on_progress: &(dyn Fn(u64) + Sync),
+    ) -> AppResult<(u32, u32)> {
+        const SEED_CHUNK: u32 = 500;
+        let (mut created, mut existing) = (0u32, 0u32);
+        let mut first = 1;
+        while first <= count {
+            let last = (first + SEED_CHUNK - 1).min(count);
+            let emails: Vec<Email> = (first..=last)
+                .map(|i| Email::parse(&format!("user{i}@example.com")).expect("valid seed email"))
+                .collect();
+            match self
+                .store
+                .create_users(&emails, balance, self.clock.now())
+                .await
+            {
+                Ok(users) => created += users.len() as u32,
+                // Some exist already: go one by one for this chunk.
+                Err(updown_store::StoreError::Conflict(_)) => {
+                    for email in &emails {
+                        match self
+                            .store
+                            .create_users(std::slice::from_ref(email), balance, self.clock.now())
+                            .await
+                        {
+                            Ok(_) => created += 1,
+                            Err(updown_store::StoreError::Conflict(_)) => existing += 1,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            on_progress(u64::from(last));
+            first = last + 1;
+        }
+        tracing::info!(
+            event = "users_seeded",
+            created,
+            existing,
+            balance_each = balance.get()
+        );
+        Ok((created, existing))
+    }
+
     pub async fn user_by_email(&self, email: &str) -> AppResult<User> {
         let email = Email::parse(email).map_err(|e| AppError::Invalid(e.to_string()))?;
         self.store

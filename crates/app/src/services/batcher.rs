@@ -1,13 +1,18 @@
 //! Group commit for bets: concurrent bets are gathered into one database
 //! transaction, so one commit (one fsync) acknowledges many of them.
 //!
-//! A worker takes the first waiting bet, then every bet already queued
-//! behind it (up to `max_batch`), without waiting for more: an idle system
-//! answers at once, a busy one batches naturally. Two workers alternate,
-//! so one batch is gathered while the previous one commits. Every answer is
-//! sent only after its batch committed.
+//! A worker takes the first waiting bet, then keeps gathering while another
+//! worker's batch is in flight, and starts as soon as none is (or its batch
+//! is full, or `max_wait` has passed). An idle system answers at once; a
+//! busy one fills each batch while the previous one commits. Every answer
+//! is sent only after its batch committed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 use updown_domain::ids::RoundId;
@@ -30,11 +35,22 @@ pub struct BetBatcher {
 }
 
 impl BetBatcher {
-    pub fn start(store: Arc<dyn Store>, max_batch: usize, workers: usize) -> BetBatcher {
+    pub fn start(
+        store: Arc<dyn Store>,
+        max_batch: usize,
+        max_wait: Duration,
+        workers: usize,
+    ) -> BetBatcher {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let shared = Arc::new(Shared {
+            receiver: Mutex::new(receiver),
+            in_flight: AtomicUsize::new(0),
+            finished: Notify::new(),
+            max_batch: max_batch.max(1),
+            max_wait,
+        });
         for _ in 0..workers.max(1) {
-            tokio::spawn(work(store.clone(), receiver.clone(), max_batch.max(1)));
+            tokio::spawn(work(store.clone(), shared.clone()));
         }
         BetBatcher { queue }
     }
@@ -56,43 +72,78 @@ impl BetBatcher {
     }
 }
 
-async fn work(store: Arc<dyn Store>, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
-    loop {
-        let mut jobs = Vec::with_capacity(max_batch);
-        {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(job) => jobs.push(job),
-                None => return,
+/// What the workers share: the queue, and how many batches are writing.
+struct Shared {
+    receiver: Mutex<mpsc::Receiver<Job>>,
+    in_flight: AtomicUsize,
+    finished: Notify,
+    max_batch: usize,
+    max_wait: Duration,
+}
+
+impl Shared {
+    /// The next batch: the first job, then more while another batch is in
+    /// flight. `None` once the queue is closed.
+    async fn gather(&self) -> Option<Vec<Job>> {
+        let mut receiver = self.receiver.lock().await;
+        let mut jobs = vec![receiver.recv().await?];
+        let deadline = Instant::now() + self.max_wait;
+        while jobs.len() < self.max_batch {
+            if let Ok(job) = receiver.try_recv() {
+                jobs.push(job);
+                continue;
             }
-            while jobs.len() < max_batch {
-                match receiver.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
+            // Register for the wake-up before looking, so none is missed.
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::select! {
+                job = receiver.recv() => match job {
+                    Some(job) => jobs.push(job),
+                    None => break,
+                },
+                _ = &mut finished => {}
+                _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        // Almost always one round; group anyway so a batch never mixes.
-        while !jobs.is_empty() {
-            let round = jobs[0].round;
-            let (this_round, rest): (Vec<Job>, Vec<Job>) =
-                jobs.into_iter().partition(|j| j.round == round);
-            jobs = rest;
-            let requests: Vec<BetRequest> = this_round.iter().map(|j| j.request.clone()).collect();
-            match store.place_bets(round, &requests).await {
-                Ok(answers) => {
-                    for (job, answer) in this_round.into_iter().zip(answers) {
-                        let _ = job.reply.send(Ok(answer));
-                    }
+        Some(jobs)
+    }
+}
+
+async fn work(store: Arc<dyn Store>, shared: Arc<Shared>) {
+    while let Some(jobs) = shared.gather().await {
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        write_batch(&*store, jobs).await;
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        shared.finished.notify_waiters();
+    }
+}
+
+async fn write_batch(store: &dyn Store, jobs: Vec<Job>) {
+    let mut jobs = jobs;
+    // Almost always one round; group anyway so a batch never mixes.
+    while !jobs.is_empty() {
+        let round = jobs[0].round;
+        let (this_round, rest): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|j| j.round == round);
+        jobs = rest;
+        let requests: Vec<BetRequest> = this_round.iter().map(|j| j.request.clone()).collect();
+        match store.place_bets(round, &requests).await {
+            Ok(answers) => {
+                for (job, answer) in this_round.into_iter().zip(answers) {
+                    let _ = job.reply.send(Ok(answer));
                 }
-                Err(error) => {
-                    tracing::error!(error = %error, bets = requests.len(), "bet batch failed");
-                    let message = format!("{error:#}");
-                    for job in this_round {
-                        let _ = job
-                            .reply
-                            .send(Err(StoreError::Other(anyhow::anyhow!("{message}"))));
-                    }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, bets = requests.len(), "bet batch failed");
+                let message = format!("{error:#}");
+                for job in this_round {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Other(anyhow::anyhow!("{message}"))));
                 }
             }
         }

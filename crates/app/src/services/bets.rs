@@ -1,8 +1,9 @@
 //! Placing and cancelling bets.
 
+use chrono::{DateTime, Utc};
 use updown_domain::ids::{BetId, RoundCode, UserId};
 use updown_domain::round::Side;
-use updown_domain::schedule::round_taking_bets_at;
+use updown_domain::schedule::{round_taking_bets_at, RoundSchedule};
 use updown_domain::Micros;
 use updown_store::{Bet, BetRequest, Round};
 
@@ -10,11 +11,22 @@ use super::App;
 use crate::error::{AppError, AppResult};
 
 impl App {
-    /// The round that takes bets now by the calendar, as stored.
-    pub async fn current_round(&self) -> AppResult<Round> {
-        let now = self.clock.now();
+    /// The schedule of the round that takes bets at `now`.
+    pub fn schedule_taking_bets(&self, now: DateTime<Utc>) -> AppResult<RoundSchedule> {
+        if let Some(cached) = *self.taking_bets.read().expect("schedule cache") {
+            if cached.open_at <= now && now < cached.lock_at {
+                return Ok(cached);
+            }
+        }
         let schedule = round_taking_bets_at(&self.calendar, &self.config.schedule, now)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
+        *self.taking_bets.write().expect("schedule cache") = Some(schedule);
+        Ok(schedule)
+    }
+
+    /// The round that takes bets now by the calendar, as stored.
+    pub async fn current_round(&self) -> AppResult<Round> {
+        let schedule = self.schedule_taking_bets(self.clock.now())?;
         self.store.round(&self.config.market, schedule.code()).await.map_err(|_| {
             AppError::NotFound(format!(
                 "round {} (the one taking bets now) is not open yet; the scheduler opens it, or run `updown open-round`",
@@ -43,19 +55,44 @@ impl App {
                 self.config.max_bet
             )));
         }
-        let round = match round {
-            Some(code) => self.round(code).await?,
-            None => self.current_round().await?,
+        let received_at = self.clock.now();
+        let code = match round {
+            Some(code) => code,
+            None => self.schedule_taking_bets(received_at)?.code(),
         };
+        let round_id = self.round_id(code, round.is_none()).await?;
         let request = BetRequest {
             user,
             side,
             stake,
-            received_at: self.clock.now(),
+            received_at,
         };
-        let bet = self.bets.submit(round.id, request).await??;
-        tracing::info!(event = "bet_placed", bet = %bet.id, user = %user, round = %round.terms.code, side = %side, stake = stake.get());
+        let bet = self.bets.submit(round_id, request).await??;
+        tracing::info!(event = "bet_placed", bet = %bet.id, user = %user, round = %code, side = %side, stake = stake.get());
         Ok(bet)
+    }
+
+    /// The id of round `code`, from the cache or the store.
+    async fn round_id(
+        &self,
+        code: RoundCode,
+        is_current: bool,
+    ) -> AppResult<updown_domain::ids::RoundId> {
+        if let Some(id) = self.round_ids.read().expect("round id cache").get(&code) {
+            return Ok(*id);
+        }
+        let round = if is_current {
+            self.current_round().await?
+        } else {
+            self.round(code).await?
+        };
+        let mut cache = self.round_ids.write().expect("round id cache");
+        // About one round a day is ever asked for; the bound is a backstop.
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        cache.insert(code, round.id);
+        Ok(round.id)
     }
 
     /// Cancels a bet for a full refund until the cut-off before lock.

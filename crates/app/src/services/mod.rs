@@ -29,6 +29,17 @@ pub struct App {
     pub config: Arc<Config>,
     pub calendar: Calendar,
     bets: BetBatcher,
+    /// Round ids by code: a round's id never changes once it exists, so
+    /// bets need not look it up each time (the batch checks the round's
+    /// state under lock anyway).
+    round_ids: Arc<
+        std::sync::RwLock<
+            std::collections::HashMap<updown_domain::ids::RoundCode, updown_domain::ids::RoundId>,
+        >,
+    >,
+    /// The schedule of the round taking bets, kept until its lock instant
+    /// so bets do not recompute the calendar.
+    taking_bets: Arc<std::sync::RwLock<Option<updown_domain::schedule::RoundSchedule>>>,
 }
 
 impl App {
@@ -40,7 +51,12 @@ impl App {
         clock: Arc<dyn Clock>,
         oracle: Arc<dyn Oracle>,
     ) -> App {
-        let bets = BetBatcher::start(store.clone(), config.bet_batch_max, 2);
+        let bets = BetBatcher::start(
+            store.clone(),
+            config.bet_batch_max,
+            config.bet_batch_wait,
+            config.bet_workers,
+        );
         App {
             calendar: config.calendar(),
             config: Arc::new(config),
@@ -48,6 +64,8 @@ impl App {
             clock,
             oracle,
             bets,
+            round_ids: Arc::default(),
+            taking_bets: Arc::default(),
         }
     }
 
