@@ -51,7 +51,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(StdDuration::from_secs(10));
+            .busy_timeout(StdDuration::from_secs(10))
+            // Checkpoint every ~40 MB of WAL rather than 4 MB: each checkpoint
+            // flushes the database file, and a large settlement or batch commit
+            // would otherwise pay for one almost every time.
+            .pragma("wal_autocheckpoint", "10000");
         if let Some(folder) = options.get_filename().parent() {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder)?;
@@ -227,6 +231,7 @@ impl SqliteStore {
                 .await?
                 .try_get("id")?;
             let pools = pool_accounts(tx, round.id).await?;
+            let mut entries = Vec::with_capacity(posting.entries().len());
             for entry in posting.entries() {
                 let account = match entry.account {
                     Account::User(user) => account_of[&user],
@@ -234,15 +239,13 @@ impl SqliteStore {
                     Account::Pool(_, Side::Down) => pools.1,
                     other => system_account_id(other).expect("system account"),
                 };
-                insert_entry(
-                    tx,
-                    tx_id,
+                entries.push((
                     account,
                     entry.amount,
                     matches!(entry.account, Account::Pool(..)),
-                )
-                .await?;
+                ));
             }
+            insert_entries(tx, tx_id, &entries).await?;
         }
         sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
             .bind(round.id.0)
@@ -264,30 +267,49 @@ async fn pool_accounts(tx: &mut Tx<'_>, round: RoundId) -> StoreResult<(i64, i64
     ))
 }
 
-/// One entry and its balance movement (none for pools, whose balance is
-/// not cached); the caller decided the movement is allowed, and the CHECK
-/// constraint still guards it.
-async fn insert_entry(
+/// Rows per multi-row statement: 3 parameters each, well under SQLite's
+/// limit of 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 999;
+
+/// Entries of one transaction and their balance movements (none for pools,
+/// whose balance is not cached), a few hundred rows per statement: sqlx
+/// hands each SQLite statement to a worker thread, so fewer is faster.
+/// Placeholders are `?`: with `$n`, binding cost grew with the square of
+/// the parameter count (240 ms instead of 55 ms per 10,000 entries).
+/// The caller decided the movements are allowed; the CHECK still guards.
+async fn insert_entries(
     tx: &mut Tx<'_>,
     tx_id: i64,
-    account: i64,
-    amount: i64,
-    is_pool: bool,
+    entries: &[(i64, i64, bool)],
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO ledger_entries (tx_id, account_id, amount) VALUES ($1, $2, $3)")
-        .bind(tx_id)
-        .bind(account)
-        .bind(amount)
-        .execute(&mut **tx)
-        .await?;
-    if is_pool {
-        return Ok(());
+    for rows in entries.chunks(ROWS_PER_STATEMENT) {
+        let placeholders = vec!["(?, ?, ?)"; rows.len()];
+        let sql = format!(
+            "INSERT INTO ledger_entries (tx_id, account_id, amount) VALUES {}",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (account, amount, _) in rows {
+            query = query.bind(tx_id).bind(*account).bind(*amount);
+        }
+        query.execute(&mut **tx).await?;
+        let moves: Vec<&(i64, i64, bool)> =
+            rows.iter().filter(|(_, _, is_pool)| !is_pool).collect();
+        if moves.is_empty() {
+            continue;
+        }
+        let placeholders = vec!["(?, ?)"; moves.len()];
+        let sql = format!(
+            "UPDATE accounts SET balance = balance + moves.delta \
+             FROM (SELECT column1 AS id, column2 AS delta FROM (VALUES {})) AS moves WHERE accounts.id = moves.id",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (account, amount, _) in moves {
+            query = query.bind(*account).bind(*amount);
+        }
+        query.execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
-        .bind(amount)
-        .bind(account)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 
