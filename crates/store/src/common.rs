@@ -99,6 +99,32 @@ pub(crate) fn decide_batch(
         .collect()
 }
 
+/// One answer per request: the bet (with its id, in order) or the refusal.
+pub(crate) fn answers(
+    round: updown_domain::ids::RoundId,
+    requests: &[crate::BetRequest],
+    decisions: Vec<Result<(), crate::BetRefusalReason>>,
+    ids: Vec<i64>,
+) -> Vec<Result<crate::Bet, crate::BetRefusalReason>> {
+    let mut ids = ids.into_iter();
+    requests
+        .iter()
+        .zip(decisions)
+        .map(|(request, decision)| {
+            decision.map(|()| crate::Bet {
+                id: updown_domain::ids::BetId(ids.next().expect("one id per accepted bet")),
+                round,
+                user: request.user,
+                side: request.side,
+                stake: request.stake,
+                status: crate::BetStatus::Active,
+                placed_at: request.received_at,
+                cancelled_at: None,
+            })
+        })
+        .collect()
+}
+
 /// The New York day of an instant, as the half-open UTC range the daily
 /// stake limit counts over.
 pub(crate) fn new_york_day(

@@ -21,14 +21,14 @@ mod shared {
 use chrono::{DateTime, Utc};
 use shared::*;
 use sqlx::Row;
-use updown_domain::ids::{BetId, RoundId, UserId};
+use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 use updown_domain::Micros;
 
-use crate::common::{decide_batch, micros, new_york_day, ROUND_COLUMNS};
-use crate::model::{Bet, BetRequest, BetStatus, Round};
+use crate::common::{answers, decide_batch, micros, new_york_day, ROUND_COLUMNS};
+use crate::model::{Bet, BetRequest, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -205,23 +205,7 @@ impl PostgresStore {
         } else {
             tx.rollback().await?;
         }
-        let mut ids = bet_ids.into_iter();
-        Ok(requests
-            .iter()
-            .zip(decisions)
-            .map(|(request, decision)| {
-                decision.map(|()| Bet {
-                    id: BetId(ids.next().expect("one id per accepted bet")),
-                    round: round_id,
-                    user: request.user,
-                    side: request.side,
-                    stake: request.stake,
-                    status: BetStatus::Active,
-                    placed_at: request.received_at,
-                    cancelled_at: None,
-                })
-            })
-            .collect())
+        Ok(answers(round_id, requests, decisions, bet_ids))
     }
 
     pub(crate) async fn pay_chunk(

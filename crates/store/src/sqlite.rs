@@ -21,14 +21,14 @@ mod shared {
 
 use shared::*;
 use sqlx::Row;
-use updown_domain::ids::{BetId, RoundId, UserId};
+use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 use updown_domain::Micros;
 
-use crate::common::{decide_batch, micros, new_york_day, system_account_id};
-use crate::model::{Bet, BetRequest, BetStatus, Round};
+use crate::common::{answers, decide_batch, micros, new_york_day, system_account_id};
+use crate::model::{Bet, BetRequest, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -156,24 +156,20 @@ impl SqliteStore {
             account_of.insert(request.user, row.try_get::<i64, _>("account_id")?);
         }
         let decisions = decide_batch(&round.clock(), requests, &mut players);
-        let mut answers = Vec::with_capacity(requests.len());
-        let mut wrote_any = false;
-        for (request, decision) in requests.iter().zip(decisions) {
-            let answer = match decision {
-                Ok(()) => {
-                    wrote_any = true;
-                    Ok(write_bet(&mut tx, &round, request).await?)
-                }
-                Err(refusal) => Err(refusal),
-            };
-            answers.push(answer);
-        }
-        if wrote_any {
-            tx.commit().await?;
-        } else {
+        let accepted: Vec<&BetRequest> = requests
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| d.is_ok())
+            .map(|(r, _)| r)
+            .collect();
+        if accepted.is_empty() {
             tx.rollback().await?;
+        } else {
+            let ids = write_bets(&mut tx, &round, &accepted, &account_of).await?;
+            tx.commit().await?;
+            return Ok(answers(round_id, requests, decisions, ids));
         }
-        Ok(answers)
+        Ok(answers(round_id, requests, decisions, Vec::new()))
     }
 
     pub(crate) async fn pay_chunk(
@@ -232,20 +228,16 @@ impl SqliteStore {
                 .try_get("id")?;
             let pools = pool_accounts(tx, round.id).await?;
             let mut entries = Vec::with_capacity(posting.entries().len());
+            let mut moves = std::collections::BTreeMap::new();
             for entry in posting.entries() {
-                let account = match entry.account {
-                    Account::User(user) => account_of[&user],
-                    Account::Pool(_, Side::Up) => pools.0,
-                    Account::Pool(_, Side::Down) => pools.1,
-                    other => system_account_id(other).expect("system account"),
-                };
-                entries.push((
-                    account,
-                    entry.amount,
-                    matches!(entry.account, Account::Pool(..)),
-                ));
+                let account = account_row(entry.account, pools, &account_of);
+                entries.push((tx_id, account, entry.amount));
+                if !matches!(entry.account, Account::Pool(..)) {
+                    *moves.entry(account).or_insert(0i64) += entry.amount;
+                }
             }
-            insert_entries(tx, tx_id, &entries).await?;
+            insert_entries(tx, &entries).await?;
+            move_balances(tx, &moves.into_iter().collect::<Vec<_>>()).await?;
         }
         sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
             .bind(round.id.0)
@@ -267,81 +259,151 @@ async fn pool_accounts(tx: &mut Tx<'_>, round: RoundId) -> StoreResult<(i64, i64
     ))
 }
 
-/// Rows per multi-row statement: 3 parameters each, well under SQLite's
-/// limit of 32,766 parameters.
-const ROWS_PER_STATEMENT: usize = 999;
+/// Parameters per multi-row statement, under SQLite's limit of 32,766.
+/// Placeholders are `?`: with `$n`, sqlx's binding cost grew with the
+/// square of the parameter count (240 ms instead of 55 ms per 10,000
+/// entries). Few large statements beat many small ones because sqlx hands
+/// each SQLite statement to a worker thread.
+const PARAMETERS_PER_STATEMENT: usize = 6_000;
 
-/// Entries of one transaction and their balance movements (none for pools,
-/// whose balance is not cached), a few hundred rows per statement: sqlx
-/// hands each SQLite statement to a worker thread, so fewer is faster.
-/// Placeholders are `?`: with `$n`, binding cost grew with the square of
-/// the parameter count (240 ms instead of 55 ms per 10,000 entries).
-/// The caller decided the movements are allowed; the CHECK still guards.
-async fn insert_entries(
+/// Runs `INSERT INTO {table} ({columns}) VALUES (...), (...)` over `rows`,
+/// as many rows per statement as the parameter budget allows.
+async fn insert_rows<R>(
     tx: &mut Tx<'_>,
-    tx_id: i64,
-    entries: &[(i64, i64, bool)],
+    table_and_columns: &str,
+    row_placeholder: &str,
+    rows: &[R],
+    bind: impl for<'q> Fn(
+        sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+        &'q R,
+    )
+        -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
 ) -> StoreResult<()> {
-    for rows in entries.chunks(ROWS_PER_STATEMENT) {
-        let placeholders = vec!["(?, ?, ?)"; rows.len()];
+    let per_row = row_placeholder.matches('?').count().max(1);
+    for part in rows.chunks(PARAMETERS_PER_STATEMENT / per_row) {
         let sql = format!(
-            "INSERT INTO ledger_entries (tx_id, account_id, amount) VALUES {}",
-            placeholders.join(", ")
+            "INSERT INTO {table_and_columns} VALUES {}",
+            vec![row_placeholder; part.len()].join(", ")
         );
         let mut query = sqlx::query(&sql);
-        for (account, amount, _) in rows {
-            query = query.bind(tx_id).bind(*account).bind(*amount);
-        }
-        query.execute(&mut **tx).await?;
-        let moves: Vec<&(i64, i64, bool)> =
-            rows.iter().filter(|(_, _, is_pool)| !is_pool).collect();
-        if moves.is_empty() {
-            continue;
-        }
-        let placeholders = vec!["(?, ?)"; moves.len()];
-        let sql = format!(
-            "UPDATE accounts SET balance = balance + moves.delta \
-             FROM (SELECT column1 AS id, column2 AS delta FROM (VALUES {})) AS moves WHERE accounts.id = moves.id",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for (account, amount, _) in moves {
-            query = query.bind(*account).bind(*amount);
+        for row in part {
+            query = bind(query, row);
         }
         query.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
-async fn write_bet(tx: &mut Tx<'_>, round: &Round, request: &BetRequest) -> StoreResult<Bet> {
-    let bet_id: i64 = sqlx::query(
-        "INSERT INTO bets (round_id, user_id, side, stake, status, placed_at) VALUES ($1, $2, $3, $4, 'ACTIVE', $5) RETURNING id",
+/// Ledger entries as (transaction, account, amount) rows.
+async fn insert_entries(tx: &mut Tx<'_>, entries: &[(i64, i64, i64)]) -> StoreResult<()> {
+    insert_rows(
+        tx,
+        "ledger_entries (tx_id, account_id, amount)",
+        "(?, ?, ?)",
+        entries,
+        |q, e| q.bind(e.0).bind(e.1).bind(e.2),
     )
-    .bind(round.id.0)
-    .bind(request.user.0)
-    .bind(request.side.as_str())
-    .bind(request.stake.get())
-    .bind(request.received_at)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("id")?;
-    let posting = Posting::bet(request.user, round.id, request.side, request.stake)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let meta = TxMeta {
-        round: Some(round.id),
-        user: Some(request.user),
-        bet: Some(BetId(bet_id)),
-        reference: None,
-    };
-    write_posting(tx, &posting, meta, request.received_at).await?;
-    Ok(Bet {
-        id: BetId(bet_id),
-        round: round.id,
-        user: request.user,
-        side: request.side,
-        stake: request.stake,
-        status: BetStatus::Active,
-        placed_at: request.received_at,
-        cancelled_at: None,
-    })
+    .await
+}
+
+/// Moves cached balances by (account, delta), one row per account (SQLite
+/// applies one source row per target in UPDATE ... FROM). The caller
+/// decided the movements are allowed; the CHECK constraint still guards.
+async fn move_balances(tx: &mut Tx<'_>, moves: &[(i64, i64)]) -> StoreResult<()> {
+    for part in moves.chunks(PARAMETERS_PER_STATEMENT / 2) {
+        let sql = format!(
+            "UPDATE accounts SET balance = balance + moves.delta \
+             FROM (SELECT column1 AS id, column2 AS delta FROM (VALUES {})) AS moves WHERE accounts.id = moves.id",
+            vec!["(?, ?)"; part.len()].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (account, delta) in part {
+            query = query.bind(*account).bind(*delta);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn account_row(
+    account: Account,
+    (pool_up, pool_down): (i64, i64),
+    account_of: &std::collections::HashMap<UserId, i64>,
+) -> i64 {
+    match account {
+        Account::User(user) => account_of[&user],
+        Account::Pool(_, Side::Up) => pool_up,
+        Account::Pool(_, Side::Down) => pool_down,
+        other => system_account_id(other).expect("system account"),
+    }
+}
+
+/// Writes accepted bets with their transactions, entries and balance
+/// moves. Ids are assigned here: the single write connection holds the
+/// transaction, so nobody else can take them.
+async fn write_bets(
+    tx: &mut Tx<'_>,
+    round: &Round,
+    accepted: &[&BetRequest],
+    account_of: &std::collections::HashMap<UserId, i64>,
+) -> StoreResult<Vec<i64>> {
+    let next = |table: &'static str| format!("SELECT COALESCE(MAX(id), 0) + 1 FROM {table}");
+    let first_bet: i64 = sqlx::query(&next("bets"))
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    let first_tx: i64 = sqlx::query(&next("ledger_transactions"))
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    let pools = pool_accounts(tx, round.id).await?;
+    let mut bets = Vec::with_capacity(accepted.len());
+    let mut entries = Vec::with_capacity(accepted.len() * 2);
+    let mut moves = std::collections::BTreeMap::new();
+    for (offset, request) in accepted.iter().enumerate() {
+        let (bet_id, tx_id) = (first_bet + offset as i64, first_tx + offset as i64);
+        // The posting the domain defines for a bet, checked to balance.
+        let posting = Posting::bet(request.user, round.id, request.side, request.stake)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        for entry in posting.entries() {
+            let account = account_row(entry.account, pools, account_of);
+            entries.push((tx_id, account, entry.amount));
+            if !matches!(entry.account, Account::Pool(..)) {
+                *moves.entry(account).or_insert(0i64) += entry.amount;
+            }
+        }
+        bets.push((bet_id, tx_id, *request));
+    }
+    insert_rows(
+        tx,
+        "bets (id, round_id, user_id, side, stake, status, placed_at)",
+        "(?, ?, ?, ?, ?, 'ACTIVE', ?)",
+        &bets,
+        |q, (bet_id, _, r)| {
+            q.bind(*bet_id)
+                .bind(round.id.0)
+                .bind(r.user.0)
+                .bind(r.side.as_str())
+                .bind(r.stake.get())
+                .bind(r.received_at)
+        },
+    )
+    .await?;
+    insert_rows(
+        tx,
+        "ledger_transactions (id, kind, round_id, user_id, bet_id, created_at)",
+        "(?, 'bet', ?, ?, ?, ?)",
+        &bets,
+        |q, (bet_id, tx_id, r)| {
+            q.bind(*tx_id)
+                .bind(round.id.0)
+                .bind(r.user.0)
+                .bind(*bet_id)
+                .bind(r.received_at)
+        },
+    )
+    .await?;
+    insert_entries(tx, &entries).await?;
+    move_balances(tx, &moves.into_iter().collect::<Vec<_>>()).await?;
+    Ok(bets.iter().map(|(bet_id, _, _)| *bet_id).collect())
 }
