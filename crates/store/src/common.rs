@@ -837,15 +837,33 @@ macro_rules! impl_store {
                 Ok(begun)
             }
 
-            async fn settle_chunk(&self, round: RoundId, chunk_size: i64) -> StoreResult<u64> {
+            async fn settle_chunk(&self, round: RoundId, chunk_size: i64) -> StoreResult<Option<u64>> {
                 let mut tx = self.write().begin().await?;
                 let current = round_in(&mut tx, round, Self::LOCK).await?;
                 let Some(settlement) = current.settlement.as_ref().filter(|s| s.finished_at.is_none()) else {
-                    return Ok(0);
+                    return Ok(None);
                 };
-                let paid = self.pay_chunk(&mut tx, &current, &settlement.plan, settlement.cursor, chunk_size).await?;
+                // The next unpaid bet id: an index probe, cheap whatever the
+                // table's statistics say.
+                let next: Option<i64> = sqlx::query("SELECT MIN(id) FROM bets WHERE round_id = $1 AND id > $2")
+                    .bind(round.0)
+                    .bind(settlement.cursor)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                let Some(first) = next else {
+                    tx.commit().await?;
+                    return Ok(None);
+                };
+                let last = first.saturating_add(chunk_size.max(1) - 1);
+                let paid = self.pay_chunk(&mut tx, &current, &settlement.plan, first, last).await?;
+                sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
+                    .bind(round.0)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
-                Ok(paid)
+                Ok(Some(paid))
             }
 
             async fn finish_settlement(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round> {

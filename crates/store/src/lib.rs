@@ -165,9 +165,11 @@ pub trait Store: Send + Sync + 'static {
     // transaction and safe to repeat after a crash.
     async fn begin_settlement(&self, round: RoundId, start: &SettlementStart)
         -> StoreResult<Round>;
-    /// Pays the next chunk of bets after the stored cursor; returns how many
-    /// bets the chunk covered (0 when every bet is paid).
-    async fn settle_chunk(&self, round: RoundId, chunk_size: i64) -> StoreResult<u64>;
+    /// Pays the bets in the next id range of `chunk_size` ids after the
+    /// stored cursor: `Some(bets paid)` (possibly 0), or `None` once no bet
+    /// is left. Ranges, not `LIMIT`, bound each chunk's work whatever plan
+    /// the database picks.
+    async fn settle_chunk(&self, round: RoundId, chunk_size: i64) -> StoreResult<Option<u64>>;
     async fn finish_settlement(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
 
     // Prices.

@@ -213,8 +213,8 @@ impl PostgresStore {
         tx: &mut Tx<'_>,
         round: &Round,
         plan: &PayoutPlan,
-        cursor: i64,
-        chunk_size: i64,
+        first: i64,
+        last: i64,
     ) -> StoreResult<u64> {
         let sides: Vec<String> = Side::BOTH
             .into_iter()
@@ -223,18 +223,17 @@ impl PostgresStore {
             .collect();
         let rows = sqlx::query(
             "SELECT b.id, b.user_id, b.side, b.stake, u.account_id FROM bets b JOIN users u ON u.id = b.user_id \
-             WHERE b.round_id = $1 AND b.status = 'ACTIVE' AND b.id > $2 AND b.side = ANY($3) ORDER BY b.id LIMIT $4",
+             WHERE b.round_id = $1 AND b.status = 'ACTIVE' AND b.id BETWEEN $2 AND $3 AND b.side = ANY($4) ORDER BY b.id",
         )
         .bind(round.id.0)
-        .bind(cursor)
+        .bind(first)
+        .bind(last)
         .bind(&sides)
-        .bind(chunk_size)
         .fetch_all(&mut **tx)
         .await?;
-        let Some(last) = rows.last() else {
+        if rows.is_empty() {
             return Ok(0);
-        };
-        let last_id: i64 = last.try_get("id")?;
+        }
         let mut bets = Vec::with_capacity(rows.len());
         let mut account_of = std::collections::HashMap::new();
         for row in &rows {
@@ -266,11 +265,6 @@ impl PostgresStore {
             )
             .await?;
         }
-        sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
-            .bind(round.id.0)
-            .bind(last_id)
-            .execute(&mut **tx)
-            .await?;
         Ok(rows.len() as u64)
     }
 }

@@ -177,8 +177,8 @@ impl SqliteStore {
         tx: &mut Tx<'_>,
         round: &Round,
         plan: &PayoutPlan,
-        cursor: i64,
-        chunk_size: i64,
+        first: i64,
+        last: i64,
     ) -> StoreResult<u64> {
         let side_filter = match (plan.pays(Side::Up), plan.pays(Side::Down)) {
             (true, true) => "",
@@ -188,18 +188,17 @@ impl SqliteStore {
         };
         let sql = format!(
             "SELECT b.id, b.user_id, b.side, b.stake, u.account_id FROM bets b JOIN users u ON u.id = b.user_id \
-             WHERE b.round_id = $1 AND b.status = 'ACTIVE' AND b.id > $2{side_filter} ORDER BY b.id LIMIT $3"
+             WHERE b.round_id = $1 AND b.status = 'ACTIVE' AND b.id BETWEEN $2 AND $3{side_filter} ORDER BY b.id"
         );
         let rows = sqlx::query(&sql)
             .bind(round.id.0)
-            .bind(cursor)
-            .bind(chunk_size)
+            .bind(first)
+            .bind(last)
             .fetch_all(&mut **tx)
             .await?;
-        let Some(last) = rows.last() else {
+        if rows.is_empty() {
             return Ok(0);
-        };
-        let last_id: i64 = last.try_get("id")?;
+        }
         let mut bets = Vec::with_capacity(rows.len());
         let mut account_of = std::collections::HashMap::new();
         for row in &rows {
@@ -239,11 +238,6 @@ impl SqliteStore {
             insert_entries(tx, &entries).await?;
             move_balances(tx, &moves.into_iter().collect::<Vec<_>>()).await?;
         }
-        sqlx::query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
-            .bind(round.id.0)
-            .bind(last_id)
-            .execute(&mut **tx)
-            .await?;
         Ok(rows.len() as u64)
     }
 }

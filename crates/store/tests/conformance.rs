@@ -240,7 +240,7 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dy
         now: t.settle_at,
     };
     store.begin_settlement(round.id, &start).await.unwrap();
-    while store.settle_chunk(round.id, 1).await.unwrap() > 0 {}
+    while store.settle_chunk(round.id, 1).await.unwrap().is_some() {}
     let settled = store
         .finish_settlement(round.id, t.settle_at)
         .await
@@ -313,12 +313,12 @@ async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once
     };
     store.begin_settlement(round.id, &start).await.unwrap();
     // Two chunks, then the process "crashes".
-    assert!(store.settle_chunk(round.id, 2).await.unwrap() > 0);
-    assert!(store.settle_chunk(round.id, 2).await.unwrap() > 0);
+    assert!(store.settle_chunk(round.id, 2).await.unwrap().is_some());
+    assert!(store.settle_chunk(round.id, 2).await.unwrap().is_some());
     // A restart begins again (resuming, not re-paying) and runs to the end.
     let resumed = store.begin_settlement(round.id, &start).await.unwrap();
     assert!(resumed.settlement.unwrap().cursor > 0);
-    while store.settle_chunk(round.id, 2).await.unwrap() > 0 {}
+    while store.settle_chunk(round.id, 2).await.unwrap().is_some() {}
     let done = store
         .finish_settlement(round.id, t.settle_at)
         .await

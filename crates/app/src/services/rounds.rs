@@ -308,13 +308,15 @@ impl App {
                     "simulated crash after {chunks} settlement chunks"
                 )));
             }
-            let covered = self
+            let started = std::time::Instant::now();
+            let Some(covered) = self
                 .store
                 .settle_chunk(round.id, self.config.settle_chunk_size)
-                .await?;
-            if covered == 0 {
+                .await?
+            else {
                 break;
-            }
+            };
+            tracing::debug!(round = %round.terms.code, bets = covered, ms = started.elapsed().as_millis() as u64, "settlement chunk paid");
             chunks += 1;
             paid += covered;
             if let Some(report) = options.on_progress {
