@@ -54,7 +54,8 @@ pub struct ClockOverride {
 pub struct Config {
     pub database_url: Secret,
     pub redis_url: Option<Secret>,
-    /// Display time zone (TIMEZONE); rounds always follow New York.
+    /// TIMEZONE: the seed's "round timing time zone". Rounds follow the
+    /// NASDAQ close, so only America/New_York is accepted.
     pub timezone: chrono_tz::Tz,
     pub market: Market,
     pub fee_bps: u32,
@@ -158,6 +159,13 @@ impl Config {
                 "not a time zone of the tz database (e.g. America/New_York)",
             )
         })?;
+        if timezone != chrono_tz::America::New_York {
+            return Err(fail(
+                "TIMEZONE",
+                &timezone_text,
+                "rounds follow the NASDAQ close at 16:00 New York time; TIMEZONE must be America/New_York (or unset)",
+            ));
+        }
         let market_text = get("MARKET_SYMBOL").unwrap_or_else(|| "NDX".into());
         let market = Market::parse(&market_text)
             .map_err(|e| fail("MARKET_SYMBOL", &market_text, &e.to_string()))?;
@@ -330,6 +338,7 @@ mod tests {
             ("ORACLE", "magic"),
             ("CLOCK_START", "yesterday"),
             ("TIMEZONE", "Mars/Olympus"),
+            ("TIMEZONE", "Europe/London"),
             ("DATABASE_URL", "mysql://x"),
         ] {
             let error = Config::with(&[(variable, value)]).unwrap_err();
