@@ -390,6 +390,47 @@ macro_rules! impl_store {
             Ok(tx_id)
         }
 
+        /// A player's state for deciding a batch, from their row (balance
+        /// and limits columns); their stored stakes are counted only when
+        /// they have limits, which most players do not.
+        pub(super) async fn player_state(
+            tx: &mut Tx<'_>,
+            row: &$row,
+            user: UserId,
+            round: RoundId,
+            received_at: DateTime<Utc>,
+        ) -> StoreResult<updown_domain::admission::PlayerState> {
+            let optional_micros = |name: &str| -> StoreResult<Option<Micros>> { row.try_get::<Option<i64>, _>(name)?.map(micros).transpose() };
+            let limits = PlayerLimits {
+                max_stake_per_round: optional_micros("max_stake_per_round")?,
+                max_stake_per_day: optional_micros("max_stake_per_day")?,
+                excluded_until: row.try_get("excluded_until")?,
+            };
+            let mut state = updown_domain::admission::PlayerState {
+                balance: micros(row.try_get("balance")?)?,
+                limits,
+                staked_in_round: Micros::ZERO,
+                staked_today: Micros::ZERO,
+            };
+            if !limits.is_unlimited() {
+                let (day_start, day_end) = new_york_day(received_at);
+                let sums = sqlx::query(
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN round_id = $2 THEN stake ELSE 0 END), 0) AS BIGINT) AS in_round, \
+                            CAST(COALESCE(SUM(CASE WHEN placed_at >= $3 AND placed_at < $4 THEN stake ELSE 0 END), 0) AS BIGINT) AS today \
+                     FROM bets WHERE user_id = $1 AND status = 'ACTIVE'",
+                )
+                .bind(user.0)
+                .bind(round.0)
+                .bind(day_start)
+                .bind(day_end)
+                .fetch_one(&mut **tx)
+                .await?;
+                state.staked_in_round = micros(sums.try_get("in_round")?)?;
+                state.staked_today = micros(sums.try_get("today")?)?;
+            }
+            Ok(state)
+        }
+
         pub(super) async fn pool_balances(tx: &mut Tx<'_>, round: &Round) -> StoreResult<(Micros, Micros)> {
             let sql = format!(
                 "SELECT {} AS up, {} AS down FROM rounds r WHERE r.id = $1",

@@ -12,7 +12,6 @@ use std::time::Duration as StdDuration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use updown_domain::admission::PlayerState;
 
 mod shared {
     impl_store!(super::PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
@@ -25,9 +24,8 @@ use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
-use updown_domain::Micros;
 
-use crate::common::{answers, decide_batch, micros, new_york_day, ROUND_COLUMNS};
+use crate::common::{answers, decide_batch, micros, ROUND_COLUMNS};
 use crate::model::{Bet, BetRequest, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
@@ -139,7 +137,7 @@ impl PostgresStore {
         users.sort_unstable();
         users.dedup();
         let rows = sqlx::query(
-            "SELECT u.id AS player_id, u.account_id AS player_account, a.balance AS player_balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until \
+            "SELECT u.id, u.account_id, a.balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until \
              FROM accounts a JOIN users u ON u.account_id = a.id WHERE u.id = ANY($1) ORDER BY a.id FOR UPDATE OF a",
         )
         .bind(&users)
@@ -149,47 +147,15 @@ impl PostgresStore {
         let mut players = std::collections::HashMap::new();
         let mut account_of = std::collections::HashMap::new();
         for row in rows {
-            let user = UserId(row.try_get("player_id")?);
-            let limits = updown_domain::admission::PlayerLimits {
-                max_stake_per_round: row
-                    .try_get::<Option<i64>, _>("max_stake_per_round")?
-                    .map(micros)
-                    .transpose()?,
-                max_stake_per_day: row
-                    .try_get::<Option<i64>, _>("max_stake_per_day")?
-                    .map(micros)
-                    .transpose()?,
-                excluded_until: row.try_get("excluded_until")?,
-            };
-            let mut state = PlayerState {
-                balance: micros(row.try_get("player_balance")?)?,
-                limits,
-                staked_in_round: Micros::ZERO,
-                staked_today: Micros::ZERO,
-            };
-            if !limits.is_unlimited() {
-                let first = requests
-                    .iter()
-                    .find(|r| r.user == user)
-                    .map(|r| r.received_at)
-                    .unwrap_or_default();
-                let (day_start, day_end) = new_york_day(first);
-                let sums = sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(stake) FILTER (WHERE round_id = $2), 0) AS BIGINT) AS in_round, \
-                            CAST(COALESCE(SUM(stake) FILTER (WHERE placed_at >= $3 AND placed_at < $4), 0) AS BIGINT) AS today \
-                     FROM bets WHERE user_id = $1 AND status = 'ACTIVE'",
-                )
-                .bind(user.0)
-                .bind(round_id.0)
-                .bind(day_start)
-                .bind(day_end)
-                .fetch_one(&mut *tx)
-                .await?;
-                state.staked_in_round = micros(sums.try_get("in_round")?)?;
-                state.staked_today = micros(sums.try_get("today")?)?;
-            }
+            let user = UserId(row.try_get("id")?);
+            let first = requests
+                .iter()
+                .find(|r| r.user == user)
+                .map(|r| r.received_at)
+                .unwrap_or_default();
+            let state = player_state(&mut tx, row, user, round_id, first).await?;
             players.insert(user, state);
-            account_of.insert(user, row.try_get::<i64, _>("player_account")?);
+            account_of.insert(user, row.try_get::<i64, _>("account_id")?);
         }
         let decisions = decide_batch(&round.clock(), requests, &mut players);
         let accepted: Vec<&BetRequest> = requests

@@ -13,7 +13,6 @@ use std::time::Duration as StdDuration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use updown_domain::admission::PlayerState;
 
 mod shared {
     impl_store!(super::SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
@@ -25,9 +24,8 @@ use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
-use updown_domain::Micros;
 
-use crate::common::{answers, decide_batch, micros, new_york_day, system_account_id};
+use crate::common::{answers, decide_batch, micros, system_account_id};
 use crate::model::{Bet, BetRequest, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
@@ -119,39 +117,8 @@ impl SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else { continue };
-            let limits = updown_domain::admission::PlayerLimits {
-                max_stake_per_round: row
-                    .try_get::<Option<i64>, _>("max_stake_per_round")?
-                    .map(micros)
-                    .transpose()?,
-                max_stake_per_day: row
-                    .try_get::<Option<i64>, _>("max_stake_per_day")?
-                    .map(micros)
-                    .transpose()?,
-                excluded_until: row.try_get("excluded_until")?,
-            };
-            let mut state = PlayerState {
-                balance: micros(row.try_get("balance")?)?,
-                limits,
-                staked_in_round: Micros::ZERO,
-                staked_today: Micros::ZERO,
-            };
-            if !limits.is_unlimited() {
-                let (day_start, day_end) = new_york_day(request.received_at);
-                let sums = sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(CASE WHEN round_id = $2 THEN stake ELSE 0 END), 0) AS BIGINT) AS in_round, \
-                            CAST(COALESCE(SUM(CASE WHEN placed_at >= $3 AND placed_at < $4 THEN stake ELSE 0 END), 0) AS BIGINT) AS today \
-                     FROM bets WHERE user_id = $1 AND status = 'ACTIVE'",
-                )
-                .bind(request.user.0)
-                .bind(round_id.0)
-                .bind(day_start)
-                .bind(day_end)
-                .fetch_one(&mut *tx)
-                .await?;
-                state.staked_in_round = micros(sums.try_get("in_round")?)?;
-                state.staked_today = micros(sums.try_get("today")?)?;
-            }
+            let state =
+                player_state(&mut tx, &row, request.user, round_id, request.received_at).await?;
             players.insert(request.user, state);
             account_of.insert(request.user, row.try_get::<i64, _>("account_id")?);
         }

@@ -157,19 +157,26 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
+/// Where a benchmark runs: a fresh database of this backend.
+#[derive(Args, Debug)]
+pub struct BenchTarget {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: crate::bench::BenchBackend,
+    /// PostgreSQL to use (a fresh schema is created in it).
+    #[arg(
+        long,
+        env = "BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+    )]
+    url: String,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Concurrent bets through the service layer; optionally pgbench -N beside it.
     Bets {
-        #[arg(long, value_enum, default_value = "sqlite")]
-        backend: crate::bench::BenchBackend,
-        /// PostgreSQL to use (a fresh schema is created in it).
-        #[arg(
-            long,
-            env = "BENCH_POSTGRES_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-        )]
-        url: String,
+        #[command(flatten)]
+        target: BenchTarget,
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         users: u32,
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -182,14 +189,8 @@ pub enum BenchCommand {
     },
     /// Settle one round of many bets from the oracle; time and peak memory.
     Settle {
-        #[arg(long, value_enum, default_value = "sqlite")]
-        backend: crate::bench::BenchBackend,
-        #[arg(
-            long,
-            env = "BENCH_POSTGRES_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-        )]
-        url: String,
+        #[command(flatten)]
+        target: BenchTarget,
         #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         users: u32,
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -355,16 +356,15 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
     if let Command::Bench(bench) = command {
         let result = match bench {
             BenchCommand::Bets {
-                backend,
-                url,
+                target,
                 users,
                 concurrency,
                 seconds,
                 pgbench,
             } => {
                 let args = crate::bench::BetsArgs {
-                    backend,
-                    url,
+                    backend: target.backend,
+                    url: target.url,
                     users,
                     concurrency: concurrency as usize,
                     seconds,
@@ -373,21 +373,17 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 crate::bench::bets(config, args).await?
             }
             BenchCommand::Settle {
-                backend,
-                url,
+                target,
                 users,
                 bets,
             } => {
-                crate::bench::settle(
-                    config,
-                    crate::bench::SettleArgs {
-                        backend,
-                        url,
-                        users,
-                        bets,
-                    },
-                )
-                .await?
+                let args = crate::bench::SettleArgs {
+                    backend: target.backend,
+                    url: target.url,
+                    users,
+                    bets,
+                };
+                crate::bench::settle(config, args).await?
             }
         };
         println!(
