@@ -17,7 +17,7 @@ use updown_domain::schedule::round_taking_bets_at;
 use updown_domain::Micros;
 use updown_store::SqliteStore;
 
-use crate::cli::{usdc, RoundOut, TvlOut, VerifyOut};
+use crate::cli::{emit, usdc, RoundOut, TvlOut, VerifyOut};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
@@ -46,7 +46,7 @@ impl Story {
         if self.json {
             self.steps.push(json!({ "step": title, "data": data }));
         } else {
-            println!("\n== {title}\n{text}");
+            emit(&format!("\n== {title}\n{text}"));
         }
     }
 }
@@ -295,10 +295,9 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
         serde_json::to_value(&report).expect("serialisable"),
     );
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "demo": story.steps, "ok": report.ok }))
-                .expect("serialisable")
+        emit(
+            &serde_json::to_string_pretty(&json!({ "demo": story.steps, "ok": report.ok }))
+                .expect("serialisable"),
         );
     }
     if !report.ok {

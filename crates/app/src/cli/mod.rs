@@ -276,14 +276,19 @@ struct Printer {
 impl Printer {
     fn print<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("serialisable output")
-            );
+            emit(&serde_json::to_string_pretty(value).expect("serialisable output"));
         } else {
-            println!("{}", human());
+            emit(&human());
         }
     }
+}
+
+/// Writes a line to stdout. A closed pipe (`updown verify | head -2`) is
+/// not an error worth a panic: the reader has what it wanted.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
 }
 
 /// Parses the arguments and runs the command; returns the exit code.
@@ -386,10 +391,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 crate::bench::settle(config, args).await?
             }
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&result).expect("serialisable")
-        );
+        emit(&serde_json::to_string_pretty(&result).expect("serialisable"));
         return Ok(0);
     }
     if let Command::Calendar { from, to } = command {
