@@ -431,6 +431,22 @@ macro_rules! impl_store {
             Ok(state)
         }
 
+        /// A settlement chunk's rows (id, user_id, side, stake, account_id)
+        /// as the domain's (user, side, stake) and each user's account.
+        #[allow(clippy::type_complexity)]
+        pub(super) fn chunk_bets(rows: &[$row]) -> StoreResult<(Vec<(UserId, Side, Micros)>, std::collections::HashMap<UserId, i64>)> {
+            let mut bets = Vec::with_capacity(rows.len());
+            let mut account_of = std::collections::HashMap::new();
+            for row in rows {
+                let user = UserId(row.try_get("user_id")?);
+                let side: &str = row.try_get("side")?;
+                let side: Side = side.parse().map_err(|_| corrupt("side", side))?;
+                bets.push((user, side, micros(row.try_get("stake")?)?));
+                account_of.insert(user, row.try_get::<i64, _>("account_id")?);
+            }
+            Ok((bets, account_of))
+        }
+
         pub(super) async fn pool_balances(tx: &mut Tx<'_>, round: &Round) -> StoreResult<(Micros, Micros)> {
             let sql = format!(
                 "SELECT {} AS up, {} AS down FROM rounds r WHERE r.id = $1",

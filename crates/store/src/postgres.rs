@@ -25,7 +25,7 @@ use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 
-use crate::common::{answers, decide_batch, micros, ROUND_COLUMNS};
+use crate::common::{answers, decide_batch, ROUND_COLUMNS};
 use crate::model::{Bet, BetRequest, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
@@ -200,17 +200,7 @@ impl PostgresStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut bets = Vec::with_capacity(rows.len());
-        let mut account_of = std::collections::HashMap::new();
-        for row in &rows {
-            let user = UserId(row.try_get("user_id")?);
-            let side: &str = row.try_get("side")?;
-            let side: Side = side
-                .parse()
-                .map_err(|_| crate::common::corrupt("side", side))?;
-            bets.push((user, side, micros(row.try_get("stake")?)?));
-            account_of.insert(user, row.try_get::<i64, _>("account_id")?);
-        }
+        let (bets, account_of) = chunk_bets(&rows)?;
         if let Some(posting) = Posting::settlement_chunk(round.id, plan, &bets)
             .map_err(|e| StoreError::Invalid(e.to_string()))?
         {

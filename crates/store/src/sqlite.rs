@@ -25,7 +25,7 @@ use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 
-use crate::common::{answers, decide_batch, micros, system_account_id};
+use crate::common::{answers, decide_batch, system_account_id};
 use crate::model::{Bet, BetRequest, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
@@ -166,17 +166,7 @@ impl SqliteStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut bets = Vec::with_capacity(rows.len());
-        let mut account_of = std::collections::HashMap::new();
-        for row in &rows {
-            let user = UserId(row.try_get("user_id")?);
-            let side: &str = row.try_get("side")?;
-            let side: Side = side
-                .parse()
-                .map_err(|_| crate::common::corrupt("side", side))?;
-            bets.push((user, side, micros(row.try_get("stake")?)?));
-            account_of.insert(user, row.try_get::<i64, _>("account_id")?);
-        }
+        let (bets, account_of) = chunk_bets(&rows)?;
         if let Some(posting) = Posting::settlement_chunk(round.id, plan, &bets)
             .map_err(|e| StoreError::Invalid(e.to_string()))?
         {
