@@ -147,7 +147,15 @@ fn an_operator_runs_a_round_from_the_command_line() {
     );
     assert!(round["result"].is_null());
 
-    cli.json(&["lock-round", "--code", "20261124"]);
+    cli.json(&[
+        "lock-round",
+        "--code",
+        "20261124",
+        "--reason",
+        "testing an early lock",
+        "--actor",
+        "cli:olga",
+    ]);
     let (_, too_early) =
         cli.json_error(&["settle-round", "--code", "20261124", "--result", "AUTO"]);
     assert_eq!(error_code(&too_early), "too_early");

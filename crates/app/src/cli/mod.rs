@@ -101,11 +101,20 @@ pub enum Command {
     OpenRound {
         #[arg(long, value_parser = parse_code)]
         code: Option<RoundCode>,
+        /// Who is acting (default: cli:$USER); kept in the audit log.
+        #[arg(long)]
+        actor: Option<String>,
     },
-    /// Stop a round taking bets.
+    /// Stop a round taking bets (before its lock instant too, e.g. an outage).
     LockRound {
         #[arg(long, value_parser = parse_code)]
         code: RoundCode,
+        /// Why (kept in the audit log with who).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who is acting (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Settle a round from the oracle (AUTO) or by hand (UP, DOWN, VOID).
     SettleRound {
@@ -150,6 +159,11 @@ pub enum Command {
     },
     /// Check every ledger invariant; exits non-zero if one fails.
     Verify,
+    /// Operators' manual actions, newest first: who, what, why.
+    Audit {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
     /// Tell the whole story on a fresh temporary database.
     Demo,
     /// Measure speed on a fresh database (see BENCHMARKS.md).
@@ -470,8 +484,18 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 )
             });
         }
-        Command::OpenRound { code } => {
+        Command::OpenRound { code, actor } => {
             let (round, created) = app.open_round(code).await?;
+            if created {
+                let actor = actor.unwrap_or_else(default_actor);
+                app.audit(
+                    &actor,
+                    "open_round",
+                    format!("round {}", round.terms.code),
+                    None,
+                )
+                .await?;
+            }
             let view = RoundOut::new(&round, app.store.pools(round.id).await?);
             out.print(&view, || {
                 format!(
@@ -481,8 +505,18 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 )
             });
         }
-        Command::LockRound { code } => {
+        Command::LockRound {
+            code,
+            reason,
+            actor,
+        } => {
+            let was_open = app.round(code).await?.status == updown_domain::round::RoundStatus::Open;
             let round = app.lock_round(code).await?;
+            if was_open {
+                let actor = actor.unwrap_or_else(default_actor);
+                app.audit(&actor, "lock_round", format!("round {code}"), reason)
+                    .await?;
+            }
             let view = RoundOut::new(&round, app.store.pools(round.id).await?);
             out.print(&view, || view.human());
         }
@@ -574,6 +608,35 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             if !report.ok {
                 return Ok(1);
             }
+        }
+        Command::Audit { limit } => {
+            let entries = app.store.audit_log(limit).await?;
+            let views: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| serde_json::json!({ "at": instant(e.at), "actor": e.actor, "action": e.action, "subject": e.subject, "reason": e.reason }))
+                .collect();
+            out.print(&views, || {
+                if entries.is_empty() {
+                    return "no manual actions recorded".into();
+                }
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}  {:<16} {:<14} {}{}",
+                            instant(e.at),
+                            e.actor,
+                            e.action,
+                            e.subject,
+                            e.reason
+                                .as_ref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
         }
         Command::Demo | Command::Calendar { .. } | Command::Bench(_) => {
             unreachable!("handled above")

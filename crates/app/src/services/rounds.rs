@@ -103,6 +103,27 @@ impl App {
         Ok(locked)
     }
 
+    /// Records an operator's action (who, what, on what, why) in the audit
+    /// log; for acts that are not already recorded by their own use-case.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: String,
+        reason: Option<String>,
+    ) -> AppResult<()> {
+        self.store
+            .record_audit(&AuditEntry {
+                at: self.clock.now(),
+                actor: actor.to_string(),
+                action: action.to_string(),
+                subject,
+                reason,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Records an operator's official close for a session that has closed.
     pub async fn set_price(
         &self,
