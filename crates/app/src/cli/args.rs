@@ -1,0 +1,260 @@
+//! The command line's shape: every command, its arguments and `--help`.
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use updown_domain::ids::RoundCode;
+use updown_domain::round::{Price, Side};
+use updown_domain::Micros;
+
+const AMOUNT_HELP: &str = "integer micro-USDC (1500000) or USDC with the suffix (1.5USDC)";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "updown",
+    version,
+    about = "Daily Up/Down parimutuel betting on the NASDAQ close, with a double-entry USDC ledger."
+)]
+#[command(
+    after_help = "Configuration comes from the environment and .env (see the README). \
+DATABASE_URL unset means sqlite://./data/updown.db."
+)]
+pub struct Cli {
+    /// Print machine-readable JSON on stdout (errors as JSON on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply database migrations.
+    Migrate,
+    /// Create user1@example.com..userN@example.com, each funded.
+    Seed {
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        /// Starting balance of each user.
+        #[arg(long, default_value = "1000USDC", value_parser = parse_amount, help = format!("Starting balance: {AMOUNT_HELP}"))]
+        balance: Micros,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Credit funds to a user directly (bypasses the chain; one credit per --tx).
+    Deposit {
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_parser = parse_amount, help = AMOUNT_HELP)]
+        amount: Micros,
+        /// Chain transaction hash; a hash is credited once (default: a new one).
+        #[arg(long)]
+        tx: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        log_index: i64,
+    },
+    /// Place a bet; prints the bet id.
+    Bet {
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_parser = parse_side)]
+        side: Side,
+        #[arg(long, value_parser = parse_amount, help = AMOUNT_HELP)]
+        amount: Micros,
+        /// Round code YYYYMMDD (default: the round taking bets now).
+        #[arg(long, value_parser = parse_code)]
+        round: Option<RoundCode>,
+    },
+    /// Cancel a bet for a full refund (until CANCEL_CUTOFF_MIN before lock).
+    CancelBet {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Queue a withdrawal: the amount moves to pending at once.
+    Withdraw {
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_parser = parse_amount, help = AMOUNT_HELP)]
+        amount: Micros,
+        /// Destination Ethereum address (EIP-55 checked when mixed case).
+        #[arg(long)]
+        to: String,
+    },
+    /// Open a round (default: the one that should take bets now).
+    OpenRound {
+        #[arg(long, value_parser = parse_code)]
+        code: Option<RoundCode>,
+        /// Who is acting (default: cli:$USER); kept in the audit log.
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Stop a round taking bets (before its lock instant too, e.g. an outage).
+    LockRound {
+        #[arg(long, value_parser = parse_code)]
+        code: RoundCode,
+        /// Why (kept in the audit log with who).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who is acting (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Settle a round from the oracle (AUTO) or by hand (UP, DOWN, VOID).
+    SettleRound {
+        #[arg(long, value_parser = parse_code)]
+        code: RoundCode,
+        /// AUTO, UP, DOWN or VOID.
+        #[arg(long)]
+        result: String,
+        /// Why (required for a manual result; kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who is acting (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Official closes.
+    #[command(subcommand)]
+    Price(PriceCommand),
+    /// A user's available balance.
+    Balance {
+        #[arg(long)]
+        user: String,
+    },
+    /// Set a user's own limits (omitted ones are cleared).
+    Limits(LimitsArgs),
+    /// Inspect one round.
+    #[command(subcommand)]
+    Round(RoundCommand),
+    /// Recent rounds, newest first.
+    Rounds {
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
+    },
+    /// Total value locked and its parts.
+    Tvl,
+    /// NASDAQ sessions and their close (New York time) between two dates.
+    Calendar {
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+    },
+    /// Check every ledger invariant; exits non-zero if one fails.
+    Verify,
+    /// Operators' manual actions, newest first: who, what, why.
+    Audit {
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
+    /// Tell the whole story on a fresh temporary database.
+    Demo,
+    /// Measure speed on a fresh database (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Where a benchmark runs: a fresh database of this backend.
+#[derive(Args, Debug)]
+pub struct BenchTarget {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: crate::bench::BenchBackend,
+    /// PostgreSQL to use (a fresh schema is created in it).
+    #[arg(
+        long,
+        env = "BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+    )]
+    pub url: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Concurrent bets through the service layer; optionally pgbench -N beside it.
+    Bets {
+        #[command(flatten)]
+        target: BenchTarget,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        concurrency: u64,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Also run `pgbench -N -c CONCURRENCY -j 2` on the same PostgreSQL and report the ratio.
+        #[arg(long)]
+        pgbench: bool,
+    },
+    /// Settle one round of many bets from the oracle; time and peak memory.
+    Settle {
+        #[command(flatten)]
+        target: BenchTarget,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        bets: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PriceCommand {
+    /// Record an official close (ORACLE=manual takes closes only from here).
+    Set {
+        #[arg(long)]
+        date: NaiveDate,
+        #[arg(long, value_parser = parse_price)]
+        close: Price,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoundCommand {
+    /// Status, pools, result, fee, dust and evidence of a round.
+    Show {
+        #[arg(long, value_parser = parse_code)]
+        code: RoundCode,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LimitsArgs {
+    #[arg(long)]
+    pub user: String,
+    /// Maximum total stake per round.
+    #[arg(long, value_parser = parse_amount)]
+    pub per_round: Option<Micros>,
+    /// Maximum total stake per New York day.
+    #[arg(long, value_parser = parse_amount)]
+    pub per_day: Option<Micros>,
+    /// Refuse this user's bets until this date (New York midnight).
+    #[arg(long)]
+    pub exclude_until: Option<NaiveDate>,
+}
+
+fn parse_amount(text: &str) -> Result<Micros, String> {
+    Micros::parse_cli(text).map_err(|e| e.to_string())
+}
+
+fn parse_side(text: &str) -> Result<Side, String> {
+    text.parse()
+        .map_err(|e: updown_domain::round::ParseEnumError| e.to_string())
+}
+
+fn parse_code(text: &str) -> Result<RoundCode, String> {
+    RoundCode::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_price(text: &str) -> Result<Price, String> {
+    Price::parse(text).map_err(|e| e.to_string())
+}
