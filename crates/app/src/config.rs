@@ -54,6 +54,8 @@ pub struct ClockOverride {
 pub struct Config {
     pub database_url: Secret,
     pub redis_url: Option<Secret>,
+    /// Where `serve` listens (BIND_ADDR).
+    pub bind_addr: std::net::SocketAddr,
     /// TIMEZONE: the seed's "round timing time zone". Rounds follow the
     /// NASDAQ close, so only America/New_York is accepted.
     pub timezone: chrono_tz::Tz,
@@ -266,8 +268,17 @@ impl Config {
         let close_fetch_delay_min = number(&get, "CLOSE_FETCH_DELAY_MIN", 5i64, 0..=240)?;
         let settle_grace_min = number(&get, "SETTLE_GRACE_MIN", 30i64, 1..=1440)?;
         let cancel_cutoff_min = number(&get, "CANCEL_CUTOFF_MIN", 15i64, 0..=1440)?;
+        let bind_text = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8000".into());
+        let bind_addr = bind_text.parse().map_err(|_| {
+            fail(
+                "BIND_ADDR",
+                &bind_text,
+                "must be an address and port, e.g. 127.0.0.1:8000 or 0.0.0.0:8000",
+            )
+        })?;
         Ok(Config {
             database_url: Secret::new(database_url),
+            bind_addr,
             redis_url: redis_url.map(Secret::new),
             timezone,
             market,
@@ -340,6 +351,7 @@ mod tests {
             ("TIMEZONE", "Mars/Olympus"),
             ("TIMEZONE", "Europe/London"),
             ("DATABASE_URL", "mysql://x"),
+            ("BIND_ADDR", "localhost"),
         ] {
             let error = Config::with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{error}");

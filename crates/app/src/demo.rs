@@ -11,8 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::America::New_York;
 use serde_json::json;
 use updown_domain::ids::UserId;
-use updown_domain::payout::PayoutPlan;
-use updown_domain::round::{Outcome, Side};
+use updown_domain::round::Side;
 use updown_domain::schedule::round_taking_bets_at;
 use updown_domain::Micros;
 use updown_store::SqliteStore;
@@ -23,6 +22,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::oracle::MockOracle;
 use crate::services::{App, SettleRequest};
+use crate::wire::implied_multiplier;
 
 const PLAYERS: [(&str, i64); 4] = [("alice", 500), ("bob", 300), ("carol", 200), ("dave", 400)];
 
@@ -55,26 +55,6 @@ fn new_york(at: DateTime<Utc>) -> String {
     at.with_timezone(&New_York)
         .format("%a %Y-%m-%d %H:%M:%S %Z")
         .to_string()
-}
-
-/// What one micro-USDC on `side` returns if `side` wins, as a multiplier.
-fn implied_multiplier(up: Micros, down: Micros, side: Side, fee_bps: u32) -> String {
-    let outcome = match side {
-        Side::Up => Outcome::Up,
-        Side::Down => Outcome::Down,
-    };
-    let plan = PayoutPlan::new(outcome, up, down, fee_bps).expect("valid pools");
-    let pool = plan.pool(side).get();
-    if pool == 0 {
-        return "-".into();
-    }
-    let returned = i128::from(pool) + i128::from(plan.distributable.get());
-    let per_million = returned * 1_000_000 / i128::from(pool);
-    format!(
-        "{}.{:04}x",
-        per_million / 1_000_000,
-        (per_million % 1_000_000) / 100
-    )
 }
 
 pub async fn run(config: Config, json: bool) -> AppResult<()> {

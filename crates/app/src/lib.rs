@@ -7,11 +7,14 @@
 //! - [`oracle`]: the oracle port (mock, CSV, manual).
 //! - [`services`]: the use-cases, including group commit for bets.
 //! - [`error`]: the use-cases' error with stable codes.
+//! - [`api`]: the HTTP API (axum), served by `updown serve`.
 //! - [`cli`]: clap commands, each calling a use-case.
 //! - [`demo`]: `updown demo`, the whole story on a fresh database.
 //! - [`bench`]: `updown bench`, speed measured on a fresh database.
 //! - [`telemetry`]: logging setup.
+//! - [`wire`]: the serialisable shapes the CLI prints and the API answers.
 
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod clock;
@@ -21,3 +24,4 @@ pub mod error;
 pub mod oracle;
 pub mod services;
 pub mod telemetry;
+pub mod wire;

@@ -11,6 +11,11 @@ pub fn init_for_cli() {
     init("warn");
 }
 
+/// For the long-running service: business events and requests (info).
+pub fn init_for_service() {
+    init("info");
+}
+
 fn init(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));

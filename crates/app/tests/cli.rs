@@ -460,3 +460,52 @@ fn the_demo_tells_the_story_and_verifies() {
         "the demo uses its own temporary database"
     );
 }
+
+#[test]
+fn serve_answers_http_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let cli = Cli::new("serve");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_updown"))
+        .current_dir(&cli.folder)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", cli.folder.join("serve.db").display()),
+        )
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env_remove("CLOCK_START")
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start updown serve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    let mut line = String::new();
+    // The service announces its address once it listens; read until then.
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            address = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+        line.clear();
+    }
+    let address = address.expect("serve announced its address");
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"database\":\"ok\""), "{response}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "serve should exit cleanly on SIGTERM"
+    );
+}

@@ -29,6 +29,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the HTTP service on BIND_ADDR (migrates first; stops cleanly on Ctrl-C or SIGTERM).
+    Serve,
     /// Apply database migrations.
     Migrate,
     /// Create user1@example.com..userN@example.com, each funded.

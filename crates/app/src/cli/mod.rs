@@ -3,7 +3,6 @@
 //! and errors as JSON on stderr, with a non-zero exit either way.
 
 mod args;
-mod output;
 
 use std::io::IsTerminal;
 
@@ -20,11 +19,11 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::services::{App, SettleOptions, SettleRequest};
 
+pub use crate::wire::{instant, usdc, RoundOut, TvlOut, VerifyOut};
+use crate::wire::{BetOut, PriceOut, UserOut, WithdrawalOut};
 pub use args::{
     BenchCommand, BenchTarget, Cli, Command, LimitsArgs, PriceCommand, RoundCommand, UserCommand,
 };
-pub use output::{instant, usdc, RoundOut, TvlOut, VerifyOut};
-use output::{BetOut, PriceOut, UserOut, WithdrawalOut};
 
 fn default_actor() -> String {
     format!(
@@ -79,7 +78,11 @@ pub async fn main() -> i32 {
             return 2;
         }
     };
-    crate::telemetry::init_for_cli();
+    if matches!(cli.command, Command::Serve) {
+        crate::telemetry::init_for_service();
+    } else {
+        crate::telemetry::init_for_cli();
+    }
     announce_clock(&config);
     match run(cli.command, config, cli.json).await {
         Ok(code) => code,
@@ -164,6 +167,22 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
     }
     let app = App::from_config(config).await.map_err(AppError::Internal)?;
     match command {
+        Command::Serve => {
+            let address = app.config.bind_addr;
+            let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                AppError::Invalid(format!("cannot listen on {address} (BIND_ADDR): {e}"))
+            })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| AppError::Internal(e.into()))?;
+            eprintln!(
+                "updown listening on http://{bound} (database: {:?})",
+                app.store.backend()
+            );
+            crate::api::serve(app, listener, crate::api::shutdown_signal())
+                .await
+                .map_err(|e| AppError::Internal(e.into()))?;
+        }
         Command::Migrate => {
             // App::from_config already migrated.
             let backend = format!("{:?}", app.store.backend()).to_lowercase();

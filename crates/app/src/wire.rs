@@ -1,8 +1,12 @@
-//! What the CLI prints: wire types (serialisable, separate from the domain
-//! types) for `--json`, and their human-readable forms.
+//! Wire types: what the CLI prints with `--json` and the API answers,
+//! serialisable and separate from the domain types, with their
+//! human-readable forms.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use updown_domain::payout::PayoutPlan;
+use updown_domain::round::{Outcome, Side};
+use updown_domain::Micros;
 use updown_store::{Bet, Pools, PriceRecord, Round, Tvl, User, VerifyReport, Withdrawal};
 
 pub fn instant(at: DateTime<Utc>) -> String {
@@ -102,6 +106,29 @@ impl From<&PriceRecord> for PriceOut {
     }
 }
 
+/// What one unit staked on `side` returns if `side` wins, as "2.1676x";
+/// "-" while nobody is on that side.
+pub fn implied_multiplier(up: Micros, down: Micros, side: Side, fee_bps: u32) -> String {
+    let outcome = match side {
+        Side::Up => Outcome::Up,
+        Side::Down => Outcome::Down,
+    };
+    let Ok(plan) = PayoutPlan::new(outcome, up, down, fee_bps) else {
+        return "-".into();
+    };
+    let pool = plan.pool(side).get();
+    if pool == 0 {
+        return "-".into();
+    }
+    let returned = i128::from(pool) + i128::from(plan.distributable.get());
+    let per_million = returned * 1_000_000 / i128::from(pool);
+    format!(
+        "{}.{:04}x",
+        per_million / 1_000_000,
+        (per_million % 1_000_000) / 100
+    )
+}
+
 #[derive(Serialize)]
 pub struct RoundOut {
     pub id: i64,
@@ -122,6 +149,8 @@ pub struct RoundOut {
     pub pool_down: i64,
     pub bets_up: i64,
     pub bets_down: i64,
+    pub implied_multiplier_up: String,
+    pub implied_multiplier_down: String,
     pub fee: Option<i64>,
     pub dust: Option<i64>,
     pub close: Option<PriceOut>,
@@ -156,6 +185,18 @@ impl RoundOut {
             pool_down: pools.down.get(),
             bets_up: pools.bets_up,
             bets_down: pools.bets_down,
+            implied_multiplier_up: implied_multiplier(
+                pools.up,
+                pools.down,
+                Side::Up,
+                round.terms.fee_bps,
+            ),
+            implied_multiplier_down: implied_multiplier(
+                pools.up,
+                pools.down,
+                Side::Down,
+                round.terms.fee_bps,
+            ),
             fee: settlement.map(|s| s.plan.fee.get()),
             dust: settlement.and_then(|s| s.dust).map(|d| d.get()),
             close: settlement

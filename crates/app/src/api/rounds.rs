@@ -1,0 +1,75 @@
+//! Rounds: the one taking bets, any round by code (with its evidence once
+//! settled), and the latest rounds.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use updown_domain::ids::RoundCode;
+
+use super::ApiError;
+use crate::services::App;
+use crate::wire::RoundOut;
+
+/// Most rounds one listing returns.
+const MAX_LIMIT: i64 = 100;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/rounds", get(list_rounds))
+        .route("/rounds/current", get(get_current_round))
+        .route("/rounds/{code}", get(get_round))
+}
+
+async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiError> {
+    let pools = app
+        .store
+        .pools(round.id)
+        .await
+        .map_err(crate::error::AppError::from)?;
+    Ok(RoundOut::new(round, pools))
+}
+
+async fn get_current_round(State(app): State<App>) -> Result<Json<RoundOut>, ApiError> {
+    let round = app.current_round().await?;
+    Ok(Json(view(&app, &round).await?))
+}
+
+async fn get_round(
+    State(app): State<App>,
+    code: Result<Path<String>, PathRejection>,
+) -> Result<Json<RoundOut>, ApiError> {
+    let Path(code) = code?;
+    let code = RoundCode::parse(&code)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()))?;
+    let round = app.round(code).await?;
+    Ok(Json(view(&app, &round).await?))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+async fn list_rounds(
+    State(app): State<App>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<RoundOut>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let rounds = app.rounds(limit).await?;
+    let mut views = Vec::with_capacity(rounds.len());
+    for round in &rounds {
+        views.push(view(&app, round).await?);
+    }
+    Ok(Json(views))
+}

@@ -1,0 +1,131 @@
+//! The HTTP API through its router (no socket), on SQLite and PostgreSQL.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use support::{at, usdc, Db, TestApp};
+use tower::ServiceExt;
+use updown_app::api;
+use updown_domain::round::Side;
+
+on_both_backends!(
+    the_current_round_shows_pools_and_implied_payouts,
+    bad_requests_get_json_errors_never_a_server_error,
+    health_and_tvl_answer,
+);
+
+async fn get(t: &TestApp, uri: &str) -> (StatusCode, Value) {
+    let response = api::router(t.app.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        panic!(
+            "{uri}: body is not JSON: {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, body)
+}
+
+async fn the_current_round_shows_pools_and_implied_payouts(db: Db) {
+    let t = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;
+    let (status, body) = get(&t, "/rounds/current").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    t.open("20261124").await;
+    let (ann, bob) = (
+        t.funded("ann", usdc(100)).await,
+        t.funded("bob", usdc(100)).await,
+    );
+    t.app
+        .place_bet(ann, Side::Up, usdc(30), None)
+        .await
+        .unwrap();
+    t.app
+        .place_bet(bob, Side::Down, usdc(10), None)
+        .await
+        .unwrap();
+    let (status, body) = get(&t, "/rounds/current").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["code"], "20261124");
+    assert_eq!(body["status"], "OPEN");
+    assert_eq!(
+        (body["pool_up"].as_i64(), body["pool_down"].as_i64()),
+        (Some(30_000_000), Some(10_000_000))
+    );
+    assert_eq!(
+        (body["bets_up"].as_i64(), body["bets_down"].as_i64()),
+        (Some(1), Some(1))
+    );
+    // UP wins 10 - 1% fee on 30: 1.33x; DOWN wins 30 - 0.3 on 10: 3.97x.
+    assert_eq!(body["implied_multiplier_up"], "1.3300x");
+    assert_eq!(body["implied_multiplier_down"], "3.9700x");
+    assert_eq!(body["lock_at"], "2026-11-24T20:59:59Z");
+    assert_eq!(body["terms_digest"].as_str().map(str::len), Some(64));
+    let (status, by_code) = get(&t, "/rounds/20261124").await;
+    assert_eq!(
+        (status, &by_code["pool_up"]),
+        (StatusCode::OK, &body["pool_up"])
+    );
+    let (status, listing) = get(&t, "/rounds?limit=5").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listing.as_array().map(Vec::len), Some(1));
+    t.assert_verified().await;
+}
+
+async fn bad_requests_get_json_errors_never_a_server_error(db: Db) {
+    let t = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;
+    for (uri, status, code) in [
+        (
+            "/rounds/2026-11-24",
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        ("/rounds/20261301", StatusCode::BAD_REQUEST, "invalid_input"),
+        ("/rounds/20261125", StatusCode::NOT_FOUND, "not_found"),
+        ("/rounds?limit=0", StatusCode::BAD_REQUEST, "invalid_input"),
+        (
+            "/rounds?limit=1000",
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "/rounds?limit=abc",
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        ("/no/such/route", StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let (got, body) = get(&t, uri).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], code, "{uri}: {body}");
+        assert!(
+            !body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{uri}"
+        );
+    }
+}
+
+async fn health_and_tvl_answer(db: Db) {
+    let t = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;
+    t.funded("ann", usdc(7)).await;
+    let (status, health) = get(&t, "/health").await;
+    assert_eq!(
+        (status, &health["database"]),
+        (StatusCode::OK, &Value::from("ok"))
+    );
+    let (status, tvl) = get(&t, "/tvl").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tvl["total"], 7_000_000);
+    assert_eq!(tvl["user_balances"], 7_000_000);
+    t.assert_verified().await;
+}
