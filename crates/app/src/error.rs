@@ -22,6 +22,8 @@ pub enum AppError {
     Refused(BetRefusalReason),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -49,6 +51,7 @@ impl AppError {
                 BetRefusalReason::UnknownUser(_) => "not_found",
             },
             AppError::Unavailable(_) => "unavailable",
+            AppError::Unauthorized(_) => "unauthorized",
             AppError::Internal(_) => "internal",
         }
     }

@@ -12,18 +12,44 @@ use updown_app::api;
 use updown_domain::round::Side;
 
 on_both_backends!(
+    signing_up_gives_a_key_that_reads_only_its_own_account,
+    sign_up_refuses_bad_bodies_with_json_errors,
     the_current_round_shows_pools_and_implied_payouts,
     bad_requests_get_json_errors_never_a_server_error,
     health_and_tvl_answer,
 );
 
 async fn get(t: &TestApp, uri: &str) -> (StatusCode, Value) {
-    let response = api::router(t.app.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
+    send(t, "GET", uri, None, None).await
+}
+
+/// One request through the router; the body's JSON (null when empty).
+async fn send(
+    t: &TestApp,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    key: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(
+            body.map(|b| Body::from(b.to_string()))
+                .unwrap_or_else(Body::empty),
+        )
         .unwrap();
+    let response = api::router(t.app.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    if bytes.is_empty() {
+        return (status, Value::Null);
+    }
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
         panic!(
             "{uri}: body is not JSON: {}",
@@ -31,6 +57,130 @@ async fn get(t: &TestApp, uri: &str) -> (StatusCode, Value) {
         )
     });
     (status, body)
+}
+
+async fn signing_up_gives_a_key_that_reads_only_its_own_account(db: Db) {
+    let t = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;
+    let (status, ann) = send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "ann@example.com"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ann}");
+    let ann_key = ann["api_key"].as_str().unwrap().to_string();
+    assert!(ann_key.starts_with("ud_"));
+    let (_, bob) = send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "bob@example.com"}"#),
+        None,
+    )
+    .await;
+    let bob_key = bob["api_key"].as_str().unwrap().to_string();
+    let ann_id = updown_domain::UserId(ann["user"]["id"].as_i64().unwrap());
+    t.app.deposit(ann_id, usdc(5), "0xann", 0).await.unwrap();
+
+    let (status, me) = send(&t, "GET", "/me", None, Some(&ann_key)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["email"].as_str(), me["available"].as_i64()),
+        (Some("ann@example.com"), Some(5_000_000))
+    );
+    let (_, bob_me) = send(&t, "GET", "/me", None, Some(&bob_key)).await;
+    assert_eq!(
+        (bob_me["email"].as_str(), bob_me["available"].as_i64()),
+        (Some("bob@example.com"), Some(0))
+    );
+
+    for key in [
+        None,
+        Some("ud_0000"),
+        Some("not-a-key"),
+        Some(&bob_key[..bob_key.len() - 1]),
+    ] {
+        let (status, body) = send(&t, "GET", "/me", None, key).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+
+    // Rotation: a new key works; the old one stops working once revoked;
+    // nobody can revoke someone else's key.
+    let (status, fresh) = send(&t, "POST", "/me/api-keys", None, Some(&ann_key)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let fresh_key = fresh["api_key"].as_str().unwrap().to_string();
+    let old_id = ann["api_key_id"].as_i64().unwrap();
+    let (status, _) = send(
+        &t,
+        "DELETE",
+        &format!("/me/api-keys/{old_id}"),
+        None,
+        Some(&bob_key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(
+        &t,
+        "DELETE",
+        &format!("/me/api-keys/{old_id}"),
+        None,
+        Some(&fresh_key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&t, "GET", "/me", None, Some(&ann_key)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&t, "GET", "/me", None, Some(&fresh_key)).await.0,
+        StatusCode::OK
+    );
+    t.assert_verified().await;
+}
+
+async fn sign_up_refuses_bad_bodies_with_json_errors(db: Db) {
+    let t = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;
+    send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "ann@example.com"}"#),
+        None,
+    )
+    .await;
+    for (body, status, code) in [
+        (
+            r#"{"email": "ann@example.com"}"#,
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            r#"{"email": "not-an-email"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (r#"{"email": 42}"#, StatusCode::BAD_REQUEST, "invalid_input"),
+        (
+            r#"{"mail": "x@example.com"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"email": "x@example.com", "admin": true}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (r#"{"email": "#, StatusCode::BAD_REQUEST, "invalid_input"),
+        ("", StatusCode::BAD_REQUEST, "invalid_input"),
+    ] {
+        let (got, answer) = send(&t, "POST", "/users", Some(body), None).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
+    }
 }
 
 async fn the_current_round_shows_pools_and_implied_payouts(db: Db) {

@@ -125,6 +125,19 @@ pub trait Store: Send + Sync + 'static {
     async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> StoreResult<User>;
     async fn balance(&self, user: UserId) -> StoreResult<Micros>;
 
+    // API keys, stored as hashes.
+    async fn create_api_key(
+        &self,
+        user: UserId,
+        prefix: &str,
+        key_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// The user an unrevoked key belongs to.
+    async fn user_by_api_key(&self, key_hash: &str) -> StoreResult<Option<User>>;
+    /// Revokes one of `user`'s keys; NotFound if it is not theirs.
+    async fn revoke_api_key(&self, user: UserId, key: i64, now: DateTime<Utc>) -> StoreResult<()>;
+
     // Deposits and withdrawals.
     async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit>;
     async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal>;

@@ -30,6 +30,7 @@ impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         let status = match error.code() {
             "not_found" => StatusCode::NOT_FOUND,
+            "unauthorized" => StatusCode::UNAUTHORIZED,
             "conflict" | "round_closed" | "too_early" => StatusCode::CONFLICT,
             "invalid_input" => StatusCode::BAD_REQUEST,
             "insufficient_funds" | "limit_exceeded" | "self_excluded" => {

@@ -2,10 +2,13 @@
 //! merged here with the limits every request gets (a timeout, a body size
 //! cap, tracing).
 
+mod auth;
 mod error;
 mod health;
+mod me;
 mod rounds;
 mod tvl;
+mod users;
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,8 +32,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router(app: App) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(me::router())
         .merge(rounds::router())
         .merge(tvl::router())
+        .merge(users::router())
         .fallback(error::not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -6,6 +6,7 @@
 mod accounts;
 mod batcher;
 mod bets;
+mod keys;
 mod rounds;
 
 use std::sync::Arc;

@@ -96,6 +96,43 @@ macro_rules! impl_store {
                 micros(row.try_get("balance")?)
             }
 
+            async fn create_api_key(&self, user: UserId, prefix: &str, key_hash: &str, now: DateTime<Utc>) -> StoreResult<i64> {
+                let id: i64 = sqlx::query(
+                    "INSERT INTO api_keys (user_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(user.0)
+                .bind(prefix)
+                .bind(key_hash)
+                .bind(now)
+                .fetch_one(self.write())
+                .await?
+                .try_get("id")?;
+                Ok(id)
+            }
+
+            async fn user_by_api_key(&self, key_hash: &str) -> StoreResult<Option<User>> {
+                let sql = format!(
+                    "SELECT {} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+                    USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+                );
+                let row = sqlx::query(&sql).bind(key_hash).fetch_optional(self.read()).await?;
+                row.as_ref().map(user_from_row).transpose()
+            }
+
+            async fn revoke_api_key(&self, user: UserId, key: i64, now: DateTime<Utc>) -> StoreResult<()> {
+                let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                    .bind(key)
+                    .bind(user.0)
+                    .bind(now)
+                    .execute(self.write())
+                    .await?
+                    .rows_affected();
+                if revoked == 0 {
+                    return Err(StoreError::NotFound(format!("api key {key}")));
+                }
+                Ok(())
+            }
+
             async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit> {
                 let mut tx = self.write().begin().await?;
                 let id = credit_in(&mut tx, deposit.user, deposit.amount, &deposit.chain_tx_hash, deposit.log_index, deposit.now).await?;
