@@ -56,6 +56,10 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     /// Where `serve` listens (BIND_ADDR).
     pub bind_addr: std::net::SocketAddr,
+    /// UPDOWN_ENV=production refuses development conveniences.
+    pub production: bool,
+    /// The operator's token for admin routes (ADMIN_TOKEN).
+    pub admin_token: Option<Secret>,
     /// TIMEZONE: the seed's "round timing time zone". Rounds follow the
     /// NASDAQ close, so only America/New_York is accepted.
     pub timezone: chrono_tz::Tz,
@@ -276,9 +280,32 @@ impl Config {
                 "must be an address and port, e.g. 127.0.0.1:8000 or 0.0.0.0:8000",
             )
         })?;
+        let production = match get("UPDOWN_ENV").as_deref() {
+            None | Some("development") => false,
+            Some("production") => true,
+            Some(other) => {
+                return Err(fail(
+                    "UPDOWN_ENV",
+                    other,
+                    "must be development or production",
+                ))
+            }
+        };
+        let admin_token = get("ADMIN_TOKEN");
+        if let Some(token) = &admin_token {
+            if token.len() < 16 {
+                return Err(fail(
+                    "ADMIN_TOKEN",
+                    "[redacted]",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
         Ok(Config {
             database_url: Secret::new(database_url),
             bind_addr,
+            production,
+            admin_token: admin_token.map(Secret::new),
             redis_url: redis_url.map(Secret::new),
             timezone,
             market,
@@ -352,6 +379,8 @@ mod tests {
             ("TIMEZONE", "Europe/London"),
             ("DATABASE_URL", "mysql://x"),
             ("BIND_ADDR", "localhost"),
+            ("ADMIN_TOKEN", "short"),
+            ("UPDOWN_ENV", "staging"),
         ] {
             let error = Config::with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{error}");

@@ -12,6 +12,7 @@ use updown_app::api;
 use updown_domain::round::Side;
 
 on_both_backends!(
+    a_player_deposits_bets_cancels_and_withdraws_over_http,
     signing_up_gives_a_key_that_reads_only_its_own_account,
     sign_up_refuses_bad_bodies_with_json_errors,
     the_current_round_shows_pools_and_implied_payouts,
@@ -57,6 +58,208 @@ async fn send(
         )
     });
     (status, body)
+}
+
+const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+async fn a_player_deposits_bets_cancels_and_withdraws_over_http(db: Db) {
+    let t = TestApp::spawn(
+        db,
+        &[("ADMIN_TOKEN", ADMIN), ("MAX_BET", "100USDC")],
+        at("2026-11-24T15:00:00Z"),
+    )
+    .await;
+    t.open("20261124").await;
+    let (_, ann) = send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "ann@example.com"}"#),
+        None,
+    )
+    .await;
+    let ann_key = ann["api_key"].as_str().unwrap().to_string();
+    let (_, bob) = send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "bob@example.com"}"#),
+        None,
+    )
+    .await;
+    let bob_key = bob["api_key"].as_str().unwrap().to_string();
+
+    let deposit = r#"{"email": "ann@example.com", "amount": 20000000, "tx_hash": "0xabc"}"#;
+    for key in [
+        None,
+        Some(ann_key.as_str()),
+        Some("admin-token-for-tests-0123456780"),
+    ] {
+        let (status, body) =
+            send(&t, "POST", "/simulate/deposit_webhook", Some(deposit), key).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}: {body}");
+    }
+    let (status, credited) = send(
+        &t,
+        "POST",
+        "/simulate/deposit_webhook",
+        Some(deposit),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{credited}");
+    assert_eq!(credited["available"], 20_000_000);
+    let (status, again) = send(
+        &t,
+        "POST",
+        "/simulate/deposit_webhook",
+        Some(deposit),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+
+    let (status, bet) = send(
+        &t,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "UP", "amount": 3000000}"#),
+        Some(&ann_key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bet}");
+    let (_, round) = get(&t, "/rounds/current").await;
+    assert_eq!(round["pool_up"], 3_000_000);
+    for (body, status, code) in [
+        (
+            r#"{"side": "UP", "amount": 0}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"side": "UP", "amount": -5}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"side": "UP", "amount": "5"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"side": "UP", "amount": 1.5}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"side": "UP", "amount": 99999999999999999999}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"side": "SIDEWAYS", "amount": 5}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"side": "UP", "amount": 100000001}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            r#"{"side": "UP", "amount": 18000000}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_funds",
+        ),
+        (
+            r#"{"side": "UP", "amount": 5, "round": "20261125"}"#,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            r#"{"side": "UP", "amount": 5, "round": "tomorrow"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+    ] {
+        let (got, answer) = send(&t, "POST", "/bets", Some(body), Some(&ann_key)).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _) = send(
+        &t,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "UP", "amount": 5}"#),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let bet_id = bet["id"].as_i64().unwrap();
+    let (status, _) = send(
+        &t,
+        "DELETE",
+        &format!("/bets/{bet_id}"),
+        None,
+        Some(&bob_key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "bob cannot see ann's bet");
+    let (status, cancelled) = send(
+        &t,
+        "DELETE",
+        &format!("/bets/{bet_id}"),
+        None,
+        Some(&ann_key),
+    )
+    .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (StatusCode::OK, Some("CANCELLED"))
+    );
+    let (_, mine) = send(&t, "GET", "/me/bets", None, Some(&ann_key)).await;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1));
+    let (_, theirs) = send(&t, "GET", "/me/bets", None, Some(&bob_key)).await;
+    assert_eq!(theirs.as_array().map(Vec::len), Some(0));
+
+    let withdrawal =
+        r#"{"amount": 5000000, "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}"#;
+    let (status, queued) = send(&t, "POST", "/withdrawals", Some(withdrawal), Some(&ann_key)).await;
+    assert_eq!(
+        (status, queued["status"].as_str()),
+        (StatusCode::CREATED, Some("QUEUED")),
+        "{queued}"
+    );
+    for (body, status) in [
+        (
+            r#"{"amount": 5000000, "address": "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"amount": 500000000, "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        assert_eq!(
+            send(&t, "POST", "/withdrawals", Some(body), Some(&ann_key))
+                .await
+                .0,
+            status,
+            "{body}"
+        );
+    }
+    let (_, listed) = send(&t, "GET", "/me/withdrawals", None, Some(&ann_key)).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    let (_, me) = send(&t, "GET", "/me", None, Some(&ann_key)).await;
+    assert_eq!(me["available"], 15_000_000);
+    t.assert_verified().await;
 }
 
 async fn signing_up_gives_a_key_that_reads_only_its_own_account(db: Db) {

@@ -509,3 +509,22 @@ fn serve_answers_http_and_stops_cleanly_on_sigterm() {
         "serve should exit cleanly on SIGTERM"
     );
 }
+
+#[test]
+fn production_refuses_to_serve_without_an_admin_token() {
+    let cli = Cli::new("production");
+    let output = Command::new(env!("CARGO_BIN_EXE_updown"))
+        .current_dir(&cli.folder)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", cli.folder.join("p.db").display()),
+        )
+        .env("UPDOWN_ENV", "production")
+        .env_remove("ADMIN_TOKEN")
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ADMIN_TOKEN"));
+}

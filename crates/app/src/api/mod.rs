@@ -3,12 +3,15 @@
 //! cap, tracing).
 
 mod auth;
+mod bets;
 mod error;
 mod health;
 mod me;
 mod rounds;
+mod simulate;
 mod tvl;
 mod users;
+mod withdrawals;
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,11 +34,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Every route, with the request limits.
 pub fn router(app: App) -> Router {
     Router::new()
+        .merge(bets::router())
         .merge(health::router())
         .merge(me::router())
         .merge(rounds::router())
+        .merge(simulate::router())
         .merge(tvl::router())
         .merge(users::router())
+        .merge(withdrawals::router())
         .fallback(error::not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -165,24 +165,12 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
     if let Command::Calendar { from, to } = command {
         return print_calendar(&config, from, to, &out).map(|()| 0);
     }
+    if let Command::Serve = command {
+        return serve(config).await.map(|()| 0);
+    }
     let app = App::from_config(config).await.map_err(AppError::Internal)?;
     match command {
-        Command::Serve => {
-            let address = app.config.bind_addr;
-            let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-                AppError::Invalid(format!("cannot listen on {address} (BIND_ADDR): {e}"))
-            })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|e| AppError::Internal(e.into()))?;
-            eprintln!(
-                "updown listening on http://{bound} (database: {:?})",
-                app.store.backend()
-            );
-            crate::api::serve(app, listener, crate::api::shutdown_signal())
-                .await
-                .map_err(|e| AppError::Internal(e.into()))?;
-        }
+        Command::Serve => unreachable!("handled above"),
         Command::Migrate => {
             // App::from_config already migrated.
             let backend = format!("{:?}", app.store.backend()).to_lowercase();
@@ -413,6 +401,35 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         }
     }
     Ok(0)
+}
+
+/// `updown serve`: the admin token, migrations, the listener, the API.
+async fn serve(mut config: Config) -> AppResult<()> {
+    if config.admin_token.is_none() {
+        if config.production {
+            return Err(AppError::Invalid(
+                "UPDOWN_ENV=production needs ADMIN_TOKEN (at least 16 characters)".into(),
+            ));
+        }
+        let token = crate::services::random_hex()?;
+        eprintln!("ADMIN_TOKEN is not set: for this run only, the admin token is {token}");
+        config.admin_token = Some(crate::config::Secret::new(token));
+    }
+    let app = App::from_config(config).await.map_err(AppError::Internal)?;
+    let address = app.config.bind_addr;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| AppError::Invalid(format!("cannot listen on {address} (BIND_ADDR): {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| AppError::Internal(e.into()))?;
+    eprintln!(
+        "updown listening on http://{bound} (database: {:?})",
+        app.store.backend()
+    );
+    crate::api::serve(app, listener, crate::api::shutdown_signal())
+        .await
+        .map_err(|e| AppError::Internal(e.into()))
 }
 
 fn settle_request(

@@ -19,13 +19,15 @@ fn hash(key: &str) -> String {
 }
 
 fn new_key() -> AppResult<String> {
+    Ok(format!("{KEY_PREFIX}{}", random_hex()?))
+}
+
+/// 32 random bytes as 64 hex digits (API keys, a development admin token).
+pub fn random_hex() -> AppResult<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness for an API key: {e}")))?;
-    Ok(format!(
-        "{KEY_PREFIX}{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl App {

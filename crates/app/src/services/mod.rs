@@ -15,6 +15,7 @@ use updown_domain::calendar::Calendar;
 use updown_store::Store;
 
 pub use batcher::BetBatcher;
+pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
 
 use crate::clock::{Clock, ScaledClock, SystemClock};

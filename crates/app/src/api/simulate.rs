@@ -1,0 +1,48 @@
+//! `POST /simulate/deposit_webhook` (admin): credit a confirmed transfer by
+//! hand, for development; each (tx_hash, log_index) is credited once.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Admin;
+use super::bets::amount;
+use super::ApiError;
+use crate::services::App;
+
+pub fn router() -> Router<App> {
+    Router::new().route("/simulate/deposit_webhook", post(simulate_deposit))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulatedDeposit {
+    email: String,
+    amount: i64,
+    tx_hash: String,
+    #[serde(default)]
+    log_index: i64,
+}
+
+async fn simulate_deposit(
+    State(app): State<App>,
+    _admin: Admin,
+    body: Result<Json<SimulatedDeposit>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body?;
+    let user = app.user_by_email(&body.email).await?;
+    let deposit = app
+        .deposit(user.id, amount(body.amount)?, &body.tx_hash, body.log_index)
+        .await?;
+    let balance = app.balance(user.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "deposit_id": deposit.id, "user_id": user.id.0, "amount": deposit.amount.get(), "tx_hash": deposit.chain_tx_hash, "log_index": deposit.log_index, "available": balance.get() }),
+        ),
+    ))
+}
