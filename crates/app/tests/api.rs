@@ -12,6 +12,7 @@ use updown_app::api;
 use updown_domain::round::Side;
 
 on_both_backends!(
+    idempotency_keys_replay_the_first_answer_and_move_money_once,
     a_player_deposits_bets_cancels_and_withdraws_over_http,
     signing_up_gives_a_key_that_reads_only_its_own_account,
     sign_up_refuses_bad_bodies_with_json_errors,
@@ -61,6 +62,117 @@ async fn send(
 }
 
 const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+/// A POST with a JSON body, a bearer key and an Idempotency-Key; the raw
+/// answer, to compare bytes.
+async fn post_idempotent(
+    t: &TestApp,
+    uri: &str,
+    body: &str,
+    key: &str,
+    idempotency_key: &str,
+) -> (StatusCode, bool, Vec<u8>) {
+    let request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", idempotency_key)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = api::router(t.app.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, replayed, bytes)
+}
+
+async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    t.open("20261124").await;
+    let (_, ann) = send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "ann@example.com"}"#),
+        None,
+    )
+    .await;
+    let ann_key = ann["api_key"].as_str().unwrap().to_string();
+    let (_, bob) = send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "bob@example.com"}"#),
+        None,
+    )
+    .await;
+    let bob_key = bob["api_key"].as_str().unwrap().to_string();
+    for email in ["ann", "bob"] {
+        let body = format!(
+            r#"{{"email": "{email}@example.com", "amount": 10000000, "tx_hash": "0x{email}"}}"#
+        );
+        let (status, _, _) = post_idempotent(
+            &t,
+            "/simulate/deposit_webhook",
+            &body,
+            ADMIN,
+            &format!("deposit-{email}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    let bet = r#"{"side": "UP", "amount": 2000000}"#;
+    let first = post_idempotent(&t, "/bets", bet, &ann_key, "bet-1").await;
+    assert_eq!((first.0, first.1), (StatusCode::CREATED, false));
+    let retry = post_idempotent(&t, "/bets", bet, &ann_key, "bet-1").await;
+    assert_eq!((retry.0, retry.1), (StatusCode::CREATED, true));
+    assert_eq!(
+        retry.2, first.2,
+        "a retry gets the first answer byte for byte"
+    );
+    let (_, round) = get(&t, "/rounds/current").await;
+    assert_eq!(
+        round["pool_up"], 2_000_000,
+        "the retry placed no second bet"
+    );
+
+    let changed = post_idempotent(
+        &t,
+        "/bets",
+        r#"{"side": "DOWN", "amount": 2000000}"#,
+        &ann_key,
+        "bet-1",
+    )
+    .await;
+    assert_eq!(changed.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(String::from_utf8_lossy(&changed.2).contains("idempotency_mismatch"));
+    // Keys are per caller: bob's "bet-1" is his own.
+    let bobs = post_idempotent(&t, "/bets", bet, &bob_key, "bet-1").await;
+    assert_eq!((bobs.0, bobs.1), (StatusCode::CREATED, false));
+    // A refused request is remembered too: the retry gets the same refusal.
+    let too_big = r#"{"side": "UP", "amount": 90000000}"#;
+    let refused = post_idempotent(&t, "/bets", too_big, &ann_key, "bet-2").await;
+    assert_eq!(refused.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        post_idempotent(&t, "/bets", too_big, &ann_key, "bet-2")
+            .await
+            .2,
+        refused.2
+    );
+    let (status, _, _) = post_idempotent(&t, "/bets", bet, &ann_key, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, me) = send(&t, "GET", "/me", None, Some(&ann_key)).await;
+    assert_eq!(me["available"], 8_000_000);
+    t.assert_verified().await;
+}
 
 async fn a_player_deposits_bets_cancels_and_withdraws_over_http(db: Db) {
     let t = TestApp::spawn(

@@ -189,6 +189,29 @@ pub trait Store: Send + Sync + 'static {
     async fn record_price(&self, price: &PriceRecord) -> StoreResult<()>;
     async fn price(&self, market: &Market, date: NaiveDate) -> StoreResult<Option<PriceRecord>>;
 
+    // Idempotency keys.
+    /// Claims `key` for a request; a claim older than `expired_before` (or
+    /// one left running since `stale_before`, e.g. by a crash) is taken over.
+    async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+        expired_before: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<Idempotency>;
+    async fn complete_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Drops a claim whose request failed in a way worth retrying.
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
+
     // Reports.
     async fn tvl(&self) -> StoreResult<Tvl>;
     async fn verify(&self) -> StoreResult<VerifyReport>;

@@ -272,3 +272,16 @@ pub struct AuditEntry {
     pub subject: String,
     pub reason: Option<String>,
 }
+
+/// What an idempotency key says about a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// First use: the request runs, and its response is then recorded.
+    New,
+    /// Done before with the same request: answer this again.
+    Replay { status: u16, body: String },
+    /// Used before with a different request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}

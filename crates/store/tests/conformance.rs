@@ -43,6 +43,7 @@ on_both_backends!(
     sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten,
     player_limits_and_self_exclusion_refuse_bets,
     migrations_run_twice_without_harm,
+    idempotency_keys_claim_replay_refuse_and_expire,
 );
 
 fn m(v: i64) -> Micros {
@@ -445,4 +446,84 @@ async fn migrations_run_twice_without_harm(store: Arc<dyn Store>) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
     assert_verified(&store).await;
+}
+
+async fn idempotency_keys_claim_replay_refuse_and_expire(store: Arc<dyn Store>) {
+    let now = DateTime::parse_from_rfc3339("2026-11-24T15:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let (expired, stale) = (now - Duration::hours(24), now - Duration::minutes(1));
+    let claim = |hash: &'static str, at: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_idempotency_key(
+                    "caller",
+                    "k1",
+                    hash,
+                    at,
+                    at - Duration::hours(24),
+                    at - Duration::minutes(1),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim("h1", now).await, Idempotency::New);
+    assert_eq!(claim("h1", now).await, Idempotency::InProgress);
+    assert_eq!(claim("h2", now).await, Idempotency::Mismatch);
+    store
+        .complete_idempotency_key("caller", "k1", 201, "{\"id\":1}", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("h1", now).await,
+        Idempotency::Replay {
+            status: 201,
+            body: "{\"id\":1}".into()
+        }
+    );
+    // Another caller's key of the same name is theirs alone.
+    let other = store
+        .claim_idempotency_key("someone else", "k1", "h9", now, expired, stale)
+        .await
+        .unwrap();
+    assert_eq!(other, Idempotency::New);
+    // After 24 hours the key is free again.
+    assert_eq!(
+        claim("h2", now + Duration::hours(25)).await,
+        Idempotency::New
+    );
+    // A claim left running by a crash is taken over after a minute; a
+    // released one at once.
+    assert_eq!(
+        store
+            .claim_idempotency_key("caller", "k2", "h", now, expired, stale)
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
+    let later = now + Duration::minutes(2);
+    assert_eq!(
+        store
+            .claim_idempotency_key(
+                "caller",
+                "k2",
+                "h",
+                later,
+                later - Duration::hours(24),
+                later - Duration::minutes(1)
+            )
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
+    store.release_idempotency_key("caller", "k2").await.unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key("caller", "k2", "h", later, expired, stale)
+            .await
+            .unwrap(),
+        Idempotency::New
+    );
 }

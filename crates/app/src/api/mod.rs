@@ -6,6 +6,7 @@ mod auth;
 mod bets;
 mod error;
 mod health;
+mod idempotency;
 mod me;
 mod rounds;
 mod simulate;
@@ -43,6 +44,10 @@ pub fn router(app: App) -> Router {
         .merge(users::router())
         .merge(withdrawals::router())
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::idempotency,
+        ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

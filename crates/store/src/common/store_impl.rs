@@ -626,6 +626,89 @@ macro_rules! impl_store {
                 Ok(report)
             }
 
+            async fn claim_idempotency_key(
+                &self,
+                scope: &str,
+                key: &str,
+                request_hash: &str,
+                now: DateTime<Utc>,
+                expired_before: DateTime<Utc>,
+                stale_before: DateTime<Utc>,
+            ) -> StoreResult<Idempotency> {
+                let mut tx = self.write().begin().await?;
+                let sql = format!("SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2{}", Self::LOCK);
+                let existing = sqlx::query(&sql).bind(scope).bind(key).fetch_optional(&mut *tx).await?;
+                let outcome = match existing {
+                    None => {
+                        // ON CONFLICT: a concurrent first use loses the race
+                        // and is told the key is in progress.
+                        let inserted = sqlx::query(
+                            "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (scope, key) DO NOTHING",
+                        )
+                        .bind(scope)
+                        .bind(key)
+                        .bind(request_hash)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if inserted == 1 { Idempotency::New } else { Idempotency::InProgress }
+                    }
+                    Some(row) => {
+                        let created_at: DateTime<Utc> = row.try_get("created_at")?;
+                        let status: Option<i32> = row.try_get("status_code")?;
+                        let reusable = created_at < expired_before || (status.is_none() && created_at < stale_before);
+                        if reusable {
+                            sqlx::query(
+                                "UPDATE idempotency_keys SET request_hash = $3, status_code = NULL, response_body = NULL, \
+                                 created_at = $4, completed_at = NULL WHERE scope = $1 AND key = $2",
+                            )
+                            .bind(scope)
+                            .bind(key)
+                            .bind(request_hash)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            Idempotency::New
+                        } else if row.try_get::<String, _>("request_hash")? != request_hash {
+                            Idempotency::Mismatch
+                        } else {
+                            match status {
+                                Some(status) => Idempotency::Replay {
+                                    status: u16::try_from(status).map_err(|_| corrupt("status code", status))?,
+                                    body: row.try_get::<Option<String>, _>("response_body")?.unwrap_or_default(),
+                                },
+                                None => Idempotency::InProgress,
+                            }
+                        }
+                    }
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn complete_idempotency_key(&self, scope: &str, key: &str, status: u16, body: &str, now: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("UPDATE idempotency_keys SET status_code = $3, response_body = $4, completed_at = $5 WHERE scope = $1 AND key = $2")
+                    .bind(scope)
+                    .bind(key)
+                    .bind(i32::from(status))
+                    .bind(body)
+                    .bind(now)
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
+            async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status_code IS NULL")
+                    .bind(scope)
+                    .bind(key)
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
             async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
                 sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason) VALUES ($1, $2, $3, $4, $5)")
                     .bind(entry.at)
