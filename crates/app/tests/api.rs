@@ -12,6 +12,7 @@ use updown_app::api;
 use updown_domain::round::Side;
 
 on_both_backends!(
+    every_answer_carries_a_request_id,
     idempotency_keys_replay_the_first_answer_and_move_money_once,
     a_player_deposits_bets_cancels_and_withdraws_over_http,
     signing_up_gives_a_key_that_reads_only_its_own_account,
@@ -593,4 +594,32 @@ async fn health_and_tvl_answer(db: Db) {
     assert_eq!(tvl["total"], 7_000_000);
     assert_eq!(tvl["user_balances"], 7_000_000);
     t.assert_verified().await;
+}
+
+async fn every_answer_carries_a_request_id(db: Db) {
+    let t = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;
+    let ask = |id: Option<&'static str>| {
+        let mut request = Request::get("/health");
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        api::router(t.app.clone()).oneshot(request.body(Body::empty()).unwrap())
+    };
+    let echoed = ask(Some("trace-me-123")).await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-me-123");
+    let generated = ask(None).await.unwrap();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(id.len(), 16, "{id}");
+    let another = ask(None).await.unwrap();
+    assert_ne!(another.headers()["x-request-id"].to_str().unwrap(), id);
+    // Errors carry it too.
+    let missing = api::router(t.app.clone())
+        .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers().contains_key("x-request-id"));
 }

@@ -17,9 +17,13 @@ mod withdrawals;
 use std::future::Future;
 use std::time::Duration;
 
+use axum::http::{HeaderName, Request};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -32,7 +36,36 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Every route, with the request limits.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A new request id when the caller sent none: 16 random hex digits.
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).ok()?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The span every log line of a request is written in: method, path and
+/// request id.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+}
+
+/// Every route, with the request limits. Layers run outside-in: the
+/// request id is set first, so the trace span and the answer carry it.
 pub fn router(app: App) -> Router {
     Router::new()
         .merge(bets::router())
@@ -53,7 +86,9 @@ pub fn router(app: App) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
         .with_state(app)
 }
 
