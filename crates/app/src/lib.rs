@@ -7,6 +7,7 @@
 //! - [`oracle`]: the oracle port (mock, CSV, manual).
 //! - [`services`]: the use-cases, including group commit for bets.
 //! - [`error`]: the use-cases' error with stable codes.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: the HTTP API (axum), served by `updown serve`.
 //! - [`cli`]: clap commands, each calling a use-case.
 //! - [`demo`]: `updown demo`, the whole story on a fresh database.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod metrics;
 pub mod oracle;
 pub mod services;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use updown_app::api;
 use updown_domain::round::Side;
 
 on_both_backends!(
+    metrics_count_bets_requests_and_show_tvl,
     every_answer_carries_a_request_id,
     idempotency_keys_replay_the_first_answer_and_move_money_once,
     a_player_deposits_bets_cancels_and_withdraws_over_http,
@@ -622,4 +623,66 @@ async fn every_answer_carries_a_request_id(db: Db) {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert!(missing.headers().contains_key("x-request-id"));
+}
+
+async fn metrics_count_bets_requests_and_show_tvl(db: Db) {
+    let t = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;
+    updown_app::metrics::handle();
+    t.open("20261124").await;
+    let (_, ann) = send(
+        &t,
+        "POST",
+        "/users",
+        Some(r#"{"email": "ann@example.com"}"#),
+        None,
+    )
+    .await;
+    let key = ann["api_key"].as_str().unwrap().to_string();
+    t.app
+        .deposit(
+            updown_domain::UserId(ann["user"]["id"].as_i64().unwrap()),
+            usdc(9),
+            "0xm",
+            0,
+        )
+        .await
+        .unwrap();
+    send(
+        &t,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "DOWN", "amount": 1000000}"#),
+        Some(&key),
+    )
+    .await;
+    get(&t, "/rounds/current").await;
+    let response = api::router(t.app.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for expected in [
+        "updown_tvl_micro_usdc",
+        "updown_rounds{status=\"OPEN\"}",
+        "updown_bets_total{side=\"DOWN\"}",
+        "updown_bet_volume_micro_usdc_total{side=\"DOWN\"}",
+        "http_requests_total{method=\"GET\",route=\"/rounds/current\",status=\"200\"}",
+        "http_request_duration_seconds",
+    ] {
+        assert!(
+            text.contains(expected),
+            "/metrics lacks {expected}:\n{text}"
+        );
+    }
+    t.assert_verified().await;
 }

@@ -214,6 +214,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Reports.
     async fn tvl(&self) -> StoreResult<Tvl>;
+    /// How many rounds are in each status (all markets).
+    async fn round_counts(&self) -> StoreResult<Vec<(String, i64)>>;
     async fn verify(&self) -> StoreResult<VerifyReport>;
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;

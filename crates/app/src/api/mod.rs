@@ -8,6 +8,7 @@ mod error;
 mod health;
 mod idempotency;
 mod me;
+mod metrics;
 mod rounds;
 mod simulate;
 mod tvl;
@@ -71,11 +72,13 @@ pub fn router(app: App) -> Router {
         .merge(bets::router())
         .merge(health::router())
         .merge(me::router())
+        .merge(metrics::router())
         .merge(rounds::router())
         .merge(simulate::router())
         .merge(tvl::router())
         .merge(users::router())
         .merge(withdrawals::router())
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -415,6 +415,7 @@ async fn serve(mut config: Config) -> AppResult<()> {
         eprintln!("ADMIN_TOKEN is not set: for this run only, the admin token is {token}");
         config.admin_token = Some(crate::config::Secret::new(token));
     }
+    crate::metrics::handle();
     let app = App::from_config(config).await.map_err(AppError::Internal)?;
     let address = app.config.bind_addr;
     let listener = tokio::net::TcpListener::bind(address)

@@ -68,6 +68,9 @@ impl App {
             received_at,
         };
         let bet = self.bets.submit(round_id, request).await??;
+        metrics::counter!("updown_bets_total", "side" => side.as_str()).increment(1);
+        metrics::counter!("updown_bet_volume_micro_usdc_total", "side" => side.as_str())
+            .increment(stake.get().unsigned_abs());
         tracing::info!(event = "bet_placed", bet = %bet.id, user = %user, round = %code, side = %side, stake = stake.get());
         Ok(bet)
     }

@@ -183,11 +183,14 @@ impl App {
         if let Some(recorded) = self.store.price(&self.config.market, date).await? {
             return Ok(Some(recorded));
         }
-        let fetched = self
-            .oracle
-            .close(&self.config.market, date)
-            .await
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let started = std::time::Instant::now();
+        let fetched = self.oracle.close(&self.config.market, date).await;
+        metrics::histogram!("updown_oracle_fetch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let fetched = fetched.map_err(|e| {
+            metrics::counter!("updown_oracle_failures_total").increment(1);
+            AppError::Unavailable(e.to_string())
+        })?;
         let Some(close) = fetched else {
             return Ok(None);
         };
@@ -289,11 +292,14 @@ impl App {
                 })
                 .await?;
         }
+        let paying = std::time::Instant::now();
         self.pay_in_chunks(&begun, &options).await?;
         let finished = self
             .store
             .finish_settlement(round.id, self.clock.now())
             .await?;
+        metrics::histogram!("updown_settlement_duration_seconds")
+            .record(paying.elapsed().as_secs_f64());
         let settlement = finished.settlement.as_ref().expect("finished settlement");
         tracing::info!(
             event = if finished.status == RoundStatus::Void { "round_voided" } else { "round_settled" },

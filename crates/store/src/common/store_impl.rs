@@ -564,6 +564,13 @@ macro_rules! impl_store {
                 Ok(tvl)
             }
 
+            async fn round_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM rounds GROUP BY status ORDER BY status")
+                    .fetch_all(self.read())
+                    .await?;
+                rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
+            }
+
             async fn verify(&self) -> StoreResult<VerifyReport> {
                 // One snapshot for every check, so concurrent writers cannot
                 // make a consistent ledger look inconsistent.

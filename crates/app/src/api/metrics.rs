@@ -1,0 +1,40 @@
+//! `GET /metrics` (Prometheus text) and the per-request counters.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::ApiError;
+use crate::services::App;
+
+pub fn router() -> Router<App> {
+    Router::new().route("/metrics", get(get_metrics))
+}
+
+async fn get_metrics(State(app): State<App>) -> Result<Response, ApiError> {
+    let text = crate::metrics::render(&app).await?;
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// Counts and times each request by method, route template and status
+/// (the template, not the path, so ids do not explode the label set).
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics. Use-cases record through the `metrics` facade (a
+//! no-op until a recorder is installed, as in one-shot CLI commands); the
+//! service installs the Prometheus recorder and `GET /metrics` renders it,
+//! refreshing the gauges that are read from the database (TVL, rounds by
+//! status) at scrape time.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::error::AppResult;
+use crate::services::App;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        // Histogram buckets (not summaries) so latency targets can be
+        // read from Prometheus directly: 1 ms to 30 s.
+        let buckets = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&buckets)
+            .expect("non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests); then ours
+        // renders nothing recorded elsewhere, which is still valid output.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        "updown_tvl_micro_usdc",
+        Unit::Count,
+        "Total value locked: user balances, open/locked pools and pending withdrawals"
+    );
+    describe_gauge!("updown_rounds", "Rounds by status");
+    describe_counter!("updown_bets_total", "Bets placed, by side");
+    describe_counter!(
+        "updown_bet_volume_micro_usdc_total",
+        "Stakes placed, by side"
+    );
+    describe_histogram!(
+        "updown_settlement_duration_seconds",
+        Unit::Seconds,
+        "Time to settle a round"
+    );
+    describe_histogram!(
+        "updown_oracle_fetch_duration_seconds",
+        Unit::Seconds,
+        "Time the oracle took to answer"
+    );
+    describe_counter!(
+        "updown_oracle_failures_total",
+        "Oracle questions that failed"
+    );
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests by method, route and status"
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by method and route"
+    );
+}
+
+/// The Prometheus text, with database-backed gauges refreshed now.
+pub async fn render(app: &App) -> AppResult<String> {
+    let handle = handle();
+    let tvl = app.tvl().await?;
+    metrics::gauge!("updown_tvl_micro_usdc").set(tvl.total as f64);
+    for status in ["OPEN", "LOCKED", "SETTLED", "VOID"] {
+        metrics::gauge!("updown_rounds", "status" => status).set(0.0);
+    }
+    for (status, count) in app.store.round_counts().await? {
+        metrics::gauge!("updown_rounds", "status" => status).set(count as f64);
+    }
+    Ok(handle.render())
+}
