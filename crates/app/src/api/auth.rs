@@ -9,6 +9,16 @@ use super::ApiError;
 use crate::error::AppError;
 use crate::services::App;
 
+/// The credential in `Authorization: Bearer <credential>`, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The authenticated user; a handler taking it refuses anyone else.
 pub struct CurrentUser(pub User);
 
@@ -16,15 +26,9 @@ impl FromRequestParts<App> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                AppError::Unauthorized("send your API key as Authorization: Bearer <key>".into())
-            })?;
+        let key = bearer(parts).ok_or_else(|| {
+            AppError::Unauthorized("send your API key as Authorization: Bearer <key>".into())
+        })?;
         Ok(CurrentUser(app.authenticate(key).await?))
     }
 }
@@ -36,13 +40,7 @@ impl FromRequestParts<App> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let presented = bearer(parts).unwrap_or_default();
         match &app.config.admin_token {
             Some(token) if constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) => {
                 Ok(Admin)
