@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use thiserror::Error;
 use updown_domain::admission::{BetRefusal, PlayerLimits};
-use updown_domain::ids::{BetId, Email, Market, RoundCode, RoundId, UserId};
+use updown_domain::ids::{BetId, Email, Market, RoundCode, RoundId, UserId, WithdrawalId};
 use updown_domain::round::RoundError;
 use updown_domain::Micros;
 
@@ -137,11 +137,52 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_api_key(&self, key_hash: &str) -> StoreResult<Option<User>>;
     /// Revokes one of `user`'s keys; NotFound if it is not theirs.
     async fn revoke_api_key(&self, user: UserId, key: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// `user`'s API keys, newest first (never the keys themselves).
+    async fn api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyInfo>>;
+
+    // Passwords and web sessions.
+    /// Sets (or replaces) the user's argon2id password hash.
+    async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()>;
+    /// The user with this email and their password hash, if they set one.
+    async fn password_hash(&self, email: &Email) -> StoreResult<Option<(User, Option<String>)>>;
+    async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The user a live (unexpired, not ended) session belongs to.
+    async fn user_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    async fn end_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// The ledger lines of `user`'s account, newest first, before ledger
+    /// transaction `before` when given, with the balance after each.
+    async fn statement(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<StatementLine>>;
 
     // Deposits and withdrawals.
     async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit>;
     async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal>;
     async fn withdrawals(&self, user: Option<UserId>, limit: i64) -> StoreResult<Vec<Withdrawal>>;
+    async fn withdrawal(&self, id: WithdrawalId) -> StoreResult<Withdrawal>;
+    /// Moves a withdrawal one step; confirming moves its funds out of
+    /// custody, failing gives them back to the user. Conflict when the
+    /// step is not allowed from its current status.
+    async fn change_withdrawal(
+        &self,
+        id: WithdrawalId,
+        change: &WithdrawalChange,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Withdrawal>;
 
     // Rounds.
     /// Creates the round with its two pool accounts, or returns the

@@ -82,8 +82,67 @@ pub struct Withdrawal {
     pub amount: Micros,
     pub address: String,
     pub status: WithdrawalStatus,
+    /// The chain transaction, once submitted.
+    pub chain_tx_hash: Option<String>,
+    /// Why it failed; the funds went back to the user.
+    pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An operator's (or the chain adapter's) step for a withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WithdrawalChange {
+    /// QUEUED -> SUBMITTED, with the chain tx hash when known.
+    Submit { chain_tx_hash: Option<String> },
+    /// QUEUED or SUBMITTED -> CONFIRMED: the funds left custody.
+    Confirm { chain_tx_hash: Option<String> },
+    /// QUEUED or SUBMITTED -> FAILED: the funds go back to the user.
+    Fail { reason: String },
+}
+
+impl WithdrawalChange {
+    pub fn target(&self) -> WithdrawalStatus {
+        match self {
+            WithdrawalChange::Submit { .. } => WithdrawalStatus::Submitted,
+            WithdrawalChange::Confirm { .. } => WithdrawalStatus::Confirmed,
+            WithdrawalChange::Fail { .. } => WithdrawalStatus::Failed,
+        }
+    }
+
+    /// Whether a withdrawal in `from` may take this step.
+    pub fn allowed_from(&self, from: WithdrawalStatus) -> bool {
+        match self {
+            WithdrawalChange::Submit { .. } => from == WithdrawalStatus::Queued,
+            WithdrawalChange::Confirm { .. } | WithdrawalChange::Fail { .. } => {
+                matches!(from, WithdrawalStatus::Queued | WithdrawalStatus::Submitted)
+            }
+        }
+    }
+}
+
+/// One line of a player's statement: a ledger entry on their account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementLine {
+    pub tx_id: i64,
+    pub kind: updown_domain::ledger::TxKind,
+    pub at: DateTime<Utc>,
+    /// Signed: positive credits the player, negative debits.
+    pub amount: i64,
+    /// The player's balance right after this line.
+    pub balance_after: i64,
+    pub round: Option<updown_domain::ids::RoundCode>,
+    pub bet: Option<BetId>,
+    pub reference: Option<String>,
+}
+
+/// An API key as its owner sees it later: never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// A round to open: its terms (fixed from now on) and when.

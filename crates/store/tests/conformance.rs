@@ -44,6 +44,8 @@ on_both_backends!(
     player_limits_and_self_exclusion_refuse_bets,
     migrations_run_twice_without_harm,
     idempotency_keys_claim_replay_refuse_and_expire,
+    withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
+    sessions_expire_end_and_are_not_api_keys,
 );
 
 fn m(v: i64) -> Micros {
@@ -525,5 +527,187 @@ async fn idempotency_keys_claim_replay_refuse_and_expire(store: Arc<dyn Store>) 
             .await
             .unwrap(),
         Idempotency::New
+    );
+}
+
+async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Arc<dyn Store>) {
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let a = funded_user(&store, "wd", 1_000, now).await;
+    let request = |amount| NewWithdrawal {
+        user: a,
+        amount: m(amount),
+        address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
+        now,
+    };
+    let sent = store.request_withdrawal(&request(300)).await.unwrap();
+    let bounced = store.request_withdrawal(&request(200)).await.unwrap();
+    assert_eq!(store.tvl().await.unwrap().withdrawals_pending, 500);
+    assert_verified(&store).await;
+
+    let submitted = store
+        .change_withdrawal(
+            sent.id,
+            &WithdrawalChange::Submit {
+                chain_tx_hash: Some("0xabc".into()),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(submitted.status, WithdrawalStatus::Submitted);
+    assert_eq!(submitted.chain_tx_hash.as_deref(), Some("0xabc"));
+    let again = store
+        .change_withdrawal(
+            sent.id,
+            &WithdrawalChange::Submit {
+                chain_tx_hash: None,
+            },
+            now,
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let confirmed = store
+        .change_withdrawal(
+            sent.id,
+            &WithdrawalChange::Confirm {
+                chain_tx_hash: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status, WithdrawalStatus::Confirmed);
+    assert_eq!(
+        confirmed.chain_tx_hash.as_deref(),
+        Some("0xabc"),
+        "the hash is kept"
+    );
+    let failed = store
+        .change_withdrawal(
+            bounced.id,
+            &WithdrawalChange::Fail {
+                reason: "gas".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.failure_reason.as_deref(), Some("gas"));
+    let late = store
+        .change_withdrawal(
+            sent.id,
+            &WithdrawalChange::Fail {
+                reason: "late".into(),
+            },
+            now,
+        )
+        .await;
+    assert!(
+        matches!(late, Err(StoreError::Conflict(_))),
+        "a confirmed withdrawal cannot fail"
+    );
+    let missing = store
+        .change_withdrawal(
+            updown_domain::ids::WithdrawalId(999_999),
+            &WithdrawalChange::Fail { reason: "x".into() },
+            now,
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+
+    // 1000 in, 300 and 200 out, 200 back: 700 left, nothing pending.
+    assert_eq!(store.balance(a).await.unwrap(), m(700));
+    assert_eq!(store.tvl().await.unwrap().withdrawals_pending, 0);
+    assert_verified(&store).await;
+
+    let lines = store.statement(a, None, 100).await.unwrap();
+    let amounts: Vec<i64> = lines.iter().map(|l| l.amount).collect();
+    assert_eq!(
+        amounts,
+        vec![200, -200, -300, 1_000],
+        "newest first; the confirm does not touch the player"
+    );
+    let balances: Vec<i64> = lines.iter().map(|l| l.balance_after).collect();
+    assert_eq!(balances, vec![700, 500, 700, 1_000]);
+    assert_eq!(lines[0].kind, updown_domain::ledger::TxKind::WithdrawalFail);
+    let older = store.statement(a, Some(lines[1].tx_id), 1).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(
+        older[0].tx_id, lines[2].tx_id,
+        "a page before a line starts right after it"
+    );
+    assert_eq!(older[0].balance_after, 700);
+}
+
+async fn sessions_expire_end_and_are_not_api_keys(store: Arc<dyn Store>) {
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let user = store
+        .create_user(&email("web@example.com"), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.password_hash(&user.email).await.unwrap(),
+        Some((user.clone(), None))
+    );
+    store
+        .set_password_hash(user.id, "$argon2id$fake")
+        .await
+        .unwrap();
+    let (found, hash) = store.password_hash(&user.email).await.unwrap().unwrap();
+    assert_eq!(
+        (found.id, hash.as_deref()),
+        (user.id, Some("$argon2id$fake"))
+    );
+    assert_eq!(
+        store
+            .password_hash(&email("nobody@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .create_session(user.id, "s1", now, now + Duration::hours(1))
+        .await
+        .unwrap();
+    let during = store
+        .user_by_session("s1", now + Duration::minutes(59))
+        .await
+        .unwrap();
+    assert_eq!(during.map(|u| u.id), Some(user.id));
+    assert_eq!(
+        store
+            .user_by_session("s1", now + Duration::hours(1))
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.user_by_api_key("s1").await.unwrap(),
+        None,
+        "a session token is not an API key"
+    );
+    assert!(
+        store.api_keys(user.id).await.unwrap().is_empty(),
+        "sessions are not listed as keys"
+    );
+
+    store
+        .create_api_key(user.id, "ud_1", "k1", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_by_session("k1", now).await.unwrap(),
+        None,
+        "an API key is not a session"
+    );
+    assert_eq!(store.api_keys(user.id).await.unwrap().len(), 1);
+
+    store.end_session("s1", now).await.unwrap();
+    assert_eq!(
+        store.user_by_session("s1", now).await.unwrap(),
+        None,
+        "signed out"
     );
 }

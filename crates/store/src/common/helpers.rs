@@ -65,6 +65,8 @@ macro_rules! store_helpers {
                 amount: micros(row.try_get("amount")?)?,
                 address: row.try_get("address")?,
                 status: WithdrawalStatus::parse(status).ok_or_else(|| corrupt("withdrawal status", status))?,
+                chain_tx_hash: row.try_get("chain_tx_hash")?,
+                failure_reason: row.try_get("failure_reason")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
             })

@@ -161,4 +161,4 @@ pub(crate) fn pool_balance(account: &str) -> String {
 }
 
 pub(crate) const WITHDRAWAL_COLUMNS: &str =
-    "id, user_id, amount, address, status, created_at, updated_at";
+    "id, user_id, amount, address, status, chain_tx_hash, failure_reason, created_at, updated_at";

@@ -112,7 +112,7 @@ macro_rules! impl_store {
 
             async fn user_by_api_key(&self, key_hash: &str) -> StoreResult<Option<User>> {
                 let sql = format!(
-                    "SELECT {} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+                    "SELECT {} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.kind = 'api' AND k.revoked_at IS NULL",
                     USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
                 );
                 let row = sqlx::query(&sql).bind(key_hash).fetch_optional(self.read()).await?;
@@ -120,7 +120,7 @@ macro_rules! impl_store {
             }
 
             async fn revoke_api_key(&self, user: UserId, key: i64, now: DateTime<Utc>) -> StoreResult<()> {
-                let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND kind = 'api' AND revoked_at IS NULL")
                     .bind(key)
                     .bind(user.0)
                     .bind(now)
@@ -131,6 +131,110 @@ macro_rules! impl_store {
                     return Err(StoreError::NotFound(format!("api key {key}")));
                 }
                 Ok(())
+            }
+
+            async fn api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyInfo>> {
+                let rows = sqlx::query(
+                    "SELECT id, prefix, created_at, revoked_at FROM api_keys WHERE user_id = $1 AND kind = 'api' ORDER BY id DESC LIMIT 1000",
+                )
+                .bind(user.0)
+                .fetch_all(self.read())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(ApiKeyInfo {
+                            id: row.try_get("id")?,
+                            prefix: row.try_get("prefix")?,
+                            created_at: row.try_get("created_at")?,
+                            revoked_at: row.try_get("revoked_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()> {
+                let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .bind(user.0)
+                    .bind(hash)
+                    .execute(self.write())
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Err(StoreError::NotFound(format!("user {user}")));
+                }
+                Ok(())
+            }
+
+            async fn password_hash(&self, email: &Email) -> StoreResult<Option<(User, Option<String>)>> {
+                let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
+                let row = sqlx::query(&sql).bind(email.as_str()).fetch_optional(self.read()).await?;
+                row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?)))
+                    .transpose()
+            }
+
+            async fn create_session(&self, user: UserId, token_hash: &str, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (user_id, prefix, key_hash, created_at, kind, expires_at) VALUES ($1, '', $2, $3, 'session', $4)",
+                )
+                .bind(user.0)
+                .bind(token_hash)
+                .bind(now)
+                .bind(expires_at)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn user_by_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<User>> {
+                let sql = format!(
+                    "SELECT {} FROM api_keys k JOIN users u ON u.id = k.user_id \
+                     WHERE k.key_hash = $1 AND k.kind = 'session' AND k.revoked_at IS NULL AND k.expires_at > $2",
+                    USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+                );
+                let row = sqlx::query(&sql).bind(token_hash).bind(now).fetch_optional(self.read()).await?;
+                row.as_ref().map(user_from_row).transpose()
+            }
+
+            async fn end_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE key_hash = $1 AND kind = 'session' AND revoked_at IS NULL")
+                    .bind(token_hash)
+                    .bind(now)
+                    .execute(self.write())
+                    .await?;
+                Ok(())
+            }
+
+            async fn statement(&self, user: UserId, before: Option<i64>, limit: i64) -> StoreResult<Vec<StatementLine>> {
+                // The running balance is a window over all of the account's
+                // entries; `before` only drops newer lines, so it stays right.
+                let rows = sqlx::query(
+                    "SELECT * FROM (SELECT t.id AS tx_id, t.kind, t.created_at, t.bet_id, t.reference, r.code AS round_code, \
+                     e.amount, CAST(SUM(e.amount) OVER (ORDER BY e.tx_id) AS BIGINT) AS balance_after \
+                     FROM users u JOIN ledger_entries e ON e.account_id = u.account_id \
+                     JOIN ledger_transactions t ON t.id = e.tx_id LEFT JOIN rounds r ON r.id = t.round_id \
+                     WHERE u.id = $1) lines WHERE ($2 IS NULL OR tx_id < $2) ORDER BY tx_id DESC LIMIT $3",
+                )
+                .bind(user.0)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(self.read())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let kind: &str = row.try_get("kind")?;
+                        let code: Option<&str> = row.try_get("round_code")?;
+                        Ok(StatementLine {
+                            tx_id: row.try_get("tx_id")?,
+                            kind: updown_domain::ledger::TxKind::parse(kind).ok_or_else(|| corrupt("transaction kind", kind))?,
+                            at: row.try_get("created_at")?,
+                            amount: row.try_get("amount")?,
+                            balance_after: row.try_get("balance_after")?,
+                            round: code.map(|c| RoundCode::parse(c).map_err(|_| corrupt("round code", c))).transpose()?,
+                            bet: row.try_get::<Option<i64>, _>("bet_id")?.map(BetId),
+                            reference: row.try_get("reference")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit> {
@@ -188,6 +292,60 @@ macro_rules! impl_store {
                     .fetch_all(self.read())
                     .await?;
                 rows.iter().map(withdrawal_from_row).collect()
+            }
+
+            async fn withdrawal(&self, id: WithdrawalId) -> StoreResult<Withdrawal> {
+                let sql = format!("SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE id = $1");
+                let row = sqlx::query(&sql).bind(id.0).fetch_optional(self.read()).await?;
+                withdrawal_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("withdrawal {id}")))?)
+            }
+
+            async fn change_withdrawal(&self, id: WithdrawalId, change: &WithdrawalChange, now: DateTime<Utc>) -> StoreResult<Withdrawal> {
+                let mut tx = self.write().begin().await?;
+                // A no-op update takes the row lock on both engines.
+                let sql = format!("UPDATE withdrawals SET updated_at = updated_at WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}");
+                let row = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *tx).await?;
+                let current = withdrawal_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("withdrawal {id}")))?)?;
+                if !change.allowed_from(current.status) {
+                    return Err(StoreError::Conflict(format!(
+                        "withdrawal {id} is {}; it cannot become {}",
+                        current.status.as_str(),
+                        change.target().as_str()
+                    )));
+                }
+                let posting = match change {
+                    WithdrawalChange::Submit { .. } => None,
+                    WithdrawalChange::Confirm { .. } => Some(Posting::withdrawal_confirm(current.amount)),
+                    WithdrawalChange::Fail { .. } => Some(Posting::withdrawal_fail(current.user, current.amount)),
+                };
+                if let Some(posting) = posting {
+                    let posting = posting.map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    let meta = TxMeta {
+                        user: Some(current.user),
+                        reference: Some(format!("withdrawal:{id}")),
+                        ..TxMeta::default()
+                    };
+                    write_posting(&mut tx, &posting, meta, now).await?;
+                }
+                let (hash, reason) = match change {
+                    WithdrawalChange::Submit { chain_tx_hash } | WithdrawalChange::Confirm { chain_tx_hash } => (chain_tx_hash.clone(), None),
+                    WithdrawalChange::Fail { reason } => (None, Some(reason.clone())),
+                };
+                let sql = format!(
+                    "UPDATE withdrawals SET status = $2, chain_tx_hash = COALESCE($3, chain_tx_hash), failure_reason = $4, updated_at = $5 \
+                     WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id.0)
+                    .bind(change.target().as_str())
+                    .bind(hash)
+                    .bind(reason)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let changed = withdrawal_from_row(&row)?;
+                tx.commit().await?;
+                Ok(changed)
             }
 
             async fn open_round(&self, new: &NewRound) -> StoreResult<(Round, bool)> {
@@ -625,6 +783,10 @@ macro_rules! impl_store {
                     "SELECT COUNT(*) FROM (SELECT reference FROM ledger_transactions WHERE kind = 'deposit' \
                      GROUP BY reference HAVING COUNT(*) > 1) x").await?;
                 report.check("every deposit tx is credited at most once", doubled, "chain transfers credited more than once");
+                let pending = count(&mut tx,
+                    "SELECT (SELECT balance FROM accounts WHERE kind = 'withdrawals_pending') - \
+                     (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTED'))").await?;
+                report.check("pending withdrawals hold exactly the queued and submitted amounts", pending.abs(), "micro-USDC off");
                 let stray_bets = count(&mut tx,
                     "SELECT COUNT(*) FROM bets b WHERE NOT EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.round_id) \
                      OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = b.user_id)").await?;
