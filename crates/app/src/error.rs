@@ -38,7 +38,9 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::Invalid(_) => "invalid_input",
             AppError::InsufficientFunds(_) => "insufficient_funds",
-            AppError::Round(RoundError::TooEarlyToSettle { .. }) => "too_early",
+            AppError::Round(
+                RoundError::TooEarlyToSettle { .. } | RoundError::SessionNotClosed { .. },
+            ) => "too_early",
             AppError::Round(_) => "round_closed",
             AppError::Refused(reason) => match reason {
                 BetRefusalReason::Player(BetRefusal::InsufficientFunds { .. }) => {

@@ -39,6 +39,79 @@ impl From<&User> for UserOut {
     }
 }
 
+/// A player's own limits; `null` where none is set.
+#[derive(Serialize)]
+pub struct LimitsOut {
+    pub max_stake_per_round: Option<i64>,
+    pub max_stake_per_day: Option<i64>,
+    pub excluded_until: Option<String>,
+}
+
+impl From<&updown_domain::admission::PlayerLimits> for LimitsOut {
+    fn from(limits: &updown_domain::admission::PlayerLimits) -> Self {
+        LimitsOut {
+            max_stake_per_round: limits.max_stake_per_round.map(Micros::get),
+            max_stake_per_day: limits.max_stake_per_day.map(Micros::get),
+            excluded_until: limits.excluded_until.map(instant),
+        }
+    }
+}
+
+/// One ledger line of a player's statement; amounts signed micro-USDC.
+#[derive(Serialize)]
+pub struct StatementLineOut {
+    pub tx_id: i64,
+    pub at: String,
+    pub kind: &'static str,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub round: Option<String>,
+    pub bet_id: Option<i64>,
+    pub reference: Option<String>,
+}
+
+impl From<&updown_store::StatementLine> for StatementLineOut {
+    fn from(line: &updown_store::StatementLine) -> Self {
+        StatementLineOut {
+            tx_id: line.tx_id,
+            at: instant(line.at),
+            kind: line.kind.as_str(),
+            amount: line.amount,
+            balance_after: line.balance_after,
+            round: line.round.map(|c| c.to_string()),
+            bet_id: line.bet.map(|b| b.0),
+            reference: line.reference.clone(),
+        }
+    }
+}
+
+impl StatementLineOut {
+    pub const CSV_HEADER: &'static str =
+        "tx_id,at,kind,amount,balance_after,round,bet_id,reference\r\n";
+
+    /// One CSV record (RFC 4180), fields quoted where they need it.
+    pub fn csv_record(&self) -> String {
+        fn field(text: &str) -> String {
+            if text.contains([',', '"', '\r', '\n']) {
+                format!("\"{}\"", text.replace('"', "\"\""))
+            } else {
+                text.to_string()
+            }
+        }
+        format!(
+            "{},{},{},{},{},{},{},{}\r\n",
+            self.tx_id,
+            self.at,
+            self.kind,
+            self.amount,
+            self.balance_after,
+            self.round.as_deref().unwrap_or(""),
+            self.bet_id.map(|b| b.to_string()).unwrap_or_default(),
+            field(self.reference.as_deref().unwrap_or("")),
+        )
+    }
+}
+
 #[derive(Serialize)]
 pub struct BetOut {
     pub id: i64,
@@ -71,7 +144,10 @@ pub struct WithdrawalOut {
     pub amount: i64,
     pub address: String,
     pub status: &'static str,
+    pub chain_tx_hash: Option<String>,
+    pub failure_reason: Option<String>,
     pub created_at: String,
+    pub updated_at: String,
 }
 
 impl From<&Withdrawal> for WithdrawalOut {
@@ -82,7 +158,10 @@ impl From<&Withdrawal> for WithdrawalOut {
             amount: w.amount.get(),
             address: w.address.clone(),
             status: w.status.as_str(),
+            chain_tx_hash: w.chain_tx_hash.clone(),
+            failure_reason: w.failure_reason.clone(),
             created_at: instant(w.created_at),
+            updated_at: instant(w.updated_at),
         }
     }
 }
@@ -296,6 +375,47 @@ impl TvlOut {
             usdc(self.house_rounding),
             usdc(self.custody),
         )
+    }
+}
+
+/// One operator action from the audit log.
+#[derive(Serialize)]
+pub struct AuditOut {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub reason: Option<String>,
+}
+
+impl From<&updown_store::AuditEntry> for AuditOut {
+    fn from(e: &updown_store::AuditEntry) -> Self {
+        AuditOut {
+            at: instant(e.at),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            subject: e.subject.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+/// A user as the operator sees them: balance and limits.
+#[derive(Serialize)]
+pub struct UserSummaryOut {
+    #[serde(flatten)]
+    pub user: UserOut,
+    pub available: i64,
+    pub limits: LimitsOut,
+}
+
+impl From<&updown_store::UserSummary> for UserSummaryOut {
+    fn from(s: &updown_store::UserSummary) -> Self {
+        UserSummaryOut {
+            user: UserOut::from(&s.user),
+            available: s.balance.get(),
+            limits: LimitsOut::from(&s.user.limits),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 struct Cli {
     folder: PathBuf,
+    clock_start: std::cell::RefCell<String>,
 }
 
 impl Cli {
@@ -15,7 +16,11 @@ impl Cli {
         let folder = std::env::temp_dir().join(format!("updown-cli-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(&folder).unwrap();
-        Cli { folder }
+        Cli {
+            folder,
+            // 10:00 in New York on a Tuesday: round 20261124 takes bets.
+            clock_start: std::cell::RefCell::new("2026-11-24T15:00:00Z".into()),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -39,8 +44,7 @@ impl Cli {
                 "DATABASE_URL",
                 format!("sqlite://{}", self.folder.join("cli.db").display()),
             )
-            // 10:00 in New York on a Tuesday: round 20261124 takes bets.
-            .env("CLOCK_START", "2026-11-24T15:00:00Z")
+            .env("CLOCK_START", self.clock_start.borrow().as_str())
             .args(args)
             .output()
             .expect("run updown")
@@ -159,6 +163,18 @@ fn an_operator_runs_a_round_from_the_command_line() {
     let (_, too_early) =
         cli.json_error(&["settle-round", "--code", "20261124", "--result", "AUTO"]);
     assert_eq!(error_code(&too_early), "too_early");
+    let manual = [
+        "settle-round",
+        "--code",
+        "20261124",
+        "--result",
+        "DOWN",
+        "--reason",
+        "test of a manual result",
+    ];
+    let (_, before_close) = cli.json_error(&manual);
+    assert_eq!(error_code(&before_close), "too_early", "no side before the close");
+    *cli.clock_start.borrow_mut() = "2026-11-24T21:01:00Z".into();
     let settled = cli.json(&[
         "settle-round",
         "--code",

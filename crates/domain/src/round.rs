@@ -324,6 +324,11 @@ pub enum RoundError {
         code: RoundCode,
         status: &'static str,
     },
+    #[error("round {code}'s session closes at {close_at}; only VOID can be decided before then")]
+    SessionNotClosed {
+        code: RoundCode,
+        close_at: DateTime<Utc>,
+    },
     #[error("round {code} cannot be settled from the oracle before {settle_at}")]
     TooEarlyToSettle {
         code: RoundCode,
@@ -343,6 +348,7 @@ pub struct RoundClock {
     pub status: RoundStatus,
     pub open_at: DateTime<Utc>,
     pub lock_at: DateTime<Utc>,
+    pub close_at: DateTime<Utc>,
     pub settle_at: DateTime<Utc>,
 }
 
@@ -411,6 +417,23 @@ impl RoundClock {
     /// locked first by the caller); the oracle may only be asked from the
     /// settle instant, while an operator's manual result is accepted after
     /// the lock.
+    /// An operator's result: VOID once locked; UP or DOWN only once the
+    /// session has closed (nobody knows the result before).
+    pub fn check_manual_result(
+        &self,
+        now: DateTime<Utc>,
+        outcome: Outcome,
+    ) -> Result<(), RoundError> {
+        self.check_settle(now, false)?;
+        if outcome != Outcome::Void && now < self.close_at {
+            return Err(RoundError::SessionNotClosed {
+                code: self.code,
+                close_at: self.close_at,
+            });
+        }
+        Ok(())
+    }
+
     pub fn check_settle(&self, now: DateTime<Utc>, from_oracle: bool) -> Result<(), RoundError> {
         if self.status != RoundStatus::Locked {
             return Err(RoundError::NotSettleable {
@@ -480,8 +503,30 @@ mod tests {
             status,
             open_at: at("2026-11-23T20:59:59Z"),
             lock_at: at("2026-11-24T20:59:59Z"),
+            close_at: at("2026-11-24T21:00:00Z"),
             settle_at: at("2026-11-24T21:05:00Z"),
         }
+    }
+
+    #[test]
+    fn an_operator_may_void_once_locked_but_call_a_side_only_after_the_close() {
+        let locked = clock(RoundStatus::Locked);
+        let before_close = at("2026-11-24T20:59:59Z");
+        assert!(locked
+            .check_manual_result(before_close, Outcome::Void)
+            .is_ok());
+        for side in [Outcome::Up, Outcome::Down] {
+            assert!(matches!(
+                locked.check_manual_result(before_close, side),
+                Err(RoundError::SessionNotClosed { .. })
+            ));
+            assert!(locked
+                .check_manual_result(at("2026-11-24T21:00:00Z"), side)
+                .is_ok());
+        }
+        assert!(clock(RoundStatus::Open)
+            .check_manual_result(at("2026-11-24T22:00:00Z"), Outcome::Void)
+            .is_err());
     }
 
     #[test]

@@ -172,7 +172,13 @@ pub trait Store: Send + Sync + 'static {
     // Deposits and withdrawals.
     async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit>;
     async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal>;
-    async fn withdrawals(&self, user: Option<UserId>, limit: i64) -> StoreResult<Vec<Withdrawal>>;
+    /// Newest first; of one user and in one status when given.
+    async fn withdrawals(
+        &self,
+        user: Option<UserId>,
+        status: Option<WithdrawalStatus>,
+        limit: i64,
+    ) -> StoreResult<Vec<Withdrawal>>;
     async fn withdrawal(&self, id: WithdrawalId) -> StoreResult<Withdrawal>;
     /// Moves a withdrawal one step; confirming moves its funds out of
     /// custody, failing gives them back to the user. Conflict when the

@@ -171,6 +171,7 @@ impl Round {
             status: self.status,
             open_at: self.terms.open_at,
             lock_at: self.terms.lock_at,
+            close_at: self.terms.close_at,
             settle_at: self.terms.settle_at,
         }
     }

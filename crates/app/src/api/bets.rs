@@ -22,13 +22,9 @@ pub fn router() -> Router<App> {
         .route("/me/bets", get(list_my_bets))
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message)
-}
-
 /// Amounts on the wire are integers of micro-USDC.
 pub(super) fn amount(value: i64) -> Result<Micros, ApiError> {
-    Micros::new(value).map_err(|e| invalid(e.to_string()))
+    Micros::new(value).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -49,13 +45,13 @@ async fn place_bet(
     let side: Side = body
         .side
         .parse()
-        .map_err(|e: updown_domain::round::ParseEnumError| invalid(e.to_string()))?;
+        .map_err(|e: updown_domain::round::ParseEnumError| ApiError::invalid(e.to_string()))?;
     let round = body
         .round
         .as_deref()
         .map(RoundCode::parse)
         .transpose()
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let bet = app
         .place_bet(user.id, side, amount(body.amount)?, round)
         .await?;

@@ -24,6 +24,11 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// 400 `invalid_input`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+    }
 }
 
 impl From<AppError> for ApiError {

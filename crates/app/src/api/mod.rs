@@ -2,6 +2,7 @@
 //! merged here with the limits every request gets (a timeout, a body size
 //! cap, tracing).
 
+mod admin;
 mod auth;
 mod bets;
 mod error;
@@ -69,6 +70,7 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 /// request id is set first, so the trace span and the answer carry it.
 pub fn router(app: App) -> Router {
     Router::new()
+        .merge(admin::router())
         .merge(bets::router())
         .merge(health::router())
         .merge(me::router())

@@ -44,7 +44,7 @@ async fn list_my_withdrawals(
 ) -> Result<Json<Vec<WithdrawalOut>>, ApiError> {
     let withdrawals = app
         .store
-        .withdrawals(Some(user.id), 100)
+        .withdrawals(Some(user.id), None, 100)
         .await
         .map_err(crate::error::AppError::from)?;
     Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))

@@ -12,7 +12,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{BetId, RoundCode};
-use updown_domain::round::Outcome;
 use updown_domain::Micros;
 
 use crate::config::Config;
@@ -20,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::services::{App, SettleOptions, SettleRequest};
 
 pub use crate::wire::{instant, usdc, RoundOut, TvlOut, VerifyOut};
-use crate::wire::{BetOut, PriceOut, UserOut, WithdrawalOut};
+use crate::wire::{AuditOut, BetOut, LimitsOut, PriceOut, UserOut, WithdrawalOut};
 pub use args::{
     BenchCommand, BenchTarget, Cli, Command, LimitsArgs, PriceCommand, RoundCommand, UserCommand,
 };
@@ -243,17 +242,8 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             });
         }
         Command::OpenRound { code, actor } => {
-            let (round, created) = app.open_round(code).await?;
-            if created {
-                let actor = actor.unwrap_or_else(default_actor);
-                app.audit(
-                    &actor,
-                    "open_round",
-                    format!("round {}", round.terms.code),
-                    None,
-                )
-                .await?;
-            }
+            let actor = actor.unwrap_or_else(default_actor);
+            let (round, created) = app.operator_open_round(code, &actor, None).await?;
             let view = RoundOut::new(&round, app.store.pools(round.id).await?);
             out.print(&view, || {
                 format!(
@@ -268,13 +258,8 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             reason,
             actor,
         } => {
-            let was_open = app.round(code).await?.status == updown_domain::round::RoundStatus::Open;
-            let round = app.lock_round(code).await?;
-            if was_open {
-                let actor = actor.unwrap_or_else(default_actor);
-                app.audit(&actor, "lock_round", format!("round {code}"), reason)
-                    .await?;
-            }
+            let actor = actor.unwrap_or_else(default_actor);
+            let round = app.operator_lock_round(code, &actor, reason).await?;
             let view = RoundOut::new(&round, app.store.pools(round.id).await?);
             out.print(&view, || view.human());
         }
@@ -284,7 +269,8 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             reason,
             actor,
         } => {
-            let request = settle_request(&result, reason, actor)?;
+            let request =
+                SettleRequest::from_operator(&result, actor.unwrap_or_else(default_actor), reason)?;
             let round = settle_with_progress(&app, code, request, json).await?;
             let view = RoundOut::new(&round, app.store.pools(round.id).await?);
             out.print(&view, || view.human());
@@ -317,12 +303,8 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 excluded_until,
             };
             let user = app.set_limits(user.id, limits).await?;
-            let view = serde_json::json!({
-                "user": user.email.as_str(),
-                "max_stake_per_round": user.limits.max_stake_per_round.map(Micros::get),
-                "max_stake_per_day": user.limits.max_stake_per_day.map(Micros::get),
-                "excluded_until": user.limits.excluded_until.map(instant),
-            });
+            let mut view = serde_json::json!(LimitsOut::from(&user.limits));
+            view["user"] = user.email.as_str().into();
             out.print(&view, || format!("limits of {}: {view}", user.email));
         }
         Command::Round(RoundCommand::Show { code }) => {
@@ -369,10 +351,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         }
         Command::Audit { limit } => {
             let entries = app.store.audit_log(limit).await?;
-            let views: Vec<serde_json::Value> = entries
-                .iter()
-                .map(|e| serde_json::json!({ "at": instant(e.at), "actor": e.actor, "action": e.action, "subject": e.subject, "reason": e.reason }))
-                .collect();
+            let views: Vec<AuditOut> = entries.iter().map(AuditOut::from).collect();
             out.print(&views, || {
                 if entries.is_empty() {
                     return "no manual actions recorded".into();
@@ -431,27 +410,6 @@ async fn serve(mut config: Config) -> AppResult<()> {
     crate::api::serve(app, listener, crate::api::shutdown_signal())
         .await
         .map_err(|e| AppError::Internal(e.into()))
-}
-
-fn settle_request(
-    result: &str,
-    reason: Option<String>,
-    actor: Option<String>,
-) -> AppResult<SettleRequest> {
-    if result.eq_ignore_ascii_case("AUTO") {
-        return Ok(SettleRequest::Auto);
-    }
-    let outcome: Outcome = result.parse().map_err(|_| {
-        AppError::Invalid(format!(
-            "--result {result:?} must be AUTO, UP, DOWN or VOID"
-        ))
-    })?;
-    Ok(SettleRequest::Manual {
-        outcome,
-        actor: actor.unwrap_or_else(default_actor),
-        reason: reason
-            .ok_or_else(|| AppError::Invalid("a manual result needs --reason \"why\"".into()))?,
-    })
 }
 
 async fn settle_with_progress(

@@ -3,9 +3,11 @@
 
 use updown_domain::address::Address;
 use updown_domain::admission::PlayerLimits;
-use updown_domain::ids::{Email, UserId};
+use updown_domain::ids::{Email, UserId, WithdrawalId};
 use updown_domain::Micros;
-use updown_store::{Deposit, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal};
+use updown_store::{
+    Deposit, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal, WithdrawalChange,
+};
 
 use super::App;
 use crate::error::{AppError, AppResult};
@@ -27,6 +29,9 @@ fn check_tx_hash(hash: &str) -> AppResult<()> {
         )))
     }
 }
+
+/// Longest self-exclusion a player can set themselves: 50 years.
+const MAX_EXCLUSION_DAYS: i64 = 50 * 366;
 
 impl App {
     pub async fn create_user(&self, email: &str) -> AppResult<User> {
@@ -152,10 +157,84 @@ impl App {
         Ok(withdrawal)
     }
 
+    /// An operator's (or the chain adapter's) step for a withdrawal:
+    /// checked, applied with its ledger movement, logged and audited.
+    pub async fn change_withdrawal(
+        &self,
+        id: WithdrawalId,
+        change: WithdrawalChange,
+        actor: &str,
+    ) -> AppResult<Withdrawal> {
+        match &change {
+            WithdrawalChange::Submit { chain_tx_hash }
+            | WithdrawalChange::Confirm { chain_tx_hash } => {
+                if let Some(hash) = chain_tx_hash {
+                    check_tx_hash(hash)?;
+                }
+            }
+            WithdrawalChange::Fail { reason } => {
+                if reason.trim().is_empty() || reason.len() > 500 {
+                    return Err(AppError::Invalid(
+                        "a failed withdrawal needs a reason of 1 to 500 characters".into(),
+                    ));
+                }
+            }
+        }
+        let changed = self
+            .store
+            .change_withdrawal(id, &change, self.clock.now())
+            .await?;
+        tracing::info!(
+            event = "withdrawal_updated",
+            withdrawal = %id,
+            user = %changed.user,
+            amount = changed.amount.get(),
+            status = changed.status.as_str(),
+            chain_tx_hash = changed.chain_tx_hash.as_deref().unwrap_or(""),
+        );
+        let reason = match change {
+            WithdrawalChange::Fail { reason } => Some(reason),
+            _ => None,
+        };
+        let action = format!(
+            "withdrawal_{}",
+            changed.status.as_str().to_ascii_lowercase()
+        );
+        self.audit(actor, &action, format!("withdrawal {id}"), reason)
+            .await?;
+        Ok(changed)
+    }
+
     pub async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> AppResult<User> {
         let user = self.store.set_limits(user, limits).await?;
         tracing::info!(event = "limits_set", user = %user.id, ?limits);
         Ok(user)
+    }
+
+    /// A player's own limits, from the API: a self-exclusion in force
+    /// can be extended but not shortened or lifted.
+    pub async fn set_own_limits(&self, user: &User, limits: PlayerLimits) -> AppResult<User> {
+        let now = self.clock.now();
+        if let Some(until) = limits.excluded_until {
+            if until <= now {
+                return Err(AppError::Invalid(
+                    "excluded_until must be in the future (leave it null for no exclusion)".into(),
+                ));
+            }
+            if until > now + chrono::Duration::days(MAX_EXCLUSION_DAYS) {
+                return Err(AppError::Invalid(format!(
+                    "excluded_until may be at most {MAX_EXCLUSION_DAYS} days ahead"
+                )));
+            }
+        }
+        if let Some(current) = user.limits.excluded_until.filter(|until| *until > now) {
+            if limits.excluded_until.is_none_or(|until| until < current) {
+                return Err(AppError::Conflict(format!(
+                    "you are self-excluded until {current}; an exclusion can be extended, not shortened"
+                )));
+            }
+        }
+        self.set_limits(user.id, limits).await
     }
 
     pub async fn tvl(&self) -> AppResult<Tvl> {

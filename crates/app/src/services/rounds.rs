@@ -26,6 +26,26 @@ pub enum SettleRequest {
     },
 }
 
+impl SettleRequest {
+    /// From an operator's `AUTO|UP|DOWN|VOID`; a manual result needs a reason.
+    pub fn from_operator(result: &str, actor: String, reason: Option<String>) -> AppResult<Self> {
+        if result.eq_ignore_ascii_case("AUTO") {
+            return Ok(SettleRequest::Auto);
+        }
+        let outcome: Outcome = result.parse().map_err(|_| {
+            AppError::Invalid(format!("result {result:?} must be AUTO, UP, DOWN or VOID"))
+        })?;
+        let reason = reason
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| AppError::Invalid("a manual result needs a reason".into()))?;
+        Ok(SettleRequest::Manual {
+            outcome,
+            actor,
+            reason,
+        })
+    }
+}
+
 /// Knobs for the settlement loop: progress reports and, in tests, a
 /// simulated crash after some chunks.
 #[derive(Default)]
@@ -101,6 +121,38 @@ impl App {
             tracing::info!(event = "round_locked", round = %code);
         }
         Ok(locked)
+    }
+
+    /// An operator opens a round (see `open_round`); recorded in the
+    /// audit log when it was not open yet.
+    pub async fn operator_open_round(
+        &self,
+        code: Option<RoundCode>,
+        actor: &str,
+        reason: Option<String>,
+    ) -> AppResult<(Round, bool)> {
+        let (round, created) = self.open_round(code).await?;
+        if created {
+            let subject = format!("round {}", round.terms.code);
+            self.audit(actor, "open_round", subject, reason).await?;
+        }
+        Ok((round, created))
+    }
+
+    /// An operator locks a round early; recorded when it was open.
+    pub async fn operator_lock_round(
+        &self,
+        code: RoundCode,
+        actor: &str,
+        reason: Option<String>,
+    ) -> AppResult<Round> {
+        let was_open = self.round(code).await?.status == RoundStatus::Open;
+        let round = self.lock_round(code).await?;
+        if was_open {
+            self.audit(actor, "lock_round", format!("round {code}"), reason)
+                .await?;
+        }
+        Ok(round)
     }
 
     /// Records an operator's action (who, what, on what, why) in the audit
@@ -268,7 +320,7 @@ impl App {
                         "a manual result needs a reason (--reason)".into(),
                     ));
                 }
-                round.clock().check_settle(now, false)?;
+                round.clock().check_manual_result(now, *outcome)?;
                 SettlementStart {
                     outcome: *outcome,
                     evidence: self.recorded_evidence(&round).await?,

@@ -282,12 +282,14 @@ macro_rules! impl_store {
                 Ok(withdrawal)
             }
 
-            async fn withdrawals(&self, user: Option<UserId>, limit: i64) -> StoreResult<Vec<Withdrawal>> {
+            async fn withdrawals(&self, user: Option<UserId>, status: Option<WithdrawalStatus>, limit: i64) -> StoreResult<Vec<Withdrawal>> {
                 let sql = format!(
-                    "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2"
+                    "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR status = $2) \
+                     ORDER BY id DESC LIMIT $3"
                 );
                 let rows = sqlx::query(&sql)
                     .bind(user.map(|u| u.0))
+                    .bind(status.map(WithdrawalStatus::as_str))
                     .bind(limit)
                     .fetch_all(self.read())
                     .await?;

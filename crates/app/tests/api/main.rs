@@ -1,6 +1,10 @@
 //! The HTTP API through its router (no socket), on SQLite and PostgreSQL.
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod account;
+mod admin;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -25,6 +29,10 @@ on_both_backends!(
 
 async fn get(t: &TestApp, uri: &str) -> (StatusCode, Value) {
     send(t, "GET", uri, None, None).await
+}
+
+async fn get_as(t: &TestApp, uri: &str, key: &str) -> (StatusCode, Value) {
+    send(t, "GET", uri, None, Some(key)).await
 }
 
 /// One request through the router; the body's JSON (null when empty).
@@ -61,6 +69,52 @@ async fn send(
         )
     });
     (status, body)
+}
+
+/// Signs `name@example.com` up over HTTP; their API key.
+async fn sign_up(t: &TestApp, name: &str) -> String {
+    let body = format!(r#"{{"email": "{name}@example.com"}}"#);
+    let (status, answer) = send(t, "POST", "/users", Some(&body), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    answer["api_key"].as_str().unwrap().to_string()
+}
+
+/// Credits `name@example.com` through the admin's simulated webhook.
+async fn simulate_deposit(t: &TestApp, name: &str, amount: i64) {
+    let body = format!(
+        r#"{{"email": "{name}@example.com", "amount": {amount}, "tx_hash": "0xdep-{name}-{amount}"}}"#
+    );
+    let (status, answer) = send(
+        t,
+        "POST",
+        "/simulate/deposit_webhook",
+        Some(&body),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
+/// One request; the status, one header and the raw body.
+async fn send_raw(
+    t: &TestApp,
+    uri: &str,
+    key: &str,
+    header: &str,
+) -> (StatusCode, Option<String>, String) {
+    let request = Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = api::router(t.app.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let value = response
+        .headers()
+        .get(header)
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, value, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
 const ADMIN: &str = "admin-token-for-tests-0123456789";

@@ -1,0 +1,281 @@
+//! The operator's routes (admin token): rounds by hand (open, lock,
+//! settle, void, each with a reason), the withdrawal queue, users, the
+//! audit log and `verify`. Every action is recorded with who and why.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use updown_domain::ids::{RoundCode, WithdrawalId};
+use updown_store::{WithdrawalChange, WithdrawalStatus};
+
+use super::auth::Admin;
+use super::ApiError;
+use crate::error::AppError;
+use crate::services::{App, SettleRequest};
+use crate::wire::{AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalOut};
+
+/// Most rows one admin listing returns.
+const MAX_LIMIT: i64 = 1_000;
+/// Longest reason kept in the audit log.
+const MAX_REASON: usize = 500;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/admin/rounds", post(open_round))
+        .route("/admin/rounds/{code}/lock", post(lock_round))
+        .route("/admin/rounds/{code}/settle", post(settle_round))
+        .route("/admin/rounds/{code}/void", post(void_round))
+        .route("/admin/withdrawals", get(list_withdrawals))
+        .route("/admin/withdrawals/{id}/{step}", post(change_withdrawal))
+        .route("/admin/users", get(list_users))
+        .route("/admin/audit", get(audit_log))
+        .route("/admin/verify", get(verify))
+}
+
+/// Who acted (default `admin`) and why.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Action {
+    reason: Option<String>,
+    actor: Option<String>,
+    /// `open`: the round code; default the round that takes bets now.
+    code: Option<String>,
+    /// `settle`: AUTO (the oracle), UP, DOWN or VOID.
+    result: Option<String>,
+    /// Withdrawal steps: the chain transaction hash.
+    tx_hash: Option<String>,
+}
+
+impl Action {
+    fn from_body(body: Result<Json<Action>, JsonRejection>) -> Result<Action, ApiError> {
+        let Json(action) = body?;
+        if let Some(reason) = &action.reason {
+            if reason.trim().is_empty() || reason.len() > MAX_REASON {
+                return Err(ApiError::invalid(format!(
+                    "reason must be 1 to {MAX_REASON} characters"
+                )));
+            }
+        }
+        if let Some(actor) = &action.actor {
+            if actor.trim().is_empty() || actor.len() > 100 {
+                return Err(ApiError::invalid("actor must be 1 to 100 characters"));
+            }
+        }
+        Ok(action)
+    }
+
+    fn actor(&self) -> String {
+        self.actor.clone().unwrap_or_else(|| "admin".into())
+    }
+
+    fn required_reason(&self) -> Result<String, ApiError> {
+        self.reason
+            .clone()
+            .ok_or_else(|| ApiError::invalid("this action needs a reason"))
+    }
+}
+
+fn round_code(code: Result<Path<String>, PathRejection>) -> Result<RoundCode, ApiError> {
+    let Path(code) = code?;
+    RoundCode::parse(&code).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiError> {
+    let pools = app.store.pools(round.id).await.map_err(AppError::from)?;
+    Ok(RoundOut::new(round, pools))
+}
+
+async fn open_round(
+    State(app): State<App>,
+    _admin: Admin,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<(StatusCode, Json<RoundOut>), ApiError> {
+    let action = Action::from_body(body)?;
+    let reason = action.required_reason()?;
+    let code = action
+        .code
+        .as_deref()
+        .map(RoundCode::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let (round, created) = app
+        .operator_open_round(code, &action.actor(), Some(reason))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view(&app, &round).await?)))
+}
+
+async fn lock_round(
+    State(app): State<App>,
+    _admin: Admin,
+    code: Result<Path<String>, PathRejection>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<RoundOut>, ApiError> {
+    let code = round_code(code)?;
+    let action = Action::from_body(body)?;
+    let reason = action.required_reason()?;
+    let round = app
+        .operator_lock_round(code, &action.actor(), Some(reason))
+        .await?;
+    Ok(Json(view(&app, &round).await?))
+}
+
+async fn settle_round(
+    State(app): State<App>,
+    _admin: Admin,
+    code: Result<Path<String>, PathRejection>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<RoundOut>, ApiError> {
+    let code = round_code(code)?;
+    let action = Action::from_body(body)?;
+    let result = action
+        .result
+        .clone()
+        .ok_or_else(|| ApiError::invalid("result is required: AUTO, UP, DOWN or VOID"))?;
+    let request = SettleRequest::from_operator(&result, action.actor(), action.reason.clone())?;
+    settle(app, code, request).await
+}
+
+async fn void_round(
+    State(app): State<App>,
+    _admin: Admin,
+    code: Result<Path<String>, PathRejection>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<RoundOut>, ApiError> {
+    let code = round_code(code)?;
+    let action = Action::from_body(body)?;
+    let request = SettleRequest::from_operator("VOID", action.actor(), action.reason.clone())?;
+    settle(app, code, request).await
+}
+
+/// Settles in a task of its own: if the request times out or the caller
+/// goes away, the settlement still finishes (it is resumable anyway).
+async fn settle(
+    app: App,
+    code: RoundCode,
+    request: SettleRequest,
+) -> Result<Json<RoundOut>, ApiError> {
+    let worker = app.clone();
+    let round = tokio::spawn(async move { worker.settle_round(code, request).await })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("settlement task failed: {e}")))??;
+    Ok(Json(view(&app, &round).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    /// Withdrawals only: QUEUED, SUBMITTED, CONFIRMED or FAILED.
+    status: Option<String>,
+}
+
+impl ListQuery {
+    fn limit(&self) -> Result<i64, ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
+        }
+        Ok(limit)
+    }
+}
+
+async fn list_withdrawals(
+    State(app): State<App>,
+    _admin: Admin,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<WithdrawalOut>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            WithdrawalStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "status must be QUEUED, SUBMITTED, CONFIRMED or FAILED, not {s:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    let withdrawals = app
+        .store
+        .withdrawals(None, status, limit)
+        .await
+        .map_err(AppError::from)?;
+    Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))
+}
+
+async fn change_withdrawal(
+    State(app): State<App>,
+    _admin: Admin,
+    path: Result<Path<(i64, String)>, PathRejection>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<WithdrawalOut>, ApiError> {
+    let Path((id, step)) = path?;
+    let action = Action::from_body(body)?;
+    let change = match step.as_str() {
+        "submit" => WithdrawalChange::Submit {
+            chain_tx_hash: action.tx_hash.clone(),
+        },
+        "confirm" => WithdrawalChange::Confirm {
+            chain_tx_hash: action.tx_hash.clone(),
+        },
+        "fail" => WithdrawalChange::Fail {
+            reason: action.required_reason()?,
+        },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no withdrawal step {other:?}; use submit, confirm or fail"),
+            ))
+        }
+    };
+    let withdrawal = app
+        .change_withdrawal(WithdrawalId(id), change, &action.actor())
+        .await?;
+    Ok(Json(WithdrawalOut::from(&withdrawal)))
+}
+
+async fn list_users(
+    State(app): State<App>,
+    _admin: Admin,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<UserSummaryOut>>, ApiError> {
+    let Query(query) = query?;
+    let users = app
+        .store
+        .users(query.limit()?)
+        .await
+        .map_err(AppError::from)?;
+    Ok(Json(users.iter().map(UserSummaryOut::from).collect()))
+}
+
+async fn audit_log(
+    State(app): State<App>,
+    _admin: Admin,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<AuditOut>>, ApiError> {
+    let Query(query) = query?;
+    let entries = app
+        .store
+        .audit_log(query.limit()?)
+        .await
+        .map_err(AppError::from)?;
+    Ok(Json(entries.iter().map(AuditOut::from).collect()))
+}
+
+/// Recomputes every ledger invariant: seconds on a large ledger.
+async fn verify(State(app): State<App>, _admin: Admin) -> Result<Json<VerifyOut>, ApiError> {
+    Ok(Json(VerifyOut::from(&app.verify().await?)))
+}

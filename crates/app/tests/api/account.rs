@@ -1,0 +1,242 @@
+//! A player's own account over HTTP: statement (JSON and CSV), limits and
+//! self-exclusion, API keys.
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::support::{at, Db, TestApp};
+use crate::{get_as, send, send_raw, sign_up, simulate_deposit, ADMIN};
+use crate::{on_both_backends, support};
+
+on_both_backends!(
+    the_statement_lists_every_movement_with_running_balances_in_json_and_csv,
+    limits_and_self_exclusion_are_the_players_own_and_cannot_be_shortened,
+    api_keys_are_listed_without_their_secret_and_revocable,
+);
+
+async fn the_statement_lists_every_movement_with_running_balances_in_json_and_csv(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    t.open("20261124").await;
+    let key = sign_up(&t, "ann").await;
+    simulate_deposit(&t, "ann", 10_000_000).await;
+    let (status, bet) = send(
+        &t,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "UP", "amount": 2000000}"#),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bet}");
+    let cancel = format!("/bets/{}", bet["id"]);
+    assert_eq!(
+        send(&t, "DELETE", &cancel, None, Some(&key)).await.0,
+        StatusCode::OK
+    );
+    send(
+        &t,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "DOWN", "amount": 3000000}"#),
+        Some(&key),
+    )
+    .await;
+    let withdrawal =
+        r#"{"amount": 1000000, "address": "0x52908400098527886E0F7030069857D2E4169EE7"}"#;
+    assert_eq!(
+        send(&t, "POST", "/withdrawals", Some(withdrawal), Some(&key))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+
+    let (status, lines) = get_as(&t, "/me/statement", &key).await;
+    assert_eq!(status, StatusCode::OK, "{lines}");
+    let lines = lines.as_array().unwrap();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["withdrawal_request", "bet", "bet_cancel", "bet", "deposit"],
+        "newest first"
+    );
+    let amounts: Vec<i64> = lines
+        .iter()
+        .map(|l| l["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        amounts,
+        [-1_000_000, -3_000_000, 2_000_000, -2_000_000, 10_000_000]
+    );
+    let (_, me) = get_as(&t, "/me", &key).await;
+    assert_eq!(
+        lines[0]["balance_after"], me["available"],
+        "the newest line ends at the balance"
+    );
+    assert_eq!(me["available"], amounts.iter().sum::<i64>());
+    assert_eq!(lines[1]["round"], "20261124");
+    assert!(lines[1]["bet_id"].is_i64());
+
+    // Pages: `before` continues after the last line seen.
+    let (_, first) = get_as(&t, "/me/statement?limit=2", &key).await;
+    let last = first[1]["tx_id"].as_i64().unwrap();
+    let (_, rest) = get_as(&t, &format!("/me/statement?before={last}"), &key).await;
+    assert_eq!(rest.as_array().unwrap().len(), 3);
+    assert_eq!(rest[0], lines[2]);
+
+    let (status, content_type, csv) =
+        send_raw(&t, "/me/statement?format=csv", &key, "content-type").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some("text/csv; charset=utf-8"));
+    let records: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        records[0],
+        "tx_id,at,kind,amount,balance_after,round,bet_id,reference"
+    );
+    assert_eq!(records.len(), 6);
+    let csv_amounts: Vec<i64> = records[1..]
+        .iter()
+        .map(|r| r.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(csv_amounts, amounts);
+
+    for bad in [
+        "/me/statement?format=xml",
+        "/me/statement?limit=0",
+        "/me/statement?limit=1001",
+        "/me/statement?before=x",
+        "/me/statement?page=2",
+    ] {
+        let (status, body) = get_as(&t, bad, &key).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_input");
+    }
+    t.assert_verified().await;
+}
+
+async fn limits_and_self_exclusion_are_the_players_own_and_cannot_be_shortened(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    t.open("20261124").await;
+    let key = sign_up(&t, "cat").await;
+    simulate_deposit(&t, "cat", 10_000_000).await;
+    let bet = |amount: i64| format!(r#"{{"side": "UP", "amount": {amount}}}"#);
+
+    let (status, limits) = send(
+        &t,
+        "PUT",
+        "/me/limits",
+        Some(r#"{"max_stake_per_round": 1500000}"#),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{limits}");
+    assert_eq!(limits["max_stake_per_round"], 1_500_000);
+    assert_eq!(limits["max_stake_per_day"], Value::Null);
+    let (status, refused) = send(&t, "POST", "/bets", Some(&bet(2_000_000)), Some(&key)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("limit_exceeded"))
+    );
+    assert_eq!(
+        send(&t, "POST", "/bets", Some(&bet(1_000_000)), Some(&key))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+
+    let (status, limits) = send(
+        &t,
+        "PUT",
+        "/me/limits",
+        Some(r#"{"excluded_until": "2026-12-01"}"#),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{limits}");
+    assert_eq!(
+        limits["excluded_until"], "2026-12-01T05:00:00Z",
+        "midnight in New York"
+    );
+    assert_eq!(
+        limits["max_stake_per_round"],
+        Value::Null,
+        "PUT replaces the whole set"
+    );
+    let (status, refused) = send(&t, "POST", "/bets", Some(&bet(1_000_000)), Some(&key)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("self_excluded"))
+    );
+    let (_, me) = get_as(&t, "/me", &key).await;
+    assert_eq!(me["limits"]["excluded_until"], "2026-12-01T05:00:00Z");
+
+    for shorter in [r#"{}"#, r#"{"excluded_until": "2026-11-30"}"#] {
+        let (status, body) = send(&t, "PUT", "/me/limits", Some(shorter), Some(&key)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("conflict")),
+            "{shorter}"
+        );
+    }
+    let (status, _) = send(
+        &t,
+        "PUT",
+        "/me/limits",
+        Some(r#"{"excluded_until": "2027-01-01T00:00:00Z"}"#),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "extending is allowed");
+
+    let other = sign_up(&t, "dan").await;
+    for bad in [
+        r#"{"max_stake_per_round": -1}"#,
+        r#"{"max_stake_per_day": "lots"}"#,
+        r#"{"excluded_until": "2020-01-01"}"#,
+        r#"{"excluded_until": "tomorrow"}"#,
+        r#"{"excluded_until": "9999-01-01"}"#,
+        r#"{"surprise": 1}"#,
+        r#"not json"#,
+    ] {
+        let (status, body) = send(&t, "PUT", "/me/limits", Some(bad), Some(&other)).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {status} {body}"
+        );
+        assert!(body["error"]["code"].is_string(), "{bad}: {body}");
+    }
+    let (_, dan) = get_as(&t, "/me", &other).await;
+    assert_eq!(
+        dan["limits"]["excluded_until"],
+        Value::Null,
+        "bad input changed nothing"
+    );
+    t.assert_verified().await;
+}
+
+async fn api_keys_are_listed_without_their_secret_and_revocable(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    let first = sign_up(&t, "eve").await;
+    let (status, created) = send(&t, "POST", "/me/api-keys", None, Some(&first)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let second = created["api_key"].as_str().unwrap().to_string();
+    let (status, keys) = get_as(&t, "/me/api-keys", &second).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        !keys.iter().any(|k| k.to_string().contains(&first[8..])),
+        "no key is shown again"
+    );
+    assert_eq!(keys[0]["id"], created["api_key_id"]);
+    assert!(second.starts_with(keys[0]["prefix"].as_str().unwrap()));
+
+    let revoke = format!("/me/api-keys/{}", keys[1]["id"]);
+    assert_eq!(
+        send(&t, "DELETE", &revoke, None, Some(&second)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(get_as(&t, "/me", &first).await.0, StatusCode::UNAUTHORIZED);
+    let (_, keys) = get_as(&t, "/me/api-keys", &second).await;
+    assert!(keys[1]["revoked_at"].is_string());
+    assert!(keys[0]["revoked_at"].is_null());
+}
