@@ -173,7 +173,11 @@ fn an_operator_runs_a_round_from_the_command_line() {
         "test of a manual result",
     ];
     let (_, before_close) = cli.json_error(&manual);
-    assert_eq!(error_code(&before_close), "too_early", "no side before the close");
+    assert_eq!(
+        error_code(&before_close),
+        "too_early",
+        "no side before the close"
+    );
     *cli.clock_start.borrow_mut() = "2026-11-24T21:01:00Z".into();
     let settled = cli.json(&[
         "settle-round",

@@ -446,7 +446,11 @@ async fn manual_results_are_audited_and_prices_recorded_by_operators_win(db: Db)
         actor: "cli:olga".into(),
         reason: "index provider restated the close".into(),
     };
-    let early = t.app.settle_round(code(), manual.clone()).await.unwrap_err();
+    let early = t
+        .app
+        .settle_round(code(), manual.clone())
+        .await
+        .unwrap_err();
     assert_eq!(early.code(), "too_early", "a side only after the close");
     t.clock.set(round.terms.close_at);
     let settled = t.app.settle_round(code(), manual).await.unwrap();
