@@ -60,6 +60,9 @@ pub struct Config {
     pub production: bool,
     /// The operator's token for admin routes (ADMIN_TOKEN).
     pub admin_token: Option<Secret>,
+    /// The operator's account-level extended public key (WALLET_XPUB,
+    /// m/44'/60'/0'), from which deposit addresses are derived.
+    pub wallet_xpub: Option<String>,
     /// TIMEZONE: the seed's "round timing time zone". Rounds follow the
     /// NASDAQ close, so only America/New_York is accepted.
     pub timezone: chrono_tz::Tz,
@@ -301,11 +304,18 @@ impl Config {
                 ));
             }
         }
+        let wallet_xpub = get("WALLET_XPUB");
+        if let Some(xpub) = &wallet_xpub {
+            if let Err(e) = updown_domain::wallet::DepositWallet::from_xpub(xpub) {
+                return Err(fail("WALLET_XPUB", xpub, &e.to_string()));
+            }
+        }
         Ok(Config {
             database_url: Secret::new(database_url),
             bind_addr,
             production,
             admin_token: admin_token.map(Secret::new),
+            wallet_xpub,
             redis_url: redis_url.map(Secret::new),
             timezone,
             market,
@@ -380,6 +390,9 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("BIND_ADDR", "localhost"),
             ("ADMIN_TOKEN", "short"),
+            ("WALLET_XPUB", "xpub-not-a-key"),
+            // A master key (depth 0), not the account m/44'/60'/0'.
+            ("WALLET_XPUB", "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8"),
             ("UPDOWN_ENV", "staging"),
         ] {
             let error = Config::with(&[(variable, value)]).unwrap_err();

@@ -531,20 +531,31 @@ fn serve_answers_http_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
-fn production_refuses_to_serve_without_an_admin_token() {
+fn production_refuses_to_serve_without_an_admin_token_or_a_wallet_key() {
     let cli = Cli::new("production");
-    let output = Command::new(env!("CARGO_BIN_EXE_updown"))
-        .current_dir(&cli.folder)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", cli.folder.join("p.db").display()),
-        )
-        .env("UPDOWN_ENV", "production")
-        .env_remove("ADMIN_TOKEN")
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .arg("serve")
-        .output()
-        .unwrap();
+    let serve = |admin_token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
+        command
+            .current_dir(&cli.folder)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", cli.folder.join("p.db").display()),
+            )
+            .env("UPDOWN_ENV", "production")
+            .env_remove("ADMIN_TOKEN")
+            .env_remove("WALLET_XPUB")
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .arg("serve");
+        if let Some(token) = admin_token {
+            command.env("ADMIN_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let output = serve(None);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("ADMIN_TOKEN"));
+    let output = serve(Some("a-production-token-0123456789"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WALLET_XPUB"), "{stderr}");
 }

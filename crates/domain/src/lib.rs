@@ -25,6 +25,7 @@ pub mod money;
 pub mod payout;
 pub mod round;
 pub mod schedule;
+pub mod wallet;
 
 pub use ids::{BetId, Email, Market, RoundCode, RoundId, UserId, WithdrawalId};
 pub use money::Micros;

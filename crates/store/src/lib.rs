@@ -140,6 +140,11 @@ pub trait Store: Send + Sync + 'static {
     /// `user`'s API keys, newest first (never the keys themselves).
     async fn api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyInfo>>;
 
+    /// Records the user's deposit address unless one is recorded already;
+    /// the address the user has from now on. Conflict if another user has it.
+    async fn assign_deposit_address(&self, user: UserId, address: &str) -> StoreResult<String>;
+    async fn user_by_deposit_address(&self, address: &str) -> StoreResult<Option<User>>;
+
     // Passwords and web sessions.
     /// Sets (or replaces) the user's argon2id password hash.
     async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()>;

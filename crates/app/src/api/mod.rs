@@ -14,6 +14,7 @@ mod rounds;
 mod simulate;
 mod tvl;
 mod users;
+mod wallets;
 mod withdrawals;
 
 use std::future::Future;
@@ -79,6 +80,7 @@ pub fn router(app: App) -> Router {
         .merge(simulate::router())
         .merge(tvl::router())
         .merge(users::router())
+        .merge(wallets::router())
         .merge(withdrawals::router())
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)

@@ -1,5 +1,6 @@
 //! `POST /simulate/deposit_webhook` (admin): credit a confirmed transfer by
-//! hand, for development; each (tx_hash, log_index) is credited once.
+//! hand, for development, to a user's email or deposit address; each
+//! (tx_hash, log_index) is credited once.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -21,7 +22,9 @@ pub fn router() -> Router<App> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SimulatedDeposit {
-    email: String,
+    /// Who is credited: their email, or their deposit address (`POST /wallets`).
+    email: Option<String>,
+    address: Option<String>,
     amount: i64,
     tx_hash: String,
     #[serde(default)]
@@ -34,7 +37,11 @@ async fn simulate_deposit(
     body: Result<Json<SimulatedDeposit>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
-    let user = app.user_by_email(&body.email).await?;
+    let user = match (&body.email, &body.address) {
+        (Some(email), None) => app.user_by_email(email).await?,
+        (None, Some(address)) => app.user_by_deposit_address(address).await?,
+        _ => return Err(ApiError::invalid("give either email or address")),
+    };
     let deposit = app
         .deposit(user.id, amount(body.amount)?, &body.tx_hash, body.log_index)
         .await?;

@@ -396,6 +396,8 @@ async fn serve(mut config: Config) -> AppResult<()> {
     }
     crate::metrics::handle();
     let app = App::from_config(config).await.map_err(AppError::Internal)?;
+    // Refused in production without WALLET_XPUB; warns in development.
+    app.deposit_wallet()?;
     let address = app.config.bind_addr;
     let listener = tokio::net::TcpListener::bind(address)
         .await

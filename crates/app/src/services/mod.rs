@@ -8,6 +8,7 @@ mod batcher;
 mod bets;
 mod keys;
 mod rounds;
+mod wallets;
 
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub struct App {
     /// The schedule of the round taking bets, kept until its lock instant
     /// so bets do not recompute the calendar.
     taking_bets: Arc<std::sync::RwLock<Option<updown_domain::schedule::RoundSchedule>>>,
+    /// Deposit address derivation, built on first use.
+    wallet: Arc<std::sync::OnceLock<updown_domain::wallet::DepositWallet>>,
 }
 
 impl App {
@@ -68,6 +71,7 @@ impl App {
             bets,
             round_ids: Arc::default(),
             taking_bets: Arc::default(),
+            wallet: Arc::default(),
         }
     }
 

@@ -5,6 +5,7 @@ mod support;
 
 mod account;
 mod admin;
+mod wallets;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -152,6 +152,24 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn assign_deposit_address(&self, user: UserId, address: &str) -> StoreResult<String> {
+                let row = sqlx::query(
+                    "UPDATE users SET deposit_address = COALESCE(deposit_address, $2) WHERE id = $1 RETURNING deposit_address",
+                )
+                .bind(user.0)
+                .bind(address)
+                .fetch_optional(self.write())
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?;
+                Ok(row.try_get("deposit_address")?)
+            }
+
+            async fn user_by_deposit_address(&self, address: &str) -> StoreResult<Option<User>> {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE deposit_address = $1");
+                let row = sqlx::query(&sql).bind(address).fetch_optional(self.read()).await?;
+                row.as_ref().map(user_from_row).transpose()
+            }
+
             async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()> {
                 let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
                     .bind(user.0)
