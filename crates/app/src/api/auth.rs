@@ -1,8 +1,13 @@
-//! Who is calling: `Authorization: Bearer <api key>` for user routes.
+//! Who is calling: `Authorization: Bearer <api key>` for programs, or the
+//! session cookie for people on the web pages; the admin token for admin
+//! routes. A request that changes state with the cookie must come from
+//! our own origin (the `Origin` header matches `Host`), so another site
+//! cannot make a signed-in browser act.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
 use updown_store::User;
 
 use super::ApiError;
@@ -19,6 +24,37 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "updown_session";
+
+/// The session token in the `Cookie` header, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, token)| token.trim())
+}
+
+/// Whether a cookie-authenticated request may change state: safe methods
+/// always; others only with an `Origin` naming this very host.
+fn same_origin(parts: &Parts) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(origin), Some(host)) = (header(ORIGIN), header(HOST)) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
 /// The authenticated user; a handler taking it refuses anyone else.
 pub struct CurrentUser(pub User);
 
@@ -26,10 +62,23 @@ impl FromRequestParts<App> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts).ok_or_else(|| {
-            AppError::Unauthorized("send your API key as Authorization: Bearer <key>".into())
-        })?;
-        Ok(CurrentUser(app.authenticate(key).await?))
+        if let Some(key) = bearer(parts) {
+            return Ok(CurrentUser(app.authenticate(key).await?));
+        }
+        let Some(token) = session_cookie(&parts.headers) else {
+            return Err(AppError::Unauthorized(
+                "send your API key as Authorization: Bearer <key>, or sign in".into(),
+            )
+            .into());
+        };
+        if !same_origin(parts) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a signed-in browser may change things only from this site's own pages (Origin must match Host)",
+            ));
+        }
+        Ok(CurrentUser(app.session_user(token).await?))
     }
 }
 

@@ -1,7 +1,8 @@
 //! `Idempotency-Key` on money-moving POSTs: the first response is kept and
 //! a retry with the same key gets it again, byte for byte; the same key
 //! with another request is 422, and while the first is still running, 409.
-//! Keys are scoped per caller (their credentials' hash) and kept 24 hours.
+//! Keys are scoped per caller (their credentials' hash: bearer and session)
+//! and kept 24 hours.
 //! Answers that carry secrets (sign-up, new API keys) are never stored.
 
 use axum::body::{to_bytes, Body};
@@ -63,7 +64,8 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
         .get(AUTHORIZATION)
         .map(HeaderValue::as_bytes)
         .unwrap_or_default();
-    let scope = sha256_hex(&[credentials]);
+    let session = super::auth::session_cookie(request.headers()).unwrap_or_default();
+    let scope = sha256_hex(&[credentials, session.as_bytes()]);
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
         return ApiError::new(

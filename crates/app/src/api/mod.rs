@@ -11,6 +11,7 @@ mod idempotency;
 mod me;
 mod metrics;
 mod rounds;
+mod sessions;
 mod simulate;
 mod tvl;
 mod users;
@@ -77,6 +78,7 @@ pub fn router(app: App) -> Router {
         .merge(me::router())
         .merge(metrics::router())
         .merge(rounds::router())
+        .merge(sessions::router())
         .merge(simulate::router())
         .merge(tvl::router())
         .merge(users::router())

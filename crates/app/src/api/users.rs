@@ -1,4 +1,5 @@
-//! `POST /users`: sign up; the answer carries an API key, shown once.
+//! `POST /users`: sign up (with a password to sign in to the web pages);
+//! the answer carries an API key, shown once.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -19,6 +20,9 @@ pub fn router() -> Router<App> {
 #[serde(deny_unknown_fields)]
 struct NewUser {
     email: String,
+    /// For signing in to the web pages (`POST /sessions`); 8 to 128
+    /// characters. Programs need only the API key.
+    password: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -34,7 +38,13 @@ async fn create_user(
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     let Json(body) = body?;
+    if let Some(password) = &body.password {
+        crate::services::check_password(password)?;
+    }
     let (user, api_key_id, api_key) = app.create_user_with_key(&body.email).await?;
+    if let Some(password) = &body.password {
+        app.set_password(user.id, password).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {

@@ -11,7 +11,8 @@ use crate::error::{AppError, AppResult};
 
 const KEY_PREFIX: &str = "ud_";
 
-fn hash(key: &str) -> String {
+/// SHA-256 of a high-entropy token (API key, session), as stored.
+pub(super) fn hash(key: &str) -> String {
     Sha256::digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -8,6 +8,7 @@ mod batcher;
 mod bets;
 mod keys;
 mod rounds;
+mod sessions;
 mod wallets;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use updown_store::Store;
 pub use batcher::BetBatcher;
 pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
+pub use sessions::{check_password, SESSION_TTL};
 
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{Config, OracleKind};

@@ -5,6 +5,7 @@ mod support;
 
 mod account;
 mod admin;
+mod sessions;
 mod wallets;
 
 use axum::body::Body;
@@ -44,9 +45,27 @@ async fn send(
     body: Option<&str>,
     key: Option<&str>,
 ) -> (StatusCode, Value) {
+    let authorization = key.map(|key| format!("Bearer {key}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .as_deref()
+        .map(|value| ("authorization", value))
+        .into_iter()
+        .collect();
+    let (status, _, body) = send_with(t, method, uri, body, &headers).await;
+    (status, body)
+}
+
+/// One request with the given headers; status, response headers, JSON.
+async fn send_with(
+    t: &TestApp,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let mut request = Request::builder().method(method).uri(uri);
-    if let Some(key) = key {
-        request = request.header("authorization", format!("Bearer {key}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     if body.is_some() {
         request = request.header("content-type", "application/json");
@@ -59,9 +78,10 @@ async fn send(
         .unwrap();
     let response = api::router(t.app.clone()).oneshot(request).await.unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     if bytes.is_empty() {
-        return (status, Value::Null);
+        return (status, headers, Value::Null);
     }
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
         panic!(
@@ -69,7 +89,7 @@ async fn send(
             String::from_utf8_lossy(&bytes)
         )
     });
-    (status, body)
+    (status, headers, body)
 }
 
 /// Signs `name@example.com` up over HTTP; their API key.
