@@ -43,6 +43,31 @@ pub enum OracleKind {
     Manual,
 }
 
+/// A request rate: `count` per `per` (RATE_LIMIT_* as `20/s`, `10/min`,
+/// `500/h`); `None` where the variable is `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: std::time::Duration,
+}
+
+impl Rate {
+    fn parse(text: &str) -> Option<Option<Rate>> {
+        if text.eq_ignore_ascii_case("off") {
+            return Some(None);
+        }
+        let (count, unit) = text.split_once('/')?;
+        let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
+        let per = match unit.trim() {
+            "s" => std::time::Duration::from_secs(1),
+            "min" => std::time::Duration::from_secs(60),
+            "h" => std::time::Duration::from_secs(3600),
+            _ => return None,
+        };
+        Some(Some(Rate { count, per }))
+    }
+}
+
 /// Where the clock starts and how fast it runs, for demos and tests only.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClockOverride {
@@ -60,6 +85,15 @@ pub struct Config {
     pub production: bool,
     /// The operator's token for admin routes (ADMIN_TOKEN).
     pub admin_token: Option<Secret>,
+    /// Requests per API key or session (RATE_LIMIT_KEY).
+    pub rate_per_key: Option<Rate>,
+    /// Requests per client IP (RATE_LIMIT_IP).
+    pub rate_per_ip: Option<Rate>,
+    /// Sign-ins and sign-ups per client IP (RATE_LIMIT_SIGN_IN).
+    pub rate_sign_in: Option<Rate>,
+    /// Take the client IP from the last `X-Forwarded-For` entry
+    /// (TRUST_FORWARDED_FOR=true, behind a reverse proxy you run).
+    pub trust_forwarded_for: bool,
     /// The operator's account-level extended public key (WALLET_XPUB,
     /// m/44'/60'/0'), from which deposit addresses are derived.
     pub wallet_xpub: Option<String>,
@@ -304,6 +338,24 @@ impl Config {
                 ));
             }
         }
+        let rate = |name: &'static str, default: &str| -> Result<Option<Rate>, ConfigError> {
+            let text = get(name).unwrap_or_else(|| default.to_string());
+            Rate::parse(&text).ok_or_else(|| {
+                fail(
+                    name,
+                    &text,
+                    "must be a rate like 20/s, 10/min or 500/h, or off",
+                )
+            })
+        };
+        let rate_per_key = rate("RATE_LIMIT_KEY", "20/s")?;
+        let rate_per_ip = rate("RATE_LIMIT_IP", "100/s")?;
+        let rate_sign_in = rate("RATE_LIMIT_SIGN_IN", "10/min")?;
+        let trust_forwarded_for = match get("TRUST_FORWARDED_FOR").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(fail("TRUST_FORWARDED_FOR", other, "must be true or false")),
+        };
         let wallet_xpub = get("WALLET_XPUB");
         if let Some(xpub) = &wallet_xpub {
             if let Err(e) = updown_domain::wallet::DepositWallet::from_xpub(xpub) {
@@ -316,6 +368,10 @@ impl Config {
             production,
             admin_token: admin_token.map(Secret::new),
             wallet_xpub,
+            rate_per_key,
+            rate_per_ip,
+            rate_sign_in,
+            trust_forwarded_for,
             redis_url: redis_url.map(Secret::new),
             timezone,
             market,
@@ -368,6 +424,19 @@ mod tests {
         let config = Config::with(&[]).unwrap();
         assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(config.fee_bps, 100);
+        assert_eq!(
+            config.rate_sign_in,
+            Some(Rate {
+                count: 10,
+                per: std::time::Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            Config::with(&[("RATE_LIMIT_IP", "off")])
+                .unwrap()
+                .rate_per_ip,
+            None
+        );
         assert_eq!(config.schedule, ScheduleConfig::default());
         assert_eq!(config.cancel_cutoff, Duration::minutes(15));
         assert_eq!(config.market.as_str(), "NDX");
@@ -390,6 +459,10 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("BIND_ADDR", "localhost"),
             ("ADMIN_TOKEN", "short"),
+            ("RATE_LIMIT_KEY", "20"),
+            ("RATE_LIMIT_IP", "0/s"),
+            ("RATE_LIMIT_SIGN_IN", "5/day"),
+            ("TRUST_FORWARDED_FOR", "yes"),
             ("WALLET_XPUB", "xpub-not-a-key"),
             // A master key (depth 0), not the account m/44'/60'/0'.
             ("WALLET_XPUB", "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8"),

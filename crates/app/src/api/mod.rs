@@ -10,6 +10,7 @@ mod health;
 mod idempotency;
 mod me;
 mod metrics;
+mod ratelimit;
 mod rounds;
 mod sessions;
 mod simulate;
@@ -90,6 +91,10 @@ pub fn router(app: App) -> Router {
             app.clone(),
             idempotency::idempotency,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            ratelimit::RateLimits::new(&app.config),
+            ratelimit::rate_limit,
+        ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -107,7 +112,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

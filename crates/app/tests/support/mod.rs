@@ -79,7 +79,15 @@ impl TestApp {
                 testing::postgres(&url, 16).await
             }
         };
-        let config = Config::with(overrides).expect("test config");
+        // Rate limits are off unless a story turns them on: stories send
+        // bursts from one address by design.
+        let mut settings = vec![
+            ("RATE_LIMIT_IP", "off"),
+            ("RATE_LIMIT_KEY", "off"),
+            ("RATE_LIMIT_SIGN_IN", "off"),
+        ];
+        settings.extend_from_slice(overrides);
+        let config = Config::with(&settings).expect("test config");
         let clock = Arc::new(ManualClock::new(now));
         let app = App::new(config, test_db.store.clone(), clock.clone(), oracle);
         TestApp {

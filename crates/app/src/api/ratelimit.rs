@@ -1,0 +1,146 @@
+//! Rate limits (GCRA, from `governor`): per client IP on every request,
+//! per credential (API key, session, admin token) on authenticated ones,
+//! and a stricter one per IP on sign-in and sign-up. Over a limit: 429
+//! with `Retry-After`. Limits live as long as the router.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use super::auth::session_cookie;
+use super::ApiError;
+use crate::config::{Config, Rate};
+
+type Limiter = DefaultKeyedRateLimiter<String>;
+
+/// Forget idle keys every this many requests, so memory stays bounded.
+const PURGE_EVERY: u64 = 10_000;
+
+pub struct RateLimits {
+    per_ip: Option<Limiter>,
+    per_key: Option<Limiter>,
+    sign_in: Option<Limiter>,
+    trust_forwarded_for: bool,
+    seen: AtomicU64,
+}
+
+fn limiter(rate: Option<Rate>) -> Option<Limiter> {
+    let rate = rate?;
+    let count = NonZeroU32::new(rate.count)?;
+    // `count` at once, then one every `per / count`.
+    let quota = Quota::with_period(rate.per / rate.count)?.allow_burst(count);
+    Some(Limiter::keyed(quota))
+}
+
+impl RateLimits {
+    pub fn new(config: &Config) -> Arc<RateLimits> {
+        Arc::new(RateLimits {
+            per_ip: limiter(config.rate_per_ip),
+            per_key: limiter(config.rate_per_key),
+            sign_in: limiter(config.rate_sign_in),
+            trust_forwarded_for: config.trust_forwarded_for,
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    fn client_ip(&self, request: &Request) -> String {
+        if self.trust_forwarded_for {
+            let forwarded = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return ip.to_string();
+            }
+        }
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_string())
+            .unwrap_or_else(|| "local".into())
+    }
+
+    fn purge_now_and_then(&self) {
+        if self.seen.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == PURGE_EVERY - 1 {
+            for limiter in [&self.per_ip, &self.per_key, &self.sign_in]
+                .into_iter()
+                .flatten()
+            {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        }
+    }
+}
+
+/// 429 with how long to wait, in whole seconds (at least 1).
+fn too_many(what: &str, wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests {what}; retry in {seconds} s"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+fn check(limiter: &Option<Limiter>, key: &str, what: &str) -> Result<(), Response> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter.check_key(&key.to_string()).map_err(|not_until| {
+        too_many(
+            what,
+            not_until.wait_time_from(DefaultClock::default().now()),
+        )
+    })
+}
+
+pub async fn rate_limit(
+    State(limits): State<Arc<RateLimits>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    limits.purge_now_and_then();
+    let ip = limits.client_ip(&request);
+    if let Err(refused) = check(&limits.per_ip, &ip, "from your address") {
+        return refused;
+    }
+    let signing_in =
+        request.method() == Method::POST && matches!(request.uri().path(), "/sessions" | "/users");
+    if signing_in {
+        if let Err(refused) = check(&limits.sign_in, &ip, "to sign in or up from your address") {
+            return refused;
+        }
+    }
+    let credential = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| session_cookie(request.headers()));
+    if let Some(credential) = credential {
+        // Keyed by the credential's last 24 characters (96 random bits):
+        // enough to tell credentials apart, never a whole secret kept.
+        let key: String = credential.chars().rev().take(24).collect();
+        if let Err(refused) = check(&limits.per_key, &key, "with this key") {
+            return refused;
+        }
+    }
+    next.run(request).await
+}
