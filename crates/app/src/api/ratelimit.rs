@@ -119,13 +119,13 @@ pub async fn rate_limit(
 ) -> Response {
     limits.purge_now_and_then();
     let ip = limits.client_ip(&request);
-    if let Err(refused) = check(&limits.per_ip, &ip, "from your address") {
+    if let Some(refused) = refusal(&limits.per_ip, &ip, "from your address") {
         return refused;
     }
     let signing_in =
         request.method() == Method::POST && matches!(request.uri().path(), "/sessions" | "/users");
     if signing_in {
-        if let Err(refused) = check(&limits.sign_in, &ip, "to sign in or up from your address") {
+        if let Some(refused) = refusal(&limits.sign_in, &ip, "to sign in or up from your address") {
             return refused;
         }
     }
@@ -138,7 +138,7 @@ pub async fn rate_limit(
         // Keyed by the credential's last 24 characters (96 random bits):
         // enough to tell credentials apart, never a whole secret kept.
         let key: String = credential.chars().rev().take(24).collect();
-        if let Err(refused) = check(&limits.per_key, &key, "with this key") {
+        if let Some(refused) = refusal(&limits.per_key, &key, "with this key") {
             return refused;
         }
     }
