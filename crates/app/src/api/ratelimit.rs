@@ -100,16 +100,14 @@ fn too_many(what: &str, wait: std::time::Duration) -> Response {
     response
 }
 
-fn check(limiter: &Option<Limiter>, key: &str, what: &str) -> Result<(), Response> {
-    let Some(limiter) = limiter else {
-        return Ok(());
-    };
-    limiter.check_key(&key.to_string()).map_err(|not_until| {
-        too_many(
-            what,
-            not_until.wait_time_from(DefaultClock::default().now()),
-        )
-    })
+/// The refusal when `key` is over `limiter`'s rate, else None.
+fn refusal(limiter: &Option<Limiter>, key: &str, what: &str) -> Option<Response> {
+    let limiter = limiter.as_ref()?;
+    let not_until = limiter.check_key(&key.to_string()).err()?;
+    Some(too_many(
+        what,
+        not_until.wait_time_from(DefaultClock::default().now()),
+    ))
 }
 
 pub async fn rate_limit(
