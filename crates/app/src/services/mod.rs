@@ -45,6 +45,8 @@ pub struct App {
     /// The schedule of the round taking bets, kept until its lock instant
     /// so bets do not recompute the calendar.
     taking_bets: Arc<std::sync::RwLock<Option<updown_domain::schedule::RoundSchedule>>>,
+    /// Redis, when REDIS_URL is set (connections are made on use).
+    pub redis: Option<redis::Client>,
     /// Deposit address derivation, built on first use.
     wallet: Arc<std::sync::OnceLock<updown_domain::wallet::DepositWallet>>,
 }
@@ -64,6 +66,10 @@ impl App {
             config.bet_batch_wait,
             config.bet_workers,
         );
+        let redis = config
+            .redis_url
+            .as_ref()
+            .and_then(|url| redis::Client::open(url.expose()).ok());
         App {
             calendar: config.calendar(),
             config: Arc::new(config),
@@ -74,6 +80,7 @@ impl App {
             round_ids: Arc::default(),
             taking_bets: Arc::default(),
             wallet: Arc::default(),
+            redis,
         }
     }
 

@@ -666,6 +666,43 @@ async fn health_and_tvl_answer(db: Db) {
         (status, &health["database"]),
         (StatusCode::OK, &Value::from("ok"))
     );
+    assert_eq!(health["redis"], "not configured");
+
+    // Redis configured but not answering: unhealthy.
+    let down = TestApp::spawn(
+        db,
+        &[("REDIS_URL", "redis://127.0.0.1:1")],
+        at("2026-11-24T15:00:00Z"),
+    )
+    .await;
+    let (status, health) = get(&down, "/health").await;
+    assert_eq!(
+        (status, health["redis"].as_str(), health["status"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("unreachable"),
+            Some("unhealthy")
+        )
+    );
+    // And answering (required in CI, where TEST_REDIS_URL is set).
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let up = TestApp::spawn(
+                db,
+                &[("REDIS_URL", url.as_str())],
+                at("2026-11-24T15:00:00Z"),
+            )
+            .await;
+            let (status, health) = get(&up, "/health").await;
+            assert_eq!(
+                (status, health["redis"].as_str()),
+                (StatusCode::OK, Some("ok")),
+                "{health}"
+            );
+        }
+        _ => eprintln!("skipped: /health with a live Redis (TEST_REDIS_URL is not set)"),
+    }
+
     let (status, tvl) = get(&t, "/tvl").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(tvl["total"], 7_000_000);
