@@ -20,7 +20,7 @@ pub fn usdc(micros: i64) -> String {
     format!("{sign}{}.{:06} USDC", abs / 1_000_000, abs % 1_000_000)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserOut {
     pub id: i64,
     pub email: String,
@@ -40,7 +40,7 @@ impl From<&User> for UserOut {
 }
 
 /// A player's own limits; `null` where none is set.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LimitsOut {
     pub max_stake_per_round: Option<i64>,
     pub max_stake_per_day: Option<i64>,
@@ -57,8 +57,46 @@ impl From<&updown_domain::admission::PlayerLimits> for LimitsOut {
     }
 }
 
+/// The caller's account: `GET /me`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MeOut {
+    pub id: i64,
+    pub email: String,
+    /// Micro-USDC available to bet or withdraw.
+    pub available: i64,
+    pub limits: LimitsOut,
+}
+
+/// An API key as listed later: never the key itself.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiKeyOut {
+    pub id: i64,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<&updown_store::ApiKeyInfo> for ApiKeyOut {
+    fn from(k: &updown_store::ApiKeyInfo) -> Self {
+        ApiKeyOut {
+            id: k.id,
+            prefix: k.prefix.clone(),
+            created_at: instant(k.created_at),
+            revoked_at: k.revoked_at.map(instant),
+        }
+    }
+}
+
+/// A new API key, shown only in this answer (stored as a hash).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NewApiKeyOut {
+    pub api_key_id: i64,
+    pub api_key: String,
+}
+
 /// One ledger line of a player's statement; amounts signed micro-USDC.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StatementLineOut {
     pub tx_id: i64,
     pub at: String,
@@ -112,7 +150,7 @@ impl StatementLineOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BetOut {
     pub id: i64,
     pub round_id: i64,
@@ -137,7 +175,7 @@ impl From<&Bet> for BetOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WithdrawalOut {
     pub id: i64,
     pub user_id: i64,
@@ -166,7 +204,7 @@ impl From<&Withdrawal> for WithdrawalOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PriceOut {
     pub date: String,
     pub close: String,
@@ -208,7 +246,7 @@ pub fn implied_multiplier(up: Micros, down: Micros, side: Side, fee_bps: u32) ->
     )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RoundOut {
     pub id: i64,
     pub market: String,
@@ -338,7 +376,7 @@ impl RoundOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TvlOut {
     pub total: i64,
     pub user_balances: i64,
@@ -379,7 +417,7 @@ impl TvlOut {
 }
 
 /// One operator action from the audit log.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditOut {
     pub at: String,
     pub actor: String,
@@ -401,7 +439,7 @@ impl From<&updown_store::AuditEntry> for AuditOut {
 }
 
 /// A user as the operator sees them: balance and limits.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserSummaryOut {
     #[serde(flatten)]
     pub user: UserOut,
@@ -419,14 +457,14 @@ impl From<&updown_store::UserSummary> for UserSummaryOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CheckOut {
     pub name: &'static str,
     pub passed: bool,
     pub detail: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifyOut {
     pub ok: bool,
     pub transactions: i64,

@@ -5,8 +5,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use updown_domain::ids::{RoundCode, WithdrawalId};
 use updown_store::{WithdrawalChange, WithdrawalStatus};
@@ -16,27 +15,29 @@ use super::ApiError;
 use crate::error::AppError;
 use crate::services::{App, SettleRequest};
 use crate::wire::{AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalOut};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most rows one admin listing returns.
 const MAX_LIMIT: i64 = 1_000;
 /// Longest reason kept in the audit log.
 const MAX_REASON: usize = 500;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/admin/rounds", post(open_round))
-        .route("/admin/rounds/{code}/lock", post(lock_round))
-        .route("/admin/rounds/{code}/settle", post(settle_round))
-        .route("/admin/rounds/{code}/void", post(void_round))
-        .route("/admin/withdrawals", get(list_withdrawals))
-        .route("/admin/withdrawals/{id}/{step}", post(change_withdrawal))
-        .route("/admin/users", get(list_users))
-        .route("/admin/audit", get(audit_log))
-        .route("/admin/verify", get(verify))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(open_round))
+        .routes(routes!(lock_round))
+        .routes(routes!(settle_round))
+        .routes(routes!(void_round))
+        .routes(routes!(list_withdrawals))
+        .routes(routes!(change_withdrawal))
+        .routes(routes!(list_users))
+        .routes(routes!(audit_log))
+        .routes(routes!(verify))
 }
 
 /// Who acted (default `admin`) and why.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Action {
     reason: Option<String>,
@@ -88,6 +89,7 @@ async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiErr
     Ok(RoundOut::new(round, pools))
 }
 
+#[utoipa::path(post, path = "/admin/rounds", tag = "admin", security(("admin_token" = [])), request_body = Action, responses((status = 201, description = "opened (reason required; code optional)", body = RoundOut), (status = 200, description = "it was open already", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn open_round(
     State(app): State<App>,
     _admin: Admin,
@@ -112,6 +114,7 @@ async fn open_round(
     Ok((status, Json(view(&app, &round).await?)))
 }
 
+#[utoipa::path(post, path = "/admin/rounds/{code}/lock", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "locked (reason required)", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn lock_round(
     State(app): State<App>,
     _admin: Admin,
@@ -127,6 +130,7 @@ async fn lock_round(
     Ok(Json(view(&app, &round).await?))
 }
 
+#[utoipa::path(post, path = "/admin/rounds/{code}/settle", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "settled: result AUTO (the oracle) or UP/DOWN/VOID with a reason; UP/DOWN only after the close", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody), (status = 503, description = "unavailable (e.g. no close from the oracle yet)", body = crate::api::ErrorBody)))]
 async fn settle_round(
     State(app): State<App>,
     _admin: Admin,
@@ -143,6 +147,7 @@ async fn settle_round(
     settle(app, code, request).await
 }
 
+#[utoipa::path(post, path = "/admin/rounds/{code}/void", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "voided, every stake refunded (reason required; the round must be locked)", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn void_round(
     State(app): State<App>,
     _admin: Admin,
@@ -189,6 +194,7 @@ impl ListQuery {
     }
 }
 
+#[utoipa::path(get, path = "/admin/withdrawals", tag = "admin", security(("admin_token" = [])), params(("limit" = Option<i64>, Query, description = "1 to 1000, default 100"), ("status" = Option<String>, Query, description = "QUEUED, SUBMITTED, CONFIRMED or FAILED")), responses((status = 200, description = "withdrawals, newest first", body = Vec<WithdrawalOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_withdrawals(
     State(app): State<App>,
     _admin: Admin,
@@ -215,6 +221,7 @@ async fn list_withdrawals(
     Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))
 }
 
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/{step}", tag = "admin", security(("admin_token" = [])), params(("id" = i64, Path), ("step" = String, Path, description = "submit or confirm (tx_hash optional), fail (reason required: the funds go back)")), request_body = Action, responses((status = 200, description = "the withdrawal after the step", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn change_withdrawal(
     State(app): State<App>,
     _admin: Admin,
@@ -247,6 +254,7 @@ async fn change_withdrawal(
     Ok(Json(WithdrawalOut::from(&withdrawal)))
 }
 
+#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("admin_token" = [])), params(("limit" = Option<i64>, Query, description = "1 to 1000, default 100")), responses((status = 200, description = "users with balances and limits", body = Vec<UserSummaryOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_users(
     State(app): State<App>,
     _admin: Admin,
@@ -261,6 +269,7 @@ async fn list_users(
     Ok(Json(users.iter().map(UserSummaryOut::from).collect()))
 }
 
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])), params(("limit" = Option<i64>, Query, description = "1 to 1000, default 100")), responses((status = 200, description = "operator actions, newest first, with who and why", body = Vec<AuditOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn audit_log(
     State(app): State<App>,
     _admin: Admin,
@@ -275,6 +284,7 @@ async fn audit_log(
     Ok(Json(entries.iter().map(AuditOut::from).collect()))
 }
 
+#[utoipa::path(get, path = "/admin/verify", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "every ledger invariant, recomputed", body = VerifyOut), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 /// Recomputes every ledger invariant: seconds on a large ledger.
 async fn verify(State(app): State<App>, _admin: Admin) -> Result<Json<VerifyOut>, ApiError> {
     Ok(Json(VerifyOut::from(&app.verify().await?)))

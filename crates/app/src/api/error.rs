@@ -9,6 +9,24 @@ use serde_json::json;
 
 use crate::error::AppError;
 
+/// Every error answer: a stable machine code and a message for people.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// One of: invalid_input, unauthorized, forbidden, not_found, conflict,
+    /// round_closed, too_early, insufficient_funds, limit_exceeded,
+    /// self_excluded, rate_limited, unavailable, internal.
+    #[schema(example = "insufficient_funds")]
+    code: String,
+    message: String,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

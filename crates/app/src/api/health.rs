@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::services::App;
 
 /// Longest a dependency may take to answer a health check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn router() -> Router<App> {
-    Router::new().route("/health", get(get_health))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(get_health))
 }
 
 /// "ok", or why not (logged).
@@ -42,6 +43,7 @@ async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
     redis::cmd("PING").query_async::<()>(&mut connection).await
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\"}", body = Object), (status = 503, description = "a dependency does not answer", body = Object)))]
 async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
     let database = check("database", app.store.ping()).await;
     let redis = match &app.redis {

@@ -5,44 +5,45 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use updown_domain::admission::PlayerLimits;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::CurrentUser;
 use super::bets::amount;
 use super::ApiError;
 use crate::services::App;
-use crate::wire::{instant, LimitsOut, StatementLineOut};
+use crate::wire::{ApiKeyOut, LimitsOut, MeOut, NewApiKeyOut, StatementLineOut};
 
 /// Most statement lines one JSON page returns.
 const MAX_STATEMENT_PAGE: i64 = 1_000;
 /// Most lines one CSV export holds; page with `before` for more.
 const MAX_STATEMENT_CSV: i64 = 100_000;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/me", get(get_me))
-        .route("/me/statement", get(get_statement))
-        .route("/me/limits", put(put_limits))
-        .route("/me/api-keys", get(list_api_keys).post(create_api_key))
-        .route("/me/api-keys/{id}", delete(revoke_api_key))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me))
+        .routes(routes!(get_statement))
+        .routes(routes!(put_limits))
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(revoke_api_key))
 }
 
+#[utoipa::path(get, path = "/me", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your balance and limits", body = MeOut), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn get_me(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MeOut>, ApiError> {
     let balance = app.balance(user.id).await?;
-    Ok(Json(json!({
-        "id": user.id.0,
-        "email": user.email.as_str(),
-        "available": balance.get(),
-        "limits": LimitsOut::from(&user.limits),
-    })))
+    Ok(Json(MeOut {
+        id: user.id.0,
+        email: user.email.to_string(),
+        available: balance.get(),
+        limits: LimitsOut::from(&user.limits),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -56,6 +57,7 @@ struct StatementQuery {
     format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/me/statement", tag = "account", security(("api_key" = []), ("session" = [])), params(("limit" = Option<i64>, Query, description = "JSON: 1 to 1000, default 100; CSV: up to 100000 (the default)"), ("before" = Option<i64>, Query, description = "lines older than this tx_id: the last tx_id of the previous page"), ("format" = Option<String>, Query, description = "json (default) or csv")), responses((status = 200, description = "ledger lines of your account, newest first, each with your balance after it; as CSV with format=csv", content((Vec<StatementLineOut> = "application/json"), (String = "text/csv"))), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn get_statement(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -109,10 +111,12 @@ async fn get_statement(
 }
 
 /// The whole set of limits; `null` (or absent) removes one.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LimitsIn {
+    /// Micro-USDC per round; null for none.
     max_stake_per_round: Option<i64>,
+    /// Micro-USDC per New York day; null for none.
     max_stake_per_day: Option<i64>,
     /// An RFC 3339 instant, or a date meaning midnight in New York.
     excluded_until: Option<String>,
@@ -130,6 +134,7 @@ fn parse_until(text: &str) -> Result<DateTime<Utc>, ApiError> {
     Ok(crate::services::new_york_midnight(date)?)
 }
 
+#[utoipa::path(put, path = "/me/limits", tag = "account", security(("api_key" = []), ("session" = [])), request_body = LimitsIn, responses((status = 200, description = "your limits now (the whole set is replaced)", body = LimitsOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn put_limits(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -149,33 +154,35 @@ async fn put_limits(
     Ok(Json(LimitsOut::from(&user.limits)))
 }
 
+#[utoipa::path(get, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your API keys, newest first; never the keys themselves", body = Vec<ApiKeyOut>), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_api_keys(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<ApiKeyOut>>, ApiError> {
     let keys = app
         .store
         .api_keys(user.id)
         .await
         .map_err(crate::error::AppError::from)?;
-    let keys: Vec<Value> = keys
-        .iter()
-        .map(|k| json!({ "id": k.id, "prefix": k.prefix, "created_at": instant(k.created_at), "revoked_at": k.revoked_at.map(instant) }))
-        .collect();
-    Ok(Json(Value::Array(keys)))
+    Ok(Json(keys.iter().map(ApiKeyOut::from).collect()))
 }
 
+#[utoipa::path(post, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 201, description = "a new key, shown once", body = NewApiKeyOut), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn create_api_key(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<NewApiKeyOut>), ApiError> {
     let (id, key) = app.new_api_key(user.id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "api_key_id": id, "api_key": key })),
+        Json(NewApiKeyOut {
+            api_key_id: id,
+            api_key: key,
+        }),
     ))
 }
 
+#[utoipa::path(delete, path = "/me/api-keys/{id}", tag = "account", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the key id")), responses((status = 204, description = "revoked"), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn revoke_api_key(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

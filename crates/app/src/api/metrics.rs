@@ -6,16 +6,17 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use crate::services::App;
 
-pub fn router() -> Router<App> {
-    Router::new().route("/metrics", get(get_metrics))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(get_metrics))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn get_metrics(State(app): State<App>) -> Result<Response, ApiError> {
     let text = crate::metrics::render(&app).await?;
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

@@ -32,7 +32,7 @@ use tower_http::request_id::{
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 use crate::services::App;
 
@@ -69,10 +69,57 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
 }
 
-/// Every route, with the request limits. Layers run outside-in: the
-/// request id is set first, so the trace span and the answer carry it.
-pub fn router(app: App) -> Router {
-    Router::new()
+/// The OpenAPI document's frame; the paths come from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "updown",
+        description = "Daily Up/Down parimutuel rounds on a NASDAQ close, in micro-USDC (1 USDC = 1000000). \
+            Programs authenticate with `Authorization: Bearer <api key>` (from `POST /users`); people on the web \
+            pages with the session cookie from `POST /sessions`; operators with the admin token.",
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "account", description = "sign up, sign in, your account, keys, limits, statement"),
+        (name = "bets"), (name = "rounds"), (name = "withdrawals"), (name = "deposits"),
+        (name = "admin", description = "the operator's routes (admin token)"),
+        (name = "operations", description = "health, metrics, TVL"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |what: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(what.to_string()))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("api_key", bearer("a user's API key (ud_...)"));
+        components.add_security_scheme("admin_token", bearer("the operator's ADMIN_TOKEN"));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::SESSION_COOKIE,
+                "set by POST /sessions; state changes need an Origin matching Host",
+            ))),
+        );
+    }
+}
+
+/// Every documented route, and the OpenAPI document they make.
+pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(admin::router())
         .merge(bets::router())
         .merge(health::router())
@@ -85,6 +132,21 @@ pub fn router(app: App) -> Router {
         .merge(users::router())
         .merge(wallets::router())
         .merge(withdrawals::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document alone (for `updown openapi` and tests).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// Every route, `/openapi.json` and the `/docs` page, with the request
+/// limits. Layers run outside-in: the request id is set first, so the
+/// trace span and the answer carry it.
+pub fn router(app: App) -> Router {
+    let (routes, document) = routes();
+    routes
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(

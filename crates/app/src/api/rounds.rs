@@ -4,10 +4,11 @@
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use updown_domain::ids::RoundCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use crate::services::App;
@@ -16,11 +17,11 @@ use crate::wire::RoundOut;
 /// Most rounds one listing returns.
 const MAX_LIMIT: i64 = 100;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/rounds", get(list_rounds))
-        .route("/rounds/current", get(get_current_round))
-        .route("/rounds/{code}", get(get_round))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rounds))
+        .routes(routes!(get_current_round))
+        .routes(routes!(get_round))
 }
 
 async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiError> {
@@ -32,11 +33,13 @@ async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiErr
     Ok(RoundOut::new(round, pools))
 }
 
+#[utoipa::path(get, path = "/rounds/current", tag = "rounds", responses((status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn get_current_round(State(app): State<App>) -> Result<Json<RoundOut>, ApiError> {
     let round = app.current_round().await?;
     Ok(Json(view(&app, &round).await?))
 }
 
+#[utoipa::path(get, path = "/rounds/{code}", tag = "rounds", params(("code" = String, Path, description = "YYYYMMDD, the session date")), responses((status = 200, description = "the round, with its evidence once settled", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn get_round(
     State(app): State<App>,
     code: Result<Path<String>, PathRejection>,
@@ -53,6 +56,7 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/rounds", tag = "rounds", params(("limit" = Option<i64>, Query, description = "1 to 100, default 20")), responses((status = 200, description = "the latest rounds, newest first", body = Vec<RoundOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_rounds(
     State(app): State<App>,
     query: Result<Query<ListQuery>, QueryRejection>,

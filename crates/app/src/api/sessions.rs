@@ -7,25 +7,31 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::{session_cookie, SESSION_COOKIE};
 use super::ApiError;
 use crate::services::{App, SESSION_TTL};
 use crate::wire::UserOut;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<App> {
-    Router::new().route("/sessions", post(sign_in).delete(sign_out))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(sign_in, sign_out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
     email: String,
     password: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SignedIn {
+    user: UserOut,
+    expires_at: String,
 }
 
 fn cookie(app: &App, value: &str, max_age: i64) -> String {
@@ -39,6 +45,7 @@ fn cookie(app: &App, value: &str, max_age: i64) -> String {
     )
 }
 
+#[utoipa::path(post, path = "/sessions", tag = "account", request_body = Credentials, responses((status = 201, description = "signed in; the session cookie is set (HttpOnly, SameSite=Strict, 7 days)", body = SignedIn), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn sign_in(
     State(app): State<App>,
     body: Result<Json<Credentials>, JsonRejection>,
@@ -50,11 +57,15 @@ async fn sign_in(
     Ok((
         StatusCode::CREATED,
         AppendHeaders([(SET_COOKIE, set)]),
-        Json(json!({ "user": UserOut::from(&user), "expires_at": expires_at })),
+        Json(SignedIn {
+            user: UserOut::from(&user),
+            expires_at,
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(delete, path = "/sessions", tag = "account", responses((status = 204, description = "signed out; the cookie is cleared")))]
 async fn sign_out(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
         app.sign_out(token).await?;

@@ -5,8 +5,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,12 +13,14 @@ use super::auth::Admin;
 use super::bets::amount;
 use super::ApiError;
 use crate::services::App;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<App> {
-    Router::new().route("/simulate/deposit_webhook", post(simulate_deposit))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(simulate_deposit))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SimulatedDeposit {
     /// Who is credited: their email, or their deposit address (`POST /wallets`).
@@ -31,6 +32,7 @@ struct SimulatedDeposit {
     log_index: i64,
 }
 
+#[utoipa::path(post, path = "/simulate/deposit_webhook", tag = "deposits", security(("admin_token" = [])), request_body = SimulatedDeposit, params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer")), responses((status = 201, description = "credited once per (tx_hash, log_index): deposit_id, user_id, amount, tx_hash, log_index, available", body = Object), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn simulate_deposit(
     State(app): State<App>,
     _admin: Admin,

@@ -1,17 +1,19 @@
 //! `GET /tvl`: total value locked and its parts.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use crate::services::App;
 use crate::wire::TvlOut;
 
-pub fn router() -> Router<App> {
-    Router::new().route("/tvl", get(get_tvl))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(get_tvl))
 }
 
+#[utoipa::path(get, path = "/tvl", tag = "operations", responses((status = 200, description = "total value locked: user balances + open pools + pending withdrawals", body = TvlOut), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn get_tvl(State(app): State<App>) -> Result<Json<TvlOut>, ApiError> {
     Ok(Json(TvlOut::from(app.tvl().await?)))
 }

@@ -4,19 +4,20 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::services::App;
 use crate::wire::UserOut;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<App> {
-    Router::new().route("/users", post(create_user))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(create_user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     email: String,
@@ -25,7 +26,7 @@ struct NewUser {
     password: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CreatedUser {
     user: UserOut,
     api_key_id: i64,
@@ -33,6 +34,7 @@ struct CreatedUser {
     api_key: String,
 }
 
+#[utoipa::path(post, path = "/users", tag = "account", request_body = NewUser, responses((status = 201, description = "the user and an API key, shown once", body = CreatedUser), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn create_user(
     State(app): State<App>,
     body: Result<Json<NewUser>, JsonRejection>,

@@ -3,9 +3,10 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::CurrentUser;
 use super::bets::amount;
@@ -13,19 +14,24 @@ use super::ApiError;
 use crate::services::App;
 use crate::wire::WithdrawalOut;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/withdrawals", post(request_withdrawal))
-        .route("/me/withdrawals", get(list_my_withdrawals))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(request_withdrawal))
+        .routes(routes!(list_my_withdrawals))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWithdrawal {
+    /// Micro-USDC.
+    #[schema(example = 1000000)]
     amount: i64,
+    /// An Ethereum address; EIP-55 checked when written in mixed case.
+    #[schema(example = "0x52908400098527886E0F7030069857D2E4169EE7")]
     address: String,
 }
 
+#[utoipa::path(post, path = "/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), request_body = NewWithdrawal, params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer")), responses((status = 201, description = "queued; the amount is pending", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn request_withdrawal(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -38,6 +44,7 @@ async fn request_withdrawal(
     Ok((StatusCode::CREATED, Json(WithdrawalOut::from(&withdrawal))))
 }
 
+#[utoipa::path(get, path = "/me/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your latest 100 withdrawals, newest first", body = Vec<WithdrawalOut>), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_my_withdrawals(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

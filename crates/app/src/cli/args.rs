@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service on BIND_ADDR (migrates first; stops cleanly on Ctrl-C or SIGTERM).
     Serve,
+    /// Print the API's OpenAPI 3.1 document (what `serve` has at /openapi.json).
+    Openapi,
     /// Apply database migrations.
     Migrate,
     /// Create user1@example.com..userN@example.com, each funded.

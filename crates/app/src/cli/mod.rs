@@ -161,6 +161,13 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         emit(&serde_json::to_string_pretty(&result).expect("serialisable"));
         return Ok(0);
     }
+    if let Command::Openapi = command {
+        let document = crate::api::openapi()
+            .to_pretty_json()
+            .map_err(|e| AppError::Internal(e.into()))?;
+        emit(&document);
+        return Ok(0);
+    }
     if let Command::Calendar { from, to } = command {
         return print_calendar(&config, from, to, &out).map(|()| 0);
     }
@@ -375,7 +382,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                     .join("\n")
             });
         }
-        Command::Demo | Command::Calendar { .. } | Command::Bench(_) => {
+        Command::Demo | Command::Calendar { .. } | Command::Bench(_) | Command::Openapi => {
             unreachable!("handled above")
         }
     }

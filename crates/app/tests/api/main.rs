@@ -5,6 +5,7 @@ mod support;
 
 mod account;
 mod admin;
+mod openapi;
 mod ratelimit;
 mod sessions;
 mod wallets;
