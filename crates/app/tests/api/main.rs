@@ -5,6 +5,7 @@ mod support;
 
 mod account;
 mod admin;
+mod auth_matrix;
 mod openapi;
 mod ratelimit;
 mod sessions;
