@@ -3,7 +3,9 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use updown_domain::ids::RoundCode;
@@ -34,9 +36,11 @@ async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiErr
 }
 
 #[utoipa::path(get, path = "/rounds/current", tag = "rounds", responses((status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
-async fn get_current_round(State(app): State<App>) -> Result<Json<RoundOut>, ApiError> {
-    let round = app.current_round().await?;
-    Ok(Json(view(&app, &round).await?))
+/// Served from memory (see `services::views`): at most 100 ms behind
+/// this instance's own changes, 1 s behind other instances'.
+async fn get_current_round(State(app): State<App>) -> Result<Response, ApiError> {
+    let body = app.current_round_json().await?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[utoipa::path(get, path = "/rounds/{code}", tag = "rounds", params(("code" = String, Path, description = "YYYYMMDD, the session date")), responses((status = 200, description = "the round, with its evidence once settled", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]

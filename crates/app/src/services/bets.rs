@@ -68,6 +68,7 @@ impl App {
             received_at,
         };
         let bet = self.bets.submit(round_id, request).await??;
+        self.touch();
         metrics::counter!("updown_bets_total", "side" => side.as_str()).increment(1);
         metrics::counter!("updown_bet_volume_micro_usdc_total", "side" => side.as_str())
             .increment(stake.get().unsigned_abs());
@@ -105,6 +106,7 @@ impl App {
             .store
             .cancel_bet(bet, owner, self.clock.now(), self.config.cancel_cutoff)
             .await?;
+        self.touch();
         tracing::info!(event = "bet_cancelled", bet = %bet, user = %cancelled.user, stake = cancelled.stake.get());
         Ok(cancelled)
     }

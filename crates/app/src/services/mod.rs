@@ -9,6 +9,7 @@ mod bets;
 mod keys;
 mod rounds;
 mod sessions;
+mod views;
 mod wallets;
 
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub struct App {
     /// The schedule of the round taking bets, kept until its lock instant
     /// so bets do not recompute the calendar.
     taking_bets: Arc<std::sync::RwLock<Option<updown_domain::schedule::RoundSchedule>>>,
+    /// Bumped by every change the current round's view shows.
+    changes: Arc<std::sync::atomic::AtomicU64>,
+    view: Arc<views::CurrentRoundView>,
     /// Redis, when REDIS_URL is set (connections are made on use).
     pub redis: Option<redis::Client>,
     /// Deposit address derivation, built on first use.
@@ -81,6 +85,8 @@ impl App {
             taking_bets: Arc::default(),
             wallet: Arc::default(),
             redis,
+            changes: Arc::default(),
+            view: Arc::default(),
         }
     }
 

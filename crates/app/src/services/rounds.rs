@@ -106,6 +106,7 @@ impl App {
             tie_policy: self.config.tie_policy,
         };
         let (round, created) = self.store.open_round(&NewRound { terms, now }).await?;
+        self.touch();
         if created {
             tracing::info!(event = "round_opened", round = %round.terms.code, lock_at = %round.terms.lock_at, digest = %round.terms_digest);
         }
@@ -117,6 +118,7 @@ impl App {
     pub async fn lock_round(&self, code: RoundCode) -> AppResult<Round> {
         let round = self.round(code).await?;
         let locked = self.store.lock_round(round.id, self.clock.now()).await?;
+        self.touch();
         if round.status == RoundStatus::Open {
             tracing::info!(event = "round_locked", round = %code);
         }
@@ -350,6 +352,7 @@ impl App {
             .store
             .finish_settlement(round.id, self.clock.now())
             .await?;
+        self.touch();
         metrics::histogram!("updown_settlement_duration_seconds")
             .record(paying.elapsed().as_secs_f64());
         let settlement = finished.settlement.as_ref().expect("finished settlement");

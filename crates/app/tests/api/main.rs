@@ -621,6 +621,37 @@ async fn the_current_round_shows_pools_and_implied_payouts(db: Db) {
     let (status, listing) = get(&t, "/rounds?limit=5").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listing.as_array().map(Vec::len), Some(1));
+
+    // The view is kept in memory; a new bet shows within its 100 ms.
+    t.app
+        .place_bet(bob, Side::Down, usdc(5), None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = get(&t, "/rounds/current").await;
+        if body["pool_down"] == 15_000_000 {
+            assert_eq!(body["bets_down"], 2);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "the view never caught up: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // At the lock instant the next session's round is the current one,
+    // not yet open: no stale view of this one.
+    t.clock.set(at("2026-11-24T20:59:59Z"));
+    let (status, body) = get(&t, "/rounds/current").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("20261125"),
+        "{body}"
+    );
     t.assert_verified().await;
 }
 
