@@ -100,6 +100,7 @@ pub struct BetsArgs {
 }
 
 pub async fn bets(config: Config, args: BetsArgs) -> AppResult<Value> {
+    crate::metrics::handle();
     let db = fresh_database(args.backend, &args.url, config.db_max_connections).await;
     let (app, _clock) = bench_app(config, &db).await?;
     let users = Arc::new(seed(&app, args.users, Micros::usdc(1_000)?).await?);
@@ -169,6 +170,7 @@ pub async fn bets(config: Config, args: BetsArgs) -> AppResult<Value> {
         "p50_ms": percentile(&latencies, 0.50),
         "p99_ms": percentile(&latencies, 0.99),
         "verify_ok": report.ok(),
+        "mean_bets_per_batch": mean_batch_size(&crate::metrics::handle().render()),
     });
     drop(app);
     drop(db);
@@ -180,9 +182,18 @@ pub async fn bets(config: Config, args: BetsArgs) -> AppResult<Value> {
     Ok(result)
 }
 
+/// The mean of the `updown_bet_batch_size` histogram in Prometheus text.
+pub(crate) fn mean_batch_size(text: &str) -> Option<f64> {
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    Some(value("updown_bet_batch_size_sum ")? / value("updown_bet_batch_size_count ")?)
+}
+
 /// `pgbench -N -c C -j 2 -T S` against the same URL (scale 10, initialised
 /// first); returns its TPS.
-fn run_pgbench(url: &str, clients: usize, seconds: u64) -> AppResult<f64> {
+pub(crate) fn run_pgbench(url: &str, clients: usize, seconds: u64) -> AppResult<f64> {
     let run = |args: &[&str]| -> AppResult<String> {
         let output = std::process::Command::new("pgbench")
             .args(args)

@@ -11,12 +11,14 @@
 //! - [`api`]: the HTTP API (axum), served by `updown serve`.
 //! - [`cli`]: clap commands, each calling a use-case.
 //! - [`demo`]: `updown demo`, the whole story on a fresh database.
-//! - [`bench`]: `updown bench`, speed measured on a fresh database.
+//! - [`bench`]: `updown bench`, speed measured on a fresh database;
+//!   [`bench_http`] loads the real `serve` with wrk.
 //! - [`telemetry`]: logging setup.
 //! - [`wire`]: the serialisable shapes the CLI prints and the API answers.
 
 pub mod api;
 pub mod bench;
+pub mod bench_http;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -24,6 +24,11 @@ pub fn handle() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets(&buckets)
             .expect("non-empty buckets")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("updown_bet_batch_size".into()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            )
+            .expect("non-empty buckets")
             .build_recorder();
         let handle = recorder.handle();
         // Another recorder may already be installed (tests); then ours
@@ -51,6 +56,11 @@ fn describe() {
         "updown_settlement_duration_seconds",
         Unit::Seconds,
         "Time to settle a round"
+    );
+    describe_histogram!(
+        "updown_bet_batch_size",
+        Unit::Count,
+        "Bets written per batch (group commit)"
     );
     describe_histogram!(
         "updown_oracle_fetch_duration_seconds",

@@ -123,3 +123,63 @@ async fn drop_schemas_of_dead_processes(admin: &mut sqlx::PgConnection) {
         }
     }
 }
+
+/// A new, empty PostgreSQL database beside the one `url` names, for
+/// another process to use (benchmarks); `remove` drops it.
+pub struct ScratchDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> Option<String> {
+    let after_scheme = url.find("://")? + 3;
+    let path = after_scheme + url[after_scheme..].find('/')?;
+    let end = url[path..].find('?').map_or(url.len(), |q| path + q);
+    Some(format!("{}/{name}{}", &url[..path], &url[end..]))
+}
+
+pub async fn scratch_postgres_database(url: &str) -> anyhow::Result<ScratchDatabase> {
+    let name = format!("updown_scratch_{}", unique_suffix());
+    let target = with_database(url, &name)
+        .ok_or_else(|| anyhow::anyhow!("{url:?} does not name a database"))?;
+    let mut admin = sqlx::PgConnection::connect(url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    Ok(ScratchDatabase {
+        url: target,
+        admin_url: url.to_string(),
+        name,
+    })
+}
+
+impl ScratchDatabase {
+    pub async fn remove(self) -> anyhow::Result<()> {
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_name_is_swapped_keeping_the_options() {
+        assert_eq!(
+            super::with_database("postgres://u@h:5432/test?sslmode=disable", "x").as_deref(),
+            Some("postgres://u@h:5432/x?sslmode=disable")
+        );
+        assert_eq!(
+            super::with_database("postgres://h/test", "x").as_deref(),
+            Some("postgres://h/x")
+        );
+        assert_eq!(super::with_database("postgres://h", "x"), None);
+    }
+}

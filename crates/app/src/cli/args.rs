@@ -189,6 +189,21 @@ pub enum BenchCommand {
         #[arg(long)]
         pgbench: bool,
     },
+    /// The real `serve` in its own process loaded by wrk: start-up time,
+    /// idle memory, GET /rounds/current and POST /bets (needs wrk).
+    Http {
+        #[command(flatten)]
+        target: BenchTarget,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=1024))]
+        connections: u32,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Also run `pgbench -N -c CONNECTIONS -j 2` on the same PostgreSQL and report the ratio.
+        #[arg(long)]
+        pgbench: bool,
+    },
     /// Settle one round of many bets from the oracle; time and peak memory.
     Settle {
         #[command(flatten)]

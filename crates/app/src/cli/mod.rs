@@ -144,6 +144,23 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 };
                 crate::bench::bets(config, args).await?
             }
+            BenchCommand::Http {
+                target,
+                users,
+                connections,
+                seconds,
+                pgbench,
+            } => {
+                let args = crate::bench_http::HttpArgs {
+                    backend: target.backend,
+                    url: target.url,
+                    users,
+                    connections,
+                    seconds,
+                    pgbench,
+                };
+                crate::bench_http::http(config, args).await?
+            }
             BenchCommand::Settle {
                 target,
                 users,

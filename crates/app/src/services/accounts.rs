@@ -207,6 +207,7 @@ impl App {
 
     pub async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> AppResult<User> {
         let user = self.store.set_limits(user, limits).await?;
+        self.credentials.forget_user(user.id);
         tracing::info!(event = "limits_set", user = %user.id, ?limits);
         Ok(user)
     }

@@ -2,10 +2,11 @@
 //! transaction, so one commit (one fsync) acknowledges many of them.
 //!
 //! A worker takes the first waiting bet, then keeps gathering while another
-//! worker's batch is in flight, and starts as soon as none is (or its batch
-//! is full, or `max_wait` has passed). An idle system answers at once; a
-//! busy one fills each batch while the previous one commits. Every answer
-//! is sent only after its batch committed.
+//! worker's batch is in flight or while it has fewer than about the last
+//! batch's size, and starts as soon as neither holds (or its batch is full,
+//! or `max_wait` has passed). An idle system answers at once; a busy one
+//! fills each batch with what comes back in a round trip. Every answer is
+//! sent only after its batch committed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,6 +46,7 @@ impl BetBatcher {
         let shared = Arc::new(Shared {
             receiver: Mutex::new(receiver),
             in_flight: AtomicUsize::new(0),
+            recent: AtomicUsize::new(1),
             finished: Notify::new(),
             max_batch: max_batch.max(1),
             max_wait,
@@ -76,6 +78,10 @@ impl BetBatcher {
 struct Shared {
     receiver: Mutex<mpsc::Receiver<Job>>,
     in_flight: AtomicUsize,
+    /// The size of the last batch: under steady load about as many bets
+    /// come back each round trip, so a batch waits (up to `max_wait`)
+    /// for most of them rather than leave with the first few.
+    recent: AtomicUsize,
     finished: Notify,
     max_batch: usize,
     max_wait: Duration,
@@ -88,6 +94,7 @@ impl Shared {
         let mut receiver = self.receiver.lock().await;
         let mut jobs = vec![receiver.recv().await?];
         let deadline = Instant::now() + self.max_wait;
+        let target = (self.recent.load(Ordering::Relaxed) * 3 / 4).max(1);
         while jobs.len() < self.max_batch {
             if let Ok(job) = receiver.try_recv() {
                 jobs.push(job);
@@ -97,7 +104,7 @@ impl Shared {
             let finished = self.finished.notified();
             tokio::pin!(finished);
             finished.as_mut().enable();
-            if self.in_flight.load(Ordering::Acquire) == 0 {
+            if self.in_flight.load(Ordering::Acquire) == 0 && jobs.len() >= target {
                 break;
             }
             tokio::select! {
@@ -109,6 +116,7 @@ impl Shared {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+        self.recent.store(jobs.len(), Ordering::Relaxed);
         Some(jobs)
     }
 }
@@ -131,6 +139,7 @@ async fn write_batch(store: &dyn Store, jobs: Vec<Job>) {
             jobs.into_iter().partition(|j| j.round == round);
         jobs = rest;
         let requests: Vec<BetRequest> = this_round.iter().map(|j| j.request.clone()).collect();
+        metrics::histogram!("updown_bet_batch_size").record(requests.len() as f64);
         match store.place_bets(round, &requests).await {
             Ok(answers) => {
                 for (job, answer) in this_round.into_iter().zip(answers) {

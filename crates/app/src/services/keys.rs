@@ -55,6 +55,7 @@ impl App {
         self.store
             .revoke_api_key(user, key, self.clock.now())
             .await?;
+        self.credentials.forget_user(user);
         tracing::info!(event = "api_key_revoked", user = %user, key);
         Ok(())
     }
@@ -66,10 +67,17 @@ impl App {
         if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
             return Err(refused());
         }
-        self.store
-            .user_by_api_key(&hash(key))
+        let hashed = hash(key);
+        if let Some(user) = self.credentials.get(&hashed) {
+            return Ok(user);
+        }
+        let user = self
+            .store
+            .user_by_api_key(&hashed)
             .await?
-            .ok_or_else(refused)
+            .ok_or_else(refused)?;
+        self.credentials.put(hashed, user.clone());
+        Ok(user)
     }
 }
 

@@ -6,6 +6,7 @@
 mod accounts;
 mod batcher;
 mod bets;
+mod credentials;
 mod keys;
 mod rounds;
 mod sessions;
@@ -26,9 +27,21 @@ use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{Config, OracleKind};
 use crate::oracle::{CsvOracle, ManualOracle, MockOracle, Oracle};
 
-/// Everything a use-case needs, shared by every entry point.
+/// Everything a use-case needs, shared by every entry point. Cloning is
+/// one reference count (each request clones it).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppParts>);
+
+impl std::ops::Deref for App {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What an [`App`] holds.
+pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub oracle: Arc<dyn Oracle>,
@@ -49,6 +62,8 @@ pub struct App {
     /// Bumped by every change the current round's view shows.
     changes: Arc<std::sync::atomic::AtomicU64>,
     view: Arc<views::CurrentRoundView>,
+    /// Credentials recently seen, by hash (see `credentials`).
+    credentials: Arc<credentials::CredentialCache>,
     /// Redis, when REDIS_URL is set (connections are made on use).
     pub redis: Option<redis::Client>,
     /// Deposit address derivation, built on first use.
@@ -74,7 +89,7 @@ impl App {
             .redis_url
             .as_ref()
             .and_then(|url| redis::Client::open(url.expose()).ok());
-        App {
+        App(Arc::new(AppParts {
             calendar: config.calendar(),
             config: Arc::new(config),
             store,
@@ -86,8 +101,9 @@ impl App {
             wallet: Arc::default(),
             redis,
             changes: Arc::default(),
+            credentials: Arc::default(),
             view: Arc::default(),
-        }
+        }))
     }
 
     /// Connects the database the configuration names, runs migrations, and

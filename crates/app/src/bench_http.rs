@@ -1,0 +1,396 @@
+//! `updown bench http`: the real `updown serve` binary, in its own process
+//! on a fresh database, loaded by `wrk` over loopback.
+//!
+//! 1. Seeds funded users, each with an API key, and opens the round.
+//! 2. Starts `serve` (JSON logs to a file, rate limits off) and times
+//!    start to ready; reads its idle memory.
+//! 3. `wrk` on `GET /rounds/current`, then on `POST /bets` (each request
+//!    from one of the users, round robin), both with `--latency`.
+//! 4. Stops `serve` (SIGTERM), checks that every 2xx bet is in the ledger
+//!    and that `verify` passes; optionally runs `pgbench -N` on the same
+//!    PostgreSQL for the ratio.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use updown_domain::Micros;
+
+use crate::bench::BenchBackend;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::oracle::MockOracle;
+use crate::services::App;
+
+pub struct HttpArgs {
+    pub backend: BenchBackend,
+    pub url: String,
+    pub users: u32,
+    pub connections: u32,
+    pub seconds: u64,
+    pub pgbench: bool,
+}
+
+/// The Lua script that makes wrk bet as the seeded users in turn.
+const BETS_SCRIPT: &str = r#"
+local keys = {}
+for line in io.lines(os.getenv("UPDOWN_BENCH_KEYS")) do keys[#keys + 1] = line end
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads * 7919)
+  threads = threads + 1
+end
+local n = 0
+function request()
+  n = n + 1
+  local key = keys[(offset + n * 104729) % #keys + 1]
+  local side = (n % 2 == 0) and "UP" or "DOWN"
+  local body = string.format('{"side":"%s","amount":%d}', side, 1000 + n % 1000)
+  return wrk.format("POST", "/bets", {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
+end
+"#;
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::Unavailable(format!("{what}: {e}"))
+}
+
+/// Where the bench keeps its files: a fresh folder in the temp dir.
+fn work_dir() -> AppResult<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("updown-bench-http-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| unavailable("work folder", e))?;
+    Ok(dir)
+}
+
+/// Users, their keys (in a file, one per line) and the open round.
+async fn prepare(config: Config, url: &str, users: u32, keys_file: &Path) -> AppResult<()> {
+    let store = updown_store::connect(url, 16)
+        .await
+        .map_err(AppError::Internal)?;
+    store.migrate().await?;
+    let app = App::new(
+        config,
+        store,
+        Arc::new(SystemClock),
+        Arc::new(MockOracle::default()),
+    );
+    eprintln!("seeding {users} funded users with API keys...");
+    let started = Instant::now();
+    app.seed_users(users, Micros::usdc(1_000)?, &|_| {}).await?;
+    let ids: Vec<_> = app
+        .store
+        .users(i64::from(users))
+        .await?
+        .into_iter()
+        .map(|u| u.user.id)
+        .collect();
+    let keys: Vec<AppResult<(i64, String)>> = futures::stream::iter(ids)
+        .map(|id| {
+            let app = app.clone();
+            async move { app.new_api_key(id).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut text = String::new();
+    for key in keys {
+        text.push_str(&key?.1);
+        text.push('\n');
+    }
+    std::fs::write(keys_file, text).map_err(|e| unavailable("keys file", e))?;
+    app.open_round(None).await?;
+    eprintln!("prepared in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A free port on loopback.
+fn free_port() -> AppResult<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| unavailable("port", e))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| unavailable("port", e))?
+        .port())
+}
+
+/// The status code of a plain `GET path`, or None if nothing answers.
+fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Starts `updown serve` and waits until `/health` answers 200.
+fn start_serve(url: &str, address: SocketAddr, dir: &Path) -> AppResult<(Child, Duration)> {
+    let log =
+        std::fs::File::create(dir.join("serve.log")).map_err(|e| unavailable("log file", e))?;
+    let err = log.try_clone().map_err(|e| unavailable("log file", e))?;
+    let started = Instant::now();
+    let mut child =
+        Command::new(std::env::current_exe().map_err(|e| unavailable("own binary", e))?)
+            .arg("serve")
+            .env("DATABASE_URL", url)
+            .env("BIND_ADDR", address.to_string())
+            .env("ADMIN_TOKEN", "bench-admin-token-0123456789")
+            .env("RATE_LIMIT_KEY", "off")
+            .env("RATE_LIMIT_IP", "off")
+            .env("RATE_LIMIT_SIGN_IN", "off")
+            .env("LOG_FORMAT", "json")
+            .env_remove("CLOCK_START")
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| unavailable("start serve", e))?;
+    loop {
+        if http_status(address, "/health") == Some(200) {
+            return Ok((child, started.elapsed()));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(AppError::Unavailable(format!(
+                "serve exited ({status}); see {}",
+                dir.join("serve.log").display()
+            )));
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            return Err(AppError::Unavailable(
+                "serve did not become ready in 30 s".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn resident_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A wrk duration ("812.00us", "3.21ms", "1.02s") in milliseconds.
+fn wrk_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let value: f64 = text[..split].parse().ok()?;
+    match &text[split..] {
+        "us" => Some(value / 1000.0),
+        "ms" => Some(value),
+        "s" => Some(value * 1000.0),
+        "m" => Some(value * 60_000.0),
+        _ => None,
+    }
+}
+
+/// Runs wrk and reads requests/s, p50/p99, requests, errors.
+fn wrk(
+    address: SocketAddr,
+    path: &str,
+    connections: u32,
+    seconds: u64,
+    script: Option<&Path>,
+    keys: &Path,
+) -> AppResult<Value> {
+    eprintln!("wrk -t2 -c{connections} -d{seconds}s {path}...");
+    let mut command = Command::new("wrk");
+    command
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "--timeout",
+            "5s",
+        ])
+        .env("UPDOWN_BENCH_KEYS", keys);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command
+        .arg(format!("http://{address}{path}"))
+        .output()
+        .map_err(|e| unavailable("wrk could not run (apt-get install wrk)", e))?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(AppError::Unavailable(format!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let rps: f64 = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let requests: u64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let non_2xx: u64 = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let socket_errors = field("Socket errors:").unwrap_or("none").to_string();
+    Ok(json!({
+        "path": path,
+        "connections": connections,
+        "seconds": seconds,
+        "requests": requests,
+        "requests_per_s": rps.round(),
+        "p50_ms": field("50%").and_then(wrk_ms),
+        "p99_ms": field("99%").and_then(wrk_ms),
+        "non_2xx": non_2xx,
+        "socket_errors": socket_errors,
+    }))
+}
+
+pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
+    let dir = work_dir()?;
+    let keys = dir.join("keys.txt");
+    let script = dir.join("bets.lua");
+    std::fs::write(&script, BETS_SCRIPT).map_err(|e| unavailable("script", e))?;
+    let scratch = match args.backend {
+        BenchBackend::Postgres => Some(
+            updown_store::testing::scratch_postgres_database(&args.url)
+                .await
+                .map_err(AppError::Internal)?,
+        ),
+        BenchBackend::Sqlite => None,
+    };
+    let url = match &scratch {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.join("bench.db").display()),
+    };
+    let market = config.market.clone();
+    prepare(config, &url, args.users, &keys).await?;
+
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let (mut serve, ready) = start_serve(&url, address, &dir)?;
+    // A second start on the now-migrated database is the one that counts
+    // ("an existing database"); the first also ran the migrations.
+    stop(&mut serve)?;
+    let (mut serve, ready_existing) = start_serve(&url, address, &dir)?;
+    eprintln!(
+        "serve ready in {} ms (existing database)",
+        ready_existing.as_millis()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_mb = resident_mb(serve.id());
+
+    let current = wrk(
+        address,
+        "/rounds/current",
+        args.connections,
+        args.seconds,
+        None,
+        &keys,
+    )?;
+    let bets = wrk(
+        address,
+        "/bets",
+        args.connections,
+        args.seconds,
+        Some(&script),
+        &keys,
+    )?;
+    let loaded_mb = resident_mb(serve.id());
+    let batch_size = mean_batch_size(address);
+    stop(&mut serve)?;
+
+    let store = updown_store::connect(&url, 4)
+        .await
+        .map_err(AppError::Internal)?;
+    let placed: i64 = store.tvl().await?.round_pools;
+    let rounds = store.rounds(&market, 1).await?;
+    let counts = store.pools(rounds[0].id).await?;
+    let bets_in_ledger = counts.bets_up + counts.bets_down;
+    eprintln!("verifying the ledger...");
+    let report = store.verify().await?;
+    drop(store);
+    let accepted = bets["requests"].as_u64().unwrap_or(0) - bets["non_2xx"].as_u64().unwrap_or(0);
+    let mut result = json!({
+        "benchmark": "http",
+        "backend": format!("{:?}", args.backend).to_lowercase(),
+        "users": args.users,
+        "start_to_ready_ms": { "first_start_with_migrations": ready.as_millis() as u64, "existing_database": ready_existing.as_millis() as u64 },
+        "rss_mb": { "idle": idle_mb, "after_load": loaded_mb },
+        "get_rounds_current": current,
+        "post_bets": bets,
+        "bets_in_ledger": bets_in_ledger,
+        "mean_bets_per_batch": batch_size,
+        "bets_answered_2xx": accepted,
+        "pool_micro_usdc": placed,
+        "verify_ok": report.ok(),
+    });
+    if let Some(db) = scratch {
+        db.remove().await.map_err(AppError::Internal)?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if args.pgbench && args.backend == BenchBackend::Postgres {
+        let pgbench_tps =
+            crate::bench::run_pgbench(&args.url, args.connections as usize, args.seconds)?;
+        let tps = result["post_bets"]["requests_per_s"]
+            .as_f64()
+            .unwrap_or(0.0);
+        result["pgbench_tps"] = json!(pgbench_tps.round());
+        result["ratio_to_pgbench"] = json!(((tps / pgbench_tps) * 100.0).round() / 100.0);
+    }
+    Ok(result)
+}
+
+/// The mean bets per batch, from serve's own `/metrics`.
+fn mean_batch_size(address: SocketAddr) -> Option<f64> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    crate::bench::mean_batch_size(&text)
+}
+
+/// SIGTERM, then wait for a clean exit.
+fn stop(child: &mut Child) -> AppResult<()> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().map_err(|e| unavailable("serve", e))?;
+    if !status.success() {
+        return Err(AppError::Unavailable(format!(
+            "serve exited with {status} on SIGTERM"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrk_ms;
+
+    #[test]
+    fn wrk_durations_read_in_milliseconds() {
+        assert_eq!(wrk_ms("812.00us"), Some(0.812));
+        assert_eq!(wrk_ms("3.21ms"), Some(3.21));
+        assert_eq!(wrk_ms("1.02s"), Some(1020.0));
+        assert_eq!(wrk_ms("fast"), None);
+    }
+}
