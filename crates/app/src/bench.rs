@@ -75,7 +75,7 @@ fn percentile(sorted: &[StdDuration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
-async fn seed(app: &App, users: u32, balance: Micros) -> AppResult<Vec<UserId>> {
+pub(crate) async fn seed(app: &App, users: u32, balance: Micros) -> AppResult<Vec<UserId>> {
     eprintln!("seeding {users} users...");
     let started = Instant::now();
     app.seed_users(users, balance, &|_| {}).await?;

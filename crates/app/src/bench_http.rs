@@ -80,16 +80,9 @@ async fn prepare(config: Config, url: &str, users: u32, keys_file: &Path) -> App
         Arc::new(SystemClock),
         Arc::new(MockOracle::default()),
     );
-    eprintln!("seeding {users} funded users with API keys...");
     let started = Instant::now();
-    app.seed_users(users, Micros::usdc(1_000)?, &|_| {}).await?;
-    let ids: Vec<_> = app
-        .store
-        .users(i64::from(users))
-        .await?
-        .into_iter()
-        .map(|u| u.user.id)
-        .collect();
+    let ids = crate::bench::seed(&app, users, Micros::usdc(1_000)?).await?;
+    eprintln!("creating {users} API keys...");
     let keys: Vec<AppResult<(i64, String)>> = futures::stream::iter(ids)
         .map(|id| {
             let app = app.clone();
