@@ -19,8 +19,10 @@ use super::{ApiError, MAX_BODY_BYTES};
 use crate::error::AppError;
 use crate::services::App;
 
-/// The routes whose POSTs move money.
+/// The routes whose POSTs move money; and every admin POST (settling,
+/// voiding and withdrawal steps move money too).
 const MONEY_ROUTES: &[&str] = &["/bets", "/withdrawals", "/simulate/deposit_webhook"];
+const ADMIN_ROUTES: &str = "/admin/";
 /// How long a key is remembered.
 const KEPT_FOR: Duration = Duration::hours(24);
 /// A claim still running after this long was left by a crash.
@@ -42,7 +44,9 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
 }
 
 pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -> Response {
-    let applies = request.method() == Method::POST && MONEY_ROUTES.contains(&request.uri().path());
+    let path = request.uri().path();
+    let applies = request.method() == Method::POST
+        && (MONEY_ROUTES.contains(&path) || path.starts_with(ADMIN_ROUTES));
     let Some(key) = request.headers().get("idempotency-key").filter(|_| applies) else {
         return next.run(request).await;
     };

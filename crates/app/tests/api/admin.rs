@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::support::{at, Db, TestApp};
-use crate::{get_as, send, sign_up, simulate_deposit, ADMIN};
+use crate::{get_as, send, send_with, sign_up, simulate_deposit, ADMIN};
 use crate::{on_both_backends, support};
 
 on_both_backends!(
@@ -285,16 +285,23 @@ async fn an_operator_works_the_withdrawal_queue_and_failures_return_funds(db: Db
     );
     let (status, _) = admin(&t, &step(&bounced["id"], "fail"), r#"{}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "failing needs a reason");
-    let (status, failed) = admin(
-        &t,
-        &step(&bounced["id"], "fail"),
-        r#"{"reason": "address rejected by the chain"}"#,
-    )
-    .await;
+    // With an Idempotency-Key, a retried step gets the first answer again
+    // (the funds go back once), not a conflict.
+    let fail = step(&bounced["id"], "fail");
+    let body = Some(r#"{"reason": "address rejected by the chain"}"#);
+    let auth = format!("Bearer {ADMIN}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("idempotency-key", "fail-bounced"),
+    ];
+    let (status, _, failed) = send_with(&t, "POST", &fail, body, &headers).await;
     assert_eq!(
         (status, failed["status"].as_str()),
         (StatusCode::OK, Some("FAILED"))
     );
+    let (status, replay_headers, replayed) = send_with(&t, "POST", &fail, body, &headers).await;
+    assert_eq!((status, &replayed), (StatusCode::OK, &failed));
+    assert!(replay_headers.contains_key("idempotent-replayed"));
     let (status, body) = admin(&t, &step(&sent["id"], "fail"), r#"{"reason": "late"}"#).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
