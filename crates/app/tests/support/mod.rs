@@ -1,5 +1,7 @@
-//! Test helpers: an `App` on a fresh database (SQLite, or PostgreSQL when
-//! `TEST_POSTGRES_URL` is set), a manual clock and the mock oracle.
+//! Test helpers: `TestApp::spawn` is the spawn-app helper: an `App` on a
+//! fresh database (SQLite, or PostgreSQL when `TEST_POSTGRES_URL` is set),
+//! a manual clock, the mock oracle, and the HTTP API serving it on a port
+//! of its own (port 0: the system picks).
 
 #![allow(dead_code)]
 
@@ -18,6 +20,10 @@ use updown_store::Round;
 pub struct TestApp {
     pub app: App,
     pub clock: Arc<ManualClock>,
+    /// Where the API answers.
+    pub address: std::net::SocketAddr,
+    /// Dropped with the TestApp: the server shuts down.
+    _stop: tokio::sync::oneshot::Sender<()>,
     _db: TestDb,
 }
 
@@ -90,9 +96,19 @@ impl TestApp {
         let config = Config::with(&settings).expect("test config");
         let clock = Arc::new(ManualClock::new(now));
         let app = App::new(config, test_db.store.clone(), clock.clone(), oracle);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let address = listener.local_addr().expect("bound");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(updown_app::api::serve(app.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
         TestApp {
             app,
             clock,
+            address,
+            _stop: stop,
             _db: test_db,
         }
     }
