@@ -91,6 +91,10 @@ pub struct Config {
     pub rate_per_ip: Option<Rate>,
     /// Sign-ins and sign-ups per client IP (RATE_LIMIT_SIGN_IN).
     pub rate_sign_in: Option<Rate>,
+    /// Whether `serve` runs the scheduler (SCHEDULER=on|off).
+    pub scheduler: bool,
+    /// How often the scheduler steps (SCHEDULER_TICK_SECS).
+    pub scheduler_tick: std::time::Duration,
     /// Take the client IP from the last `X-Forwarded-For` entry
     /// (TRUST_FORWARDED_FOR=true, behind a reverse proxy you run).
     pub trust_forwarded_for: bool,
@@ -357,6 +361,13 @@ impl Config {
             Some("true") => true,
             Some(other) => return Err(fail("TRUST_FORWARDED_FOR", other, "must be true or false")),
         };
+        let scheduler = match get("SCHEDULER").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(fail("SCHEDULER", other, "must be on or off")),
+        };
+        let scheduler_tick =
+            std::time::Duration::from_secs(number(&get, "SCHEDULER_TICK_SECS", 5u64, 1..=3600)?);
         let wallet_xpub = get("WALLET_XPUB");
         if let Some(xpub) = &wallet_xpub {
             if let Err(e) = updown_domain::wallet::DepositWallet::from_xpub(xpub) {
@@ -369,6 +380,8 @@ impl Config {
             production,
             admin_token: admin_token.map(Secret::new),
             wallet_xpub,
+            scheduler,
+            scheduler_tick,
             rate_per_key,
             rate_per_ip,
             rate_sign_in,
@@ -460,6 +473,8 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("BIND_ADDR", "localhost"),
             ("ADMIN_TOKEN", "short"),
+            ("SCHEDULER", "sometimes"),
+            ("SCHEDULER_TICK_SECS", "0"),
             ("REDIS_URL", "rediss://cache.example:6380"),
             ("RATE_LIMIT_KEY", "20"),
             ("RATE_LIMIT_IP", "0/s"),

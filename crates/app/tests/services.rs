@@ -25,6 +25,8 @@ on_both_backends!(
     bets_can_be_cancelled_until_the_cutoff_only,
     concurrent_bets_through_the_batcher_never_overdraw,
     manual_results_are_audited_and_prices_recorded_by_operators_win,
+    the_scheduler_catches_up_a_weekend_in_order,
+    the_scheduler_waits_for_closes_until_the_void_instant,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z"; // 10:00 in New York
@@ -490,5 +492,81 @@ async fn manual_results_are_audited_and_prices_recorded_by_operators_win(db: Db)
         .unwrap()
         .unwrap();
     assert_eq!(close.close, Price::parse("1.5").unwrap());
+    t.assert_verified().await;
+}
+
+async fn the_scheduler_catches_up_a_weekend_in_order(db: Db) {
+    // Friday 10:00 in New York: the step opens Friday's round.
+    let t = TestApp::spawn(db, &[], at("2026-11-20T15:00:00Z")).await;
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert_eq!(tick.opened, ["20261120"]);
+    assert!(
+        t.app.scheduler_step().await.unwrap().is_idle(),
+        "a repeated step does nothing"
+    );
+    let (ann, bob) = (
+        t.funded("ann", usdc(10)).await,
+        t.funded("bob", usdc(10)).await,
+    );
+    t.app.place_bet(ann, Side::Up, usdc(4), None).await.unwrap();
+    t.app
+        .place_bet(bob, Side::Down, usdc(6), None)
+        .await
+        .unwrap();
+
+    // Down from Friday morning to Monday morning: one step locks and
+    // settles Friday's round, then opens Monday's.
+    t.clock.set(at("2026-11-23T15:00:00Z"));
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert_eq!(tick.locked, ["20261120"]);
+    assert_eq!(
+        tick.settled.len() + tick.voided.len(),
+        1,
+        "Friday's round is finished: {tick:?}"
+    );
+    assert_eq!(tick.opened, ["20261123"]);
+    assert!(
+        tick.failed.is_empty() && tick.waiting.is_empty(),
+        "{tick:?}"
+    );
+    let friday = t
+        .app
+        .round(RoundCode::parse("20261120").unwrap())
+        .await
+        .unwrap();
+    assert!(friday.status.is_final());
+    assert_eq!(
+        t.app.scheduler_last_tick(),
+        Some(at("2026-11-23T15:00:00Z"))
+    );
+    // Everything staked went back out: to the winner, the fee and dust.
+    let tvl = t.app.tvl().await.unwrap();
+    assert_eq!(tvl.round_pools, 0);
+    assert_eq!(
+        tvl.user_balances + tvl.house_fees + tvl.house_rounding,
+        20_000_000
+    );
+    assert!(t.app.scheduler_step().await.unwrap().is_idle());
+    t.assert_verified().await;
+}
+
+async fn the_scheduler_waits_for_closes_until_the_void_instant(db: Db) {
+    let oracle = Arc::new(MockOracle::without(vec!["2026-11-24".parse().unwrap()]));
+    let t = TestApp::spawn_with_oracle(db, &[], at(MORNING), oracle).await;
+    assert_eq!(t.app.scheduler_step().await.unwrap().opened, [CODE]);
+    let ann = t.funded("ann", usdc(10)).await;
+    t.app.place_bet(ann, Side::Up, usdc(3), None).await.unwrap();
+    let round = t.app.round(code()).await.unwrap();
+
+    t.clock.set(round.terms.settle_at);
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert_eq!(tick.locked, [CODE]);
+    assert_eq!(tick.waiting.len(), 1, "no close yet: {tick:?}");
+    assert!(tick.settled.is_empty() && tick.voided.is_empty());
+
+    t.clock.set(round.terms.void_at);
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert_eq!(tick.voided, [CODE]);
+    assert_eq!(t.app.balance(ann).await.unwrap(), usdc(10), "refunded");
     t.assert_verified().await;
 }

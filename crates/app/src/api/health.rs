@@ -1,5 +1,6 @@
-//! `GET /health`: the database and, when configured, Redis; 200 when all
-//! answer, 503 otherwise. Each check gives up after two seconds.
+//! `GET /health`: the database, Redis when configured, and the scheduler's
+//! freshness when this process runs it; 200 when all are well, 503
+//! otherwise. Each check gives up after two seconds.
 
 use std::time::Duration;
 
@@ -43,14 +44,33 @@ async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
     redis::cmd("PING").query_async::<()>(&mut connection).await
 }
 
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\"}", body = Object), (status = 503, description = "a dependency does not answer", body = Object)))]
+/// The scheduler's last step: "stale" (unhealthy) when it is more than
+/// three ticks (and at least a minute) behind; "not running" in processes
+/// that do not run it.
+fn scheduler_health(app: &App) -> Value {
+    if !app.scheduler_running() {
+        return json!({ "status": "not running" });
+    }
+    let Some(last) = app.scheduler_last_tick() else {
+        return json!({ "status": "starting" });
+    };
+    let limit = (app.config.scheduler_tick * 3).max(Duration::from_secs(60));
+    let behind = (app.clock.now() - last).to_std().unwrap_or_default();
+    let status = if behind > limit { "stale" } else { "ok" };
+    json!({ "status": status, "last_step": crate::wire::instant(last) })
+}
+
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\"}", body = Object), (status = 503, description = "a dependency does not answer, or the scheduler has not stepped for three ticks", body = Object)))]
 async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
     let database = check("database", app.store.ping()).await;
     let redis = match &app.redis {
         Some(client) => check("redis", ping_redis(client)).await,
         None => "not configured".into(),
     };
-    let healthy = database == "ok" && matches!(redis.as_str(), "ok" | "not configured");
+    let scheduler = scheduler_health(&app);
+    let healthy = database == "ok"
+        && matches!(redis.as_str(), "ok" | "not configured")
+        && scheduler["status"] != "stale";
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -62,6 +82,7 @@ async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
             "status": if healthy { "ok" } else { "unhealthy" },
             "database": database,
             "redis": redis,
+            "scheduler": scheduler,
         })),
     )
 }

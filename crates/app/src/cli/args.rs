@@ -31,6 +31,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service on BIND_ADDR (migrates first; stops cleanly on Ctrl-C or SIGTERM).
     Serve,
+    /// Open, lock, settle and void rounds on time (what `serve` also does
+    /// unless SCHEDULER=off); every SCHEDULER_TICK_SECS until Ctrl-C.
+    Scheduler {
+        /// One step (every overdue transition, then opening), then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Print the API's OpenAPI 3.1 document (what `serve` has at /openapi.json).
     Openapi,
     /// Apply database migrations.

@@ -399,6 +399,23 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                     .join("\n")
             });
         }
+        Command::Scheduler { once: true } => {
+            let tick = app.scheduler_step().await?;
+            out.print(&tick, || {
+                if tick.is_idle() {
+                    "nothing to do".into()
+                } else {
+                    format!("{tick:?}")
+                }
+            });
+        }
+        Command::Scheduler { once: false } => {
+            eprintln!(
+                "scheduler: stepping every {:?} until Ctrl-C or SIGTERM",
+                app.config.scheduler_tick
+            );
+            app.run_scheduler(crate::api::shutdown_signal()).await;
+        }
         Command::Demo | Command::Calendar { .. } | Command::Bench(_) | Command::Openapi => {
             unreachable!("handled above")
         }
@@ -433,9 +450,22 @@ async fn serve(mut config: Config) -> AppResult<()> {
         "updown listening on http://{bound} (database: {:?})",
         app.store.backend()
     );
-    crate::api::serve(app, listener, crate::api::shutdown_signal())
-        .await
-        .map_err(|e| AppError::Internal(e.into()))
+    let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = app.config.scheduler.then(|| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.run_scheduler(async move {
+                let _ = scheduler_stopped.await;
+            })
+            .await
+        })
+    });
+    let served = crate::api::serve(app, listener, crate::api::shutdown_signal()).await;
+    let _ = stop_scheduler.send(());
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
+    served.map_err(|e| AppError::Internal(e.into()))
 }
 
 async fn settle_with_progress(

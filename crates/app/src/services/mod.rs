@@ -9,6 +9,7 @@ mod bets;
 mod credentials;
 mod keys;
 mod rounds;
+mod scheduler;
 mod sessions;
 mod views;
 mod wallets;
@@ -21,6 +22,7 @@ use updown_store::Store;
 pub use batcher::BetBatcher;
 pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
+pub use scheduler::Tick;
 pub use sessions::{check_password, SESSION_TTL};
 
 use crate::clock::{Clock, ScaledClock, SystemClock};
@@ -64,6 +66,11 @@ pub struct AppParts {
     view: Arc<views::CurrentRoundView>,
     /// Credentials recently seen, by hash (see `credentials`).
     credentials: Arc<credentials::CredentialCache>,
+    /// When this process's scheduler last stepped (the clock's time, in
+    /// milliseconds since the epoch; `i64::MIN` when it never has).
+    last_tick: std::sync::atomic::AtomicI64,
+    /// Whether this process runs the scheduler loop.
+    pub(crate) scheduler_running: std::sync::atomic::AtomicBool,
     /// Redis, when REDIS_URL is set (connections are made on use).
     pub redis: Option<redis::Client>,
     /// Deposit address derivation, built on first use.
@@ -102,6 +109,8 @@ impl App {
             redis,
             changes: Arc::default(),
             credentials: Arc::default(),
+            last_tick: std::sync::atomic::AtomicI64::new(i64::MIN),
+            scheduler_running: std::sync::atomic::AtomicBool::new(false),
             view: Arc::default(),
         }))
     }
@@ -146,4 +155,25 @@ pub fn new_york_midnight(
         .ok_or_else(|| {
             crate::error::AppError::Invalid(format!("{date} has no midnight in New York"))
         })
+}
+
+impl App {
+    pub(crate) fn scheduler_ticked(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.last_tick
+            .store(at.timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether this process runs the scheduler loop now.
+    pub fn scheduler_running(&self) -> bool {
+        self.scheduler_running
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When this process's scheduler last stepped, if it ever has.
+    pub fn scheduler_last_tick(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.last_tick.load(std::sync::atomic::Ordering::Relaxed) {
+            i64::MIN => None,
+            millis => chrono::DateTime::from_timestamp_millis(millis),
+        }
+    }
 }

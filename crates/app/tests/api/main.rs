@@ -716,6 +716,45 @@ async fn health_and_tvl_answer(db: Db) {
         (StatusCode::OK, &Value::from("ok"))
     );
     assert_eq!(health["redis"], "not configured");
+    assert_eq!(health["scheduler"]["status"], "not running");
+
+    // With the scheduler running: fresh after a step, stale (503) once it
+    // is more than three ticks behind the clock.
+    let ticking = TestApp::spawn(
+        db,
+        &[("SCHEDULER_TICK_SECS", "60")],
+        at("2026-11-24T15:00:00Z"),
+    )
+    .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = ticking.app.clone();
+    let scheduler = tokio::spawn(async move {
+        app.run_scheduler(async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    while ticking.app.scheduler_last_tick().is_none() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (status, health) = get(&ticking, "/health").await;
+    assert_eq!(
+        (status, health["scheduler"]["status"].as_str()),
+        (StatusCode::OK, Some("ok")),
+        "{health}"
+    );
+    assert_eq!(health["scheduler"]["last_step"], "2026-11-24T15:00:00Z");
+    let (_, current) = get(&ticking, "/rounds/current").await;
+    assert_eq!(current["code"], "20261124", "the step opened the round");
+    ticking.advance(chrono::Duration::minutes(4));
+    let (status, health) = get(&ticking, "/health").await;
+    assert_eq!(
+        (status, health["scheduler"]["status"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("stale")),
+        "{health}"
+    );
+    stop.send(()).unwrap();
+    scheduler.await.unwrap();
 
     // Redis configured but not answering: unhealthy.
     let down = TestApp::spawn(

@@ -1,0 +1,115 @@
+//! The scheduler's one step: every overdue transition, oldest round first
+//! (lock at the lock instant, settle from the oracle from the settle
+//! instant, void once the void instant passes without closes), then the
+//! round that should take bets now is opened. Each transition is
+//! idempotent, so a step can be repeated, and one after downtime catches
+//! up in order: a service down over a weekend locks and settles Friday's
+//! round, then opens Monday's.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use updown_domain::ids::RoundCode;
+use updown_domain::round::RoundStatus;
+
+use super::{App, SettleRequest};
+use crate::error::{AppError, AppResult};
+
+/// What one step did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tick {
+    pub opened: Vec<String>,
+    pub locked: Vec<String>,
+    pub settled: Vec<String>,
+    pub voided: Vec<String>,
+    /// Rounds waiting for the oracle's closes, with why.
+    pub waiting: Vec<(String, String)>,
+    /// Transitions that failed, with why; retried next step.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Tick {
+    pub fn is_idle(&self) -> bool {
+        *self == Tick::default()
+    }
+}
+
+fn count(kind: &'static str) {
+    metrics::counter!("updown_scheduler_transitions_total", "kind" => kind).increment(1);
+}
+
+impl App {
+    /// Steps every `SCHEDULER_TICK_SECS` until `shutdown` resolves. A
+    /// failed step is logged and retried at the next tick.
+    pub async fn run_scheduler(&self, shutdown: impl Future<Output = ()>) {
+        self.scheduler_running.store(true, Ordering::Relaxed);
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.scheduler_step().await {
+                tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(self.config.scheduler_tick) => {}
+            }
+        }
+        self.scheduler_running.store(false, Ordering::Relaxed);
+    }
+
+    /// One scheduler step at the clock's now.
+    pub async fn scheduler_step(&self) -> AppResult<Tick> {
+        let now = self.clock.now();
+        let mut tick = Tick::default();
+        let mut rounds = self.store.unfinished_rounds(&self.config.market).await?;
+        rounds.sort_by_key(|r| r.terms.code);
+        for round in rounds {
+            let code = round.terms.code;
+            let mut status = round.status;
+            if status == RoundStatus::Open && now >= round.terms.lock_at {
+                match self.lock_round(code).await {
+                    Ok(_) => {
+                        tick.locked.push(code.to_string());
+                        count("lock");
+                        status = RoundStatus::Locked;
+                    }
+                    Err(e) => {
+                        tick.failed.push((code.to_string(), e.to_string()));
+                        continue;
+                    }
+                }
+            }
+            if status == RoundStatus::Locked && now >= round.terms.settle_at {
+                self.settle_overdue(code, &mut tick).await;
+            }
+        }
+        match self.open_round(None).await {
+            Ok((round, true)) => {
+                tick.opened.push(round.terms.code.to_string());
+                count("open");
+            }
+            Ok((_, false)) => {}
+            Err(e) => tick.failed.push(("open".into(), e.to_string())),
+        }
+        self.scheduler_ticked(now);
+        if !tick.is_idle() {
+            tracing::info!(event = "scheduler_step", ?tick);
+        }
+        Ok(tick)
+    }
+
+    async fn settle_overdue(&self, code: RoundCode, tick: &mut Tick) {
+        match self.settle_round(code, SettleRequest::Auto).await {
+            Ok(round) if round.status == RoundStatus::Void => {
+                tick.voided.push(code.to_string());
+                count("void");
+            }
+            Ok(_) => {
+                tick.settled.push(code.to_string());
+                count("settle");
+            }
+            // No closes yet: retried until the void instant, then voided.
+            Err(AppError::Unavailable(why)) => tick.waiting.push((code.to_string(), why)),
+            Err(e) => tick.failed.push((code.to_string(), e.to_string())),
+        }
+    }
+}
