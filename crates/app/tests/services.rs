@@ -498,6 +498,13 @@ async fn manual_results_are_audited_and_prices_recorded_by_operators_win(db: Db)
 async fn the_scheduler_catches_up_a_weekend_in_order(db: Db) {
     // Friday 10:00 in New York: the step opens Friday's round.
     let t = TestApp::spawn(db, &[], at("2026-11-20T15:00:00Z")).await;
+    // While another instance holds the lease (PostgreSQL), a step waits.
+    if t.app.store.backend() == updown_store::Backend::Postgres {
+        let held = t.app.store.scheduler_lease().await.unwrap().unwrap();
+        let tick = t.app.scheduler_step().await.unwrap();
+        assert!(tick.held_elsewhere && tick.opened.is_empty(), "{tick:?}");
+        held.release().await.unwrap();
+    }
     let tick = t.app.scheduler_step().await.unwrap();
     assert_eq!(tick.opened, ["20261120"]);
     assert!(

@@ -97,6 +97,22 @@ pub enum Backend {
     Postgres,
 }
 
+/// A held right (see [`Store::scheduler_lease`]).
+#[async_trait]
+pub trait Lease: Send {
+    async fn release(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// A lease nobody else can contend for.
+pub struct SoleLease;
+
+#[async_trait]
+impl Lease for SoleLease {
+    async fn release(self: Box<Self>) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
 /// Persistence for every use-case. Implemented by [`SqliteStore`] and
 /// [`PostgresStore`]; both pass the same conformance suite.
 #[async_trait]
@@ -269,6 +285,11 @@ pub trait Store: Send + Sync + 'static {
     /// How many rounds are in each status (all markets).
     async fn round_counts(&self) -> StoreResult<Vec<(String, i64)>>;
     async fn verify(&self) -> StoreResult<VerifyReport>;
+    /// The right to run the scheduler's next step, if no other process
+    /// holds it; hold it for the step, then `release` it. PostgreSQL: a
+    /// session advisory lock on a connection of its own (freed by the
+    /// server if this process dies). SQLite: always granted.
+    async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>>;
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -82,6 +82,22 @@ impl PostgresStore {
         })
     }
 
+    pub(crate) async fn scheduler_lease_impl(&self) -> StoreResult<Option<Box<dyn crate::Lease>>> {
+        use sqlx::Connection;
+        let options = self.pool.connect_options();
+        let mut connection = sqlx::PgConnection::connect_with(&options).await?;
+        let granted: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
+                .bind(SCHEDULER_LOCK)
+                .fetch_one(&mut connection)
+                .await?;
+        if !granted {
+            connection.close().await?;
+            return Ok(None);
+        }
+        Ok(Some(Box::new(AdvisoryLease { connection })))
+    }
+
     pub(crate) async fn lock_users(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
         sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut **tx)
@@ -368,4 +384,26 @@ async fn write_bets(
     rows.iter()
         .map(|row| Ok(row.try_get::<i64, _>("bet_id")?))
         .collect()
+}
+
+/// The scheduler's advisory lock: this key and the schema's hash, so
+/// deployments (and tests) in different schemas do not contend.
+const SCHEDULER_LOCK: i32 = 0x7570_646f; // "updo"
+
+/// The scheduler's advisory lock, held by a connection of its own.
+struct AdvisoryLease {
+    connection: sqlx::PgConnection,
+}
+
+#[async_trait::async_trait]
+impl crate::Lease for AdvisoryLease {
+    async fn release(mut self: Box<Self>) -> StoreResult<()> {
+        use sqlx::Connection;
+        sqlx::query("SELECT pg_advisory_unlock($1, hashtext(current_schema()))")
+            .bind(SCHEDULER_LOCK)
+            .execute(&mut self.connection)
+            .await?;
+        self.connection.close().await?;
+        Ok(())
+    }
 }

@@ -86,6 +86,11 @@ impl SqliteStore {
         })
     }
 
+    pub(crate) async fn scheduler_lease_impl(&self) -> StoreResult<Option<Box<dyn crate::Lease>>> {
+        // One process owns a SQLite file's writes; nothing to contend for.
+        Ok(Some(Box::new(crate::SoleLease)))
+    }
+
     pub(crate) async fn lock_users(&self, _tx: &mut Tx<'_>) -> StoreResult<()> {
         // The single write connection already serialises writers.
         Ok(())

@@ -46,6 +46,7 @@ on_both_backends!(
     idempotency_keys_claim_replay_refuse_and_expire,
     withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
     sessions_expire_end_and_are_not_api_keys,
+    only_one_process_at_a_time_holds_the_scheduler_lease,
 );
 
 fn m(v: i64) -> Micros {
@@ -710,4 +711,28 @@ async fn sessions_expire_end_and_are_not_api_keys(store: Arc<dyn Store>) {
         None,
         "signed out"
     );
+}
+
+async fn only_one_process_at_a_time_holds_the_scheduler_lease(store: Arc<dyn Store>) {
+    let first = store
+        .scheduler_lease()
+        .await
+        .unwrap()
+        .expect("a free lease is granted");
+    let second = store.scheduler_lease().await.unwrap();
+    match store.backend() {
+        Backend::Postgres => assert!(second.is_none(), "held by the first"),
+        // One process owns a SQLite file.
+        Backend::Sqlite => assert!(second.is_some()),
+    }
+    if let Some(second) = second {
+        second.release().await.unwrap();
+    }
+    first.release().await.unwrap();
+    let again = store
+        .scheduler_lease()
+        .await
+        .unwrap()
+        .expect("free again once released");
+    again.release().await.unwrap();
 }

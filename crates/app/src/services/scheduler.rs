@@ -26,6 +26,8 @@ pub struct Tick {
     pub waiting: Vec<(String, String)>,
     /// Transitions that failed, with why; retried next step.
     pub failed: Vec<(String, String)>,
+    /// Another process was taking the step.
+    pub held_elsewhere: bool,
 }
 
 impl Tick {
@@ -56,8 +58,25 @@ impl App {
         self.scheduler_running.store(false, Ordering::Relaxed);
     }
 
-    /// One scheduler step at the clock's now.
+    /// One scheduler step at the clock's now, if no other process is
+    /// taking one (the store's scheduler lease); otherwise nothing, and
+    /// `held_elsewhere` says so.
     pub async fn scheduler_step(&self) -> AppResult<Tick> {
+        let Some(lease) = self.store.scheduler_lease().await? else {
+            self.scheduler_ticked(self.clock.now());
+            return Ok(Tick {
+                held_elsewhere: true,
+                ..Tick::default()
+            });
+        };
+        let tick = self.step_holding_lease().await;
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "releasing the scheduler lease failed; the connection closes it");
+        }
+        tick
+    }
+
+    async fn step_holding_lease(&self) -> AppResult<Tick> {
         let now = self.clock.now();
         let mut tick = Tick::default();
         let mut rounds = self.store.unfinished_rounds(&self.config.market).await?;

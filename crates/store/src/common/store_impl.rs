@@ -749,6 +749,10 @@ macro_rules! impl_store {
                 rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
             }
 
+            async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn crate::Lease>>> {
+                self.scheduler_lease_impl().await
+            }
+
             async fn verify(&self) -> StoreResult<VerifyReport> {
                 // One snapshot for every check, so concurrent writers cannot
                 // make a consistent ledger look inconsistent.
