@@ -72,6 +72,10 @@ fn describe() {
         "Oracle questions that failed"
     );
     describe_counter!(
+        "updown_scheduler_transitions_total",
+        "Round transitions made by the scheduler, by kind (open, lock, settle, void)"
+    );
+    describe_counter!(
         "http_requests_total",
         "HTTP requests by method, route and status"
     );
