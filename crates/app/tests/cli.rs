@@ -225,6 +225,58 @@ fn an_operator_runs_a_round_from_the_command_line() {
     assert_eq!(tvl["total"], 300_000_000 - 15_000);
     assert_eq!(tvl["withdrawals_pending"], 10_000_000);
     assert_eq!(cli.json(&["rounds"]).as_array().map(Vec::len), Some(1));
+
+    // The withdrawal queue by hand: approve, then the chain tx; a second
+    // one fails and its funds come back.
+    let id = withdrawal["id"].to_string();
+    let queued = cli.json(&["withdrawals", "list", "--status", "queued"]);
+    assert_eq!(queued.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        cli.json(&["withdrawals", "approve", "--id", &id])["status"],
+        "SUBMITTED"
+    );
+    let confirmed = cli.json(&["withdrawals", "confirm", "--id", &id, "--tx", "0xpaid"]);
+    assert_eq!(
+        (
+            confirmed["status"].as_str(),
+            confirmed["chain_tx_hash"].as_str()
+        ),
+        (Some("CONFIRMED"), Some("0xpaid"))
+    );
+    let (code, again) = cli.json_error(&["withdrawals", "fail", "--id", &id, "--reason", "late"]);
+    assert_eq!((code, error_code(&again)), (1, "conflict"));
+    let before = cli.json(&["balance", "--user", "user3@example.com"])["available"]
+        .as_i64()
+        .unwrap();
+    let second = cli.json(&[
+        "withdraw",
+        "--user",
+        "user3@example.com",
+        "--amount",
+        "2USDC",
+        "--to",
+        "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+    ]);
+    let failed = cli.json(&[
+        "withdrawals",
+        "fail",
+        "--id",
+        &second["id"].to_string(),
+        "--reason",
+        "rejected",
+    ]);
+    assert_eq!(failed["failure_reason"], "rejected");
+    assert_eq!(
+        cli.json(&["balance", "--user", "user3@example.com"])["available"],
+        before
+    );
+    let tvl = cli.json(&["tvl"]);
+    assert_eq!(tvl["withdrawals_pending"], 0);
+    assert_eq!(
+        tvl["total"],
+        300_000_000 - 15_000 - 10_000_000,
+        "the confirmed 10 left custody"
+    );
     let verify = cli.json(&["verify"]);
     assert_eq!(verify["ok"], true, "{verify}");
 }

@@ -92,6 +92,9 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// The withdrawal queue: list, approve, confirm with the chain tx, fail.
+    #[command(subcommand)]
+    Withdrawals(WithdrawalCommand),
     /// Open a round (default: the one that should take bets now).
     OpenRound {
         #[arg(long, value_parser = parse_code)]
@@ -219,6 +222,43 @@ pub enum BenchCommand {
         users: u32,
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         bets: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WithdrawalCommand {
+    /// Withdrawals, newest first.
+    List {
+        /// QUEUED, SUBMITTED, CONFIRMED or FAILED.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
+    },
+    /// QUEUED -> SUBMITTED: the operator sends it on the chain.
+    Approve {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// -> CONFIRMED: the chain transaction that paid it.
+    Confirm {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        tx: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// -> FAILED: the funds go back to the user.
+    Fail {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{BetId, RoundCode};
 use updown_domain::Micros;
+use updown_store::WithdrawalChange;
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
@@ -22,6 +23,7 @@ pub use crate::wire::{instant, usdc, RoundOut, TvlOut, VerifyOut};
 use crate::wire::{AuditOut, BetOut, LimitsOut, PriceOut, UserOut, WithdrawalOut};
 pub use args::{
     BenchCommand, BenchTarget, Cli, Command, LimitsArgs, PriceCommand, RoundCommand, UserCommand,
+    WithdrawalCommand,
 };
 
 fn default_actor() -> String {
@@ -263,6 +265,69 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                     usdc(amount.get()),
                     withdrawal.address
                 )
+            });
+        }
+        Command::Withdrawals(WithdrawalCommand::List { status, limit }) => {
+            let status = status
+                .map(|s| {
+                    updown_store::WithdrawalStatus::parse(&s.to_ascii_uppercase()).ok_or_else(
+                        || {
+                            AppError::Invalid(format!(
+                            "--status must be QUEUED, SUBMITTED, CONFIRMED or FAILED, not {s:?}"
+                        ))
+                        },
+                    )
+                })
+                .transpose()?;
+            let withdrawals = app.store.withdrawals(None, status, limit).await?;
+            let views: Vec<WithdrawalOut> = withdrawals.iter().map(WithdrawalOut::from).collect();
+            out.print(&views, || {
+                if views.is_empty() {
+                    return "no withdrawals".into();
+                }
+                views
+                    .iter()
+                    .map(|w| {
+                        format!(
+                            "{:>6}  {:<9}  {}  to {}",
+                            w.id,
+                            w.status,
+                            usdc(w.amount),
+                            w.address
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::Withdrawals(step) => {
+            let (id, change, actor) = match step {
+                WithdrawalCommand::Approve { id, actor } => (
+                    id,
+                    WithdrawalChange::Submit {
+                        chain_tx_hash: None,
+                    },
+                    actor,
+                ),
+                WithdrawalCommand::Confirm { id, tx, actor } => (
+                    id,
+                    WithdrawalChange::Confirm {
+                        chain_tx_hash: Some(tx),
+                    },
+                    actor,
+                ),
+                WithdrawalCommand::Fail { id, reason, actor } => {
+                    (id, WithdrawalChange::Fail { reason }, actor)
+                }
+                WithdrawalCommand::List { .. } => unreachable!("handled above"),
+            };
+            let actor = actor.unwrap_or_else(default_actor);
+            let withdrawal = app
+                .change_withdrawal(updown_domain::ids::WithdrawalId(id), change, &actor)
+                .await?;
+            let view = WithdrawalOut::from(&withdrawal);
+            out.print(&view, || {
+                format!("withdrawal {} is {}", view.id, view.status)
             });
         }
         Command::OpenRound { code, actor } => {
