@@ -84,11 +84,6 @@ fn round_code(code: Result<Path<String>, PathRejection>) -> Result<RoundCode, Ap
     RoundCode::parse(&code).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiError> {
-    let pools = app.store.pools(round.id).await.map_err(AppError::from)?;
-    Ok(RoundOut::new(round, pools))
-}
-
 #[utoipa::path(post, path = "/admin/rounds", tag = "admin", security(("admin_token" = [])), request_body = Action, responses((status = 201, description = "opened (reason required; code optional)", body = RoundOut), (status = 200, description = "it was open already", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn open_round(
     State(app): State<App>,
@@ -111,7 +106,7 @@ async fn open_round(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view(&app, &round).await?)))
+    Ok((status, Json(app.round_view(&round).await?)))
 }
 
 #[utoipa::path(post, path = "/admin/rounds/{code}/lock", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "locked (reason required)", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
@@ -127,7 +122,7 @@ async fn lock_round(
     let round = app
         .operator_lock_round(code, &action.actor(), Some(reason))
         .await?;
-    Ok(Json(view(&app, &round).await?))
+    Ok(Json(app.round_view(&round).await?))
 }
 
 #[utoipa::path(post, path = "/admin/rounds/{code}/settle", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "settled: result AUTO (the oracle) or UP/DOWN/VOID with a reason; UP/DOWN only after the close", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody), (status = 503, description = "unavailable (e.g. no close from the oracle yet)", body = crate::api::ErrorBody)))]
@@ -171,7 +166,7 @@ async fn settle(
     let round = tokio::spawn(async move { worker.settle_round(code, request).await })
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("settlement task failed: {e}")))??;
-    Ok(Json(view(&app, &round).await?))
+    Ok(Json(app.round_view(&round).await?))
 }
 
 #[derive(Deserialize)]

@@ -100,10 +100,15 @@ fn too_many(what: &str, wait: std::time::Duration) -> Response {
     response
 }
 
-/// The refusal when `key` is over `limiter`'s rate, else None.
-fn refusal(limiter: &Option<Limiter>, key: &str, what: &str) -> Option<Response> {
+/// The refusal when the caller is over `limiter`'s rate, else None. The
+/// key is computed only when the limit is on (all are off in benchmarks).
+fn refusal(
+    limiter: &Option<Limiter>,
+    key: impl FnOnce() -> String,
+    what: &str,
+) -> Option<Response> {
     let limiter = limiter.as_ref()?;
-    let not_until = limiter.check_key(&key.to_string()).err()?;
+    let not_until = limiter.check_key(&key()).err()?;
     Some(too_many(
         what,
         not_until.wait_time_from(DefaultClock::default().now()),
@@ -116,14 +121,14 @@ pub async fn rate_limit(
     next: Next,
 ) -> Response {
     limits.purge_now_and_then();
-    let ip = limits.client_ip(&request);
-    if let Some(refused) = refusal(&limits.per_ip, &ip, "from your address") {
+    let ip = || limits.client_ip(&request);
+    if let Some(refused) = refusal(&limits.per_ip, ip, "from your address") {
         return refused;
     }
     let signing_in =
         request.method() == Method::POST && matches!(request.uri().path(), "/sessions" | "/users");
     if signing_in {
-        if let Some(refused) = refusal(&limits.sign_in, &ip, "to sign in or up from your address") {
+        if let Some(refused) = refusal(&limits.sign_in, ip, "to sign in or up from your address") {
             return refused;
         }
     }
@@ -135,8 +140,8 @@ pub async fn rate_limit(
     if let Some(credential) = credential {
         // Keyed by the credential's last 24 characters (96 random bits):
         // enough to tell credentials apart, never a whole secret kept.
-        let key: String = credential.chars().rev().take(24).collect();
-        if let Some(refused) = refusal(&limits.per_key, &key, "with this key") {
+        let key = || credential.chars().rev().take(24).collect();
+        if let Some(refused) = refusal(&limits.per_key, key, "with this key") {
             return refused;
         }
     }

@@ -26,15 +26,6 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(get_round))
 }
 
-async fn view(app: &App, round: &updown_store::Round) -> Result<RoundOut, ApiError> {
-    let pools = app
-        .store
-        .pools(round.id)
-        .await
-        .map_err(crate::error::AppError::from)?;
-    Ok(RoundOut::new(round, pools))
-}
-
 #[utoipa::path(get, path = "/rounds/current", tag = "rounds", responses((status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 /// Served from memory (see `services::views`): at most 100 ms behind
 /// this instance's own changes, 1 s behind other instances'.
@@ -52,7 +43,7 @@ async fn get_round(
     let code = RoundCode::parse(&code)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()))?;
     let round = app.round(code).await?;
-    Ok(Json(view(&app, &round).await?))
+    Ok(Json(app.round_view(&round).await?))
 }
 
 #[derive(Deserialize)]
@@ -77,7 +68,7 @@ async fn list_rounds(
     let rounds = app.rounds(limit).await?;
     let mut views = Vec::with_capacity(rounds.len());
     for round in &rounds {
-        views.push(view(&app, round).await?);
+        views.push(app.round_view(round).await?);
     }
     Ok(Json(views))
 }

@@ -333,7 +333,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         Command::OpenRound { code, actor } => {
             let actor = actor.unwrap_or_else(default_actor);
             let (round, created) = app.operator_open_round(code, &actor, None).await?;
-            let view = RoundOut::new(&round, app.store.pools(round.id).await?);
+            let view = app.round_view(&round).await?;
             out.print(&view, || {
                 format!(
                     "{}{}",
@@ -349,7 +349,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         } => {
             let actor = actor.unwrap_or_else(default_actor);
             let round = app.operator_lock_round(code, &actor, reason).await?;
-            let view = RoundOut::new(&round, app.store.pools(round.id).await?);
+            let view = app.round_view(&round).await?;
             out.print(&view, || view.human());
         }
         Command::SettleRound {
@@ -361,7 +361,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             let request =
                 SettleRequest::from_operator(&result, actor.unwrap_or_else(default_actor), reason)?;
             let round = settle_with_progress(&app, code, request, json).await?;
-            let view = RoundOut::new(&round, app.store.pools(round.id).await?);
+            let view = app.round_view(&round).await?;
             out.print(&view, || view.human());
         }
         Command::Price(PriceCommand::Set { date, close, actor }) => {
@@ -398,14 +398,14 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         }
         Command::Round(RoundCommand::Show { code }) => {
             let round = app.round(code).await?;
-            let view = RoundOut::new(&round, app.store.pools(round.id).await?);
+            let view = app.round_view(&round).await?;
             out.print(&view, || view.human());
         }
         Command::Rounds { limit } => {
             let rounds = app.rounds(limit).await?;
             let mut views = Vec::with_capacity(rounds.len());
             for round in &rounds {
-                views.push(RoundOut::new(round, app.store.pools(round.id).await?));
+                views.push(app.round_view(round).await?);
             }
             out.print(&views, || {
                 if views.is_empty() {

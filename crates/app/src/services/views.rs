@@ -33,6 +33,12 @@ pub struct CurrentRoundView {
 }
 
 impl App {
+    /// A round as the API and the CLI show it: with its pools.
+    pub async fn round_view(&self, round: &updown_store::Round) -> AppResult<RoundOut> {
+        let pools = self.store.pools(round.id).await?;
+        Ok(RoundOut::new(round, pools))
+    }
+
     /// Something that the current round's view shows has changed here.
     pub(crate) fn touch(&self) {
         self.changes.fetch_add(1, Ordering::Relaxed);
@@ -71,8 +77,7 @@ impl App {
         }
         let version = self.changes.load(Ordering::Relaxed);
         let round = self.current_round().await?;
-        let pools = self.store.pools(round.id).await?;
-        let body = serde_json::to_vec(&RoundOut::new(&round, pools))
+        let body = serde_json::to_vec(&self.round_view(&round).await?)
             .map_err(|e| AppError::Internal(e.into()))?;
         let body = Bytes::from(body);
         *self.view.cached.write().expect("view cache") = Some(Cached {
