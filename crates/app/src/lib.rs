@@ -7,6 +7,8 @@
 //! - [`oracle`]: the oracle port (mock, CSV, manual).
 //! - [`services`]: the use-cases, including group commit for bets.
 //! - [`error`]: the use-cases' error with stable codes.
+//! - [`events`]: business events, in-process and on Redis.
+//! - [`retry`]: backoff with jitter for calls to outside services.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: the HTTP API (axum), served by `updown serve`.
 //! - [`cli`]: clap commands, each calling a use-case.
@@ -24,8 +26,10 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod oracle;
+pub mod retry;
 pub mod services;
 pub mod telemetry;
 pub mod wire;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use support::{at, usdc, Db, TestApp};
 use updown_app::error::AppError;
+use updown_app::events::EventKind;
 use updown_app::oracle::MockOracle;
 use updown_app::services::{SettleOptions, SettleRequest};
 use updown_domain::ids::{BetId, RoundCode, UserId};
@@ -27,6 +28,8 @@ on_both_backends!(
     manual_results_are_audited_and_prices_recorded_by_operators_win,
     the_scheduler_catches_up_a_weekend_in_order,
     the_scheduler_waits_for_closes_until_the_void_instant,
+    events_and_key_revocations_reach_the_other_instance_through_redis,
+    with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z"; // 10:00 in New York
@@ -575,5 +578,72 @@ async fn the_scheduler_waits_for_closes_until_the_void_instant(db: Db) {
     let tick = t.app.scheduler_step().await.unwrap();
     assert_eq!(tick.voided, [CODE]);
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(10), "refunded");
+    t.assert_verified().await;
+}
+
+async fn events_and_key_revocations_reach_the_other_instance_through_redis(db: Db) {
+    let Some(redis) = support::redis_url("events through Redis") else {
+        return;
+    };
+    let settings = [("REDIS_URL", redis.as_str())];
+    let t = TestApp::spawn(db, &settings, at(MORNING)).await;
+    let other = t.twin(&settings);
+    let wait = std::time::Duration::from_secs(5);
+    for app in [&t.app, &other] {
+        support::eventually("both instances reach Redis", wait, || async {
+            app.events.redis_connected() == Some(true)
+        })
+        .await;
+    }
+    let mut heard = other.events.subscribe();
+    let ann = t.funded("ann", usdc(10)).await;
+    t.open(CODE).await;
+    let bet = t.app.place_bet(ann, Side::Up, usdc(3), None).await.unwrap();
+    // Other stories may share this Redis: look for this bet's event.
+    let found = tokio::time::timeout(wait, async {
+        loop {
+            let event = heard.recv().await.unwrap();
+            if event.kind == EventKind::BetPlaced && event.payload["bet_id"] == bet.id.0 {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the other instance hears the bet");
+    assert_eq!(found.user, Some(ann.0));
+    assert_eq!(found.payload["stake"], 3_000_000);
+
+    // A key revoked on one instance stops working on the other at once,
+    // not after the other's 30 s cache.
+    let (key_id, key) = t.app.new_api_key(ann).await.unwrap();
+    assert_eq!(other.authenticate(&key).await.unwrap().id, ann);
+    t.app.revoke_api_key(ann, key_id).await.unwrap();
+    support::eventually(
+        "the revocation reaches the other instance",
+        wait,
+        || async { other.authenticate(&key).await.is_err() },
+    )
+    .await;
+    t.assert_verified().await;
+}
+
+async fn with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them(db: Db) {
+    let t = TestApp::spawn(db, &[("REDIS_URL", "redis://127.0.0.1:1")], at(MORNING)).await;
+    let mut heard = t.app.events.subscribe();
+    let ann = t.funded("ann", usdc(10)).await;
+    t.open(CODE).await;
+    for _ in 0..20 {
+        t.app
+            .place_bet(ann, Side::Down, Micros::new(1).unwrap(), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(t.app.events.redis_connected(), Some(false));
+    let mut bets = 0;
+    while let Ok(event) = heard.try_recv() {
+        bets += usize::from(event.kind == EventKind::BetPlaced);
+    }
+    assert_eq!(bets, 20);
+    assert_eq!(t.app.balance(ann).await.unwrap().get(), 10_000_000 - 20);
     t.assert_verified().await;
 }

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod bets;
 mod error;
+mod events;
 mod health;
 mod idempotency;
 mod me;
@@ -82,6 +83,7 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
     tags(
         (name = "account", description = "sign up, sign in, your account, keys, limits, statement"),
         (name = "bets"), (name = "rounds"), (name = "withdrawals"), (name = "deposits"),
+        (name = "events", description = "the live stream (Server-Sent Events)"),
         (name = "admin", description = "the operator's routes (admin token)"),
         (name = "operations", description = "health, metrics, TVL"),
     )
@@ -122,6 +124,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
     utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(admin::router())
         .merge(bets::router())
+        .merge(events::router())
         .merge(health::router())
         .merge(me::router())
         .merge(metrics::router())
@@ -174,9 +177,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams never end by themselves.
+            app.stop_streams();
+        })
         .await
 }
 

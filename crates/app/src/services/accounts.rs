@@ -9,8 +9,11 @@ use updown_store::{
     Deposit, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal, WithdrawalChange,
 };
 
+use serde_json::json;
+
 use super::App;
 use crate::error::{AppError, AppResult};
+use crate::events::EventKind;
 
 /// Chain transaction hashes: `0x` and 1 to 128 characters of letters,
 /// digits, `-` or `_` (real hashes are 64 hex digits; simulators and
@@ -132,6 +135,17 @@ impl App {
             })
             .await?;
         tracing::info!(event = "deposit_credited", user = %user, amount = amount.get(), tx_hash, log_index);
+        self.publish_for(
+            user,
+            EventKind::DepositCredited,
+            json!({
+                "deposit_id": deposit.id,
+                "amount": amount.get(),
+                "tx_hash": tx_hash,
+                "log_index": log_index,
+            }),
+            None,
+        );
         Ok(deposit)
     }
 
@@ -154,6 +168,7 @@ impl App {
             })
             .await?;
         tracing::info!(event = "withdrawal_queued", user = %user, amount = amount.get(), withdrawal = %withdrawal.id);
+        self.publish_withdrawal(&withdrawal);
         Ok(withdrawal)
     }
 
@@ -192,6 +207,7 @@ impl App {
             status = changed.status.as_str(),
             chain_tx_hash = changed.chain_tx_hash.as_deref().unwrap_or(""),
         );
+        self.publish_withdrawal(&changed);
         let reason = match change {
             WithdrawalChange::Fail { reason } => Some(reason),
             _ => None,
@@ -205,10 +221,33 @@ impl App {
         Ok(changed)
     }
 
+    /// A withdrawal's `withdrawal_updated` event, to its owner.
+    fn publish_withdrawal(&self, withdrawal: &Withdrawal) {
+        self.publish_for(
+            withdrawal.user,
+            EventKind::WithdrawalUpdated,
+            json!({
+                "withdrawal_id": withdrawal.id.0,
+                "status": withdrawal.status.as_str(),
+                "amount": withdrawal.amount.get(),
+                "address": withdrawal.address,
+                "chain_tx_hash": withdrawal.chain_tx_hash,
+                "failure_reason": withdrawal.failure_reason,
+            }),
+            None,
+        );
+    }
+
     pub async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> AppResult<User> {
         let user = self.store.set_limits(user, limits).await?;
         self.credentials.forget_user(user.id);
         tracing::info!(event = "limits_set", user = %user.id, ?limits);
+        self.publish_for(
+            user.id,
+            EventKind::CredentialsChanged,
+            json!({ "limits": true }),
+            None,
+        );
         Ok(user)
     }
 

@@ -7,8 +7,11 @@ use updown_domain::schedule::{round_taking_bets_at, RoundSchedule};
 use updown_domain::Micros;
 use updown_store::{Bet, BetRequest, Round};
 
+use serde_json::json;
+
 use super::App;
 use crate::error::{AppError, AppResult};
+use crate::events::EventKind;
 
 impl App {
     /// The schedule of the round that takes bets at `now`.
@@ -73,6 +76,7 @@ impl App {
         metrics::counter!("updown_bet_volume_micro_usdc_total", "side" => side.as_str())
             .increment(stake.get().unsigned_abs());
         tracing::info!(event = "bet_placed", bet = %bet.id, user = %user, round = %code, side = %side, stake = stake.get());
+        self.publish_bet(EventKind::BetPlaced, &bet, code);
         Ok(bet)
     }
 
@@ -108,6 +112,36 @@ impl App {
             .await?;
         self.touch();
         tracing::info!(event = "bet_cancelled", bet = %bet, user = %cancelled.user, stake = cancelled.stake.get());
+        if let Some(code) = self.round_code_of(cancelled.round).await {
+            self.publish_bet(EventKind::BetCancelled, &cancelled, code);
+        }
         Ok(cancelled)
+    }
+
+    /// A bet's event: whole to its owner; round, side and stake (what
+    /// moves the pools) to everyone.
+    fn publish_bet(&self, kind: EventKind, bet: &Bet, round: RoundCode) {
+        let public = json!({
+            "round": round.to_string(),
+            "side": bet.side.as_str(),
+            "stake": bet.stake.get(),
+        });
+        let mut payload = public.clone();
+        payload["bet_id"] = json!(bet.id.0);
+        self.publish_for(bet.user, kind, payload, Some(public));
+    }
+
+    /// The code of round `id`, from the cache or the store.
+    async fn round_code_of(&self, id: updown_domain::ids::RoundId) -> Option<RoundCode> {
+        let cached = self
+            .round_ids
+            .read()
+            .expect("round id cache")
+            .iter()
+            .find_map(|(code, cached)| (*cached == id).then_some(*code));
+        match cached {
+            Some(code) => Some(code),
+            None => self.store.round_by_id(id).await.ok().map(|r| r.terms.code),
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! Who an API key (by hash) belongs to, kept in memory for a moment:
 //! every authenticated request needs it, and a database round trip each
-//! time costs the hot route (bets) much of its throughput. Changes made
-//! here (revocation, new limits) take effect at once; those made through
-//! another instance within `TTL` (30 s; a shorter one re-reads every key
-//! of a busy bot fleet several times a second). Money is never decided from this copy:
-//! bets re-read the player's balance and limits under lock. Sessions are
-//! not cached (they expire by the clock).
+//! time costs the hot route (bets) much of its throughput. A revoked key
+//! or new limits take effect at once here, and on the other instances as
+//! soon as the `credentials_changed` event reaches them through Redis;
+//! `TTL` (30 s) bounds the delay should that event be lost. Money is never
+//! decided from this copy: bets re-read the player's balance and limits
+//! under lock. Sessions are not cached (they expire by the clock).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,5 +45,10 @@ impl CredentialCache {
             .lock()
             .expect("credential cache")
             .retain(|_, (cached, _)| cached.id != user);
+    }
+
+    /// Forgets everything (when events about it may have been missed).
+    pub fn clear(&self) {
+        self.entries.lock().expect("credential cache").clear();
     }
 }

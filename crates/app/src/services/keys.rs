@@ -8,6 +8,7 @@ use updown_store::User;
 
 use super::App;
 use crate::error::{AppError, AppResult};
+use crate::events::EventKind;
 
 const KEY_PREFIX: &str = "ud_";
 
@@ -57,6 +58,12 @@ impl App {
             .await?;
         self.credentials.forget_user(user);
         tracing::info!(event = "api_key_revoked", user = %user, key);
+        self.publish_for(
+            user,
+            EventKind::CredentialsChanged,
+            serde_json::json!({ "revoked_key": key }),
+            None,
+        );
         Ok(())
     }
 

@@ -27,6 +27,7 @@ pub use sessions::{check_password, SESSION_TTL};
 
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{Config, OracleKind};
+use crate::events::{Event, EventBus, EventKind};
 use crate::oracle::{CsvOracle, ManualOracle, MockOracle, Oracle};
 
 /// Everything a use-case needs, shared by every entry point. Cloning is
@@ -75,7 +76,16 @@ pub struct AppParts {
     pub redis: Option<redis::Client>,
     /// Deposit address derivation, built on first use.
     wallet: Arc<std::sync::OnceLock<updown_domain::wallet::DepositWallet>>,
+    /// Where business events go after their transaction commits.
+    pub events: EventBus,
+    /// Open `GET /events` streams, at most `MAX_EVENT_STREAMS`.
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Set when the server stops, which ends the event streams.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
+
+/// Event streams one instance serves at once.
+pub const MAX_EVENT_STREAMS: usize = 10_000;
 
 impl App {
     /// Wires the ports together and starts the bet batcher (needs a Tokio
@@ -96,7 +106,21 @@ impl App {
             .redis_url
             .as_ref()
             .and_then(|url| redis::Client::open(url.expose()).ok());
+        let events = match &redis {
+            Some(client) => EventBus::with_redis(client.clone()),
+            None => EventBus::in_process(),
+        };
+        let credentials = Arc::<credentials::CredentialCache>::default();
+        let changes = Arc::<std::sync::atomic::AtomicU64>::default();
+        tokio::spawn(follow_events(
+            events.subscribe(),
+            credentials.clone(),
+            changes.clone(),
+        ));
         App(Arc::new(AppParts {
+            events,
+            event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
+            stopping: tokio::sync::watch::channel(false).0,
             calendar: config.calendar(),
             config: Arc::new(config),
             store,
@@ -107,8 +131,8 @@ impl App {
             taking_bets: Arc::default(),
             wallet: Arc::default(),
             redis,
-            changes: Arc::default(),
-            credentials: Arc::default(),
+            changes,
+            credentials,
             last_tick: std::sync::atomic::AtomicI64::new(i64::MIN),
             scheduler_running: std::sync::atomic::AtomicBool::new(false),
             view: Arc::default(),
@@ -127,6 +151,34 @@ impl App {
         };
         let oracle = oracle_for(&config);
         Ok(App::new(config, store, clock, oracle))
+    }
+}
+
+/// Keeps this instance's caches true to events from every instance: a
+/// revoked key or changed limits drop the user's cached credentials, and
+/// round events make the current round's view rebuild. Ends with the bus.
+async fn follow_events(
+    mut events: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
+    credentials: Arc<credentials::CredentialCache>,
+    changes: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if event.kind == EventKind::CredentialsChanged {
+                    if let Some(user) = event.user {
+                        credentials.forget_user(updown_domain::ids::UserId(user));
+                    }
+                }
+                if event.kind.moves_rounds() {
+                    changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            // Missed some: forget everything, to be safe.
+            Err(RecvError::Lagged(_)) => credentials.clear(),
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 
@@ -158,6 +210,39 @@ pub fn new_york_midnight(
 }
 
 impl App {
+    /// Publishes an event everyone may see, timed by the clock.
+    pub(crate) fn publish(&self, kind: EventKind, payload: serde_json::Value) {
+        self.events
+            .publish(Event::public(kind, self.clock.now(), payload));
+    }
+
+    /// Publishes `user`'s event: whole to them, `public` to everyone else.
+    pub(crate) fn publish_for(
+        &self,
+        user: updown_domain::ids::UserId,
+        kind: EventKind,
+        payload: serde_json::Value,
+        public: Option<serde_json::Value>,
+    ) {
+        self.events.publish(Event::private(
+            kind,
+            self.clock.now(),
+            user,
+            payload,
+            public,
+        ));
+    }
+
+    /// Ends every event stream (the server is stopping).
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Changes to `true` when the server stops.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
     pub(crate) fn scheduler_ticked(&self, at: chrono::DateTime<chrono::Utc>) {
         self.last_tick
             .store(at.timestamp_millis(), std::sync::atomic::Ordering::Relaxed);

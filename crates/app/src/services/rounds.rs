@@ -9,8 +9,12 @@ use updown_store::{
     AuditEntry, Evidence, NewRound, PriceRecord, Round, SettlementStart, StoreError,
 };
 
+use serde_json::json;
+
 use super::App;
 use crate::error::{AppError, AppResult};
+use crate::events::EventKind;
+use crate::wire::instant;
 
 /// How a round's result is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +113,16 @@ impl App {
         self.touch();
         if created {
             tracing::info!(event = "round_opened", round = %round.terms.code, lock_at = %round.terms.lock_at, digest = %round.terms_digest);
+            self.publish(
+                EventKind::RoundOpened,
+                json!({
+                    "round": round.terms.code.to_string(),
+                    "market": round.terms.market.as_str(),
+                    "open_at": instant(round.terms.open_at),
+                    "lock_at": instant(round.terms.lock_at),
+                    "terms_digest": round.terms_digest,
+                }),
+            );
         }
         Ok((round, created))
     }
@@ -121,6 +135,10 @@ impl App {
         self.touch();
         if round.status == RoundStatus::Open {
             tracing::info!(event = "round_locked", round = %code);
+            self.publish(
+                EventKind::RoundLocked,
+                json!({ "round": code.to_string(), "locked_at": instant(self.clock.now()) }),
+            );
         }
         Ok(locked)
     }
@@ -356,8 +374,27 @@ impl App {
         metrics::histogram!("updown_settlement_duration_seconds")
             .record(paying.elapsed().as_secs_f64());
         let settlement = finished.settlement.as_ref().expect("finished settlement");
+        let voided = finished.status == RoundStatus::Void;
+        let close = |record: &Option<PriceRecord>| record.as_ref().map(|r| r.close.to_string());
+        self.publish(
+            if voided {
+                EventKind::RoundVoided
+            } else {
+                EventKind::RoundSettled
+            },
+            json!({
+                "round": code.to_string(),
+                "result": settlement.plan.outcome.as_str(),
+                "pool_up": settlement.plan.pool_up.get(),
+                "pool_down": settlement.plan.pool_down.get(),
+                "fee": settlement.plan.fee.get(),
+                "close": close(&settlement.evidence.close),
+                "previous_close": close(&settlement.evidence.previous_close),
+                "reason": settlement.reason,
+            }),
+        );
         tracing::info!(
-            event = if finished.status == RoundStatus::Void { "round_voided" } else { "round_settled" },
+            event = if voided { "round_voided" } else { "round_settled" },
             round = %code,
             outcome = settlement.plan.outcome.as_str(),
             fee = settlement.plan.fee.get(),

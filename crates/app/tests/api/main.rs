@@ -6,6 +6,7 @@ mod support;
 mod account;
 mod admin;
 mod auth_matrix;
+mod events;
 mod openapi;
 mod ratelimit;
 mod sessions;

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod sse;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -63,6 +65,34 @@ pub fn at(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// Redis for the stories that need one: required when `TEST_REDIS_URL` is
+/// set (CI), else the story says it skipped.
+pub fn redis_url(story: &str) -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: {story} (TEST_REDIS_URL is not set)");
+            None
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; panics after `within`.
+pub async fn eventually<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn usdc(whole: i64) -> Micros {
     Micros::usdc(whole).unwrap()
 }
@@ -111,6 +141,19 @@ impl TestApp {
             _stop: stop,
             _db: test_db,
         }
+    }
+
+    /// Another instance on the same database and clock, as a second
+    /// `serve` process would be (its own caches, batcher and event bus).
+    pub fn twin(&self, overrides: &[(&str, &str)]) -> App {
+        let mut settings = vec![("RATE_LIMIT_IP", "off"), ("RATE_LIMIT_KEY", "off")];
+        settings.extend_from_slice(overrides);
+        App::new(
+            Config::with(&settings).expect("test config"),
+            self.app.store.clone(),
+            self.clock.clone(),
+            self.app.oracle.clone(),
+        )
     }
 
     pub async fn funded(&self, name: &str, amount: Micros) -> UserId {

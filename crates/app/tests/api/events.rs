@@ -1,0 +1,86 @@
+//! `GET /events`: round events for everyone, a player's own events whole
+//! on their authenticated stream only.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+use crate::support::sse::EventStream;
+use crate::support::{at, Db, TestApp};
+use crate::{on_both_backends, support};
+use crate::{send, sign_up, simulate_deposit, ADMIN};
+
+on_both_backends!(the_event_stream_shows_round_events_to_all_and_a_players_own_only_to_them,);
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn the_event_stream_shows_round_events_to_all_and_a_players_own_only_to_them(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    let ann = sign_up(&t, "ann").await;
+    let bob = sign_up(&t, "bob").await;
+    let mut anyone = EventStream::open(t.address, None).await.unwrap();
+    let mut ann_stream = EventStream::open(t.address, Some(&ann)).await.unwrap();
+    let mut bob_stream = EventStream::open(t.address, Some(&bob)).await.unwrap();
+    assert_eq!(
+        EventStream::open(t.address, Some("ud_not_a_key"))
+            .await
+            .err(),
+        Some(StatusCode::UNAUTHORIZED),
+        "a bad credential is refused, not served the public stream"
+    );
+
+    let (status, _) = send(
+        &t,
+        "POST",
+        "/admin/rounds",
+        Some(r#"{"reason": "test"}"#),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let opened = anyone.expect("round_opened", WAIT).await;
+    assert_eq!(opened["type"], "round_opened");
+    assert_eq!(opened["payload"]["round"], "20261124");
+    assert!(opened["time"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-11-24T15:00:00"));
+
+    simulate_deposit(&t, "ann", 5_000_000).await;
+    let (status, bet) = send(
+        &t,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "UP", "amount": 2000000}"#),
+        Some(&ann),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bet}");
+
+    // Ann sees her deposit, then her bet with its id.
+    let credited = ann_stream.next_within(WAIT).await.unwrap();
+    assert_eq!(credited.0, "round_opened");
+    let credited = ann_stream.next_within(WAIT).await.unwrap();
+    assert_eq!(credited.0, "deposit_credited");
+    assert_eq!(credited.1["payload"]["amount"], 5_000_000);
+    let placed = ann_stream.expect("bet_placed", WAIT).await;
+    assert_eq!(placed["payload"]["bet_id"], bet["id"]);
+
+    // Bob and anyone see the bet move the pool, with no ids, and never
+    // Ann's deposit: their next event after the opening is the bet.
+    for stream in [&mut bob_stream, &mut anyone] {
+        let mut kinds = Vec::new();
+        while let Some((kind, data)) = stream.next_within(Duration::from_millis(500)).await {
+            if kind == "bet_placed" {
+                assert_eq!(
+                    data["payload"],
+                    serde_json::json!({"round": "20261124", "side": "UP", "stake": 2000000})
+                );
+            }
+            kinds.push(kind);
+        }
+        assert_eq!(kinds.last().map(String::as_str), Some("bet_placed"));
+        assert!(!kinds.iter().any(|k| k == "deposit_credited"), "{kinds:?}");
+    }
+    t.assert_verified().await;
+}
