@@ -43,6 +43,19 @@ pub enum OracleKind {
     Manual,
 }
 
+/// Who sends withdrawals to the chain (CHAIN_SENDER).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainSenderKind {
+    /// A simulated chain that accepts and confirms every transfer.
+    Mock,
+    /// An operator sends them and records the outcome (`updown
+    /// withdrawals`).
+    Manual,
+}
+
+/// The USDC contract on Ethereum mainnet: the default deposit token.
+pub const USDC_ETHEREUM: &str = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
+
 /// A request rate: `count` per `per` (RATE_LIMIT_* as `20/s`, `10/min`,
 /// `500/h`); `None` where the variable is `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +114,20 @@ pub struct Config {
     /// The operator's account-level extended public key (WALLET_XPUB,
     /// m/44'/60'/0'), from which deposit addresses are derived.
     pub wallet_xpub: Option<String>,
+    /// The deposit provider's webhook signing secret
+    /// (DEPOSIT_WEBHOOK_SECRET); without it the webhook is off.
+    pub deposit_webhook_secret: Option<Secret>,
+    /// Confirmations a transfer needs before it is credited.
+    pub min_confirmations: u32,
+    /// The chain and token contract deposits must come on.
+    pub deposit_chain: String,
+    pub deposit_token: updown_domain::address::Address,
+    /// Who sends withdrawals (CHAIN_SENDER).
+    pub chain_sender: ChainSenderKind,
+    /// Smallest withdrawal (WITHDRAWAL_MIN).
+    pub withdrawal_min: Micros,
+    /// Most one user may withdraw over 24 hours (WITHDRAWAL_DAILY_MAX).
+    pub withdrawal_daily_max: Micros,
     /// TIMEZONE: the seed's "round timing time zone". Rounds follow the
     /// NASDAQ close, so only America/New_York is accepted.
     pub timezone: chrono_tz::Tz,
@@ -368,6 +395,67 @@ impl Config {
         };
         let scheduler_tick =
             std::time::Duration::from_secs(number(&get, "SCHEDULER_TICK_SECS", 5u64, 1..=3600)?);
+        let deposit_webhook_secret = get("DEPOSIT_WEBHOOK_SECRET");
+        if deposit_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 16)
+        {
+            return Err(fail(
+                "DEPOSIT_WEBHOOK_SECRET",
+                "[redacted]",
+                "must be at least 16 characters",
+            ));
+        }
+        let deposit_token_text = get("DEPOSIT_TOKEN").unwrap_or_else(|| USDC_ETHEREUM.into());
+        let deposit_token = updown_domain::address::Address::parse(&deposit_token_text)
+            .map_err(|e| fail("DEPOSIT_TOKEN", &deposit_token_text, &e.to_string()))?;
+        let deposit_chain = get("DEPOSIT_CHAIN").unwrap_or_else(|| "ethereum".into());
+        if deposit_chain.len() > 32
+            || !deposit_chain
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(fail(
+                "DEPOSIT_CHAIN",
+                &deposit_chain,
+                "must be a chain name such as ethereum (lower-case letters, digits, '-')",
+            ));
+        }
+        let chain_sender = match get("CHAIN_SENDER").as_deref() {
+            None if production => ChainSenderKind::Manual,
+            None | Some("mock") => ChainSenderKind::Mock,
+            Some("manual") => ChainSenderKind::Manual,
+            Some(other) => return Err(fail("CHAIN_SENDER", other, "must be mock or manual")),
+        };
+        if production && chain_sender == ChainSenderKind::Mock {
+            return Err(fail(
+                "CHAIN_SENDER",
+                "mock",
+                "the mock chain only pretends to send; UPDOWN_ENV=production needs manual",
+            ));
+        }
+        let amount = |variable: &'static str, default: i64| -> Result<Micros, ConfigError> {
+            match get(variable) {
+                None => Ok(Micros::usdc(default).expect("constant")),
+                Some(text) => {
+                    let amount = Micros::parse_cli(&text)
+                        .map_err(|e| fail(variable, &text, &e.to_string()))?;
+                    if amount.is_zero() {
+                        return Err(fail(variable, &text, "must be at least 1 micro-USDC"));
+                    }
+                    Ok(amount)
+                }
+            }
+        };
+        let withdrawal_min = amount("WITHDRAWAL_MIN", 1)?;
+        let withdrawal_daily_max = amount("WITHDRAWAL_DAILY_MAX", 50_000)?;
+        if withdrawal_daily_max < withdrawal_min {
+            return Err(fail(
+                "WITHDRAWAL_DAILY_MAX",
+                &withdrawal_daily_max.to_string(),
+                "must be at least WITHDRAWAL_MIN",
+            ));
+        }
         let wallet_xpub = get("WALLET_XPUB");
         if let Some(xpub) = &wallet_xpub {
             if let Err(e) = updown_domain::wallet::DepositWallet::from_xpub(xpub) {
@@ -380,6 +468,13 @@ impl Config {
             production,
             admin_token: admin_token.map(Secret::new),
             wallet_xpub,
+            deposit_webhook_secret: deposit_webhook_secret.map(Secret::new),
+            min_confirmations: number(&get, "MIN_CONFIRMATIONS", 12u32, 0..=10_000)?,
+            deposit_chain,
+            deposit_token,
+            chain_sender,
+            withdrawal_min,
+            withdrawal_daily_max,
             scheduler,
             scheduler_tick,
             rate_per_key,
@@ -481,6 +576,13 @@ mod tests {
             ("RATE_LIMIT_SIGN_IN", "5/day"),
             ("TRUST_FORWARDED_FOR", "yes"),
             ("WALLET_XPUB", "xpub-not-a-key"),
+            ("DEPOSIT_WEBHOOK_SECRET", "short"),
+            ("DEPOSIT_TOKEN", "USDC"),
+            ("DEPOSIT_CHAIN", "Ethereum Mainnet"),
+            ("MIN_CONFIRMATIONS", "-1"),
+            ("CHAIN_SENDER", "carrier-pigeon"),
+            ("WITHDRAWAL_MIN", "0"),
+            ("WITHDRAWAL_DAILY_MAX", "1.0000001USDC"),
             // A master key (depth 0), not the account m/44'/60'/0'.
             ("WALLET_XPUB", "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8"),
             ("UPDOWN_ENV", "staging"),
@@ -488,6 +590,28 @@ mod tests {
             let error = Config::with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{error}");
         }
+    }
+
+    #[test]
+    fn production_sends_withdrawals_by_hand_and_refuses_the_mock_chain() {
+        let production = [("UPDOWN_ENV", "production")];
+        assert_eq!(
+            Config::with(&production).unwrap().chain_sender,
+            ChainSenderKind::Manual
+        );
+        assert_eq!(
+            Config::with(&[]).unwrap().chain_sender,
+            ChainSenderKind::Mock
+        );
+        let error =
+            Config::with(&[("UPDOWN_ENV", "production"), ("CHAIN_SENDER", "mock")]).unwrap_err();
+        assert_eq!(error.variable, "CHAIN_SENDER");
+        let error = Config::with(&[
+            ("WITHDRAWAL_MIN", "10USDC"),
+            ("WITHDRAWAL_DAILY_MAX", "5USDC"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.variable, "WITHDRAWAL_DAILY_MAX");
     }
 
     #[test]

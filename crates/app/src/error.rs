@@ -16,6 +16,12 @@ pub enum AppError {
     Invalid(String),
     #[error("{0}")]
     InsufficientFunds(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// Well-formed but not acceptable (a deposit on another chain, to an
+    /// unknown address).
+    #[error("{0}")]
+    Rejected(String),
     #[error(transparent)]
     Round(#[from] RoundError),
     #[error("{0}")]
@@ -38,6 +44,8 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::Invalid(_) => "invalid_input",
             AppError::InsufficientFunds(_) => "insufficient_funds",
+            AppError::LimitExceeded(_) => "limit_exceeded",
+            AppError::Rejected(_) => "refused",
             AppError::Round(
                 RoundError::TooEarlyToSettle { .. } | RoundError::SessionNotClosed { .. },
             ) => "too_early",
@@ -67,6 +75,7 @@ impl From<StoreError> for AppError {
             e @ StoreError::InsufficientFunds { .. } => AppError::InsufficientFunds(e.to_string()),
             StoreError::Round(e) => AppError::Round(e),
             StoreError::Invalid(what) => AppError::Invalid(what),
+            StoreError::LimitExceeded(what) => AppError::LimitExceeded(what),
             StoreError::Other(e) => AppError::Internal(e),
         }
     }

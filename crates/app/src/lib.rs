@@ -5,6 +5,7 @@
 //! - [`config`]: environment and `.env`, validated once at start.
 //! - [`clock`]: the clock port (system, manual, scaled for demos).
 //! - [`oracle`]: the oracle port (mock, CSV, manual).
+//! - [`chain`]: the chain-sender port for withdrawals (mock; manual is none).
 //! - [`services`]: the use-cases, including group commit for bets.
 //! - [`error`]: the use-cases' error with stable codes.
 //! - [`events`]: business events, in-process and on Redis.
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod bench;
 pub mod bench_http;
+pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -8,14 +8,17 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use support::{at, usdc, Db, TestApp};
+use updown_app::chain::{ChainSender, MockChain, Transfer};
 use updown_app::error::AppError;
 use updown_app::events::EventKind;
 use updown_app::oracle::MockOracle;
+use updown_app::services::App;
 use updown_app::services::{SettleOptions, SettleRequest};
 use updown_domain::ids::{BetId, RoundCode, UserId};
 use updown_domain::payout::settle;
 use updown_domain::round::{Outcome, Price, RoundStatus, Side};
 use updown_domain::Micros;
+use updown_store::WithdrawalStatus;
 
 on_both_backends!(
     bad_input_is_refused_with_a_clear_error_and_changes_nothing,
@@ -30,6 +33,8 @@ on_both_backends!(
     the_scheduler_waits_for_closes_until_the_void_instant,
     events_and_key_revocations_reach_the_other_instance_through_redis,
     with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them,
+    the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_once,
+    withdrawals_keep_to_the_minimum_and_the_daily_maximum,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z"; // 10:00 in New York
@@ -645,5 +650,96 @@ async fn with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them
     }
     assert_eq!(bets, 20);
     assert_eq!(t.app.balance(ann).await.unwrap().get(), 10_000_000 - 20);
+    t.assert_verified().await;
+}
+
+const GOOD: &str = "0x52908400098527886E0F7030069857D2E4169EE7";
+const REFUSED: &str = "0x8617E340B3D01FA5F11F306F4090FD50E238070D";
+
+async fn the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_once(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    let chain = Arc::new(MockChain::refusing(REFUSED));
+    let app = App::with_chain(
+        (*t.app.config).clone(),
+        t.app.store.clone(),
+        t.clock.clone(),
+        t.app.oracle.clone(),
+        Some(chain.clone()),
+    );
+    let ann = t.funded("ann", usdc(100)).await;
+    let good = app.withdraw(ann, usdc(10), GOOD).await.unwrap();
+    let refused = app.withdraw(ann, usdc(5), REFUSED).await.unwrap();
+    assert_eq!(app.balance(ann).await.unwrap(), usdc(85));
+
+    // A step that sent the first withdrawal and crashed before recording.
+    chain
+        .send(&Transfer {
+            request_id: good.id,
+            to: good.address.clone(),
+            amount: good.amount,
+        })
+        .await
+        .unwrap();
+    let tick = app.withdrawal_step().await.unwrap();
+    assert_eq!(tick.submitted, [good.id.0]);
+    assert_eq!(tick.failed, [refused.id.0]);
+    assert_eq!(
+        app.balance(ann).await.unwrap(),
+        usdc(90),
+        "the failed one is refunded"
+    );
+    let mut confirmed = Vec::new();
+    for _ in 0..5 {
+        let tick = app.withdrawal_step().await.unwrap();
+        assert!(tick.errors.is_empty(), "{tick:?}");
+        confirmed.extend(tick.confirmed);
+    }
+    assert_eq!(confirmed, [good.id.0]);
+    assert_eq!(chain.transfers_made(), 1, "sent once, despite the crash");
+    let good = app.store.withdrawal(good.id).await.unwrap();
+    assert_eq!(good.status, WithdrawalStatus::Confirmed);
+    assert!(good.chain_tx_hash.unwrap().starts_with("0x"));
+    let refused = app.store.withdrawal(refused.id).await.unwrap();
+    assert_eq!(refused.status, WithdrawalStatus::Failed);
+    assert!(refused.failure_reason.unwrap().contains("refused"));
+    let tvl = app.tvl().await.unwrap();
+    assert_eq!(
+        (tvl.withdrawals_pending, tvl.user_balances),
+        (0, 90_000_000)
+    );
+    // The operator's manual sender has no worker: a step does nothing.
+    let manual = t.twin(&[("CHAIN_SENDER", "manual")]);
+    manual.withdraw(ann, usdc(1), GOOD).await.unwrap();
+    assert!(manual.withdrawal_step().await.unwrap().is_idle());
+    t.assert_verified().await;
+}
+
+async fn withdrawals_keep_to_the_minimum_and_the_daily_maximum(db: Db) {
+    let limits = [
+        ("WITHDRAWAL_MIN", "2USDC"),
+        ("WITHDRAWAL_DAILY_MAX", "20USDC"),
+    ];
+    let t = TestApp::spawn(db, &limits, at(MORNING)).await;
+    let app = &t.app;
+    let ann = t.funded("ann", usdc(100)).await;
+    let (code, message) = message_of(app.withdraw(ann, usdc(1), GOOD).await);
+    assert_eq!(code, "invalid_input");
+    assert!(message.contains("WITHDRAWAL_MIN"), "{message}");
+    let (code, _) = message_of(
+        app.withdraw(ann, usdc(5), "0x0000000000000000000000000000000000000000")
+            .await,
+    );
+    assert_eq!(code, "invalid_input");
+
+    app.withdraw(ann, usdc(12), GOOD).await.unwrap();
+    let (code, message) = message_of(app.withdraw(ann, usdc(9), GOOD).await);
+    assert_eq!(code, "limit_exceeded");
+    assert!(message.contains("at most 8000000 more"), "{message}");
+    assert_eq!(app.balance(ann).await.unwrap(), usdc(88), "nothing moved");
+    app.withdraw(ann, usdc(8), GOOD).await.unwrap();
+    // A day later the window has moved on.
+    t.advance(Duration::hours(24));
+    app.withdraw(ann, usdc(20), GOOD).await.unwrap();
+    assert_eq!(app.balance(ann).await.unwrap(), usdc(60));
     t.assert_verified().await;
 }

@@ -50,6 +50,9 @@ pub enum StoreError {
     Round(#[from] RoundError),
     #[error("{0}")]
     Invalid(String),
+    /// A configured limit would be passed.
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -192,6 +195,19 @@ pub trait Store: Send + Sync + 'static {
 
     // Deposits and withdrawals.
     async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit>;
+    /// The credit of chain transfer (tx hash, log index), if there is one.
+    async fn deposit_by_transfer(
+        &self,
+        tx_hash: &str,
+        log_index: i64,
+    ) -> StoreResult<Option<Deposit>>;
+    /// Records one deposit notification (`received_at` and `outcome` set).
+    async fn record_deposit_notification(
+        &self,
+        notification: &DepositNotification,
+    ) -> StoreResult<()>;
+    /// The latest deposit notifications, newest first.
+    async fn deposit_notifications(&self, limit: i64) -> StoreResult<Vec<DepositNotification>>;
     async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal>;
     /// Newest first; of one user and in one status when given.
     async fn withdrawals(

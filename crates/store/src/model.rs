@@ -48,6 +48,70 @@ pub struct NewWithdrawal {
     pub amount: Micros,
     pub address: String,
     pub now: DateTime<Utc>,
+    /// The user's withdrawal limit, checked in the same transaction.
+    pub cap: Option<WithdrawalCap>,
+}
+
+/// A limit on what one user withdraws over a window: their withdrawals
+/// created after `after` (failed ones excepted), this one included, may
+/// not exceed `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WithdrawalCap {
+    pub max: Micros,
+    pub after: DateTime<Utc>,
+}
+
+/// What became of one deposit notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepositOutcome {
+    /// This notification credited the transfer.
+    Credited,
+    /// The transfer was credited before (a retry, a replay, a later
+    /// confirmation count).
+    Duplicate,
+    /// Too few confirmations yet; a later notification credits it.
+    Pending,
+    /// Refused; the notification's `reason` says why.
+    Refused,
+}
+
+impl DepositOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DepositOutcome::Credited => "credited",
+            DepositOutcome::Duplicate => "duplicate",
+            DepositOutcome::Pending => "pending",
+            DepositOutcome::Refused => "refused",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            DepositOutcome::Credited,
+            DepositOutcome::Duplicate,
+            DepositOutcome::Pending,
+            DepositOutcome::Refused,
+        ]
+        .into_iter()
+        .find(|outcome| outcome.as_str() == text)
+    }
+}
+
+/// One notification from the deposit provider, as recorded. Fields the
+/// sender left out or got wrong are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DepositNotification {
+    pub received_at: Option<DateTime<Utc>>,
+    pub outcome: Option<DepositOutcome>,
+    pub reason: Option<String>,
+    pub chain: Option<String>,
+    pub token: Option<String>,
+    pub tx_hash: Option<String>,
+    pub log_index: Option<i64>,
+    pub to_address: Option<String>,
+    pub amount: Option<i64>,
+    pub confirmations: Option<i64>,
+    pub user: Option<UserId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -47,6 +47,7 @@ on_both_backends!(
     withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
     sessions_expire_end_and_are_not_api_keys,
     only_one_process_at_a_time_holds_the_scheduler_lease,
+    concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept,
 );
 
 fn m(v: i64) -> Micros {
@@ -211,6 +212,7 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dy
         amount: m(10),
         address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
         now,
+        cap: None,
     };
     store.request_withdrawal(&withdrawal).await.unwrap();
     let too_much = store
@@ -539,6 +541,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
         amount: m(amount),
         address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
         now,
+        cap: None,
     };
     let sent = store.request_withdrawal(&request(300)).await.unwrap();
     let bounced = store.request_withdrawal(&request(200)).await.unwrap();
@@ -735,4 +738,90 @@ async fn only_one_process_at_a_time_holds_the_scheduler_lease(store: Arc<dyn Sto
         .unwrap()
         .expect("free again once released");
     again.release().await.unwrap();
+}
+
+async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(
+    store: Arc<dyn Store>,
+) {
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let a = funded_user(&store, "cap", 1_000, now).await;
+    let cap = WithdrawalCap {
+        max: m(100),
+        after: now - chrono::Duration::hours(24),
+    };
+    // Sixteen withdrawals of 10 at once under a cap of 100: exactly ten.
+    let attempts = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .request_withdrawal(&NewWithdrawal {
+                    user: a,
+                    amount: m(10),
+                    address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
+                    now,
+                    cap: Some(cap),
+                })
+                .await
+        })
+    });
+    let mut accepted = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(StoreError::LimitExceeded(_)) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(accepted, 10);
+    assert_eq!(store.balance(a).await.unwrap(), m(900));
+
+    let credited = store
+        .credit_deposit(&NewDeposit {
+            user: a,
+            amount: m(5),
+            chain_tx_hash: "0xnotified".into(),
+            log_index: 3,
+            now,
+        })
+        .await
+        .unwrap();
+    let found = store.deposit_by_transfer("0xnotified", 3).await.unwrap();
+    assert_eq!(found, Some(credited));
+    assert_eq!(
+        store.deposit_by_transfer("0xnotified", 4).await.unwrap(),
+        None
+    );
+    for (outcome, reason) in [
+        (DepositOutcome::Refused, Some("bad signature".to_string())),
+        (DepositOutcome::Credited, None),
+    ] {
+        store
+            .record_deposit_notification(&DepositNotification {
+                received_at: Some(now),
+                outcome: Some(outcome),
+                reason,
+                tx_hash: Some("0xnotified".into()),
+                log_index: Some(3),
+                amount: Some(5),
+                confirmations: Some(12),
+                user: Some(a),
+                ..DepositNotification::default()
+            })
+            .await
+            .unwrap();
+    }
+    let kept = store.deposit_notifications(10).await.unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(
+        kept[0].outcome,
+        Some(DepositOutcome::Credited),
+        "newest first"
+    );
+    assert_eq!(kept[1].reason.as_deref(), Some("bad signature"));
+    assert_eq!(kept[1].received_at, Some(now));
+    let incomplete = store
+        .record_deposit_notification(&DepositNotification::default())
+        .await;
+    assert!(matches!(incomplete, Err(StoreError::Invalid(_))));
+    assert!(store.verify().await.unwrap().ok());
 }

@@ -56,7 +56,7 @@ impl From<AppError> for ApiError {
             "unauthorized" => StatusCode::UNAUTHORIZED,
             "conflict" | "round_closed" | "too_early" => StatusCode::CONFLICT,
             "invalid_input" => StatusCode::BAD_REQUEST,
-            "insufficient_funds" | "limit_exceeded" | "self_excluded" => {
+            "insufficient_funds" | "limit_exceeded" | "self_excluded" | "refused" => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             "unavailable" => StatusCode::SERVICE_UNAVAILABLE,

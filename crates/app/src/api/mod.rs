@@ -18,6 +18,7 @@ mod simulate;
 mod tvl;
 mod users;
 mod wallets;
+mod webhooks;
 mod withdrawals;
 
 use std::future::Future;
@@ -134,6 +135,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(tvl::router())
         .merge(users::router())
         .merge(wallets::router())
+        .merge(webhooks::router())
         .merge(withdrawals::router())
         .split_for_parts()
 }

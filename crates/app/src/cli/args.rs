@@ -31,10 +31,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service on BIND_ADDR (migrates first; stops cleanly on Ctrl-C or SIGTERM).
     Serve,
-    /// Open, lock, settle and void rounds on time (what `serve` also does
-    /// unless SCHEDULER=off); every SCHEDULER_TICK_SECS until Ctrl-C.
+    /// Open, lock, settle and void rounds on time, and step withdrawals
+    /// through the chain sender (what `serve` also does unless
+    /// SCHEDULER=off); every SCHEDULER_TICK_SECS until Ctrl-C.
     Scheduler {
-        /// One step (every overdue transition, then opening), then exit.
+        /// One step (every overdue transition, then opening, then the
+        /// withdrawal worker), then exit.
         #[arg(long)]
         once: bool,
     },

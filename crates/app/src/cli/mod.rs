@@ -465,12 +465,14 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             });
         }
         Command::Scheduler { once: true } => {
-            let tick = app.scheduler_step().await?;
-            out.print(&tick, || {
-                if tick.is_idle() {
+            let rounds = app.scheduler_step().await?;
+            let withdrawals = app.withdrawal_step().await?;
+            let both = serde_json::json!({ "rounds": rounds, "withdrawals": withdrawals });
+            out.print(&both, || {
+                if rounds.is_idle() && withdrawals.is_idle() {
                     "nothing to do".into()
                 } else {
-                    format!("{tick:?}")
+                    format!("rounds: {rounds:?}\nwithdrawals: {withdrawals:?}")
                 }
             });
         }

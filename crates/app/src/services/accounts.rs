@@ -6,7 +6,8 @@ use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{Email, UserId, WithdrawalId};
 use updown_domain::Micros;
 use updown_store::{
-    Deposit, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal, WithdrawalChange,
+    Deposit, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal, WithdrawalCap,
+    WithdrawalChange,
 };
 
 use serde_json::json;
@@ -32,6 +33,8 @@ fn check_tx_hash(hash: &str) -> AppResult<()> {
         )))
     }
 }
+
+const ZERO_ADDRESS: &str = "0x0000000000000000000000000000000000000000";
 
 /// Longest self-exclusion a player can set themselves: 50 years.
 const MAX_EXCLUSION_DAYS: i64 = 50 * 366;
@@ -150,21 +153,33 @@ impl App {
     }
 
     /// Moves `amount` from available to pending at once and queues the
-    /// withdrawal for the chain.
+    /// withdrawal for the chain: at least `WITHDRAWAL_MIN`, and at most
+    /// `WITHDRAWAL_DAILY_MAX` per user over any 24 hours.
     pub async fn withdraw(&self, user: UserId, amount: Micros, to: &str) -> AppResult<Withdrawal> {
-        if amount.is_zero() {
-            return Err(AppError::Invalid(
-                "a withdrawal must be at least 1 micro-USDC".into(),
-            ));
+        if amount < self.config.withdrawal_min {
+            return Err(AppError::Invalid(format!(
+                "a withdrawal must be at least {} micro-USDC (WITHDRAWAL_MIN); this one is {amount}",
+                self.config.withdrawal_min
+            )));
         }
         let address = Address::parse(to).map_err(|e| AppError::Invalid(e.to_string()))?;
+        if address.to_checksum() == ZERO_ADDRESS {
+            return Err(AppError::Invalid(
+                "the zero address burns whatever is sent to it; give your own address".into(),
+            ));
+        }
+        let now = self.clock.now();
         let withdrawal = self
             .store
             .request_withdrawal(&NewWithdrawal {
                 user,
                 amount,
                 address: address.to_checksum(),
-                now: self.clock.now(),
+                now,
+                cap: Some(WithdrawalCap {
+                    max: self.config.withdrawal_daily_max,
+                    after: now - chrono::Duration::hours(24),
+                }),
             })
             .await?;
         tracing::info!(event = "withdrawal_queued", user = %user, amount = amount.get(), withdrawal = %withdrawal.id);

@@ -13,6 +13,8 @@ mod scheduler;
 mod sessions;
 mod views;
 mod wallets;
+pub mod webhooks;
+mod withdrawal_worker;
 
 use std::sync::Arc;
 
@@ -24,9 +26,11 @@ pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::Tick;
 pub use sessions::{check_password, SESSION_TTL};
+pub use withdrawal_worker::WorkerTick;
 
+use crate::chain::{ChainSender, MockChain};
 use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::config::{Config, OracleKind};
+use crate::config::{ChainSenderKind, Config, OracleKind};
 use crate::events::{Event, EventBus, EventKind};
 use crate::oracle::{CsvOracle, ManualOracle, MockOracle, Oracle};
 
@@ -48,6 +52,8 @@ pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub oracle: Arc<dyn Oracle>,
+    /// Sends withdrawals; `None` when operators do (CHAIN_SENDER=manual).
+    pub chain: Option<Arc<dyn ChainSender>>,
     pub config: Arc<Config>,
     pub calendar: Calendar,
     bets: BetBatcher,
@@ -88,13 +94,28 @@ pub struct AppParts {
 pub const MAX_EVENT_STREAMS: usize = 10_000;
 
 impl App {
-    /// Wires the ports together and starts the bet batcher (needs a Tokio
-    /// runtime).
+    /// Wires the ports together, with the chain sender the configuration
+    /// names, and starts the bet batcher (needs a Tokio runtime).
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         oracle: Arc<dyn Oracle>,
+    ) -> App {
+        let chain: Option<Arc<dyn ChainSender>> = match config.chain_sender {
+            ChainSenderKind::Mock => Some(Arc::new(MockChain::default())),
+            ChainSenderKind::Manual => None,
+        };
+        App::with_chain(config, store, clock, oracle, chain)
+    }
+
+    /// As `new`, with a chain sender of the caller's (tests).
+    pub fn with_chain(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        oracle: Arc<dyn Oracle>,
+        chain: Option<Arc<dyn ChainSender>>,
     ) -> App {
         let bets = BetBatcher::start(
             store.clone(),
@@ -126,6 +147,7 @@ impl App {
             store,
             clock,
             oracle,
+            chain,
             bets,
             round_ids: Arc::default(),
             taking_bets: Arc::default(),

@@ -41,14 +41,18 @@ fn count(kind: &'static str) {
 }
 
 impl App {
-    /// Steps every `SCHEDULER_TICK_SECS` until `shutdown` resolves. A
-    /// failed step is logged and retried at the next tick.
+    /// Steps every `SCHEDULER_TICK_SECS` until `shutdown` resolves: the
+    /// rounds, then the withdrawal worker. A failed step is logged and
+    /// retried at the next tick.
     pub async fn run_scheduler(&self, shutdown: impl Future<Output = ()>) {
         self.scheduler_running.store(true, Ordering::Relaxed);
         tokio::pin!(shutdown);
         loop {
             if let Err(e) = self.scheduler_step().await {
                 tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
+            }
+            if let Err(e) = self.withdrawal_step().await {
+                tracing::error!(error = %e, "withdrawal step failed; retrying at the next tick");
             }
             tokio::select! {
                 _ = &mut shutdown => break,

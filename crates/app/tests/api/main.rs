@@ -11,6 +11,7 @@ mod openapi;
 mod ratelimit;
 mod sessions;
 mod wallets;
+mod webhooks;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

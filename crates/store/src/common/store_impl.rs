@@ -269,6 +269,81 @@ macro_rules! impl_store {
                 })
             }
 
+            async fn deposit_by_transfer(&self, tx_hash: &str, log_index: i64) -> StoreResult<Option<Deposit>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, amount, chain_tx_hash, log_index, credited_at FROM deposits \
+                     WHERE chain_tx_hash = $1 AND log_index = $2",
+                )
+                .bind(tx_hash)
+                .bind(log_index)
+                .fetch_optional(self.read())
+                .await?;
+                row.map(|row| {
+                    Ok(Deposit {
+                        id: row.try_get("id")?,
+                        user: UserId(row.try_get("user_id")?),
+                        amount: micros(row.try_get("amount")?)?,
+                        chain_tx_hash: row.try_get("chain_tx_hash")?,
+                        log_index: row.try_get("log_index")?,
+                        credited_at: row.try_get("credited_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn record_deposit_notification(&self, n: &DepositNotification) -> StoreResult<()> {
+                let (Some(received_at), Some(outcome)) = (n.received_at, n.outcome) else {
+                    return Err(StoreError::Invalid("a recorded notification needs its time and outcome".into()));
+                };
+                sqlx::query(
+                    "INSERT INTO deposit_notifications (received_at, outcome, reason, chain, token, tx_hash, \
+                     log_index, to_address, amount, confirmations, user_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(received_at)
+                .bind(outcome.as_str())
+                .bind(&n.reason)
+                .bind(&n.chain)
+                .bind(&n.token)
+                .bind(&n.tx_hash)
+                .bind(n.log_index)
+                .bind(&n.to_address)
+                .bind(n.amount)
+                .bind(n.confirmations)
+                .bind(n.user.map(|u| u.0))
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn deposit_notifications(&self, limit: i64) -> StoreResult<Vec<DepositNotification>> {
+                let rows = sqlx::query(
+                    "SELECT received_at, outcome, reason, chain, token, tx_hash, log_index, to_address, \
+                     amount, confirmations, user_id FROM deposit_notifications ORDER BY id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(self.read())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let outcome: String = row.try_get("outcome")?;
+                        Ok(DepositNotification {
+                            received_at: Some(row.try_get("received_at")?),
+                            outcome: DepositOutcome::parse(&outcome),
+                            reason: row.try_get("reason")?,
+                            chain: row.try_get("chain")?,
+                            token: row.try_get("token")?,
+                            tx_hash: row.try_get("tx_hash")?,
+                            log_index: row.try_get("log_index")?,
+                            to_address: row.try_get("to_address")?,
+                            amount: row.try_get("amount")?,
+                            confirmations: row.try_get("confirmations")?,
+                            user: row.try_get::<Option<i64>, _>("user_id")?.map(UserId),
+                        })
+                    })
+                    .collect()
+            }
+
             async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal> {
                 let posting = Posting::withdrawal_request(request.user, request.amount)
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -277,7 +352,28 @@ macro_rules! impl_store {
                     user: Some(request.user),
                     ..TxMeta::default()
                 };
+                // Moving the funds first locks the user's balance row, so
+                // their concurrent withdrawals take the cap's sum in turn.
                 let ledger_tx = write_posting(&mut tx, &posting, meta, request.now).await?;
+                if let Some(cap) = request.cap {
+                    let recent: i64 = sqlx::query(
+                        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS recent FROM withdrawals \
+                         WHERE user_id = $1 AND created_at > $2 AND status <> 'FAILED'",
+                    )
+                    .bind(request.user.0)
+                    .bind(cap.after)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("recent")?;
+                    if recent.saturating_add(request.amount.get()) > cap.max.get() {
+                        return Err(StoreError::LimitExceeded(format!(
+                            "withdrawals are limited to {} micro-USDC per day; {recent} already withdrawn since {}, so at most {} more",
+                            cap.max,
+                            cap.after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            (cap.max.get() - recent).max(0)
+                        )));
+                    }
+                }
                 let sql = format!(
                     "INSERT INTO withdrawals (user_id, amount, address, status, ledger_tx_id, created_at, updated_at) \
                      VALUES ($1, $2, $3, 'QUEUED', $4, $5, $5) RETURNING {WITHDRAWAL_COLUMNS}"
