@@ -41,6 +41,21 @@ pub enum OracleKind {
     Mock,
     Csv,
     Manual,
+    Http,
+    Quorum,
+}
+
+impl OracleKind {
+    fn parse(text: &str) -> Option<OracleKind> {
+        Some(match text.trim().to_ascii_lowercase().as_str() {
+            "mock" => OracleKind::Mock,
+            "csv" => OracleKind::Csv,
+            "manual" => OracleKind::Manual,
+            "http" => OracleKind::Http,
+            "quorum" => OracleKind::Quorum,
+            _ => return None,
+        })
+    }
 }
 
 /// Who sends withdrawals to the chain (CHAIN_SENDER).
@@ -140,6 +155,13 @@ pub struct Config {
     pub extra_closures: Vec<NaiveDate>,
     pub oracle: OracleKind,
     pub oracle_csv_path: Option<PathBuf>,
+    /// The HTTP provider, when ORACLE=http or a quorum source is http.
+    pub oracle_http: Option<crate::oracle::HttpSettings>,
+    /// With ORACLE=quorum: the sources asked (ORACLE_SOURCES), how many
+    /// must agree (ORACLE_QUORUM) and how closely (ORACLE_MAX_SPREAD_BPS).
+    pub oracle_sources: Vec<OracleKind>,
+    pub oracle_quorum: usize,
+    pub oracle_max_spread_bps: u32,
     pub clock: Option<ClockOverride>,
     pub db_max_connections: u32,
     pub settle_chunk_size: i64,
@@ -280,20 +302,83 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let oracle_text = get("ORACLE").unwrap_or_else(|| "mock".into());
-        let oracle = match oracle_text.to_ascii_lowercase().as_str() {
-            "mock" => OracleKind::Mock,
-            "csv" => OracleKind::Csv,
-            "manual" => OracleKind::Manual,
-            _ => {
+        let oracle = OracleKind::parse(&oracle_text).ok_or_else(|| {
+            fail(
+                "ORACLE",
+                &oracle_text,
+                "must be one of mock, csv, manual, http, quorum",
+            )
+        })?;
+        let oracle_sources = match get("ORACLE_SOURCES") {
+            None if oracle == OracleKind::Quorum => {
                 return Err(fail(
-                    "ORACLE",
-                    &oracle_text,
-                    "must be one of mock, csv, manual",
+                    "ORACLE_SOURCES",
+                    "",
+                    "is required when ORACLE=quorum: a list such as http,csv",
                 ))
             }
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(|source| match OracleKind::parse(source) {
+                    Some(kind @ (OracleKind::Mock | OracleKind::Csv | OracleKind::Http)) => {
+                        Ok(kind)
+                    }
+                    _ => Err(fail(
+                        "ORACLE_SOURCES",
+                        &text,
+                        "sources are mock, csv and http, separated by commas",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let oracle_quorum = number(&get, "ORACLE_QUORUM", 2usize, 1..=16)?;
+        if oracle == OracleKind::Quorum && oracle_quorum > oracle_sources.len() {
+            return Err(fail(
+                "ORACLE_QUORUM",
+                &oracle_quorum.to_string(),
+                "cannot exceed the number of ORACLE_SOURCES",
+            ));
+        }
+        let oracle_max_spread_bps = number(&get, "ORACLE_MAX_SPREAD_BPS", 10u32, 0..=10_000)?;
+        let uses = |kind| {
+            oracle == kind || (oracle == OracleKind::Quorum && oracle_sources.contains(&kind))
+        };
+        let oracle_http = if uses(OracleKind::Http) {
+            let api_key = get("ORACLE_API_KEY").ok_or_else(|| {
+                fail(
+                    "ORACLE_API_KEY",
+                    "",
+                    "is required for the http oracle (the provider's key)",
+                )
+            })?;
+            let base_url =
+                get("ORACLE_HTTP_URL").unwrap_or_else(|| "https://api.polygon.io".into());
+            if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+                return Err(fail(
+                    "ORACLE_HTTP_URL",
+                    &base_url,
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            Some(crate::oracle::HttpSettings {
+                base_url,
+                api_key: Secret::new(api_key),
+                ticker: get("ORACLE_TICKER").unwrap_or_else(|| format!("I:{market}")),
+                timeout: std::time::Duration::from_millis(number(
+                    &get,
+                    "ORACLE_TIMEOUT_MS",
+                    5000u64,
+                    100..=60_000,
+                )?),
+                attempts: number(&get, "ORACLE_ATTEMPTS", 3u32, 1..=10)?,
+                retry_wait: std::time::Duration::from_millis(250),
+            })
+        } else {
+            None
         };
         let oracle_csv_path = get("ORACLE_CSV_PATH").map(PathBuf::from);
-        if oracle == OracleKind::Csv && oracle_csv_path.is_none() {
+        if uses(OracleKind::Csv) && oracle_csv_path.is_none() {
             return Err(fail(
                 "ORACLE_CSV_PATH",
                 "",
@@ -495,6 +580,10 @@ impl Config {
             extra_closures,
             oracle,
             oracle_csv_path,
+            oracle_http,
+            oracle_sources,
+            oracle_quorum,
+            oracle_max_spread_bps,
             clock,
             db_max_connections: number(&get, "DB_MAX_CONNECTIONS", 16u32, 1..=500)?,
             settle_chunk_size: number(&get, "SETTLE_CHUNK_SIZE", 10_000i64, 1..=100_000)?,
@@ -562,6 +651,9 @@ mod tests {
             ("MAX_BET", "1.5"),
             ("EXTRA_CLOSURES", "2031-13-01"),
             ("ORACLE", "magic"),
+            ("ORACLE_SOURCES", "mock,oracle-of-delphi"),
+            ("ORACLE_QUORUM", "0"),
+            ("ORACLE_MAX_SPREAD_BPS", "10001"),
             ("CLOCK_START", "yesterday"),
             ("TIMEZONE", "Mars/Olympus"),
             ("TIMEZONE", "Europe/London"),
@@ -590,6 +682,41 @@ mod tests {
             let error = Config::with(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{error}");
         }
+    }
+
+    #[test]
+    fn the_http_and_quorum_oracles_name_what_they_miss() {
+        let missing = |vars: &[(&str, &str)]| Config::with(vars).unwrap_err().variable;
+        assert_eq!(missing(&[("ORACLE", "http")]), "ORACLE_API_KEY");
+        assert_eq!(missing(&[("ORACLE", "quorum")]), "ORACLE_SOURCES");
+        assert_eq!(
+            missing(&[("ORACLE", "quorum"), ("ORACLE_SOURCES", "mock,http")]),
+            "ORACLE_API_KEY"
+        );
+        assert_eq!(
+            missing(&[
+                ("ORACLE", "quorum"),
+                ("ORACLE_SOURCES", "mock"),
+                ("ORACLE_QUORUM", "2")
+            ]),
+            "ORACLE_QUORUM"
+        );
+        let config = Config::with(&[
+            ("ORACLE", "quorum"),
+            ("ORACLE_SOURCES", "mock, http"),
+            ("ORACLE_API_KEY", "key"),
+        ])
+        .unwrap();
+        assert_eq!(config.oracle_sources, [OracleKind::Mock, OracleKind::Http]);
+        let http = config.oracle_http.unwrap();
+        assert_eq!(
+            (http.base_url.as_str(), http.ticker.as_str()),
+            ("https://api.polygon.io", "I:NDX")
+        );
+        assert!(
+            !format!("{http:?}").contains("key\""),
+            "the key is redacted"
+        );
     }
 
     #[test]

@@ -4,6 +4,11 @@
 
 mod support;
 
+#[path = "oracles/http.rs"]
+mod http_oracle;
+
+use http_oracle::a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds;
+
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -35,6 +40,7 @@ on_both_backends!(
     with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them,
     the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_once,
     withdrawals_keep_to_the_minimum_and_the_daily_maximum,
+    a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z"; // 10:00 in New York

@@ -32,7 +32,7 @@ use crate::chain::{ChainSender, MockChain};
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{ChainSenderKind, Config, OracleKind};
 use crate::events::{Event, EventBus, EventKind};
-use crate::oracle::{CsvOracle, ManualOracle, MockOracle, Oracle};
+use crate::oracle::{CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle};
 
 /// Everything a use-case needs, shared by every entry point. Cloning is
 /// one reference count (each request clones it).
@@ -171,7 +171,7 @@ impl App {
             Some(setting) => Arc::new(ScaledClock::new(setting)),
             None => Arc::new(SystemClock),
         };
-        let oracle = oracle_for(&config);
+        let oracle = oracle_for(&config)?;
         Ok(App::new(config, store, clock, oracle))
     }
 }
@@ -204,17 +204,39 @@ async fn follow_events(
     }
 }
 
-pub fn oracle_for(config: &Config) -> Arc<dyn Oracle> {
-    match config.oracle {
-        OracleKind::Mock => Arc::new(MockOracle::default()),
-        OracleKind::Csv => Arc::new(CsvOracle::new(
-            config
-                .oracle_csv_path
-                .clone()
-                .expect("validated with the config"),
-        )),
-        OracleKind::Manual => Arc::new(ManualOracle),
+/// The oracle the configuration names.
+pub fn oracle_for(config: &Config) -> anyhow::Result<Arc<dyn Oracle>> {
+    let single = |kind| -> anyhow::Result<Arc<dyn Oracle>> {
+        Ok(match kind {
+            OracleKind::Mock => Arc::new(MockOracle::default()),
+            OracleKind::Csv => Arc::new(CsvOracle::new(
+                config
+                    .oracle_csv_path
+                    .clone()
+                    .expect("validated with the config"),
+            )),
+            OracleKind::Http => Arc::new(HttpOracle::new(
+                config
+                    .oracle_http
+                    .clone()
+                    .expect("validated with the config"),
+            )?),
+            OracleKind::Manual | OracleKind::Quorum => Arc::new(ManualOracle),
+        })
+    };
+    if config.oracle != OracleKind::Quorum {
+        return single(config.oracle);
     }
+    let sources = config
+        .oracle_sources
+        .iter()
+        .map(|kind| single(*kind))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Arc::new(QuorumOracle::new(
+        sources,
+        config.oracle_quorum,
+        config.oracle_max_spread_bps,
+    )))
 }
 
 /// Midnight of `date` in New York, as an instant (self-exclusion ends then).

@@ -256,21 +256,22 @@ impl App {
             return Ok(Some(recorded));
         }
         let started = std::time::Instant::now();
-        let fetched = self.oracle.close(&self.config.market, date).await;
+        let fetched = self.oracle.quote(&self.config.market, date).await;
         metrics::histogram!("updown_oracle_fetch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         let fetched = fetched.map_err(|e| {
             metrics::counter!("updown_oracle_failures_total").increment(1);
+            tracing::warn!(event = "oracle_failed", date = %date, oracle = %self.oracle.name(), error = %e);
             AppError::Unavailable(e.to_string())
         })?;
-        let Some(close) = fetched else {
+        let Some(quote) = fetched else {
             return Ok(None);
         };
         let record = PriceRecord {
             market: self.config.market.clone(),
             date,
-            close,
-            source: self.oracle.name(),
+            close: quote.price,
+            source: quote.source,
             fetched_at: self.clock.now(),
         };
         match self.store.record_price(&record).await {
@@ -462,8 +463,17 @@ impl App {
     async fn decide_from_oracle(&self, round: &Round) -> AppResult<SettlementStart> {
         let now = self.clock.now();
         round.clock().check_settle(now, true)?;
-        let close = self.close_of(round.terms.code.date()).await?;
-        let previous_close = self.close_of(round.terms.previous_session).await?;
+        // Past the void instant a failing oracle is as good as a silent
+        // one: the round voids and refunds instead of waiting forever.
+        let past_void = now >= round.terms.void_at;
+        let fetch = |date| async move {
+            match self.close_of(date).await {
+                Err(AppError::Unavailable(_)) if past_void => Ok(None),
+                other => other,
+            }
+        };
+        let close = fetch(round.terms.code.date()).await?;
+        let previous_close = fetch(round.terms.previous_session).await?;
         let evidence = Evidence {
             close: close.clone(),
             previous_close: previous_close.clone(),

@@ -1,0 +1,256 @@
+//! Polygon.io's daily open/close API as an oracle:
+//! `GET {base}/v1/open-close/{ticker}/{date}?adjusted=true`, the key sent
+//! as `Authorization: Bearer` (never in the URL, so it cannot leak into
+//! logs). A 200 answer is `{"status": "OK", "from": "<date>", "close":
+//! <number>, ...}`; a session without data is 404 `{"status":
+//! "NOT_FOUND"}`.
+//!
+//! Each attempt has a timeout; timeouts, connection errors, 429 and 5xx
+//! are retried a bounded number of times with jittered exponential
+//! backoff; anything else that is not a close (401/403, a body that is not
+//! the documented shape, another date, a price that is not positive) is
+//! an error at once. The close is read from the JSON text exactly, never
+//! through a float.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use updown_domain::ids::Market;
+use updown_domain::round::Price;
+
+use super::{Oracle, OracleError};
+use crate::config::Secret;
+use crate::retry::Backoff;
+
+/// Largest answer read; the documented one is a few hundred bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// `https://api.polygon.io`, or a compatible server.
+    pub base_url: String,
+    pub api_key: Secret,
+    /// The provider's ticker, e.g. `I:NDX` for the Nasdaq-100 index.
+    pub ticker: String,
+    /// Longest one attempt may take.
+    pub timeout: Duration,
+    /// Attempts per fetch (at least 1).
+    pub attempts: u32,
+    /// First wait between attempts; it doubles up to 16 times this.
+    pub retry_wait: Duration,
+}
+
+pub struct HttpOracle {
+    settings: HttpSettings,
+    client: reqwest::Client,
+    name: String,
+}
+
+/// The documented 200 answer (the fields used).
+#[derive(Deserialize)]
+struct OpenClose<'a> {
+    status: &'a str,
+    from: &'a str,
+    #[serde(borrow)]
+    close: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct StatusOnly<'a> {
+    status: &'a str,
+}
+
+/// Why one attempt gave no close.
+enum Failure {
+    /// Worth another attempt: timeouts, connection errors, 429, 5xx.
+    Transient(String),
+    /// Not going to change by asking again.
+    Final(String),
+}
+
+impl HttpOracle {
+    pub fn new(settings: HttpSettings) -> Result<HttpOracle, OracleError> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("updown/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| OracleError::Source(format!("building the HTTP client: {e}")))?;
+        let host = reqwest::Url::parse(&settings.base_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_string))
+            .ok_or_else(|| OracleError::Source(format!("{:?} is not a URL", settings.base_url)))?;
+        Ok(HttpOracle {
+            name: format!("polygon:{host}"),
+            settings,
+            client,
+        })
+    }
+
+    async fn attempt(&self, date: NaiveDate) -> Result<Option<Price>, Failure> {
+        let url = format!(
+            "{}/v1/open-close/{}/{date}?adjusted=true",
+            self.settings.base_url.trim_end_matches('/'),
+            self.settings.ticker
+        );
+        let response = self
+            .client
+            .get(&url)
+            .bearer_auth(self.settings.api_key.expose())
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(describe(e)))?;
+        let status = response.status();
+        let body = read_limited(response).await?;
+        match status {
+            StatusCode::OK => parse_close(&body, date).map(Some).map_err(Failure::Final),
+            StatusCode::NOT_FOUND => match serde_json::from_slice::<StatusOnly>(&body) {
+                Ok(answer) if answer.status == "NOT_FOUND" => Ok(None),
+                _ => Err(Failure::Final(
+                    "404 without the provider's NOT_FOUND body: is ORACLE_HTTP_URL right?".into(),
+                )),
+            },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Failure::Final(format!(
+                "the provider refused the key ({status}): check ORACLE_API_KEY"
+            ))),
+            s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => Err(
+                Failure::Transient(format!("the provider answered {status}")),
+            ),
+            other => Err(Failure::Final(format!("the provider answered {other}"))),
+        }
+    }
+}
+
+/// A reqwest error in words, without the URL.
+fn describe(error: reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    format!("{kind}: {}", error.without_url())
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Failure::Transient(describe(e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Failure::Final(format!(
+                "the answer is longer than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The close in a 200 answer for `date`, or why the answer is nonsense.
+fn parse_close(body: &[u8], date: NaiveDate) -> Result<Price, String> {
+    let answer: OpenClose = serde_json::from_slice(body).map_err(|e| {
+        let start = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+        format!("not the documented answer ({e}): {start:?}")
+    })?;
+    if answer.status != "OK" {
+        return Err(format!("status {:?}, not OK", answer.status));
+    }
+    if answer.from != date.to_string() {
+        return Err(format!("asked for {date}, answered for {:?}", answer.from));
+    }
+    let text = answer.close.get();
+    let value = rust_decimal::Decimal::from_str_exact(text)
+        .or_else(|_| rust_decimal::Decimal::from_scientific(text))
+        .map_err(|_| format!("close {text} is not a number"))?;
+    Price::new(value).map_err(|e| format!("close {text}: {e}"))
+}
+
+#[async_trait]
+impl Oracle for HttpOracle {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn close(&self, _market: &Market, date: NaiveDate) -> Result<Option<Price>, OracleError> {
+        let attempts = self.settings.attempts.max(1);
+        let mut backoff = Backoff::new(self.settings.retry_wait, self.settings.retry_wait * 16);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match self.attempt(date).await {
+                Ok(close) => return Ok(close),
+                Err(Failure::Final(why)) => {
+                    return Err(OracleError::Source(format!("{}: {why}", self.name)));
+                }
+                Err(Failure::Transient(why)) => {
+                    tracing::warn!(oracle = %self.name, %date, attempt, attempts, error = %why, "oracle attempt failed");
+                    last = why;
+                }
+            }
+            if attempt < attempts {
+                tokio::time::sleep(backoff.next_wait()).await;
+            }
+        }
+        Err(OracleError::Source(format!(
+            "{}: {attempts} attempts failed; the last: {last}",
+            self.name
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date() -> NaiveDate {
+        "2023-01-09".parse().unwrap()
+    }
+
+    #[test]
+    fn the_documented_answer_gives_its_close_exactly() {
+        // Polygon's documented example, for I:NDX's shape.
+        let body = br#"{"afterHours":322.1,"close":20111.05,"from":"2023-01-09","high":326.2,"low":322.3,"open":324.66,"preMarket":324.5,"status":"OK","symbol":"I:NDX","volume":26122646}"#;
+        assert_eq!(parse_close(body, date()).unwrap().to_string(), "20111.05");
+        // Digits a float would lose are kept.
+        let precise = br#"{"close":20111.000000000000000001,"from":"2023-01-09","status":"OK"}"#;
+        assert_eq!(
+            parse_close(precise, date()).unwrap().to_string(),
+            "20111.000000000000000001"
+        );
+    }
+
+    #[test]
+    fn nonsense_is_named() {
+        for (body, says) in [
+            (
+                &b"<html>Bad gateway</html>"[..],
+                "not the documented answer",
+            ),
+            (
+                br#"{"close":1,"from":"2023-01-10","status":"OK"}"#,
+                "answered for",
+            ),
+            (br#"{"close":-5,"from":"2023-01-09","status":"OK"}"#, "-5"),
+            (
+                br#"{"close":"abc","from":"2023-01-09","status":"OK"}"#,
+                "not a number",
+            ),
+            (
+                br#"{"close":1,"from":"2023-01-09","status":"DELAYED"}"#,
+                "not OK",
+            ),
+            (br#"{"from":"2023-01-09","status":"OK"}"#, "missing field"),
+        ] {
+            let error = parse_close(body, date()).unwrap_err();
+            assert!(error.contains(says), "{error}");
+        }
+    }
+}
