@@ -99,18 +99,7 @@ async fn send_with(
 
 /// Sends `request` (with a path-only URI) to the test app's port.
 async fn over_http(t: &TestApp, request: Request<Body>) -> axum::http::Response<axum::body::Body> {
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    let (mut parts, body) = request.into_parts();
-    parts.uri = format!("http://{}{}", t.address, parts.uri)
-        .parse()
-        .unwrap();
-    let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client
-        .request(Request::from_parts(parts, body))
-        .await
-        .expect("the test server answers");
-    response.map(Body::new)
+    support::request(t.address, request).await
 }
 
 /// Signs `name@example.com` up over HTTP; their API key.

@@ -93,6 +93,55 @@ where
     }
 }
 
+/// Sends `request` (a path-only URI) to `address` over a real socket.
+pub async fn request(
+    address: std::net::SocketAddr,
+    request: axum::http::Request<axum::body::Body>,
+) -> axum::http::Response<axum::body::Body> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let (mut parts, body) = request.into_parts();
+    parts.uri = format!("http://{address}{}", parts.uri).parse().unwrap();
+    let client: Client<_, axum::body::Body> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(axum::http::Request::from_parts(parts, body))
+        .await
+        .expect("the server answers");
+    response.map(axum::body::Body::new)
+}
+
+/// A JSON request with an optional bearer credential; the status and the
+/// answer's JSON (null when empty).
+pub async fn call(
+    address: std::net::SocketAddr,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    bearer: Option<&str>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let mut builder = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(bearer) = bearer {
+        builder = builder.header("authorization", format!("Bearer {bearer}"));
+    }
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let body = body
+        .map(|b| axum::body::Body::from(b.to_string()))
+        .unwrap_or_else(axum::body::Body::empty);
+    let response = request(address, builder.body(body).unwrap()).await;
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{uri}: not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, value)
+}
+
 pub fn usdc(whole: i64) -> Micros {
     Micros::usdc(whole).unwrap()
 }

@@ -20,17 +20,11 @@ impl EventStream {
         address: std::net::SocketAddr,
         key: Option<&str>,
     ) -> Result<Self, StatusCode> {
-        use hyper_util::client::legacy::Client;
-        use hyper_util::rt::TokioExecutor;
-        let mut request = Request::builder().uri(format!("http://{address}/events"));
+        let mut request = Request::builder().uri("/events");
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
-        let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
-        let response = client
-            .request(request.body(Body::empty()).unwrap())
-            .await
-            .expect("the server answers");
+        let response = super::request(address, request.body(Body::empty()).unwrap()).await;
         if response.status() != StatusCode::OK {
             return Err(response.status());
         }

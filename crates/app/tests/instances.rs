@@ -1,0 +1,339 @@
+//! Real `updown serve` processes with accelerated clocks: one runs a
+//! round's lock, settlement and the next opening by itself; two on one
+//! PostgreSQL and Redis share events, settle once, and the survivor goes
+//! on when the acting one is killed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chrono::NaiveDate;
+use serde_json::Value;
+use support::sse::EventStream;
+use updown_app::oracle::MockOracle;
+use updown_domain::ids::Market;
+use updown_domain::round::{decide, TiePolicy};
+
+const ADMIN: &str = "admin-token-for-instances-0123";
+/// 10:00 in New York on Tuesday 2026-11-24: round 20261124 takes bets.
+const MORNING: &str = "2026-11-24T15:00:00Z";
+
+fn folder(name: &str) -> PathBuf {
+    let folder = std::env::temp_dir().join(format!("updown-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+/// `updown` with only the given environment (nothing inherited but PATH).
+fn updown(env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs a CLI command with `--json` at the morning's clock; its answer.
+fn cli(database_url: &str, args: &[&str]) -> Value {
+    let output = updown(&[("DATABASE_URL", database_url), ("CLOCK_START", MORNING)])
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Two funded players and a bet on each side of round 20261124.
+fn prepare(database_url: &str) {
+    cli(
+        database_url,
+        &["seed", "--users", "2", "--balance", "100USDC"],
+    );
+    cli(database_url, &["open-round"]);
+    let bet = |user: &str, side: &str, amount: &str| {
+        cli(
+            database_url,
+            &["bet", "--user", user, "--side", side, "--amount", amount],
+        )
+    };
+    bet("user1@example.com", "UP", "30USDC");
+    bet("user2@example.com", "DOWN", "10USDC");
+}
+
+struct Serve {
+    child: Child,
+    address: std::net::SocketAddr,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `updown serve` with JSON logs into a file; returns once it
+    /// listens.
+    fn start(folder: &Path, name: &str, env: &[(&str, &str)]) -> Serve {
+        let log = folder.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut all = vec![
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("ADMIN_TOKEN", ADMIN),
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "info"),
+            ("SCHEDULER_TICK_SECS", "1"),
+            ("RATE_LIMIT_IP", "off"),
+            ("RATE_LIMIT_KEY", "off"),
+            ("RATE_LIMIT_SIGN_IN", "off"),
+        ];
+        all.extend_from_slice(env);
+        let child = updown(&all)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(file.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split("listening on http://").nth(1) {
+                let address = rest.split_whitespace().next().unwrap().parse().unwrap();
+                return Serve {
+                    child,
+                    address,
+                    log,
+                };
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log lines telling that this instance settled `round`.
+    fn settled(&self, round: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"round_settled\"") && l.contains(round))
+            .count()
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `GET uri` on `address` until `done` holds for its answer.
+async fn wait_for(
+    address: std::net::SocketAddr,
+    uri: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (status, answer) = support::call(address, "GET", uri, None, None).await;
+        if status == StatusCode::OK && done(&answer) {
+            return answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{uri} not as expected within {within:?}: {status} {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The result the mock oracle's closes give round `date`.
+fn expected_result(date: &str, previous: &str) -> &'static str {
+    let market = Market::parse("NDX").unwrap();
+    let close = |d: &str| MockOracle::price_for(&market, d.parse::<NaiveDate>().unwrap());
+    decide(close(date), close(previous), TiePolicy::Down).as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_fast_clock_locks_settles_and_opens_the_next_round_by_itself() {
+    let folder = folder("fast-clock");
+    let database_url = format!("sqlite://{}", folder.join("fast.db").display());
+    prepare(&database_url);
+    // A minute before the lock (15:59:59 in New York), 60 times faster.
+    let serve = Serve::start(
+        &folder,
+        "serve",
+        &[
+            ("DATABASE_URL", &database_url),
+            ("CLOCK_START", "2026-11-24T20:58:59Z"),
+            ("CLOCK_SPEED", "60"),
+        ],
+    );
+    // Settlement is due five minutes after the close: about 6 s here.
+    let round = wait_for(
+        serve.address,
+        "/rounds/20261124",
+        Duration::from_secs(60),
+        |r| r["status"] == "SETTLED",
+    )
+    .await;
+    let result = expected_result("2026-11-24", "2026-11-23");
+    assert_eq!(round["result"], result, "{round}");
+    assert_eq!(round["close"]["source"], "mock", "{round}");
+    let next = wait_for(
+        serve.address,
+        "/rounds/current",
+        Duration::from_secs(10),
+        |r| r["code"] == "20261125",
+    )
+    .await;
+    assert_eq!(next["status"], "OPEN");
+    serve.signal("-TERM");
+
+    // One on each side: the winner takes the loser's stake less the 1% fee.
+    let balance = |user: &str| {
+        cli(&database_url, &["balance", "--user", user])["available"]
+            .as_i64()
+            .unwrap()
+    };
+    let (up, down) = (balance("user1@example.com"), balance("user2@example.com"));
+    if result == "UP" {
+        assert_eq!((up, down), (100_000_000 + 9_900_000, 90_000_000));
+    } else {
+        assert_eq!((up, down), (70_000_000, 100_000_000 + 29_700_000));
+    }
+    let report = cli(&database_url, &["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_events_settle_once_and_the_survivor_takes_over() {
+    let (Some(postgres), Some(redis)) = (
+        updown_store::testing::postgres_url("two instances"),
+        support::redis_url("two instances"),
+    ) else {
+        return;
+    };
+    let scratch = updown_store::testing::scratch_postgres_database(&postgres)
+        .await
+        .unwrap();
+    let folder = folder("two-instances");
+    prepare(&scratch.url);
+    // 2,400 times faster: the first round settles within a second, the
+    // next day's round locks and settles about 36 s in.
+    let env = [
+        ("DATABASE_URL", scratch.url.as_str()),
+        ("REDIS_URL", redis.as_str()),
+        ("CLOCK_START", "2026-11-24T20:55:00Z"),
+        ("CLOCK_SPEED", "2400"),
+    ];
+    let mut instances = vec![
+        Serve::start(&folder, "a", &env),
+        Serve::start(&folder, "b", &env),
+    ];
+    let (a, b) = (instances[0].address, instances[1].address);
+    for address in [a, b] {
+        wait_for(address, "/health", Duration::from_secs(10), |h| {
+            h["redis"] == "ok"
+        })
+        .await;
+    }
+    wait_for(b, "/rounds/20261124", Duration::from_secs(30), |r| {
+        r["status"] == "SETTLED"
+    })
+    .await;
+    // Both were stepping; exactly one settled.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled: Vec<usize> = instances.iter().map(|s| s.settled("20261124")).collect();
+    assert_eq!(settled.iter().sum::<usize>(), 1, "{settled:?}");
+
+    // A bet placed on A appears on B's event stream.
+    let mut stream = EventStream::open(b, None).await.unwrap();
+    let (status, carol) = support::call(
+        a,
+        "POST",
+        "/users",
+        Some(r#"{"email": "carol@example.com"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{carol}");
+    let key = carol["api_key"].as_str().unwrap();
+    let deposit = r#"{"email": "carol@example.com", "amount": 5000000, "tx_hash": "0xcarol"}"#;
+    assert_eq!(
+        support::call(
+            a,
+            "POST",
+            "/simulate/deposit_webhook",
+            Some(deposit),
+            Some(ADMIN)
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let (status, bet) = support::call(
+        a,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "DOWN", "amount": 1234567}"#),
+        Some(key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bet}");
+    let seen = stream.expect("bet_placed", Duration::from_secs(5)).await;
+    assert_eq!(seen["payload"]["stake"], 1_234_567, "{seen}");
+    assert_eq!(seen["payload"]["round"], "20261125");
+    assert!(
+        seen["payload"].get("bet_id").is_none(),
+        "no ids on the public stream"
+    );
+
+    // Kill the one that settled; the survivor locks and settles the next
+    // round alone.
+    let acting = settled.iter().position(|n| *n == 1).unwrap();
+    instances[acting].signal("-KILL");
+    let survivor = instances.remove(1 - acting);
+    let round = wait_for(
+        survivor.address,
+        "/rounds/20261125",
+        Duration::from_secs(90),
+        |r| r["status"] == "SETTLED",
+    )
+    .await;
+    assert_eq!(round["result"], expected_result("2026-11-25", "2026-11-24"));
+    assert_eq!(survivor.settled("20261125"), 1);
+    drop(instances);
+    survivor.signal("-TERM");
+    let report = cli(&scratch.url, &["verify"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let carol_balance = cli(&scratch.url, &["balance", "--user", "carol@example.com"]);
+    // Alone in 20261125: refunded whichever side won.
+    assert_eq!(carol_balance["available"], 5_000_000, "{round}");
+    drop(survivor);
+    scratch.remove().await.unwrap();
+    let _ = std::fs::remove_dir_all(&folder);
+}
