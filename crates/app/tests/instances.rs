@@ -101,16 +101,18 @@ impl Serve {
             .stderr(file.try_clone().unwrap())
             .spawn()
             .unwrap();
+        // Owned at once, so a failed start still kills and reaps it.
+        let mut serve = Serve {
+            child,
+            address: ([127, 0, 0, 1], 0).into(),
+            log,
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = serve.log();
             if let Some(rest) = text.split("listening on http://").nth(1) {
-                let address = rest.split_whitespace().next().unwrap().parse().unwrap();
-                return Serve {
-                    child,
-                    address,
-                    log,
-                };
+                serve.address = rest.split_whitespace().next().unwrap().parse().unwrap();
+                return serve;
             }
             assert!(
                 std::time::Instant::now() < deadline,
