@@ -88,7 +88,8 @@ impl App {
         Ok(tick)
     }
 
-    /// Records what the chain said about `withdrawal`.
+    /// Records what the chain said about `withdrawal`: the steps from its
+    /// status to the chain's, in order; a failed step stops the rest.
     async fn record_state(
         &self,
         chain: &dyn ChainSender,
@@ -98,63 +99,55 @@ impl App {
     ) {
         let id = withdrawal.id;
         let queued = withdrawal.status == WithdrawalStatus::Queued;
-        let actor = chain.name();
-        let result = match state {
+        let submit = |tx_hash: &str| WithdrawalChange::Submit {
+            chain_tx_hash: Some(tx_hash.to_string()),
+        };
+        let steps = match state {
             Err(e) => Err(e.to_string()),
             Ok(TransferState::Unknown) => {
-                Err("the chain does not know a transfer it was just sent".into())
+                Err("the chain does not know a transfer it was just sent".to_string())
             }
-            Ok(TransferState::Pending { tx_hash }) if queued => self
-                .change_withdrawal(
-                    id,
-                    WithdrawalChange::Submit {
-                        chain_tx_hash: Some(tx_hash),
-                    },
-                    &actor,
-                )
-                .await
-                .map(|_| tick.submitted.push(id.0))
-                .map_err(|e| e.to_string()),
-            Ok(TransferState::Pending { .. }) => Ok(()),
+            Ok(TransferState::Pending { tx_hash }) => {
+                Ok(queued.then(|| submit(&tx_hash)).into_iter().collect())
+            }
             Ok(TransferState::Confirmed { tx_hash }) => {
-                let submitted = if queued {
-                    self.change_withdrawal(
-                        id,
-                        WithdrawalChange::Submit {
-                            chain_tx_hash: Some(tx_hash.clone()),
-                        },
-                        &actor,
-                    )
-                    .await
-                    .map(|_| tick.submitted.push(id.0))
-                } else {
-                    Ok(())
-                };
-                match submitted {
-                    Ok(()) => self
-                        .change_withdrawal(
-                            id,
-                            WithdrawalChange::Confirm {
-                                chain_tx_hash: Some(tx_hash),
-                            },
-                            &actor,
-                        )
-                        .await
-                        .map(|_| tick.confirmed.push(id.0))
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
+                let mut steps: Vec<_> = queued.then(|| submit(&tx_hash)).into_iter().collect();
+                steps.push(WithdrawalChange::Confirm {
+                    chain_tx_hash: Some(tx_hash),
+                });
+                Ok(steps)
             }
-            Ok(TransferState::Failed { reason }) => self
-                .change_withdrawal(id, WithdrawalChange::Fail { reason }, &actor)
-                .await
-                .map(|_| tick.failed.push(id.0))
-                .map_err(|e| e.to_string()),
+            Ok(TransferState::Failed { reason }) => Ok(vec![WithdrawalChange::Fail { reason }]),
+        };
+        let result = match steps {
+            Err(why) => Err(why),
+            Ok(steps) => self.apply_steps(id, steps, &chain.name(), tick).await,
         };
         if let Err(why) = result {
             tracing::warn!(withdrawal = %id, error = %why, "withdrawal step failed; retrying next step");
             tick.errors.push((id.0, why));
         }
+    }
+
+    async fn apply_steps(
+        &self,
+        id: updown_domain::ids::WithdrawalId,
+        steps: Vec<WithdrawalChange>,
+        actor: &str,
+        tick: &mut WorkerTick,
+    ) -> Result<(), String> {
+        for step in steps {
+            let done = match step {
+                WithdrawalChange::Submit { .. } => &mut tick.submitted,
+                WithdrawalChange::Confirm { .. } => &mut tick.confirmed,
+                WithdrawalChange::Fail { .. } => &mut tick.failed,
+            };
+            self.change_withdrawal(id, step, actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            done.push(id.0);
+        }
+        Ok(())
     }
 }
 
