@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<App> {
 
 #[utoipa::path(get, path = "/rounds/current", tag = "rounds", responses((status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 /// Served from memory (see `services::views`): at most 100 ms behind
-/// this instance's own changes, 1 s behind other instances'.
+/// changes on any instance (through events), 1 s should an event be lost.
 async fn get_current_round(State(app): State<App>) -> Result<Response, ApiError> {
     let body = app.current_round_json().await?;
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())

@@ -1,8 +1,9 @@
 //! The current round as the API shows it, kept in memory: `GET
 //! /rounds/current` is the hottest read, and its answer only changes when
-//! a bet, a cancellation or a round transition happens. The answer is
-//! rebuilt at most every `MIN_AGE` while things change here, and at least
-//! every `MAX_AGE` (changes made by other instances show within that).
+//! a bet, a cancellation or a round transition happens, here or on
+//! another instance (their events mark the view stale as they arrive).
+//! The answer is rebuilt at most every `MIN_AGE` while things change, and
+//! at least every `MAX_AGE` (should another instance's event be lost).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
