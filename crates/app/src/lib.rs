@@ -12,6 +12,7 @@
 //! - [`retry`]: backoff with jitter for calls to outside services.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: the HTTP API (axum), served by `updown serve`.
+//! - [`web`]: the player page and the operator console (embedded assets).
 //! - [`cli`]: clap commands, each calling a use-case.
 //! - [`demo`]: `updown demo`, the whole story on a fresh database.
 //! - [`bench`]: `updown bench`, speed measured on a fresh database;
@@ -34,4 +35,5 @@ pub mod oracle;
 pub mod retry;
 pub mod services;
 pub mod telemetry;
+pub mod web;
 pub mod wire;

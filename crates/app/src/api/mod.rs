@@ -136,6 +136,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(wallets::router())
         .merge(webhooks::router())
+        .merge(crate::web::router())
         .merge(withdrawals::router())
         .split_for_parts()
 }
@@ -152,6 +153,7 @@ pub fn router(app: App) -> Router {
     let (routes, document) = routes();
     routes
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
+        .merge(crate::web::pages())
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(

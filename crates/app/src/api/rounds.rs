@@ -31,8 +31,23 @@ pub fn router() -> OpenApiRouter<App> {
 /// changes on any instance (through events), 1 s should an event be lost.
 async fn get_current_round(State(app): State<App>) -> Result<Response, ApiError> {
     let body = app.current_round_json().await?;
-    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+    // The service's clock, so a page counts down to the lock by it.
+    let now = app
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Ok((
+        [
+            (CONTENT_TYPE, "application/json".to_string()),
+            (SERVER_TIME, now),
+        ],
+        body,
+    )
+        .into_response())
 }
+
+/// The header carrying the service's clock.
+const SERVER_TIME: axum::http::HeaderName = axum::http::HeaderName::from_static("x-server-time");
 
 #[utoipa::path(get, path = "/rounds/{code}", tag = "rounds", params(("code" = String, Path, description = "YYYYMMDD, the session date")), responses((status = 200, description = "the round, with its evidence once settled", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn get_round(

@@ -1,0 +1,267 @@
+//! The web pages in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver). A player signs up, signs out and in, is
+//! credited, bets, sees another player's bet move the pool live, cancels,
+//! bets again; the operator settles in the console; the player sees the
+//! payout and the history row. Screenshots of both pages go to `docs/`.
+//!
+//! Runs when chromedriver is found (`TEST_CHROMEDRIVER` or on the PATH);
+//! CI installs it and sets `TEST_CHROMEDRIVER`, so there it cannot skip.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::{at, Db, TestApp};
+
+const ADMIN: &str = "admin-token-for-the-browser-0123";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// chromedriver on a free port, stopped with the test.
+struct Driver(Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> Option<String> {
+    if let Ok(path) = std::env::var("TEST_CHROMEDRIVER") {
+        if !path.is_empty() {
+            return Some(path);
+        }
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v chromedriver"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+    (!path.is_empty()).then_some(path)
+}
+
+async fn browser(path: &str, profile: &std::path::Path) -> (Driver, Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver(child, port);
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({ "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--window-size=1100,1400",
+            format!("--user-data-dir={}", profile.display()),
+        ]}),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let connected = ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await;
+        match connected {
+            Ok(client) => return (driver, client),
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "chromedriver: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Waits until the element's text satisfies `check`; its text.
+async fn text_becomes(client: &Client, css: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            last = element.text().await.unwrap_or_default();
+            if check(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{css}: text stayed {last:?}");
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let input = client.find(Locator::Css(css)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_and_the_operator_do_everything_by_clicking() {
+    let Some(path) = chromedriver() else {
+        eprintln!("skipped: the browser test (no chromedriver; set TEST_CHROMEDRIVER)");
+        return;
+    };
+    let t = TestApp::spawn(
+        Db::Sqlite,
+        &[("ADMIN_TOKEN", ADMIN)],
+        at("2026-11-24T15:00:00Z"),
+    )
+    .await;
+    t.open("20261124").await;
+    let base = format!("http://{}", t.address);
+    let profile = std::env::temp_dir().join(format!("updown-chromium-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let (_driver, client) = browser(&path, &profile).await;
+
+    // Sign up, out, and in again.
+    client.goto(&format!("{base}/")).await.unwrap();
+    text_becomes(&client, "#round-code", |t| t == "20261124").await;
+    fill(&client, "#sign-up-email", "ann@example.com").await;
+    fill(&client, "#sign-up-password", "short").await;
+    click(&client, "#sign-up-form button[type=submit]").await;
+    let refused = text_becomes(&client, "#sign-up-password-error", |t| !t.is_empty()).await;
+    assert!(refused.contains("password"), "{refused}");
+    fill(&client, "#sign-up-password", "a long passphrase").await;
+    click(&client, "#sign-up-form button[type=submit]").await;
+    text_becomes(&client, "#who", |t| t == "ann@example.com").await;
+    click(&client, "#sign-out").await;
+    text_becomes(&client, "#who", |t| t == "not signed in").await;
+    fill(&client, "#sign-in-email", "ann@example.com").await;
+    fill(&client, "#sign-in-password", "a long passphrase").await;
+    click(&client, "#sign-in-form button[type=submit]").await;
+    text_becomes(&client, "#who", |t| t == "ann@example.com").await;
+    let address = text_becomes(&client, "#deposit-address", |t| t.starts_with("0x")).await;
+
+    // A deposit to her address shows without reloading.
+    let (status, _) = support::call(
+        t.address,
+        "POST",
+        "/simulate/deposit_webhook",
+        Some(
+            &json!({"address": address, "amount": 50_000_000, "tx_hash": "0xbrowser"}).to_string(),
+        ),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(status, axum::http::StatusCode::CREATED);
+    text_becomes(&client, "#balance", |t| t == "50.00").await;
+
+    // A stake with too many decimals is refused next to the field.
+    fill(&client, "#bet-amount", "1.0000001").await;
+    click(&client, "#bet-form button[value=UP]").await;
+    text_becomes(&client, "#bet-amount-error", |t| t.contains("6 decimals")).await;
+    fill(&client, "#bet-amount", "2.5").await;
+    click(&client, "#bet-form button[value=UP]").await;
+    text_becomes(&client, "#pool-up", |t| t == "2.50").await;
+    text_becomes(&client, "#balance", |t| t == "47.50").await;
+
+    // Another player bets: the pool moves live.
+    let bob = t.funded("bob", support::usdc(10)).await;
+    t.app
+        .place_bet(
+            bob,
+            updown_domain::round::Side::Down,
+            support::usdc(4),
+            None,
+        )
+        .await
+        .unwrap();
+    text_becomes(&client, "#pool-down", |t| t == "4.00").await;
+    text_becomes(&client, "#bets-down", |t| t == "1").await;
+
+    // Cancel, then bet again.
+    click(&client, "#my-bets button").await;
+    text_becomes(&client, "#my-bets", |t| t.contains("CANCELLED")).await;
+    text_becomes(&client, "#balance", |t| t == "50.00").await;
+    fill(&client, "#bet-amount", "3").await;
+    click(&client, "#bet-form button[value=UP]").await;
+    text_becomes(&client, "#pool-up", |t| t == "3.00").await;
+    client
+        .screenshot()
+        .await
+        .map(|png| save_screenshot("player.png", &png))
+        .unwrap();
+
+    // After the close the operator settles UP in the console.
+    let round = t
+        .app
+        .round(updown_domain::ids::RoundCode::parse("20261124").unwrap())
+        .await
+        .unwrap();
+    t.clock.set(round.terms.settle_at);
+    client.goto(&format!("{base}/admin")).await.unwrap();
+    fill(&client, "#token", ADMIN).await;
+    click(&client, "#token-form button[type=submit]").await;
+    text_becomes(&client, "#verify", |t| t.starts_with("OK")).await;
+    fill(&client, "#round-code-input", "20261124").await;
+    fill(&client, "#round-reason", "browser test").await;
+    client
+        .find(Locator::Css("#round-result option[value=UP]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&client, "#round-form button[value=settle]").await;
+    text_becomes(&client, "tr[data-round='20261124']", |t| {
+        t.contains("SETTLED") && t.contains("UP")
+    })
+    .await;
+    text_becomes(&client, "#tvl", |t| t.contains("house fees")).await;
+    // Balances follow the settlement: Ann 50 - 3 + 6.96, Bob 10 - 4.
+    text_becomes(&client, "#users", |t| {
+        t.contains("53.96") && t.contains("6.00")
+    })
+    .await;
+    client
+        .screenshot()
+        .await
+        .map(|png| save_screenshot("admin.png", &png))
+        .unwrap();
+
+    // Ann won: her 3 back plus Bob's 4 less the 1% fee.
+    client.goto(&format!("{base}/")).await.unwrap();
+    text_becomes(&client, "#balance", |t| t == "53.96").await;
+    let row = text_becomes(&client, "#history tr[data-round='20261124']", |t| {
+        t.contains("UP")
+    })
+    .await;
+    assert!(row.contains("3.96"), "{row}");
+    client.close().await.unwrap();
+    t.assert_verified().await;
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// Keeps a screenshot: in `docs/` (shown in the README) when
+/// `UPDATE_SCREENSHOTS=1`, else in `target/screenshots/`, so that a test
+/// run leaves the checkout as it was.
+fn save_screenshot(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let folder = match std::env::var("UPDATE_SCREENSHOTS").as_deref() {
+        Ok("1") => root.join("docs"),
+        _ => root.join("target/screenshots"),
+    };
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(name), png).unwrap();
+}
