@@ -146,9 +146,9 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     text_becomes(&client, "#who", |t| t == "ann@example.com").await;
     click(&client, "#sign-out").await;
     text_becomes(&client, "#who", |t| t == "not signed in").await;
+    // By keyboard alone: Enter in the password field signs in.
     fill(&client, "#sign-in-email", "ann@example.com").await;
-    fill(&client, "#sign-in-password", "a long passphrase").await;
-    click(&client, "#sign-in-form button[type=submit]").await;
+    fill(&client, "#sign-in-password", "a long passphrase\u{E007}").await;
     text_becomes(&client, "#who", |t| t == "ann@example.com").await;
     let address = text_becomes(&client, "#deposit-address", |t| t.starts_with("0x")).await;
 
@@ -247,6 +247,24 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     })
     .await;
     assert!(row.contains("3.96"), "{row}");
+
+    // On a phone-sized screen nothing is wider than the screen.
+    client.set_window_size(390, 844).await.unwrap();
+    for (page, filled) in [("/", "#balance"), ("/admin", "#tvl")] {
+        client.goto(&format!("{base}{page}")).await.unwrap();
+        text_becomes(&client, filled, |t| !t.is_empty() && t != "-").await;
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{page} scrolls sideways by {overflow}px"
+        );
+    }
     client.close().await.unwrap();
     t.assert_verified().await;
     let _ = std::fs::remove_dir_all(&profile);
