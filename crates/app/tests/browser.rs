@@ -248,6 +248,75 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     .await;
     assert!(row.contains("3.96"), "{row}");
 
+    // Withdraw: a bad address is refused next to its field; then queued.
+    fill(&client, "#withdraw-amount", "10").await;
+    fill(&client, "#withdraw-address", "0x1234").await;
+    click(&client, "#withdraw-form button[type=submit]").await;
+    text_becomes(&client, "#withdraw-address-error", |t| {
+        t.contains("address")
+    })
+    .await;
+    fill(
+        &client,
+        "#withdraw-address",
+        "0x52908400098527886E0F7030069857D2E4169EE7",
+    )
+    .await;
+    click(&client, "#withdraw-form button[type=submit]").await;
+    text_becomes(&client, "#withdrawals", |t| {
+        t.contains("10.00") && t.contains("QUEUED")
+    })
+    .await;
+    text_becomes(&client, "#balance", |t| t == "43.96").await;
+
+    // Her own limits, kept.
+    fill(&client, "#limit-round", "5").await;
+    click(&client, "#limits-form button[type=submit]").await;
+    let app = t.app.clone();
+    let ann = app.user_by_email("ann@example.com").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app
+        .store
+        .user(ann.id)
+        .await
+        .unwrap()
+        .limits
+        .max_stake_per_round
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the limit was not saved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let limits = app.store.user(ann.id).await.unwrap().limits;
+    assert_eq!(limits.max_stake_per_round, Some(support::usdc(5)));
+
+    // A key for a bot: shown once, listed, revoked.
+    click(&client, "#key-form button[type=submit]").await;
+    let shown = text_becomes(&client, "#new-key", |t| t.starts_with("ud_")).await;
+    let key = shown.split_whitespace().next().unwrap().to_string();
+    assert_eq!(app.authenticate(&key).await.unwrap().id, ann.id);
+    // Listed by its first characters (the sign-up key is there too).
+    let prefix: String = key.chars().take(9).collect();
+    text_becomes(&client, "#keys", |t| t.contains(&prefix)).await;
+    for row in client.find_all(Locator::Css("#keys tr")).await.unwrap() {
+        if row.text().await.unwrap().contains(&prefix) {
+            row.find(Locator::Css("button"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    }
+    text_becomes(&client, "#keys", |t| !t.contains(&prefix)).await;
+    assert!(
+        app.authenticate(&key).await.is_err(),
+        "the revoked key no longer works"
+    );
+
     // On a phone-sized screen nothing is wider than the screen.
     client.set_window_size(390, 844).await.unwrap();
     for (page, filled) in [("/", "#balance"), ("/admin", "#tvl")] {
