@@ -42,11 +42,14 @@ fn updown(env: &[(&str, &str)]) -> Command {
 
 /// Runs a CLI command with `--json` at the morning's clock; its answer.
 fn cli(database_url: &str, args: &[&str]) -> Value {
-    let output = updown(&[("DATABASE_URL", database_url), ("CLOCK_START", MORNING)])
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
+    cli_with(&[("DATABASE_URL", database_url)], args)
+}
+
+/// As `cli`, with more of the environment.
+fn cli_with(env: &[(&str, &str)], args: &[&str]) -> Value {
+    let mut all = vec![("CLOCK_START", MORNING)];
+    all.extend_from_slice(env);
+    let output = updown(&all).args(args).arg("--json").output().unwrap();
     assert!(
         output.status.success(),
         "{args:?}: {}",
@@ -313,6 +316,15 @@ async fn two_instances_share_events_settle_once_and_the_survivor_takes_over() {
         seen["payload"].get("bet_id").is_none(),
         "no ids on the public stream"
     );
+    // A CLI command's events reach the instances too: it waits for them
+    // to leave before it exits.
+    let opened = cli_with(
+        &[("DATABASE_URL", &scratch.url), ("REDIS_URL", &redis)],
+        &["open-round", "--code", "20261127"],
+    );
+    assert_eq!(opened["code"], "20261127", "{opened}");
+    let seen = stream.expect("round_opened", Duration::from_secs(5)).await;
+    assert_eq!(seen["payload"]["round"], "20261127", "{seen}");
 
     // Kill the one that settled; the survivor locks and settles the next
     // round alone.

@@ -487,8 +487,13 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             unreachable!("handled above")
         }
     }
+    // What this command did reaches the other instances before it exits.
+    app.events.flush(EVENTS_FLUSH).await;
     Ok(0)
 }
+
+/// Longest a command waits at exit for its events to reach Redis.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// `updown serve`: the admin token, migrations, the listener, the API.
 async fn serve(mut config: Config) -> AppResult<()> {
@@ -527,11 +532,12 @@ async fn serve(mut config: Config) -> AppResult<()> {
             .await
         })
     });
-    let served = crate::api::serve(app, listener, crate::api::shutdown_signal()).await;
+    let served = crate::api::serve(app.clone(), listener, crate::api::shutdown_signal()).await;
     let _ = stop_scheduler.send(());
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }
+    app.events.flush(EVENTS_FLUSH).await;
     served.map_err(|e| AppError::Internal(e.into()))
 }
 

@@ -205,10 +205,32 @@ impl EventBus {
         metrics::counter!("updown_events_total", "type" => event.kind.as_str()).increment(1);
         // No stream listening is fine.
         let _ = self.local.send(event.clone());
-        if let Some(outbound) = &self.outbound {
+        if let (Some(outbound), Some(link)) = (&self.outbound, &self.redis) {
+            // Counted before sending, so the publisher never counts it
+            // done first.
+            link.in_flight
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if outbound.try_send(event).is_err() {
+                link.in_flight
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 metrics::counter!("updown_events_dropped_total").increment(1);
             }
+        }
+    }
+
+    /// Waits, at most `within`, until every event queued for Redis has
+    /// been sent or given up on: a command that exits right after acting
+    /// (`updown lock-round`, the end of `serve`) calls it, so its events
+    /// reach the other instances.
+    pub async fn flush(&self, within: std::time::Duration) {
+        let Some(link) = &self.redis else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        while link.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 

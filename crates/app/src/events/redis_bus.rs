@@ -3,7 +3,7 @@
 //! Each reconnects after a failure with capped, jittered backoff; while
 //! Redis is away, outbound events are dropped and counted.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,16 +24,24 @@ fn retries() -> Backoff {
     Backoff::new(RETRY_MIN, RETRY_MAX)
 }
 
-/// Whether both tasks are connected now.
+/// Whether both tasks are connected now, and how many events wait to be
+/// sent.
 #[derive(Default)]
 pub struct RedisLink {
     publishing: AtomicBool,
     listening: AtomicBool,
+    /// Queued for Redis and neither sent nor dropped yet.
+    pub(super) in_flight: AtomicU64,
 }
 
 impl RedisLink {
     pub fn is_up(&self) -> bool {
         self.publishing.load(Ordering::Relaxed) && self.listening.load(Ordering::Relaxed)
+    }
+
+    /// `count` events were sent or dropped.
+    fn done(&self, count: usize) {
+        self.in_flight.fetch_sub(count as u64, Ordering::Relaxed);
     }
 }
 
@@ -56,7 +64,7 @@ pub async fn publish_loop(
                 }
                 let wait = retry.next_wait();
                 // Events meanwhile would be stale by the time Redis is back.
-                drop_until(&mut events, wait).await;
+                drop_until(&mut events, wait, &link).await;
                 if events.is_closed() && events.is_empty() {
                     return;
                 }
@@ -69,6 +77,7 @@ pub async fn publish_loop(
             if events.recv_many(&mut batch, BATCH).await == 0 {
                 return;
             }
+            let count = batch.len();
             let mut pipe = redis::pipe();
             for event in batch.drain(..) {
                 let envelope = Envelope {
@@ -79,8 +88,10 @@ pub async fn publish_loop(
                 pipe.cmd("PUBLISH").arg(CHANNEL).arg(text).ignore();
             }
             let sent = tokio::time::timeout(IO_TIMEOUT, pipe.query_async::<()>(&mut connection));
-            if !matches!(sent.await, Ok(Ok(()))) {
-                metrics::counter!("updown_events_dropped_total").increment(1);
+            let sent = matches!(sent.await, Ok(Ok(())));
+            link.done(count);
+            if !sent {
+                metrics::counter!("updown_events_dropped_total").increment(count as u64);
                 link.publishing.store(false, Ordering::Relaxed);
                 tracing::warn!("events: publishing to Redis failed; reconnecting");
                 break;
@@ -90,10 +101,11 @@ pub async fn publish_loop(
 }
 
 /// Drops outbound events for `wait`.
-async fn drop_until(events: &mut mpsc::Receiver<Arc<Event>>, wait: Duration) {
+async fn drop_until(events: &mut mpsc::Receiver<Arc<Event>>, wait: Duration, link: &RedisLink) {
     let deadline = tokio::time::Instant::now() + wait;
     while let Ok(Some(_)) = tokio::time::timeout_at(deadline, events.recv()).await {
         metrics::counter!("updown_events_dropped_total").increment(1);
+        link.done(1);
     }
 }
 
