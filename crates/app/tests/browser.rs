@@ -105,14 +105,21 @@ async fn fill(client: &Client, css: &str, text: &str) {
     input.send_keys(text).await.unwrap();
 }
 
+/// Clicks the element, finding it again should the page have redrawn it
+/// in between (a live update); panics after `WAIT`.
 async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let clicked = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("{css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,16 +308,7 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     // Listed by its first characters (the sign-up key is there too).
     let prefix: String = key.chars().take(9).collect();
     text_becomes(&client, "#keys", |t| t.contains(&prefix)).await;
-    for row in client.find_all(Locator::Css("#keys tr")).await.unwrap() {
-        if row.text().await.unwrap().contains(&prefix) {
-            row.find(Locator::Css("button"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
-        }
-    }
+    click(&client, &format!("#keys tr[data-prefix='{prefix}'] button")).await;
     text_becomes(&client, "#keys", |t| !t.contains(&prefix)).await;
     assert!(
         app.authenticate(&key).await.is_err(),

@@ -112,7 +112,7 @@ async function refreshKeys() {
   if (!state.me) return;
   const keys = await api("GET", "/me/api-keys");
   $("keys").replaceChildren(...keys.filter((k) => !k.revoked_at).map((key) =>
-    el("tr", {},
+    el("tr", { "data-prefix": key.prefix },
       el("td", { class: "mono" }, key.prefix + "…"),
       el("td", { class: "opt" }, key.created_at.slice(0, 10)),
       el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => revokeKey(key.id) }, "Revoke")))));
