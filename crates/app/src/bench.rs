@@ -81,7 +81,7 @@ pub(crate) async fn seed(app: &App, users: u32, balance: Micros) -> AppResult<Ve
     app.seed_users(users, balance, &|_| {}).await?;
     let ids = app
         .store
-        .users(i64::from(users))
+        .users(None, i64::from(users))
         .await?
         .into_iter()
         .map(|u| u.user.id)
@@ -133,7 +133,7 @@ pub async fn bets(config: Config, args: BetsArgs) -> AppResult<Value> {
                 };
                 let stake = Micros::new(1_000 + (random.next() % 1_000) as i64).expect("positive");
                 let started = Instant::now();
-                match app.place_bet(user, side, stake, None).await {
+                match app.place_bet(user, side, stake, None, None).await {
                     Ok(_) => {
                         latencies.push(started.elapsed());
                         accepted.fetch_add(1, Ordering::Relaxed);
@@ -253,6 +253,7 @@ pub async fn settle(config: Config, args: SettleArgs) -> AppResult<Value> {
                 },
                 stake: Micros::new(1_000 + (random.next() % 1_000_000) as i64).expect("positive"),
                 received_at: clock.now(),
+                key: None,
             })
             .collect();
         let answers = app.store.place_bets(round.id, &requests).await?;

@@ -170,6 +170,11 @@ pub struct Config {
     pub bet_workers: usize,
     /// How long a batch waits for more bets after its first (group commit).
     pub bet_batch_wait: std::time::Duration,
+    /// How long a raise of a player's stake limits waits before it takes
+    /// effect (LIMIT_RAISE_COOLOFF_HOURS).
+    pub limit_raise_cooloff: Duration,
+    /// One JSON line per request (ACCESS_LOG=on|off).
+    pub access_log: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -445,6 +450,28 @@ impl Config {
                 ))
             }
         };
+        if production {
+            // What would let anyone know results in advance, or move time.
+            if oracle == OracleKind::Mock
+                || (oracle == OracleKind::Quorum && oracle_sources.contains(&OracleKind::Mock))
+                || get("ORACLE").is_none()
+            {
+                return Err(fail(
+                    "ORACLE",
+                    &get("ORACLE").unwrap_or_default(),
+                    "UPDOWN_ENV=production refuses the mock oracle (its closes are a public hash of market and date, \
+                     so anyone who reads the source knows every result); set ORACLE=http with ORACLE_API_KEY, \
+                     ORACLE=quorum with real ORACLE_SOURCES, csv, or manual",
+                ));
+            }
+            if let Some(start) = get("CLOCK_START") {
+                return Err(fail(
+                    "CLOCK_START",
+                    &start,
+                    "UPDOWN_ENV=production runs on the system clock; unset CLOCK_START and CLOCK_SPEED (they are for demos and tests)",
+                ));
+            }
+        }
         let admin_token = get("ADMIN_TOKEN");
         if let Some(token) = &admin_token {
             if token.len() < 16 {
@@ -472,6 +499,11 @@ impl Config {
             None | Some("false") => false,
             Some("true") => true,
             Some(other) => return Err(fail("TRUST_FORWARDED_FOR", other, "must be true or false")),
+        };
+        let access_log = match get("ACCESS_LOG").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(fail("ACCESS_LOG", other, "must be on or off")),
         };
         let scheduler = match get("SCHEDULER").as_deref() {
             None | Some("on") => true,
@@ -516,7 +548,8 @@ impl Config {
             return Err(fail(
                 "CHAIN_SENDER",
                 "mock",
-                "the mock chain only pretends to send; UPDOWN_ENV=production needs manual",
+                "the mock chain only pretends to send; UPDOWN_ENV=production needs CHAIN_SENDER=manual \
+                 (operators send and record withdrawals with `updown withdrawals`)",
             ));
         }
         let amount = |variable: &'static str, default: i64| -> Result<Micros, ConfigError> {
@@ -595,6 +628,13 @@ impl Config {
                 5000u64,
                 0..=100_000,
             )?),
+            limit_raise_cooloff: Duration::hours(number(
+                &get,
+                "LIMIT_RAISE_COOLOFF_HOURS",
+                24i64,
+                0..=720,
+            )?),
+            access_log,
         })
     }
 
@@ -721,7 +761,7 @@ mod tests {
 
     #[test]
     fn production_sends_withdrawals_by_hand_and_refuses_the_mock_chain() {
-        let production = [("UPDOWN_ENV", "production")];
+        let production = [("UPDOWN_ENV", "production"), ("ORACLE", "manual")];
         assert_eq!(
             Config::with(&production).unwrap().chain_sender,
             ChainSenderKind::Manual
@@ -730,8 +770,12 @@ mod tests {
             Config::with(&[]).unwrap().chain_sender,
             ChainSenderKind::Mock
         );
-        let error =
-            Config::with(&[("UPDOWN_ENV", "production"), ("CHAIN_SENDER", "mock")]).unwrap_err();
+        let error = Config::with(&[
+            ("UPDOWN_ENV", "production"),
+            ("ORACLE", "manual"),
+            ("CHAIN_SENDER", "mock"),
+        ])
+        .unwrap_err();
         assert_eq!(error.variable, "CHAIN_SENDER");
         let error = Config::with(&[
             ("WITHDRAWAL_MIN", "10USDC"),
@@ -739,6 +783,40 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(error.variable, "WITHDRAWAL_DAILY_MAX");
+    }
+
+    #[test]
+    fn production_refuses_the_mock_oracle_and_a_simulated_clock() {
+        let refused = |vars: &[(&str, &str)]| {
+            let mut all = vec![("UPDOWN_ENV", "production")];
+            all.extend_from_slice(vars);
+            Config::with(&all).unwrap_err()
+        };
+        let unset = refused(&[]);
+        assert_eq!(unset.variable, "ORACLE");
+        assert!(unset.problem.contains("ORACLE=http"), "{unset}");
+        assert_eq!(refused(&[("ORACLE", "mock")]).variable, "ORACLE");
+        let quorum = [
+            ("ORACLE", "quorum"),
+            ("ORACLE_SOURCES", "csv,mock"),
+            ("ORACLE_CSV_PATH", "closes.csv"),
+        ];
+        assert_eq!(refused(&quorum).variable, "ORACLE");
+        let clock = refused(&[
+            ("ORACLE", "manual"),
+            ("CLOCK_START", "2026-11-24T20:58:00Z"),
+        ]);
+        assert_eq!(clock.variable, "CLOCK_START");
+        assert!(clock.problem.contains("system clock"));
+        let speed = refused(&[
+            ("ORACLE", "manual"),
+            ("CLOCK_START", "2026-11-24T20:58:00Z"),
+            ("CLOCK_SPEED", "60"),
+        ]);
+        assert_eq!(speed.variable, "CLOCK_START");
+        // Development keeps its conveniences.
+        assert!(Config::with(&[("CLOCK_START", "2026-11-24T20:58:00Z")]).is_ok());
+        assert!(Config::with(&[("UPDOWN_ENV", "production"), ("ORACLE", "manual")]).is_ok());
     }
 
     #[test]

@@ -106,7 +106,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
     for (name, usdc_amount) in PLAYERS {
         let user = app.create_user(&format!("{name}@example.com")).await?;
         let amount = Micros::usdc(usdc_amount)?;
-        app.deposit(user.id, amount, &format!("0xdemo-{name}"), 0)
+        app.deposit(user.id, amount, &format!("0xdemo-{name}"), 0, None)
             .await?;
         lines.push(format!(
             "  {:<20} deposited {:>18}",
@@ -148,7 +148,9 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
     for (player, side, stake_usdc) in BETS {
         clock.advance(Duration::minutes(7));
         let stake = Micros::usdc(stake_usdc)?;
-        let bet = app.place_bet(users[player].1, side, stake, None).await?;
+        let bet = app
+            .place_bet(users[player].1, side, stake, None, None)
+            .await?;
         let pools = app.store.pools(round.id).await?;
         lines.push(format!(
             "  bet {:>2}: {:<6} {:<4} {:>18}   pools UP {:>18}  DOWN {:>18}   implied UP {}  DOWN {}",
@@ -171,7 +173,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
 
     clock.set(round.terms.lock_at);
     let late = app
-        .place_bet(users[2].1, Side::Down, Micros::usdc(5)?, Some(code))
+        .place_bet(users[2].1, Side::Down, Micros::usdc(5)?, Some(code), None)
         .await;
     let locked = app.lock_round(code).await?;
     story.say(

@@ -30,6 +30,10 @@ pub enum AppError {
     Unavailable(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// The request's Idempotency-Key was recorded by an earlier request;
+    /// this one changed nothing. The API answers from the record.
+    #[error("this Idempotency-Key was used by an earlier request")]
+    KeyUsed,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -59,7 +63,9 @@ impl AppError {
                 BetRefusalReason::Round(RoundError::TooEarlyToSettle { .. }) => "too_early",
                 BetRefusalReason::Round(_) => "round_closed",
                 BetRefusalReason::UnknownUser(_) => "not_found",
+                BetRefusalReason::KeyUsed => "idempotency_key_used",
             },
+            AppError::KeyUsed => "idempotency_key_used",
             AppError::Unavailable(_) => "unavailable",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Internal(_) => "internal",
@@ -76,6 +82,7 @@ impl From<StoreError> for AppError {
             StoreError::Round(e) => AppError::Round(e),
             StoreError::Invalid(what) => AppError::Invalid(what),
             StoreError::LimitExceeded(what) => AppError::LimitExceeded(what),
+            StoreError::KeyUsed => AppError::KeyUsed,
             StoreError::Other(e) => AppError::Internal(e),
         }
     }
@@ -89,6 +96,9 @@ impl From<MoneyError> for AppError {
 
 impl From<BetRefusalReason> for AppError {
     fn from(reason: BetRefusalReason) -> Self {
-        AppError::Refused(reason)
+        match reason {
+            BetRefusalReason::KeyUsed => AppError::KeyUsed,
+            other => AppError::Refused(other),
+        }
     }
 }

@@ -39,20 +39,39 @@ impl From<&User> for UserOut {
     }
 }
 
-/// A player's own limits; `null` where none is set.
+/// A player's own limits in force; `null` where none is set.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LimitsOut {
     pub max_stake_per_round: Option<i64>,
     pub max_stake_per_day: Option<i64>,
     pub excluded_until: Option<String>,
+    /// A raise waiting out its cooling-off period, if any.
+    pub pending: Option<PendingLimitsOut>,
 }
 
-impl From<&updown_domain::admission::PlayerLimits> for LimitsOut {
-    fn from(limits: &updown_domain::admission::PlayerLimits) -> Self {
+/// Stake limits that take effect at `from` (a raise or removal waits
+/// `LIMIT_RAISE_COOLOFF_HOURS`); `null` where there will be none.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PendingLimitsOut {
+    pub max_stake_per_round: Option<i64>,
+    pub max_stake_per_day: Option<i64>,
+    pub from: String,
+}
+
+impl LimitsOut {
+    /// The limits as they stand at `now`.
+    pub fn at(settings: &updown_domain::admission::LimitSettings, now: DateTime<Utc>) -> Self {
+        let settings = settings.settled(now);
+        let limits = settings.set;
         LimitsOut {
             max_stake_per_round: limits.max_stake_per_round.map(Micros::get),
             max_stake_per_day: limits.max_stake_per_day.map(Micros::get),
             excluded_until: limits.excluded_until.map(instant),
+            pending: settings.pending.map(|p| PendingLimitsOut {
+                max_stake_per_round: p.max_stake_per_round.map(Micros::get),
+                max_stake_per_day: p.max_stake_per_day.map(Micros::get),
+                from: instant(p.from),
+            }),
         }
     }
 }
@@ -419,6 +438,8 @@ impl TvlOut {
 /// One operator action from the audit log.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditOut {
+    /// For paging: `before` this id.
+    pub id: i64,
     pub at: String,
     pub actor: String,
     pub action: String,
@@ -429,6 +450,7 @@ pub struct AuditOut {
 impl From<&updown_store::AuditEntry> for AuditOut {
     fn from(e: &updown_store::AuditEntry) -> Self {
         AuditOut {
+            id: e.id,
             at: instant(e.at),
             actor: e.actor.clone(),
             action: e.action.clone(),
@@ -447,12 +469,13 @@ pub struct UserSummaryOut {
     pub limits: LimitsOut,
 }
 
-impl From<&updown_store::UserSummary> for UserSummaryOut {
-    fn from(s: &updown_store::UserSummary) -> Self {
+impl UserSummaryOut {
+    /// A user as they stand at `now`.
+    pub fn at(s: &updown_store::UserSummary, now: DateTime<Utc>) -> Self {
         UserSummaryOut {
             user: UserOut::from(&s.user),
             available: s.balance.get(),
-            limits: LimitsOut::from(&s.user.limits),
+            limits: LimitsOut::at(&s.user.limit_settings(), now),
         }
     }
 }

@@ -190,6 +190,7 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
             updown_domain::round::Side::Down,
             support::usdc(4),
             None,
+            None,
         )
         .await
         .unwrap();

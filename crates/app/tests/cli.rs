@@ -585,7 +585,7 @@ fn serve_answers_http_and_stops_cleanly_on_sigterm() {
 #[test]
 fn production_refuses_to_serve_without_an_admin_token_or_a_wallet_key() {
     let cli = Cli::new("production");
-    let serve = |admin_token: Option<&str>| {
+    let serve = |env: &[(&str, &str)]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
         command
             .current_dir(&cli.folder)
@@ -596,18 +596,44 @@ fn production_refuses_to_serve_without_an_admin_token_or_a_wallet_key() {
             .env("UPDOWN_ENV", "production")
             .env_remove("ADMIN_TOKEN")
             .env_remove("WALLET_XPUB")
+            .env_remove("ORACLE")
+            .env_remove("CLOCK_START")
             .env("BIND_ADDR", "127.0.0.1:0")
             .arg("serve");
-        if let Some(token) = admin_token {
-            command.env("ADMIN_TOKEN", token);
+        for (name, value) in env {
+            command.env(name, value);
         }
         command.output().unwrap()
     };
-    let output = serve(None);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("ADMIN_TOKEN"));
-    let output = serve(Some("a-production-token-0123456789"));
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("WALLET_XPUB"), "{stderr}");
+    let refused = |env: &[(&str, &str)], says: &[&str]| {
+        let output = serve(env);
+        assert_ne!(output.status.code(), Some(0), "{env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for word in says {
+            assert!(stderr.contains(word), "{env:?}: {stderr}");
+        }
+    };
+    // The mock oracle (the default) and a simulated clock are refused,
+    // and the message says what to set instead.
+    refused(&[], &["ORACLE", "ORACLE=http"]);
+    refused(&[("ORACLE", "mock")], &["ORACLE", "public"]);
+    refused(
+        &[
+            ("ORACLE", "manual"),
+            ("CLOCK_START", "2026-11-24T15:00:00Z"),
+        ],
+        &["CLOCK_START", "system clock"],
+    );
+    refused(
+        &[("ORACLE", "manual"), ("CHAIN_SENDER", "mock")],
+        &["CHAIN_SENDER", "manual"],
+    );
+    refused(&[("ORACLE", "manual")], &["ADMIN_TOKEN"]);
+    refused(
+        &[
+            ("ORACLE", "manual"),
+            ("ADMIN_TOKEN", "a-production-token-0123456789"),
+        ],
+        &["WALLET_XPUB"],
+    );
 }

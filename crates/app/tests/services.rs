@@ -77,7 +77,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
         ),
         (
             "zero bet",
-            app.place_bet(ann, Side::Up, Micros::ZERO, None)
+            app.place_bet(ann, Side::Up, Micros::ZERO, None, None)
                 .await
                 .map(drop),
             "invalid_input",
@@ -85,7 +85,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
         ),
         (
             "bet above MAX_BET",
-            app.place_bet(ann, Side::Up, usdc(101), None)
+            app.place_bet(ann, Side::Up, usdc(101), None, None)
                 .await
                 .map(drop),
             "invalid_input",
@@ -93,13 +93,15 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
         ),
         (
             "bet beyond balance",
-            app.place_bet(ann, Side::Up, usdc(60), None).await.map(drop),
+            app.place_bet(ann, Side::Up, usdc(60), None, None)
+                .await
+                .map(drop),
             "insufficient_funds",
             "available",
         ),
         (
             "unknown user bets",
-            app.place_bet(UserId(9999), Side::Up, usdc(1), None)
+            app.place_bet(UserId(9999), Side::Up, usdc(1), None, None)
                 .await
                 .map(drop),
             "not_found",
@@ -112,6 +114,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
                 Side::Up,
                 usdc(1),
                 Some(RoundCode::parse("20261201").unwrap()),
+                None,
             )
             .await
             .map(drop),
@@ -120,35 +123,49 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
         ),
         (
             "withdrawal beyond balance",
-            app.withdraw(ann, usdc(51), "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
-                .await
-                .map(drop),
+            app.withdraw(
+                ann,
+                usdc(51),
+                "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+                None,
+            )
+            .await
+            .map(drop),
             "insufficient_funds",
             "available",
         ),
         (
             "withdrawal to a bad checksum",
-            app.withdraw(ann, usdc(1), "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
-                .await
-                .map(drop),
+            app.withdraw(
+                ann,
+                usdc(1),
+                "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+                None,
+            )
+            .await
+            .map(drop),
             "invalid_input",
             "EIP-55",
         ),
         (
             "withdrawal to garbage",
-            app.withdraw(ann, usdc(1), "0x12").await.map(drop),
+            app.withdraw(ann, usdc(1), "0x12", None).await.map(drop),
             "invalid_input",
             "40 hexadecimal",
         ),
         (
             "duplicate deposit tx",
-            app.deposit(ann, usdc(5), "0xfund-ann", 0).await.map(drop),
+            app.deposit(ann, usdc(5), "0xfund-ann", 0, None)
+                .await
+                .map(drop),
             "conflict",
             "already credited",
         ),
         (
             "zero deposit",
-            app.deposit(ann, Micros::ZERO, "0xnew", 0).await.map(drop),
+            app.deposit(ann, Micros::ZERO, "0xnew", 0, None)
+                .await
+                .map(drop),
             "invalid_input",
             "at least 1",
         ),
@@ -201,7 +218,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
         ),
         (
             "cancel a missing bet",
-            app.cancel_bet(BetId(424242), None).await.map(drop),
+            app.cancel_bet(BetId(424242), None, None).await.map(drop),
             "not_found",
             "424242",
         ),
@@ -233,8 +250,10 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
 
     // Locked, then settled: bets refused with the round's state in words.
     app.lock_round(code()).await.unwrap();
-    let (code_locked, message) =
-        message_of(app.place_bet(ann, Side::Up, usdc(1), Some(code())).await);
+    let (code_locked, message) = message_of(
+        app.place_bet(ann, Side::Up, usdc(1), Some(code()), None)
+            .await,
+    );
     assert_eq!(code_locked, "round_closed");
     assert!(message.contains("LOCKED"), "{message}");
     let (too_early, message) = message_of(app.settle_round(code(), SettleRequest::Auto).await);
@@ -244,7 +263,10 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
     let (twice, message) = message_of(app.settle_round(code(), SettleRequest::Auto).await);
     assert_eq!(twice, "conflict");
     assert!(message.contains("already SETTLED"), "{message}");
-    let (settled_bet, _) = message_of(app.place_bet(ann, Side::Up, usdc(1), Some(code())).await);
+    let (settled_bet, _) = message_of(
+        app.place_bet(ann, Side::Up, usdc(1), Some(code()), None)
+            .await,
+    );
     assert_eq!(settled_bet, "round_closed");
 
     assert_eq!(
@@ -265,7 +287,7 @@ async fn a_settlement_that_crashes_midway_resumes_and_pays_everyone_exactly_once
         users.push(user);
         for (j, side) in [Side::Up, Side::Down].into_iter().enumerate() {
             let stake = Micros::new(1_000_000 + 137_911 * (i * 2 + j as i64)).unwrap();
-            app.place_bet(user, side, stake, None).await.unwrap();
+            app.place_bet(user, side, stake, None, None).await.unwrap();
             placed.push((user, side, stake));
         }
     }
@@ -324,11 +346,15 @@ async fn the_clock_refuses_bets_at_the_lock_even_before_the_scheduler_locks(db: 
     let round = t.open(CODE).await;
     t.clock.set(round.terms.lock_at - Duration::seconds(1));
     t.app
-        .place_bet(ann, Side::Up, usdc(1), Some(code()))
+        .place_bet(ann, Side::Up, usdc(1), Some(code()), None)
         .await
         .unwrap();
     t.clock.set(round.terms.lock_at);
-    let (code_, message) = message_of(t.app.place_bet(ann, Side::Up, usdc(1), Some(code())).await);
+    let (code_, message) = message_of(
+        t.app
+            .place_bet(ann, Side::Up, usdc(1), Some(code()), None)
+            .await,
+    );
     assert_eq!(code_, "round_closed");
     assert!(message.contains("locked at"), "{message}");
     assert_eq!(
@@ -348,9 +374,12 @@ async fn auto_settlement_voids_and_refunds_when_no_close_arrives_in_time(db: Db)
         t.funded("bob", usdc(10)).await,
     );
     let round = t.open(CODE).await;
-    t.app.place_bet(ann, Side::Up, usdc(3), None).await.unwrap();
     t.app
-        .place_bet(bob, Side::Down, usdc(7), None)
+        .place_bet(ann, Side::Up, usdc(3), None, None)
+        .await
+        .unwrap();
+    t.app
+        .place_bet(bob, Side::Down, usdc(7), None, None)
         .await
         .unwrap();
     t.clock.set(round.terms.settle_at + Duration::minutes(1));
@@ -379,7 +408,10 @@ async fn a_tie_voids_the_round_under_the_refund_policy(db: Db) {
     .await;
     let ann = t.funded("ann", usdc(10)).await;
     let round = t.open(CODE).await;
-    t.app.place_bet(ann, Side::Up, usdc(4), None).await.unwrap();
+    t.app
+        .place_bet(ann, Side::Up, usdc(4), None, None)
+        .await
+        .unwrap();
     t.clock.set(round.terms.settle_at);
     for date in ["2026-11-23", "2026-11-24"] {
         t.app
@@ -410,18 +442,22 @@ async fn bets_can_be_cancelled_until_the_cutoff_only(db: Db) {
         t.funded("bob", usdc(10)).await,
     );
     let round = t.open(CODE).await;
-    let first = t.app.place_bet(ann, Side::Up, usdc(2), None).await.unwrap();
-    let second = t
+    let first = t
         .app
-        .place_bet(ann, Side::Down, usdc(3), None)
+        .place_bet(ann, Side::Up, usdc(2), None, None)
         .await
         .unwrap();
-    let (code_, _) = message_of(t.app.cancel_bet(first.id, Some(bob)).await);
+    let second = t
+        .app
+        .place_bet(ann, Side::Down, usdc(3), None, None)
+        .await
+        .unwrap();
+    let (code_, _) = message_of(t.app.cancel_bet(first.id, Some(bob), None).await);
     assert_eq!(code_, "not_found", "someone else's bet is invisible");
-    t.app.cancel_bet(first.id, Some(ann)).await.unwrap();
+    t.app.cancel_bet(first.id, Some(ann), None).await.unwrap();
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(7));
     t.clock.set(round.terms.lock_at - Duration::minutes(15));
-    let (code_, message) = message_of(t.app.cancel_bet(second.id, Some(ann)).await);
+    let (code_, message) = message_of(t.app.cancel_bet(second.id, Some(ann), None).await);
     assert_eq!(code_, "round_closed");
     assert!(message.contains("cut-off"), "{message}");
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(7));
@@ -436,7 +472,7 @@ async fn concurrent_bets_through_the_batcher_never_overdraw(db: Db) {
         .map(|i| {
             let app = t.app.clone();
             let side = if i % 2 == 0 { Side::Up } else { Side::Down };
-            tokio::spawn(async move { app.place_bet(racer, side, usdc(1), None).await })
+            tokio::spawn(async move { app.place_bet(racer, side, usdc(1), None, None).await })
         })
         .collect();
     let mut accepted = 0;
@@ -455,7 +491,10 @@ async fn manual_results_are_audited_and_prices_recorded_by_operators_win(db: Db)
     let t = TestApp::spawn(db, &[], at(MORNING)).await;
     let ann = t.funded("ann", usdc(10)).await;
     let round = t.open(CODE).await;
-    t.app.place_bet(ann, Side::Up, usdc(4), None).await.unwrap();
+    t.app
+        .place_bet(ann, Side::Up, usdc(4), None, None)
+        .await
+        .unwrap();
     t.clock.set(round.terms.lock_at);
     let manual = SettleRequest::Manual {
         outcome: Outcome::Down,
@@ -472,7 +511,7 @@ async fn manual_results_are_audited_and_prices_recorded_by_operators_win(db: Db)
     let settled = t.app.settle_round(code(), manual).await.unwrap();
     assert_eq!(settled.status, RoundStatus::Settled);
     assert_eq!(settled.settlement.as_ref().unwrap().actor, "cli:olga");
-    let audit = t.app.store.audit_log(10).await.unwrap();
+    let audit = t.app.store.audit_log(None, 10).await.unwrap();
     assert!(audit.iter().any(|a| a.actor == "cli:olga"
         && a.action == "settle_down"
         && a.reason.as_deref() == Some("index provider restated the close")));
@@ -529,9 +568,12 @@ async fn the_scheduler_catches_up_a_weekend_in_order(db: Db) {
         t.funded("ann", usdc(10)).await,
         t.funded("bob", usdc(10)).await,
     );
-    t.app.place_bet(ann, Side::Up, usdc(4), None).await.unwrap();
     t.app
-        .place_bet(bob, Side::Down, usdc(6), None)
+        .place_bet(ann, Side::Up, usdc(4), None, None)
+        .await
+        .unwrap();
+    t.app
+        .place_bet(bob, Side::Down, usdc(6), None, None)
         .await
         .unwrap();
 
@@ -576,7 +618,10 @@ async fn the_scheduler_waits_for_closes_until_the_void_instant(db: Db) {
     let t = TestApp::spawn_with_oracle(db, &[], at(MORNING), oracle).await;
     assert_eq!(t.app.scheduler_step().await.unwrap().opened, [CODE]);
     let ann = t.funded("ann", usdc(10)).await;
-    t.app.place_bet(ann, Side::Up, usdc(3), None).await.unwrap();
+    t.app
+        .place_bet(ann, Side::Up, usdc(3), None, None)
+        .await
+        .unwrap();
     let round = t.app.round(code()).await.unwrap();
 
     t.clock.set(round.terms.settle_at);
@@ -609,7 +654,11 @@ async fn events_and_key_revocations_reach_the_other_instance_through_redis(db: D
     let mut heard = other.events.subscribe();
     let ann = t.funded("ann", usdc(10)).await;
     t.open(CODE).await;
-    let bet = t.app.place_bet(ann, Side::Up, usdc(3), None).await.unwrap();
+    let bet = t
+        .app
+        .place_bet(ann, Side::Up, usdc(3), None, None)
+        .await
+        .unwrap();
     // Other stories may share this Redis: look for this bet's event.
     let found = tokio::time::timeout(wait, async {
         loop {
@@ -645,7 +694,7 @@ async fn with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them
     t.open(CODE).await;
     for _ in 0..20 {
         t.app
-            .place_bet(ann, Side::Down, Micros::new(1).unwrap(), None)
+            .place_bet(ann, Side::Down, Micros::new(1).unwrap(), None, None)
             .await
             .unwrap();
     }
@@ -673,8 +722,8 @@ async fn the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_
         Some(chain.clone()),
     );
     let ann = t.funded("ann", usdc(100)).await;
-    let good = app.withdraw(ann, usdc(10), GOOD).await.unwrap();
-    let refused = app.withdraw(ann, usdc(5), REFUSED).await.unwrap();
+    let good = app.withdraw(ann, usdc(10), GOOD, None).await.unwrap();
+    let refused = app.withdraw(ann, usdc(5), REFUSED, None).await.unwrap();
     assert_eq!(app.balance(ann).await.unwrap(), usdc(85));
 
     // A step that sent the first withdrawal and crashed before recording.
@@ -715,7 +764,7 @@ async fn the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_
     );
     // The operator's manual sender has no worker: a step does nothing.
     let manual = t.twin(&[("CHAIN_SENDER", "manual")]);
-    manual.withdraw(ann, usdc(1), GOOD).await.unwrap();
+    manual.withdraw(ann, usdc(1), GOOD, None).await.unwrap();
     assert!(manual.withdrawal_step().await.unwrap().is_idle());
     t.assert_verified().await;
 }
@@ -728,24 +777,29 @@ async fn withdrawals_keep_to_the_minimum_and_the_daily_maximum(db: Db) {
     let t = TestApp::spawn(db, &limits, at(MORNING)).await;
     let app = &t.app;
     let ann = t.funded("ann", usdc(100)).await;
-    let (code, message) = message_of(app.withdraw(ann, usdc(1), GOOD).await);
+    let (code, message) = message_of(app.withdraw(ann, usdc(1), GOOD, None).await);
     assert_eq!(code, "invalid_input");
     assert!(message.contains("WITHDRAWAL_MIN"), "{message}");
     let (code, _) = message_of(
-        app.withdraw(ann, usdc(5), "0x0000000000000000000000000000000000000000")
-            .await,
+        app.withdraw(
+            ann,
+            usdc(5),
+            "0x0000000000000000000000000000000000000000",
+            None,
+        )
+        .await,
     );
     assert_eq!(code, "invalid_input");
 
-    app.withdraw(ann, usdc(12), GOOD).await.unwrap();
-    let (code, message) = message_of(app.withdraw(ann, usdc(9), GOOD).await);
+    app.withdraw(ann, usdc(12), GOOD, None).await.unwrap();
+    let (code, message) = message_of(app.withdraw(ann, usdc(9), GOOD, None).await);
     assert_eq!(code, "limit_exceeded");
     assert!(message.contains("at most 8000000 more"), "{message}");
     assert_eq!(app.balance(ann).await.unwrap(), usdc(88), "nothing moved");
-    app.withdraw(ann, usdc(8), GOOD).await.unwrap();
+    app.withdraw(ann, usdc(8), GOOD, None).await.unwrap();
     // A day later the window has moved on.
     t.advance(Duration::hours(24));
-    app.withdraw(ann, usdc(20), GOOD).await.unwrap();
+    app.withdraw(ann, usdc(20), GOOD, None).await.unwrap();
     assert_eq!(app.balance(ann).await.unwrap(), usdc(60));
     t.assert_verified().await;
 }

@@ -1,9 +1,13 @@
-//! Whether a bet may enter: the player's balance, limits and exclusion.
+//! Whether a bet may enter: the player's balance, limits and exclusion;
+//! and how a player's request to change their limits is applied.
 //!
-//! Applied in order to every bet of a batch while the player's balance row
-//! is locked, so bets from one player in one batch see each other.
+//! Admission is applied in order to every bet of a batch while the
+//! player's balance row is locked, so bets from one player in one batch
+//! see each other. Limit changes follow what regulated operators do: a
+//! stricter limit applies at once, a looser one only after a cooling-off
+//! period, and a self-exclusion in force can be extended, never shortened.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use thiserror::Error;
 
 use crate::money::Micros;
@@ -90,6 +94,102 @@ impl PlayerState {
     }
 }
 
+/// A raise of the stake limits, waiting out its cooling-off period: from
+/// `from` on, these are the stake limits (`None`: no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingLimits {
+    pub max_stake_per_round: Option<Micros>,
+    pub max_stake_per_day: Option<Micros>,
+    pub from: DateTime<Utc>,
+}
+
+/// A player's limits as kept: those set, and a raise that may be waiting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub set: PlayerLimits,
+    pub pending: Option<PendingLimits>,
+}
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum LimitChangeError {
+    #[error("you are self-excluded until {until}; an exclusion can be extended, not shortened or lifted")]
+    ExclusionInForce { until: DateTime<Utc> },
+}
+
+/// Whether stake limit `new` is at least as strict as `old` (`None`: no
+/// limit, the loosest).
+fn at_least_as_strict(new: Option<Micros>, old: Option<Micros>) -> bool {
+    match (new, old) {
+        (_, None) => true,
+        (Some(new), Some(old)) => new <= old,
+        (None, Some(_)) => false,
+    }
+}
+
+impl LimitSettings {
+    /// The limits in force at `now`: a pending raise applies from its
+    /// instant on.
+    pub fn in_force(&self, now: DateTime<Utc>) -> PlayerLimits {
+        self.settled(now).set
+    }
+
+    /// The settings with a raise that is due folded in.
+    pub fn settled(&self, now: DateTime<Utc>) -> LimitSettings {
+        match self.pending {
+            Some(pending) if pending.from <= now => LimitSettings {
+                set: PlayerLimits {
+                    max_stake_per_round: pending.max_stake_per_round,
+                    max_stake_per_day: pending.max_stake_per_day,
+                    excluded_until: self.set.excluded_until,
+                },
+                pending: None,
+            },
+            _ => *self,
+        }
+    }
+
+    /// The settings after the player asks for `wanted` at `now`. A stake
+    /// limit made stricter (or kept) applies at once; one made looser or
+    /// removed waits `cooloff`, the stricter one staying in force until
+    /// then (a new request replaces a waiting raise). A self-exclusion in
+    /// force can only be kept or extended; a new one applies at once.
+    pub fn request(
+        &self,
+        wanted: PlayerLimits,
+        now: DateTime<Utc>,
+        cooloff: Duration,
+    ) -> Result<LimitSettings, LimitChangeError> {
+        let current = self.in_force(now);
+        if let Some(until) = current.excluded_until.filter(|until| *until > now) {
+            if wanted.excluded_until.is_none_or(|wanted| wanted < until) {
+                return Err(LimitChangeError::ExclusionInForce { until });
+            }
+        }
+        let pick = |wanted: Option<Micros>, current: Option<Micros>| {
+            if at_least_as_strict(wanted, current) {
+                (wanted, false)
+            } else {
+                (current, true)
+            }
+        };
+        let (round, round_waits) = pick(wanted.max_stake_per_round, current.max_stake_per_round);
+        let (day, day_waits) = pick(wanted.max_stake_per_day, current.max_stake_per_day);
+        let pending = (round_waits || day_waits).then_some(PendingLimits {
+            max_stake_per_round: wanted.max_stake_per_round,
+            max_stake_per_day: wanted.max_stake_per_day,
+            from: now + cooloff,
+        });
+        Ok(LimitSettings {
+            set: PlayerLimits {
+                max_stake_per_round: round,
+                max_stake_per_day: day,
+                excluded_until: wanted.excluded_until,
+            },
+            pending,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +255,85 @@ mod tests {
             state(1000, excluded).admit(m(1), now()),
             Err(BetRefusal::SelfExcluded { .. })
         ));
+    }
+
+    fn limits(round: Option<i64>, day: Option<i64>) -> PlayerLimits {
+        PlayerLimits {
+            max_stake_per_round: round.map(m),
+            max_stake_per_day: day.map(m),
+            excluded_until: None,
+        }
+    }
+
+    #[test]
+    fn a_stricter_limit_applies_at_once_and_a_looser_one_after_the_cooling_off() {
+        let day = Duration::hours(24);
+        let start = LimitSettings {
+            set: limits(Some(100), None),
+            pending: None,
+        };
+        let lowered = start
+            .request(limits(Some(50), Some(500)), now(), day)
+            .unwrap();
+        assert_eq!(lowered.in_force(now()), limits(Some(50), Some(500)));
+        assert_eq!(lowered.pending, None);
+
+        let raised = lowered.request(limits(Some(80), None), now(), day).unwrap();
+        // Both are looser: the old ones stay in force for a day.
+        assert_eq!(raised.in_force(now()), limits(Some(50), Some(500)));
+        let just_before = now() + day - Duration::seconds(1);
+        assert_eq!(raised.in_force(just_before), limits(Some(50), Some(500)));
+        assert_eq!(raised.in_force(now() + day), limits(Some(80), None));
+
+        // One stricter, one looser: the stricter at once, the looser later.
+        let mixed = lowered
+            .request(limits(Some(10), Some(900)), now(), day)
+            .unwrap();
+        assert_eq!(mixed.in_force(now()), limits(Some(10), Some(500)));
+        assert_eq!(mixed.in_force(now() + day), limits(Some(10), Some(900)));
+
+        // Asking again for the stricter limits drops the waiting raise.
+        let back = raised
+            .request(limits(Some(50), Some(500)), now(), day)
+            .unwrap();
+        assert_eq!(back.pending, None);
+        assert_eq!(back.in_force(now() + day), limits(Some(50), Some(500)));
+    }
+
+    #[test]
+    fn an_exclusion_in_force_is_extended_never_shortened() {
+        let day = Duration::hours(24);
+        let until = now() + Duration::days(30);
+        let excluded = LimitSettings {
+            set: PlayerLimits {
+                excluded_until: Some(until),
+                ..PlayerLimits::default()
+            },
+            pending: None,
+        };
+        let lift = excluded.request(PlayerLimits::default(), now(), day);
+        assert_eq!(lift, Err(LimitChangeError::ExclusionInForce { until }));
+        let shorten = PlayerLimits {
+            excluded_until: Some(until - Duration::days(1)),
+            ..PlayerLimits::default()
+        };
+        assert!(excluded.request(shorten, now(), day).is_err());
+        let extend = PlayerLimits {
+            excluded_until: Some(until + Duration::days(1)),
+            ..PlayerLimits::default()
+        };
+        assert_eq!(
+            excluded
+                .request(extend, now(), day)
+                .unwrap()
+                .set
+                .excluded_until,
+            extend.excluded_until
+        );
+        // Once it has run out, it may be cleared.
+        let later = until + Duration::seconds(1);
+        assert!(excluded
+            .request(PlayerLimits::default(), later, day)
+            .is_ok());
     }
 }

@@ -53,6 +53,10 @@ pub enum StoreError {
     /// A configured limit would be passed.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The request's Idempotency-Key was recorded by an earlier request
+    /// (this one changed nothing): answer from the record.
+    #[error("this Idempotency-Key was used before")]
+    KeyUsed,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -66,6 +70,10 @@ impl From<sqlx::Error> for StoreError {
             // Unique constraints name the business rule they protect.
             if db.is_unique_violation() {
                 let message = db.message();
+                // A concurrent request with the same key committed first.
+                if message.contains("idempotency_keys") {
+                    return StoreError::KeyUsed;
+                }
                 if message.contains("deposits") {
                     return StoreError::Conflict(
                         "this chain transfer (tx hash and log index) was already credited".into(),
@@ -140,8 +148,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<User>>;
     async fn user(&self, id: UserId) -> StoreResult<User>;
     async fn user_by_email(&self, email: &Email) -> StoreResult<User>;
-    async fn users(&self, limit: i64) -> StoreResult<Vec<UserSummary>>;
-    async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> StoreResult<User>;
+    /// Newest first, before user id `before` when given.
+    async fn users(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<UserSummary>>;
+    /// Applies a player's request for `wanted` limits at `now` under the
+    /// rules of
+    /// [`updown_domain::admission::LimitSettings::request`], decided on the row as locked
+    /// in this transaction (never on a cached read): a stricter limit at
+    /// once, a looser one after `cooloff`, an exclusion never shortened
+    /// (Conflict).
+    async fn change_limits(
+        &self,
+        user: UserId,
+        wanted: PlayerLimits,
+        now: DateTime<Utc>,
+        cooloff: Duration,
+    ) -> StoreResult<User>;
     async fn balance(&self, user: UserId) -> StoreResult<Micros>;
 
     // API keys, stored as hashes.
@@ -194,6 +215,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StatementLine>>;
 
     // Deposits and withdrawals.
+    /// Credits a chain transfer once (Conflict for a second credit); with a
+    /// key, recorded in the same transaction (`KeyUsed` if it was before).
     async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit>;
     /// The credit of chain transfer (tx hash, log index), if there is one.
     async fn deposit_by_transfer(
@@ -206,25 +229,44 @@ pub trait Store: Send + Sync + 'static {
         &self,
         notification: &DepositNotification,
     ) -> StoreResult<()>;
-    /// The latest deposit notifications, newest first.
-    async fn deposit_notifications(&self, limit: i64) -> StoreResult<Vec<DepositNotification>>;
+    /// Deposit notifications, newest first, before id `before` when given.
+    async fn deposit_notifications(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<DepositNotification>>;
+    /// Moves the amount to pending and queues the withdrawal; with a key,
+    /// recorded in the same transaction (`KeyUsed` if it was before).
     async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal>;
-    /// Newest first; of one user and in one status when given.
+    /// Newest first, before id `before` when given; of one user and in
+    /// one status when given.
     async fn withdrawals(
         &self,
         user: Option<UserId>,
         status: Option<WithdrawalStatus>,
+        before: Option<WithdrawalId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Withdrawal>>;
+    /// Withdrawals in `status`, oldest first, after id `after` when given:
+    /// the worker's pages.
+    async fn withdrawals_to_step(
+        &self,
+        status: WithdrawalStatus,
+        after: Option<WithdrawalId>,
         limit: i64,
     ) -> StoreResult<Vec<Withdrawal>>;
     async fn withdrawal(&self, id: WithdrawalId) -> StoreResult<Withdrawal>;
-    /// Moves a withdrawal one step; confirming moves its funds out of
-    /// custody, failing gives them back to the user. Conflict when the
-    /// step is not allowed from its current status.
+    /// Moves a withdrawal one step, decided on its row as locked in this
+    /// transaction; confirming moves its funds out of custody, failing
+    /// gives them back to the user. Conflict when the step is not allowed
+    /// from its current status ([`WithdrawalChange::check`]). With a key,
+    /// recorded in the same transaction.
     async fn change_withdrawal(
         &self,
         id: WithdrawalId,
         change: &WithdrawalChange,
         now: DateTime<Utc>,
+        key: Option<&Keyed<Withdrawal>>,
     ) -> StoreResult<Withdrawal>;
 
     // Rounds.
@@ -248,14 +290,23 @@ pub trait Store: Send + Sync + 'static {
         round: RoundId,
         requests: &[BetRequest],
     ) -> StoreResult<Vec<Result<Bet, BetRefusalReason>>>;
+    /// Cancels a bet for a full refund; with a key, recorded in the same
+    /// transaction (`KeyUsed` if it was before).
     async fn cancel_bet(
         &self,
         bet: BetId,
         owner: Option<UserId>,
         now: DateTime<Utc>,
         cancel_cutoff: Duration,
+        key: Option<&Keyed<Bet>>,
     ) -> StoreResult<Bet>;
-    async fn bets_of_user(&self, user: UserId, limit: i64) -> StoreResult<Vec<Bet>>;
+    /// `user`'s bets, newest first, before bet `before` when given.
+    async fn bets_of_user(
+        &self,
+        user: UserId,
+        before: Option<BetId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Bet>>;
     async fn bet(&self, bet: BetId) -> StoreResult<Bet>;
 
     // Settlement: begin once, pay in chunks, finish. Each step is one
@@ -273,28 +324,26 @@ pub trait Store: Send + Sync + 'static {
     async fn record_price(&self, price: &PriceRecord) -> StoreResult<()>;
     async fn price(&self, market: &Market, date: NaiveDate) -> StoreResult<Option<PriceRecord>>;
 
-    // Idempotency keys.
-    /// Claims `key` for a request; a claim older than `expired_before` (or
-    /// one left running since `stale_before`, e.g. by a crash) is taken over.
-    async fn claim_idempotency_key(
+    // Idempotency keys (written with their effects; see `RequestKey`).
+    /// The record of a key, if one was kept.
+    async fn idempotency_key(&self, scope: &str, key: &str) -> StoreResult<Option<KeyRecord>>;
+    /// Records a key with its answer unless it is recorded already (for
+    /// actions idempotent by themselves, recorded after they ran); whether
+    /// this call recorded it.
+    async fn record_idempotency_key(
         &self,
-        scope: &str,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-        expired_before: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-    ) -> StoreResult<Idempotency>;
-    async fn complete_idempotency_key(
+        key: &RequestKey,
+        answer: &KeptAnswer,
+    ) -> StoreResult<bool>;
+    /// Deletes keys recorded before `keys_before` and refused deposit
+    /// notifications received before `notifications_before`, at most
+    /// `limit` rows of each.
+    async fn purge(
         &self,
-        scope: &str,
-        key: &str,
-        status: u16,
-        body: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Drops a claim whose request failed in a way worth retrying.
-    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
+        keys_before: DateTime<Utc>,
+        notifications_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Purged>;
 
     // Reports.
     async fn tvl(&self) -> StoreResult<Tvl>;
@@ -307,7 +356,8 @@ pub trait Store: Send + Sync + 'static {
     /// server if this process dies). SQLite: always granted.
     async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>>;
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
-    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// Newest first, before entry `before` when given.
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
 }
 
 /// Why one bet of a batch was refused.
@@ -319,6 +369,10 @@ pub enum BetRefusalReason {
     Round(#[from] RoundError),
     #[error("user {0} not found")]
     UnknownUser(UserId),
+    /// Its Idempotency-Key was recorded by an earlier request: the answer
+    /// is that request's.
+    #[error("this Idempotency-Key was used before")]
+    KeyUsed,
 }
 
 /// Opens the store a `DATABASE_URL` names: `sqlite://path` or

@@ -1,7 +1,7 @@
 //! The records the store accepts and returns, in domain types.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use updown_domain::admission::PlayerLimits;
+use updown_domain::admission::{LimitSettings, PendingLimits, PlayerLimits};
 use updown_domain::ids::{BetId, Email, RoundId, UserId, WithdrawalId};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::{Outcome, Price, RoundStatus, RoundTerms, Side};
@@ -14,7 +14,18 @@ pub struct User {
     /// 0 for the first user created, 1 for the next: the HD wallet index.
     pub sequence: i64,
     pub created_at: DateTime<Utc>,
+    /// The limits set (a raise may be waiting in `pending_limits`).
     pub limits: PlayerLimits,
+    pub pending_limits: Option<PendingLimits>,
+}
+
+impl User {
+    pub fn limit_settings(&self) -> LimitSettings {
+        LimitSettings {
+            set: self.limits,
+            pending: self.pending_limits,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +41,8 @@ pub struct NewDeposit {
     pub chain_tx_hash: String,
     pub log_index: i64,
     pub now: DateTime<Utc>,
+    /// Recorded with the credit, in its transaction.
+    pub key: Option<Keyed<Deposit>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +53,8 @@ pub struct Deposit {
     pub chain_tx_hash: String,
     pub log_index: i64,
     pub credited_at: DateTime<Utc>,
+    /// The user's balance right after this credit (known when credited).
+    pub balance_after: Option<Micros>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +65,8 @@ pub struct NewWithdrawal {
     pub now: DateTime<Utc>,
     /// The user's withdrawal limit, checked in the same transaction.
     pub cap: Option<WithdrawalCap>,
+    /// Recorded with the request, in its transaction.
+    pub key: Option<Keyed<Withdrawal>>,
 }
 
 /// A limit on what one user withdraws over a window: their withdrawals
@@ -101,6 +118,8 @@ impl DepositOutcome {
 /// sender left out or got wrong are `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DepositNotification {
+    /// Set by the store (`None` in a notification to record).
+    pub id: Option<i64>,
     pub received_at: Option<DateTime<Utc>>,
     pub outcome: Option<DepositOutcome>,
     pub reason: Option<String>,
@@ -114,18 +133,32 @@ pub struct DepositNotification {
     pub user: Option<UserId>,
 }
 
+/// Where a withdrawal stands. QUEUED: nothing has left; SUBMITTING: the
+/// worker claimed it and may be sending it; SUBMITTED: sent, with its
+/// transaction hash; CONFIRMED: the funds left custody; FAILED: the funds
+/// went back to the player.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WithdrawalStatus {
     Queued,
+    Submitting,
     Submitted,
     Confirmed,
     Failed,
 }
 
 impl WithdrawalStatus {
+    pub const ALL: [WithdrawalStatus; 5] = [
+        Self::Queued,
+        Self::Submitting,
+        Self::Submitted,
+        Self::Confirmed,
+        Self::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             WithdrawalStatus::Queued => "QUEUED",
+            WithdrawalStatus::Submitting => "SUBMITTING",
             WithdrawalStatus::Submitted => "SUBMITTED",
             WithdrawalStatus::Confirmed => "CONFIRMED",
             WithdrawalStatus::Failed => "FAILED",
@@ -133,9 +166,13 @@ impl WithdrawalStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Queued, Self::Submitted, Self::Confirmed, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the transfer may have reached the chain: from here on only
+    /// the chain's word can fail it.
+    pub fn may_be_on_chain(self) -> bool {
+        matches!(self, Self::Submitting | Self::Submitted)
     }
 }
 
@@ -157,30 +194,83 @@ pub struct Withdrawal {
 /// An operator's (or the chain adapter's) step for a withdrawal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WithdrawalChange {
-    /// QUEUED -> SUBMITTED, with the chain tx hash when known.
+    /// QUEUED -> SUBMITTING: the worker claims it, before anything is sent.
+    Claim,
+    /// QUEUED or SUBMITTING -> SUBMITTED, with the chain tx hash when known.
     Submit { chain_tx_hash: Option<String> },
-    /// QUEUED or SUBMITTED -> CONFIRMED: the funds left custody.
+    /// QUEUED, SUBMITTING or SUBMITTED -> CONFIRMED: the funds left custody.
     Confirm { chain_tx_hash: Option<String> },
-    /// QUEUED or SUBMITTED -> FAILED: the funds go back to the user.
-    Fail { reason: String },
+    /// -> FAILED: the funds go back to the user. From QUEUED at any time
+    /// (nothing is in flight); once it may be on the chain, only with the
+    /// chain's word.
+    Fail {
+        reason: String,
+        rejection: Option<ChainRejection>,
+    },
+}
+
+/// Who says the chain rejected a withdrawal that may have reached it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainRejection {
+    /// The chain sender's own final answer for the withdrawal.
+    Sender,
+    /// An operator states that the chain rejected this transaction; it must
+    /// be the one recorded, when one is.
+    Operator { tx_hash: String },
 }
 
 impl WithdrawalChange {
     pub fn target(&self) -> WithdrawalStatus {
         match self {
+            WithdrawalChange::Claim => WithdrawalStatus::Submitting,
             WithdrawalChange::Submit { .. } => WithdrawalStatus::Submitted,
             WithdrawalChange::Confirm { .. } => WithdrawalStatus::Confirmed,
             WithdrawalChange::Fail { .. } => WithdrawalStatus::Failed,
         }
     }
 
-    /// Whether a withdrawal in `from` may take this step.
-    pub fn allowed_from(&self, from: WithdrawalStatus) -> bool {
-        match self {
-            WithdrawalChange::Submit { .. } => from == WithdrawalStatus::Queued,
-            WithdrawalChange::Confirm { .. } | WithdrawalChange::Fail { .. } => {
-                matches!(from, WithdrawalStatus::Queued | WithdrawalStatus::Submitted)
-            }
+    /// Whether a withdrawal may take this step, or why not.
+    pub fn check(&self, current: &Withdrawal) -> Result<(), String> {
+        use WithdrawalStatus::*;
+        let from = current.status;
+        let allowed = match self {
+            WithdrawalChange::Claim => from == Queued,
+            WithdrawalChange::Submit { .. } => matches!(from, Queued | Submitting),
+            WithdrawalChange::Confirm { .. } => matches!(from, Queued | Submitting | Submitted),
+            WithdrawalChange::Fail { rejection, .. } => match (from, rejection) {
+                (Queued, _) => true,
+                (Submitting | Submitted, Some(ChainRejection::Sender)) => true,
+                (Submitting | Submitted, Some(ChainRejection::Operator { tx_hash })) => {
+                    match &current.chain_tx_hash {
+                        Some(recorded) if !recorded.eq_ignore_ascii_case(tx_hash) => {
+                            return Err(format!(
+                                "withdrawal {} was sent as {recorded}, not {tx_hash}; only the chain's word about that transaction can fail it",
+                                current.id
+                            ))
+                        }
+                        _ => true,
+                    }
+                }
+                (Submitting | Submitted, None) => {
+                    return Err(format!(
+                        "withdrawal {} is {} and may have reached the chain: it can fail only on the chain's word \
+                         (give the rejected transaction's hash)",
+                        current.id,
+                        from.as_str()
+                    ))
+                }
+                (Confirmed | Failed, _) => false,
+            },
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "withdrawal {} is {}; it cannot become {}",
+                current.id,
+                from.as_str(),
+                self.target().as_str()
+            ))
         }
     }
 }
@@ -304,6 +394,8 @@ pub struct BetRequest {
     pub side: Side,
     pub stake: Micros,
     pub received_at: DateTime<Utc>,
+    /// Recorded with the bet, in its transaction.
+    pub key: Option<Keyed<Bet>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -390,6 +482,8 @@ impl VerifyReport {
 /// An operator's manual action, kept with who and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// Set by the store (0 in an entry to record).
+    pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
@@ -397,15 +491,73 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
-/// What an idempotency key says about a request.
+/// An `Idempotency-Key`, written in the same transaction as the effect of
+/// the request that carried it, together with the answer that request
+/// got: a retry finds it and is answered from it, so no crash, timeout or
+/// lost acknowledgement can make the same key act twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Idempotency {
-    /// First use: the request runs, and its response is then recorded.
-    New,
-    /// Done before with the same request: answer this again.
-    Replay { status: u16, body: String },
-    /// Used before with a different request.
-    Mismatch,
-    /// The first request with this key is still running.
-    InProgress,
+pub struct RequestKey {
+    /// Whose key it is: the account, not the credential (`user:7`,
+    /// `operator:admin`), so a retry after rotating a key still finds it.
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 of the request (method, path, body): the same key with
+    /// another request is refused.
+    pub request_hash: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The answer kept with a key: an HTTP status and its JSON body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// A key as recorded: the request it came with and the answer it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub request_hash: String,
+    pub answer: KeptAnswer,
+    pub at: DateTime<Utc>,
+}
+
+/// A key, and how to answer from the effect's result `T` (computed inside
+/// the effect's transaction, so the answer commits with it).
+#[derive(Clone)]
+pub struct Keyed<T> {
+    pub key: RequestKey,
+    pub answer: std::sync::Arc<dyn Fn(&T) -> KeptAnswer + Send + Sync>,
+}
+
+impl<T> Keyed<T> {
+    pub fn new(key: RequestKey, answer: impl Fn(&T) -> KeptAnswer + Send + Sync + 'static) -> Self {
+        Keyed {
+            key,
+            answer: std::sync::Arc::new(answer),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Keyed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyed")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> PartialEq for Keyed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<T> Eq for Keyed<T> {}
+
+/// What a purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub idempotency_keys: u64,
+    pub deposit_notifications: u64,
 }

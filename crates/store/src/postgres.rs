@@ -25,15 +25,15 @@ use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 
-use crate::common::{answers, decide_batch, ROUND_COLUMNS};
-use crate::model::{Bet, BetRequest, Round};
+use crate::common::{answers, batch_keys, decide_batch, kept_answers, ROUND_COLUMNS};
+use crate::model::{Bet, BetRequest, KeptAnswer, RequestKey, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How often a batch is retried when PostgreSQL picks it as a deadlock or
 /// serialisation victim.
-const MAX_BATCH_ATTEMPTS: u32 = 3;
+const MAX_BATCH_ATTEMPTS: u32 = 4;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -123,6 +123,10 @@ impl PostgresStore {
                 Err(StoreError::Other(e)) if attempt < MAX_BATCH_ATTEMPTS && is_retryable(&e) => {
                     attempt += 1
                 }
+                // A concurrent transaction recorded one of the batch's
+                // keys first: run the batch again, which now sees it and
+                // places the others.
+                Err(StoreError::KeyUsed) if attempt < MAX_BATCH_ATTEMPTS => attempt += 1,
                 other => return other,
             }
         }
@@ -153,7 +157,8 @@ impl PostgresStore {
         users.sort_unstable();
         users.dedup();
         let rows = sqlx::query(
-            "SELECT u.id, u.account_id, a.balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until \
+            "SELECT u.id, u.account_id, a.balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until, \
+             u.pending_max_stake_per_round, u.pending_max_stake_per_day, u.limits_pending_from \
              FROM accounts a JOIN users u ON u.account_id = a.id WHERE u.id = ANY($1) ORDER BY a.id FOR UPDATE OF a",
         )
         .bind(&users)
@@ -173,21 +178,23 @@ impl PostgresStore {
             players.insert(user, state);
             account_of.insert(user, row.try_get::<i64, _>("account_id")?);
         }
-        let decisions = decide_batch(&round.clock(), requests, &mut players);
+        let used = used_keys(&mut tx, requests).await?;
+        let decisions = decide_batch(&round.clock(), requests, &mut players, &used);
         let accepted: Vec<&BetRequest> = requests
             .iter()
             .zip(&decisions)
             .filter(|(_, d)| d.is_ok())
             .map(|(r, _)| r)
             .collect();
-        let mut bet_ids = Vec::new();
-        if !accepted.is_empty() {
-            bet_ids = write_bets(&mut tx, &round, pool_accounts, &accepted, &account_of).await?;
-            tx.commit().await?;
-        } else {
+        if accepted.is_empty() {
             tx.rollback().await?;
+            return Ok(answers(round_id, requests, decisions, Vec::new()));
         }
-        Ok(answers(round_id, requests, decisions, bet_ids))
+        let bet_ids = write_bets(&mut tx, &round, pool_accounts, &accepted, &account_of).await?;
+        let answers = answers(round_id, requests, decisions, bet_ids);
+        keep_answers(&mut tx, &kept_answers(requests, &answers)).await?;
+        tx.commit().await?;
+        Ok(answers)
     }
 
     pub(crate) async fn pay_chunk(
@@ -239,6 +246,54 @@ impl PostgresStore {
         }
         Ok(rows.len() as u64)
     }
+}
+
+/// The batch's keys that earlier transactions recorded.
+async fn used_keys(
+    tx: &mut Tx<'_>,
+    requests: &[BetRequest],
+) -> StoreResult<std::collections::HashSet<(String, String)>> {
+    let (scopes, keys) = batch_keys(requests);
+    if scopes.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = sqlx::query(
+        "SELECT k.scope, k.key FROM idempotency_keys k \
+         JOIN unnest($1::text[], $2::text[]) AS x(scope, key) ON k.scope = x.scope AND k.key = x.key",
+    )
+    .bind(&scopes)
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("scope")?, row.try_get("key")?)))
+        .collect()
+}
+
+/// Records the keys of placed bets with their answers, in one statement.
+async fn keep_answers(tx: &mut Tx<'_>, kept: &[(RequestKey, KeptAnswer)]) -> StoreResult<()> {
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let column =
+        |f: fn(&(RequestKey, KeptAnswer)) -> String| kept.iter().map(f).collect::<Vec<_>>();
+    let statuses: Vec<i32> = kept.iter().map(|(_, a)| i32::from(a.status)).collect();
+    let times: Vec<DateTime<Utc>> = kept.iter().map(|(k, _)| k.at).collect();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, created_at, completed_at) \
+         SELECT scope, key, request_hash, status_code, response_body, created_at, created_at \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[]) \
+              AS x(scope, key, request_hash, status_code, response_body, created_at)",
+    )
+    .bind(column(|(k, _)| k.scope.clone()))
+    .bind(column(|(k, _)| k.key.clone()))
+    .bind(column(|(k, _)| k.request_hash.clone()))
+    .bind(statuses)
+    .bind(column(|(_, a)| a.body.clone()))
+    .bind(times)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn is_retryable(error: &anyhow::Error) -> bool {

@@ -25,7 +25,7 @@ use updown_domain::ledger::{Account, Posting};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 
-use crate::common::{answers, decide_batch, system_account_id};
+use crate::common::{answers, decide_batch, kept_answers, system_account_id};
 use crate::model::{Bet, BetRequest, Round};
 use crate::{Backend, BetRefusalReason, StoreError, StoreResult};
 
@@ -115,7 +115,8 @@ impl SqliteStore {
                 continue;
             }
             let row = sqlx::query(
-                "SELECT u.account_id, a.balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until \
+                "SELECT u.account_id, a.balance, u.max_stake_per_round, u.max_stake_per_day, u.excluded_until, \
+             u.pending_max_stake_per_round, u.pending_max_stake_per_day, u.limits_pending_from \
                  FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1",
             )
             .bind(request.user.0)
@@ -127,7 +128,17 @@ impl SqliteStore {
             players.insert(request.user, state);
             account_of.insert(request.user, row.try_get::<i64, _>("account_id")?);
         }
-        let decisions = decide_batch(&round.clock(), requests, &mut players);
+        let mut used = std::collections::HashSet::new();
+        for keyed in requests.iter().filter_map(|r| r.key.as_ref()) {
+            match key_unused(&mut tx, &keyed.key).await {
+                Ok(()) => {}
+                Err(StoreError::KeyUsed) => {
+                    used.insert((keyed.key.scope.clone(), keyed.key.key.clone()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let decisions = decide_batch(&round.clock(), requests, &mut players, &used);
         let accepted: Vec<&BetRequest> = requests
             .iter()
             .zip(&decisions)
@@ -136,12 +147,15 @@ impl SqliteStore {
             .collect();
         if accepted.is_empty() {
             tx.rollback().await?;
-        } else {
-            let ids = write_bets(&mut tx, &round, &accepted, &account_of).await?;
-            tx.commit().await?;
-            return Ok(answers(round_id, requests, decisions, ids));
+            return Ok(answers(round_id, requests, decisions, Vec::new()));
         }
-        Ok(answers(round_id, requests, decisions, Vec::new()))
+        let ids = write_bets(&mut tx, &round, &accepted, &account_of).await?;
+        let answers = answers(round_id, requests, decisions, ids);
+        for (key, answer) in kept_answers(requests, &answers) {
+            keep_answer(&mut tx, &key, &answer).await?;
+        }
+        tx.commit().await?;
+        Ok(answers)
     }
 
     pub(crate) async fn pay_chunk(

@@ -43,8 +43,9 @@ on_both_backends!(
     sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten,
     player_limits_and_self_exclusion_refuse_bets,
     migrations_run_twice_without_harm,
-    idempotency_keys_claim_replay_refuse_and_expire,
+    idempotency_keys_are_recorded_with_their_effects_and_purged,
     withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
+    withdrawals_that_may_be_on_the_chain_fail_only_on_its_word,
     sessions_expire_end_and_are_not_api_keys,
     only_one_process_at_a_time_holds_the_scheduler_lease,
     concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept,
@@ -98,6 +99,7 @@ async fn funded_user(
                 chain_tx_hash: format!("0xfund-{name}"),
                 log_index: 0,
                 now,
+                key: None,
             })
             .await
             .unwrap();
@@ -111,6 +113,7 @@ fn bet(user: UserId, side: Side, stake: i64, at: DateTime<Utc>) -> BetRequest {
         side,
         stake: m(stake),
         received_at: at,
+        key: None,
     }
 }
 
@@ -132,6 +135,7 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dy
             chain_tx_hash: "0xfund-a".into(),
             log_index: 0,
             now,
+            key: None,
         })
         .await;
     assert!(
@@ -193,15 +197,15 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dy
     let down_bet = answers[2].as_ref().unwrap().id;
     let cutoff = Duration::minutes(15);
     assert!(matches!(
-        store.cancel_bet(down_bet, Some(b), now, cutoff).await,
+        store.cancel_bet(down_bet, Some(b), now, cutoff, None).await,
         Err(StoreError::NotFound(_))
     ));
     store
-        .cancel_bet(down_bet, Some(a), now, cutoff)
+        .cancel_bet(down_bet, Some(a), now, cutoff, None)
         .await
         .unwrap();
     assert!(matches!(
-        store.cancel_bet(down_bet, Some(a), now, cutoff).await,
+        store.cancel_bet(down_bet, Some(a), now, cutoff, None).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.balance(a).await.unwrap(), m(70));
@@ -213,6 +217,7 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dy
         address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
         now,
         cap: None,
+        key: None,
     };
     store.request_withdrawal(&withdrawal).await.unwrap();
     let too_much = store
@@ -407,7 +412,9 @@ async fn player_limits_and_self_exclusion_refuse_bets(store: Arc<dyn Store>) {
         max_stake_per_day: Some(m(10_000)),
         excluded_until: None,
     };
-    assert_eq!(store.set_limits(user, limits).await.unwrap().limits, limits);
+    let day = Duration::hours(24);
+    let set = store.change_limits(user, limits, now, day).await.unwrap();
+    assert_eq!((set.limits, set.pending_limits), (limits, None));
     let answers = store
         .place_bets(
             round.id,
@@ -433,7 +440,22 @@ async fn player_limits_and_self_exclusion_refuse_bets(store: Arc<dyn Store>) {
         excluded_until: Some(now + Duration::days(30)),
         ..limits
     };
-    store.set_limits(user, excluded).await.unwrap();
+    store.change_limits(user, excluded, now, day).await.unwrap();
+    // Written conditionally: an exclusion in force is never shortened,
+    // and a raise waits out the cooling-off period.
+    let lifted = store.change_limits(user, limits, now, day).await;
+    assert!(matches!(lifted, Err(StoreError::Conflict(_))), "{lifted:?}");
+    let raised = PlayerLimits {
+        max_stake_per_round: Some(m(900)),
+        ..excluded
+    };
+    let user_now = store.change_limits(user, raised, now, day).await.unwrap();
+    assert_eq!(user_now.limits.max_stake_per_round, Some(m(500)));
+    let pending = user_now.pending_limits.unwrap();
+    assert_eq!(
+        (pending.max_stake_per_round, pending.from),
+        (Some(m(900)), now + day)
+    );
     let answers = store
         .place_bets(round.id, &[bet(user, Side::Up, 1, now)])
         .await
@@ -453,84 +475,271 @@ async fn migrations_run_twice_without_harm(store: Arc<dyn Store>) {
     assert_verified(&store).await;
 }
 
-async fn idempotency_keys_claim_replay_refuse_and_expire(store: Arc<dyn Store>) {
-    let now = DateTime::parse_from_rfc3339("2026-11-24T15:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let (expired, stale) = (now - Duration::hours(24), now - Duration::minutes(1));
-    let claim = |hash: &'static str, at: DateTime<Utc>| {
-        let store = store.clone();
-        async move {
-            store
-                .claim_idempotency_key(
-                    "caller",
-                    "k1",
-                    hash,
-                    at,
-                    at - Duration::hours(24),
-                    at - Duration::minutes(1),
-                )
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(claim("h1", now).await, Idempotency::New);
-    assert_eq!(claim("h1", now).await, Idempotency::InProgress);
-    assert_eq!(claim("h2", now).await, Idempotency::Mismatch);
-    store
-        .complete_idempotency_key("caller", "k1", 201, "{\"id\":1}", now)
-        .await
-        .unwrap();
-    assert_eq!(
-        claim("h1", now).await,
-        Idempotency::Replay {
+fn request_key(scope: &str, key: &str, hash: &str, at: DateTime<Utc>) -> RequestKey {
+    RequestKey {
+        scope: scope.into(),
+        key: key.into(),
+        request_hash: hash.into(),
+        at,
+    }
+}
+
+/// A key whose answer is the effect's debug text (any function will do).
+fn keyed<T: std::fmt::Debug>(key: &str, at: DateTime<Utc>) -> Keyed<T> {
+    Keyed::new(request_key("user:1", key, "hash", at), |result: &T| {
+        KeptAnswer {
             status: 201,
-            body: "{\"id\":1}".into()
+            body: format!("{result:?}"),
         }
-    );
-    // Another caller's key of the same name is theirs alone.
-    let other = store
-        .claim_idempotency_key("someone else", "k1", "h9", now, expired, stale)
+    })
+}
+
+async fn idempotency_keys_are_recorded_with_their_effects_and_purged(store: Arc<dyn Store>) {
+    let t = terms("20261124");
+    let now = t.open_at + Duration::hours(2);
+    let ann = funded_user(&store, "ann", 1_000, now).await;
+    let (round, _) = store.open_round(&NewRound { terms: t, now }).await.unwrap();
+    let keyed_bet = |key: &str, stake: i64| BetRequest {
+        key: Some(keyed(key, now)),
+        ..bet(ann, Side::Up, stake, now)
+    };
+
+    // A bet with a key: placed once, its answer recorded with it.
+    let first = store
+        .place_bets(round.id, &[keyed_bet("b1", 100)])
         .await
         .unwrap();
-    assert_eq!(other, Idempotency::New);
-    // After 24 hours the key is free again.
-    assert_eq!(
-        claim("h2", now + Duration::hours(25)).await,
-        Idempotency::New
-    );
-    // A claim left running by a crash is taken over after a minute; a
-    // released one at once.
+    let placed = first[0].clone().unwrap();
+    let record = store
+        .idempotency_key("user:1", "b1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.answer.status, 201);
+    assert_eq!(record.answer.body, format!("{placed:?}"));
+    assert_eq!(record.request_hash, "hash");
+    // Again, alone or twice in one batch: nothing more is placed.
+    let again = store
+        .place_bets(
+            round.id,
+            &[
+                keyed_bet("b1", 100),
+                keyed_bet("b2", 50),
+                keyed_bet("b2", 50),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again[0], Err(BetRefusalReason::KeyUsed));
+    assert!(again[1].is_ok());
+    assert_eq!(again[2], Err(BetRefusalReason::KeyUsed));
+    // A refused request records nothing; its twin in the batch is refused too.
+    let refused = store
+        .place_bets(round.id, &[keyed_bet("b3", 5_000), keyed_bet("b3", 5_000)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        refused[0],
+        Err(BetRefusalReason::Player(
+            BetRefusal::InsufficientFunds { .. }
+        ))
+    ));
+    assert_eq!(refused[0], refused[1]);
+    assert_eq!(store.idempotency_key("user:1", "b3").await.unwrap(), None);
+    assert_eq!(store.balance(ann).await.unwrap(), m(850));
+
+    // Many concurrent requests with one key place one bet.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let request = keyed_bet("race", 10);
+            tokio::spawn(async move { store.place_bets(round.id, &[request]).await })
+        })
+        .collect();
+    let mut placed_once = 0;
+    for racer in racers {
+        match racer.await.unwrap().unwrap().remove(0) {
+            Ok(_) => placed_once += 1,
+            Err(BetRefusalReason::KeyUsed) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(placed_once, 1);
+    assert_eq!(store.balance(ann).await.unwrap(), m(840));
+
+    // Cancels, withdrawals, deposits and withdrawal steps likewise.
+    let cutoff = Duration::minutes(15);
+    let cancel_key = keyed("c1", now);
+    store
+        .cancel_bet(placed.id, Some(ann), now, cutoff, Some(&cancel_key))
+        .await
+        .unwrap();
+    let twice = store
+        .cancel_bet(placed.id, Some(ann), now, cutoff, Some(&cancel_key))
+        .await;
+    assert!(matches!(twice, Err(StoreError::KeyUsed)), "{twice:?}");
+    let withdrawal = NewWithdrawal {
+        user: ann,
+        amount: m(40),
+        address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
+        now,
+        cap: None,
+        key: Some(keyed("w1", now)),
+    };
+    let sent = store.request_withdrawal(&withdrawal).await.unwrap();
+    let twice = store.request_withdrawal(&withdrawal).await;
+    assert!(matches!(twice, Err(StoreError::KeyUsed)), "{twice:?}");
+    let deposit = NewDeposit {
+        user: ann,
+        amount: m(5),
+        chain_tx_hash: "0xkeyed".into(),
+        log_index: 0,
+        now,
+        key: Some(keyed("d1", now)),
+    };
+    let credited = store.credit_deposit(&deposit).await.unwrap();
+    assert_eq!(credited.balance_after, Some(m(840 + 100 - 40 + 5)));
+    assert!(matches!(
+        store.credit_deposit(&deposit).await,
+        Err(StoreError::KeyUsed)
+    ));
+    let step = keyed("s1", now);
+    let fail = WithdrawalChange::Fail {
+        reason: "changed my mind".into(),
+        rejection: None,
+    };
+    store
+        .change_withdrawal(sent.id, &fail, now, Some(&step))
+        .await
+        .unwrap();
+    let twice = store
+        .change_withdrawal(sent.id, &fail, now, Some(&step))
+        .await;
+    assert!(matches!(twice, Err(StoreError::KeyUsed)), "{twice:?}");
     assert_eq!(
         store
-            .claim_idempotency_key("caller", "k2", "h", now, expired, stale)
+            .withdrawals(Some(ann), None, None, 10)
             .await
-            .unwrap(),
-        Idempotency::New
+            .unwrap()
+            .len(),
+        1
     );
-    let later = now + Duration::minutes(2);
-    assert_eq!(
-        store
-            .claim_idempotency_key(
-                "caller",
-                "k2",
-                "h",
-                later,
-                later - Duration::hours(24),
-                later - Duration::minutes(1)
-            )
-            .await
-            .unwrap(),
-        Idempotency::New
+
+    // Actions idempotent by themselves record their answer afterwards.
+    let answer = KeptAnswer {
+        status: 200,
+        body: "{}".into(),
+    };
+    let operator = request_key("operator:admin", "o1", "h", now);
+    assert!(store
+        .record_idempotency_key(&operator, &answer)
+        .await
+        .unwrap());
+    assert!(!store
+        .record_idempotency_key(&operator, &answer)
+        .await
+        .unwrap());
+    // Another account's key of the same name is theirs alone.
+    assert_eq!(store.idempotency_key("user:2", "b1").await.unwrap(), None);
+
+    // Purged after the keeping time, the recent ones kept.
+    let old = request_key("user:1", "old", "h", now - Duration::hours(30));
+    store.record_idempotency_key(&old, &answer).await.unwrap();
+    let purged = store
+        .purge(now - Duration::hours(24), now - Duration::days(30), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(purged.idempotency_keys, 1);
+    assert_eq!(store.idempotency_key("user:1", "old").await.unwrap(), None);
+    assert!(store
+        .idempotency_key("user:1", "b1")
+        .await
+        .unwrap()
+        .is_some());
+    assert_verified(&store).await;
+}
+
+async fn withdrawals_that_may_be_on_the_chain_fail_only_on_its_word(store: Arc<dyn Store>) {
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let a = funded_user(&store, "inflight", 1_000, now).await;
+    let request = |amount| NewWithdrawal {
+        user: a,
+        amount: m(amount),
+        address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
+        now,
+        cap: None,
+        key: None,
+    };
+    let mut ids = Vec::new();
+    for amount in [100, 200, 300] {
+        ids.push(store.request_withdrawal(&request(amount)).await.unwrap().id);
+    }
+    // The worker's pages: oldest first, after a cursor.
+    let page = store
+        .withdrawals_to_step(WithdrawalStatus::Queued, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|w| w.id).collect::<Vec<_>>(), ids[..2]);
+    let next = store
+        .withdrawals_to_step(WithdrawalStatus::Queued, Some(ids[1]), 2)
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|w| w.id).collect::<Vec<_>>(), ids[2..]);
+
+    let step = |id, change: WithdrawalChange| {
+        let store = store.clone();
+        async move { store.change_withdrawal(id, &change, now, None).await }
+    };
+    let fail = |rejection| WithdrawalChange::Fail {
+        reason: "rejected".into(),
+        rejection,
+    };
+    // Claimed: the worker may be sending it; nobody refunds it now.
+    let claimed = step(ids[0], WithdrawalChange::Claim).await.unwrap();
+    assert_eq!(claimed.status, WithdrawalStatus::Submitting);
+    assert!(matches!(
+        step(ids[0], WithdrawalChange::Claim).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let refused = step(ids[0], fail(None)).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(why)) if why.contains("chain's word")),
+        "{refused:?}"
     );
-    store.release_idempotency_key("caller", "k2").await.unwrap();
-    assert_eq!(
-        store
-            .claim_idempotency_key("caller", "k2", "h", later, expired, stale)
-            .await
-            .unwrap(),
-        Idempotency::New
-    );
+    // Submitted with its hash: an operator fails it only naming that hash.
+    let hash = format!("0x{}", "ab".repeat(32));
+    step(
+        ids[0],
+        WithdrawalChange::Submit {
+            chain_tx_hash: Some(hash.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        step(ids[0], fail(None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let other = ChainRejection::Operator {
+        tx_hash: format!("0x{}", "cd".repeat(32)),
+    };
+    assert!(matches!(
+        step(ids[0], fail(Some(other))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let named = ChainRejection::Operator { tx_hash: hash };
+    let failed = step(ids[0], fail(Some(named))).await.unwrap();
+    assert_eq!(failed.status, WithdrawalStatus::Failed);
+    // The chain sender's own word fails a claimed one.
+    step(ids[1], WithdrawalChange::Claim).await.unwrap();
+    step(ids[1], fail(Some(ChainRejection::Sender)))
+        .await
+        .unwrap();
+    // Nothing in flight: an operator fails a queued one at once.
+    step(ids[2], fail(None)).await.unwrap();
+    assert_eq!(store.balance(a).await.unwrap(), m(1_000));
+    assert_eq!(store.tvl().await.unwrap().withdrawals_pending, 0);
+    assert_verified(&store).await;
 }
 
 async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Arc<dyn Store>) {
@@ -542,6 +751,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
         address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
         now,
         cap: None,
+        key: None,
     };
     let sent = store.request_withdrawal(&request(300)).await.unwrap();
     let bounced = store.request_withdrawal(&request(200)).await.unwrap();
@@ -555,6 +765,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
                 chain_tx_hash: Some("0xabc".into()),
             },
             now,
+            None,
         )
         .await
         .unwrap();
@@ -567,6 +778,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
                 chain_tx_hash: None,
             },
             now,
+            None,
         )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
@@ -577,6 +789,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
                 chain_tx_hash: None,
             },
             now,
+            None,
         )
         .await
         .unwrap();
@@ -591,8 +804,10 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
             bounced.id,
             &WithdrawalChange::Fail {
                 reason: "gas".into(),
+                rejection: None,
             },
             now,
+            None,
         )
         .await
         .unwrap();
@@ -602,8 +817,10 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
             sent.id,
             &WithdrawalChange::Fail {
                 reason: "late".into(),
+                rejection: Some(ChainRejection::Sender),
             },
             now,
+            None,
         )
         .await;
     assert!(
@@ -613,8 +830,12 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
     let missing = store
         .change_withdrawal(
             updown_domain::ids::WithdrawalId(999_999),
-            &WithdrawalChange::Fail { reason: "x".into() },
+            &WithdrawalChange::Fail {
+                reason: "x".into(),
+                rejection: None,
+            },
             now,
+            None,
         )
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
@@ -760,6 +981,7 @@ async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(
                     address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
                     now,
                     cap: Some(cap),
+                    key: None,
                 })
                 .await
         })
@@ -782,11 +1004,18 @@ async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(
             chain_tx_hash: "0xnotified".into(),
             log_index: 3,
             now,
+            key: None,
         })
         .await
         .unwrap();
     let found = store.deposit_by_transfer("0xnotified", 3).await.unwrap();
-    assert_eq!(found, Some(credited));
+    assert_eq!(
+        found,
+        Some(Deposit {
+            balance_after: None,
+            ..credited
+        })
+    );
     assert_eq!(
         store.deposit_by_transfer("0xnotified", 4).await.unwrap(),
         None
@@ -810,8 +1039,21 @@ async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(
             .await
             .unwrap();
     }
-    let kept = store.deposit_notifications(10).await.unwrap();
+    let kept = store.deposit_notifications(None, 10).await.unwrap();
     assert_eq!(kept.len(), 2);
+    let older = store.deposit_notifications(kept[0].id, 10).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].outcome, Some(DepositOutcome::Refused));
+    // Refused ones are purged after their keeping time; credited ones kept.
+    let purged = store
+        .purge(now, now + Duration::days(1), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(purged.deposit_notifications, 1);
+    assert_eq!(
+        store.deposit_notifications(None, 10).await.unwrap().len(),
+        1
+    );
     assert_eq!(
         kept[0].outcome,
         Some(DepositOutcome::Credited),

@@ -5,12 +5,16 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use updown_domain::ids::{RoundCode, WithdrawalId};
-use updown_store::{WithdrawalChange, WithdrawalStatus};
+use updown_store::{ChainRejection, Withdrawal, WithdrawalChange, WithdrawalStatus};
 
 use super::auth::Admin;
+use super::idempotency::{bind, json_answer, respond, CurrentKey, KeyHeader};
+use super::paging::Page;
 use super::ApiError;
 use crate::error::AppError;
 use crate::services::{App, SettleRequest};
@@ -18,8 +22,6 @@ use crate::wire::{AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalOut};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Most rows one admin listing returns.
-const MAX_LIMIT: i64 = 1_000;
 /// Longest reason kept in the audit log.
 const MAX_REASON: usize = 500;
 
@@ -169,60 +171,60 @@ async fn settle(
     Ok(Json(app.round_view(&round).await?))
 }
 
-#[derive(Deserialize)]
+/// `?status=` of the withdrawal queue, with the page.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<i64>,
-    /// Withdrawals only: QUEUED, SUBMITTED, CONFIRMED or FAILED.
+#[into_params(parameter_in = Query)]
+struct WithdrawalQuery {
+    /// Only withdrawals in this status.
+    #[param(inline, value_type = Option<String>, pattern = "^(QUEUED|SUBMITTING|SUBMITTED|CONFIRMED|FAILED)$")]
     status: Option<String>,
+    /// Rows to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Only rows older than this id: the last id of the previous page.
+    #[param(minimum = 1)]
+    before: Option<i64>,
 }
 
-impl ListQuery {
-    fn limit(&self) -> Result<i64, ApiError> {
-        let limit = self.limit.unwrap_or(100);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
-            )));
-        }
-        Ok(limit)
-    }
-}
-
-#[utoipa::path(get, path = "/admin/withdrawals", tag = "admin", security(("admin_token" = [])), params(("limit" = Option<i64>, Query, description = "1 to 1000, default 100"), ("status" = Option<String>, Query, description = "QUEUED, SUBMITTED, CONFIRMED or FAILED")), responses((status = 200, description = "withdrawals, newest first", body = Vec<WithdrawalOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/withdrawals", tag = "admin", security(("admin_token" = [])), params(WithdrawalQuery), responses((status = 200, description = "withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_withdrawals(
     State(app): State<App>,
     _admin: Admin,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<WithdrawalQuery>, QueryRejection>,
 ) -> Result<Json<Vec<WithdrawalOut>>, ApiError> {
     let Query(query) = query?;
-    let limit = query.limit()?;
+    let page = Page::from_query(Ok(Query(Page {
+        limit: query.limit,
+        before: query.before,
+    })))?;
     let status = query
         .status
         .as_deref()
         .map(|s| {
             WithdrawalStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
                 ApiError::invalid(format!(
-                    "status must be QUEUED, SUBMITTED, CONFIRMED or FAILED, not {s:?}"
+                    "status must be QUEUED, SUBMITTING, SUBMITTED, CONFIRMED or FAILED, not {s:?}"
                 ))
             })
         })
         .transpose()?;
     let withdrawals = app
         .store
-        .withdrawals(None, status, limit)
+        .withdrawals(None, status, page.before.map(WithdrawalId), page.limit())
         .await
         .map_err(AppError::from)?;
     Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))
 }
 
-#[utoipa::path(post, path = "/admin/withdrawals/{id}/{step}", tag = "admin", security(("admin_token" = [])), params(("id" = i64, Path), ("step" = String, Path, description = "submit or confirm (tx_hash optional), fail (reason required: the funds go back)")), request_body = Action, responses((status = 200, description = "the withdrawal after the step", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/{step}", tag = "admin", security(("admin_token" = [])), params(("id" = i64, Path), ("step" = String, Path, description = "submit or confirm (tx_hash optional), fail (reason required: the funds go back; once it may be on the chain, only with the rejected tx_hash)"), KeyHeader), request_body = Action, responses((status = 200, description = "the withdrawal after the step", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn change_withdrawal(
     State(app): State<App>,
     _admin: Admin,
+    key: Option<Extension<CurrentKey>>,
     path: Result<Path<(i64, String)>, PathRejection>,
     body: Result<Json<Action>, JsonRejection>,
-) -> Result<Json<WithdrawalOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path((id, step)) = path?;
     let action = Action::from_body(body)?;
     let change = match step.as_str() {
@@ -234,6 +236,10 @@ async fn change_withdrawal(
         },
         "fail" => WithdrawalChange::Fail {
             reason: action.required_reason()?,
+            rejection: action
+                .tx_hash
+                .clone()
+                .map(|tx_hash| ChainRejection::Operator { tx_hash }),
         },
         other => {
             return Err(ApiError::new(
@@ -243,37 +249,41 @@ async fn change_withdrawal(
             ))
         }
     };
+    let answer = |w: &Withdrawal| json_answer(StatusCode::OK, &WithdrawalOut::from(w));
     let withdrawal = app
-        .change_withdrawal(WithdrawalId(id), change, &action.actor())
+        .change_withdrawal(WithdrawalId(id), change, &action.actor(), bind(key, answer))
         .await?;
-    Ok(Json(WithdrawalOut::from(&withdrawal)))
+    Ok(respond(answer(&withdrawal)))
 }
 
-#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("admin_token" = [])), params(("limit" = Option<i64>, Query, description = "1 to 1000, default 100")), responses((status = 200, description = "users with balances and limits", body = Vec<UserSummaryOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "users with balances and limits, newest first, a page at a time", body = Vec<UserSummaryOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_users(
     State(app): State<App>,
     _admin: Admin,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<UserSummaryOut>>, ApiError> {
-    let Query(query) = query?;
+    let page = Page::from_query(page)?;
     let users = app
         .store
-        .users(query.limit()?)
+        .users(page.before, page.limit())
         .await
         .map_err(AppError::from)?;
-    Ok(Json(users.iter().map(UserSummaryOut::from).collect()))
+    let now = app.clock.now();
+    Ok(Json(
+        users.iter().map(|u| UserSummaryOut::at(u, now)).collect(),
+    ))
 }
 
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])), params(("limit" = Option<i64>, Query, description = "1 to 1000, default 100")), responses((status = 200, description = "operator actions, newest first, with who and why", body = Vec<AuditOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "operator actions, newest first, with who and why, a page at a time", body = Vec<AuditOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn audit_log(
     State(app): State<App>,
     _admin: Admin,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<AuditOut>>, ApiError> {
-    let Query(query) = query?;
+    let page = Page::from_query(page)?;
     let entries = app
         .store
-        .audit_log(query.limit()?)
+        .audit_log(page.before, page.limit())
         .await
         .map_err(AppError::from)?;
     Ok(Json(entries.iter().map(AuditOut::from).collect()))

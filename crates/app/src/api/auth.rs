@@ -89,14 +89,20 @@ impl FromRequestParts<App> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let presented = bearer(parts).unwrap_or_default();
-        match &app.config.admin_token {
-            Some(token) if constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) => {
-                Ok(Admin)
-            }
-            _ => Err(AppError::Unauthorized("this route needs the admin token".into()).into()),
+        if is_admin(app, bearer(parts).unwrap_or_default()) {
+            Ok(Admin)
+        } else {
+            Err(AppError::Unauthorized("this route needs the admin token".into()).into())
         }
     }
+}
+
+/// Whether `presented` is the admin token.
+pub fn is_admin(app: &App, presented: &str) -> bool {
+    app.config
+        .admin_token
+        .as_ref()
+        .is_some_and(|token| constant_time_eq(presented.as_bytes(), token.expose().as_bytes()))
 }
 
 /// Compares without stopping at the first difference, so the time taken

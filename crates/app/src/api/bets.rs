@@ -1,17 +1,21 @@
 //! Bets: place one on the round taking bets, cancel it, list mine.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::response::Response;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use updown_domain::ids::{BetId, RoundCode};
 use updown_domain::round::Side;
 use updown_domain::Micros;
+use updown_store::Bet;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::CurrentUser;
+use super::idempotency::{bind, json_answer, respond, CurrentKey, KeyHeader};
+use super::paging::Page;
 use super::ApiError;
 use crate::services::App;
 use crate::wire::BetOut;
@@ -41,12 +45,13 @@ struct NewBet {
     round: Option<String>,
 }
 
-#[utoipa::path(post, path = "/bets", tag = "bets", security(("api_key" = []), ("session" = [])), request_body = NewBet, params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer")), responses((status = 201, description = "the bet, in the pool", body = BetOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/bets", tag = "bets", security(("api_key" = []), ("session" = [])), request_body = NewBet, params(KeyHeader), responses((status = 201, description = "the bet, in the pool", body = BetOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn place_bet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
+    key: Option<Extension<CurrentKey>>,
     body: Result<Json<NewBet>, JsonRejection>,
-) -> Result<(StatusCode, Json<BetOut>), ApiError> {
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let side: Side = body
         .side
@@ -58,31 +63,44 @@ async fn place_bet(
         .map(RoundCode::parse)
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let answer = |bet: &Bet| json_answer(StatusCode::CREATED, &BetOut::from(bet));
     let bet = app
-        .place_bet(user.id, side, amount(body.amount)?, round)
+        .place_bet(
+            user.id,
+            side,
+            amount(body.amount)?,
+            round,
+            bind(key, answer),
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json(BetOut::from(&bet))))
+    Ok(respond(answer(&bet)))
 }
 
-#[utoipa::path(delete, path = "/bets/{id}", tag = "bets", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the bet")), responses((status = 200, description = "cancelled; the stake is back", body = BetOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(delete, path = "/bets/{id}", tag = "bets", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the bet", minimum = 1), KeyHeader), responses((status = 200, description = "cancelled; the stake is back", body = BetOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn cancel_bet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
+    key: Option<Extension<CurrentKey>>,
     id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<BetOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let bet = app.cancel_bet(BetId(id), Some(user.id)).await?;
-    Ok(Json(BetOut::from(&bet)))
+    let answer = |bet: &Bet| json_answer(StatusCode::OK, &BetOut::from(bet));
+    let bet = app
+        .cancel_bet(BetId(id), Some(user.id), bind(key, answer))
+        .await?;
+    Ok(respond(answer(&bet)))
 }
 
-#[utoipa::path(get, path = "/me/bets", tag = "bets", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your latest 100 bets, newest first", body = Vec<BetOut>), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/me/bets", tag = "bets", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your bets, newest first, a page at a time", body = Vec<BetOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_my_bets(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<BetOut>>, ApiError> {
+    let page = Page::from_query(page)?;
     let bets = app
         .store
-        .bets_of_user(user.id, 100)
+        .bets_of_user(user.id, page.before.map(BetId), page.limit())
         .await
         .map_err(crate::error::AppError::from)?;
     Ok(Json(bets.iter().map(BetOut::from).collect()))

@@ -54,7 +54,9 @@ impl From<AppError> for ApiError {
         let status = match error.code() {
             "not_found" => StatusCode::NOT_FOUND,
             "unauthorized" => StatusCode::UNAUTHORIZED,
-            "conflict" | "round_closed" | "too_early" => StatusCode::CONFLICT,
+            "conflict" | "round_closed" | "too_early" | "idempotency_key_used" => {
+                StatusCode::CONFLICT
+            }
             "invalid_input" => StatusCode::BAD_REQUEST,
             "insufficient_funds" | "limit_exceeded" | "self_excluded" | "refused" => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -103,7 +105,13 @@ impl From<JsonRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.code == "idempotency_key_used" {
+            response
+                .extensions_mut()
+                .insert(super::idempotency::KeyUsedMarker);
+        }
+        response
     }
 }
 

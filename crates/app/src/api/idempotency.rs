@@ -1,34 +1,117 @@
-//! `Idempotency-Key` on money-moving POSTs: the first response is kept and
-//! a retry with the same key gets it again, byte for byte; the same key
-//! with another request is 422, and while the first is still running, 409.
-//! Keys are scoped per caller (their credentials' hash: bearer and session)
-//! and kept 24 hours.
-//! Answers that carry secrets (sign-up, new API keys) are never stored.
+//! `Idempotency-Key` on the requests that move money: a retry with the
+//! same key gets the first answer again, byte for byte, and never acts a
+//! second time; the same key with another request is 422.
+//!
+//! The key is written in the same database transaction as the effect it
+//! names, together with the answer (Stripe's "atomic phase", with one
+//! phase): a bet, a cancel, a withdrawal, a deposit credit, an operator's
+//! withdrawal step. So a crash, a timeout, a lost commit acknowledgement
+//! or an error answer can never leave an effect without its key, nor a key
+//! without its effect. Before running a request this layer looks the key
+//! up and answers from the record when there is one; when a concurrent
+//! request with the same key commits first, the effect's transaction
+//! fails with `KeyUsed` and this layer answers from that record instead.
+//!
+//! Operators' round actions (open, lock, settle, void) are idempotent by
+//! the round's own states (a settlement resumes and pays once); their key
+//! is recorded right after they succeed, and a retry after a lost answer
+//! runs again to the same state.
+//!
+//! Only effects are recorded: an answer given before any money moved (bad
+//! input, a refusal for funds or limits) is not, so a retry is decided
+//! afresh. Keys are scoped by the account (`user:<id>`, `operator:admin`),
+//! not by the credential, and kept 24 hours, then purged.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Duration;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use updown_store::Idempotency;
+use updown_store::{KeptAnswer, KeyRecord, Keyed, RequestKey};
 
 use super::{ApiError, MAX_BODY_BYTES};
 use crate::error::AppError;
 use crate::services::App;
 
-/// The routes whose POSTs move money; and every admin POST (settling,
-/// voiding and withdrawal steps move money too).
-const MONEY_ROUTES: &[&str] = &["/bets", "/withdrawals", "/simulate/deposit_webhook"];
-const ADMIN_ROUTES: &str = "/admin/";
-/// How long a key is remembered.
-const KEPT_FOR: Duration = Duration::hours(24);
-/// A claim still running after this long was left by a crash.
-const STALE_AFTER: Duration = Duration::minutes(1);
-/// Largest response kept for replay.
+/// The player routes whose POSTs move money.
+const MONEY_ROUTES: &[&str] = &["/bets", "/withdrawals"];
+/// The operator's routes: every POST under them (deposits, settling,
+/// voiding and withdrawal steps move money).
+const OPERATOR_ROUTES: &[&str] = &["/admin/", "/simulate/"];
+/// Largest answer kept for replay.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Longest key accepted.
+pub const MAX_KEY_LENGTH: usize = 255;
+
+/// The `Idempotency-Key` header, as documented on each route that keeps it.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct KeyHeader {
+    /// Any 1 to 255 printable ASCII characters, new for each operation
+    /// (a UUID will do). A retry with the same key gets the first answer
+    /// (`Idempotent-Replayed: true`) and never acts twice; the same key
+    /// with another request is 422 `idempotency_mismatch`. Kept 24 hours.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(pattern = "^[!-~]{1,255}$")]
+    idempotency_key: Option<String>,
+}
+
+/// Marks an answer given because the key was recorded by an earlier
+/// request: this layer replaces it with the recorded answer.
+#[derive(Clone, Copy)]
+pub struct KeyUsedMarker;
+
+/// The key of the request being served, for its handler; `bind` it to
+/// the effect so it is recorded in the effect's transaction.
+#[derive(Clone)]
+pub struct CurrentKey {
+    key: RequestKey,
+    /// Set once a handler handed the key to its effect.
+    bound: Arc<AtomicBool>,
+}
+
+impl CurrentKey {
+    /// The key, with how the effect's result `T` is answered. The handler
+    /// answers a fresh request with the same function, so the recorded
+    /// answer and the first one are the same bytes.
+    pub fn bind<T>(&self, answer: impl Fn(&T) -> KeptAnswer + Send + Sync + 'static) -> Keyed<T> {
+        self.bound.store(true, Ordering::Release);
+        Keyed::new(self.key.clone(), answer)
+    }
+}
+
+/// Binds an optional key (a request without `Idempotency-Key` has none).
+pub fn bind<T>(
+    key: Option<axum::Extension<CurrentKey>>,
+    answer: impl Fn(&T) -> KeptAnswer + Send + Sync + 'static,
+) -> Option<Keyed<T>> {
+    key.map(|axum::Extension(key)| key.bind(answer))
+}
+
+/// An answer as kept: `status` and the JSON of `value`.
+pub fn json_answer<T: Serialize>(status: StatusCode, value: &T) -> KeptAnswer {
+    KeptAnswer {
+        status: status.as_u16(),
+        body: serde_json::to_string(value).expect("wire types serialise"),
+    }
+}
+
+/// Sends a kept answer.
+pub fn respond(answer: KeptAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, answer.body).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
@@ -36,41 +119,76 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    hasher
-        .finalize()
+    crate::services::hex(&hasher.finalize())
+}
+
+/// Whether the request is one whose key this layer keeps.
+fn applies(method: &Method, path: &str) -> bool {
+    let player = MONEY_ROUTES.contains(&path);
+    let operator = OPERATOR_ROUTES
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .any(|prefix| path.starts_with(prefix));
+    let cancel = path
+        .strip_prefix("/bets/")
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    (*method == Method::POST && (player || operator)) || (*method == Method::DELETE && cancel)
+}
+
+/// Whose key it is: the operator, or the player the credential names.
+/// `None` when the credential is missing or bad (the handler refuses it).
+async fn scope_of(app: &App, path: &str, headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if OPERATOR_ROUTES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+    {
+        return super::auth::is_admin(app, bearer.unwrap_or_default())
+            .then(|| "operator:admin".to_string());
+    }
+    let user = match (bearer, super::auth::session_cookie(headers)) {
+        (Some(key), _) => app.authenticate(key).await.ok()?,
+        (None, Some(token)) => app.session_user(token).await.ok()?,
+        (None, None) => return None,
+    };
+    Some(format!("user:{}", user.id))
+}
+
+fn parse_key(value: &HeaderValue) -> Result<String, ApiError> {
+    match value.to_str() {
+        Ok(k)
+            if (1..=MAX_KEY_LENGTH).contains(&k.len())
+                && k.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(k.to_string())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"),
+        )),
+    }
 }
 
 pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let applies = request.method() == Method::POST
-        && (MONEY_ROUTES.contains(&path) || path.starts_with(ADMIN_ROUTES));
-    let Some(key) = request.headers().get("idempotency-key").filter(|_| applies) else {
+    let path = request.uri().path().to_string();
+    if !applies(request.method(), &path) {
+        return next.run(request).await;
+    }
+    let Some(header) = request.headers().get("idempotency-key") else {
         return next.run(request).await;
     };
-    let key = match key.to_str() {
-        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
-            k.to_string()
-        }
-        _ => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_input",
-                "Idempotency-Key must be 1 to 255 printable ASCII characters",
-            )
-            .into_response()
-        }
+    let key = match parse_key(header) {
+        Ok(key) => key,
+        Err(refused) => return refused.into_response(),
     };
-    let credentials = request
-        .headers()
-        .get(AUTHORIZATION)
-        .map(HeaderValue::as_bytes)
-        .unwrap_or_default();
-    let session = super::auth::session_cookie(request.headers()).unwrap_or_default();
-    let scope = sha256_hex(&[credentials, session.as_bytes()]);
-    let (parts, body) = request.into_parts();
+    let Some(scope) = scope_of(&app, &path, request.headers()).await else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -84,58 +202,47 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
         parts.uri.path().as_bytes(),
         &bytes,
     ]);
-    let now = app.clock.now();
-    let claim = app
-        .store
-        .claim_idempotency_key(
-            &scope,
-            &key,
-            &request_hash,
-            now,
-            now - KEPT_FOR,
-            now - STALE_AFTER,
-        )
-        .await;
-    match claim {
-        Err(e) => ApiError::from(AppError::from(e)).into_response(),
-        Ok(Idempotency::Replay { status, body }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = (status, body).into_response();
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            response
-        }
-        Ok(Idempotency::Mismatch) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_mismatch",
-            "this Idempotency-Key was used with a different request",
-        )
-        .into_response(),
-        Ok(Idempotency::InProgress) => ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_in_progress",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )
-        .into_response(),
-        Ok(Idempotency::New) => {
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
-            remember(&app, &scope, &key, response).await
-        }
+    match app.store.idempotency_key(&scope, &key).await {
+        Err(e) => return ApiError::from(AppError::from(e)).into_response(),
+        Ok(Some(record)) => return replay(record, &request_hash),
+        Ok(None) => {}
     }
+    let current = CurrentKey {
+        key: RequestKey {
+            scope,
+            key,
+            request_hash: request_hash.clone(),
+            at: app.clock.now(),
+        },
+        bound: Arc::default(),
+    };
+    parts.extensions.insert(current.clone());
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if response.extensions().get::<KeyUsedMarker>().is_some() {
+        // A concurrent request with this key committed first.
+        return match app
+            .store
+            .idempotency_key(&current.key.scope, &current.key.key)
+            .await
+        {
+            Ok(Some(record)) => replay(record, &request_hash),
+            Ok(None) | Err(_) => in_progress(),
+        };
+    }
+    let recorded_with_effect = current.bound.load(Ordering::Acquire);
+    if !response.status().is_success() || recorded_with_effect {
+        return response;
+    }
+    record_after(&app, &current.key, response).await
 }
 
-/// Keeps the answer for retries (a server error is released instead, so a
-/// retry runs again), then sends it.
-async fn remember(app: &App, scope: &str, key: &str, response: Response) -> Response {
+/// Records the answer of an action idempotent by itself, then sends it; if
+/// a concurrent request with the key recorded first, sends that answer.
+async fn record_after(app: &App, key: &RequestKey, response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_RESPONSE_BYTES).await else {
-        let _ = app.store.release_idempotency_key(scope, key).await;
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -143,18 +250,66 @@ async fn remember(app: &App, scope: &str, key: &str, response: Response) -> Resp
         )
         .into_response();
     };
-    let stored = if parts.status.is_server_error() {
-        app.store.release_idempotency_key(scope, key).await
-    } else {
-        let text = String::from_utf8_lossy(&bytes);
-        app.store
-            .complete_idempotency_key(scope, key, parts.status.as_u16(), &text, app.clock.now())
-            .await
+    let answer = KeptAnswer {
+        status: parts.status.as_u16(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
     };
-    if let Err(e) = stored {
-        // The request itself succeeded; a retry will be told it is still
-        // in progress until the claim goes stale, never run twice.
-        tracing::error!(error = %e, "could not record an idempotent response");
+    match app.store.record_idempotency_key(key, &answer).await {
+        Ok(true) => Response::from_parts(parts, Body::from(bytes)),
+        Ok(false) => match app.store.idempotency_key(&key.scope, &key.key).await {
+            Ok(Some(record)) => replay(record, &key.request_hash),
+            Ok(None) | Err(_) => in_progress(),
+        },
+        Err(e) => {
+            // The action is done and idempotent by itself: a retry runs it
+            // again to the same state.
+            tracing::warn!(error = %e, "could not record an idempotent answer");
+            Response::from_parts(parts, Body::from(bytes))
+        }
     }
-    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The recorded answer, or 422 when the key came with another request.
+fn replay(record: KeyRecord, request_hash: &str) -> Response {
+    if record.request_hash != request_hash {
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_mismatch",
+            "this Idempotency-Key was used with a different request",
+        )
+        .into_response();
+    }
+    let mut response = respond(record.answer);
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+fn in_progress() -> Response {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_in_progress",
+        "a request with this Idempotency-Key is being processed; retry shortly",
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::applies;
+    use axum::http::Method;
+
+    #[test]
+    fn keys_are_kept_for_money_routes_only() {
+        assert!(applies(&Method::POST, "/bets"));
+        assert!(applies(&Method::POST, "/withdrawals"));
+        assert!(applies(&Method::DELETE, "/bets/7"));
+        assert!(applies(&Method::POST, "/admin/rounds/20261124/settle"));
+        assert!(applies(&Method::POST, "/simulate/deposit_webhook"));
+        assert!(!applies(&Method::GET, "/bets"));
+        assert!(!applies(&Method::POST, "/users"));
+        assert!(!applies(&Method::DELETE, "/bets/"));
+        assert!(!applies(&Method::DELETE, "/me/keys/3"));
+    }
 }

@@ -42,7 +42,7 @@ async fn get_me(
         id: user.id.0,
         email: user.email.to_string(),
         available: balance.get(),
-        limits: LimitsOut::from(&user.limits),
+        limits: LimitsOut::at(&user.limit_settings(), app.clock.now()),
     }))
 }
 
@@ -134,7 +134,7 @@ fn parse_until(text: &str) -> Result<DateTime<Utc>, ApiError> {
     Ok(crate::services::new_york_midnight(date)?)
 }
 
-#[utoipa::path(put, path = "/me/limits", tag = "account", security(("api_key" = []), ("session" = [])), request_body = LimitsIn, responses((status = 200, description = "your limits now (the whole set is replaced)", body = LimitsOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(put, path = "/me/limits", tag = "account", security(("api_key" = []), ("session" = [])), request_body = LimitsIn, responses((status = 200, description = "your limits now (the whole set is replaced): a stricter limit applies at once, a looser or removed one after LIMIT_RAISE_COOLOFF_HOURS (shown as pending); a self-exclusion in force can be extended, not shortened (409)", body = LimitsOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn put_limits(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -150,8 +150,8 @@ async fn put_limits(
             .map(parse_until)
             .transpose()?,
     };
-    let user = app.set_own_limits(&user, limits).await?;
-    Ok(Json(LimitsOut::from(&user.limits)))
+    let user = app.set_limits(user.id, limits).await?;
+    Ok(Json(LimitsOut::at(&user.limit_settings(), app.clock.now())))
 }
 
 #[utoipa::path(get, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your API keys, newest first; never the keys themselves", body = Vec<ApiKeyOut>), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]

@@ -35,7 +35,45 @@ pub async fn track(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
+    let mut response = response;
+    response.extensions_mut().insert(RouteTemplate(route));
+    response
+}
+
+/// The route template a request matched, for the access log.
+#[derive(Clone)]
+pub struct RouteTemplate(pub String);
+
+/// The access log: one line per request (JSON with `LOG_FORMAT=json`),
+/// whatever became of it: method, route template, status, latency and
+/// request id, at `info` on target `access`. `ACCESS_LOG=off` skips it.
+pub async fn access_log(State(app): State<App>, request: Request, next: Next) -> Response {
+    if !app.config.access_log {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or("unmatched", |r| r.0.as_str());
+    tracing::info!(
+        target: "access",
+        method = %method,
+        route,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        request_id = %request_id,
+        "request"
+    );
     response
 }

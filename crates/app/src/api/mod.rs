@@ -11,6 +11,7 @@ mod health;
 mod idempotency;
 mod me;
 mod metrics;
+mod paging;
 mod ratelimit;
 mod rounds;
 mod sessions;
@@ -148,7 +149,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route, `/openapi.json` and the `/docs` page, with the request
 /// limits. Layers run outside-in: the request id is set first, so the
-/// trace span and the answer carry it.
+/// trace span, the access log and the answer carry it; the access log sits
+/// outside the timeout, the rate limits and the idempotency layer, so it
+/// sees every answer.
 pub fn router(app: App) -> Router {
     let (routes, document) = routes();
     routes
@@ -168,6 +171,10 @@ pub fn router(app: App) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::access_log,
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

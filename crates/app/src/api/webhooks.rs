@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use updown_store::DepositOutcome;
 use utoipa_axum::router::OpenApiRouter;
@@ -45,23 +44,16 @@ async fn receive_deposit(
     Ok((status, Json(answer)))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-struct Listing {
-    /// At most 500; 100 by default.
-    limit: Option<i64>,
-}
-
-#[utoipa::path(get, path = "/admin/deposits", tag = "admin", security(("admin_token" = [])), params(Listing), responses((status = 200, description = "the latest webhook notifications, newest first: received_at, outcome (credited, duplicate, pending, refused), reason, chain, token, tx_hash, log_index, to, amount, confirmations, user_id", body = Vec<Object>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/deposits", tag = "admin", security(("admin_token" = [])), params(super::paging::Page), responses((status = 200, description = "webhook notifications, newest first, a page at a time: id, received_at, outcome (credited, duplicate, pending, refused), reason, chain, token, tx_hash, log_index, to, amount, confirmations, user_id", body = Vec<Object>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_deposit_notifications(
     State(app): State<App>,
     _admin: Admin,
-    query: Result<Query<Listing>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<super::paging::Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let Query(listing) = query?;
-    let limit = listing.limit.unwrap_or(100).clamp(1, 500);
+    let page = super::paging::Page::from_query(query)?;
     let notifications = app
         .store
-        .deposit_notifications(limit)
+        .deposit_notifications(page.before, page.limit())
         .await
         .map_err(crate::error::AppError::from)?;
     Ok(Json(
@@ -69,6 +61,7 @@ async fn list_deposit_notifications(
             .iter()
             .map(|n| {
                 json!({
+                    "id": n.id,
                     "received_at": n.received_at.map(crate::wire::instant),
                     "outcome": n.outcome.map(|o| o.as_str()),
                     "reason": n.reason,

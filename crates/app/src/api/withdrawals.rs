@@ -1,15 +1,20 @@
 //! Withdrawals: request one (the amount moves to pending at once), list mine.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::response::Response;
+use axum::{Extension, Json};
 use serde::Deserialize;
+use updown_domain::ids::WithdrawalId;
+use updown_store::Withdrawal;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::CurrentUser;
 use super::bets::amount;
+use super::idempotency::{bind, json_answer, respond, CurrentKey, KeyHeader};
+use super::paging::Page;
 use super::ApiError;
 use crate::services::App;
 use crate::wire::WithdrawalOut;
@@ -31,27 +36,41 @@ struct NewWithdrawal {
     address: String,
 }
 
-#[utoipa::path(post, path = "/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), request_body = NewWithdrawal, params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key get the first answer")), responses((status = 201, description = "queued; the amount is pending", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), request_body = NewWithdrawal, params(KeyHeader), responses((status = 201, description = "queued; the amount is pending", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn request_withdrawal(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
+    key: Option<Extension<CurrentKey>>,
     body: Result<Json<NewWithdrawal>, JsonRejection>,
-) -> Result<(StatusCode, Json<WithdrawalOut>), ApiError> {
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
+    let answer = |w: &Withdrawal| json_answer(StatusCode::CREATED, &WithdrawalOut::from(w));
     let withdrawal = app
-        .withdraw(user.id, amount(body.amount)?, &body.address)
+        .withdraw(
+            user.id,
+            amount(body.amount)?,
+            &body.address,
+            bind(key, answer),
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json(WithdrawalOut::from(&withdrawal))))
+    Ok(respond(answer(&withdrawal)))
 }
 
-#[utoipa::path(get, path = "/me/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your latest 100 withdrawals, newest first", body = Vec<WithdrawalOut>), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/me/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
 async fn list_my_withdrawals(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<WithdrawalOut>>, ApiError> {
+    let page = Page::from_query(page)?;
     let withdrawals = app
         .store
-        .withdrawals(Some(user.id), None, 100)
+        .withdrawals(
+            Some(user.id),
+            None,
+            page.before.map(WithdrawalId),
+            page.limit(),
+        )
         .await
         .map_err(crate::error::AppError::from)?;
     Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))

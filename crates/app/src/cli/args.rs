@@ -253,12 +253,17 @@ pub enum WithdrawalCommand {
         #[arg(long)]
         actor: Option<String>,
     },
-    /// -> FAILED: the funds go back to the user.
+    /// -> FAILED: the funds go back to the user. Once it may have reached
+    /// the chain (SUBMITTING, SUBMITTED), only with --tx: the hash of the
+    /// transaction the chain rejected.
     Fail {
         #[arg(long)]
         id: i64,
         #[arg(long)]
         reason: String,
+        /// The rejected transaction (needed once it may be on the chain).
+        #[arg(long)]
+        tx: Option<String>,
         #[arg(long)]
         actor: Option<String>,
     },

@@ -13,7 +13,7 @@ use serde::Serialize;
 use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{BetId, RoundCode};
 use updown_domain::Micros;
-use updown_store::WithdrawalChange;
+use updown_store::{ChainRejection, WithdrawalChange};
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
@@ -228,7 +228,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                     std::process::id()
                 )
             });
-            let deposit = app.deposit(user.id, amount, &tx, log_index).await?;
+            let deposit = app.deposit(user.id, amount, &tx, log_index, None).await?;
             let balance = app.balance(user.id).await?;
             out.print(
                 &serde_json::json!({ "deposit_id": deposit.id, "user": user.email.as_str(), "amount": amount.get(), "tx": tx, "log_index": log_index, "balance": balance.get() }),
@@ -242,11 +242,11 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             round,
         } => {
             let user = app.user_by_email(&user).await?;
-            let bet = app.place_bet(user.id, side, amount, round).await?;
+            let bet = app.place_bet(user.id, side, amount, round, None).await?;
             out.print(&BetOut::from(&bet), || bet.id.to_string());
         }
         Command::CancelBet { id } => {
-            let bet = app.cancel_bet(BetId(id), None).await?;
+            let bet = app.cancel_bet(BetId(id), None, None).await?;
             out.print(&BetOut::from(&bet), || {
                 format!(
                     "bet {} cancelled; {} refunded",
@@ -257,7 +257,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         }
         Command::Withdraw { user, amount, to } => {
             let user = app.user_by_email(&user).await?;
-            let withdrawal = app.withdraw(user.id, amount, &to).await?;
+            let withdrawal = app.withdraw(user.id, amount, &to, None).await?;
             out.print(&WithdrawalOut::from(&withdrawal), || {
                 format!(
                     "withdrawal {} queued: {} to {}",
@@ -273,13 +273,13 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                     updown_store::WithdrawalStatus::parse(&s.to_ascii_uppercase()).ok_or_else(
                         || {
                             AppError::Invalid(format!(
-                            "--status must be QUEUED, SUBMITTED, CONFIRMED or FAILED, not {s:?}"
+                            "--status must be QUEUED, SUBMITTING, SUBMITTED, CONFIRMED or FAILED, not {s:?}"
                         ))
                         },
                     )
                 })
                 .transpose()?;
-            let withdrawals = app.store.withdrawals(None, status, limit).await?;
+            let withdrawals = app.store.withdrawals(None, status, None, limit).await?;
             let views: Vec<WithdrawalOut> = withdrawals.iter().map(WithdrawalOut::from).collect();
             out.print(&views, || {
                 if views.is_empty() {
@@ -316,14 +316,24 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                     },
                     actor,
                 ),
-                WithdrawalCommand::Fail { id, reason, actor } => {
-                    (id, WithdrawalChange::Fail { reason }, actor)
-                }
+                WithdrawalCommand::Fail {
+                    id,
+                    reason,
+                    tx,
+                    actor,
+                } => (
+                    id,
+                    WithdrawalChange::Fail {
+                        reason,
+                        rejection: tx.map(|tx_hash| ChainRejection::Operator { tx_hash }),
+                    },
+                    actor,
+                ),
                 WithdrawalCommand::List { .. } => unreachable!("handled above"),
             };
             let actor = actor.unwrap_or_else(default_actor);
             let withdrawal = app
-                .change_withdrawal(updown_domain::ids::WithdrawalId(id), change, &actor)
+                .change_withdrawal(updown_domain::ids::WithdrawalId(id), change, &actor, None)
                 .await?;
             let view = WithdrawalOut::from(&withdrawal);
             out.print(&view, || {
@@ -392,7 +402,8 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 excluded_until,
             };
             let user = app.set_limits(user.id, limits).await?;
-            let mut view = serde_json::json!(LimitsOut::from(&user.limits));
+            let mut view =
+                serde_json::json!(LimitsOut::at(&user.limit_settings(), app.clock.now()));
             view["user"] = user.email.as_str().into();
             out.print(&view, || format!("limits of {}: {view}", user.email));
         }
@@ -439,7 +450,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             }
         }
         Command::Audit { limit } => {
-            let entries = app.store.audit_log(limit).await?;
+            let entries = app.store.audit_log(None, limit).await?;
             let views: Vec<AuditOut> = entries.iter().map(AuditOut::from).collect();
             out.print(&views, || {
                 if entries.is_empty() {

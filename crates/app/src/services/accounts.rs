@@ -6,8 +6,8 @@ use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{Email, UserId, WithdrawalId};
 use updown_domain::Micros;
 use updown_store::{
-    Deposit, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal, WithdrawalCap,
-    WithdrawalChange,
+    ChainRejection, Deposit, Keyed, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal,
+    WithdrawalCap, WithdrawalChange,
 };
 
 use serde_json::json;
@@ -16,22 +16,75 @@ use super::App;
 use crate::error::{AppError, AppResult};
 use crate::events::EventKind;
 
-/// Chain transaction hashes: `0x` and 1 to 128 characters of letters,
-/// digits, `-` or `_` (real hashes are 64 hex digits; simulators and
-/// operators' manual credits use readable ids).
-fn check_tx_hash(hash: &str) -> AppResult<()> {
-    let body = hash.strip_prefix("0x").unwrap_or(hash);
-    let ok = (1..=128).contains(&body.len())
+/// A chain transaction hash in its one canonical form, so that one
+/// transfer written two ways (`0xAB…`, `0xab…`, without `0x`) is one
+/// transfer: `0x` and 64 lower-case hex digits. Readable references that
+/// simulators and operators' manual credits use (1 to 128 letters, digits,
+/// `-` or `_`, optionally after `0x`) are lower-cased as well.
+pub fn normalize_tx_hash(hash: &str) -> AppResult<String> {
+    let body = hash
+        .strip_prefix("0x")
+        .or_else(|| hash.strip_prefix("0X"))
+        .unwrap_or(hash);
+    if body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(format!("0x{}", body.to_ascii_lowercase()));
+    }
+    let readable = (1..=128).contains(&body.len())
         && body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
+    if readable {
+        Ok(hash.to_ascii_lowercase())
     } else {
         Err(AppError::Invalid(format!(
-            "transaction hash {hash:?} must be 1 to 128 letters, digits, '-' or '_' (optionally after 0x)"
+            "transaction hash {hash:?} must be 0x and 64 hex digits (or, for a manual credit, 1 to 128 letters, digits, '-' or '_')"
         )))
     }
+}
+
+/// A real chain transaction hash (what a deposit provider sends), in the
+/// canonical form of [`normalize_tx_hash`].
+pub fn chain_tx_hash(hash: &str) -> AppResult<String> {
+    let normal = normalize_tx_hash(hash)?;
+    if normal.len() == 66
+        && normal.starts_with("0x")
+        && normal[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        Ok(normal)
+    } else {
+        Err(AppError::Invalid(format!(
+            "transaction hash {hash:?} must be 32 bytes: 0x and 64 hex digits"
+        )))
+    }
+}
+
+/// Checks what a step carries: tx hashes in their canonical form, and a
+/// failure's reason.
+fn normalize_change(change: WithdrawalChange) -> AppResult<WithdrawalChange> {
+    let hash = |h: Option<String>| h.as_deref().map(normalize_tx_hash).transpose();
+    Ok(match change {
+        WithdrawalChange::Claim => WithdrawalChange::Claim,
+        WithdrawalChange::Submit { chain_tx_hash } => WithdrawalChange::Submit {
+            chain_tx_hash: hash(chain_tx_hash)?,
+        },
+        WithdrawalChange::Confirm { chain_tx_hash } => WithdrawalChange::Confirm {
+            chain_tx_hash: hash(chain_tx_hash)?,
+        },
+        WithdrawalChange::Fail { reason, rejection } => {
+            if reason.trim().is_empty() || reason.len() > 500 {
+                return Err(AppError::Invalid(
+                    "a failed withdrawal needs a reason of 1 to 500 characters".into(),
+                ));
+            }
+            let rejection = match rejection {
+                Some(ChainRejection::Operator { tx_hash }) => Some(ChainRejection::Operator {
+                    tx_hash: normalize_tx_hash(&tx_hash)?,
+                }),
+                other => other,
+            };
+            WithdrawalChange::Fail { reason, rejection }
+        }
+    })
 }
 
 const ZERO_ADDRESS: &str = "0x0000000000000000000000000000000000000000";
@@ -110,20 +163,22 @@ impl App {
         Ok(self.store.balance(user).await?)
     }
 
-    /// Credits a confirmed chain transfer, once per (tx hash, log index).
+    /// Credits a confirmed chain transfer, once per (tx hash, log index);
+    /// a `key` is recorded in the credit's transaction.
     pub async fn deposit(
         &self,
         user: UserId,
         amount: Micros,
         tx_hash: &str,
         log_index: i64,
+        key: Option<Keyed<Deposit>>,
     ) -> AppResult<Deposit> {
         if amount.is_zero() {
             return Err(AppError::Invalid(
                 "a deposit must be at least 1 micro-USDC".into(),
             ));
         }
-        check_tx_hash(tx_hash)?;
+        let tx_hash = &normalize_tx_hash(tx_hash)?;
         if log_index < 0 {
             return Err(AppError::Invalid("log index must not be negative".into()));
         }
@@ -135,6 +190,7 @@ impl App {
                 chain_tx_hash: tx_hash.to_string(),
                 log_index,
                 now: self.clock.now(),
+                key,
             })
             .await?;
         tracing::info!(event = "deposit_credited", user = %user, amount = amount.get(), tx_hash, log_index);
@@ -155,7 +211,14 @@ impl App {
     /// Moves `amount` from available to pending at once and queues the
     /// withdrawal for the chain: at least `WITHDRAWAL_MIN`, and at most
     /// `WITHDRAWAL_DAILY_MAX` per user over any 24 hours.
-    pub async fn withdraw(&self, user: UserId, amount: Micros, to: &str) -> AppResult<Withdrawal> {
+    /// A `key` is recorded in the request's transaction.
+    pub async fn withdraw(
+        &self,
+        user: UserId,
+        amount: Micros,
+        to: &str,
+        key: Option<Keyed<Withdrawal>>,
+    ) -> AppResult<Withdrawal> {
         if amount < self.config.withdrawal_min {
             return Err(AppError::Invalid(format!(
                 "a withdrawal must be at least {} micro-USDC (WITHDRAWAL_MIN); this one is {amount}",
@@ -180,6 +243,7 @@ impl App {
                     max: self.config.withdrawal_daily_max,
                     after: now - chrono::Duration::hours(24),
                 }),
+                key,
             })
             .await?;
         tracing::info!(event = "withdrawal_queued", user = %user, amount = amount.get(), withdrawal = %withdrawal.id);
@@ -188,31 +252,19 @@ impl App {
     }
 
     /// An operator's (or the chain adapter's) step for a withdrawal:
-    /// checked, applied with its ledger movement, logged and audited.
+    /// checked on its row as it stands, applied with its ledger movement,
+    /// logged and audited; a `key` is recorded in the step's transaction.
     pub async fn change_withdrawal(
         &self,
         id: WithdrawalId,
         change: WithdrawalChange,
         actor: &str,
+        key: Option<Keyed<Withdrawal>>,
     ) -> AppResult<Withdrawal> {
-        match &change {
-            WithdrawalChange::Submit { chain_tx_hash }
-            | WithdrawalChange::Confirm { chain_tx_hash } => {
-                if let Some(hash) = chain_tx_hash {
-                    check_tx_hash(hash)?;
-                }
-            }
-            WithdrawalChange::Fail { reason } => {
-                if reason.trim().is_empty() || reason.len() > 500 {
-                    return Err(AppError::Invalid(
-                        "a failed withdrawal needs a reason of 1 to 500 characters".into(),
-                    ));
-                }
-            }
-        }
+        let change = normalize_change(change)?;
         let changed = self
             .store
-            .change_withdrawal(id, &change, self.clock.now())
+            .change_withdrawal(id, &change, self.clock.now(), key.as_ref())
             .await?;
         tracing::info!(
             event = "withdrawal_updated",
@@ -223,8 +275,12 @@ impl App {
             chain_tx_hash = changed.chain_tx_hash.as_deref().unwrap_or(""),
         );
         self.publish_withdrawal(&changed);
+        if change == WithdrawalChange::Claim {
+            // The worker's own bookkeeping before it sends; not an action.
+            return Ok(changed);
+        }
         let reason = match change {
-            WithdrawalChange::Fail { reason } => Some(reason),
+            WithdrawalChange::Fail { reason, .. } => Some(reason),
             _ => None,
         };
         let action = format!(
@@ -253,22 +309,12 @@ impl App {
         );
     }
 
+    /// A player's request for their limits, from the API or an operator
+    /// on their behalf: a stricter stake limit applies at once, a looser
+    /// one after `LIMIT_RAISE_COOLOFF_HOURS`; a self-exclusion in force
+    /// can be extended, never shortened or lifted. Decided by the store on
+    /// the row as it stands, never on a cached read.
     pub async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> AppResult<User> {
-        let user = self.store.set_limits(user, limits).await?;
-        self.credentials.forget_user(user.id);
-        tracing::info!(event = "limits_set", user = %user.id, ?limits);
-        self.publish_for(
-            user.id,
-            EventKind::CredentialsChanged,
-            json!({ "limits": true }),
-            None,
-        );
-        Ok(user)
-    }
-
-    /// A player's own limits, from the API: a self-exclusion in force
-    /// can be extended but not shortened or lifted.
-    pub async fn set_own_limits(&self, user: &User, limits: PlayerLimits) -> AppResult<User> {
         let now = self.clock.now();
         if let Some(until) = limits.excluded_until {
             if until <= now {
@@ -282,14 +328,19 @@ impl App {
                 )));
             }
         }
-        if let Some(current) = user.limits.excluded_until.filter(|until| *until > now) {
-            if limits.excluded_until.is_none_or(|until| until < current) {
-                return Err(AppError::Conflict(format!(
-                    "you are self-excluded until {current}; an exclusion can be extended, not shortened"
-                )));
-            }
-        }
-        self.set_limits(user.id, limits).await
+        let user = self
+            .store
+            .change_limits(user, limits, now, self.config.limit_raise_cooloff)
+            .await?;
+        self.credentials.forget_user(user.id);
+        tracing::info!(event = "limits_set", user = %user.id, limits = ?user.limits, pending = ?user.pending_limits);
+        self.publish_for(
+            user.id,
+            EventKind::CredentialsChanged,
+            json!({ "limits": true }),
+            None,
+        );
+        Ok(user)
     }
 
     pub async fn tvl(&self) -> AppResult<Tvl> {
@@ -306,12 +357,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transaction_hashes_are_bounded_and_plain() {
-        assert!(check_tx_hash("0xabc123").is_ok());
-        assert!(check_tx_hash("cli-1700000000-1").is_ok());
-        assert!(check_tx_hash("").is_err());
-        assert!(check_tx_hash("0x").is_err());
-        assert!(check_tx_hash("0xabc def").is_err());
-        assert!(check_tx_hash(&"a".repeat(129)).is_err());
+    fn transaction_hashes_have_one_form() {
+        let hash = "AB".repeat(32);
+        let canonical = format!("0x{}", "ab".repeat(32));
+        assert_eq!(normalize_tx_hash(&format!("0x{hash}")).unwrap(), canonical);
+        assert_eq!(normalize_tx_hash(&format!("0X{hash}")).unwrap(), canonical);
+        assert_eq!(normalize_tx_hash(&hash).unwrap(), canonical);
+        assert_eq!(normalize_tx_hash("0xCLI-Ref").unwrap(), "0xcli-ref");
+        assert_eq!(
+            normalize_tx_hash("cli-1700000000-1").unwrap(),
+            "cli-1700000000-1"
+        );
+        assert!(normalize_tx_hash("").is_err());
+        assert!(normalize_tx_hash("0x").is_err());
+        assert!(normalize_tx_hash("0xabc def").is_err());
+        assert!(normalize_tx_hash(&"a".repeat(129)).is_err());
+        assert_eq!(chain_tx_hash(&hash.to_lowercase()).unwrap(), canonical);
+        assert!(chain_tx_hash("0xabc").is_err());
     }
 }

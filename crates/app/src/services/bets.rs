@@ -5,7 +5,7 @@ use updown_domain::ids::{BetId, RoundCode, UserId};
 use updown_domain::round::Side;
 use updown_domain::schedule::{round_taking_bets_at, RoundSchedule};
 use updown_domain::Micros;
-use updown_store::{Bet, BetRequest, Round};
+use updown_store::{Bet, BetRequest, Keyed, Round};
 
 use serde_json::json;
 
@@ -39,13 +39,16 @@ impl App {
     }
 
     /// Places a bet received now; refused at or after the lock instant by
-    /// the clock, whatever the round's stored status says.
+    /// the clock, whatever the round's stored status says. A `key` is
+    /// recorded in the bet's own transaction (`KeyUsed` when an earlier
+    /// request recorded it: this one placed nothing).
     pub async fn place_bet(
         &self,
         user: UserId,
         side: Side,
         stake: Micros,
         round: Option<RoundCode>,
+        key: Option<Keyed<Bet>>,
     ) -> AppResult<Bet> {
         if stake.is_zero() {
             return Err(AppError::Invalid(
@@ -69,6 +72,7 @@ impl App {
             side,
             stake,
             received_at,
+            key,
         };
         let bet = self.bets.submit(round_id, request).await??;
         self.touch();
@@ -105,10 +109,21 @@ impl App {
 
     /// Cancels a bet for a full refund until the cut-off before lock.
     /// `owner`, when given, must be the bet's owner.
-    pub async fn cancel_bet(&self, bet: BetId, owner: Option<UserId>) -> AppResult<Bet> {
+    pub async fn cancel_bet(
+        &self,
+        bet: BetId,
+        owner: Option<UserId>,
+        key: Option<Keyed<Bet>>,
+    ) -> AppResult<Bet> {
         let cancelled = self
             .store
-            .cancel_bet(bet, owner, self.clock.now(), self.config.cancel_cutoff)
+            .cancel_bet(
+                bet,
+                owner,
+                self.clock.now(),
+                self.config.cancel_cutoff,
+                key.as_ref(),
+            )
             .await?;
         self.touch();
         tracing::info!(event = "bet_cancelled", bet = %bet, user = %cancelled.user, stake = cancelled.stake.get());

@@ -22,7 +22,7 @@ use updown_domain::calendar::Calendar;
 use updown_store::Store;
 
 pub use batcher::BetBatcher;
-pub use keys::random_hex;
+pub use keys::{hex, random_hex};
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::Tick;
 pub use sessions::{check_password, SESSION_TTL};

@@ -186,6 +186,7 @@ impl App {
     ) -> AppResult<()> {
         self.store
             .record_audit(&AuditEntry {
+                id: 0,
                 at: self.clock.now(),
                 actor: actor.to_string(),
                 action: action.to_string(),
@@ -238,6 +239,7 @@ impl App {
         }
         self.store
             .record_audit(&AuditEntry {
+                id: 0,
                 at: now,
                 actor: actor.to_string(),
                 action: "price_set".into(),
@@ -357,6 +359,7 @@ impl App {
         if manual && round.settlement.is_none() {
             self.store
                 .record_audit(&AuditEntry {
+                    id: 0,
                     at: now,
                     actor: start.actor.clone(),
                     action: format!("settle_{}", start.outcome.as_str().to_ascii_lowercase()),

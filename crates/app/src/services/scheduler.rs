@@ -36,6 +36,18 @@ impl Tick {
     }
 }
 
+/// How often `serve` purges what is kept only for a while.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// Rows of each kind deleted per statement, and statements per purge: a
+/// purge never holds the database for long, and catches up over steps.
+const PURGE_BATCH: i64 = 10_000;
+const PURGE_BATCHES: usize = 100;
+/// Idempotency-Keys are kept (and replayed) this long, then purged.
+pub const IDEMPOTENCY_KEPT_FOR: chrono::Duration = chrono::Duration::hours(24);
+/// Refused deposit notifications are kept this long (for the operator's
+/// investigations), then purged.
+pub const REFUSED_NOTIFICATIONS_KEPT_FOR: chrono::Duration = chrono::Duration::days(30);
+
 fn count(kind: &'static str) {
     metrics::counter!("updown_scheduler_transitions_total", "kind" => kind).increment(1);
 }
@@ -47,12 +59,19 @@ impl App {
     pub async fn run_scheduler(&self, shutdown: impl Future<Output = ()>) {
         self.scheduler_running.store(true, Ordering::Relaxed);
         tokio::pin!(shutdown);
+        let mut last_purge: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.scheduler_step().await {
                 tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
             }
             if let Err(e) = self.withdrawal_step().await {
                 tracing::error!(error = %e, "withdrawal step failed; retrying at the next tick");
+            }
+            if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                last_purge = Some(tokio::time::Instant::now());
+                if let Err(e) = self.purge_step().await {
+                    tracing::error!(error = %e, "purge failed; retrying later");
+                }
             }
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -118,6 +137,38 @@ impl App {
             tracing::info!(event = "scheduler_step", ?tick);
         }
         Ok(tick)
+    }
+
+    /// Deletes Idempotency-Keys older than `KEPT_FOR` (24 h) and refused
+    /// deposit notifications older than 30 days, in bounded batches.
+    pub async fn purge_step(&self) -> AppResult<updown_store::Purged> {
+        let now = self.clock.now();
+        let mut total = updown_store::Purged::default();
+        for _ in 0..PURGE_BATCHES {
+            let purged = self
+                .store
+                .purge(
+                    now - IDEMPOTENCY_KEPT_FOR,
+                    now - REFUSED_NOTIFICATIONS_KEPT_FOR,
+                    PURGE_BATCH,
+                )
+                .await?;
+            total.idempotency_keys += purged.idempotency_keys;
+            total.deposit_notifications += purged.deposit_notifications;
+            if purged.idempotency_keys < PURGE_BATCH as u64
+                && purged.deposit_notifications < PURGE_BATCH as u64
+            {
+                break;
+            }
+        }
+        if total != updown_store::Purged::default() {
+            tracing::info!(
+                event = "purged",
+                idempotency_keys = total.idempotency_keys,
+                deposit_notifications = total.deposit_notifications
+            );
+        }
+        Ok(total)
     }
 
     async fn settle_overdue(&self, code: RoundCode, tick: &mut Tick) {

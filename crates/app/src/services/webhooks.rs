@@ -24,7 +24,7 @@ use crate::error::{AppError, AppResult};
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
 /// A notification's body, as the provider sends it.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepositNotice {
     #[schema(example = "ethereum")]
@@ -77,7 +77,9 @@ fn check_signature(
     let Ok(seconds) = timestamp.trim().parse::<i64>() else {
         return Err("X-Webhook-Timestamp must be Unix seconds".into());
     };
-    if (now.timestamp() - seconds).abs() > SIGNATURE_TOLERANCE_SECS {
+    // Checked: a hostile timestamp (i64::MIN) must not overflow.
+    let skew = now.timestamp().checked_sub(seconds).map(i64::unsigned_abs);
+    if skew.is_none_or(|skew| skew > SIGNATURE_TOLERANCE_SECS.unsigned_abs()) {
         return Err(format!(
             "the signed timestamp {seconds} is more than {SIGNATURE_TOLERANCE_SECS} s from now; replayed or delayed"
         ));
@@ -204,6 +206,12 @@ impl App {
                 other => other,
             })?;
         record.user = Some(user.id);
+        // One transfer written in two cases is one transfer.
+        let tx_hash = super::accounts::chain_tx_hash(&notice.tx_hash)?;
+        let notice = &DepositNotice {
+            tx_hash,
+            ..notice.clone()
+        };
         if let Some(credited) = self
             .store
             .deposit_by_transfer(&notice.tx_hash, notice.log_index)
@@ -227,7 +235,7 @@ impl App {
             return Ok((DepositOutcome::Pending, body));
         }
         match self
-            .deposit(user.id, amount, &notice.tx_hash, notice.log_index)
+            .deposit(user.id, amount, &notice.tx_hash, notice.log_index, None)
             .await
         {
             Ok(deposit) => Ok((
@@ -317,6 +325,21 @@ mod tests {
             now()
         )
         .is_err());
+    }
+
+    #[test]
+    fn hostile_timestamps_are_refused_without_overflow() {
+        let body = br#"{"amount": 5}"#;
+        for stamp in [i64::MIN, i64::MAX, i64::MIN + 1] {
+            let text = stamp.to_string();
+            let signature = sign("secret-0123456789", stamp, body);
+            let refused =
+                check_signature("secret-0123456789", &signed(&text, &signature, body), now());
+            assert!(
+                refused.unwrap_err().contains("replayed or delayed"),
+                "{stamp}"
+            );
+        }
     }
 
     #[test]

@@ -1,22 +1,29 @@
-//! The withdrawal worker's one step: queued withdrawals are handed to the
-//! chain sender and recorded as submitted; submitted ones are asked after
-//! and recorded as confirmed, or failed with the funds returned. The
-//! withdrawal id is the request id toward the chain, so a step that
-//! crashed after sending and before recording sends nothing new when it
-//! runs again: the sender finds the first transfer. With the manual sender
-//! there is no worker; operators step withdrawals with `updown
-//! withdrawals`.
+//! The withdrawal worker's one step, oldest first and in bounded pages
+//! until nothing is left:
+//! 1. each QUEUED withdrawal is claimed (QUEUED -> SUBMITTING, on its row as
+//!    it stands, so one an operator failed meanwhile is skipped) before
+//!    anything is sent, then handed to the chain sender;
+//! 2. each SUBMITTING one (a send that crashed or erred) is asked after and
+//!    sent again only if the chain has never seen it;
+//! 3. each SUBMITTED one is asked after until it is confirmed or failed.
+//!
+//! The withdrawal id is the request id toward the chain, so sending again
+//! after a crash finds the first transfer. Once claimed, a withdrawal fails
+//! only on the chain's word: an operator can no longer refund what may be
+//! on its way. With the manual sender there is no worker; operators step
+//! withdrawals with `updown withdrawals`.
 
 use std::sync::Arc;
 
-use updown_store::{Withdrawal, WithdrawalChange, WithdrawalStatus};
+use updown_domain::ids::WithdrawalId;
+use updown_store::{ChainRejection, Withdrawal, WithdrawalChange, WithdrawalStatus};
 
 use super::App;
-use crate::chain::{ChainSender, Transfer, TransferState};
+use crate::chain::{ChainError, ChainSender, Transfer, TransferState};
 use crate::error::AppResult;
 
-/// Withdrawals of each status looked at per step.
-const BATCH: i64 = 100;
+/// Withdrawals read per page.
+const PAGE: i64 = 100;
 
 /// What one step did, by withdrawal id.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -63,63 +70,55 @@ impl App {
 
     async fn step_withdrawals(&self, chain: Arc<dyn ChainSender>) -> AppResult<WorkerTick> {
         let mut tick = WorkerTick::default();
-        let queued = self
-            .store
-            .withdrawals(None, Some(WithdrawalStatus::Queued), BATCH)
-            .await?;
-        for withdrawal in queued.iter().rev() {
-            let state = chain.send(&transfer(withdrawal)).await;
-            self.record_state(&*chain, withdrawal, state, &mut tick)
-                .await;
-        }
-        let submitted = self
-            .store
-            .withdrawals(None, Some(WithdrawalStatus::Submitted), BATCH)
-            .await?;
-        for withdrawal in submitted.iter().rev() {
-            let state = match chain.status(withdrawal.id).await {
-                // Approved by hand, or never sent: send it (once).
-                Ok(TransferState::Unknown) => chain.send(&transfer(withdrawal)).await,
-                other => other,
-            };
-            self.record_state(&*chain, withdrawal, state, &mut tick)
-                .await;
+        for status in [
+            WithdrawalStatus::Queued,
+            WithdrawalStatus::Submitting,
+            WithdrawalStatus::Submitted,
+        ] {
+            let mut after = None;
+            loop {
+                let page = self.store.withdrawals_to_step(status, after, PAGE).await?;
+                for withdrawal in &page {
+                    self.step_one(&*chain, withdrawal, &mut tick).await;
+                }
+                match page.last() {
+                    Some(last) if page.len() as i64 == PAGE => after = Some(last.id),
+                    _ => break,
+                }
+            }
         }
         Ok(tick)
     }
 
-    /// Records what the chain said about `withdrawal`: the steps from its
-    /// status to the chain's, in order; a failed step stops the rest.
-    async fn record_state(
+    /// Moves one withdrawal as far as the chain allows now.
+    async fn step_one(
         &self,
         chain: &dyn ChainSender,
         withdrawal: &Withdrawal,
-        state: Result<TransferState, crate::chain::ChainError>,
         tick: &mut WorkerTick,
     ) {
         let id = withdrawal.id;
-        let queued = withdrawal.status == WithdrawalStatus::Queued;
-        let submit = |tx_hash: &str| WithdrawalChange::Submit {
-            chain_tx_hash: Some(tx_hash.to_string()),
+        let state = match withdrawal.status {
+            WithdrawalStatus::Queued => {
+                // Claimed first: from here on nobody refunds it but the chain.
+                match self
+                    .change_withdrawal(id, WithdrawalChange::Claim, &chain.name(), None)
+                    .await
+                {
+                    Ok(_) => chain.send(&transfer(withdrawal)).await,
+                    // Failed or stepped by an operator meanwhile: not ours.
+                    Err(crate::error::AppError::Conflict(_)) => return,
+                    Err(e) => Err(ChainError(format!("claiming it: {e}"))),
+                }
+            }
+            _ => match chain.status(id).await {
+                // Claimed but never sent (a crash, an error), or approved
+                // by hand: send it (once, by its request id).
+                Ok(TransferState::Unknown) => chain.send(&transfer(withdrawal)).await,
+                other => other,
+            },
         };
-        let steps = match state {
-            Err(e) => Err(e.to_string()),
-            Ok(TransferState::Unknown) => {
-                Err("the chain does not know a transfer it was just sent".to_string())
-            }
-            Ok(TransferState::Pending { tx_hash }) => {
-                Ok(queued.then(|| submit(&tx_hash)).into_iter().collect())
-            }
-            Ok(TransferState::Confirmed { tx_hash }) => {
-                let mut steps: Vec<_> = queued.then(|| submit(&tx_hash)).into_iter().collect();
-                steps.push(WithdrawalChange::Confirm {
-                    chain_tx_hash: Some(tx_hash),
-                });
-                Ok(steps)
-            }
-            Ok(TransferState::Failed { reason }) => Ok(vec![WithdrawalChange::Fail { reason }]),
-        };
-        let result = match steps {
+        let result = match steps(state) {
             Err(why) => Err(why),
             Ok(steps) => self.apply_steps(id, steps, &chain.name(), tick).await,
         };
@@ -129,25 +128,57 @@ impl App {
         }
     }
 
+    /// Applies `steps` in order; a step already taken (its status reached
+    /// before) is skipped, and a failed one stops the rest.
     async fn apply_steps(
         &self,
-        id: updown_domain::ids::WithdrawalId,
+        id: WithdrawalId,
         steps: Vec<WithdrawalChange>,
         actor: &str,
         tick: &mut WorkerTick,
     ) -> Result<(), String> {
         for step in steps {
+            let current = self.store.withdrawal(id).await.map_err(|e| e.to_string())?;
+            if current.status == step.target() {
+                continue;
+            }
             let done = match step {
+                WithdrawalChange::Claim => continue,
                 WithdrawalChange::Submit { .. } => &mut tick.submitted,
                 WithdrawalChange::Confirm { .. } => &mut tick.confirmed,
                 WithdrawalChange::Fail { .. } => &mut tick.failed,
             };
-            self.change_withdrawal(id, step, actor)
+            self.change_withdrawal(id, step, actor, None)
                 .await
                 .map_err(|e| e.to_string())?;
             done.push(id.0);
         }
         Ok(())
+    }
+}
+
+/// What the chain's answer means for a claimed or submitted withdrawal:
+/// the steps to take, in order.
+fn steps(state: Result<TransferState, ChainError>) -> Result<Vec<WithdrawalChange>, String> {
+    let submit = |tx_hash: &str| WithdrawalChange::Submit {
+        chain_tx_hash: Some(tx_hash.to_string()),
+    };
+    match state {
+        Err(e) => Err(e.to_string()),
+        Ok(TransferState::Unknown) => {
+            Err("the chain does not know a transfer it was just sent".to_string())
+        }
+        Ok(TransferState::Pending { tx_hash }) => Ok(vec![submit(&tx_hash)]),
+        Ok(TransferState::Confirmed { tx_hash }) => Ok(vec![
+            submit(&tx_hash),
+            WithdrawalChange::Confirm {
+                chain_tx_hash: Some(tx_hash),
+            },
+        ]),
+        Ok(TransferState::Failed { reason }) => Ok(vec![WithdrawalChange::Fail {
+            reason,
+            rejection: Some(ChainRejection::Sender),
+        }]),
     }
 }
 

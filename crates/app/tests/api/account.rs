@@ -156,11 +156,11 @@ async fn limits_and_self_exclusion_are_the_players_own_and_cannot_be_shortened(d
         limits["excluded_until"], "2026-12-01T05:00:00Z",
         "midnight in New York"
     );
-    assert_eq!(
-        limits["max_stake_per_round"],
-        Value::Null,
-        "PUT replaces the whole set"
-    );
+    // PUT replaces the whole set, but lifting a limit waits out the
+    // cooling-off period (LIMIT_RAISE_COOLOFF_HOURS, 24 by default).
+    assert_eq!(limits["max_stake_per_round"], 1_500_000, "{limits}");
+    assert_eq!(limits["pending"]["max_stake_per_round"], Value::Null);
+    assert_eq!(limits["pending"]["from"], "2026-11-25T15:00:00Z");
     let (status, refused) = send(&t, "POST", "/bets", Some(&bet(1_000_000)), Some(&key)).await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
@@ -186,6 +186,26 @@ async fn limits_and_self_exclusion_are_the_players_own_and_cannot_be_shortened(d
     )
     .await;
     assert_eq!(status, StatusCode::OK, "extending is allowed");
+
+    // A day later the raise is in force.
+    t.clock.advance(chrono::Duration::hours(24));
+    let (_, me) = get_as(&t, "/me", &key).await;
+    assert_eq!(me["limits"]["max_stake_per_round"], Value::Null, "{me}");
+    assert_eq!(me["limits"]["pending"], Value::Null);
+    // Lowering applies at once and drops a waiting raise.
+    let (status, limits) = send(
+        &t,
+        "PUT",
+        "/me/limits",
+        Some(r#"{"max_stake_per_day": 100, "excluded_until": "2027-01-01T00:00:00Z"}"#),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{limits}");
+    assert_eq!(
+        (limits["max_stake_per_day"].as_i64(), &limits["pending"]),
+        (Some(100), &Value::Null)
+    );
 
     let other = sign_up(&t, "dan").await;
     for bad in [

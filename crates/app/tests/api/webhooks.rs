@@ -17,6 +17,10 @@ on_both_backends!(
 
 const SECRET: &str = "webhook-secret-for-tests-0123";
 const USDC: &str = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48";
+/// A transfer's hash, as one provider writes it; another writes it in
+/// capitals.
+const TX: &str = "0x9fc76417374aa880d4449a1f7f31ec597f00b1f6f3dd2d66f4c9c6c445836d8b";
+const FRESH: &str = "0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff0001";
 
 /// Posts `notice` signed with `secret` at `timestamp`.
 async fn notify(t: &TestApp, notice: &Value, secret: &str, timestamp: i64) -> (StatusCode, Value) {
@@ -46,7 +50,7 @@ async fn deposits_are_credited_once_when_confirmed_and_everything_else_is_refuse
     let (_, wallet) = send(&t, "POST", "/wallets", None, Some(&ann)).await;
     let to = wallet["address"].as_str().unwrap().to_lowercase();
     let notice = |confirmations: i64| {
-        json!({"chain": "ethereum", "token": USDC, "tx_hash": "0xabc1", "log_index": 7,
+        json!({"chain": "ethereum", "token": USDC, "tx_hash": TX, "log_index": 7,
                "to": to, "amount": 5_000_000, "confirmations": confirmations})
     };
     // Too few confirmations: pending, nothing credited, whatever the retries.
@@ -61,9 +65,20 @@ async fn deposits_are_credited_once_when_confirmed_and_everything_else_is_refuse
     let (status, answer) = notify(&t, &notice(3), SECRET, now).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer["status"], "credited");
-    // Replayed, retried and late notifications credit nothing more.
-    for confirmations in [3, 12, 2] {
-        let (status, answer) = notify(&t, &notice(confirmations), SECRET, now + 60).await;
+    // Replayed, retried and late notifications credit nothing more, nor
+    // does the same hash in capitals or without 0x.
+    let shouting = |confirmations| {
+        let mut n = notice(confirmations);
+        n["tx_hash"] = json!(format!("0x{}", TX[2..].to_uppercase()));
+        n
+    };
+    let bare = |confirmations| {
+        let mut n = notice(confirmations);
+        n["tx_hash"] = json!(TX[2..]);
+        n
+    };
+    for n in [notice(3), shouting(12), bare(2)] {
+        let (status, answer) = notify(&t, &n, SECRET, now + 60).await;
         assert_eq!(
             (status, answer["status"].as_str()),
             (StatusCode::OK, Some("duplicate")),
@@ -82,7 +97,7 @@ async fn deposits_are_credited_once_when_confirmed_and_everything_else_is_refuse
 
     let fresh = |field: &str, value: Value| {
         let mut n = notice(12);
-        n["tx_hash"] = json!("0xfresh");
+        n["tx_hash"] = json!(FRESH);
         n[field] = value;
         n
     };
@@ -98,6 +113,18 @@ async fn deposits_are_credited_once_when_confirmed_and_everything_else_is_refuse
             "stale",
             StatusCode::UNAUTHORIZED,
             "replayed or delayed",
+        ),
+        (
+            fresh("log_index", json!(0)),
+            "from the dawn of time",
+            StatusCode::UNAUTHORIZED,
+            "replayed or delayed",
+        ),
+        (
+            fresh("tx_hash", json!("0xabc1")),
+            "",
+            StatusCode::BAD_REQUEST,
+            "32 bytes",
         ),
         (
             fresh("token", json!("0x52908400098527886E0F7030069857D2E4169EE7")),
@@ -134,6 +161,8 @@ async fn deposits_are_credited_once_when_confirmed_and_everything_else_is_refuse
         let (secret, timestamp) = match *how {
             "wrong secret" => ("another-secret-0123456789", now),
             "stale" => (SECRET, now - 301),
+            // Checked arithmetic: this overflowed before.
+            "from the dawn of time" => (SECRET, i64::MIN),
             _ => (SECRET, now),
         };
         let (status, answer) = notify(&t, body, secret, timestamp).await;
@@ -172,7 +201,7 @@ async fn deposits_are_credited_once_when_confirmed_and_everything_else_is_refuse
             .as_str()
             .is_some_and(|r| r.contains("replayed or delayed"))
     });
-    assert_eq!(stale.unwrap()["tx_hash"], "0xfresh");
+    assert_eq!(stale.unwrap()["tx_hash"], FRESH);
 
     // Without a secret there is no webhook.
     let off = TestApp::spawn(db, &[], at("2026-11-24T15:00:00Z")).await;

@@ -243,7 +243,10 @@ pub async fn a_provider_talking_nonsense_until_the_void_instant_voids_and_refund
     let t = TestApp::spawn_with_oracle(db, &[], at(MORNING), Arc::new(oracle(&url))).await;
     assert_eq!(t.app.scheduler_step().await.unwrap().opened, [CODE]);
     let ann = t.funded("ann", usdc(10)).await;
-    t.app.place_bet(ann, Side::Up, usdc(4), None).await.unwrap();
+    t.app
+        .place_bet(ann, Side::Up, usdc(4), None, None)
+        .await
+        .unwrap();
     let round = t.app.round(crate::code()).await.unwrap();
 
     t.clock.set(round.terms.settle_at);

@@ -212,7 +212,7 @@ impl TestApp {
             .await
             .unwrap();
         self.app
-            .deposit(user.id, amount, &format!("0xfund-{name}"), 0)
+            .deposit(user.id, amount, &format!("0xfund-{name}"), 0, None)
             .await
             .unwrap();
         user.id

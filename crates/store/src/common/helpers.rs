@@ -22,20 +22,87 @@ macro_rules! store_helpers {
         pub(super) type Tx<'a> = sqlx::Transaction<'a, $db>;
 
         pub(super) fn user_from_row(row: &$row) -> StoreResult<User> {
-            let optional_micros = |name: &str| -> StoreResult<Option<Micros>> {
-                row.try_get::<Option<i64>, _>(name)?.map(micros).transpose()
-            };
+            let settings = limit_settings_from_row(row)?;
             Ok(User {
                 id: UserId(row.try_get("id")?),
                 email: parse_email(row.try_get::<&str, _>("email")?)?,
                 sequence: row.try_get("sequence")?,
                 created_at: row.try_get("created_at")?,
-                limits: PlayerLimits {
+                limits: settings.set,
+                pending_limits: settings.pending,
+            })
+        }
+
+        /// A player's limits from their row's limit columns.
+        pub(super) fn limit_settings_from_row(row: &$row) -> StoreResult<updown_domain::admission::LimitSettings> {
+            let optional_micros = |name: &str| -> StoreResult<Option<Micros>> {
+                row.try_get::<Option<i64>, _>(name)?.map(micros).transpose()
+            };
+            let pending = match row.try_get::<Option<DateTime<Utc>>, _>("limits_pending_from")? {
+                None => None,
+                Some(from) => Some(updown_domain::admission::PendingLimits {
+                    max_stake_per_round: optional_micros("pending_max_stake_per_round")?,
+                    max_stake_per_day: optional_micros("pending_max_stake_per_day")?,
+                    from,
+                }),
+            };
+            Ok(updown_domain::admission::LimitSettings {
+                set: PlayerLimits {
                     max_stake_per_round: optional_micros("max_stake_per_round")?,
                     max_stake_per_day: optional_micros("max_stake_per_day")?,
                     excluded_until: row.try_get("excluded_until")?,
                 },
+                pending,
             })
+        }
+
+        /// Refuses a request whose key an earlier transaction recorded;
+        /// called first in the effect's transaction.
+        pub(super) async fn key_unused(tx: &mut Tx<'_>, key: &RequestKey) -> StoreResult<()> {
+            let found = sqlx::query("SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                .bind(&key.scope)
+                .bind(&key.key)
+                .fetch_optional(&mut **tx)
+                .await?;
+            match found {
+                Some(_) => Err(StoreError::KeyUsed),
+                None => Ok(()),
+            }
+        }
+
+        /// Records a key with its answer, in the effect's transaction. A
+        /// concurrent request that recorded it first makes this fail with
+        /// `KeyUsed`, and the whole transaction with it.
+        pub(super) async fn keep_answer(tx: &mut Tx<'_>, key: &RequestKey, answer: &KeptAnswer) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, created_at, completed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&key.scope)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind(i32::from(answer.status))
+            .bind(&answer.body)
+            .bind(key.at)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// `key_unused` for an optional key.
+        pub(super) async fn check_key<T>(tx: &mut Tx<'_>, keyed: Option<&Keyed<T>>) -> StoreResult<()> {
+            match keyed {
+                Some(keyed) => key_unused(tx, &keyed.key).await,
+                None => Ok(()),
+            }
+        }
+
+        /// `keep_answer` for an optional key, from the effect's result.
+        pub(super) async fn keep<T>(tx: &mut Tx<'_>, keyed: Option<&Keyed<T>>, result: &T) -> StoreResult<()> {
+            match keyed {
+                Some(keyed) => keep_answer(tx, &keyed.key, &(keyed.answer)(result)).await,
+                None => Ok(()),
+            }
         }
 
         pub(super) fn bet_from_row(row: &$row) -> StoreResult<Bet> {
@@ -249,12 +316,9 @@ macro_rules! store_helpers {
             round: RoundId,
             received_at: DateTime<Utc>,
         ) -> StoreResult<updown_domain::admission::PlayerState> {
-            let optional_micros = |name: &str| -> StoreResult<Option<Micros>> { row.try_get::<Option<i64>, _>(name)?.map(micros).transpose() };
-            let limits = PlayerLimits {
-                max_stake_per_round: optional_micros("max_stake_per_round")?,
-                max_stake_per_day: optional_micros("max_stake_per_day")?,
-                excluded_until: row.try_get("excluded_until")?,
-            };
+            let settings = limit_settings_from_row(row)?;
+            // A raise waiting out its cooling-off applies from its instant.
+            let limits = settings.in_force(received_at);
             let mut state = updown_domain::admission::PlayerState {
                 balance: micros(row.try_get("balance")?)?,
                 limits,

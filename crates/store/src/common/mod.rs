@@ -78,7 +78,8 @@ pub(crate) const ROUND_COLUMNS: &str = "id, market, code, status, previous_sessi
     prev_close_source, prev_close_fetched_at";
 
 pub(crate) const USER_COLUMNS: &str =
-    "id, email, sequence, created_at, max_stake_per_round, max_stake_per_day, excluded_until";
+    "id, email, sequence, created_at, max_stake_per_round, max_stake_per_day, \
+    excluded_until, pending_max_stake_per_round, pending_max_stake_per_day, limits_pending_from";
 
 pub(crate) const BET_COLUMNS: &str =
     "id, round_id, user_id, side, stake, status, placed_at, cancelled_at";
@@ -86,6 +87,11 @@ pub(crate) const BET_COLUMNS: &str =
 /// Decides a batch of bets in order: round rules by the clock, then each
 /// player's balance, limits and exclusion. `players` holds the state of
 /// every known player, read under lock; a missing one is an unknown user.
+///
+/// A request whose Idempotency-Key is in `used` (recorded by an earlier
+/// transaction) is not placed again. Two requests of one batch with the
+/// same key are one request: the second gets the first's refusal, or
+/// learns that its key is used once the first is placed.
 pub(crate) fn decide_batch(
     clock: &updown_domain::round::RoundClock,
     requests: &[crate::BetRequest],
@@ -93,16 +99,67 @@ pub(crate) fn decide_batch(
         updown_domain::UserId,
         updown_domain::admission::PlayerState,
     >,
+    used: &std::collections::HashSet<(String, String)>,
 ) -> Vec<Result<(), crate::BetRefusalReason>> {
+    let decide = |request: &crate::BetRequest,
+                  players: &mut std::collections::HashMap<
+        _,
+        updown_domain::admission::PlayerState,
+    >| {
+        clock.check_bet(request.received_at)?;
+        let player = players
+            .get_mut(&request.user)
+            .ok_or(crate::BetRefusalReason::UnknownUser(request.user))?;
+        player.admit(request.stake, request.received_at)?;
+        Ok(())
+    };
+    let mut first_with_key: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
+    let mut decisions: Vec<Result<(), crate::BetRefusalReason>> =
+        Vec::with_capacity(requests.len());
+    for (index, request) in requests.iter().enumerate() {
+        let decision = match &request.key {
+            None => decide(request, players),
+            Some(keyed) => {
+                let id = (keyed.key.scope.as_str(), keyed.key.key.as_str());
+                if used.contains(&(id.0.to_string(), id.1.to_string())) {
+                    Err(crate::BetRefusalReason::KeyUsed)
+                } else if let Some(first) = first_with_key.get(&id) {
+                    match &decisions[*first] {
+                        Ok(()) => Err(crate::BetRefusalReason::KeyUsed),
+                        Err(refusal) => Err(refusal.clone()),
+                    }
+                } else {
+                    first_with_key.insert(id, index);
+                    decide(request, players)
+                }
+            }
+        };
+        decisions.push(decision);
+    }
+    decisions
+}
+
+/// The keys of a batch's requests that carry one.
+pub(crate) fn batch_keys(requests: &[crate::BetRequest]) -> (Vec<String>, Vec<String>) {
     requests
         .iter()
-        .map(|request| {
-            clock.check_bet(request.received_at)?;
-            let player = players
-                .get_mut(&request.user)
-                .ok_or(crate::BetRefusalReason::UnknownUser(request.user))?;
-            player.admit(request.stake, request.received_at)?;
-            Ok(())
+        .filter_map(|r| r.key.as_ref())
+        .map(|k| (k.key.scope.clone(), k.key.key.clone()))
+        .unzip()
+}
+
+/// The keys of the placed bets and the answers to record with them.
+pub(crate) fn kept_answers(
+    requests: &[crate::BetRequest],
+    answers: &[Result<crate::Bet, crate::BetRefusalReason>],
+) -> Vec<(crate::RequestKey, crate::KeptAnswer)> {
+    requests
+        .iter()
+        .zip(answers)
+        .filter_map(|(request, answer)| match (&request.key, answer) {
+            (Some(keyed), Ok(bet)) => Some((keyed.key.clone(), (keyed.answer)(bet))),
+            _ => None,
         })
         .collect()
 }

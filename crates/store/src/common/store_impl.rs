@@ -55,13 +55,13 @@ macro_rules! impl_store {
                 user_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("user {email}")))?)
             }
 
-            async fn users(&self, limit: i64) -> StoreResult<Vec<UserSummary>> {
+            async fn users(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<UserSummary>> {
                 let sql = format!(
                     "SELECT {}, a.balance AS balance FROM users u JOIN accounts a ON a.id = u.account_id \
-                     ORDER BY u.id LIMIT $1",
+                     WHERE ($1 IS NULL OR u.id < $1) ORDER BY u.id DESC LIMIT $2",
                     USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
                 );
-                let rows = sqlx::query(&sql).bind(limit).fetch_all(self.read()).await?;
+                let rows = sqlx::query(&sql).bind(before).bind(limit).fetch_all(self.read()).await?;
                 rows.iter()
                     .map(|row| {
                         Ok(UserSummary {
@@ -72,19 +72,42 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> StoreResult<User> {
+            async fn change_limits(&self, user: UserId, wanted: PlayerLimits, now: DateTime<Utc>, cooloff: Duration) -> StoreResult<User> {
+                let mut tx = self.write().begin().await?;
+                // A no-op update takes the row lock on both engines, so the
+                // decision below is made on the row as it stands.
+                let sql = format!("UPDATE users SET id = id WHERE id = $1 RETURNING {USER_COLUMNS}");
+                let row = sqlx::query(&sql).bind(user.0).fetch_optional(&mut *tx).await?;
+                let current = user_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("user {user}")))?)?;
+                let next = current
+                    .limit_settings()
+                    .request(wanted, now, cooloff)
+                    .map_err(|e| StoreError::Conflict(e.to_string()))?;
+                let pending = next.pending;
+                // The write itself refuses to shorten an exclusion in force,
+                // whatever was read.
                 let sql = format!(
-                    "UPDATE users SET max_stake_per_round = $2, max_stake_per_day = $3, excluded_until = $4 \
-                     WHERE id = $1 RETURNING {USER_COLUMNS}"
+                    "UPDATE users SET max_stake_per_round = $2, max_stake_per_day = $3, excluded_until = $4, \
+                     pending_max_stake_per_round = $5, pending_max_stake_per_day = $6, limits_pending_from = $7 \
+                     WHERE id = $1 AND (excluded_until IS NULL OR excluded_until <= $8 OR ($4 IS NOT NULL AND $4 >= excluded_until)) \
+                     RETURNING {USER_COLUMNS}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(user.0)
-                    .bind(limits.max_stake_per_round.map(Micros::get))
-                    .bind(limits.max_stake_per_day.map(Micros::get))
-                    .bind(limits.excluded_until)
-                    .fetch_optional(self.write())
+                    .bind(next.set.max_stake_per_round.map(Micros::get))
+                    .bind(next.set.max_stake_per_day.map(Micros::get))
+                    .bind(next.set.excluded_until)
+                    .bind(pending.and_then(|p| p.max_stake_per_round).map(Micros::get))
+                    .bind(pending.and_then(|p| p.max_stake_per_day).map(Micros::get))
+                    .bind(pending.map(|p| p.from))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                user_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("user {user}")))?)
+                let changed = user_from_row(&row.ok_or_else(|| {
+                    StoreError::Conflict("a self-exclusion in force can be extended, not shortened or lifted".into())
+                })?)?;
+                tx.commit().await?;
+                Ok(changed)
             }
 
             async fn balance(&self, user: UserId) -> StoreResult<Micros> {
@@ -257,16 +280,25 @@ macro_rules! impl_store {
 
             async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit> {
                 let mut tx = self.write().begin().await?;
+                check_key(&mut tx, deposit.key.as_ref()).await?;
                 let id = credit_in(&mut tx, deposit.user, deposit.amount, &deposit.chain_tx_hash, deposit.log_index, deposit.now).await?;
-                tx.commit().await?;
-                Ok(Deposit {
+                let balance: i64 = sqlx::query("SELECT a.balance FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1")
+                    .bind(deposit.user.0)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("balance")?;
+                let credited = Deposit {
                     id,
                     user: deposit.user,
                     amount: deposit.amount,
                     chain_tx_hash: deposit.chain_tx_hash.clone(),
                     log_index: deposit.log_index,
                     credited_at: deposit.now,
-                })
+                    balance_after: Some(micros(balance)?),
+                };
+                keep(&mut tx, deposit.key.as_ref(), &credited).await?;
+                tx.commit().await?;
+                Ok(credited)
             }
 
             async fn deposit_by_transfer(&self, tx_hash: &str, log_index: i64) -> StoreResult<Option<Deposit>> {
@@ -286,6 +318,7 @@ macro_rules! impl_store {
                         chain_tx_hash: row.try_get("chain_tx_hash")?,
                         log_index: row.try_get("log_index")?,
                         credited_at: row.try_get("credited_at")?,
+                        balance_after: None,
                     })
                 })
                 .transpose()
@@ -316,11 +349,12 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn deposit_notifications(&self, limit: i64) -> StoreResult<Vec<DepositNotification>> {
+            async fn deposit_notifications(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<DepositNotification>> {
                 let rows = sqlx::query(
-                    "SELECT received_at, outcome, reason, chain, token, tx_hash, log_index, to_address, \
-                     amount, confirmations, user_id FROM deposit_notifications ORDER BY id DESC LIMIT $1",
+                    "SELECT id, received_at, outcome, reason, chain, token, tx_hash, log_index, to_address, \
+                     amount, confirmations, user_id FROM deposit_notifications WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
                 )
+                .bind(before)
                 .bind(limit)
                 .fetch_all(self.read())
                 .await?;
@@ -328,6 +362,7 @@ macro_rules! impl_store {
                     .map(|row| {
                         let outcome: String = row.try_get("outcome")?;
                         Ok(DepositNotification {
+                            id: Some(row.try_get("id")?),
                             received_at: Some(row.try_get("received_at")?),
                             outcome: DepositOutcome::parse(&outcome),
                             reason: row.try_get("reason")?,
@@ -348,6 +383,7 @@ macro_rules! impl_store {
                 let posting = Posting::withdrawal_request(request.user, request.amount)
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
                 let mut tx = self.write().begin().await?;
+                check_key(&mut tx, request.key.as_ref()).await?;
                 let meta = TxMeta {
                     user: Some(request.user),
                     ..TxMeta::default()
@@ -392,18 +428,33 @@ macro_rules! impl_store {
                     .bind(ledger_tx)
                     .execute(&mut *tx)
                     .await?;
+                keep(&mut tx, request.key.as_ref(), &withdrawal).await?;
                 tx.commit().await?;
                 Ok(withdrawal)
             }
 
-            async fn withdrawals(&self, user: Option<UserId>, status: Option<WithdrawalStatus>, limit: i64) -> StoreResult<Vec<Withdrawal>> {
+            async fn withdrawals(&self, user: Option<UserId>, status: Option<WithdrawalStatus>, before: Option<WithdrawalId>, limit: i64) -> StoreResult<Vec<Withdrawal>> {
                 let sql = format!(
                     "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR status = $2) \
-                     ORDER BY id DESC LIMIT $3"
+                     AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
                 );
                 let rows = sqlx::query(&sql)
                     .bind(user.map(|u| u.0))
                     .bind(status.map(WithdrawalStatus::as_str))
+                    .bind(before.map(|w| w.0))
+                    .bind(limit)
+                    .fetch_all(self.read())
+                    .await?;
+                rows.iter().map(withdrawal_from_row).collect()
+            }
+
+            async fn withdrawals_to_step(&self, status: WithdrawalStatus, after: Option<WithdrawalId>, limit: i64) -> StoreResult<Vec<Withdrawal>> {
+                let sql = format!(
+                    "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(status.as_str())
+                    .bind(after.map_or(0, |w| w.0))
                     .bind(limit)
                     .fetch_all(self.read())
                     .await?;
@@ -416,21 +467,17 @@ macro_rules! impl_store {
                 withdrawal_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("withdrawal {id}")))?)
             }
 
-            async fn change_withdrawal(&self, id: WithdrawalId, change: &WithdrawalChange, now: DateTime<Utc>) -> StoreResult<Withdrawal> {
+            async fn change_withdrawal(&self, id: WithdrawalId, change: &WithdrawalChange, now: DateTime<Utc>, key: Option<&Keyed<Withdrawal>>) -> StoreResult<Withdrawal> {
                 let mut tx = self.write().begin().await?;
-                // A no-op update takes the row lock on both engines.
+                check_key(&mut tx, key).await?;
+                // A no-op update takes the row lock on both engines: the step
+                // is decided on the status as it stands, not as a caller read it.
                 let sql = format!("UPDATE withdrawals SET updated_at = updated_at WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}");
                 let row = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *tx).await?;
                 let current = withdrawal_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("withdrawal {id}")))?)?;
-                if !change.allowed_from(current.status) {
-                    return Err(StoreError::Conflict(format!(
-                        "withdrawal {id} is {}; it cannot become {}",
-                        current.status.as_str(),
-                        change.target().as_str()
-                    )));
-                }
+                change.check(&current).map_err(StoreError::Conflict)?;
                 let posting = match change {
-                    WithdrawalChange::Submit { .. } => None,
+                    WithdrawalChange::Claim | WithdrawalChange::Submit { .. } => None,
                     WithdrawalChange::Confirm { .. } => Some(Posting::withdrawal_confirm(current.amount)),
                     WithdrawalChange::Fail { .. } => Some(Posting::withdrawal_fail(current.user, current.amount)),
                 };
@@ -444,11 +491,18 @@ macro_rules! impl_store {
                     write_posting(&mut tx, &posting, meta, now).await?;
                 }
                 let (hash, reason) = match change {
+                    WithdrawalChange::Claim => (None, None),
                     WithdrawalChange::Submit { chain_tx_hash } | WithdrawalChange::Confirm { chain_tx_hash } => (chain_tx_hash.clone(), None),
-                    WithdrawalChange::Fail { reason } => (None, Some(reason.clone())),
+                    WithdrawalChange::Fail { reason, rejection } => {
+                        let hash = match rejection {
+                            Some(ChainRejection::Operator { tx_hash }) => Some(tx_hash.clone()),
+                            _ => None,
+                        };
+                        (hash, Some(reason.clone()))
+                    }
                 };
                 let sql = format!(
-                    "UPDATE withdrawals SET status = $2, chain_tx_hash = COALESCE($3, chain_tx_hash), failure_reason = $4, updated_at = $5 \
+                    "UPDATE withdrawals SET status = $2, chain_tx_hash = COALESCE(chain_tx_hash, $3), failure_reason = $4, updated_at = $5 \
                      WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
                 );
                 let row = sqlx::query(&sql)
@@ -460,6 +514,7 @@ macro_rules! impl_store {
                     .fetch_one(&mut *tx)
                     .await?;
                 let changed = withdrawal_from_row(&row)?;
+                keep(&mut tx, key, &changed).await?;
                 tx.commit().await?;
                 Ok(changed)
             }
@@ -589,8 +644,9 @@ macro_rules! impl_store {
                 self.place_bets_impl(round, requests).await
             }
 
-            async fn cancel_bet(&self, bet: BetId, owner: Option<UserId>, now: DateTime<Utc>, cancel_cutoff: Duration) -> StoreResult<Bet> {
+            async fn cancel_bet(&self, bet: BetId, owner: Option<UserId>, now: DateTime<Utc>, cancel_cutoff: Duration, key: Option<&Keyed<Bet>>) -> StoreResult<Bet> {
                 let mut tx = self.write().begin().await?;
+                check_key(&mut tx, key).await?;
                 let sql = format!("SELECT {BET_COLUMNS} FROM bets WHERE id = $1{}", Self::LOCK);
                 let row = sqlx::query(&sql).bind(bet.0).fetch_optional(&mut *tx).await?;
                 let found = bet_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("bet {bet}")))?)?;
@@ -615,13 +671,14 @@ macro_rules! impl_store {
                 let sql = format!("UPDATE bets SET status = 'CANCELLED', cancelled_at = $2 WHERE id = $1 RETURNING {BET_COLUMNS}");
                 let row = sqlx::query(&sql).bind(bet.0).bind(now).fetch_one(&mut *tx).await?;
                 let cancelled = bet_from_row(&row)?;
+                keep(&mut tx, key, &cancelled).await?;
                 tx.commit().await?;
                 Ok(cancelled)
             }
 
-            async fn bets_of_user(&self, user: UserId, limit: i64) -> StoreResult<Vec<Bet>> {
-                let sql = format!("SELECT {BET_COLUMNS} FROM bets WHERE user_id = $1 ORDER BY id DESC LIMIT $2");
-                let rows = sqlx::query(&sql).bind(user.0).bind(limit).fetch_all(self.read()).await?;
+            async fn bets_of_user(&self, user: UserId, before: Option<BetId>, limit: i64) -> StoreResult<Vec<Bet>> {
+                let sql = format!("SELECT {BET_COLUMNS} FROM bets WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3");
+                let rows = sqlx::query(&sql).bind(user.0).bind(before.map(|b| b.0)).bind(limit).fetch_all(self.read()).await?;
                 rows.iter().map(bet_from_row).collect()
             }
 
@@ -905,7 +962,7 @@ macro_rules! impl_store {
                 report.check("every deposit tx is credited at most once", doubled, "chain transfers credited more than once");
                 let pending = count(&mut tx,
                     "SELECT (SELECT balance FROM accounts WHERE kind = 'withdrawals_pending') - \
-                     (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTED'))").await?;
+                     (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTING', 'SUBMITTED'))").await?;
                 report.check("pending withdrawals hold exactly the queued and submitted amounts", pending.abs(), "micro-USDC off");
                 let stray_bets = count(&mut tx,
                     "SELECT COUNT(*) FROM bets b WHERE NOT EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.round_id) \
@@ -915,87 +972,69 @@ macro_rules! impl_store {
                 Ok(report)
             }
 
-            async fn claim_idempotency_key(
-                &self,
-                scope: &str,
-                key: &str,
-                request_hash: &str,
-                now: DateTime<Utc>,
-                expired_before: DateTime<Utc>,
-                stale_before: DateTime<Utc>,
-            ) -> StoreResult<Idempotency> {
-                let mut tx = self.write().begin().await?;
-                let sql = format!("SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2{}", Self::LOCK);
-                let existing = sqlx::query(&sql).bind(scope).bind(key).fetch_optional(&mut *tx).await?;
-                let outcome = match existing {
-                    None => {
-                        // ON CONFLICT: a concurrent first use loses the race
-                        // and is told the key is in progress.
-                        let inserted = sqlx::query(
-                            "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
-                             ON CONFLICT (scope, key) DO NOTHING",
-                        )
-                        .bind(scope)
-                        .bind(key)
-                        .bind(request_hash)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        if inserted == 1 { Idempotency::New } else { Idempotency::InProgress }
-                    }
-                    Some(row) => {
-                        let created_at: DateTime<Utc> = row.try_get("created_at")?;
-                        let status: Option<i32> = row.try_get("status_code")?;
-                        let reusable = created_at < expired_before || (status.is_none() && created_at < stale_before);
-                        if reusable {
-                            sqlx::query(
-                                "UPDATE idempotency_keys SET request_hash = $3, status_code = NULL, response_body = NULL, \
-                                 created_at = $4, completed_at = NULL WHERE scope = $1 AND key = $2",
-                            )
-                            .bind(scope)
-                            .bind(key)
-                            .bind(request_hash)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                            Idempotency::New
-                        } else if row.try_get::<String, _>("request_hash")? != request_hash {
-                            Idempotency::Mismatch
-                        } else {
-                            match status {
-                                Some(status) => Idempotency::Replay {
-                                    status: u16::try_from(status).map_err(|_| corrupt("status code", status))?,
-                                    body: row.try_get::<Option<String>, _>("response_body")?.unwrap_or_default(),
-                                },
-                                None => Idempotency::InProgress,
-                            }
-                        }
-                    }
-                };
-                tx.commit().await?;
-                Ok(outcome)
+            async fn idempotency_key(&self, scope: &str, key: &str) -> StoreResult<Option<KeyRecord>> {
+                let row = sqlx::query(
+                    "SELECT request_hash, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(self.read())
+                .await?;
+                row.map(|row| {
+                    let status: Option<i32> = row.try_get("status_code")?;
+                    let status = status.ok_or_else(|| corrupt("idempotency answer of key", key))?;
+                    Ok(KeyRecord {
+                        request_hash: row.try_get("request_hash")?,
+                        answer: KeptAnswer {
+                            status: u16::try_from(status).map_err(|_| corrupt("status code", status))?,
+                            body: row.try_get::<Option<String>, _>("response_body")?.unwrap_or_default(),
+                        },
+                        at: row.try_get("created_at")?,
+                    })
+                })
+                .transpose()
             }
 
-            async fn complete_idempotency_key(&self, scope: &str, key: &str, status: u16, body: &str, now: DateTime<Utc>) -> StoreResult<()> {
-                sqlx::query("UPDATE idempotency_keys SET status_code = $3, response_body = $4, completed_at = $5 WHERE scope = $1 AND key = $2")
-                    .bind(scope)
-                    .bind(key)
-                    .bind(i32::from(status))
-                    .bind(body)
-                    .bind(now)
-                    .execute(self.write())
-                    .await?;
-                Ok(())
+            async fn record_idempotency_key(&self, key: &RequestKey, answer: &KeptAnswer) -> StoreResult<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body, created_at, completed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (scope, key) DO NOTHING",
+                )
+                .bind(&key.scope)
+                .bind(&key.key)
+                .bind(&key.request_hash)
+                .bind(i32::from(answer.status))
+                .bind(&answer.body)
+                .bind(key.at)
+                .execute(self.write())
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
             }
 
-            async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status_code IS NULL")
-                    .bind(scope)
-                    .bind(key)
-                    .execute(self.write())
-                    .await?;
-                Ok(())
+            async fn purge(&self, keys_before: DateTime<Utc>, notifications_before: DateTime<Utc>, limit: i64) -> StoreResult<Purged> {
+                let keys = sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE (scope, key) IN \
+                     (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                )
+                .bind(keys_before)
+                .bind(limit)
+                .execute(self.write())
+                .await?
+                .rows_affected();
+                let notifications = sqlx::query(
+                    "DELETE FROM deposit_notifications WHERE id IN \
+                     (SELECT id FROM deposit_notifications WHERE outcome = 'refused' AND received_at < $1 ORDER BY received_at LIMIT $2)",
+                )
+                .bind(notifications_before)
+                .bind(limit)
+                .execute(self.write())
+                .await?
+                .rows_affected();
+                Ok(Purged {
+                    idempotency_keys: keys,
+                    deposit_notifications: notifications,
+                })
             }
 
             async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
@@ -1010,14 +1049,18 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-                let rows = sqlx::query("SELECT at, actor, action, subject, reason FROM audit_log ORDER BY id DESC LIMIT $1")
+            async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+                let rows = sqlx::query(
+                    "SELECT id, at, actor, action, subject, reason FROM audit_log WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+                )
+                    .bind(before)
                     .bind(limit)
                     .fetch_all(self.read())
                     .await?;
                 rows.iter()
                     .map(|row| {
                         Ok(AuditEntry {
+                            id: row.try_get("id")?,
                             at: row.try_get("at")?,
                             actor: row.try_get("actor")?,
                             action: row.try_get("action")?,
