@@ -544,7 +544,10 @@ fn serve_answers_http_and_stops_cleanly_on_sigterm() {
             format!("sqlite://{}", cli.folder.join("serve.db").display()),
         )
         .env("BIND_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
         .env_remove("CLOCK_START")
+        .env_remove("ACCESS_LOG")
+        .env_remove("RUST_LOG")
         .arg("serve")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -561,14 +564,21 @@ fn serve_answers_http_and_stops_cleanly_on_sigterm() {
         line.clear();
     }
     let address = address.expect("serve announced its address");
-    let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let get = |path: &str, request_id: &str| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: test\r\nx-request-id: {request_id}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let response = get("/health", "req-health");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"database\":\"ok\""), "{response}");
+    assert!(get("/me", "req-no-key").starts_with("HTTP/1.1 401"));
+    assert!(get("/nowhere", "req-lost").starts_with("HTTP/1.1 404"));
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -580,6 +590,34 @@ fn serve_answers_http_and_stops_cleanly_on_sigterm() {
         Some(0),
         "serve should exit cleanly on SIGTERM"
     );
+    // The access log: one JSON line per request, whatever its answer.
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    for (request_id, route, status) in [
+        ("req-health", "/health", 200),
+        ("req-no-key", "/me", 401),
+        ("req-lost", "unmatched", 404),
+    ] {
+        let lines: Vec<Value> = rest
+            .lines()
+            .filter(|l| l.contains(&format!("\"request_id\":\"{request_id}\"")))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|l: &Value| l["target"] == "access")
+            .collect();
+        assert_eq!(lines.len(), 1, "{request_id}: {rest}");
+        let fields = &lines[0]["fields"];
+        assert_eq!(
+            (
+                fields["method"].as_str(),
+                fields["route"].as_str(),
+                fields["status"].as_i64()
+            ),
+            (Some("GET"), Some(route), Some(status)),
+            "{}",
+            lines[0]
+        );
+        assert!(fields["latency_us"].as_u64().is_some(), "{}", lines[0]);
+    }
 }
 
 #[test]

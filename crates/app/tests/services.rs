@@ -39,7 +39,10 @@ on_both_backends!(
     events_and_key_revocations_reach_the_other_instance_through_redis,
     with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them,
     the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_once,
+    an_operator_cannot_refund_a_withdrawal_the_worker_is_sending,
+    the_withdrawal_worker_steps_the_oldest_first_until_none_is_left,
     withdrawals_keep_to_the_minimum_and_the_daily_maximum,
+    a_self_exclusion_survives_any_race_with_a_request_to_lift_it,
     a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds,
 );
 
@@ -767,6 +770,157 @@ async fn the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_
     manual.withdraw(ann, usdc(1), GOOD, None).await.unwrap();
     assert!(manual.withdrawal_step().await.unwrap().is_idle());
     t.assert_verified().await;
+}
+
+/// A chain whose sends wait while `hold` is locked, and which keeps the
+/// order of the request ids it was sent.
+#[derive(Default)]
+struct GatedChain {
+    inner: MockChain,
+    hold: tokio::sync::Mutex<()>,
+    sending: tokio::sync::Notify,
+    sent: std::sync::Mutex<Vec<i64>>,
+}
+
+#[async_trait::async_trait]
+impl ChainSender for GatedChain {
+    fn name(&self) -> String {
+        "chain:gated".into()
+    }
+
+    async fn send(
+        &self,
+        transfer: &Transfer,
+    ) -> Result<updown_app::chain::TransferState, updown_app::chain::ChainError> {
+        self.sending.notify_one();
+        let _open = self.hold.lock().await;
+        self.sent.lock().unwrap().push(transfer.request_id.0);
+        self.inner.send(transfer).await
+    }
+
+    async fn status(
+        &self,
+        request_id: updown_domain::ids::WithdrawalId,
+    ) -> Result<updown_app::chain::TransferState, updown_app::chain::ChainError> {
+        self.inner.status(request_id).await
+    }
+}
+
+fn with_chain(t: &TestApp, chain: Arc<dyn ChainSender>) -> App {
+    App::with_chain(
+        (*t.app.config).clone(),
+        t.app.store.clone(),
+        t.clock.clone(),
+        t.app.oracle.clone(),
+        Some(chain),
+    )
+}
+
+async fn an_operator_cannot_refund_a_withdrawal_the_worker_is_sending(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    let chain = Arc::new(GatedChain::default());
+    let app = with_chain(&t, chain.clone());
+    let ann = t.funded("ann", usdc(100)).await;
+    let queued = app.withdraw(ann, usdc(10), GOOD, None).await.unwrap();
+
+    // The worker has read the queue and is sending; the operator clicks
+    // "fail" at that moment.
+    let gate = chain.hold.lock().await;
+    let worker = {
+        let app = app.clone();
+        tokio::spawn(async move { app.withdrawal_step().await })
+    };
+    chain.sending.notified().await;
+    let fail = |rejection| updown_store::WithdrawalChange::Fail {
+        reason: "operator changed their mind".into(),
+        rejection,
+    };
+    let (code, message) = message_of(
+        app.change_withdrawal(queued.id, fail(None), "operator", None)
+            .await,
+    );
+    assert_eq!(code, "conflict");
+    assert!(message.contains("chain's word"), "{message}");
+    drop(gate);
+    let tick = worker.await.unwrap().unwrap();
+    assert_eq!(tick.submitted, [queued.id.0]);
+    // Paid once, never refunded.
+    assert_eq!(chain.inner.transfers_made(), 1);
+    assert_eq!(app.balance(ann).await.unwrap(), usdc(90));
+    assert_eq!(
+        app.store.withdrawal(queued.id).await.unwrap().status,
+        WithdrawalStatus::Submitted
+    );
+    // A withdrawal failed before the worker claims it is never sent.
+    let second = app.withdraw(ann, usdc(5), GOOD, None).await.unwrap();
+    app.change_withdrawal(second.id, fail(None), "operator", None)
+        .await
+        .unwrap();
+    app.withdrawal_step().await.unwrap();
+    assert_eq!(*chain.sent.lock().unwrap(), [queued.id.0]);
+    assert_eq!(app.balance(ann).await.unwrap(), usdc(90));
+    t.assert_verified().await;
+}
+
+async fn the_withdrawal_worker_steps_the_oldest_first_until_none_is_left(db: Db) {
+    let t = TestApp::spawn(db, &[("WITHDRAWAL_MIN", "1")], at(MORNING)).await;
+    let chain = Arc::new(GatedChain::default());
+    let app = with_chain(&t, chain.clone());
+    let ann = t.funded("ann", usdc(100)).await;
+    // More than one page (100) of them.
+    let mut ids = Vec::new();
+    for _ in 0..150 {
+        let withdrawal = app
+            .withdraw(ann, Micros::new(1).unwrap(), GOOD, None)
+            .await
+            .unwrap();
+        ids.push(withdrawal.id.0);
+    }
+    let tick = app.withdrawal_step().await.unwrap();
+    assert_eq!(tick.submitted, ids, "every one, oldest first");
+    assert_eq!(*chain.sent.lock().unwrap(), ids);
+    let confirmed = app.withdrawal_step().await.unwrap().confirmed;
+    assert_eq!(confirmed, ids);
+    t.assert_verified().await;
+}
+
+async fn a_self_exclusion_survives_any_race_with_a_request_to_lift_it(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    let ann = t.funded("ann", usdc(10)).await;
+    t.open(CODE).await;
+    // Two instances, each with its own caches, take the two requests.
+    let other = t.twin(&[]);
+    let mut furthest = None;
+    let mut races = Vec::new();
+    for round in 0..10 {
+        let until = at(MORNING) + Duration::days(30) + Duration::minutes(round);
+        furthest = Some(until);
+        let exclude = updown_domain::admission::PlayerLimits {
+            excluded_until: Some(until),
+            ..Default::default()
+        };
+        let (a, b) = (t.app.clone(), other.clone());
+        races.push(tokio::spawn(async move {
+            a.set_limits(ann, exclude).await.map(drop)
+        }));
+        races.push(tokio::spawn(async move {
+            b.set_limits(ann, Default::default()).await.map(drop)
+        }));
+    }
+    for race in races {
+        match race.await.unwrap() {
+            Ok(()) => {}
+            Err(AppError::Conflict(why)) => assert!(why.contains("excluded"), "{why}"),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let user = t.app.store.user(ann).await.unwrap();
+    assert_eq!(
+        user.limits.excluded_until, furthest,
+        "never lifted nor shortened once set"
+    );
+    let (code, _) = message_of(t.app.place_bet(ann, Side::Up, usdc(1), None, None).await);
+    assert_eq!(code, "self_excluded");
 }
 
 async fn withdrawals_keep_to_the_minimum_and_the_daily_maximum(db: Db) {

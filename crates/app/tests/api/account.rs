@@ -12,6 +12,7 @@ on_both_backends!(
     the_statement_lists_every_movement_with_running_balances_in_json_and_csv,
     limits_and_self_exclusion_are_the_players_own_and_cannot_be_shortened,
     api_keys_are_listed_without_their_secret_and_revocable,
+    bets_and_withdrawals_are_listed_a_page_at_a_time,
 );
 
 async fn the_statement_lists_every_movement_with_running_balances_in_json_and_csv(db: Db) {
@@ -259,4 +260,89 @@ async fn api_keys_are_listed_without_their_secret_and_revocable(db: Db) {
     let (_, keys) = get_as(&t, "/me/api-keys", &second).await;
     assert!(keys[1]["revoked_at"].is_string());
     assert!(keys[0]["revoked_at"].is_null());
+}
+
+async fn bets_and_withdrawals_are_listed_a_page_at_a_time(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    t.open("20261124").await;
+    let key = sign_up(&t, "pat").await;
+    simulate_deposit(&t, "pat", 10_000_000).await;
+    let user = t.app.authenticate(&key).await.unwrap().id;
+    let mut placed = Vec::new();
+    for _ in 0..150 {
+        let one = updown_domain::Micros::new(1).unwrap();
+        let bet = t
+            .app
+            .place_bet(user, updown_domain::round::Side::Up, one, None, None)
+            .await
+            .unwrap();
+        placed.push(bet.id.0);
+    }
+    placed.reverse();
+    let ids = |page: &Value| -> Vec<i64> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (status, first) = get_as(&t, "/me/bets", &key).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&first), placed[..100], "newest first, 100 by default");
+    let last = placed[99];
+    let (_, second) = get_as(&t, &format!("/me/bets?before={last}"), &key).await;
+    assert_eq!(ids(&second), placed[100..], "the 50 oldest, none lost");
+    let (_, none) = get_as(&t, &format!("/me/bets?before={}", placed[149]), &key).await;
+    assert_eq!(ids(&none), Vec::<i64>::new());
+    let (_, small) = get_as(&t, "/me/bets?limit=7", &key).await;
+    assert_eq!(ids(&small), placed[..7]);
+
+    let address = "0x52908400098527886E0F7030069857D2E4169EE7";
+    let mut withdrawals = Vec::new();
+    for _ in 0..3 {
+        let body = format!(r#"{{"amount": 1000000, "address": "{address}"}}"#);
+        let (status, w) = send(&t, "POST", "/withdrawals", Some(&body), Some(&key)).await;
+        assert_eq!(status, StatusCode::CREATED, "{w}");
+        withdrawals.insert(0, w["id"].as_i64().unwrap());
+    }
+    let (_, page) = get_as(&t, "/me/withdrawals?limit=2", &key).await;
+    assert_eq!(ids(&page), withdrawals[..2]);
+    let (_, rest) = get_as(
+        &t,
+        &format!("/me/withdrawals?limit=2&before={}", withdrawals[1]),
+        &key,
+    )
+    .await;
+    assert_eq!(ids(&rest), withdrawals[2..]);
+    let (_, queue) = get_as(
+        &t,
+        &format!(
+            "/admin/withdrawals?status=QUEUED&limit=1&before={}",
+            withdrawals[0]
+        ),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(ids(&queue), withdrawals[1..2]);
+
+    for bad in [
+        "/me/bets?limit=0",
+        "/me/bets?limit=1001",
+        "/me/bets?before=0",
+        "/me/bets?before=x",
+        "/me/withdrawals?page=2",
+    ] {
+        let (status, body) = get_as(&t, bad, &key).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    for bad in [
+        "/admin/users?limit=5000",
+        "/admin/audit?before=-1",
+        "/admin/deposits?limit=0",
+        "/admin/withdrawals?status=LOST",
+    ] {
+        let (status, body) = get_as(&t, bad, ADMIN).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    t.assert_verified().await;
 }

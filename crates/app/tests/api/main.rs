@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod auth_matrix;
 mod events;
+mod idempotency;
 mod openapi;
 mod ratelimit;
 mod sessions;
@@ -244,8 +245,9 @@ async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
     // Keys are per caller: bob's "bet-1" is his own.
     let bobs = post_idempotent(&t, "/bets", bet, &bob_key, "bet-1").await;
     assert_eq!((bobs.0, bobs.1), (StatusCode::CREATED, false));
-    // A refused request is remembered too: the retry gets the same refusal.
-    let too_big = r#"{"side": "UP", "amount": 90000000}"#;
+    // A refusal moved nothing and is not recorded: a retry is decided
+    // afresh, refused while the funds are short, placed once they arrive.
+    let too_big = r#"{"side": "UP", "amount": 9000000}"#;
     let refused = post_idempotent(&t, "/bets", too_big, &ann_key, "bet-2").await;
     assert_eq!(refused.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
@@ -254,10 +256,16 @@ async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
             .2,
         refused.2
     );
+    let top_up = r#"{"email": "ann@example.com", "amount": 1000000, "tx_hash": "0xtop-up"}"#;
+    let (status, _, _) =
+        post_idempotent(&t, "/simulate/deposit_webhook", top_up, ADMIN, "top-up").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let placed = post_idempotent(&t, "/bets", too_big, &ann_key, "bet-2").await;
+    assert_eq!((placed.0, placed.1), (StatusCode::CREATED, false));
     let (status, _, _) = post_idempotent(&t, "/bets", bet, &ann_key, "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, me) = send(&t, "GET", "/me", None, Some(&ann_key)).await;
-    assert_eq!(me["available"], 8_000_000);
+    assert_eq!(me["available"], 0);
     t.assert_verified().await;
 }
 

@@ -43,7 +43,7 @@ async function refreshWithdrawals() {
       el("td", {}, w.status, el("div", { class: "mono note" }, w.address)),
       el("td", {},
         w.status === "QUEUED" ? step(w.id, "submit") : "",
-        w.status === "QUEUED" || w.status === "SUBMITTED" ? [step(w.id, "confirm"), step(w.id, "fail")] : ""))));
+        ["QUEUED", "SUBMITTING", "SUBMITTED"].includes(w.status) ? [step(w.id, "confirm"), step(w.id, "fail")] : ""))));
 }
 
 async function withdrawalStep(id, name) {
@@ -55,7 +55,9 @@ async function withdrawalStep(id, name) {
     if (!values.reason.trim()) return showError(form, "reason", "a failed withdrawal needs a reason");
     body.reason = values.reason.trim();
   }
-  if (name === "confirm" && values.tx_hash.trim()) body.tx_hash = values.tx_hash.trim();
+  // Confirm: the transaction sent. Fail, once it may be on the chain: the
+  // transaction the chain rejected (nothing else can fail it then).
+  if (values.tx_hash.trim()) body.tx_hash = values.tx_hash.trim();
   try {
     await admin("POST", `/admin/withdrawals/${id}/${name}`, body);
     await Promise.all([refreshWithdrawals(), refreshTvl()]);
