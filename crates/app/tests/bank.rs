@@ -13,7 +13,7 @@
 //! withdrawal took effect once, nothing unacknowledged did, every balance
 //! is deposits minus active stakes minus withdrawals, none is negative,
 //! and `updown verify` passes. The totals are printed last and written to
-//! `target/bank-report.txt` (beside `CARGO_TARGET_TMPDIR`).
+//! `target/bank-report.txt`.
 //!
 //! It runs when `TEST_POSTGRES_URL` is set (CI), yet never touches that
 //! server: it needs PostgreSQL's server programs to make its own.
@@ -26,11 +26,12 @@ mod checks;
 mod cluster;
 #[path = "bank/journal.rs"]
 mod journal;
+#[path = "bank/report.rs"]
+mod report;
 #[path = "bank/serve.rs"]
 mod serve;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,10 +41,11 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 
-use checks::Player;
+use checks::{Player, Violations};
 use cluster::Cluster;
 use journal::{Entry, Operation, Outcome, Request, Rng};
-use serve::{Faults, Nemesis, Serve};
+use report::{Counts, Report};
+use serve::{Faults, Logs, Nemesis, Serve};
 
 const ADMIN: &str = "admin-token-for-the-bank-test-0123";
 /// 10:00 in New York on Tuesday 2026-11-24: round 20261124 takes bets,
@@ -60,8 +62,6 @@ const SMALL_DEPOSIT: i64 = 30_000_000;
 const RETRY_WINDOW: Duration = Duration::from_secs(180);
 /// One retry's timeout: longer than serve's own 10 s.
 const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most violations printed (all are counted).
-const SHOWN: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn money_moves_exactly_once_while_serves_and_postgres_crash_and_pause() {
@@ -95,52 +95,43 @@ async fn money_moves_exactly_once_while_serves_and_postgres_crash_and_pause() {
     }
 
     let journal = std::mem::take(&mut *load.journal.lock().unwrap());
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&cluster.url())
-        .await
-        .expect("connect to the scratch cluster");
-    let mut violations = checks::check(&pool, &load.players, &journal).await;
-    violations.extend(verify(&cluster.url()));
-    pool.close().await;
+    let violations = judge(&cluster, &load.players, &journal).await;
+    let found_done = load.cancels_found_done.load(Ordering::Relaxed);
+    let report = Report {
+        violations,
+        faults,
+        counts: Counts::of(&journal, resolved, found_done),
+        phases: [setup_time, load_time, retry_time],
+        total: started.elapsed(),
+        seed,
+    };
+    report.publish();
 
-    let counts = Counts::of(
-        &journal,
-        resolved,
-        load.cancels_found_done.load(Ordering::Relaxed),
-    );
-    for line in violations.iter().take(SHOWN) {
-        eprintln!("violation: {line}");
-    }
-    let report = format!(
-        "bank test: {} violations\n\
-         faults: {} serve kills ({} restarts), {} PostgreSQL crashes, {} PostgreSQL pauses of 12 s\n\
-         {}\
-         duration: {} s (setup {} s, faults {} s, retries {} s), seed {seed:x}\n",
-        violations.len(),
-        faults.kills,
-        faults.restarts,
-        faults.postgres_crashes,
-        faults.pauses,
-        counts.lines(),
-        started.elapsed().as_secs(),
-        setup_time.as_secs(),
-        load_time.as_secs(),
-        retry_time.as_secs(),
-    );
-    eprint!("\n{report}");
-    let path = report_path();
-    std::fs::write(&path, &report).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-
+    let violations = &report.violations.0;
     assert!(violations.is_empty(), "{} violations", violations.len());
     assert!(
         faults.kills >= (5 * seconds / 60).max(1) as u32,
         "too few kills"
     );
     assert!(
-        counts.acknowledged >= (1000 * seconds / 60).max(1) as usize,
+        report.counts.acknowledged >= (1000 * seconds / 60).max(1) as usize,
         "too few acknowledged operations"
     );
+}
+
+/// The database against the journal, and `updown verify`.
+async fn judge(cluster: &Cluster, players: &[Player], journal: &[Entry]) -> Violations {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&cluster.url())
+        .await
+        .expect("connect to the scratch cluster");
+    let mut violations = checks::check(&pool, players, journal).await;
+    pool.close().await;
+    if let Some(failure) = verify(&cluster.url()) {
+        violations.add("verify", failure);
+    }
+    violations
 }
 
 /// The load's shared state: the players, which of their bets may still be
@@ -413,85 +404,6 @@ fn verify(database_url: &str) -> Option<String> {
     })
 }
 
-/// The journal's totals.
-struct Counts {
-    by_kind: Vec<(&'static str, usize)>,
-    acknowledged: usize,
-    refused: usize,
-    retried_acknowledged: usize,
-    retried_refused: usize,
-    resolved: usize,
-    /// Retried cancels whose bet an earlier attempt had cancelled.
-    cancels_found_done: u32,
-    unresolved: usize,
-    /// Refusals by status and error code, most frequent first.
-    refusals: Vec<(String, usize)>,
-}
-
-impl Counts {
-    fn of(journal: &[Entry], resolved: usize, cancels_found_done: u32) -> Counts {
-        let retried = |e: &&Entry| e.attempts > 1;
-        let acknowledged = |e: &&Entry| matches!(e.outcome, Outcome::Acknowledged(_));
-        let refused = |e: &&Entry| matches!(e.outcome, Outcome::Refused { .. });
-        let count = |f: &dyn Fn(&&Entry) -> bool| journal.iter().filter(f).count();
-        Counts {
-            by_kind: ["bet", "cancel", "withdrawal"]
-                .into_iter()
-                .map(|kind| (kind, count(&|e| e.request.kind() == kind)))
-                .collect(),
-            acknowledged: count(&acknowledged),
-            refused: count(&refused),
-            retried_acknowledged: count(&|e| retried(e) && acknowledged(e)),
-            retried_refused: count(&|e| retried(e) && refused(e)),
-            resolved,
-            cancels_found_done,
-            unresolved: count(&|e| !e.outcome.is_definite()),
-            refusals: refusals(journal),
-        }
-    }
-
-    fn lines(&self) -> String {
-        let kinds: Vec<String> = self
-            .by_kind
-            .iter()
-            .map(|(kind, n)| format!("{n} {kind}s"))
-            .collect();
-        let refusals: Vec<String> = self
-            .refusals
-            .iter()
-            .map(|(what, n)| format!("{n} {what}"))
-            .collect();
-        format!(
-            "operations: {} ({})\n\
-             acknowledged: {} ({} after retries); refused: {} ({} after retries): {}\n\
-             indeterminate: {} resolved by retries ({} cancels found done), {} unresolved\n",
-            self.by_kind.iter().map(|(_, n)| n).sum::<usize>(),
-            kinds.join(", "),
-            self.acknowledged,
-            self.retried_acknowledged,
-            self.refused,
-            self.retried_refused,
-            refusals.join(", "),
-            self.resolved,
-            self.cancels_found_done,
-            self.unresolved,
-        )
-    }
-}
-
-/// How many refusals of each status and code.
-fn refusals(journal: &[Entry]) -> Vec<(String, usize)> {
-    let mut counts = std::collections::BTreeMap::<String, usize>::new();
-    for entry in journal {
-        if let Outcome::Refused { status, code, .. } = &entry.outcome {
-            *counts.entry(format!("{status} {code}")).or_default() += 1;
-        }
-    }
-    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
-    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
-    counts
-}
-
 /// The serves' environment (their address is added per serve).
 fn serve_env(database_url: &str, clock: &str) -> Vec<(String, String)> {
     [
@@ -535,36 +447,4 @@ fn setting(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// `target/bank-report.txt`: the target folder is `CARGO_TARGET_TMPDIR`'s
-/// parent, wherever `CARGO_TARGET_DIR` put it.
-fn report_path() -> PathBuf {
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("the target folder")
-        .join("bank-report.txt")
-}
-
-/// The serves' logs: removed after a pass, kept (and named) after a
-/// failure.
-struct Logs(PathBuf);
-
-impl Logs {
-    fn new() -> Logs {
-        let folder = std::env::temp_dir().join(format!("updown-bank-logs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&folder);
-        std::fs::create_dir_all(&folder).unwrap();
-        Logs(folder)
-    }
-}
-
-impl Drop for Logs {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("the serves' logs are kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }

@@ -35,9 +35,34 @@ struct BetRow {
     status: String,
 }
 
-/// Every violation found, one line each.
-pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Vec<String> {
-    let mut violations = Vec::new();
+/// Violations: a kind each (for the tally) and a line.
+#[derive(Default)]
+pub struct Violations(pub Vec<(&'static str, String)>);
+
+impl Violations {
+    pub fn add(&mut self, kind: &'static str, line: String) {
+        self.0.push((kind, line));
+    }
+
+    /// How many of each kind, most frequent first.
+    pub fn tally(&self) -> String {
+        let mut counts = BTreeMap::<&str, usize>::new();
+        for (kind, _) in &self.0 {
+            *counts.entry(kind).or_default() += 1;
+        }
+        let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        counts.join(", ")
+    }
+}
+
+/// Every violation found.
+pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Violations {
+    let mut violations = Violations::default();
     let expected = expectations(players, journal, &mut violations);
     let player_of: BTreeMap<i64, usize> = players
         .iter()
@@ -59,7 +84,10 @@ pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Vec<
                 stake,
                 status,
             }),
-            None => violations.push(format!("bet {id} belongs to user {user}, no player")),
+            None => violations.add(
+                "stray bet",
+                format!("bet {id} belongs to user {user}, no player"),
+            ),
         }
     }
     let mut withdrawals: Vec<Vec<(i64, i64, String)>> =
@@ -72,7 +100,10 @@ pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Vec<
     for (id, user, amount, status) in rows {
         match player_of.get(&user) {
             Some(&p) => withdrawals[p].push((id, amount, status)),
-            None => violations.push(format!("withdrawal {id} belongs to user {user}, no player")),
+            None => violations.add(
+                "stray withdrawal",
+                format!("withdrawal {id} belongs to user {user}, no player"),
+            ),
         }
     }
     let balances: BTreeMap<i64, i64> = sqlx::query_as(
@@ -105,11 +136,14 @@ pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Vec<
             &mut violations,
         );
         if deposited.get(&player.user_id) != Some(&player.deposits) {
-            violations.push(format!(
-                "{who}: deposits {:?} in the database, {} credited",
-                deposited.get(&player.user_id),
-                player.deposits
-            ));
+            violations.add(
+                "deposit",
+                format!(
+                    "{who}: deposits {:?} in the database, {} credited",
+                    deposited.get(&player.user_id),
+                    player.deposits
+                ),
+            );
         }
         let staked: i64 = bets[index]
             .iter()
@@ -124,7 +158,7 @@ pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Vec<
         let owed = player.deposits - staked - withdrawn;
         match balances.get(&player.user_id) {
             Some(&balance) if balance == owed => {}
-            balance => violations.push(format!(
+            balance => violations.add("balance", format!(
                 "{who}: balance {balance:?}, but deposits {} - active stakes {staked} - withdrawals {withdrawn} = {owed}",
                 player.deposits
             )),
@@ -137,7 +171,10 @@ pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Vec<
     .await
     .expect("read accounts");
     for (id, kind, balance) in negative {
-        violations.push(format!("account {id} ({kind}) is negative: {balance}"));
+        violations.add(
+            "negative balance",
+            format!("account {id} ({kind}) is negative: {balance}"),
+        );
     }
     violations
 }
@@ -148,7 +185,7 @@ pub async fn check(pool: &PgPool, players: &[Player], journal: &[Entry]) -> Vec<
 fn expectations(
     players: &[Player],
     journal: &[Entry],
-    violations: &mut Vec<String>,
+    violations: &mut Violations,
 ) -> Vec<Expected> {
     let mut expected: Vec<Expected> = players.iter().map(|_| Expected::default()).collect();
     let mut answered_by: BTreeMap<(&str, i64), &str> = BTreeMap::new();
@@ -158,22 +195,28 @@ fn expectations(
         let body = match &entry.outcome {
             Outcome::Acknowledged(body) => body,
             Outcome::Refused { code, .. } if code == "idempotency_mismatch" => {
-                violations.push(format!(
-                    "{} {}: idempotency_mismatch on an identical retry",
-                    request.kind(),
-                    request.key
-                ));
+                violations.add(
+                    "idempotency mismatch",
+                    format!(
+                        "{} {}: idempotency_mismatch on an identical retry",
+                        request.kind(),
+                        request.key
+                    ),
+                );
                 continue;
             }
             Outcome::Refused { .. } => continue,
             Outcome::Indeterminate(why) => {
-                violations.push(format!(
-                    "{} {} of {}: still indeterminate after {} attempts ({why})",
-                    request.kind(),
-                    request.key,
-                    player.email,
-                    entry.attempts
-                ));
+                violations.add(
+                    "unresolved",
+                    format!(
+                        "{} {} of {}: still indeterminate after {} attempts ({why})",
+                        request.kind(),
+                        request.key,
+                        player.email,
+                        entry.attempts
+                    ),
+                );
                 continue;
             }
         };
@@ -195,20 +238,26 @@ fn expectations(
             }
         }
         if contradicts {
-            violations.push(format!(
-                "{} {}: the answer contradicts the request: {body}",
-                request.kind(),
-                request.key
-            ));
+            violations.add(
+                "contradicting answer",
+                format!(
+                    "{} {}: the answer contradicts the request: {body}",
+                    request.kind(),
+                    request.key
+                ),
+            );
         }
         // Two requests (two keys) answered with one bet or withdrawal.
         if !matches!(request.operation, Operation::Cancel { .. }) {
             if let Some(other) = answered_by.insert((request.kind(), id), &request.key) {
-                violations.push(format!(
-                    "{} {id} acknowledged to two requests: {other} and {}",
-                    request.kind(),
-                    request.key
-                ));
+                violations.add(
+                    "acknowledged twice",
+                    format!(
+                        "{} {id} acknowledged to two requests: {other} and {}",
+                        request.kind(),
+                        request.key
+                    ),
+                );
             }
         }
     }
@@ -221,24 +270,28 @@ fn check_bets(
     expected: &Expected,
     journal: &[Entry],
     player: usize,
-    violations: &mut Vec<String>,
+    violations: &mut Violations,
 ) {
     let stored: BTreeMap<i64, &BetRow> = rows.iter().map(|b| (b.id, b)).collect();
     for (id, (side, stake)) in &expected.bets {
         match stored.get(id) {
-            None => violations.push(format!(
-                "{who}: acknowledged bet {id} is not in the database"
-            )),
-            Some(row) if row.side != *side || row.stake != *stake => violations.push(format!(
-                "{who}: bet {id} is {} {} in the database, acknowledged as {side} {stake}",
-                row.side, row.stake
-            )),
+            None => violations.add(
+                "lost bet",
+                format!("{who}: acknowledged bet {id} is not in the database"),
+            ),
+            Some(row) if row.side != *side || row.stake != *stake => violations.add(
+                "altered bet",
+                format!(
+                    "{who}: bet {id} is {} {} in the database, acknowledged as {side} {stake}",
+                    row.side, row.stake
+                ),
+            ),
             Some(_) => {}
         }
     }
     for row in rows {
         if !expected.bets.contains_key(&row.id) {
-            violations.push(format!(
+            violations.add("unacknowledged bet", format!(
                 "{who}: bet {} ({} {}) was never acknowledged: placed twice, or refused but took effect ({})",
                 row.id,
                 row.side,
@@ -250,16 +303,22 @@ fn check_bets(
         }
         let cancelled = row.status == "CANCELLED";
         if cancelled && !expected.cancels.contains(&row.id) {
-            violations.push(format!(
-                "{who}: bet {} is cancelled, but no cancel was acknowledged",
-                row.id
-            ));
+            violations.add(
+                "unacknowledged cancel",
+                format!(
+                    "{who}: bet {} is cancelled, but no cancel was acknowledged",
+                    row.id
+                ),
+            );
         }
         if !cancelled && expected.cancels.contains(&row.id) {
-            violations.push(format!(
-                "{who}: bet {} is {}, but its cancel was acknowledged",
-                row.id, row.status
-            ));
+            violations.add(
+                "lost cancel",
+                format!(
+                    "{who}: bet {} is {}, but its cancel was acknowledged",
+                    row.id, row.status
+                ),
+            );
         }
     }
 }
@@ -270,23 +329,27 @@ fn check_withdrawals(
     expected: &Expected,
     journal: &[Entry],
     player: usize,
-    violations: &mut Vec<String>,
+    violations: &mut Violations,
 ) {
     let stored: BTreeMap<i64, i64> = rows.iter().map(|w| (w.0, w.1)).collect();
     for (id, amount) in &expected.withdrawals {
         match stored.get(id) {
-            None => violations.push(format!(
-                "{who}: acknowledged withdrawal {id} is not in the database"
-            )),
-            Some(stored) if stored != amount => violations.push(format!(
-                "{who}: withdrawal {id} is {stored} in the database, acknowledged as {amount}"
-            )),
+            None => violations.add(
+                "lost withdrawal",
+                format!("{who}: acknowledged withdrawal {id} is not in the database"),
+            ),
+            Some(stored) if stored != amount => violations.add(
+                "altered withdrawal",
+                format!(
+                    "{who}: withdrawal {id} is {stored} in the database, acknowledged as {amount}"
+                ),
+            ),
             Some(_) => {}
         }
     }
     for (id, amount, status) in rows {
         if !expected.withdrawals.contains_key(id) {
-            violations.push(format!(
+            violations.add("unacknowledged withdrawal", format!(
                 "{who}: withdrawal {id} ({amount}, {status}) was never acknowledged: made twice, or refused but took effect ({})",
                 requests_like(journal, player, |o| matches!(o, Operation::Withdraw { amount: a } if a == amount))
             ));

@@ -215,6 +215,29 @@ fn sleep_unless(stop: &AtomicBool, duration: Duration) -> bool {
     true
 }
 
+/// The serves' logs: removed after a pass, kept (and named) after a
+/// failure.
+pub struct Logs(pub PathBuf);
+
+impl Logs {
+    pub fn new() -> Logs {
+        let folder = std::env::temp_dir().join(format!("updown-bank-logs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        Logs(folder)
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the serves' logs are kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A command line for `updown` with only `env` (and PATH).
 pub fn command(env: &[(String, String)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
