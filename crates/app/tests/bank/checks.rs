@@ -366,7 +366,11 @@ fn requests_like(journal: &[Entry], player: usize, like: impl Fn(&Operation) -> 
         .map(|e| {
             let outcome = match &e.outcome {
                 Outcome::Acknowledged(body) => format!("acknowledged as {}", body["id"]),
-                Outcome::Refused { status, code, .. } => format!("refused {status} {code}"),
+                Outcome::Refused {
+                    status,
+                    code,
+                    message,
+                } => format!("refused {status} {code} ({message})"),
                 Outcome::Indeterminate(why) => format!("indeterminate ({why})"),
             };
             format!(

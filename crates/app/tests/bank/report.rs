@@ -72,15 +72,13 @@ pub struct Counts {
     retried_acknowledged: usize,
     retried_refused: usize,
     resolved: usize,
-    /// Retried cancels whose bet an earlier attempt had cancelled.
-    cancels_found_done: u32,
     unresolved: usize,
     /// Refusals by status and error code, most frequent first.
     refusals: Vec<(String, usize)>,
 }
 
 impl Counts {
-    pub fn of(journal: &[Entry], resolved: usize, cancels_found_done: u32) -> Counts {
+    pub fn of(journal: &[Entry], resolved: usize) -> Counts {
         let retried = |e: &&Entry| e.attempts > 1;
         let acknowledged = |e: &&Entry| matches!(e.outcome, Outcome::Acknowledged(_));
         let refused = |e: &&Entry| matches!(e.outcome, Outcome::Refused { .. });
@@ -95,7 +93,6 @@ impl Counts {
             retried_acknowledged: count(&|e| retried(e) && acknowledged(e)),
             retried_refused: count(&|e| retried(e) && refused(e)),
             resolved,
-            cancels_found_done,
             unresolved: count(&|e| !e.outcome.is_definite()),
             refusals: refusals(journal),
         }
@@ -115,7 +112,7 @@ impl Counts {
         format!(
             "operations: {} ({})\n\
              acknowledged: {} ({} after retries); refused: {} ({} after retries): {}\n\
-             indeterminate: {} resolved by retries ({} cancels found done), {} unresolved\n",
+             indeterminate: {} resolved by retries, {} unresolved\n",
             self.by_kind.iter().map(|(_, n)| n).sum::<usize>(),
             kinds.join(", "),
             self.acknowledged,
@@ -124,7 +121,6 @@ impl Counts {
             self.retried_refused,
             refusals.join(", "),
             self.resolved,
-            self.cancels_found_done,
             self.unresolved,
         )
     }
