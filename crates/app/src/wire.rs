@@ -3,7 +3,12 @@
 //! human-readable forms.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::de::Error as _;
 use serde::Serialize;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::{Outcome, Side};
 use updown_domain::Micros;
@@ -532,4 +537,54 @@ impl VerifyOut {
         }
         text
     }
+}
+
+// Integers in request bodies.
+
+/// A JSON integer, as JSON Schema means it: any number whose value is
+/// whole (`5`, `5.0`, `5e3`), read exactly from its text (never through a
+/// float), within 64 bits. For `#[serde(deserialize_with = "...")]`.
+pub fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let raw = <Box<RawValue>>::deserialize(deserializer)?;
+    whole_number(raw.get()).ok_or_else(|| {
+        D::Error::custom(format!(
+            "expected a whole number within 64 bits, not {}",
+            raw.get()
+        ))
+    })
+}
+
+/// [`integer`] for an optional field (absent or null: `None`); pair with
+/// `#[serde(default)]`.
+pub fn optional_integer<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    let raw = <Option<Box<RawValue>>>::deserialize(deserializer)?;
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => whole_number(raw.get()).map(Some).ok_or_else(|| {
+            D::Error::custom(format!(
+                "expected a whole number within 64 bits, not {}",
+                raw.get()
+            ))
+        }),
+    }
+}
+
+/// The value of a JSON number's text when it is whole and fits in i64.
+pub fn whole_number(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return None;
+    }
+    if let Ok(value) = text.parse::<i64>() {
+        return Some(value);
+    }
+    let number = if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text).ok()?
+    } else {
+        Decimal::from_str_exact(text).ok()?
+    };
+    number.fract().is_zero().then(|| number.to_i64()).flatten()
 }

@@ -91,7 +91,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
             app.place_bet(ann, Side::Up, usdc(101), None, None)
                 .await
                 .map(drop),
-            "invalid_input",
+            "limit_exceeded",
             "MAX_BET",
         ),
         (
@@ -147,7 +147,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
             )
             .await
             .map(drop),
-            "invalid_input",
+            "refused",
             "EIP-55",
         ),
         (
@@ -932,7 +932,7 @@ async fn withdrawals_keep_to_the_minimum_and_the_daily_maximum(db: Db) {
     let app = &t.app;
     let ann = t.funded("ann", usdc(100)).await;
     let (code, message) = message_of(app.withdraw(ann, usdc(1), GOOD, None).await);
-    assert_eq!(code, "invalid_input");
+    assert_eq!(code, "limit_exceeded");
     assert!(message.contains("WITHDRAWAL_MIN"), "{message}");
     let (code, _) = message_of(
         app.withdraw(
@@ -943,7 +943,7 @@ async fn withdrawals_keep_to_the_minimum_and_the_daily_maximum(db: Db) {
         )
         .await,
     );
-    assert_eq!(code, "invalid_input");
+    assert_eq!(code, "refused", "the zero address burns what it gets");
 
     app.withdraw(ann, usdc(12), GOOD, None).await.unwrap();
     let (code, message) = message_of(app.withdraw(ann, usdc(9), GOOD, None).await);

@@ -112,7 +112,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(text: &str) -> Result<Self, NameError> {
         let normal = text.trim().to_ascii_lowercase();
-        let valid = normal.len() <= 254
+        let valid = normal.chars().count() <= 254
             && !normal.chars().any(|c| c.is_whitespace() || c.is_control())
             && match normal.split_once('@') {
                 Some((local, domain)) => {

@@ -32,77 +32,130 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(settle_round))
         .routes(routes!(void_round))
         .routes(routes!(list_withdrawals))
-        .routes(routes!(change_withdrawal))
+        .routes(routes!(submit_withdrawal))
+        .routes(routes!(confirm_withdrawal))
+        .routes(routes!(fail_withdrawal))
         .routes(routes!(list_users))
         .routes(routes!(audit_log))
         .routes(routes!(verify))
 }
 
-/// Who acted (default `admin`) and why.
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Action {
-    reason: Option<String>,
-    actor: Option<String>,
-    /// `open`: the round code; default the round that takes bets now.
-    code: Option<String>,
-    /// `settle`: AUTO (the oracle), UP, DOWN or VOID.
-    result: Option<String>,
-    /// Withdrawal steps: the chain transaction hash.
-    tx_hash: Option<String>,
+/// Longest actor name.
+const MAX_ACTOR: usize = 100;
+
+/// Who acted (default `admin`), as each action's body carries it.
+fn actor(actor: &Option<String>) -> Result<String, ApiError> {
+    match actor {
+        None => Ok("admin".into()),
+        Some(actor) => text("actor", actor, MAX_ACTOR),
+    }
 }
 
-impl Action {
-    fn from_body(body: Result<Json<Action>, JsonRejection>) -> Result<Action, ApiError> {
-        let Json(action) = body?;
-        if let Some(reason) = &action.reason {
-            if reason.trim().is_empty() || reason.len() > MAX_REASON {
-                return Err(ApiError::invalid(format!(
-                    "reason must be 1 to {MAX_REASON} characters"
-                )));
-            }
-        }
-        if let Some(actor) = &action.actor {
-            if actor.trim().is_empty() || actor.len() > 100 {
-                return Err(ApiError::invalid("actor must be 1 to 100 characters"));
-            }
-        }
-        Ok(action)
+/// A free text field: 1 to `max` characters, not all blank.
+fn text(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(ApiError::invalid(format!(
+            "{name} must be 1 to {max} characters, not all blank"
+        )));
     }
+    Ok(value.to_string())
+}
 
-    fn actor(&self) -> String {
-        self.actor.clone().unwrap_or_else(|| "admin".into())
-    }
+/// Why an operator acts: audited with the action.
+fn reason(reason: &str) -> Result<String, ApiError> {
+    text("reason", reason, MAX_REASON)
+}
 
-    fn required_reason(&self) -> Result<String, ApiError> {
-        self.reason
-            .clone()
-            .ok_or_else(|| ApiError::invalid("this action needs a reason"))
-    }
+/// Opening a round by hand.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct OpenRound {
+    /// Why (audited): 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    reason: String,
+    /// Who acted; default `admin`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    actor: Option<String>,
+    /// The round, YYYYMMDD; default the round that takes bets now.
+    #[schema(pattern = "^[0-9]{8}$")]
+    code: Option<String>,
+}
+
+/// Locking or voiding a round by hand.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RoundAction {
+    /// Why (audited): 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    reason: String,
+    /// Who acted; default `admin`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    actor: Option<String>,
+}
+
+/// Settling a round: from the oracle (AUTO) or by hand.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Settlement {
+    /// AUTO (the oracle's closes), UP, DOWN or VOID.
+    #[schema(pattern = "^(AUTO|UP|DOWN|VOID)$")]
+    result: String,
+    /// Why (audited): 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    reason: String,
+    /// Who acted; default `admin`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    actor: Option<String>,
+}
+
+/// A withdrawal step by hand.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct WithdrawalStep {
+    /// submit, confirm: the transaction sent. fail: the transaction the
+    /// chain rejected (needed once the withdrawal may be on the chain).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,130}$")]
+    tx_hash: Option<String>,
+    /// Who acted; default `admin`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    actor: Option<String>,
+}
+
+/// A failed withdrawal: why is required.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct FailedWithdrawal {
+    /// Why it failed (audited, shown to the player): 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    reason: String,
+    /// The transaction the chain rejected: needed once the withdrawal may
+    /// be on the chain (SUBMITTING, SUBMITTED), and then the one recorded.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,130}$")]
+    tx_hash: Option<String>,
+    /// Who acted; default `admin`.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    actor: Option<String>,
 }
 
 fn round_code(code: Result<Path<String>, PathRejection>) -> Result<RoundCode, ApiError> {
     let Path(code) = code?;
-    RoundCode::parse(&code).map_err(|e| ApiError::invalid(e.to_string()))
+    super::rounds::round_code(&code)
 }
 
-#[utoipa::path(post, path = "/admin/rounds", tag = "admin", security(("admin_token" = [])), request_body = Action, responses((status = 201, description = "opened (reason required; code optional)", body = RoundOut), (status = 200, description = "it was open already", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/admin/rounds", tag = "admin", security(("admin_token" = [])), request_body = OpenRound, params(KeyHeader), responses((status = 201, description = "opened", body = RoundOut), (status = 200, description = "it was open already", body = RoundOut), (status = 404, description = "no round: the code is not a calendar date", body = crate::api::ErrorBody), (status = 422, description = "refused: not a trading session, or (with a key) idempotency_mismatch", body = crate::api::ErrorBody)))]
 async fn open_round(
     State(app): State<App>,
     _admin: Admin,
-    body: Result<Json<Action>, JsonRejection>,
+    body: Result<Json<OpenRound>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RoundOut>), ApiError> {
-    let action = Action::from_body(body)?;
-    let reason = action.required_reason()?;
-    let code = action
+    let Json(body) = body?;
+    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    let code = body
         .code
         .as_deref()
-        .map(RoundCode::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let (round, created) = app
-        .operator_open_round(code, &action.actor(), Some(reason))
-        .await?;
+        .map(super::rounds::round_code)
+        .transpose()?;
+    let (round, created) = app.operator_open_round(code, &actor, Some(reason)).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -111,49 +164,51 @@ async fn open_round(
     Ok((status, Json(app.round_view(&round).await?)))
 }
 
-#[utoipa::path(post, path = "/admin/rounds/{code}/lock", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "locked (reason required)", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/admin/rounds/{code}/lock", tag = "admin", security(("admin_token" = [])), params(super::rounds::CodePath, KeyHeader), request_body = RoundAction, responses((status = 200, description = "locked", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody), (status = 409, description = "conflict with the round's state", body = crate::api::ErrorBody)))]
 async fn lock_round(
     State(app): State<App>,
     _admin: Admin,
     code: Result<Path<String>, PathRejection>,
-    body: Result<Json<Action>, JsonRejection>,
+    body: Result<Json<RoundAction>, JsonRejection>,
 ) -> Result<Json<RoundOut>, ApiError> {
     let code = round_code(code)?;
-    let action = Action::from_body(body)?;
-    let reason = action.required_reason()?;
-    let round = app
-        .operator_lock_round(code, &action.actor(), Some(reason))
-        .await?;
+    let Json(body) = body?;
+    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    let round = app.operator_lock_round(code, &actor, Some(reason)).await?;
     Ok(Json(app.round_view(&round).await?))
 }
 
-#[utoipa::path(post, path = "/admin/rounds/{code}/settle", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "settled: result AUTO (the oracle) or UP/DOWN/VOID with a reason; UP/DOWN only after the close", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody), (status = 503, description = "unavailable (e.g. no close from the oracle yet)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/admin/rounds/{code}/settle", tag = "admin", security(("admin_token" = [])), params(super::rounds::CodePath, KeyHeader), request_body = Settlement, responses((status = 200, description = "settled: AUTO from the oracle's closes, or UP/DOWN/VOID by hand; UP/DOWN only after the close", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody), (status = 409, description = "conflict with the round's state (not locked, too early, settling as another result)", body = crate::api::ErrorBody), (status = 503, description = "no close from the oracle yet", body = crate::api::ErrorBody)))]
 async fn settle_round(
     State(app): State<App>,
     _admin: Admin,
     code: Result<Path<String>, PathRejection>,
-    body: Result<Json<Action>, JsonRejection>,
+    body: Result<Json<Settlement>, JsonRejection>,
 ) -> Result<Json<RoundOut>, ApiError> {
     let code = round_code(code)?;
-    let action = Action::from_body(body)?;
-    let result = action
-        .result
-        .clone()
-        .ok_or_else(|| ApiError::invalid("result is required: AUTO, UP, DOWN or VOID"))?;
-    let request = SettleRequest::from_operator(&result, action.actor(), action.reason.clone())?;
+    let Json(body) = body?;
+    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    if !matches!(body.result.as_str(), "AUTO" | "UP" | "DOWN" | "VOID") {
+        return Err(ApiError::invalid(format!(
+            "result must be AUTO, UP, DOWN or VOID, not {:?}",
+            body.result
+        )));
+    }
+    let request = SettleRequest::from_operator(&body.result, actor, Some(reason))?;
     settle(app, code, request).await
 }
 
-#[utoipa::path(post, path = "/admin/rounds/{code}/void", tag = "admin", security(("admin_token" = [])), params(("code" = String, Path, description = "YYYYMMDD")), request_body = Action, responses((status = 200, description = "voided, every stake refunded (reason required; the round must be locked)", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/admin/rounds/{code}/void", tag = "admin", security(("admin_token" = [])), params(super::rounds::CodePath, KeyHeader), request_body = RoundAction, responses((status = 200, description = "voided, every stake refunded (the round must be locked)", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody), (status = 409, description = "conflict with the round's state", body = crate::api::ErrorBody)))]
 async fn void_round(
     State(app): State<App>,
     _admin: Admin,
     code: Result<Path<String>, PathRejection>,
-    body: Result<Json<Action>, JsonRejection>,
+    body: Result<Json<RoundAction>, JsonRejection>,
 ) -> Result<Json<RoundOut>, ApiError> {
     let code = round_code(code)?;
-    let action = Action::from_body(body)?;
-    let request = SettleRequest::from_operator("VOID", action.actor(), action.reason.clone())?;
+    let Json(body) = body?;
+    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    let request = SettleRequest::from_operator("VOID", actor, Some(reason))?;
     settle(app, code, request).await
 }
 
@@ -187,7 +242,7 @@ struct WithdrawalQuery {
     before: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/admin/withdrawals", tag = "admin", security(("admin_token" = [])), params(WithdrawalQuery), responses((status = 200, description = "withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/withdrawals", tag = "admin", security(("admin_token" = [])), params(WithdrawalQuery), responses((status = 200, description = "withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>)))]
 async fn list_withdrawals(
     State(app): State<App>,
     _admin: Admin,
@@ -217,46 +272,84 @@ async fn list_withdrawals(
     Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))
 }
 
-#[utoipa::path(post, path = "/admin/withdrawals/{id}/{step}", tag = "admin", security(("admin_token" = [])), params(("id" = i64, Path), ("step" = String, Path, description = "submit or confirm (tx_hash optional), fail (reason required: the funds go back; once it may be on the chain, only with the rejected tx_hash)"), KeyHeader), request_body = Action, responses((status = 200, description = "the withdrawal after the step", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
-async fn change_withdrawal(
-    State(app): State<App>,
-    _admin: Admin,
+/// A withdrawal in a path.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct WithdrawalPath {
+    /// The withdrawal's id.
+    #[param(minimum = 1)]
+    id: i64,
+}
+
+/// Applies a step; the answer is the withdrawal after it.
+async fn step(
+    app: App,
     key: Option<Extension<CurrentKey>>,
-    path: Result<Path<(i64, String)>, PathRejection>,
-    body: Result<Json<Action>, JsonRejection>,
+    id: Result<Path<i64>, PathRejection>,
+    change: WithdrawalChange,
+    actor: String,
 ) -> Result<Response, ApiError> {
-    let Path((id, step)) = path?;
-    let action = Action::from_body(body)?;
-    let change = match step.as_str() {
-        "submit" => WithdrawalChange::Submit {
-            chain_tx_hash: action.tx_hash.clone(),
-        },
-        "confirm" => WithdrawalChange::Confirm {
-            chain_tx_hash: action.tx_hash.clone(),
-        },
-        "fail" => WithdrawalChange::Fail {
-            reason: action.required_reason()?,
-            rejection: action
-                .tx_hash
-                .clone()
-                .map(|tx_hash| ChainRejection::Operator { tx_hash }),
-        },
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no withdrawal step {other:?}; use submit, confirm or fail"),
-            ))
-        }
-    };
+    let Path(id) = id?;
     let answer = |w: &Withdrawal| json_answer(StatusCode::OK, &WithdrawalOut::from(w));
     let withdrawal = app
-        .change_withdrawal(WithdrawalId(id), change, &action.actor(), bind(key, answer))
+        .change_withdrawal(WithdrawalId(id), change, &actor, bind(key, answer))
         .await?;
     Ok(respond(answer(&withdrawal)))
 }
 
-#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "users with balances and limits, newest first, a page at a time", body = Vec<UserSummaryOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/submit", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = WithdrawalStep, responses((status = 200, description = "QUEUED or SUBMITTING -> SUBMITTED: an operator sent it (tx_hash when known)", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status", body = crate::api::ErrorBody)))]
+async fn submit_withdrawal(
+    State(app): State<App>,
+    _admin: Admin,
+    key: Option<Extension<CurrentKey>>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<WithdrawalStep>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let actor = actor(&body.actor)?;
+    let change = WithdrawalChange::Submit {
+        chain_tx_hash: body.tx_hash,
+    };
+    step(app, key, id, change, actor).await
+}
+
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/confirm", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = WithdrawalStep, responses((status = 200, description = "-> CONFIRMED: the funds left custody (tx_hash when known)", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status", body = crate::api::ErrorBody)))]
+async fn confirm_withdrawal(
+    State(app): State<App>,
+    _admin: Admin,
+    key: Option<Extension<CurrentKey>>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<WithdrawalStep>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let actor = actor(&body.actor)?;
+    let change = WithdrawalChange::Confirm {
+        chain_tx_hash: body.tx_hash,
+    };
+    step(app, key, id, change, actor).await
+}
+
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/fail", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = FailedWithdrawal, responses((status = 200, description = "-> FAILED: the funds go back to the player. From QUEUED at any time; once it may be on the chain (SUBMITTING, SUBMITTED) only with the rejected tx_hash", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status, or it may be on the chain and no (or another) tx_hash was given", body = crate::api::ErrorBody)))]
+async fn fail_withdrawal(
+    State(app): State<App>,
+    _admin: Admin,
+    key: Option<Extension<CurrentKey>>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<FailedWithdrawal>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let actor = actor(&body.actor)?;
+    let change = WithdrawalChange::Fail {
+        reason: reason(&body.reason)?,
+        rejection: body
+            .tx_hash
+            .map(|tx_hash| ChainRejection::Operator { tx_hash }),
+    };
+    step(app, key, id, change, actor).await
+}
+
+#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "users with balances and limits, newest first, a page at a time", body = Vec<UserSummaryOut>)))]
 async fn list_users(
     State(app): State<App>,
     _admin: Admin,
@@ -274,7 +367,7 @@ async fn list_users(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "operator actions, newest first, with who and why, a page at a time", body = Vec<AuditOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "operator actions, newest first, with who and why, a page at a time", body = Vec<AuditOut>)))]
 async fn audit_log(
     State(app): State<App>,
     _admin: Admin,
@@ -289,7 +382,7 @@ async fn audit_log(
     Ok(Json(entries.iter().map(AuditOut::from).collect()))
 }
 
-#[utoipa::path(get, path = "/admin/verify", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "every ledger invariant, recomputed", body = VerifyOut), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/verify", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "every ledger invariant, recomputed", body = VerifyOut)))]
 /// Recomputes every ledger invariant: seconds on a large ledger.
 async fn verify(State(app): State<App>, _admin: Admin) -> Result<Json<VerifyOut>, ApiError> {
     Ok(Json(VerifyOut::from(&app.verify().await?)))

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use updown_domain::ids::{BetId, RoundCode};
+use updown_domain::ids::BetId;
 use updown_domain::round::Side;
 use updown_domain::Micros;
 use updown_store::Bet;
@@ -36,16 +36,29 @@ pub(super) fn amount(value: i64) -> Result<Micros, ApiError> {
 #[serde(deny_unknown_fields)]
 struct NewBet {
     /// UP or DOWN.
-    #[schema(example = "UP")]
+    #[schema(example = "UP", pattern = "^(UP|DOWN)$")]
     side: String,
-    /// Micro-USDC (1 USDC = 1000000).
-    #[schema(example = 2000000)]
+    /// Micro-USDC (1 USDC = 1000000); at most MAX_BET (422 above it).
+    #[schema(example = 2000000, minimum = 1)]
+    #[serde(deserialize_with = "crate::wire::integer")]
     amount: i64,
-    /// A round code; default: the round taking bets now.
+    /// A round code, YYYYMMDD; default: the round taking bets now.
+    #[schema(pattern = "^[0-9]{8}$")]
     round: Option<String>,
 }
 
-#[utoipa::path(post, path = "/bets", tag = "bets", security(("api_key" = []), ("session" = [])), request_body = NewBet, params(KeyHeader), responses((status = 201, description = "the bet, in the pool", body = BetOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+/// A side as the API writes it: exactly UP or DOWN.
+pub(super) fn side(text: &str) -> Result<Side, ApiError> {
+    match text {
+        "UP" => Ok(Side::Up),
+        "DOWN" => Ok(Side::Down),
+        other => Err(ApiError::invalid(format!(
+            "side must be UP or DOWN, not {other:?}"
+        ))),
+    }
+}
+
+#[utoipa::path(post, path = "/bets", tag = "bets", security(("api_key" = []), ("session" = [])), request_body = NewBet, params(KeyHeader), responses((status = 201, description = "the bet, in the pool", body = BetOut), (status = 404, description = "no such round, or the round taking bets is not open yet", body = crate::api::ErrorBody), (status = 409, description = "round_closed: the round no longer takes bets; idempotency_in_progress", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody)))]
 async fn place_bet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -53,16 +66,12 @@ async fn place_bet(
     body: Result<Json<NewBet>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let side: Side = body
-        .side
-        .parse()
-        .map_err(|e: updown_domain::round::ParseEnumError| ApiError::invalid(e.to_string()))?;
+    let side = side(&body.side)?;
     let round = body
         .round
         .as_deref()
-        .map(RoundCode::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+        .map(super::rounds::round_code)
+        .transpose()?;
     let answer = |bet: &Bet| json_answer(StatusCode::CREATED, &BetOut::from(bet));
     let bet = app
         .place_bet(
@@ -76,7 +85,7 @@ async fn place_bet(
     Ok(respond(answer(&bet)))
 }
 
-#[utoipa::path(delete, path = "/bets/{id}", tag = "bets", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the bet", minimum = 1), KeyHeader), responses((status = 200, description = "cancelled; the stake is back", body = BetOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(delete, path = "/bets/{id}", tag = "bets", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the bet", minimum = 1), KeyHeader), responses((status = 200, description = "cancelled; the stake is back", body = BetOut), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody)))]
 async fn cancel_bet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -91,7 +100,7 @@ async fn cancel_bet(
     Ok(respond(answer(&bet)))
 }
 
-#[utoipa::path(get, path = "/me/bets", tag = "bets", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your bets, newest first, a page at a time", body = Vec<BetOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/me/bets", tag = "bets", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your bets, newest first, a page at a time", body = Vec<BetOut>)))]
 async fn list_my_bets(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

@@ -47,6 +47,15 @@ impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message)
     }
+
+    /// 422 `refused`: well-formed, but refused by a rule no schema states.
+    pub fn refused(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
 impl From<AppError> for ApiError {

@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(revoke_api_key))
 }
 
-#[utoipa::path(get, path = "/me", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your balance and limits", body = MeOut), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/me", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your balance and limits", body = MeOut)))]
 async fn get_me(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -46,18 +46,24 @@ async fn get_me(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StatementQuery {
+    /// Lines to return: CSV up to 100000 (the default); JSON 1 to 1000,
+    /// default 100 (422 above 1000: page with `before`, or use CSV).
+    #[param(minimum = 1, maximum = 100000)]
     limit: Option<i64>,
     /// Lines older than this ledger transaction id (the last `tx_id` of
     /// the previous page).
+    #[param(minimum = 1)]
     before: Option<i64>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
-#[utoipa::path(get, path = "/me/statement", tag = "account", security(("api_key" = []), ("session" = [])), params(("limit" = Option<i64>, Query, description = "JSON: 1 to 1000, default 100; CSV: up to 100000 (the default)"), ("before" = Option<i64>, Query, description = "lines older than this tx_id: the last tx_id of the previous page"), ("format" = Option<String>, Query, description = "json (default) or csv")), responses((status = 200, description = "ledger lines of your account, newest first, each with your balance after it; as CSV with format=csv", content((Vec<StatementLineOut> = "application/json"), (String = "text/csv"))), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/me/statement", tag = "account", security(("api_key" = []), ("session" = [])), params(StatementQuery), responses((status = 200, description = "ledger lines of your account, newest first, each with your balance after it; as CSV with format=csv", content((Vec<StatementLineOut> = "application/json"), (String = "text/csv"))), (status = 422, description = "a JSON page of more than 1000 lines", body = crate::api::ErrorBody)))]
 async fn get_statement(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -79,10 +85,18 @@ async fn get_statement(
         MAX_STATEMENT_PAGE
     };
     let limit = query.limit.unwrap_or(if csv { max } else { 100 });
-    if !(1..=max).contains(&limit) {
+    if !(1..=MAX_STATEMENT_CSV).contains(&limit) {
         return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {max}"
+            "limit must be between 1 and {MAX_STATEMENT_CSV}"
         )));
+    }
+    if limit > max {
+        return Err(ApiError::refused(format!(
+            "a JSON page holds at most {max} lines; page with before, or ask for format=csv"
+        )));
+    }
+    if query.before.is_some_and(|before| before < 1) {
+        return Err(ApiError::invalid("before must be a positive id"));
     }
     let lines = app
         .store
@@ -115,11 +129,38 @@ async fn get_statement(
 #[serde(deny_unknown_fields)]
 struct LimitsIn {
     /// Micro-USDC per round; null for none.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
     max_stake_per_round: Option<i64>,
     /// Micro-USDC per New York day; null for none.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
     max_stake_per_day: Option<i64>,
-    /// An RFC 3339 instant, or a date meaning midnight in New York.
+    /// An RFC 3339 instant, or a date meaning midnight in New York; in the
+    /// future and at most 50 years ahead (422 otherwise).
+    #[schema(schema_with = until_schema)]
     excluded_until: Option<String>,
+}
+
+/// `excluded_until`: a date-time, a date, or null.
+fn until_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+    };
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    let any = AnyOfBuilder::new()
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "An RFC 3339 instant, or a date meaning midnight in New York; in the future and at most 50 years ahead",
+        ))
+        .build();
+    Schema::AnyOf(any)
 }
 
 fn parse_until(text: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -134,7 +175,7 @@ fn parse_until(text: &str) -> Result<DateTime<Utc>, ApiError> {
     Ok(crate::services::new_york_midnight(date)?)
 }
 
-#[utoipa::path(put, path = "/me/limits", tag = "account", security(("api_key" = []), ("session" = [])), request_body = LimitsIn, responses((status = 200, description = "your limits now (the whole set is replaced): a stricter limit applies at once, a looser or removed one after LIMIT_RAISE_COOLOFF_HOURS (shown as pending); a self-exclusion in force can be extended, not shortened (409)", body = LimitsOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(put, path = "/me/limits", tag = "account", security(("api_key" = []), ("session" = [])), request_body = LimitsIn, responses((status = 200, description = "your limits now (the whole set is replaced): a stricter limit applies at once, a looser or removed one after LIMIT_RAISE_COOLOFF_HOURS (shown as pending); a self-exclusion in force can be extended, not shortened (409)", body = LimitsOut), (status = 422, description = "excluded_until in the past or more than 50 years ahead", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody)))]
 async fn put_limits(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -154,7 +195,7 @@ async fn put_limits(
     Ok(Json(LimitsOut::at(&user.limit_settings(), app.clock.now())))
 }
 
-#[utoipa::path(get, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your API keys, newest first; never the keys themselves", body = Vec<ApiKeyOut>), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your API keys, newest first; never the keys themselves", body = Vec<ApiKeyOut>)))]
 async fn list_api_keys(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -167,7 +208,7 @@ async fn list_api_keys(
     Ok(Json(keys.iter().map(ApiKeyOut::from).collect()))
 }
 
-#[utoipa::path(post, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 201, description = "a new key, shown once", body = NewApiKeyOut), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 201, description = "a new key, shown once", body = NewApiKeyOut)))]
 async fn create_api_key(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -182,7 +223,7 @@ async fn create_api_key(
     ))
 }
 
-#[utoipa::path(delete, path = "/me/api-keys/{id}", tag = "account", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the key id")), responses((status = 204, description = "revoked"), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(delete, path = "/me/api-keys/{id}", tag = "account", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the key id")), responses((status = 204, description = "revoked"), (status = 404, description = "not found", body = crate::api::ErrorBody)))]
 async fn revoke_api_key(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

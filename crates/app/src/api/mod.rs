@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod bets;
+mod docs;
 mod error;
 mod events;
 mod health;
@@ -15,6 +16,7 @@ mod paging;
 mod ratelimit;
 mod rounds;
 mod sessions;
+pub(crate) mod shapes;
 mod simulate;
 mod tvl;
 mod users;
@@ -72,74 +74,29 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
 }
 
-/// The OpenAPI document's frame; the paths come from the routes.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(
-        title = "updown",
-        description = "Daily Up/Down parimutuel rounds on a NASDAQ close, in micro-USDC (1 USDC = 1000000). \
-            Programs authenticate with `Authorization: Bearer <api key>` (from `POST /users`); people on the web \
-            pages with the session cookie from `POST /sessions`; operators with the admin token.",
-    ),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "account", description = "sign up, sign in, your account, keys, limits, statement"),
-        (name = "bets"), (name = "rounds"), (name = "withdrawals"), (name = "deposits"),
-        (name = "events", description = "the live stream (Server-Sent Events)"),
-        (name = "admin", description = "the operator's routes (admin token)"),
-        (name = "operations", description = "health, metrics, TVL"),
-    )
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl utoipa::Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
-        };
-        let components = openapi.components.get_or_insert_with(Default::default);
-        let bearer = |what: &str| {
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(what.to_string()))
-                    .build(),
-            )
-        };
-        components.add_security_scheme("api_key", bearer("a user's API key (ud_...)"));
-        components.add_security_scheme("admin_token", bearer("the operator's ADMIN_TOKEN"));
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                auth::SESSION_COOKIE,
-                "set by POST /sessions; state changes need an Origin matching Host",
-            ))),
-        );
-    }
-}
-
 /// Every documented route, and the OpenAPI document they make.
 pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
-    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(admin::router())
-        .merge(bets::router())
-        .merge(events::router())
-        .merge(health::router())
-        .merge(me::router())
-        .merge(metrics::router())
-        .merge(rounds::router())
-        .merge(sessions::router())
-        .merge(simulate::router())
-        .merge(tvl::router())
-        .merge(users::router())
-        .merge(wallets::router())
-        .merge(webhooks::router())
-        .merge(crate::web::router())
-        .merge(withdrawals::router())
-        .split_for_parts()
+    let (router, mut document) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+            .merge(admin::router())
+            .merge(bets::router())
+            .merge(events::router())
+            .merge(health::router())
+            .merge(me::router())
+            .merge(metrics::router())
+            .merge(rounds::router())
+            .merge(sessions::router())
+            .merge(simulate::router())
+            .merge(tvl::router())
+            .merge(users::router())
+            .merge(wallets::router())
+            .merge(webhooks::router())
+            .merge(crate::web::router())
+            .merge(withdrawals::router())
+            .split_for_parts();
+    docs::add_shared_answers(&mut document);
+    (router, document)
 }
 
 /// The OpenAPI document alone (for `updown openapi` and tests).

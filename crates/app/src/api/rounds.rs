@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(get_round))
 }
 
-#[utoipa::path(get, path = "/rounds/current", tag = "rounds", responses((status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/rounds/current", tag = "rounds", responses((status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut), (status = 404, description = "not found", body = crate::api::ErrorBody)))]
 /// Served from memory (see `services::views`): at most 100 ms behind
 /// changes on any instance (through events), 1 s should an event be lost.
 async fn get_current_round(State(app): State<App>) -> Result<Response, ApiError> {
@@ -49,24 +49,54 @@ async fn get_current_round(State(app): State<App>) -> Result<Response, ApiError>
 /// The header carrying the service's clock.
 const SERVER_TIME: axum::http::HeaderName = axum::http::HeaderName::from_static("x-server-time");
 
-#[utoipa::path(get, path = "/rounds/{code}", tag = "rounds", params(("code" = String, Path, description = "YYYYMMDD, the session date")), responses((status = 200, description = "the round, with its evidence once settled", body = RoundOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+/// A round code in a path: `YYYYMMDD`, the session's New York date.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct CodePath {
+    /// YYYYMMDD: the session's New York date.
+    #[param(pattern = "^[0-9]{8}$")]
+    code: String,
+}
+
+/// A round code as written in a request: eight digits (400 otherwise). A
+/// code that is not a calendar date names no round: 404.
+pub(super) fn round_code(text: &str) -> Result<RoundCode, ApiError> {
+    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(format!(
+            "a round code is eight digits, YYYYMMDD; not {text:?}"
+        )));
+    }
+    RoundCode::parse(text).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no round {text}: it is not a calendar date"),
+        )
+    })
+}
+
+#[utoipa::path(get, path = "/rounds/{code}", tag = "rounds", params(CodePath), responses((status = 200, description = "the round, with its evidence once settled", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody)))]
 async fn get_round(
     State(app): State<App>,
     code: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RoundOut>, ApiError> {
     let Path(code) = code?;
-    let code = RoundCode::parse(&code)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()))?;
+    let code = round_code(&code)?;
     let round = app.round(code).await?;
     Ok(Json(app.round_view(&round).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Rounds to return, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/rounds", tag = "rounds", params(("limit" = Option<i64>, Query, description = "1 to 100, default 20")), responses((status = 200, description = "the latest rounds, newest first", body = Vec<RoundOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/rounds", tag = "rounds", params(ListQuery), responses((status = 200, description = "the latest rounds, newest first", body = Vec<RoundOut>)))]
 async fn list_rounds(
     State(app): State<App>,
     query: Result<Query<ListQuery>, QueryRejection>,

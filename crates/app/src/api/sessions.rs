@@ -45,7 +45,7 @@ fn cookie(app: &App, value: &str, max_age: i64) -> String {
     )
 }
 
-#[utoipa::path(post, path = "/sessions", tag = "account", request_body = Credentials, responses((status = 201, description = "signed in; the session cookie is set (HttpOnly, SameSite=Strict, 7 days)", body = SignedIn), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/sessions", tag = "account", request_body = Credentials, responses((status = 201, description = "signed in; the session cookie is set (HttpOnly, SameSite=Strict, 7 days)", body = SignedIn), (status = 401, description = "wrong email or password", body = crate::api::ErrorBody)))]
 async fn sign_in(
     State(app): State<App>,
     body: Result<Json<Credentials>, JsonRejection>,

@@ -13,7 +13,7 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(get_tvl))
 }
 
-#[utoipa::path(get, path = "/tvl", tag = "operations", responses((status = 200, description = "total value locked: user balances + open pools + pending withdrawals", body = TvlOut), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/tvl", tag = "operations", responses((status = 200, description = "total value locked: user balances + open pools + pending withdrawals", body = TvlOut)))]
 async fn get_tvl(State(app): State<App>) -> Result<Json<TvlOut>, ApiError> {
     Ok(Json(TvlOut::from(app.tvl().await?)))
 }

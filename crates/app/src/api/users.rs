@@ -20,9 +20,15 @@ pub fn router() -> OpenApiRouter<App> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    #[schema(
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@\s.\x00-\x1f\x7f-\x9f]$",
+        max_length = 254,
+        example = "ann@example.com"
+    )]
     email: String,
     /// For signing in to the web pages (`POST /sessions`); 8 to 128
     /// characters. Programs need only the API key.
+    #[schema(min_length = 8, max_length = 128)]
     password: Option<String>,
 }
 
@@ -34,12 +40,13 @@ struct CreatedUser {
     api_key: String,
 }
 
-#[utoipa::path(post, path = "/users", tag = "account", request_body = NewUser, responses((status = 201, description = "the user and an API key, shown once", body = CreatedUser), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/users", tag = "account", request_body = NewUser, responses((status = 201, description = "the user and an API key, shown once", body = CreatedUser), (status = 409, description = "a user with this email exists", body = crate::api::ErrorBody)))]
 async fn create_user(
     State(app): State<App>,
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
     let Json(body) = body?;
+    super::shapes::email(&body.email)?;
     if let Some(password) = &body.password {
         crate::services::check_password(password)?;
     }

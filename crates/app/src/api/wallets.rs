@@ -14,7 +14,7 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(create_wallet))
 }
 
-#[utoipa::path(post, path = "/wallets", tag = "deposits", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your deposit address, the same every time", body = WalletOut), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/wallets", tag = "deposits", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your deposit address, the same every time", body = WalletOut)))]
 async fn create_wallet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

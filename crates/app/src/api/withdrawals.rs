@@ -28,15 +28,20 @@ pub fn router() -> OpenApiRouter<App> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWithdrawal {
-    /// Micro-USDC.
-    #[schema(example = 1000000)]
+    /// Micro-USDC; at least WITHDRAWAL_MIN (422 below it).
+    #[schema(example = 1000000, minimum = 1)]
+    #[serde(deserialize_with = "crate::wire::integer")]
     amount: i64,
-    /// An Ethereum address; EIP-55 checked when written in mixed case.
-    #[schema(example = "0x52908400098527886E0F7030069857D2E4169EE7")]
+    /// An Ethereum address; EIP-55 checked when written in mixed case (422
+    /// when the checksum fails, or for the zero address).
+    #[schema(
+        example = "0x52908400098527886E0F7030069857D2E4169EE7",
+        pattern = "^0x[0-9a-fA-F]{40}$"
+    )]
     address: String,
 }
 
-#[utoipa::path(post, path = "/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), request_body = NewWithdrawal, params(KeyHeader), responses((status = 201, description = "queued; the amount is pending", body = WithdrawalOut), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 403, description = "a cookie request from another origin", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(post, path = "/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), request_body = NewWithdrawal, params(KeyHeader), responses((status = 201, description = "queued; the amount is pending", body = WithdrawalOut), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody)))]
 async fn request_withdrawal(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -44,6 +49,7 @@ async fn request_withdrawal(
     body: Result<Json<NewWithdrawal>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
+    super::shapes::address(&body.address)?;
     let answer = |w: &Withdrawal| json_answer(StatusCode::CREATED, &WithdrawalOut::from(w));
     let withdrawal = app
         .withdraw(
@@ -56,7 +62,7 @@ async fn request_withdrawal(
     Ok(respond(answer(&withdrawal)))
 }
 
-#[utoipa::path(get, path = "/me/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>), (status = 400, description = "invalid input", body = crate::api::ErrorBody), (status = 401, description = "no or a bad credential", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/me/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>)))]
 async fn list_my_withdrawals(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

@@ -1,7 +1,6 @@
 //! Players and their money: accounts, deposits, withdrawals, limits, and
 //! the ledger-wide reports (TVL, verify).
 
-use updown_domain::address::Address;
 use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{Email, UserId, WithdrawalId};
 use updown_domain::Micros;
@@ -18,10 +17,20 @@ use crate::events::EventKind;
 
 /// A chain transaction hash in its one canonical form, so that one
 /// transfer written two ways (`0xAB…`, `0xab…`, without `0x`) is one
-/// transfer: `0x` and 64 lower-case hex digits. Readable references that
-/// simulators and operators' manual credits use (1 to 128 letters, digits,
-/// `-` or `_`, optionally after `0x`) are lower-cased as well.
+/// transfer. Accepted: 1 to 130 letters, digits, `-` or `_`. A 32-byte hash
+/// (64 hex digits, with or without `0x`) becomes `0x` and lower case; a
+/// readable reference (what simulators and operators' manual credits use)
+/// is lower-cased.
 pub fn normalize_tx_hash(hash: &str) -> AppResult<String> {
+    let readable = (1..=130).contains(&hash.len())
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !readable {
+        return Err(AppError::Invalid(format!(
+            "transaction hash {hash:?} must be 1 to 130 letters, digits, '-' or '_' (a chain's: 0x and 64 hex digits)"
+        )));
+    }
     let body = hash
         .strip_prefix("0x")
         .or_else(|| hash.strip_prefix("0X"))
@@ -29,17 +38,7 @@ pub fn normalize_tx_hash(hash: &str) -> AppResult<String> {
     if body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(format!("0x{}", body.to_ascii_lowercase()));
     }
-    let readable = (1..=128).contains(&body.len())
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if readable {
-        Ok(hash.to_ascii_lowercase())
-    } else {
-        Err(AppError::Invalid(format!(
-            "transaction hash {hash:?} must be 0x and 64 hex digits (or, for a manual credit, 1 to 128 letters, digits, '-' or '_')"
-        )))
-    }
+    Ok(hash.to_ascii_lowercase())
 }
 
 /// A real chain transaction hash (what a deposit provider sends), in the
@@ -220,14 +219,14 @@ impl App {
         key: Option<Keyed<Withdrawal>>,
     ) -> AppResult<Withdrawal> {
         if amount < self.config.withdrawal_min {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::LimitExceeded(format!(
                 "a withdrawal must be at least {} micro-USDC (WITHDRAWAL_MIN); this one is {amount}",
                 self.config.withdrawal_min
             )));
         }
-        let address = Address::parse(to).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let address = super::wallets::parse_address(to)?;
         if address.to_checksum() == ZERO_ADDRESS {
-            return Err(AppError::Invalid(
+            return Err(AppError::Rejected(
                 "the zero address burns whatever is sent to it; give your own address".into(),
             ));
         }
@@ -318,12 +317,12 @@ impl App {
         let now = self.clock.now();
         if let Some(until) = limits.excluded_until {
             if until <= now {
-                return Err(AppError::Invalid(
+                return Err(AppError::Rejected(
                     "excluded_until must be in the future (leave it null for no exclusion)".into(),
                 ));
             }
             if until > now + chrono::Duration::days(MAX_EXCLUSION_DAYS) {
-                return Err(AppError::Invalid(format!(
+                return Err(AppError::Rejected(format!(
                     "excluded_until may be at most {MAX_EXCLUSION_DAYS} days ahead"
                 )));
             }
@@ -369,9 +368,9 @@ mod tests {
             "cli-1700000000-1"
         );
         assert!(normalize_tx_hash("").is_err());
-        assert!(normalize_tx_hash("0x").is_err());
         assert!(normalize_tx_hash("0xabc def").is_err());
-        assert!(normalize_tx_hash(&"a".repeat(129)).is_err());
+        assert!(normalize_tx_hash(&"a".repeat(131)).is_err());
+        assert!(normalize_tx_hash(&"a".repeat(130)).is_ok());
         assert_eq!(chain_tx_hash(&hash.to_lowercase()).unwrap(), canonical);
         assert!(chain_tx_hash("0xabc").is_err());
     }

@@ -56,7 +56,7 @@ impl App {
             ));
         }
         if stake > self.config.max_bet {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::LimitExceeded(format!(
                 "a bet may be at most {} micro-USDC (MAX_BET); this one is {stake}",
                 self.config.max_bet
             )));

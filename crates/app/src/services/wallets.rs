@@ -53,12 +53,20 @@ impl App {
 
     /// The user a deposit address was given to.
     pub async fn user_by_deposit_address(&self, address: &str) -> AppResult<User> {
-        let address = updown_domain::address::Address::parse(address)
-            .map_err(|e| AppError::Invalid(e.to_string()))?
-            .to_checksum();
+        let address = parse_address(address)?.to_checksum();
         self.store
             .user_by_deposit_address(&address)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no user has the deposit address {address}")))
     }
+}
+
+/// An address: malformed is invalid input; well-formed with a failing
+/// EIP-55 checksum is refused (a mistyped letter).
+pub(crate) fn parse_address(text: &str) -> AppResult<updown_domain::address::Address> {
+    use updown_domain::address::{Address, AddressError};
+    Address::parse(text).map_err(|e| match e {
+        AddressError::BadChecksum(_) => AppError::Rejected(e.to_string()),
+        AddressError::Malformed(_) => AppError::Invalid(e.to_string()),
+    })
 }

@@ -12,7 +12,6 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
-use updown_domain::address::Address;
 use updown_domain::ids::UserId;
 use updown_domain::Micros;
 use updown_store::{DepositNotification, DepositOutcome};
@@ -27,17 +26,30 @@ pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepositNotice {
+    /// Must be DEPOSIT_CHAIN (422 otherwise).
     #[schema(example = "ethereum")]
     pub chain: String,
-    /// The token contract.
-    #[schema(example = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48")]
+    /// The token contract: must be DEPOSIT_TOKEN (422 otherwise).
+    #[schema(
+        example = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+        pattern = "^0x[0-9a-fA-F]{40}$"
+    )]
     pub token: String,
+    /// The transfer's transaction: 32 bytes, in any case, with or without 0x.
+    #[schema(pattern = "^(0[xX])?[0-9a-fA-F]{64}$")]
     pub tx_hash: String,
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::wire::integer")]
     pub log_index: i64,
-    /// The deposit address it was sent to.
+    /// The deposit address it was sent to (a user's, 422 otherwise).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     pub to: String,
     /// In the token's smallest unit: micro-USDC.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::wire::integer")]
     pub amount: i64,
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::wire::integer")]
     pub confirmations: i64,
 }
 
@@ -116,6 +128,13 @@ impl App {
         request: SignedRequest<'_>,
     ) -> AppResult<(DepositOutcome, Value)> {
         let Some(secret) = &self.config.deposit_webhook_secret else {
+            // Unsigned calls are refused as unsigned, whether it is on or not.
+            if request.timestamp.is_none() || request.signature.is_none() {
+                return Err(AppError::Unauthorized(
+                    "deposit webhook refused: missing X-Webhook-Timestamp or X-Webhook-Signature"
+                        .into(),
+                ));
+            }
             return Err(AppError::NotFound(
                 "the deposit webhook is off: the operator has not set DEPOSIT_WEBHOOK_SECRET"
                     .into(),
@@ -175,8 +194,7 @@ impl App {
                 notice.chain, config.deposit_chain
             )));
         }
-        let token =
-            Address::parse(&notice.token).map_err(|e| AppError::Invalid(format!("token: {e}")))?;
+        let token = super::wallets::parse_address(&notice.token)?;
         if token != config.deposit_token {
             return Err(AppError::Rejected(format!(
                 "token {} is not the deposit token {} (DEPOSIT_TOKEN)",

@@ -92,19 +92,21 @@ async fn asset(Path(file): Path<String>) -> Response {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct QrQuery {
     /// An Ethereum address (what the pages draw).
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
     text: String,
 }
 
-#[utoipa::path(get, path = "/qr.svg", tag = "deposits", params(QrQuery), responses((status = 200, description = "the address as a QR code (image/svg+xml)", content_type = "image/svg+xml", body = String), (status = 400, description = "not an Ethereum address", body = crate::api::ErrorBody), (status = 429, description = "rate limited (see Retry-After)", body = crate::api::ErrorBody)))]
+#[utoipa::path(get, path = "/qr.svg", tag = "deposits", params(QrQuery), responses((status = 200, description = "the address as a QR code (image/svg+xml)", content_type = "image/svg+xml", body = String), (status = 422, description = "an address whose EIP-55 checksum fails", body = crate::api::ErrorBody)))]
 async fn get_qr(
     query: Result<Query<QrQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     // Addresses only: the route is not a free QR service.
-    let address = updown_domain::address::Address::parse(&query.text)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let address = crate::api::shapes::address(&query.text)?;
     let code = qrcode::QrCode::new(address.to_checksum().as_bytes())
         .map_err(|e| ApiError::invalid(format!("cannot encode: {e}")))?;
     let svg = code

@@ -103,7 +103,7 @@ async fn the_statement_lists_every_movement_with_running_balances_in_json_and_cs
     for bad in [
         "/me/statement?format=xml",
         "/me/statement?limit=0",
-        "/me/statement?limit=1001",
+        "/me/statement?limit=100001",
         "/me/statement?before=x",
         "/me/statement?page=2",
     ] {
@@ -111,6 +111,16 @@ async fn the_statement_lists_every_movement_with_running_balances_in_json_and_cs
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "invalid_input");
     }
+    // Well-formed, but more than a JSON page holds: refused, with the way out.
+    let (status, body) = get_as(&t, "/me/statement?limit=1001", &key).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("refused"))
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("format=csv"));
     t.assert_verified().await;
 }
 

@@ -377,8 +377,8 @@ async fn a_player_deposits_bets_cancels_and_withdraws_over_http(db: Db) {
         ),
         (
             r#"{"side": "UP", "amount": 100000001}"#,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit_exceeded",
         ),
         (
             r#"{"side": "UP", "amount": 18000000}"#,
@@ -449,8 +449,13 @@ async fn a_player_deposits_bets_cancels_and_withdraws_over_http(db: Db) {
         "{queued}"
     );
     for (body, status) in [
+        // Well-formed, but its EIP-55 checksum fails: a mistyped letter.
         (
             r#"{"amount": 5000000, "address": "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"amount": 5000000, "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAe"}"#,
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -685,7 +690,9 @@ async fn bad_requests_get_json_errors_never_a_server_error(db: Db) {
             StatusCode::BAD_REQUEST,
             "invalid_input",
         ),
-        ("/rounds/20261301", StatusCode::BAD_REQUEST, "invalid_input"),
+        // Eight digits, but no calendar date: no such round.
+        ("/rounds/20261301", StatusCode::NOT_FOUND, "not_found"),
+        ("/rounds/2026112", StatusCode::BAD_REQUEST, "invalid_input"),
         ("/rounds/20261125", StatusCode::NOT_FOUND, "not_found"),
         ("/rounds?limit=0", StatusCode::BAD_REQUEST, "invalid_input"),
         (

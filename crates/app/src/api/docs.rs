@@ -1,0 +1,152 @@
+//! The OpenAPI document's frame (title, security schemes, tags) and the
+//! answers every operation shares, added here once rather than on each
+//! route: the rate limit, the credential checks, the request limits and
+//! the Idempotency-Key's own answers. Each route documents only its own.
+
+use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+
+/// The OpenAPI document's frame; the paths come from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "updown",
+        description = "Daily Up/Down parimutuel rounds on a NASDAQ close, in micro-USDC (1 USDC = 1000000). \
+            Programs authenticate with `Authorization: Bearer <api key>` (from `POST /users`); people on the web \
+            pages with the session cookie from `POST /sessions`; operators with the admin token.",
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "account", description = "sign up, sign in, your account, keys, limits, statement"),
+        (name = "bets"), (name = "rounds"), (name = "withdrawals"), (name = "deposits"),
+        (name = "events", description = "the live stream (Server-Sent Events)"),
+        (name = "admin", description = "the operator's routes (admin token)"),
+        (name = "operations", description = "health, metrics, TVL"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |what: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(what.to_string()))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("api_key", bearer("a user's API key (ud_...)"));
+        components.add_security_scheme("admin_token", bearer("the operator's ADMIN_TOKEN"));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::auth::SESSION_COOKIE,
+                "set by POST /sessions; state changes need an Origin matching Host",
+            ))),
+        );
+    }
+}
+
+/// Adds to every operation the answers the layers around it can give.
+pub fn add_shared_answers(document: &mut OpenApi) {
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            (HttpMethod::Get, &mut item.get),
+            (HttpMethod::Post, &mut item.post),
+            (HttpMethod::Put, &mut item.put),
+            (HttpMethod::Delete, &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                add_to(method, operation);
+            }
+        }
+    }
+}
+
+fn add_to(method: HttpMethod, operation: &mut Operation) {
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let keyed = parameters
+        .iter()
+        .any(|p| p.parameter_in == ParameterIn::Header && p.name == "Idempotency-Key");
+    let takes_input = !parameters.is_empty() || operation.request_body.is_some();
+    let schemes: Vec<&str> = operation
+        .security
+        .iter()
+        .flatten()
+        .flat_map(|requirement| {
+            serde_json::to_value(requirement)
+                .ok()
+                .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+                .unwrap_or_default()
+        })
+        .map(|name| match name.as_str() {
+            "api_key" => "api_key",
+            "session" => "session",
+            "admin_token" => "admin_token",
+            _ => "other",
+        })
+        .collect();
+    let mut shared: Vec<(&str, &str)> = vec![(
+        "429",
+        "rate limited: too many requests from this address or credential (see Retry-After)",
+    )];
+    shared.push((
+        "408",
+        "no answer within 10 s; a money-moving request may still take effect: retry it with the same Idempotency-Key",
+    ));
+    if !schemes.is_empty() {
+        shared.push(("401", "no or a bad credential"));
+    }
+    if schemes.contains(&"session") && method != HttpMethod::Get {
+        shared.push((
+            "403",
+            "a request with the session cookie from another origin (Origin must match Host)",
+        ));
+    }
+    if takes_input {
+        shared.push((
+            "400",
+            "invalid input: the request does not match this document",
+        ));
+    }
+    if operation.request_body.is_some() {
+        shared.push(("413", "a body larger than 64 KiB"));
+    }
+    if keyed {
+        shared.push((
+            "409",
+            "idempotency_in_progress: a request with this Idempotency-Key is still being processed; retry shortly",
+        ));
+        shared.push((
+            "422",
+            "idempotency_mismatch: this Idempotency-Key was used with a different request",
+        ));
+    }
+    for (status, description) in shared {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| error_answer(description).into());
+    }
+}
+
+fn error_answer(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
