@@ -43,6 +43,7 @@ on_both_backends!(
     the_withdrawal_worker_steps_the_oldest_first_until_none_is_left,
     withdrawals_keep_to_the_minimum_and_the_daily_maximum,
     a_self_exclusion_survives_any_race_with_a_request_to_lift_it,
+    keys_are_purged_after_a_day_and_refused_notifications_after_thirty,
     a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds,
 );
 
@@ -921,6 +922,54 @@ async fn a_self_exclusion_survives_any_race_with_a_request_to_lift_it(db: Db) {
     );
     let (code, _) = message_of(t.app.place_bet(ann, Side::Up, usdc(1), None, None).await);
     assert_eq!(code, "self_excluded");
+}
+
+async fn keys_are_purged_after_a_day_and_refused_notifications_after_thirty(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    let store = &t.app.store;
+    let now = at(MORNING);
+    let key = |name: &str| updown_store::RequestKey {
+        scope: "user:1".into(),
+        key: name.into(),
+        request_hash: "h".into(),
+        at: now,
+    };
+    let answer = updown_store::KeptAnswer {
+        status: 201,
+        body: "{}".into(),
+    };
+    store
+        .record_idempotency_key(&key("k1"), &answer)
+        .await
+        .unwrap();
+    store
+        .record_deposit_notification(&updown_store::DepositNotification {
+            received_at: Some(now),
+            outcome: Some(updown_store::DepositOutcome::Refused),
+            reason: Some("unsigned".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Within a day both stay; a retry still finds its answer.
+    t.clock.advance(Duration::hours(23));
+    assert_eq!(
+        t.app.purge_step().await.unwrap(),
+        updown_store::Purged::default()
+    );
+    t.clock.advance(Duration::hours(2));
+    let purged = t.app.purge_step().await.unwrap();
+    assert_eq!(
+        (purged.idempotency_keys, purged.deposit_notifications),
+        (1, 0)
+    );
+    assert!(store
+        .idempotency_key("user:1", "k1")
+        .await
+        .unwrap()
+        .is_none());
+    t.clock.advance(Duration::days(30));
+    assert_eq!(t.app.purge_step().await.unwrap().deposit_notifications, 1);
 }
 
 async fn withdrawals_keep_to_the_minimum_and_the_daily_maximum(db: Db) {

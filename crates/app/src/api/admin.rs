@@ -306,12 +306,21 @@ async fn submit_withdrawal(
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<WithdrawalStep>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let sent = |chain_tx_hash| WithdrawalChange::Submit { chain_tx_hash };
+    sent_step(app, key, id, body, sent).await
+}
+
+/// A step that says the transfer went out: submit or confirm.
+async fn sent_step(
+    app: App,
+    key: Option<Extension<CurrentKey>>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<WithdrawalStep>, JsonRejection>,
+    change: impl FnOnce(Option<String>) -> WithdrawalChange,
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let actor = actor(&body.actor)?;
-    let change = WithdrawalChange::Submit {
-        chain_tx_hash: body.tx_hash,
-    };
-    step(app, key, id, change, actor).await
+    step(app, key, id, change(body.tx_hash), actor).await
 }
 
 #[utoipa::path(post, path = "/admin/withdrawals/{id}/confirm", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = WithdrawalStep, responses((status = 200, description = "-> CONFIRMED: the funds left custody (tx_hash when known)", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status", body = crate::api::ErrorBody)))]
@@ -322,12 +331,8 @@ async fn confirm_withdrawal(
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<WithdrawalStep>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
-    let actor = actor(&body.actor)?;
-    let change = WithdrawalChange::Confirm {
-        chain_tx_hash: body.tx_hash,
-    };
-    step(app, key, id, change, actor).await
+    let confirmed = |chain_tx_hash| WithdrawalChange::Confirm { chain_tx_hash };
+    sent_step(app, key, id, body, confirmed).await
 }
 
 #[utoipa::path(post, path = "/admin/withdrawals/{id}/fail", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = FailedWithdrawal, responses((status = 200, description = "-> FAILED: the funds go back to the player. From QUEUED at any time; once it may be on the chain (SUBMITTING, SUBMITTED) only with the rejected tx_hash", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status, or it may be on the chain and no (or another) tx_hash was given", body = crate::api::ErrorBody)))]

@@ -174,10 +174,10 @@ fn parse_key(value: &HeaderValue) -> Result<String, ApiError> {
 }
 
 pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_string();
-    if !applies(request.method(), &path) {
+    if !applies(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
+    let path = request.uri().path().to_string();
     let Some(header) = request.headers().get("idempotency-key") else {
         return next.run(request).await;
     };

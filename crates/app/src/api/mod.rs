@@ -108,7 +108,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// limits. Layers run outside-in: the request id is set first, so the
 /// trace span, the access log and the answer carry it; the access log sits
 /// outside the timeout, the rate limits and the idempotency layer, so it
-/// sees every answer.
+/// sees every answer (and outside the trace span: its line carries the
+/// request id among its own fields, not the span's twice).
 pub fn router(app: App) -> Router {
     let (routes, document) = routes();
     routes
@@ -129,11 +130,11 @@ pub fn router(app: App) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::access_log,
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
         .with_state(app)

@@ -85,7 +85,7 @@ pub async fn main() -> i32 {
         crate::telemetry::init_for_cli();
     }
     announce_clock(&config);
-    match run(cli.command, config, cli.json).await {
+    let code = match run(cli.command, config, cli.json).await {
         Ok(code) => code,
         Err(error) => {
             if let AppError::Internal(inner) = &error {
@@ -95,10 +95,13 @@ pub async fn main() -> i32 {
                 AppError::Internal(inner) => format!("{inner:#}"),
                 _ => String::new(),
             };
+            crate::telemetry::flush();
             print_error(cli.json, error.code(), &error.to_string(), &detail);
             1
         }
-    }
+    };
+    crate::telemetry::flush();
+    code
 }
 
 fn print_error(json: bool, code: &str, message: &str, detail: &str) {

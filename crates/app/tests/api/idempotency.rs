@@ -11,7 +11,7 @@ use tower::ServiceExt;
 use updown_app::api;
 
 use crate::support::{at, Db, TestApp};
-use crate::{get, send, ADMIN};
+use crate::{get, keyed, send, ADMIN};
 use crate::{on_both_backends, support};
 
 on_both_backends!(
@@ -19,31 +19,6 @@ on_both_backends!(
     a_retry_after_rotating_the_api_key_still_finds_its_answer,
     cancels_and_operator_actions_replay_their_first_answer,
 );
-
-/// One request with an Idempotency-Key: status, whether it was replayed,
-/// and the raw body.
-async fn keyed(
-    t: &TestApp,
-    method: &str,
-    uri: &str,
-    body: &str,
-    bearer: &str,
-    key: &str,
-) -> (StatusCode, bool, Vec<u8>) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {bearer}"))
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = api::router(t.app.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let replayed = response.headers().contains_key("idempotent-replayed");
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, replayed, bytes.to_vec())
-}
 
 /// A player with 10 USDC and their key.
 async fn funded_player(t: &TestApp, name: &str) -> String {

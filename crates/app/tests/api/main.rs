@@ -151,34 +151,29 @@ async fn send_raw(
 
 const ADMIN: &str = "admin-token-for-tests-0123456789";
 
-/// A POST with a JSON body, a bearer key and an Idempotency-Key; the raw
-/// answer, to compare bytes.
-async fn post_idempotent(
+/// One request with a JSON body, a bearer key and an Idempotency-Key:
+/// status, whether it was replayed, and the raw answer, to compare bytes.
+async fn keyed(
     t: &TestApp,
+    method: &str,
     uri: &str,
     body: &str,
+    bearer: &str,
     key: &str,
-    idempotency_key: &str,
 ) -> (StatusCode, bool, Vec<u8>) {
     let request = Request::builder()
-        .method("POST")
+        .method(method)
         .uri(uri)
-        .header("authorization", format!("Bearer {key}"))
+        .header("authorization", format!("Bearer {bearer}"))
         .header("content-type", "application/json")
-        .header("idempotency-key", idempotency_key)
+        .header("idempotency-key", key)
         .body(Body::from(body.to_string()))
         .unwrap();
     let response = api::router(t.app.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let replayed = response.headers().contains_key("idempotent-replayed");
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, replayed, bytes)
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, replayed, bytes.to_vec())
 }
 
 async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
@@ -206,8 +201,9 @@ async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
         let body = format!(
             r#"{{"email": "{email}@example.com", "amount": 10000000, "tx_hash": "0x{email}"}}"#
         );
-        let (status, _, _) = post_idempotent(
+        let (status, _, _) = keyed(
             &t,
+            "POST",
             "/simulate/deposit_webhook",
             &body,
             ADMIN,
@@ -218,9 +214,9 @@ async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
     }
 
     let bet = r#"{"side": "UP", "amount": 2000000}"#;
-    let first = post_idempotent(&t, "/bets", bet, &ann_key, "bet-1").await;
+    let first = keyed(&t, "POST", "/bets", bet, &ann_key, "bet-1").await;
     assert_eq!((first.0, first.1), (StatusCode::CREATED, false));
-    let retry = post_idempotent(&t, "/bets", bet, &ann_key, "bet-1").await;
+    let retry = keyed(&t, "POST", "/bets", bet, &ann_key, "bet-1").await;
     assert_eq!((retry.0, retry.1), (StatusCode::CREATED, true));
     assert_eq!(
         retry.2, first.2,
@@ -232,8 +228,9 @@ async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
         "the retry placed no second bet"
     );
 
-    let changed = post_idempotent(
+    let changed = keyed(
         &t,
+        "POST",
         "/bets",
         r#"{"side": "DOWN", "amount": 2000000}"#,
         &ann_key,
@@ -243,26 +240,33 @@ async fn idempotency_keys_replay_the_first_answer_and_move_money_once(db: Db) {
     assert_eq!(changed.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(String::from_utf8_lossy(&changed.2).contains("idempotency_mismatch"));
     // Keys are per caller: bob's "bet-1" is his own.
-    let bobs = post_idempotent(&t, "/bets", bet, &bob_key, "bet-1").await;
+    let bobs = keyed(&t, "POST", "/bets", bet, &bob_key, "bet-1").await;
     assert_eq!((bobs.0, bobs.1), (StatusCode::CREATED, false));
     // A refusal moved nothing and is not recorded: a retry is decided
     // afresh, refused while the funds are short, placed once they arrive.
     let too_big = r#"{"side": "UP", "amount": 9000000}"#;
-    let refused = post_idempotent(&t, "/bets", too_big, &ann_key, "bet-2").await;
+    let refused = keyed(&t, "POST", "/bets", too_big, &ann_key, "bet-2").await;
     assert_eq!(refused.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        post_idempotent(&t, "/bets", too_big, &ann_key, "bet-2")
+        keyed(&t, "POST", "/bets", too_big, &ann_key, "bet-2")
             .await
             .2,
         refused.2
     );
     let top_up = r#"{"email": "ann@example.com", "amount": 1000000, "tx_hash": "0xtop-up"}"#;
-    let (status, _, _) =
-        post_idempotent(&t, "/simulate/deposit_webhook", top_up, ADMIN, "top-up").await;
+    let (status, _, _) = keyed(
+        &t,
+        "POST",
+        "/simulate/deposit_webhook",
+        top_up,
+        ADMIN,
+        "top-up",
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
-    let placed = post_idempotent(&t, "/bets", too_big, &ann_key, "bet-2").await;
+    let placed = keyed(&t, "POST", "/bets", too_big, &ann_key, "bet-2").await;
     assert_eq!((placed.0, placed.1), (StatusCode::CREATED, false));
-    let (status, _, _) = post_idempotent(&t, "/bets", bet, &ann_key, "").await;
+    let (status, _, _) = keyed(&t, "POST", "/bets", bet, &ann_key, "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, me) = send(&t, "GET", "/me", None, Some(&ann_key)).await;
     assert_eq!(me["available"], 0);

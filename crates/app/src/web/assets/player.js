@@ -58,6 +58,11 @@ async function refreshMe() {
     $("limit-round").value = limits.max_stake_per_round === null ? "" : formatUsdc(limits.max_stake_per_round).replace(/,/g, "");
     $("limit-day").value = limits.max_stake_per_day === null ? "" : formatUsdc(limits.max_stake_per_day).replace(/,/g, "");
     $("excluded-until").value = limits.excluded_until ? limits.excluded_until.slice(0, 10) : "";
+    const pending = limits.pending;
+    const limit = (value) => value === null ? "no limit" : `${formatUsdc(value)} USDC`;
+    $("limits-pending").textContent = pending
+      ? `From ${pending.from}: per round ${limit(pending.max_stake_per_round)}, per day ${limit(pending.max_stake_per_day)}.`
+      : "";
   }
   tick();
 }
