@@ -35,12 +35,15 @@ pub struct HttpArgs {
     pub connections: u32,
     pub seconds: u64,
     pub pgbench: bool,
+    /// Every bet with an Idempotency-Key of its own.
+    pub idempotency_keys: bool,
 }
 
 /// The Lua script that makes wrk bet as the seeded users in turn.
 const BETS_SCRIPT: &str = r#"
 local keys = {}
 for line in io.lines(os.getenv("UPDOWN_BENCH_KEYS")) do keys[#keys + 1] = line end
+local keyed = os.getenv("UPDOWN_BENCH_IDEMPOTENCY") == "1"
 local threads = 0
 function setup(thread)
   thread:set("offset", threads * 7919)
@@ -52,7 +55,9 @@ function request()
   local key = keys[(offset + n * 104729) % #keys + 1]
   local side = (n % 2 == 0) and "UP" or "DOWN"
   local body = string.format('{"side":"%s","amount":%d}', side, 1000 + n % 1000)
-  return wrk.format("POST", "/bets", {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
+  local headers = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
+  if keyed then headers["Idempotency-Key"] = string.format("bench-%d-%d", offset, n) end
+  return wrk.format("POST", "/bets", headers, body)
 end
 "#;
 
@@ -195,6 +200,7 @@ fn wrk(
     seconds: u64,
     script: Option<&Path>,
     keys: &Path,
+    idempotency_keys: bool,
 ) -> AppResult<Value> {
     eprintln!("wrk -t2 -c{connections} -d{seconds}s {path}...");
     let mut command = Command::new("wrk");
@@ -207,7 +213,11 @@ fn wrk(
             "--timeout",
             "5s",
         ])
-        .env("UPDOWN_BENCH_KEYS", keys);
+        .env("UPDOWN_BENCH_KEYS", keys)
+        .env(
+            "UPDOWN_BENCH_IDEMPOTENCY",
+            if idempotency_keys { "1" } else { "0" },
+        );
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
@@ -294,6 +304,7 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
         args.seconds,
         None,
         &keys,
+        false,
     )?;
     let bets = wrk(
         address,
@@ -302,6 +313,7 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
         args.seconds,
         Some(&script),
         &keys,
+        args.idempotency_keys,
     )?;
     let loaded_mb = resident_mb(serve.id());
     let batch_size = mean_batch_size(address);
@@ -322,6 +334,7 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
         "benchmark": "http",
         "backend": format!("{:?}", args.backend).to_lowercase(),
         "users": args.users,
+        "idempotency_keys": args.idempotency_keys,
         "start_to_ready_ms": { "first_start_with_migrations": ready.as_millis() as u64, "existing_database": ready_existing.as_millis() as u64 },
         "rss_mb": { "idle": idle_mb, "after_load": loaded_mb },
         "get_rounds_current": current,

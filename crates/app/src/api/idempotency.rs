@@ -7,10 +7,13 @@
 //! phase): a bet, a cancel, a withdrawal, a deposit credit, an operator's
 //! withdrawal step. So a crash, a timeout, a lost commit acknowledgement
 //! or an error answer can never leave an effect without its key, nor a key
-//! without its effect. Before running a request this layer looks the key
-//! up and answers from the record when there is one; when a concurrent
-//! request with the same key commits first, the effect's transaction
-//! fails with `KeyUsed` and this layer answers from that record instead.
+//! without its effect. The effect's transaction checks the key first: one
+//! recorded before (or by a concurrent request that commits first) makes
+//! it fail with `KeyUsed`, acting on nothing, and this layer answers from
+//! the record. A request refused before it reached its transaction (the
+//! round locked since the first attempt, say) is looked up too, so a
+//! retry never sees another answer than the first; a success needs no
+//! extra lookup.
 //!
 //! Operators' round actions (open, lock, settle, void) are idempotent by
 //! the round's own states (a settlement resumes and pays once); their key
@@ -41,6 +44,8 @@ use crate::services::App;
 
 /// The player routes whose POSTs move money.
 const MONEY_ROUTES: &[&str] = &["/bets", "/withdrawals"];
+/// Operator routes whose effect's transaction checks the key itself.
+const OPERATOR_ROUTES_CHECKED: &[&str] = &["/simulate/deposit_webhook", "/admin/withdrawals/"];
 /// The operator's routes: every POST under them (deposits, settling,
 /// voiding and withdrawal steps move money).
 const OPERATOR_ROUTES: &[&str] = &["/admin/", "/simulate/"];
@@ -120,6 +125,18 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
         hasher.update(part);
     }
     crate::services::hex(&hasher.finalize())
+}
+
+/// Whether the effect's own transaction checks the key (a key recorded
+/// before makes it fail with `KeyUsed`, acting on nothing): then the
+/// lookup is needed only when the answer is not a success. Other routes
+/// (the operators' round actions) are looked up before they run.
+fn checked_in_effect(method: &Method, path: &str) -> bool {
+    *method == Method::DELETE
+        || MONEY_ROUTES.contains(&path)
+        || OPERATOR_ROUTES_CHECKED
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
 }
 
 /// Whether the request is one whose key this layer keeps.
@@ -202,10 +219,13 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
         parts.uri.path().as_bytes(),
         &bytes,
     ]);
-    match app.store.idempotency_key(&scope, &key).await {
-        Err(e) => return ApiError::from(AppError::from(e)).into_response(),
-        Ok(Some(record)) => return replay(record, &request_hash),
-        Ok(None) => {}
+    let checked = checked_in_effect(&parts.method, &path);
+    if !checked {
+        match app.store.idempotency_key(&scope, &key).await {
+            Err(e) => return ApiError::from(AppError::from(e)).into_response(),
+            Ok(Some(record)) => return replay(record, &request_hash),
+            Ok(None) => {}
+        }
     }
     let current = CurrentKey {
         key: RequestKey {
@@ -220,14 +240,19 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if response.extensions().get::<KeyUsedMarker>().is_some() {
-        // A concurrent request with this key committed first.
+    let key_used = response.extensions().get::<KeyUsedMarker>().is_some();
+    if key_used || (checked && !response.status().is_success()) {
+        // An earlier request (or a concurrent one that committed first)
+        // recorded the key: its answer is this one's. A request that did
+        // not get that far (the round has locked since, say) is answered
+        // from the record too.
         return match app
             .store
             .idempotency_key(&current.key.scope, &current.key.key)
             .await
         {
             Ok(Some(record)) => replay(record, &request_hash),
+            Ok(None) if !key_used => response,
             Ok(None) | Err(_) => in_progress(),
         };
     }

@@ -215,6 +215,9 @@ pub enum BenchCommand {
         /// Also run `pgbench -N -c CONNECTIONS -j 2` on the same PostgreSQL and report the ratio.
         #[arg(long)]
         pgbench: bool,
+        /// Send every bet with an Idempotency-Key of its own (recorded with the bet).
+        #[arg(long)]
+        idempotency_keys: bool,
     },
     /// Settle one round of many bets from the oracle; time and peak memory.
     Settle {

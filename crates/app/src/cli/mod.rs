@@ -155,6 +155,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                 connections,
                 seconds,
                 pgbench,
+                idempotency_keys,
             } => {
                 let args = crate::bench_http::HttpArgs {
                     backend: target.backend,
@@ -163,6 +164,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
                     connections,
                     seconds,
                     pgbench,
+                    idempotency_keys,
                 };
                 crate::bench_http::http(config, args).await?
             }

@@ -18,6 +18,7 @@ on_both_backends!(
     a_bet_racing_its_retries_is_placed_once_and_every_one_gets_its_answer,
     a_retry_after_rotating_the_api_key_still_finds_its_answer,
     cancels_and_operator_actions_replay_their_first_answer,
+    a_retry_after_the_lock_still_gets_its_first_answer,
 );
 
 /// A player with 10 USDC and their key.
@@ -167,5 +168,38 @@ async fn cancels_and_operator_actions_replay_their_first_answer(db: Db) {
     assert_eq!(status, StatusCode::CONFLICT);
     let (_, me) = send(&t, "GET", "/me", None, Some(&ann)).await;
     assert_eq!(me["available"], 10_000_000);
+    t.assert_verified().await;
+}
+
+async fn a_retry_after_the_lock_still_gets_its_first_answer(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    t.open("20261124").await;
+    let ann = funded_player(&t, "ann").await;
+    let bet = r#"{"side": "UP", "amount": 1000000}"#;
+    let first = keyed(&t, "POST", "/bets", bet, &ann, "late-1").await;
+    assert_eq!(first.0, StatusCode::CREATED);
+    // Past the lock (15:59:59 New York), a new bet is refused...
+    t.clock.advance(chrono::Duration::hours(6));
+    let fresh = keyed(&t, "POST", "/bets", bet, &ann, "late-2").await;
+    assert!(
+        fresh.0.is_client_error(),
+        "{}",
+        String::from_utf8_lossy(&fresh.2)
+    );
+    // ...but the retry of the first is answered as it was, not refused.
+    let retry = keyed(&t, "POST", "/bets", bet, &ann, "late-1").await;
+    assert_eq!((retry.0, retry.1), (StatusCode::CREATED, true));
+    assert_eq!(retry.2, first.2);
+    // The same key with another request is still a mismatch.
+    let other = keyed(
+        &t,
+        "POST",
+        "/bets",
+        r#"{"side": "DOWN", "amount": 1}"#,
+        &ann,
+        "late-1",
+    )
+    .await;
+    assert_eq!(other.0, StatusCode::UNPROCESSABLE_ENTITY);
     t.assert_verified().await;
 }
