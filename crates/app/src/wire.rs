@@ -3,8 +3,6 @@
 //! human-readable forms.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::Decimal;
 use serde::de::Error as _;
 use serde::Serialize;
 use serde::{Deserialize, Deserializer};
@@ -572,19 +570,58 @@ pub fn optional_integer<'de, D: Deserializer<'de>>(
     }
 }
 
-/// The value of a JSON number's text when it is whole and fits in i64.
+/// The value of a JSON number's text when it is whole and fits in i64,
+/// computed on its digits (no float, no rounding): `5.0`, `5e3` and
+/// `0.5e1` are whole; `5.5`, `1e-3` and `1.000…0001e6` are not.
 pub fn whole_number(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => (
+            &rest[..at],
+            rest[at + 1..].trim_start_matches('+').parse::<i64>().ok()?,
+        ),
+        None => (rest, 0),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((_, "")) => return None,
+        Some(parts) => parts,
+        None => (mantissa, ""),
+    };
+    let is_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || !is_digits(whole)
+        || !is_digits(fraction)
+        || exponent.unsigned_abs() > 10_000
+    {
         return None;
     }
-    if let Ok(value) = text.parse::<i64>() {
-        return Some(value);
-    }
-    let number = if text.contains(['e', 'E']) {
-        Decimal::from_scientific(text).ok()?
+    // The digits, and where the decimal point falls among them.
+    let digits: Vec<u8> = whole.bytes().chain(fraction.bytes()).collect();
+    let point = whole.len() as i64 + exponent;
+    let (integer, dropped): (&[u8], &[u8]) = if point <= 0 {
+        (&[], &digits[..])
+    } else if point as usize >= digits.len() {
+        (&digits[..], &[])
     } else {
-        Decimal::from_str_exact(text).ok()?
+        digits.split_at(point as usize)
     };
-    number.fract().is_zero().then(|| number.to_i64()).flatten()
+    if dropped.iter().any(|d| *d != b'0') {
+        return None;
+    }
+    let zeros = (point - digits.len() as i64).max(0);
+    let mut value: i128 = 0;
+    for digit in integer
+        .iter()
+        .map(|d| i128::from(d - b'0'))
+        .chain((0..zeros).map(|_| 0))
+    {
+        value = value.checked_mul(10)?.checked_add(digit)?;
+        if value > i128::from(i64::MAX) + 1 {
+            return None;
+        }
+    }
+    i64::try_from(if negative { -value } else { value }).ok()
 }

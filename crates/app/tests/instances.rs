@@ -339,6 +339,12 @@ async fn two_instances_share_events_settle_once_and_the_survivor_takes_over() {
     )
     .await;
     assert_eq!(round["result"], expected_result("2026-11-25", "2026-11-24"));
+    // Log lines reach the file a moment after the fact (the writer
+    // gathers them for up to 20 ms): poll for the line.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while survivor.settled("20261125") == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(survivor.settled("20261125"), 1);
     drop(instances);
     survivor.signal("-TERM");

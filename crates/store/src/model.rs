@@ -240,17 +240,24 @@ impl WithdrawalChange {
             WithdrawalChange::Fail { rejection, .. } => match (from, rejection) {
                 (Queued, _) => true,
                 (Submitting | Submitted, Some(ChainRejection::Sender)) => true,
-                (Submitting | Submitted, Some(ChainRejection::Operator { tx_hash })) => {
-                    match &current.chain_tx_hash {
-                        Some(recorded) if !recorded.eq_ignore_ascii_case(tx_hash) => {
-                            return Err(format!(
-                                "withdrawal {} was sent as {recorded}, not {tx_hash}; only the chain's word about that transaction can fail it",
-                                current.id
-                            ))
-                        }
-                        _ => true,
-                    }
+                // Claimed by the worker, perhaps being sent right now, with
+                // no transaction known: only the sender can tell.
+                (Submitting, Some(ChainRejection::Operator { .. })) => {
+                    return Err(format!(
+                        "withdrawal {} is SUBMITTING: the worker may be sending it; only the chain sender's answer can fail it",
+                        current.id
+                    ))
                 }
+                (Submitted, Some(ChainRejection::Operator { tx_hash })) => match &current.chain_tx_hash {
+                    Some(recorded) if !recorded.eq_ignore_ascii_case(tx_hash) => {
+                        return Err(format!(
+                            "withdrawal {} was sent as {recorded}, not {tx_hash}; only the chain's word about that transaction can fail it",
+                            current.id
+                        ))
+                    }
+                    // Recorded as sent by an operator with no hash: theirs to name.
+                    _ => true,
+                },
                 (Submitting | Submitted, None) => {
                     return Err(format!(
                         "withdrawal {} is {} and may have reached the chain: it can fail only on the chain's word \

@@ -43,6 +43,7 @@ on_both_backends!(
     sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten,
     player_limits_and_self_exclusion_refuse_bets,
     migrations_run_twice_without_harm,
+    verify_finds_a_transfer_credited_under_two_spellings_of_its_hash,
     idempotency_keys_are_recorded_with_their_effects_and_purged,
     withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
     withdrawals_that_may_be_on_the_chain_fail_only_on_its_word,
@@ -468,6 +469,32 @@ async fn player_limits_and_self_exclusion_refuse_bets(store: Arc<dyn Store>) {
     assert_verified(&store).await;
 }
 
+async fn verify_finds_a_transfer_credited_under_two_spellings_of_its_hash(store: Arc<dyn Store>) {
+    let now = "2026-11-24T15:00:00Z".parse().unwrap();
+    let user = funded_user(&store, "twice", 0, now).await;
+    let hash = "9fc76417374aa880d4449a1f7f31ec597f00b1f6f3dd2d66f4c9c6c445836d8b";
+    // The store takes what it is given; the service writes one spelling.
+    for spelling in [format!("0x{hash}"), hash.to_uppercase()] {
+        store
+            .credit_deposit(&NewDeposit {
+                user,
+                amount: m(5),
+                chain_tx_hash: spelling,
+                log_index: 0,
+                now,
+                key: None,
+            })
+            .await
+            .unwrap();
+    }
+    let report = store.verify().await.unwrap();
+    let failed: Vec<_> = report.failures().iter().map(|c| c.name).collect();
+    assert_eq!(
+        failed,
+        ["no transfer is credited twice under two spellings of its hash"]
+    );
+}
+
 async fn migrations_run_twice_without_harm(store: Arc<dyn Store>) {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -730,8 +757,17 @@ async fn withdrawals_that_may_be_on_the_chain_fail_only_on_its_word(store: Arc<d
     let named = ChainRejection::Operator { tx_hash: hash };
     let failed = step(ids[0], fail(Some(named))).await.unwrap();
     assert_eq!(failed.status, WithdrawalStatus::Failed);
-    // The chain sender's own word fails a claimed one.
+    // Claimed, no transaction known yet: an operator cannot name one; the
+    // chain sender's own word fails it.
     step(ids[1], WithdrawalChange::Claim).await.unwrap();
+    let guess = ChainRejection::Operator {
+        tx_hash: format!("0x{}", "ef".repeat(32)),
+    };
+    let refused = step(ids[1], fail(Some(guess))).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(why)) if why.contains("SUBMITTING")),
+        "{refused:?}"
+    );
     step(ids[1], fail(Some(ChainRejection::Sender)))
         .await
         .unwrap();

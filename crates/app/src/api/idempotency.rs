@@ -241,7 +241,7 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     let key_used = response.extensions().get::<KeyUsedMarker>().is_some();
-    if key_used || (checked && !response.status().is_success()) {
+    if key_used || !response.status().is_success() {
         // An earlier request (or a concurrent one that committed first)
         // recorded the key: its answer is this one's. A request that did
         // not get that far (the round has locked since, say) is answered

@@ -41,7 +41,7 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// Rows of each kind deleted per statement, and statements per purge: a
 /// purge never holds the database for long, and catches up over steps.
 const PURGE_BATCH: i64 = 10_000;
-const PURGE_BATCHES: usize = 100;
+const PURGE_BATCHES: usize = 10;
 /// Idempotency-Keys are kept (and replayed) this long, then purged.
 pub const IDEMPOTENCY_KEPT_FOR: chrono::Duration = chrono::Duration::hours(24);
 /// Refused deposit notifications are kept this long (for the operator's

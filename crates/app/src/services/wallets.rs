@@ -65,6 +65,11 @@ impl App {
 /// EIP-55 checksum is refused (a mistyped letter).
 pub(crate) fn parse_address(text: &str) -> AppResult<updown_domain::address::Address> {
     use updown_domain::address::{Address, AddressError};
+    if text.trim() != text {
+        return Err(AppError::Invalid(format!(
+            "address {text:?} must be 0x followed by 40 hexadecimal digits, nothing around it"
+        )));
+    }
     Address::parse(text).map_err(|e| match e {
         AddressError::BadChecksum(_) => AppError::Rejected(e.to_string()),
         AddressError::Malformed(_) => AppError::Invalid(e.to_string()),

@@ -5,7 +5,9 @@
 //!    anything is sent, then handed to the chain sender;
 //! 2. each SUBMITTING one (a send that crashed or erred) is asked after and
 //!    sent again only if the chain has never seen it;
-//! 3. each SUBMITTED one is asked after until it is confirmed or failed.
+//! 3. each SUBMITTED one is asked after until it is confirmed or failed
+//!    (one an operator submitted, sent by hand and unknown to the chain
+//!    sender, is left to them).
 //!
 //! The withdrawal id is the request id toward the chain, so sending again
 //! after a crash finds the first transfer. Once claimed, a withdrawal fails
@@ -111,10 +113,16 @@ impl App {
                     Err(e) => Err(ChainError(format!("claiming it: {e}"))),
                 }
             }
-            _ => match chain.status(id).await {
-                // Claimed but never sent (a crash, an error), or approved
-                // by hand: send it (once, by its request id).
+            WithdrawalStatus::Submitting => match chain.status(id).await {
+                // Claimed but never sent (a crash, an error): send it
+                // (once, by its request id).
                 Ok(TransferState::Unknown) => chain.send(&transfer(withdrawal)).await,
+                other => other,
+            },
+            _ => match chain.status(id).await {
+                // Submitted by an operator, who sent it by hand: theirs to
+                // confirm or fail, never sent again from here.
+                Ok(TransferState::Unknown) => return,
                 other => other,
             },
         };

@@ -36,3 +36,31 @@ ALTER TABLE users ADD COLUMN limits_pending_from TEXT;
 
 -- Old refused notifications are purged on a schedule.
 CREATE INDEX deposit_notifications_received ON deposit_notifications (outcome, received_at);
+
+-- One form for chain transaction hashes, as the service now writes them:
+-- a 32-byte hash as 0x and lower-case hex, a readable reference in lower
+-- case. A transfer credited before under two spellings is left as it is
+-- (`verify` reports it); the ledger's references follow their deposits.
+CREATE TEMP TABLE normal_hashes AS
+    SELECT id, log_index, CASE
+        WHEN length(chain_tx_hash) = 66 AND lower(substr(chain_tx_hash, 1, 2)) = '0x'
+             AND substr(chain_tx_hash, 3) NOT GLOB '*[^0-9a-fA-F]*' THEN '0x' || lower(substr(chain_tx_hash, 3))
+        WHEN length(chain_tx_hash) = 64 AND chain_tx_hash NOT GLOB '*[^0-9a-fA-F]*' THEN '0x' || lower(chain_tx_hash)
+        ELSE lower(chain_tx_hash) END AS hash
+    FROM deposits;
+UPDATE deposits SET chain_tx_hash = (SELECT hash FROM normal_hashes n WHERE n.id = deposits.id)
+WHERE id IN (
+    SELECT n.id FROM normal_hashes n
+    JOIN (SELECT hash, log_index FROM normal_hashes GROUP BY hash, log_index HAVING COUNT(*) = 1) a
+      ON a.hash = n.hash AND a.log_index = n.log_index
+    WHERE n.hash <> (SELECT chain_tx_hash FROM deposits d WHERE d.id = n.id));
+DROP TABLE normal_hashes;
+UPDATE ledger_transactions SET reference = (
+    SELECT d.chain_tx_hash || ':' || d.log_index FROM deposits d WHERE d.ledger_tx_id = ledger_transactions.id)
+WHERE kind = 'deposit' AND id IN (SELECT ledger_tx_id FROM deposits);
+UPDATE withdrawals SET chain_tx_hash = CASE
+    WHEN length(chain_tx_hash) = 66 AND lower(substr(chain_tx_hash, 1, 2)) = '0x'
+         AND substr(chain_tx_hash, 3) NOT GLOB '*[^0-9a-fA-F]*' THEN '0x' || lower(substr(chain_tx_hash, 3))
+    WHEN length(chain_tx_hash) = 64 AND chain_tx_hash NOT GLOB '*[^0-9a-fA-F]*' THEN '0x' || lower(chain_tx_hash)
+    ELSE lower(chain_tx_hash) END
+WHERE chain_tx_hash IS NOT NULL;

@@ -125,9 +125,14 @@ pub(crate) fn decide_batch(
                 if used.contains(&(id.0.to_string(), id.1.to_string())) {
                     Err(crate::BetRefusalReason::KeyUsed)
                 } else if let Some(first) = first_with_key.get(&id) {
+                    let same_request = requests[*first]
+                        .key
+                        .as_ref()
+                        .is_some_and(|k| k.key.request_hash == keyed.key.request_hash);
                     match &decisions[*first] {
-                        Ok(()) => Err(crate::BetRefusalReason::KeyUsed),
-                        Err(refusal) => Err(refusal.clone()),
+                        // The same request twice gets the same refusal.
+                        Err(refusal) if same_request => Err(refusal.clone()),
+                        _ => Err(crate::BetRefusalReason::KeyUsed),
                     }
                 } else {
                     first_with_key.insert(id, index);

@@ -76,7 +76,11 @@ macro_rules! impl_store {
                 let mut tx = self.write().begin().await?;
                 // A no-op update takes the row lock on both engines, so the
                 // decision below is made on the row as it stands.
-                let sql = format!("UPDATE users SET id = id WHERE id = $1 RETURNING {USER_COLUMNS}");
+                // (Not `id = id`: SQLite would treat a key change as one and
+                // check every table that refers to users.)
+                let sql = format!(
+                    "UPDATE users SET max_stake_per_round = max_stake_per_round WHERE id = $1 RETURNING {USER_COLUMNS}"
+                );
                 let row = sqlx::query(&sql).bind(user.0).fetch_optional(&mut *tx).await?;
                 let current = user_from_row(&row.ok_or_else(|| StoreError::NotFound(format!("user {user}")))?)?;
                 let next = current
@@ -960,6 +964,12 @@ macro_rules! impl_store {
                     "SELECT COUNT(*) FROM (SELECT reference FROM ledger_transactions WHERE kind = 'deposit' \
                      GROUP BY reference HAVING COUNT(*) > 1) x").await?;
                 report.check("every deposit tx is credited at most once", doubled, "chain transfers credited more than once");
+                // However its hash was written (case, with or without 0x).
+                let respelled = count(&mut tx,
+                    "SELECT COUNT(*) FROM (SELECT lower(CASE WHEN length(chain_tx_hash) = 66 AND lower(substr(chain_tx_hash, 1, 2)) = '0x' \
+                     THEN substr(chain_tx_hash, 3) ELSE chain_tx_hash END) AS hash, log_index FROM deposits \
+                     GROUP BY 1, 2 HAVING COUNT(*) > 1) x").await?;
+                report.check("no transfer is credited twice under two spellings of its hash", respelled, "transfers credited under two spellings");
                 let pending = count(&mut tx,
                     "SELECT (SELECT balance FROM accounts WHERE kind = 'withdrawals_pending') - \
                      (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTING', 'SUBMITTED'))").await?;
