@@ -1,5 +1,5 @@
 //! The use-cases' error: what went wrong in words a caller can act on, and
-//! a stable code for machines (the CLI's JSON errors, later the API's).
+//! a stable code for machines (the CLI's JSON errors and the API's).
 
 use updown_domain::admission::BetRefusal;
 use updown_domain::money::MoneyError;

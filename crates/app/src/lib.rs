@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: environment and `.env`, validated once at start.
 //! - [`clock`]: the clock port (system, manual, scaled for demos).
-//! - [`oracle`]: the oracle port (mock, CSV, manual).
+//! - [`oracle`]: the oracle port (mock, CSV, manual, HTTP, quorum).
 //! - [`chain`]: the chain-sender port for withdrawals (mock; manual is none).
 //! - [`services`]: the use-cases, including group commit for bets.
 //! - [`error`]: the use-cases' error with stable codes.
@@ -17,7 +17,8 @@
 //! - [`demo`]: `updown demo`, the whole story on a fresh database.
 //! - [`bench`]: `updown bench`, speed measured on a fresh database;
 //!   [`bench_http`] loads the real `serve` with wrk.
-//! - [`telemetry`]: logging setup.
+//! - [`telemetry`]: logging setup (JSON or human lines, written by a
+//!   thread of their own).
 //! - [`wire`]: the serialisable shapes the CLI prints and the API answers.
 
 pub mod api;

@@ -23,7 +23,7 @@ use updown_domain::ids::{BetId, RoundCode, UserId};
 use updown_domain::payout::settle;
 use updown_domain::round::{Outcome, Price, RoundStatus, Side};
 use updown_domain::Micros;
-use updown_store::WithdrawalStatus;
+use updown_store::{on_both_backends, WithdrawalStatus};
 
 on_both_backends!(
     bad_input_is_refused_with_a_clear_error_and_changes_nothing,
@@ -178,7 +178,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing(db: Db) {
             app.settle_round(code(), SettleRequest::Auto)
                 .await
                 .map(drop),
-            "invalid_input",
+            "conflict",
             "lock it first",
         ),
         (

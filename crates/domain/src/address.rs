@@ -44,7 +44,7 @@ impl Address {
 
     /// The EIP-55 checksummed form.
     pub fn to_checksum(&self) -> String {
-        let lower: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        let lower = hex::encode(self.0);
         let hash = Keccak256::digest(lower.as_bytes());
         let mut out = String::with_capacity(42);
         out.push_str("0x");

@@ -289,12 +289,8 @@ impl RoundTerms {
 
     /// SHA-256 of the canonical text, lower-case hex.
     pub fn digest(&self) -> String {
-        hex(&Sha256::digest(self.canonical_text().as_bytes()))
+        hex::encode(Sha256::digest(self.canonical_text().as_bytes()))
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
@@ -588,7 +584,7 @@ mod tests {
         assert_eq!(digest.len(), 64);
         assert_eq!(
             digest,
-            hex(&Sha256::digest(terms.canonical_text().as_bytes()))
+            hex::encode(Sha256::digest(terms.canonical_text().as_bytes()))
         );
         let changed = RoundTerms {
             fee_bps: 101,

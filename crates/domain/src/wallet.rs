@@ -187,10 +187,7 @@ mod tests {
     #[test]
     fn the_seed_follows_bip39() {
         let phrase = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
-        let seed: String = bip39_seed(phrase)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let seed = hex::encode(bip39_seed(phrase));
         assert_eq!(
             seed,
             "5eb00bbddcf069084889a8ab9155568165f5c453ccb85e70811aaed6f6da5fc19a5ac40b389cd370d086206dec8aa6c43daea6690f20ad3d8d48b2d2ce9e38e4"

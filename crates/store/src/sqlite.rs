@@ -5,8 +5,9 @@
 //! connection (every write transaction queues for it and none can fail with
 //! SQLITE_BUSY) and a small pool of read-only connections that see WAL
 //! snapshots. `synchronous=FULL`: an acknowledged commit survives power
-//! loss. Bet batches and settlement chunks run as loops of prepared
-//! statements inside one transaction, which is cheap in-process.
+//! loss. Bet batches and settlement chunks run statement by statement
+//! inside one transaction (sqlx caches each prepared statement on the
+//! connection), which is cheap in-process.
 
 use std::str::FromStr;
 use std::time::Duration as StdDuration;

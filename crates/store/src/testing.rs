@@ -27,6 +27,55 @@ fn unique_suffix() -> String {
     )
 }
 
+/// The engines every story runs on (see [`on_both_backends!`](crate::on_both_backends)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// A fresh, migrated database on this engine (PostgreSQL: a new schema
+    /// in `TEST_POSTGRES_URL`'s database).
+    pub async fn fresh(self) -> TestDb {
+        match self {
+            Engine::Sqlite => sqlite().await,
+            Engine::Postgres => {
+                let url = postgres_url("a story").expect("TEST_POSTGRES_URL is set");
+                postgres(&url, 16).await
+            }
+        }
+    }
+}
+
+/// Runs each story (`async fn story(engine: Engine)`) as two tests: on
+/// SQLite, and on PostgreSQL when `TEST_POSTGRES_URL` is set (otherwise
+/// the PostgreSQL test says it skipped and returns).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    super::$story($crate::testing::Engine::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    if $crate::testing::postgres_url(stringify!($story)).is_none() {
+                        return;
+                    }
+                    super::$story($crate::testing::Engine::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 /// A test database; the SQLite files are removed when it is dropped.
 pub struct TestDb {
     pub store: Arc<dyn Store>,

@@ -13,29 +13,8 @@ use updown_domain::schedule::{round_schedule, ScheduleConfig};
 use updown_domain::{Micros, UserId};
 use updown_store::*;
 
-macro_rules! on_both_backends {
-    ($($story:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $story() {
-                    let db = updown_store::testing::sqlite().await;
-                    super::$story(db.store.clone()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $story() {
-                    let Some(url) = updown_store::testing::postgres_url(stringify!($story)) else { return };
-                    let db = updown_store::testing::postgres(&url, 16).await;
-                    super::$story(db.store.clone()).await;
-                }
-            )*
-        }
-    };
-}
+use updown_store::on_both_backends;
+use updown_store::testing::Engine;
 
 on_both_backends!(
     a_round_from_deposits_to_settlement_keeps_every_invariant,
@@ -43,6 +22,7 @@ on_both_backends!(
     sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten,
     player_limits_and_self_exclusion_refuse_bets,
     migrations_run_twice_without_harm,
+    unique_clashes_say_which_rule_they_broke,
     verify_finds_a_transfer_credited_under_two_spellings_of_its_hash,
     idempotency_keys_are_recorded_with_their_effects_and_purged,
     withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
@@ -118,7 +98,9 @@ fn bet(user: UserId, side: Side, stake: i64, at: DateTime<Utc>) -> BetRequest {
     }
 }
 
-async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dyn Store>) {
+async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let t = terms("20261124");
     let now = t.open_at + Duration::hours(1);
     let a = funded_user(&store, "a", 100, now).await;
@@ -290,9 +272,9 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(store: Arc<dy
     assert_verified(&store).await;
 }
 
-async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once(
-    store: Arc<dyn Store>,
-) {
+async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let t = terms("20261125");
     let now = t.open_at + Duration::minutes(5);
     let mut users = Vec::new();
@@ -369,9 +351,9 @@ async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once
     assert_verified(&store).await;
 }
 
-async fn sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten(
-    store: Arc<dyn Store>,
-) {
+async fn sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let t = terms("20261124");
     let now = t.open_at + Duration::hours(2);
     let user = funded_user(&store, "racer", 10 * 1_000, now).await;
@@ -403,7 +385,9 @@ async fn sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten(
     assert_verified(&store).await;
 }
 
-async fn player_limits_and_self_exclusion_refuse_bets(store: Arc<dyn Store>) {
+async fn player_limits_and_self_exclusion_refuse_bets(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let t = terms("20261124");
     let now = t.open_at + Duration::hours(3);
     let user = funded_user(&store, "careful", 1_000_000, now).await;
@@ -469,7 +453,9 @@ async fn player_limits_and_self_exclusion_refuse_bets(store: Arc<dyn Store>) {
     assert_verified(&store).await;
 }
 
-async fn verify_finds_a_transfer_credited_under_two_spellings_of_its_hash(store: Arc<dyn Store>) {
+async fn verify_finds_a_transfer_credited_under_two_spellings_of_its_hash(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let now = "2026-11-24T15:00:00Z".parse().unwrap();
     let user = funded_user(&store, "twice", 0, now).await;
     let hash = "9fc76417374aa880d4449a1f7f31ec597f00b1f6f3dd2d66f4c9c6c445836d8b";
@@ -495,7 +481,29 @@ async fn verify_finds_a_transfer_credited_under_two_spellings_of_its_hash(store:
     );
 }
 
-async fn migrations_run_twice_without_harm(store: Arc<dyn Store>) {
+async fn unique_clashes_say_which_rule_they_broke(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now = "2026-11-24T15:00:00Z".parse().unwrap();
+    let a = funded_user(&store, "clash-a", 0, now).await;
+    let b = funded_user(&store, "clash-b", 0, now).await;
+    let address = "0x52908400098527886E0F7030069857D2E4169EE7";
+    store.assign_deposit_address(a, address).await.unwrap();
+    let taken = store.assign_deposit_address(b, address).await;
+    assert!(
+        matches!(&taken, Err(StoreError::Conflict(why)) if why.contains("deposit address")),
+        "{taken:?}"
+    );
+    let twin = store.create_user(&email("clash-a@example.com"), now).await;
+    assert!(
+        matches!(&twin, Err(StoreError::Conflict(why)) if why.contains("email")),
+        "{twin:?}"
+    );
+}
+
+async fn migrations_run_twice_without_harm(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
@@ -521,7 +529,9 @@ fn keyed<T: std::fmt::Debug>(key: &str, at: DateTime<Utc>) -> Keyed<T> {
     })
 }
 
-async fn idempotency_keys_are_recorded_with_their_effects_and_purged(store: Arc<dyn Store>) {
+async fn idempotency_keys_are_recorded_with_their_effects_and_purged(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let t = terms("20261124");
     let now = t.open_at + Duration::hours(2);
     let ann = funded_user(&store, "ann", 1_000, now).await;
@@ -686,7 +696,9 @@ async fn idempotency_keys_are_recorded_with_their_effects_and_purged(store: Arc<
     assert_verified(&store).await;
 }
 
-async fn withdrawals_that_may_be_on_the_chain_fail_only_on_its_word(store: Arc<dyn Store>) {
+async fn withdrawals_that_may_be_on_the_chain_fail_only_on_its_word(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
     let a = funded_user(&store, "inflight", 1_000, now).await;
     let request = |amount| NewWithdrawal {
@@ -778,7 +790,9 @@ async fn withdrawals_that_may_be_on_the_chain_fail_only_on_its_word(store: Arc<d
     assert_verified(&store).await;
 }
 
-async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Arc<dyn Store>) {
+async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
     let a = funded_user(&store, "wd", 1_000, now).await;
     let request = |amount| NewWithdrawal {
@@ -900,7 +914,9 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(store: Ar
     assert_eq!(older[0].balance_after, 700);
 }
 
-async fn sessions_expire_end_and_are_not_api_keys(store: Arc<dyn Store>) {
+async fn sessions_expire_end_and_are_not_api_keys(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
     let user = store
         .create_user(&email("web@example.com"), now)
@@ -973,7 +989,9 @@ async fn sessions_expire_end_and_are_not_api_keys(store: Arc<dyn Store>) {
     );
 }
 
-async fn only_one_process_at_a_time_holds_the_scheduler_lease(store: Arc<dyn Store>) {
+async fn only_one_process_at_a_time_holds_the_scheduler_lease(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let first = store
         .scheduler_lease()
         .await
@@ -997,9 +1015,9 @@ async fn only_one_process_at_a_time_holds_the_scheduler_lease(store: Arc<dyn Sto
     again.release().await.unwrap();
 }
 
-async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(
-    store: Arc<dyn Store>,
-) {
+async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
     let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
     let a = funded_user(&store, "cap", 1_000, now).await;
     let cap = WithdrawalCap {

@@ -124,7 +124,7 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    crate::services::hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 /// Whether the effect's own transaction checks the key (a key recorded

@@ -56,7 +56,7 @@ impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).ok()?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = hex::encode(bytes);
         axum::http::HeaderValue::from_str(&id)
             .ok()
             .map(RequestId::new)

@@ -41,7 +41,7 @@ impl MockChain {
 
     fn tx_hash(request_id: WithdrawalId) -> String {
         let digest = Sha256::digest(format!("mock-chain:{request_id}"));
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(digest);
         format!("0x{hex}")
     }
 }

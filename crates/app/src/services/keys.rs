@@ -14,10 +14,7 @@ const KEY_PREFIX: &str = "ud_";
 
 /// SHA-256 of a high-entropy token (API key, session), as stored.
 pub(super) fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 fn new_key() -> AppResult<String> {
@@ -29,17 +26,7 @@ pub fn random_hex() -> AppResult<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
-    Ok(hex(&bytes))
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
+    Ok(hex::encode(bytes))
 }
 
 impl App {

@@ -1,6 +1,6 @@
 //! Use-cases: each loads state from the store, asks the domain what should
 //! happen, writes the result in one transaction, and logs the business
-//! event. Entry points (CLI, later HTTP and the scheduler) call these and
+//! event. Entry points (the CLI, the HTTP API, the scheduler) call these and
 //! never write SQL.
 
 mod accounts;
@@ -22,7 +22,7 @@ use updown_domain::calendar::Calendar;
 use updown_store::Store;
 
 pub use batcher::BetBatcher;
-pub use keys::{hex, random_hex};
+pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::Tick;
 pub use sessions::{check_password, SESSION_TTL};

@@ -31,7 +31,8 @@ pub enum SettleRequest {
 }
 
 impl SettleRequest {
-    /// From an operator's `AUTO|UP|DOWN|VOID`; a manual result needs a reason.
+    /// From an operator's `AUTO|UP|DOWN|VOID` (a manual result's reason is
+    /// checked where every settlement starts, `settle_round_with`).
     pub fn from_operator(result: &str, actor: String, reason: Option<String>) -> AppResult<Self> {
         if result.eq_ignore_ascii_case("AUTO") {
             return Ok(SettleRequest::Auto);
@@ -39,13 +40,10 @@ impl SettleRequest {
         let outcome: Outcome = result.parse().map_err(|_| {
             AppError::Invalid(format!("result {result:?} must be AUTO, UP, DOWN or VOID"))
         })?;
-        let reason = reason
-            .filter(|r| !r.trim().is_empty())
-            .ok_or_else(|| AppError::Invalid("a manual result needs a reason".into()))?;
         Ok(SettleRequest::Manual {
             outcome,
             actor,
-            reason,
+            reason: reason.unwrap_or_default(),
         })
     }
 }
@@ -300,7 +298,7 @@ impl App {
         if let SettleRequest::Manual { reason, .. } = &request {
             if reason.trim().is_empty() {
                 return Err(AppError::Invalid(
-                    "a manual result needs a reason (--reason)".into(),
+                    "a manual result needs a reason (--reason, or \"reason\")".into(),
                 ));
             }
         }
@@ -314,7 +312,7 @@ impl App {
         }
         if round.status == RoundStatus::Open {
             if now < round.terms.lock_at {
-                return Err(AppError::Invalid(format!(
+                return Err(AppError::Conflict(format!(
                     "round {code} takes bets until {}; lock it first (`updown lock-round --code {code}`)",
                     round.terms.lock_at
                 )));
@@ -338,11 +336,6 @@ impl App {
                     reason,
                 },
             ) => {
-                if reason.trim().is_empty() {
-                    return Err(AppError::Invalid(
-                        "a manual result needs a reason (--reason)".into(),
-                    ));
-                }
                 round.clock().check_manual_result(now, *outcome)?;
                 SettlementStart {
                     outcome: *outcome,

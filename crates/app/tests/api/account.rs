@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::support::{at, Db, TestApp};
 use crate::{get_as, send, send_raw, sign_up, simulate_deposit, ADMIN};
-use crate::{on_both_backends, support};
+use updown_store::on_both_backends;
 
 on_both_backends!(
     the_statement_lists_every_movement_with_running_balances_in_json_and_csv,

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::support::{at, Db, TestApp};
 use crate::{get_as, send, send_with, sign_up, simulate_deposit, ADMIN};
-use crate::{on_both_backends, support};
+use updown_store::on_both_backends;
 
 on_both_backends!(
     an_operator_opens_locks_settles_and_voids_rounds_with_reasons,
@@ -65,8 +65,8 @@ async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
     .await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
-        "an open round before its lock cannot be settled"
+        StatusCode::CONFLICT,
+        "an open round before its lock cannot be settled (its state, not the request, is at fault)"
     );
     let (status, locked) = admin(
         &t,

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::support::{at, Db, TestApp};
-use crate::{get, get_as, on_both_backends, send, sign_up, simulate_deposit, support, ADMIN};
+use crate::{get, get_as, send, sign_up, simulate_deposit, ADMIN};
+use updown_store::on_both_backends;
 
 on_both_backends!(every_route_refuses_every_caller_it_should,);
 

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 
 use crate::support::sse::EventStream;
 use crate::support::{at, Db, TestApp};
-use crate::{on_both_backends, support};
 use crate::{send, sign_up, simulate_deposit, ADMIN};
+use updown_store::on_both_backends;
 
 on_both_backends!(the_event_stream_shows_round_events_to_all_and_a_players_own_only_to_them,);
 

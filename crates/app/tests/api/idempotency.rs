@@ -12,7 +12,7 @@ use updown_app::api;
 
 use crate::support::{at, Db, TestApp};
 use crate::{get, keyed, send, ADMIN};
-use crate::{on_both_backends, support};
+use updown_store::on_both_backends;
 
 on_both_backends!(
     a_bet_racing_its_retries_is_placed_once_and_every_one_gets_its_answer,

@@ -22,6 +22,7 @@ use support::{at, usdc, Db, TestApp};
 use tower::ServiceExt;
 use updown_app::api;
 use updown_domain::round::Side;
+use updown_store::on_both_backends;
 
 on_both_backends!(
     metrics_count_bets_requests_and_show_tvl,

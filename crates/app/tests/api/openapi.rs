@@ -8,7 +8,8 @@ use tower::ServiceExt;
 use updown_app::api;
 
 use crate::support::{at, Db, TestApp};
-use crate::{get, on_both_backends, support, ADMIN};
+use crate::{get, ADMIN};
+use updown_store::on_both_backends;
 
 on_both_backends!(the_openapi_document_lists_every_route_and_the_docs_page_works_offline,);
 

@@ -8,8 +8,8 @@ use tower::ServiceExt;
 use updown_app::api;
 
 use crate::support::{at, Db, TestApp};
-use crate::{on_both_backends, support};
 use crate::{sign_up, ADMIN};
+use updown_store::on_both_backends;
 
 on_both_backends!(over_a_limit_callers_get_429_with_retry_after_and_others_go_on,);
 

@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 
 use crate::support::{at, Db, TestApp};
-use crate::{on_both_backends, support};
 use crate::{send, send_with, simulate_deposit, ADMIN};
+use updown_store::on_both_backends;
 
 on_both_backends!(a_person_signs_in_with_a_password_and_the_cookie_works_only_from_our_own_pages,);
 

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 
 use crate::support::{at, Db, TestApp};
 use crate::{get_as, send, sign_up, ADMIN};
-use crate::{on_both_backends, support};
+use updown_store::on_both_backends;
 
 on_both_backends!(each_user_gets_their_own_stable_deposit_address_and_deposits_find_them,);
 

@@ -9,7 +9,7 @@ use updown_app::services::webhooks::sign;
 
 use crate::support::{at, Db, TestApp};
 use crate::{get_as, send, send_with, sign_up, ADMIN};
-use crate::{on_both_backends, support};
+use updown_store::on_both_backends;
 
 on_both_backends!(
     deposits_are_credited_once_when_confirmed_and_everything_else_is_refused_and_recorded,

@@ -29,35 +29,8 @@ pub struct TestApp {
     _db: TestDb,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs a story against SQLite, and against PostgreSQL when configured.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($story:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $story() {
-                    super::$story(super::support::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $story() {
-                    if updown_store::testing::postgres_url(stringify!($story)).is_none() { return; }
-                    super::$story(super::support::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
+/// The engine a story runs on.
+pub use updown_store::testing::Engine as Db;
 
 pub fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)

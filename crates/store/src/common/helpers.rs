@@ -279,7 +279,7 @@ macro_rules! store_helpers {
                     .execute(&mut **tx)
                     .await?;
                 if matches!(entry.account, Account::Pool(..)) {
-                    // Pool balances are not cached (see POOL_BALANCE).
+                    // Pool balances are not cached (see `common::pool_balance`).
                     continue;
                 }
                 let moved = sqlx::query(
