@@ -161,7 +161,7 @@ async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
     .await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::CONFLICT,
         "an open round is locked first"
     );
     admin(
