@@ -14,27 +14,9 @@ use updown_domain::round::TiePolicy;
 use updown_domain::schedule::ScheduleConfig;
 use updown_domain::Micros;
 
+pub use crate::secret::Secret;
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/updown.db";
-
-/// A value that must not appear in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OracleKind {

@@ -17,6 +17,7 @@
 //! - [`demo`]: `updown demo`, the whole story on a fresh database.
 //! - [`bench`]: `updown bench`, speed measured on a fresh database;
 //!   [`bench_http`] loads the real `serve` with wrk.
+//! - [`secret`]: values kept out of logs and `Debug` output.
 //! - [`telemetry`]: logging setup (JSON or human lines, written by a
 //!   thread of their own).
 //! - [`wire`]: the serialisable shapes the CLI prints and the API answers.
@@ -34,6 +35,7 @@ pub mod events;
 pub mod metrics;
 pub mod oracle;
 pub mod retry;
+pub mod secret;
 pub mod services;
 pub mod telemetry;
 pub mod web;

@@ -13,6 +13,7 @@ mod idempotency;
 mod me;
 mod metrics;
 mod paging;
+mod qr;
 mod ratelimit;
 mod rounds;
 mod sessions;
@@ -92,7 +93,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
             .merge(users::router())
             .merge(wallets::router())
             .merge(webhooks::router())
-            .merge(crate::web::router())
+            .merge(qr::router())
             .merge(withdrawals::router())
             .split_for_parts();
     docs::add_shared_answers(&mut document);

@@ -23,8 +23,8 @@ use updown_domain::ids::Market;
 use updown_domain::round::Price;
 
 use super::{Oracle, OracleError};
-use crate::config::Secret;
 use crate::retry::Backoff;
+use crate::secret::Secret;
 
 /// Largest answer read; the documented one is a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -2,23 +2,16 @@
 //! operator console at `/admin`. Plain HTML, CSS and JavaScript with no
 //! library, compiled into the binary (`include_str!`), so nothing is
 //! fetched from anywhere else; a Content-Security-Policy keeps it so. The
-//! pages talk to the API on the same origin and follow `GET /events`.
-//! `GET /qr.svg` draws a deposit address as a QR code for the page.
+//! pages talk to the API on the same origin and follow `GET /events`
+//! (and draw deposit addresses with the API's `GET /qr.svg`).
 
-use axum::extract::{Path, Query};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
 };
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::Deserialize;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use crate::api::ApiError;
-use crate::services::App;
 
 /// Only this origin: no CDN, no inline script, no framing by other sites.
 const POLICY: &str = "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; \
@@ -51,17 +44,19 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const PLAYER_PAGE: &str = include_str!("assets/index.html");
 const ADMIN_PAGE: &str = include_str!("assets/admin.html");
 
-/// The pages and their files (not part of the API document).
-pub fn pages() -> Router<App> {
-    Router::new()
+/// The pages and their files (not part of the API document); any other
+/// path under `/assets` is the API's 404.
+pub fn pages<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let mut router = Router::new()
         .route("/", get(|| async { page(PLAYER_PAGE) }))
-        .route("/admin", get(|| async { page(ADMIN_PAGE) }))
-        .route("/assets/{file}", get(asset))
-}
-
-/// `GET /qr.svg`, documented with the API.
-pub fn router() -> OpenApiRouter<App> {
-    OpenApiRouter::new().routes(routes!(get_qr))
+        .route("/admin", get(|| async { page(ADMIN_PAGE) }));
+    for (name, content_type, body) in ASSETS {
+        router = router.route(
+            &format!("/assets/{name}"),
+            get(move || async move { with_headers(content_type, body) }),
+        );
+    }
+    router
 }
 
 fn with_headers(content_type: &'static str, body: &'static str) -> Response {
@@ -77,51 +72,6 @@ fn with_headers(content_type: &'static str, body: &'static str) -> Response {
 
 fn page(html: &'static str) -> Response {
     with_headers("text/html; charset=utf-8", html)
-}
-
-async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => with_headers(content_type, body),
-        None => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no asset {file:?}"),
-        )
-        .into_response(),
-    }
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct QrQuery {
-    /// An Ethereum address (what the pages draw).
-    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
-    text: String,
-}
-
-#[utoipa::path(get, path = "/qr.svg", tag = "deposits", params(QrQuery), responses((status = 200, description = "the address as a QR code (image/svg+xml)", content_type = "image/svg+xml", body = String), (status = 422, description = "an address whose EIP-55 checksum fails", body = crate::api::ErrorBody)))]
-async fn get_qr(
-    query: Result<Query<QrQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(query) = query?;
-    // Addresses only: the route is not a free QR service.
-    let address = crate::api::shapes::address(&query.text)?;
-    let code = qrcode::QrCode::new(address.to_checksum().as_bytes())
-        .map_err(|e| ApiError::invalid(format!("cannot encode: {e}")))?;
-    let svg = code
-        .render::<qrcode::render::svg::Color>()
-        .min_dimensions(180, 180)
-        .build();
-    let mut response = svg.into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=86400"),
-    );
-    Ok(response)
 }
 
 #[cfg(test)]
