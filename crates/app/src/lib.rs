@@ -13,23 +13,20 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`api`]: the HTTP API (axum), served by `updown serve`.
 //! - [`web`]: the player page and the operator console (embedded assets).
-//! - [`cli`]: clap commands, each calling a use-case.
-//! - [`demo`]: `updown demo`, the whole story on a fresh database.
-//! - [`bench`]: `updown bench`, speed measured on a fresh database;
-//!   [`bench_http`] loads the real `serve` with wrk.
+//! - [`cli`]: clap commands, each calling a use-case; with them `updown
+//!   demo` (the whole story on a fresh database) and `updown bench`
+//!   (speed measured on a fresh database; `bench http` loads the real
+//!   `serve` with wrk).
 //! - [`secret`]: values kept out of logs and `Debug` output.
 //! - [`telemetry`]: logging setup (JSON or human lines, written by a
 //!   thread of their own).
 //! - [`wire`]: the serialisable shapes the CLI prints and the API answers.
 
 pub mod api;
-pub mod bench;
-pub mod bench_http;
 pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod events;
 pub mod metrics;

@@ -265,10 +265,8 @@ async fn list_withdrawals(
         })
         .transpose()?;
     let withdrawals = app
-        .store
         .withdrawals(None, status, page.before.map(WithdrawalId), page.limit())
-        .await
-        .map_err(AppError::from)?;
+        .await?;
     Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))
 }
 
@@ -361,11 +359,7 @@ async fn list_users(
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<UserSummaryOut>>, ApiError> {
     let page = Page::from_query(page)?;
-    let users = app
-        .store
-        .users(page.before, page.limit())
-        .await
-        .map_err(AppError::from)?;
+    let users = app.users(page.before, page.limit()).await?;
     let now = app.clock.now();
     Ok(Json(
         users.iter().map(|u| UserSummaryOut::at(u, now)).collect(),
@@ -379,11 +373,7 @@ async fn audit_log(
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<AuditOut>>, ApiError> {
     let page = Page::from_query(page)?;
-    let entries = app
-        .store
-        .audit_log(page.before, page.limit())
-        .await
-        .map_err(AppError::from)?;
+    let entries = app.audit_log(page.before, page.limit()).await?;
     Ok(Json(entries.iter().map(AuditOut::from).collect()))
 }
 

@@ -108,9 +108,7 @@ async fn list_my_bets(
 ) -> Result<Json<Vec<BetOut>>, ApiError> {
     let page = Page::from_query(page)?;
     let bets = app
-        .store
         .bets_of_user(user.id, page.before.map(BetId), page.limit())
-        .await
-        .map_err(crate::error::AppError::from)?;
+        .await?;
     Ok(Json(bets.iter().map(BetOut::from).collect()))
 }

@@ -39,7 +39,6 @@ use sha2::{Digest, Sha256};
 use updown_store::{KeptAnswer, KeyRecord, Keyed, RequestKey};
 
 use super::{ApiError, MAX_BODY_BYTES};
-use crate::error::AppError;
 use crate::services::App;
 
 /// The player routes whose POSTs move money.
@@ -221,8 +220,8 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
     ]);
     let checked = checked_in_effect(&parts.method, &path);
     if !checked {
-        match app.store.idempotency_key(&scope, &key).await {
-            Err(e) => return ApiError::from(AppError::from(e)).into_response(),
+        match app.idempotency_key(&scope, &key).await {
+            Err(e) => return ApiError::from(e).into_response(),
             Ok(Some(record)) => return replay(record, &request_hash),
             Ok(None) => {}
         }
@@ -247,7 +246,6 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
         // not get that far (the round has locked since, say) is answered
         // from the record too.
         return match app
-            .store
             .idempotency_key(&current.key.scope, &current.key.key)
             .await
         {
@@ -279,9 +277,9 @@ async fn record_after(app: &App, key: &RequestKey, response: Response) -> Respon
         status: parts.status.as_u16(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
     };
-    match app.store.record_idempotency_key(key, &answer).await {
+    match app.record_idempotency_key(key, &answer).await {
         Ok(true) => Response::from_parts(parts, Body::from(bytes)),
-        Ok(false) => match app.store.idempotency_key(&key.scope, &key.key).await {
+        Ok(false) => match app.idempotency_key(&key.scope, &key.key).await {
             Ok(Some(record)) => replay(record, &key.request_hash),
             Ok(None) | Err(_) => in_progress(),
         },

@@ -98,11 +98,7 @@ async fn get_statement(
     if query.before.is_some_and(|before| before < 1) {
         return Err(ApiError::invalid("before must be a positive id"));
     }
-    let lines = app
-        .store
-        .statement(user.id, query.before, limit)
-        .await
-        .map_err(crate::error::AppError::from)?;
+    let lines = app.statement(user.id, query.before, limit).await?;
     let lines: Vec<StatementLineOut> = lines.iter().map(StatementLineOut::from).collect();
     if !csv {
         return Ok(Json(lines).into_response());
@@ -200,11 +196,7 @@ async fn list_api_keys(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
 ) -> Result<Json<Vec<ApiKeyOut>>, ApiError> {
-    let keys = app
-        .store
-        .api_keys(user.id)
-        .await
-        .map_err(crate::error::AppError::from)?;
+    let keys = app.api_keys(user.id).await?;
     Ok(Json(keys.iter().map(ApiKeyOut::from).collect()))
 }
 

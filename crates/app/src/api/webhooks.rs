@@ -51,11 +51,7 @@ async fn list_deposit_notifications(
     query: Result<Query<super::paging::Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let page = super::paging::Page::from_query(query)?;
-    let notifications = app
-        .store
-        .deposit_notifications(page.before, page.limit())
-        .await
-        .map_err(crate::error::AppError::from)?;
+    let notifications = app.deposit_notifications(page.before, page.limit()).await?;
     Ok(Json(
         notifications
             .iter()

@@ -70,14 +70,12 @@ async fn list_my_withdrawals(
 ) -> Result<Json<Vec<WithdrawalOut>>, ApiError> {
     let page = Page::from_query(page)?;
     let withdrawals = app
-        .store
         .withdrawals(
             Some(user.id),
             None,
             page.before.map(WithdrawalId),
             page.limit(),
         )
-        .await
-        .map_err(crate::error::AppError::from)?;
+        .await?;
     Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))
 }

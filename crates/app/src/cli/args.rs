@@ -31,17 +31,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service on BIND_ADDR (migrates first; stops cleanly on Ctrl-C or SIGTERM).
     Serve,
-    /// Open, lock, settle and void rounds on time, and step withdrawals
-    /// through the chain sender (what `serve` also does unless
-    /// SCHEDULER=off); every SCHEDULER_TICK_SECS until Ctrl-C.
-    Scheduler {
-        /// One step (every overdue transition, then opening, then the
-        /// withdrawal worker), then exit.
-        #[arg(long)]
-        once: bool,
-    },
     /// Print the API's OpenAPI 3.1 document (what `serve` has at /openapi.json).
     Openapi,
+    /// NASDAQ sessions and their close (New York time) between two dates.
+    Calendar {
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+    },
+    /// Tell the whole story on a fresh temporary database.
+    Demo,
+    /// Measure speed on a fresh database (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    #[command(flatten)]
+    Ledger(LedgerCommand),
+}
+
+/// The commands that work on the database through the use-cases.
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
     /// Apply database migrations.
     Migrate,
     /// Create user1@example.com..userN@example.com, each funded.
@@ -138,7 +148,8 @@ pub enum Command {
         #[arg(long)]
         user: String,
     },
-    /// Set a user's own limits (omitted ones are cleared).
+    /// A user's own limits, as they would ask: a stricter one applies at once,
+    /// a looser or omitted one after LIMIT_RAISE_COOLOFF_HOURS; an exclusion is never shortened.
     Limits(LimitsArgs),
     /// Inspect one round.
     #[command(subcommand)]
@@ -150,13 +161,6 @@ pub enum Command {
     },
     /// Total value locked and its parts.
     Tvl,
-    /// NASDAQ sessions and their close (New York time) between two dates.
-    Calendar {
-        #[arg(long)]
-        from: NaiveDate,
-        #[arg(long)]
-        to: NaiveDate,
-    },
     /// Check every ledger invariant; exits non-zero if one fails.
     Verify,
     /// Operators' manual actions, newest first: who, what, why.
@@ -164,18 +168,22 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
-    /// Tell the whole story on a fresh temporary database.
-    Demo,
-    /// Measure speed on a fresh database (see BENCHMARKS.md).
-    #[command(subcommand)]
-    Bench(BenchCommand),
+    /// Open, lock, settle and void rounds on time, and step withdrawals
+    /// through the chain sender (what `serve` also does unless
+    /// SCHEDULER=off); every SCHEDULER_TICK_SECS until Ctrl-C.
+    Scheduler {
+        /// One step (every overdue transition, then opening, then the
+        /// withdrawal worker), then exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 /// Where a benchmark runs: a fresh database of this backend.
 #[derive(Args, Debug)]
 pub struct BenchTarget {
     #[arg(long, value_enum, default_value = "sqlite")]
-    pub backend: crate::bench::BenchBackend,
+    pub backend: super::bench::BenchBackend,
     /// PostgreSQL to use (a fresh schema is created in it).
     #[arg(
         long,

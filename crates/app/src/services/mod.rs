@@ -8,6 +8,7 @@ mod batcher;
 mod bets;
 mod credentials;
 mod keys;
+mod queries;
 mod rounds;
 mod scheduler;
 mod sessions;

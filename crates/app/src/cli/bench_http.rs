@@ -21,7 +21,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use updown_domain::Micros;
 
-use crate::bench::BenchBackend;
+use super::bench::BenchBackend;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
@@ -86,7 +86,7 @@ async fn prepare(config: Config, url: &str, users: u32, keys_file: &Path) -> App
         Arc::new(MockOracle::default()),
     );
     let started = Instant::now();
-    let ids = crate::bench::seed(&app, users, Micros::usdc(1_000)?).await?;
+    let ids = super::bench::seed(&app, users, Micros::usdc(1_000)?).await?;
     eprintln!("creating {users} API keys...");
     let keys: Vec<AppResult<(i64, String)>> = futures::stream::iter(ids)
         .map(|id| {
@@ -351,7 +351,7 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
     let _ = std::fs::remove_dir_all(&dir);
     if args.pgbench && args.backend == BenchBackend::Postgres {
         let pgbench_tps =
-            crate::bench::run_pgbench(&args.url, args.connections as usize, args.seconds)?;
+            super::bench::run_pgbench(&args.url, args.connections as usize, args.seconds)?;
         let tps = result["post_bets"]["requests_per_s"]
             .as_f64()
             .unwrap_or(0.0);
@@ -371,7 +371,7 @@ fn mean_batch_size(address: SocketAddr) -> Option<f64> {
     .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
-    crate::bench::mean_batch_size(&text)
+    super::bench::mean_batch_size(&text)
 }
 
 /// SIGTERM, then wait for a clean exit.

@@ -16,13 +16,14 @@ use updown_domain::schedule::round_taking_bets_at;
 use updown_domain::Micros;
 use updown_store::SqliteStore;
 
-use crate::cli::{emit, usdc, RoundOut, TvlOut, VerifyOut};
+use super::output::{emit, instant, usdc};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::oracle::MockOracle;
 use crate::services::{App, SettleRequest};
 use crate::wire::implied_multiplier;
+use crate::wire::{RoundOut, TvlOut, VerifyOut};
 
 const PLAYERS: [(&str, i64); 4] = [("alice", 500), ("bob", 300), ("carol", 200), ("dave", 400)];
 
@@ -98,7 +99,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
             path.display(),
             new_york(clock.now())
         ),
-        json!({ "database": url, "now": crate::cli::instant(clock.now()) }),
+        json!({ "database": url, "now": instant(clock.now()) }),
     );
 
     let mut users: Vec<(String, UserId)> = Vec::new();
@@ -141,7 +142,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
             round.terms.tie_policy.as_str(),
             round.terms_digest
         ),
-        json!({ "code": code.to_string(), "lock_at": crate::cli::instant(round.terms.lock_at), "terms_digest": round.terms_digest }),
+        json!({ "code": code.to_string(), "lock_at": instant(round.terms.lock_at), "terms_digest": round.terms_digest }),
     );
 
     let mut lines = Vec::new();
@@ -151,7 +152,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
         let bet = app
             .place_bet(users[player].1, side, stake, None, None)
             .await?;
-        let pools = app.store.pools(round.id).await?;
+        let pools = app.pools(round.id).await?;
         lines.push(format!(
             "  bet {:>2}: {:<6} {:<4} {:>18}   pools UP {:>18}  DOWN {:>18}   implied UP {}  DOWN {}",
             bet.id,
@@ -164,7 +165,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
             implied_multiplier(pools.up, pools.down, Side::Down, round.terms.fee_bps),
         ));
     }
-    let pools = app.store.pools(round.id).await?;
+    let pools = app.pools(round.id).await?;
     story.say(
         "Players bet",
         lines.join("\n"),
@@ -241,7 +242,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
         ));
         rows.push(json!({ "user": name, "staked": staked, "paid": paid }));
     }
-    let view = RoundOut::new(&settled, app.store.pools(round.id).await?);
+    let view = RoundOut::new(&settled, app.pools(round.id).await?);
     lines.push(format!(
         "  house fee {}  rounding dust {}",
         usdc(view.fee.unwrap_or(0)),

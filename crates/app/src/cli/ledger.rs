@@ -1,0 +1,468 @@
+//! The commands that work on the database through the use-cases: one
+//! function per command, each a thin call into a service and a print.
+
+use updown_domain::admission::PlayerLimits;
+use updown_domain::ids::{BetId, RoundCode, WithdrawalId};
+use updown_domain::round::{Price, Side};
+use updown_domain::Micros;
+use updown_store::{ChainRejection, WithdrawalChange, WithdrawalStatus};
+
+use super::args::{
+    LedgerCommand, LimitsArgs, PriceCommand, RoundCommand, UserCommand, WithdrawalCommand,
+};
+use super::output::{instant, progress_bar, usdc, Printer};
+use crate::error::{AppError, AppResult};
+use crate::services::{App, SettleOptions, SettleRequest};
+use crate::wire::{
+    AuditOut, BetOut, LimitsOut, PriceOut, TvlOut, UserOut, VerifyOut, WithdrawalOut,
+};
+
+/// Runs one command; the process's exit code.
+pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<i32> {
+    match command {
+        LedgerCommand::Migrate => migrate(app, out),
+        LedgerCommand::Seed { users, balance } => seed(app, users, balance, out).await,
+        LedgerCommand::User(UserCommand::Create { email }) => create_user(app, &email, out).await,
+        LedgerCommand::Deposit {
+            user,
+            amount,
+            tx,
+            log_index,
+        } => deposit(app, &user, amount, tx, log_index, out).await,
+        LedgerCommand::Bet {
+            user,
+            side,
+            amount,
+            round,
+        } => bet(app, &user, side, amount, round, out).await,
+        LedgerCommand::CancelBet { id } => cancel_bet(app, id, out).await,
+        LedgerCommand::Withdraw { user, amount, to } => {
+            withdraw(app, &user, amount, &to, out).await
+        }
+        LedgerCommand::Withdrawals(command) => withdrawals(app, command, out).await,
+        LedgerCommand::OpenRound { code, actor } => open_round(app, code, actor, out).await,
+        LedgerCommand::LockRound {
+            code,
+            reason,
+            actor,
+        } => lock_round(app, code, reason, actor, out).await,
+        LedgerCommand::SettleRound {
+            code,
+            result,
+            reason,
+            actor,
+        } => settle_round(app, code, &result, reason, actor, out).await,
+        LedgerCommand::Price(PriceCommand::Set { date, close, actor }) => {
+            set_price(app, date, close, actor, out).await
+        }
+        LedgerCommand::Balance { user } => balance(app, &user, out).await,
+        LedgerCommand::Limits(args) => limits(app, args, out).await,
+        LedgerCommand::Round(RoundCommand::Show { code }) => show_round(app, code, out).await,
+        LedgerCommand::Rounds { limit } => rounds(app, limit, out).await,
+        LedgerCommand::Tvl => tvl(app, out).await,
+        LedgerCommand::Verify => verify(app, out).await,
+        LedgerCommand::Audit { limit } => audit(app, limit, out).await,
+        LedgerCommand::Scheduler { once: true } => scheduler_step(app, out).await,
+        LedgerCommand::Scheduler { once: false } => {
+            eprintln!(
+                "scheduler: stepping every {:?} until Ctrl-C or SIGTERM",
+                app.config.scheduler_tick
+            );
+            app.run_scheduler(crate::api::shutdown_signal()).await;
+            Ok(0)
+        }
+    }
+}
+
+/// Who acts from the command line unless `--actor` says: `cli:$USER`.
+fn default_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    )
+}
+
+fn migrate(app: &App, out: &Printer) -> AppResult<i32> {
+    // App::from_config already migrated.
+    let backend = format!("{:?}", app.store.backend()).to_lowercase();
+    out.print(
+        &serde_json::json!({ "migrated": true, "backend": backend }),
+        || format!("migrations applied ({backend})"),
+    );
+    Ok(0)
+}
+
+async fn seed(app: &App, users: u32, balance: Micros, out: &Printer) -> AppResult<i32> {
+    let bar = progress_bar(out.json, u64::from(users), "seeding");
+    let (created, existing) = app
+        .seed_users(users, balance, &|done| bar.set_position(done))
+        .await?;
+    bar.finish_and_clear();
+    out.print(
+        &serde_json::json!({ "created": created, "already_existed": existing, "balance_each": balance.get() }),
+        || format!("seeded {created} users with {} each ({existing} already existed)", usdc(balance.get())),
+    );
+    Ok(0)
+}
+
+async fn create_user(app: &App, email: &str, out: &Printer) -> AppResult<i32> {
+    let user = app.create_user(email).await?;
+    out.print(&UserOut::from(&user), || {
+        format!(
+            "user {} created: {} (wallet index {})",
+            user.id, user.email, user.sequence
+        )
+    });
+    Ok(0)
+}
+
+async fn deposit(
+    app: &App,
+    email: &str,
+    amount: Micros,
+    tx: Option<String>,
+    log_index: i64,
+    out: &Printer,
+) -> AppResult<i32> {
+    let user = app.user_by_email(email).await?;
+    let tx = tx.unwrap_or_else(|| {
+        format!(
+            "cli-{}-{}",
+            app.clock.now().timestamp_micros(),
+            std::process::id()
+        )
+    });
+    let deposit = app.deposit(user.id, amount, &tx, log_index, None).await?;
+    let balance = app.balance(user.id).await?;
+    out.print(
+        &serde_json::json!({ "deposit_id": deposit.id, "user": user.email.as_str(), "amount": amount.get(), "tx": deposit.chain_tx_hash, "log_index": log_index, "balance": balance.get() }),
+        || format!("deposited {} to {} (tx {}); balance {}", usdc(amount.get()), user.email, deposit.chain_tx_hash, usdc(balance.get())),
+    );
+    Ok(0)
+}
+
+async fn bet(
+    app: &App,
+    email: &str,
+    side: Side,
+    amount: Micros,
+    round: Option<RoundCode>,
+    out: &Printer,
+) -> AppResult<i32> {
+    let user = app.user_by_email(email).await?;
+    let bet = app.place_bet(user.id, side, amount, round, None).await?;
+    out.print(&BetOut::from(&bet), || bet.id.to_string());
+    Ok(0)
+}
+
+async fn cancel_bet(app: &App, id: i64, out: &Printer) -> AppResult<i32> {
+    let bet = app.cancel_bet(BetId(id), None, None).await?;
+    out.print(&BetOut::from(&bet), || {
+        format!(
+            "bet {} cancelled; {} refunded",
+            bet.id,
+            usdc(bet.stake.get())
+        )
+    });
+    Ok(0)
+}
+
+async fn withdraw(
+    app: &App,
+    email: &str,
+    amount: Micros,
+    to: &str,
+    out: &Printer,
+) -> AppResult<i32> {
+    let user = app.user_by_email(email).await?;
+    let withdrawal = app.withdraw(user.id, amount, to, None).await?;
+    out.print(&WithdrawalOut::from(&withdrawal), || {
+        format!(
+            "withdrawal {} queued: {} to {}",
+            withdrawal.id,
+            usdc(amount.get()),
+            withdrawal.address
+        )
+    });
+    Ok(0)
+}
+
+/// `updown withdrawals list|approve|confirm|fail`.
+async fn withdrawals(app: &App, command: WithdrawalCommand, out: &Printer) -> AppResult<i32> {
+    let (id, change, actor) = match command {
+        WithdrawalCommand::List { status, limit } => {
+            return list_withdrawals(app, status, limit, out).await
+        }
+        WithdrawalCommand::Approve { id, actor } => (
+            id,
+            WithdrawalChange::Submit {
+                chain_tx_hash: None,
+            },
+            actor,
+        ),
+        WithdrawalCommand::Confirm { id, tx, actor } => (
+            id,
+            WithdrawalChange::Confirm {
+                chain_tx_hash: Some(tx),
+            },
+            actor,
+        ),
+        WithdrawalCommand::Fail {
+            id,
+            reason,
+            tx,
+            actor,
+        } => (
+            id,
+            WithdrawalChange::Fail {
+                reason,
+                rejection: tx.map(|tx_hash| ChainRejection::Operator { tx_hash }),
+            },
+            actor,
+        ),
+    };
+    let actor = actor.unwrap_or_else(default_actor);
+    let withdrawal = app
+        .change_withdrawal(WithdrawalId(id), change, &actor, None)
+        .await?;
+    let view = WithdrawalOut::from(&withdrawal);
+    out.print(&view, || {
+        format!("withdrawal {} is {}", view.id, view.status)
+    });
+    Ok(0)
+}
+
+async fn list_withdrawals(
+    app: &App,
+    status: Option<String>,
+    limit: i64,
+    out: &Printer,
+) -> AppResult<i32> {
+    let status = status
+        .map(|s| {
+            WithdrawalStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "--status must be QUEUED, SUBMITTING, SUBMITTED, CONFIRMED or FAILED, not {s:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    let views: Vec<WithdrawalOut> = app
+        .withdrawals(None, status, None, limit)
+        .await?
+        .iter()
+        .map(WithdrawalOut::from)
+        .collect();
+    out.print(&views, || {
+        if views.is_empty() {
+            return "no withdrawals".into();
+        }
+        views
+            .iter()
+            .map(|w| {
+                format!(
+                    "{:>6}  {:<10}  {}  to {}",
+                    w.id,
+                    w.status,
+                    usdc(w.amount),
+                    w.address
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}
+
+async fn open_round(
+    app: &App,
+    code: Option<RoundCode>,
+    actor: Option<String>,
+    out: &Printer,
+) -> AppResult<i32> {
+    let actor = actor.unwrap_or_else(default_actor);
+    let (round, created) = app.operator_open_round(code, &actor, None).await?;
+    let view = app.round_view(&round).await?;
+    out.print(&view, || {
+        format!(
+            "{}{}",
+            if created { "opened " } else { "already open: " },
+            view.human()
+        )
+    });
+    Ok(0)
+}
+
+async fn lock_round(
+    app: &App,
+    code: RoundCode,
+    reason: Option<String>,
+    actor: Option<String>,
+    out: &Printer,
+) -> AppResult<i32> {
+    let actor = actor.unwrap_or_else(default_actor);
+    let round = app.operator_lock_round(code, &actor, reason).await?;
+    let view = app.round_view(&round).await?;
+    out.print(&view, || view.human());
+    Ok(0)
+}
+
+async fn settle_round(
+    app: &App,
+    code: RoundCode,
+    result: &str,
+    reason: Option<String>,
+    actor: Option<String>,
+    out: &Printer,
+) -> AppResult<i32> {
+    let request =
+        SettleRequest::from_operator(result, actor.unwrap_or_else(default_actor), reason)?;
+    let bar = progress_bar(out.json, 0, "paying");
+    let report = |paid: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(paid);
+    };
+    let options = SettleOptions {
+        on_progress: Some(&report),
+        fail_after_chunks: None,
+    };
+    let settled = app.settle_round_with(code, request, options).await;
+    bar.finish_and_clear();
+    let view = app.round_view(&settled?).await?;
+    out.print(&view, || view.human());
+    Ok(0)
+}
+
+async fn set_price(
+    app: &App,
+    date: chrono::NaiveDate,
+    close: Price,
+    actor: Option<String>,
+    out: &Printer,
+) -> AppResult<i32> {
+    let record = app
+        .set_price(date, close, &actor.unwrap_or_else(default_actor))
+        .await?;
+    out.print(&PriceOut::from(&record), || {
+        format!("close of {date} recorded: {close} ({})", record.source)
+    });
+    Ok(0)
+}
+
+async fn balance(app: &App, email: &str, out: &Printer) -> AppResult<i32> {
+    let user = app.user_by_email(email).await?;
+    let balance = app.balance(user.id).await?;
+    out.print(
+        &serde_json::json!({ "user": user.email.as_str(), "available": balance.get() }),
+        || format!("{}: {} available", user.email, usdc(balance.get())),
+    );
+    Ok(0)
+}
+
+async fn limits(app: &App, args: LimitsArgs, out: &Printer) -> AppResult<i32> {
+    let user = app.user_by_email(&args.user).await?;
+    let excluded_until = args
+        .exclude_until
+        .map(crate::services::new_york_midnight)
+        .transpose()?;
+    let limits = PlayerLimits {
+        max_stake_per_round: args.per_round,
+        max_stake_per_day: args.per_day,
+        excluded_until,
+    };
+    let user = app.set_limits(user.id, limits).await?;
+    let mut view = serde_json::json!(LimitsOut::at(&user.limit_settings(), app.clock.now()));
+    view["user"] = user.email.as_str().into();
+    out.print(&view, || format!("limits of {}: {view}", user.email));
+    Ok(0)
+}
+
+async fn show_round(app: &App, code: RoundCode, out: &Printer) -> AppResult<i32> {
+    let round = app.round(code).await?;
+    let view = app.round_view(&round).await?;
+    out.print(&view, || view.human());
+    Ok(0)
+}
+
+async fn rounds(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
+    let rounds = app.rounds(limit).await?;
+    let mut views = Vec::with_capacity(rounds.len());
+    for round in &rounds {
+        views.push(app.round_view(round).await?);
+    }
+    out.print(&views, || {
+        if views.is_empty() {
+            return "no rounds yet".into();
+        }
+        views
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}  {:8} {:5}  UP {:>22}  DOWN {:>22}",
+                    v.code,
+                    v.status,
+                    v.result.unwrap_or("-"),
+                    usdc(v.pool_up),
+                    usdc(v.pool_down)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}
+
+async fn tvl(app: &App, out: &Printer) -> AppResult<i32> {
+    let tvl = TvlOut::from(app.tvl().await?);
+    out.print(&tvl, || tvl.human());
+    Ok(0)
+}
+
+/// Exit code 1 when an invariant fails.
+async fn verify(app: &App, out: &Printer) -> AppResult<i32> {
+    let report = VerifyOut::from(&app.verify().await?);
+    out.print(&report, || report.human());
+    Ok(if report.ok { 0 } else { 1 })
+}
+
+async fn audit(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
+    let entries = app.audit_log(None, limit).await?;
+    let views: Vec<AuditOut> = entries.iter().map(AuditOut::from).collect();
+    out.print(&views, || {
+        if entries.is_empty() {
+            return "no manual actions recorded".into();
+        }
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}  {:<16} {:<14} {}{}",
+                    instant(e.at),
+                    e.actor,
+                    e.action,
+                    e.subject,
+                    e.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}
+
+async fn scheduler_step(app: &App, out: &Printer) -> AppResult<i32> {
+    let rounds = app.scheduler_step().await?;
+    let withdrawals = app.withdrawal_step().await?;
+    let both = serde_json::json!({ "rounds": rounds, "withdrawals": withdrawals });
+    out.print(&both, || {
+        if rounds.is_idle() && withdrawals.is_idle() {
+            "nothing to do".into()
+        } else {
+            format!("rounds: {rounds:?}\nwithdrawals: {withdrawals:?}")
+        }
+    });
+    Ok(0)
+}

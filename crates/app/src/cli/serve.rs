@@ -1,0 +1,52 @@
+//! `updown serve`: the admin token, the database, the listener, the API,
+//! and the scheduler beside them until Ctrl-C or SIGTERM.
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::services::App;
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub async fn run(mut config: Config) -> AppResult<()> {
+    if config.admin_token.is_none() {
+        if config.production {
+            return Err(AppError::Invalid(
+                "UPDOWN_ENV=production needs ADMIN_TOKEN (at least 16 characters)".into(),
+            ));
+        }
+        let token = crate::services::random_hex()?;
+        eprintln!("ADMIN_TOKEN is not set: for this run only, the admin token is {token}");
+        config.admin_token = Some(crate::secret::Secret::new(token));
+    }
+    crate::metrics::handle();
+    let app = App::from_config(config).await.map_err(AppError::Internal)?;
+    // Refused in production without WALLET_XPUB; warns in development.
+    app.deposit_wallet()?;
+    let address = app.config.bind_addr;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| AppError::Invalid(format!("cannot listen on {address} (BIND_ADDR): {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| AppError::Internal(e.into()))?;
+    eprintln!(
+        "updown listening on http://{bound} (database: {:?})",
+        app.backend()
+    );
+    let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = app.config.scheduler.then(|| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.run_scheduler(async move {
+                let _ = scheduler_stopped.await;
+            })
+            .await
+        })
+    });
+    let served = crate::api::serve(app.clone(), listener, crate::api::shutdown_signal()).await;
+    let _ = stop_scheduler.send(());
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
+    app.events.flush(super::EVENTS_FLUSH).await;
+    served.map_err(|e| AppError::Internal(e.into()))
+}

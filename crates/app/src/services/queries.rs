@@ -1,0 +1,102 @@
+//! What the entry points list and look up, read-only: pages of bets,
+//! withdrawals, users, statements, audit entries and deposit
+//! notifications; a player's API keys; the records of Idempotency-Keys;
+//! the database's health. The entry points call these, never the store.
+
+use updown_domain::ids::{BetId, RoundId, UserId, WithdrawalId};
+use updown_store::{
+    ApiKeyInfo, AuditEntry, Backend, Bet, DepositNotification, KeptAnswer, KeyRecord, Pools,
+    RequestKey, StatementLine, UserSummary, Withdrawal, WithdrawalStatus,
+};
+
+use super::App;
+use crate::error::AppResult;
+
+impl App {
+    /// `user`'s bets, newest first, before `before`.
+    pub async fn bets_of_user(
+        &self,
+        user: UserId,
+        before: Option<BetId>,
+        limit: i64,
+    ) -> AppResult<Vec<Bet>> {
+        Ok(self.store.bets_of_user(user, before, limit).await?)
+    }
+
+    /// Withdrawals, newest first, before `before`; of one user and in one
+    /// status when given.
+    pub async fn withdrawals(
+        &self,
+        user: Option<UserId>,
+        status: Option<WithdrawalStatus>,
+        before: Option<WithdrawalId>,
+        limit: i64,
+    ) -> AppResult<Vec<Withdrawal>> {
+        Ok(self.store.withdrawals(user, status, before, limit).await?)
+    }
+
+    /// Users with their balances, newest first, before `before`.
+    pub async fn users(&self, before: Option<i64>, limit: i64) -> AppResult<Vec<UserSummary>> {
+        Ok(self.store.users(before, limit).await?)
+    }
+
+    /// The lines of `user`'s account, newest first, before ledger
+    /// transaction `before`.
+    pub async fn statement(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> AppResult<Vec<StatementLine>> {
+        Ok(self.store.statement(user, before, limit).await?)
+    }
+
+    /// Operators' actions, newest first, before `before`.
+    pub async fn audit_log(&self, before: Option<i64>, limit: i64) -> AppResult<Vec<AuditEntry>> {
+        Ok(self.store.audit_log(before, limit).await?)
+    }
+
+    /// Deposit notifications, newest first, before `before`.
+    pub async fn deposit_notifications(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> AppResult<Vec<DepositNotification>> {
+        Ok(self.store.deposit_notifications(before, limit).await?)
+    }
+
+    /// `user`'s API keys, newest first (never the keys themselves).
+    pub async fn api_keys(&self, user: UserId) -> AppResult<Vec<ApiKeyInfo>> {
+        Ok(self.store.api_keys(user).await?)
+    }
+
+    /// A round's pools, from its active bets.
+    pub async fn pools(&self, round: RoundId) -> AppResult<Pools> {
+        Ok(self.store.pools(round).await?)
+    }
+
+    /// The record of an Idempotency-Key, if one was kept.
+    pub async fn idempotency_key(&self, scope: &str, key: &str) -> AppResult<Option<KeyRecord>> {
+        Ok(self.store.idempotency_key(scope, key).await?)
+    }
+
+    /// Records the answer of an action idempotent by itself, unless its
+    /// key is recorded already; whether this call recorded it.
+    pub async fn record_idempotency_key(
+        &self,
+        key: &RequestKey,
+        answer: &KeptAnswer,
+    ) -> AppResult<bool> {
+        Ok(self.store.record_idempotency_key(key, answer).await?)
+    }
+
+    /// A cheap round trip to the database, for health checks.
+    pub async fn ping_database(&self) -> AppResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Which engine the database runs on.
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+}
