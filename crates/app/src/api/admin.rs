@@ -142,7 +142,20 @@ fn round_code(code: Result<Path<String>, PathRejection>) -> Result<RoundCode, Ap
     super::rounds::round_code(&code)
 }
 
-#[utoipa::path(post, path = "/admin/rounds", tag = "admin", security(("admin_token" = [])), request_body = OpenRound, params(KeyHeader), responses((status = 201, description = "opened", body = RoundOut), (status = 200, description = "it was open already", body = RoundOut), (status = 404, description = "no round: the code is not a calendar date", body = crate::api::ErrorBody), (status = 422, description = "refused: not a trading session, or (with a key) idempotency_mismatch", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/admin/rounds",
+    tag = "admin",
+    security(("admin_token" = [])),
+    request_body = OpenRound,
+    params(KeyHeader),
+    responses(
+        (status = 201, description = "opened", body = RoundOut),
+        (status = 200, description = "it was open already", body = RoundOut),
+        (status = 404, description = "no round: the code is not a calendar date", body = crate::api::ErrorBody),
+        (status = 422, description = "refused: not a trading session, or (with a key) idempotency_mismatch", body = crate::api::ErrorBody),
+    ),
+)]
 async fn open_round(
     State(app): State<App>,
     _admin: Admin,
@@ -164,7 +177,19 @@ async fn open_round(
     Ok((status, Json(app.round_view(&round).await?)))
 }
 
-#[utoipa::path(post, path = "/admin/rounds/{code}/lock", tag = "admin", security(("admin_token" = [])), params(super::rounds::CodePath, KeyHeader), request_body = RoundAction, responses((status = 200, description = "locked", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody), (status = 409, description = "conflict with the round's state", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/admin/rounds/{code}/lock",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(super::rounds::CodePath, KeyHeader),
+    request_body = RoundAction,
+    responses(
+        (status = 200, description = "locked", body = RoundOut),
+        (status = 404, description = "no such round", body = crate::api::ErrorBody),
+        (status = 409, description = "conflict with the round's state", body = crate::api::ErrorBody),
+    ),
+)]
 async fn lock_round(
     State(app): State<App>,
     _admin: Admin,
@@ -178,7 +203,20 @@ async fn lock_round(
     Ok(Json(app.round_view(&round).await?))
 }
 
-#[utoipa::path(post, path = "/admin/rounds/{code}/settle", tag = "admin", security(("admin_token" = [])), params(super::rounds::CodePath, KeyHeader), request_body = Settlement, responses((status = 200, description = "settled: AUTO from the oracle's closes, or UP/DOWN/VOID by hand; UP/DOWN only after the close", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody), (status = 409, description = "conflict with the round's state (not locked, too early, settling as another result)", body = crate::api::ErrorBody), (status = 503, description = "no close from the oracle yet", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/admin/rounds/{code}/settle",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(super::rounds::CodePath, KeyHeader),
+    request_body = Settlement,
+    responses(
+        (status = 200, description = "settled: AUTO from the oracle's closes, or UP/DOWN/VOID by hand; UP/DOWN only after the close", body = RoundOut),
+        (status = 404, description = "no such round", body = crate::api::ErrorBody),
+        (status = 409, description = "conflict with the round's state (not locked, too early, settling as another result)", body = crate::api::ErrorBody),
+        (status = 503, description = "no close from the oracle yet", body = crate::api::ErrorBody),
+    ),
+)]
 async fn settle_round(
     State(app): State<App>,
     _admin: Admin,
@@ -198,7 +236,19 @@ async fn settle_round(
     settle(app, code, request).await
 }
 
-#[utoipa::path(post, path = "/admin/rounds/{code}/void", tag = "admin", security(("admin_token" = [])), params(super::rounds::CodePath, KeyHeader), request_body = RoundAction, responses((status = 200, description = "voided, every stake refunded (the round must be locked)", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody), (status = 409, description = "conflict with the round's state", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/admin/rounds/{code}/void",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(super::rounds::CodePath, KeyHeader),
+    request_body = RoundAction,
+    responses(
+        (status = 200, description = "voided, every stake refunded (the round must be locked)", body = RoundOut),
+        (status = 404, description = "no such round", body = crate::api::ErrorBody),
+        (status = 409, description = "conflict with the round's state", body = crate::api::ErrorBody),
+    ),
+)]
 async fn void_round(
     State(app): State<App>,
     _admin: Admin,
@@ -242,7 +292,16 @@ struct WithdrawalQuery {
     before: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/admin/withdrawals", tag = "admin", security(("admin_token" = [])), params(WithdrawalQuery), responses((status = 200, description = "withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>)))]
+#[utoipa::path(
+    get,
+    path = "/admin/withdrawals",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(WithdrawalQuery),
+    responses(
+        (status = 200, description = "withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>),
+    ),
+)]
 async fn list_withdrawals(
     State(app): State<App>,
     _admin: Admin,
@@ -296,7 +355,19 @@ async fn step(
     Ok(respond(answer(&withdrawal)))
 }
 
-#[utoipa::path(post, path = "/admin/withdrawals/{id}/submit", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = WithdrawalStep, responses((status = 200, description = "QUEUED or SUBMITTING -> SUBMITTED: an operator sent it (tx_hash when known)", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/admin/withdrawals/{id}/submit",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(WithdrawalPath, KeyHeader),
+    request_body = WithdrawalStep,
+    responses(
+        (status = 200, description = "QUEUED or SUBMITTING -> SUBMITTED: an operator sent it (tx_hash when known)", body = WithdrawalOut),
+        (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody),
+        (status = 409, description = "not allowed from its status", body = crate::api::ErrorBody),
+    ),
+)]
 async fn submit_withdrawal(
     State(app): State<App>,
     _admin: Admin,
@@ -321,7 +392,19 @@ async fn sent_step(
     step(app, key, id, change(body.tx_hash), actor).await
 }
 
-#[utoipa::path(post, path = "/admin/withdrawals/{id}/confirm", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = WithdrawalStep, responses((status = 200, description = "-> CONFIRMED: the funds left custody (tx_hash when known)", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/admin/withdrawals/{id}/confirm",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(WithdrawalPath, KeyHeader),
+    request_body = WithdrawalStep,
+    responses(
+        (status = 200, description = "-> CONFIRMED: the funds left custody (tx_hash when known)", body = WithdrawalOut),
+        (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody),
+        (status = 409, description = "not allowed from its status", body = crate::api::ErrorBody),
+    ),
+)]
 async fn confirm_withdrawal(
     State(app): State<App>,
     _admin: Admin,
@@ -333,7 +416,19 @@ async fn confirm_withdrawal(
     sent_step(app, key, id, body, confirmed).await
 }
 
-#[utoipa::path(post, path = "/admin/withdrawals/{id}/fail", tag = "admin", security(("admin_token" = [])), params(WithdrawalPath, KeyHeader), request_body = FailedWithdrawal, responses((status = 200, description = "-> FAILED: the funds go back to the player. From QUEUED at any time; once it may be on the chain (SUBMITTING, SUBMITTED) only with the rejected tx_hash", body = WithdrawalOut), (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody), (status = 409, description = "not allowed from its status, or it may be on the chain and no (or another) tx_hash was given", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/admin/withdrawals/{id}/fail",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(WithdrawalPath, KeyHeader),
+    request_body = FailedWithdrawal,
+    responses(
+        (status = 200, description = "-> FAILED: the funds go back to the player. From QUEUED at any time; once it may be on the chain (SUBMITTING, SUBMITTED) only with the rejected tx_hash", body = WithdrawalOut),
+        (status = 404, description = "no such withdrawal", body = crate::api::ErrorBody),
+        (status = 409, description = "not allowed from its status, or it may be on the chain and no (or another) tx_hash was given", body = crate::api::ErrorBody),
+    ),
+)]
 async fn fail_withdrawal(
     State(app): State<App>,
     _admin: Admin,
@@ -352,7 +447,16 @@ async fn fail_withdrawal(
     step(app, key, id, change, actor).await
 }
 
-#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "users with balances and limits, newest first, a page at a time", body = Vec<UserSummaryOut>)))]
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "users with balances and limits, newest first, a page at a time", body = Vec<UserSummaryOut>),
+    ),
+)]
 async fn list_users(
     State(app): State<App>,
     _admin: Admin,
@@ -366,7 +470,16 @@ async fn list_users(
     ))
 }
 
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])), params(Page), responses((status = 200, description = "operator actions, newest first, with who and why, a page at a time", body = Vec<AuditOut>)))]
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "operator actions, newest first, with who and why, a page at a time", body = Vec<AuditOut>),
+    ),
+)]
 async fn audit_log(
     State(app): State<App>,
     _admin: Admin,
@@ -377,7 +490,15 @@ async fn audit_log(
     Ok(Json(entries.iter().map(AuditOut::from).collect()))
 }
 
-#[utoipa::path(get, path = "/admin/verify", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "every ledger invariant, recomputed", body = VerifyOut)))]
+#[utoipa::path(
+    get,
+    path = "/admin/verify",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "every ledger invariant, recomputed", body = VerifyOut),
+    ),
+)]
 /// Recomputes every ledger invariant: seconds on a large ledger.
 async fn verify(State(app): State<App>, _admin: Admin) -> Result<Json<VerifyOut>, ApiError> {
     Ok(Json(VerifyOut::from(&app.verify().await?)))

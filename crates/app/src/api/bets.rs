@@ -58,7 +58,20 @@ pub(super) fn side(text: &str) -> Result<Side, ApiError> {
     }
 }
 
-#[utoipa::path(post, path = "/bets", tag = "bets", security(("api_key" = []), ("session" = [])), request_body = NewBet, params(KeyHeader), responses((status = 201, description = "the bet, in the pool", body = BetOut), (status = 404, description = "no such round, or the round taking bets is not open yet", body = crate::api::ErrorBody), (status = 409, description = "round_closed: the round no longer takes bets; idempotency_in_progress", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/bets",
+    tag = "bets",
+    security(("api_key" = []), ("session" = [])),
+    request_body = NewBet,
+    params(KeyHeader),
+    responses(
+        (status = 201, description = "the bet, in the pool", body = BetOut),
+        (status = 404, description = "no such round, or the round taking bets is not open yet", body = crate::api::ErrorBody),
+        (status = 409, description = "round_closed: the round no longer takes bets; idempotency_in_progress", body = crate::api::ErrorBody),
+        (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody),
+    ),
+)]
 async fn place_bet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -85,7 +98,18 @@ async fn place_bet(
     Ok(respond(answer(&bet)))
 }
 
-#[utoipa::path(delete, path = "/bets/{id}", tag = "bets", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the bet", minimum = 1), KeyHeader), responses((status = 200, description = "cancelled; the stake is back", body = BetOut), (status = 404, description = "not found", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/bets/{id}",
+    tag = "bets",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "the bet", minimum = 1), KeyHeader),
+    responses(
+        (status = 200, description = "cancelled; the stake is back", body = BetOut),
+        (status = 404, description = "not found", body = crate::api::ErrorBody),
+        (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody),
+    ),
+)]
 async fn cancel_bet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -100,7 +124,16 @@ async fn cancel_bet(
     Ok(respond(answer(&bet)))
 }
 
-#[utoipa::path(get, path = "/me/bets", tag = "bets", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your bets, newest first, a page at a time", body = Vec<BetOut>)))]
+#[utoipa::path(
+    get,
+    path = "/me/bets",
+    tag = "bets",
+    security(("api_key" = []), ("session" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "your bets, newest first, a page at a time", body = Vec<BetOut>),
+    ),
+)]
 async fn list_my_bets(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

@@ -54,7 +54,17 @@ impl FromRequestParts<App> for MaybeUser {
     }
 }
 
-#[utoipa::path(get, path = "/events", tag = "events", security((), ("api_key" = []), ("session" = [])), responses((status = 200, description = "text/event-stream: round_opened, bet_placed and bet_cancelled (round, side, stake), round_locked, round_settled, round_voided for everyone; with a credential also your own bet_placed/bet_cancelled (with bet_id), deposit_credited and withdrawal_updated; `resync` when you missed some", content_type = "text/event-stream", body = String), (status = 401, description = "a credential was sent and is not valid", body = crate::api::ErrorBody), (status = 503, description = "too many open streams", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    security((), ("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "text/event-stream: round_opened, bet_placed and bet_cancelled (round, side, stake), round_locked, round_settled, round_voided for everyone; with a credential also your own bet_placed/bet_cancelled (with bet_id), deposit_credited and withdrawal_updated; `resync` when you missed some", content_type = "text/event-stream", body = String),
+        (status = 401, description = "a credential was sent and is not valid", body = crate::api::ErrorBody),
+        (status = 503, description = "too many open streams", body = crate::api::ErrorBody),
+    ),
+)]
 async fn get_events(State(app): State<App>, viewer: MaybeUser) -> Result<Response, ApiError> {
     let permit = app.event_streams.clone().try_acquire_owned().map_err(|_| {
         AppError::Unavailable("too many event streams are open; retry later".into())

@@ -60,7 +60,15 @@ fn scheduler_health(app: &App) -> Value {
     json!({ "status": status, "last_step": crate::wire::instant(last) })
 }
 
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\"}", body = Object), (status = 503, description = "a dependency does not answer, or the scheduler has not stepped for three ticks", body = Object)))]
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\"}", body = Object),
+        (status = 503, description = "a dependency does not answer, or the scheduler has not stepped for three ticks", body = Object),
+    ),
+)]
 async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
     let database = check("database", app.ping_database()).await;
     let redis = match &app.redis {

@@ -32,7 +32,15 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(revoke_api_key))
 }
 
-#[utoipa::path(get, path = "/me", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your balance and limits", body = MeOut)))]
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "account",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "your balance and limits", body = MeOut),
+    ),
+)]
 async fn get_me(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -63,7 +71,17 @@ struct StatementQuery {
     format: Option<String>,
 }
 
-#[utoipa::path(get, path = "/me/statement", tag = "account", security(("api_key" = []), ("session" = [])), params(StatementQuery), responses((status = 200, description = "ledger lines of your account, newest first, each with your balance after it; as CSV with format=csv", content((Vec<StatementLineOut> = "application/json"), (String = "text/csv"))), (status = 422, description = "a JSON page of more than 1000 lines", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/me/statement",
+    tag = "account",
+    security(("api_key" = []), ("session" = [])),
+    params(StatementQuery),
+    responses(
+        (status = 200, description = "ledger lines of your account, newest first, each with your balance after it; as CSV with format=csv", content((Vec<StatementLineOut> = "application/json"), (String = "text/csv"))),
+        (status = 422, description = "a JSON page of more than 1000 lines", body = crate::api::ErrorBody),
+    ),
+)]
 async fn get_statement(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -171,7 +189,18 @@ fn parse_until(text: &str) -> Result<DateTime<Utc>, ApiError> {
     Ok(crate::services::new_york_midnight(date)?)
 }
 
-#[utoipa::path(put, path = "/me/limits", tag = "account", security(("api_key" = []), ("session" = [])), request_body = LimitsIn, responses((status = 200, description = "your limits now (the whole set is replaced): a stricter limit applies at once, a looser or removed one after LIMIT_RAISE_COOLOFF_HOURS (shown as pending); a self-exclusion in force can be extended, not shortened (409)", body = LimitsOut), (status = 422, description = "excluded_until in the past or more than 50 years ahead", body = crate::api::ErrorBody), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    put,
+    path = "/me/limits",
+    tag = "account",
+    security(("api_key" = []), ("session" = [])),
+    request_body = LimitsIn,
+    responses(
+        (status = 200, description = "your limits now (the whole set is replaced): a stricter limit applies at once, a looser or removed one after LIMIT_RAISE_COOLOFF_HOURS (shown as pending); a self-exclusion in force can be extended, not shortened (409)", body = LimitsOut),
+        (status = 422, description = "excluded_until in the past or more than 50 years ahead", body = crate::api::ErrorBody),
+        (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody),
+    ),
+)]
 async fn put_limits(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -191,7 +220,15 @@ async fn put_limits(
     Ok(Json(LimitsOut::at(&user.limit_settings(), app.clock.now())))
 }
 
-#[utoipa::path(get, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your API keys, newest first; never the keys themselves", body = Vec<ApiKeyOut>)))]
+#[utoipa::path(
+    get,
+    path = "/me/api-keys",
+    tag = "account",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "your API keys, newest first; never the keys themselves", body = Vec<ApiKeyOut>),
+    ),
+)]
 async fn list_api_keys(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -200,7 +237,15 @@ async fn list_api_keys(
     Ok(Json(keys.iter().map(ApiKeyOut::from).collect()))
 }
 
-#[utoipa::path(post, path = "/me/api-keys", tag = "account", security(("api_key" = []), ("session" = [])), responses((status = 201, description = "a new key, shown once", body = NewApiKeyOut)))]
+#[utoipa::path(
+    post,
+    path = "/me/api-keys",
+    tag = "account",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 201, description = "a new key, shown once", body = NewApiKeyOut),
+    ),
+)]
 async fn create_api_key(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -215,7 +260,17 @@ async fn create_api_key(
     ))
 }
 
-#[utoipa::path(delete, path = "/me/api-keys/{id}", tag = "account", security(("api_key" = []), ("session" = [])), params(("id" = i64, Path, description = "the key id")), responses((status = 204, description = "revoked"), (status = 404, description = "not found", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/me/api-keys/{id}",
+    tag = "account",
+    security(("api_key" = []), ("session" = [])),
+    params(("id" = i64, Path, description = "the key id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 404, description = "not found", body = crate::api::ErrorBody),
+    ),
+)]
 async fn revoke_api_key(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

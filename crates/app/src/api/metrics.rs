@@ -16,7 +16,14 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(get_metrics))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+    ),
+)]
 async fn get_metrics(State(app): State<App>) -> Result<Response, ApiError> {
     let text = crate::metrics::render(&app).await?;
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

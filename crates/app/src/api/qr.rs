@@ -24,7 +24,16 @@ struct QrQuery {
     text: String,
 }
 
-#[utoipa::path(get, path = "/qr.svg", tag = "deposits", params(QrQuery), responses((status = 200, description = "the address as a QR code (image/svg+xml)", content_type = "image/svg+xml", body = String), (status = 422, description = "an address whose EIP-55 checksum fails", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/qr.svg",
+    tag = "deposits",
+    params(QrQuery),
+    responses(
+        (status = 200, description = "the address as a QR code (image/svg+xml)", content_type = "image/svg+xml", body = String),
+        (status = 422, description = "an address whose EIP-55 checksum fails", body = crate::api::ErrorBody),
+    ),
+)]
 async fn get_qr(
     query: Result<Query<QrQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {

@@ -26,7 +26,15 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(get_round))
 }
 
-#[utoipa::path(get, path = "/rounds/current", tag = "rounds", responses((status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut), (status = 404, description = "not found", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/rounds/current",
+    tag = "rounds",
+    responses(
+        (status = 200, description = "the round taking bets: instants, pools, bet counts, implied multipliers, terms digest", body = RoundOut),
+        (status = 404, description = "not found", body = crate::api::ErrorBody),
+    ),
+)]
 /// Served from memory (see `services::views`): at most 100 ms behind
 /// changes on any instance (through events), 1 s should an event be lost.
 async fn get_current_round(State(app): State<App>) -> Result<Response, ApiError> {
@@ -76,7 +84,16 @@ pub(super) fn round_code(text: &str) -> Result<RoundCode, ApiError> {
     })
 }
 
-#[utoipa::path(get, path = "/rounds/{code}", tag = "rounds", params(CodePath), responses((status = 200, description = "the round, with its evidence once settled", body = RoundOut), (status = 404, description = "no such round", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/rounds/{code}",
+    tag = "rounds",
+    params(CodePath),
+    responses(
+        (status = 200, description = "the round, with its evidence once settled", body = RoundOut),
+        (status = 404, description = "no such round", body = crate::api::ErrorBody),
+    ),
+)]
 async fn get_round(
     State(app): State<App>,
     code: Result<Path<String>, PathRejection>,
@@ -96,7 +113,15 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/rounds", tag = "rounds", params(ListQuery), responses((status = 200, description = "the latest rounds, newest first", body = Vec<RoundOut>)))]
+#[utoipa::path(
+    get,
+    path = "/rounds",
+    tag = "rounds",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "the latest rounds, newest first", body = Vec<RoundOut>),
+    ),
+)]
 async fn list_rounds(
     State(app): State<App>,
     query: Result<Query<ListQuery>, QueryRejection>,

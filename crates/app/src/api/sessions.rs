@@ -45,7 +45,16 @@ fn cookie(app: &App, value: &str, max_age: i64) -> String {
     )
 }
 
-#[utoipa::path(post, path = "/sessions", tag = "account", request_body = Credentials, responses((status = 201, description = "signed in; the session cookie is set (HttpOnly, SameSite=Strict, 7 days)", body = SignedIn), (status = 401, description = "wrong email or password", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/sessions",
+    tag = "account",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "signed in; the session cookie is set (HttpOnly, SameSite=Strict, 7 days)", body = SignedIn),
+        (status = 401, description = "wrong email or password", body = crate::api::ErrorBody),
+    ),
+)]
 async fn sign_in(
     State(app): State<App>,
     body: Result<Json<Credentials>, JsonRejection>,
@@ -65,7 +74,14 @@ async fn sign_in(
         .into_response())
 }
 
-#[utoipa::path(delete, path = "/sessions", tag = "account", responses((status = 204, description = "signed out; the cookie is cleared")))]
+#[utoipa::path(
+    delete,
+    path = "/sessions",
+    tag = "account",
+    responses(
+        (status = 204, description = "signed out; the cookie is cleared"),
+    ),
+)]
 async fn sign_out(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
         app.sign_out(token).await?;

@@ -88,7 +88,20 @@ struct DepositToAddress {
     log_index: Option<i64>,
 }
 
-#[utoipa::path(post, path = "/simulate/deposit_webhook", tag = "deposits", security(("admin_token" = [])), request_body = SimulatedDepositDoc, params(KeyHeader), responses((status = 201, description = "credited once per (tx_hash, log_index): deposit_id, user_id, amount, tx_hash, log_index, available", body = Object), (status = 404, description = "no user with this email or deposit address", body = crate::api::ErrorBody), (status = 409, description = "this transfer was credited already", body = crate::api::ErrorBody), (status = 422, description = "refused: an address whose checksum fails; idempotency_mismatch", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/simulate/deposit_webhook",
+    tag = "deposits",
+    security(("admin_token" = [])),
+    request_body = SimulatedDepositDoc,
+    params(KeyHeader),
+    responses(
+        (status = 201, description = "credited once per (tx_hash, log_index): deposit_id, user_id, amount, tx_hash, log_index, available", body = Object),
+        (status = 404, description = "no user with this email or deposit address", body = crate::api::ErrorBody),
+        (status = 409, description = "this transfer was credited already", body = crate::api::ErrorBody),
+        (status = 422, description = "refused: an address whose checksum fails; idempotency_mismatch", body = crate::api::ErrorBody),
+    ),
+)]
 async fn simulate_deposit(
     State(app): State<App>,
     _admin: Admin,

@@ -13,7 +13,14 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(get_tvl))
 }
 
-#[utoipa::path(get, path = "/tvl", tag = "operations", responses((status = 200, description = "total value locked: user balances + open pools + pending withdrawals", body = TvlOut)))]
+#[utoipa::path(
+    get,
+    path = "/tvl",
+    tag = "operations",
+    responses(
+        (status = 200, description = "total value locked: user balances + open pools + pending withdrawals", body = TvlOut),
+    ),
+)]
 async fn get_tvl(State(app): State<App>) -> Result<Json<TvlOut>, ApiError> {
     Ok(Json(TvlOut::from(app.tvl().await?)))
 }

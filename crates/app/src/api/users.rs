@@ -40,7 +40,16 @@ struct CreatedUser {
     api_key: String,
 }
 
-#[utoipa::path(post, path = "/users", tag = "account", request_body = NewUser, responses((status = 201, description = "the user and an API key, shown once", body = CreatedUser), (status = 409, description = "a user with this email exists", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "account",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "the user and an API key, shown once", body = CreatedUser),
+        (status = 409, description = "a user with this email exists", body = crate::api::ErrorBody),
+    ),
+)]
 async fn create_user(
     State(app): State<App>,
     body: Result<Json<NewUser>, JsonRejection>,

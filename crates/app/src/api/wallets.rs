@@ -14,7 +14,15 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(create_wallet))
 }
 
-#[utoipa::path(post, path = "/wallets", tag = "deposits", security(("api_key" = []), ("session" = [])), responses((status = 200, description = "your deposit address, the same every time", body = WalletOut)))]
+#[utoipa::path(
+    post,
+    path = "/wallets",
+    tag = "deposits",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "your deposit address, the same every time", body = WalletOut),
+    ),
+)]
 async fn create_wallet(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,

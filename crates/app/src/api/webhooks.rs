@@ -22,7 +22,26 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(list_deposit_notifications))
 }
 
-#[utoipa::path(post, path = "/webhooks/deposits", tag = "deposits", request_body = DepositNotice, params(("X-Webhook-Timestamp" = String, Header, description = "Unix seconds when the provider signed; at most 300 s from the service's clock"), ("X-Webhook-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256 of \"<timestamp>.<raw body>\" with DEPOSIT_WEBHOOK_SECRET>")), responses((status = 201, description = "credited: status, user_id, deposit_id, tx_hash, log_index, amount, confirmations", body = Object), (status = 200, description = "this transfer was credited before; nothing more is", body = Object), (status = 202, description = "recorded as pending: fewer than MIN_CONFIRMATIONS (required_confirmations); a later notification credits it", body = Object), (status = 400, description = "not a valid notification", body = crate::api::ErrorBody), (status = 401, description = "missing or bad signature, or a stale timestamp", body = crate::api::ErrorBody), (status = 409, description = "the transfer was credited with other terms", body = crate::api::ErrorBody), (status = 422, description = "refused: another chain or token, or an address that is no user's", body = crate::api::ErrorBody), (status = 404, description = "the webhook is off (no DEPOSIT_WEBHOOK_SECRET)", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/webhooks/deposits",
+    tag = "deposits",
+    request_body = DepositNotice,
+    params(
+        ("X-Webhook-Timestamp" = String, Header, description = "Unix seconds when the provider signed; at most 300 s from the service's clock"),
+        ("X-Webhook-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256 of \"<timestamp>.<raw body>\" with DEPOSIT_WEBHOOK_SECRET>"),
+    ),
+    responses(
+        (status = 201, description = "credited: status, user_id, deposit_id, tx_hash, log_index, amount, confirmations", body = Object),
+        (status = 200, description = "this transfer was credited before; nothing more is", body = Object),
+        (status = 202, description = "recorded as pending: fewer than MIN_CONFIRMATIONS (required_confirmations); a later notification credits it", body = Object),
+        (status = 400, description = "not a valid notification", body = crate::api::ErrorBody),
+        (status = 401, description = "missing or bad signature, or a stale timestamp", body = crate::api::ErrorBody),
+        (status = 409, description = "the transfer was credited with other terms", body = crate::api::ErrorBody),
+        (status = 422, description = "refused: another chain or token, or an address that is no user's", body = crate::api::ErrorBody),
+        (status = 404, description = "the webhook is off (no DEPOSIT_WEBHOOK_SECRET)", body = crate::api::ErrorBody),
+    ),
+)]
 async fn receive_deposit(
     State(app): State<App>,
     headers: HeaderMap,
@@ -44,7 +63,16 @@ async fn receive_deposit(
     Ok((status, Json(answer)))
 }
 
-#[utoipa::path(get, path = "/admin/deposits", tag = "admin", security(("admin_token" = [])), params(super::paging::Page), responses((status = 200, description = "webhook notifications, newest first, a page at a time: id, received_at, outcome (credited, duplicate, pending, refused), reason, chain, token, tx_hash, log_index, to, amount, confirmations, user_id", body = Vec<Object>)))]
+#[utoipa::path(
+    get,
+    path = "/admin/deposits",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(super::paging::Page),
+    responses(
+        (status = 200, description = "webhook notifications, newest first, a page at a time: id, received_at, outcome (credited, duplicate, pending, refused), reason, chain, token, tx_hash, log_index, to, amount, confirmations, user_id", body = Vec<Object>),
+    ),
+)]
 async fn list_deposit_notifications(
     State(app): State<App>,
     _admin: Admin,

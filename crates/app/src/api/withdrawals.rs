@@ -41,7 +41,19 @@ struct NewWithdrawal {
     address: String,
 }
 
-#[utoipa::path(post, path = "/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), request_body = NewWithdrawal, params(KeyHeader), responses((status = 201, description = "queued; the amount is pending", body = WithdrawalOut), (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody), (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/withdrawals",
+    tag = "withdrawals",
+    security(("api_key" = []), ("session" = [])),
+    request_body = NewWithdrawal,
+    params(KeyHeader),
+    responses(
+        (status = 201, description = "queued; the amount is pending", body = WithdrawalOut),
+        (status = 409, description = "conflict with the current state", body = crate::api::ErrorBody),
+        (status = 422, description = "refused: funds, limits, self-exclusion, or an Idempotency-Key reused with another request", body = crate::api::ErrorBody),
+    ),
+)]
 async fn request_withdrawal(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
@@ -62,7 +74,16 @@ async fn request_withdrawal(
     Ok(respond(answer(&withdrawal)))
 }
 
-#[utoipa::path(get, path = "/me/withdrawals", tag = "withdrawals", security(("api_key" = []), ("session" = [])), params(Page), responses((status = 200, description = "your withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>)))]
+#[utoipa::path(
+    get,
+    path = "/me/withdrawals",
+    tag = "withdrawals",
+    security(("api_key" = []), ("session" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "your withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>),
+    ),
+)]
 async fn list_my_withdrawals(
     State(app): State<App>,
     CurrentUser(user): CurrentUser,
