@@ -7,6 +7,8 @@
 //! - [`oracle`]: the oracle port (mock, CSV, manual, HTTP, quorum).
 //! - [`chain`]: the chain-sender port for withdrawals (mock; manual is none).
 //! - [`services`]: the use-cases, including group commit for bets.
+//! - [`startup`]: wires the process (store, clock, oracle, chain) into an
+//!   [`services::App`].
 //! - [`error`]: the use-cases' error with stable codes.
 //! - [`events`]: business events, in-process and on Redis.
 //! - [`retry`]: backoff with jitter for calls to outside services.
@@ -34,6 +36,7 @@ pub mod oracle;
 pub mod retry;
 pub mod secret;
 pub mod services;
+pub mod startup;
 pub mod telemetry;
 pub mod web;
 pub mod wire;

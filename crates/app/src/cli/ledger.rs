@@ -83,7 +83,7 @@ fn default_actor() -> String {
 }
 
 fn migrate(app: &App, out: &Printer) -> AppResult<i32> {
-    // App::from_config already migrated.
+    // startup::app already migrated.
     let backend = format!("{:?}", app.store.backend()).to_lowercase();
     out.print(
         &serde_json::json!({ "migrated": true, "backend": backend }),

@@ -23,7 +23,6 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
-use crate::services::App;
 
 pub use args::{
     BenchCommand, BenchTarget, Cli, Command, LedgerCommand, LimitsArgs, PriceCommand, RoundCommand,
@@ -101,7 +100,9 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         Command::Demo => demo::run(config, json).await.map(|()| 0),
         Command::Bench(command) => bench(command, config).await,
         Command::Ledger(command) => {
-            let app = App::from_config(config).await.map_err(AppError::Internal)?;
+            let app = crate::startup::app(config)
+                .await
+                .map_err(AppError::Internal)?;
             let code = ledger::run(command, &app, &out).await?;
             // What this command did reaches the other instances before it exits.
             app.events.flush(EVENTS_FLUSH).await;

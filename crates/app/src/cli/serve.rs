@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
-use crate::services::App;
 
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn run(mut config: Config) -> AppResult<()> {
@@ -18,7 +17,9 @@ pub async fn run(mut config: Config) -> AppResult<()> {
         config.admin_token = Some(crate::secret::Secret::new(token));
     }
     crate::metrics::handle();
-    let app = App::from_config(config).await.map_err(AppError::Internal)?;
+    let app = crate::startup::app(config)
+        .await
+        .map_err(AppError::Internal)?;
     // Refused in production without WALLET_XPUB; warns in development.
     app.deposit_wallet()?;
     let address = app.config.bind_addr;

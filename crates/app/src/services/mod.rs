@@ -30,10 +30,10 @@ pub use sessions::{check_password, SESSION_TTL};
 pub use withdrawal_worker::WorkerTick;
 
 use crate::chain::{ChainSender, MockChain};
-use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::config::{ChainSenderKind, Config, OracleKind};
+use crate::clock::Clock;
+use crate::config::{ChainSenderKind, Config};
 use crate::events::{Event, EventBus, EventKind};
-use crate::oracle::{CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle};
+use crate::oracle::Oracle;
 
 /// Everything a use-case needs, shared by every entry point. Cloning is
 /// one reference count (each request clones it).
@@ -161,20 +161,6 @@ impl App {
             view: Arc::default(),
         }))
     }
-
-    /// Connects the database the configuration names, runs migrations, and
-    /// builds the clock and oracle it asks for.
-    pub async fn from_config(config: Config) -> anyhow::Result<App> {
-        let store =
-            updown_store::connect(config.database_url.expose(), config.db_max_connections).await?;
-        store.migrate().await?;
-        let clock: Arc<dyn Clock> = match config.clock {
-            Some(setting) => Arc::new(ScaledClock::new(setting)),
-            None => Arc::new(SystemClock),
-        };
-        let oracle = oracle_for(&config)?;
-        Ok(App::new(config, store, clock, oracle))
-    }
 }
 
 /// Keeps this instance's caches true to events from every instance: a
@@ -203,41 +189,6 @@ async fn follow_events(
             Err(RecvError::Closed) => return,
         }
     }
-}
-
-/// The oracle the configuration names.
-pub fn oracle_for(config: &Config) -> anyhow::Result<Arc<dyn Oracle>> {
-    let single = |kind| -> anyhow::Result<Arc<dyn Oracle>> {
-        Ok(match kind {
-            OracleKind::Mock => Arc::new(MockOracle::default()),
-            OracleKind::Csv => Arc::new(CsvOracle::new(
-                config
-                    .oracle_csv_path
-                    .clone()
-                    .expect("validated with the config"),
-            )),
-            OracleKind::Http => Arc::new(HttpOracle::new(
-                config
-                    .oracle_http
-                    .clone()
-                    .expect("validated with the config"),
-            )?),
-            OracleKind::Manual | OracleKind::Quorum => Arc::new(ManualOracle),
-        })
-    };
-    if config.oracle != OracleKind::Quorum {
-        return single(config.oracle);
-    }
-    let sources = config
-        .oracle_sources
-        .iter()
-        .map(|kind| single(*kind))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Arc::new(QuorumOracle::new(
-        sources,
-        config.oracle_quorum,
-        config.oracle_max_spread_bps,
-    )))
 }
 
 /// Midnight of `date` in New York, as an instant (self-exclusion ends then).
