@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::Connection;
 
-use crate::{PostgresStore, SqliteStore, Store};
+use crate::{SqlStore, Store};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -95,7 +95,7 @@ impl Drop for TestDb {
 pub async fn sqlite() -> TestDb {
     let path = std::env::temp_dir().join(format!("updown-test-{}.db", unique_suffix()));
     let url = format!("sqlite://{}", path.display());
-    let store = SqliteStore::connect(&url, 4)
+    let store = SqlStore::open_sqlite(&url, 4)
         .await
         .expect("open SQLite test database");
     store.migrate().await.expect("migrate SQLite");
@@ -136,7 +136,7 @@ pub async fn postgres(url: &str, max_connections: u32) -> TestDb {
     let options = PgConnectOptions::from_str(url)
         .expect("parse TEST_POSTGRES_URL")
         .options([("search_path", schema.as_str())]);
-    let store = PostgresStore::connect_with(options, max_connections)
+    let store = SqlStore::open_postgres_with(options, max_connections)
         .await
         .expect("open PostgreSQL test schema");
     store.migrate().await.expect("migrate PostgreSQL");

@@ -14,7 +14,7 @@ use updown_domain::ids::UserId;
 use updown_domain::round::Side;
 use updown_domain::schedule::round_taking_bets_at;
 use updown_domain::Micros;
-use updown_store::SqliteStore;
+use updown_store::SqlStore;
 
 use super::output::{emit, instant, usdc};
 use crate::clock::{Clock, ManualClock};
@@ -76,7 +76,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
         steps: Vec::new(),
     };
     let url = format!("sqlite://{}", path.display());
-    let store = SqliteStore::connect(&url, 2)
+    let store = SqlStore::open_sqlite(&url, 2)
         .await
         .map_err(AppError::Internal)?;
     let store: Arc<dyn updown_store::Store> = Arc::new(store);

@@ -1,0 +1,281 @@
+//! The store's contract: what persistence every use-case needs, one trait
+//! per concern, and [`Store`], which is all of them.
+//!
+//! Every method that changes anything is one database transaction: it
+//! writes the ledger postings the domain built, keeps cached balances in
+//! step, and enforces the money rules again at the database (a balance
+//! never below zero, a deposit never credited twice), so no interleaving of
+//! callers can break them. [`SqlStore`](crate::SqlStore) implements it on
+//! SQLite and on PostgreSQL; both pass the same conformance suite
+//! (`tests/conformance.rs`).
+//!
+//! Callers hold an `Arc<dyn Store>`: a trait object has its supertraits'
+//! methods, so no trait needs importing to call them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use updown_domain::admission::PlayerLimits;
+use updown_domain::ids::{BetId, Email, Market, RoundCode, RoundId, UserId, WithdrawalId};
+use updown_domain::Micros;
+
+use crate::model::*;
+use crate::{Backend, BetRefusalReason, Lease, StoreResult};
+
+/// Persistence for every use-case: each concern's trait, and the store's
+/// own upkeep.
+#[async_trait]
+pub trait Store:
+    UserStore + FundStore + RoundStore + BetStore + SettlementStore + KeyStore + ReportStore + 'static
+{
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations; safe to call on every start.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// A cheap round trip, for health checks.
+    async fn ping(&self) -> StoreResult<()>;
+    /// The right to run the scheduler's next step, if no other process
+    /// holds it; hold it for the step, then `release` it. PostgreSQL: a
+    /// session advisory lock on a connection of its own (freed by the
+    /// server if this process dies). SQLite: always granted.
+    async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>>;
+}
+
+/// Users and balances, API keys, passwords and web sessions, statements.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn create_user(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<User>;
+    /// Creates many users in one transaction, each credited `funding` by a
+    /// deposit with chain tx `seed-<sequence>` (none when zero). Fails whole
+    /// if any email exists.
+    async fn create_users(
+        &self,
+        emails: &[Email],
+        funding: Micros,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<User>>;
+    async fn user(&self, id: UserId) -> StoreResult<User>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<User>;
+    /// Newest first, before user id `before` when given.
+    async fn users(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<UserSummary>>;
+    /// Applies a player's request for `wanted` limits at `now` under the
+    /// rules of
+    /// [`updown_domain::admission::LimitSettings::request`], decided on the row as locked
+    /// in this transaction (never on a cached read): a stricter limit at
+    /// once, a looser one after `cooloff`, an exclusion never shortened
+    /// (Conflict).
+    async fn change_limits(
+        &self,
+        user: UserId,
+        wanted: PlayerLimits,
+        now: DateTime<Utc>,
+        cooloff: Duration,
+    ) -> StoreResult<User>;
+    async fn balance(&self, user: UserId) -> StoreResult<Micros>;
+
+    // API keys, stored as hashes.
+    async fn create_api_key(
+        &self,
+        user: UserId,
+        prefix: &str,
+        key_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// The user an unrevoked key belongs to.
+    async fn user_by_api_key(&self, key_hash: &str) -> StoreResult<Option<User>>;
+    /// Revokes one of `user`'s keys; NotFound if it is not theirs.
+    async fn revoke_api_key(&self, user: UserId, key: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// `user`'s API keys, newest first (never the keys themselves).
+    async fn api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyInfo>>;
+
+    /// Records the user's deposit address unless one is recorded already;
+    /// the address the user has from now on. Conflict if another user has it.
+    async fn assign_deposit_address(&self, user: UserId, address: &str) -> StoreResult<String>;
+    async fn user_by_deposit_address(&self, address: &str) -> StoreResult<Option<User>>;
+
+    // Passwords and web sessions.
+    /// Sets (or replaces) the user's argon2id password hash.
+    async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()>;
+    /// The user with this email and their password hash, if they set one.
+    async fn password_hash(&self, email: &Email) -> StoreResult<Option<(User, Option<String>)>>;
+    async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The user a live (unexpired, not ended) session belongs to.
+    async fn user_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    async fn end_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// The ledger lines of `user`'s account, newest first, before ledger
+    /// transaction `before` when given, with the balance after each.
+    async fn statement(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<StatementLine>>;
+}
+
+/// Deposits and withdrawals: money crossing the chain boundary.
+#[async_trait]
+pub trait FundStore: Send + Sync {
+    /// Credits a chain transfer once (Conflict for a second credit); with a
+    /// key, recorded in the same transaction (`KeyUsed` if it was before).
+    async fn credit_deposit(&self, deposit: &NewDeposit) -> StoreResult<Deposit>;
+    /// The credit of chain transfer (tx hash, log index), if there is one.
+    async fn deposit_by_transfer(
+        &self,
+        tx_hash: &str,
+        log_index: i64,
+    ) -> StoreResult<Option<Deposit>>;
+    /// Records one deposit notification (`received_at` and `outcome` set).
+    async fn record_deposit_notification(
+        &self,
+        notification: &DepositNotification,
+    ) -> StoreResult<()>;
+    /// Deposit notifications, newest first, before id `before` when given.
+    async fn deposit_notifications(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<DepositNotification>>;
+    /// Moves the amount to pending and queues the withdrawal; with a key,
+    /// recorded in the same transaction (`KeyUsed` if it was before).
+    async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal>;
+    /// Newest first, before id `before` when given; of one user and in
+    /// one status when given.
+    async fn withdrawals(
+        &self,
+        user: Option<UserId>,
+        status: Option<WithdrawalStatus>,
+        before: Option<WithdrawalId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Withdrawal>>;
+    /// Withdrawals in `status`, oldest first, after id `after` when given:
+    /// the worker's pages.
+    async fn withdrawals_to_step(
+        &self,
+        status: WithdrawalStatus,
+        after: Option<WithdrawalId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Withdrawal>>;
+    async fn withdrawal(&self, id: WithdrawalId) -> StoreResult<Withdrawal>;
+    /// Moves a withdrawal one step, decided on its row as locked in this
+    /// transaction; confirming moves its funds out of custody, failing
+    /// gives them back to the user. Conflict when the step is not allowed
+    /// from its current status ([`WithdrawalChange::check`]). With a key,
+    /// recorded in the same transaction.
+    async fn change_withdrawal(
+        &self,
+        id: WithdrawalId,
+        change: &WithdrawalChange,
+        now: DateTime<Utc>,
+        key: Option<&Keyed<Withdrawal>>,
+    ) -> StoreResult<Withdrawal>;
+}
+
+/// Rounds, and the closes they settle on.
+#[async_trait]
+pub trait RoundStore: Send + Sync {
+    /// Creates the round with its two pool accounts, or returns the
+    /// existing one unchanged (opening is idempotent).
+    async fn open_round(&self, round: &NewRound) -> StoreResult<(Round, bool)>;
+    async fn round(&self, market: &Market, code: RoundCode) -> StoreResult<Round>;
+    async fn round_by_id(&self, id: RoundId) -> StoreResult<Round>;
+    async fn rounds(&self, market: &Market, limit: i64) -> StoreResult<Vec<Round>>;
+    /// Rounds not yet SETTLED or VOID, oldest first.
+    async fn unfinished_rounds(&self, market: &Market) -> StoreResult<Vec<Round>>;
+    async fn pools(&self, round: RoundId) -> StoreResult<Pools>;
+    /// OPEN -> LOCKED; a round already locked is returned as it is.
+    async fn lock_round(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
+
+    // The closes rounds settle on.
+    async fn record_price(&self, price: &PriceRecord) -> StoreResult<()>;
+    async fn price(&self, market: &Market, date: NaiveDate) -> StoreResult<Option<PriceRecord>>;
+}
+
+/// Bets.
+#[async_trait]
+pub trait BetStore: Send + Sync {
+    /// Places a batch of bets on one round in one transaction (group
+    /// commit). Each request gets its own answer; refusals change nothing.
+    async fn place_bets(
+        &self,
+        round: RoundId,
+        requests: &[BetRequest],
+    ) -> StoreResult<Vec<Result<Bet, BetRefusalReason>>>;
+    /// Cancels a bet for a full refund; with a key, recorded in the same
+    /// transaction (`KeyUsed` if it was before).
+    async fn cancel_bet(
+        &self,
+        bet: BetId,
+        owner: Option<UserId>,
+        now: DateTime<Utc>,
+        cancel_cutoff: Duration,
+        key: Option<&Keyed<Bet>>,
+    ) -> StoreResult<Bet>;
+    /// `user`'s bets, newest first, before bet `before` when given.
+    async fn bets_of_user(
+        &self,
+        user: UserId,
+        before: Option<BetId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Bet>>;
+    async fn bet(&self, bet: BetId) -> StoreResult<Bet>;
+}
+
+/// Settlement: begin once, pay in chunks, finish. Each step is one
+/// transaction and safe to repeat after a crash.
+#[async_trait]
+pub trait SettlementStore: Send + Sync {
+    async fn begin_settlement(&self, round: RoundId, start: &SettlementStart)
+        -> StoreResult<Round>;
+    /// Pays the bets in the next id range of `chunk_size` ids after the
+    /// stored cursor: `Some(bets paid)` (possibly 0), or `None` once no bet
+    /// is left. Ranges, not `LIMIT`, bound each chunk's work whatever plan
+    /// the database picks.
+    async fn settle_chunk(&self, round: RoundId, chunk_size: i64) -> StoreResult<Option<u64>>;
+    async fn finish_settlement(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
+}
+
+/// Idempotency keys, written with their effects (see [`RequestKey`]).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The record of a key, if one was kept.
+    async fn idempotency_key(&self, scope: &str, key: &str) -> StoreResult<Option<KeyRecord>>;
+    /// Records a key with its answer unless it is recorded already (for
+    /// actions idempotent by themselves, recorded after they ran); whether
+    /// this call recorded it.
+    async fn record_idempotency_key(
+        &self,
+        key: &RequestKey,
+        answer: &KeptAnswer,
+    ) -> StoreResult<bool>;
+    /// Deletes keys recorded before `keys_before` and refused deposit
+    /// notifications received before `notifications_before`, at most
+    /// `limit` rows of each.
+    async fn purge(
+        &self,
+        keys_before: DateTime<Utc>,
+        notifications_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Purged>;
+}
+
+/// Reports for operators, and the audit log of their manual actions.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    async fn tvl(&self) -> StoreResult<Tvl>;
+    /// How many rounds are in each status (all markets).
+    async fn round_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    async fn verify(&self) -> StoreResult<VerifyReport>;
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Newest first, before entry `before` when given.
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+}

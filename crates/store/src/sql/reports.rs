@@ -1,0 +1,209 @@
+//! Reports for operators: total value locked, round counts, the ledger's
+//! invariants (`verify`), and the audit log of manual actions.
+
+use async_trait::async_trait;
+
+use super::db::{query, Tx};
+use super::ledger::pool_balance;
+use super::SqlStore;
+use crate::model::{AuditEntry, Tvl, VerifyReport};
+use crate::{ReportStore, StoreResult};
+
+/// The single number a statement selects.
+async fn number(tx: &mut Tx<'_>, sql: &str) -> StoreResult<i64> {
+    query(sql).fetch_one(tx).await?.get_at(0)
+}
+
+async fn sum_balances(tx: &mut Tx<'_>, kind: &str) -> StoreResult<i64> {
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts WHERE kind = '{kind}'"
+    );
+    number(tx, &sql).await
+}
+
+/// The statements `verify` runs: what each counts must be zero.
+fn checks() -> Vec<(&'static str, String, &'static str)> {
+    let pools = |r: &str| {
+        format!(
+            "{} + {}",
+            pool_balance(&format!("{r}.pool_up_account")),
+            pool_balance(&format!("{r}.pool_down_account"))
+        )
+    };
+    let round_entries = |kinds: &str| {
+        format!(
+            "COALESCE((SELECT SUM(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.tx_id = t.id \
+             WHERE t.round_id = r.id AND t.kind IN ({kinds}) AND e.amount > 0), 0)"
+        )
+    };
+    let active_stakes = "(SELECT COALESCE(SUM(b.stake), 0) FROM bets b WHERE b.round_id = r.id AND b.status = 'ACTIVE')";
+    vec![
+        (
+            "every transaction balances",
+            "SELECT COUNT(*) FROM (SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.tx_id = t.id \
+             GROUP BY t.id HAVING COUNT(e.tx_id) < 2 OR COALESCE(SUM(e.amount), 0) <> 0) x".to_string(),
+            "transactions do not sum to zero or have fewer than two entries",
+        ),
+        (
+            "every entry belongs to a transaction and an account",
+            "SELECT COUNT(*) FROM ledger_entries e WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = e.tx_id) \
+             OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id)".to_string(),
+            "orphaned entries",
+        ),
+        (
+            "the sum of all accounts is zero",
+            format!(
+                "SELECT ABS((SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'pool' THEN {} ELSE balance END), 0) AS BIGINT) FROM accounts a)) \
+                 + ABS((SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries))",
+                pool_balance("a.id")
+            ),
+            "micro-USDC off zero",
+        ),
+        (
+            "cached balances equal recomputed ones",
+            "SELECT COUNT(*) FROM accounts a LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM ledger_entries GROUP BY account_id) s \
+             ON s.account_id = a.id WHERE a.balance <> CASE WHEN a.kind = 'pool' THEN 0 ELSE COALESCE(s.total, 0) END".to_string(),
+            "accounts whose cached balance differs from their entries",
+        ),
+        (
+            "no balance but the chain's is negative",
+            format!(
+                "SELECT COUNT(*) FROM accounts a WHERE (kind NOT IN ('chain', 'pool') AND balance < 0) OR (kind = 'pool' AND {} < 0)",
+                pool_balance("a.id")
+            ),
+            "negative accounts",
+        ),
+        (
+            "every settled or void round's pool is zero",
+            format!(
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({} <> 0 OR {} <> 0)",
+                pool_balance("r.pool_up_account"),
+                pool_balance("r.pool_down_account")
+            ),
+            "pools not emptied",
+        ),
+        (
+            "open pools equal their active stakes",
+            format!(
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL AND ({}) <> {active_stakes}",
+                pools("r")
+            ),
+            "rounds whose pools differ from their bets",
+        ),
+        (
+            "payouts + fee + dust = each settled round's total pool",
+            format!(
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND \
+                 ({active_stakes} <> {} OR COALESCE(r.fee, 0) <> {} OR COALESCE(r.dust, 0) <> {})",
+                round_entries("'payout', 'refund', 'fee', 'dust'"),
+                round_entries("'fee'"),
+                round_entries("'dust'")
+            ),
+            "rounds paid out differently from their pool",
+        ),
+        (
+            "every deposit tx is credited at most once",
+            "SELECT COUNT(*) FROM (SELECT reference FROM ledger_transactions WHERE kind = 'deposit' \
+             GROUP BY reference HAVING COUNT(*) > 1) x".to_string(),
+            "chain transfers credited more than once",
+        ),
+        (
+            // However its hash was written (case, with or without 0x).
+            "no transfer is credited twice under two spellings of its hash",
+            "SELECT COUNT(*) FROM (SELECT lower(CASE WHEN length(chain_tx_hash) = 66 AND lower(substr(chain_tx_hash, 1, 2)) = '0x' \
+             THEN substr(chain_tx_hash, 3) ELSE chain_tx_hash END) AS hash, log_index FROM deposits \
+             GROUP BY 1, 2 HAVING COUNT(*) > 1) x".to_string(),
+            "transfers credited under two spellings",
+        ),
+        (
+            "pending withdrawals hold exactly the queued and submitted amounts",
+            "SELECT ABS((SELECT balance FROM accounts WHERE kind = 'withdrawals_pending') - \
+             (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTING', 'SUBMITTED')))".to_string(),
+            "micro-USDC off",
+        ),
+        (
+            "every bet belongs to a round and a user",
+            "SELECT COUNT(*) FROM bets b WHERE NOT EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.round_id) \
+             OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = b.user_id)".to_string(),
+            "orphaned bets",
+        ),
+    ]
+}
+
+#[async_trait]
+impl ReportStore for SqlStore {
+    async fn tvl(&self) -> StoreResult<Tvl> {
+        let mut tx = self.snapshot().await?;
+        let user_balances = sum_balances(&mut tx, "user").await?;
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM({} + {}), 0) AS BIGINT) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED')",
+            pool_balance("r.pool_up_account"),
+            pool_balance("r.pool_down_account")
+        );
+        let round_pools = number(&mut tx, &sql).await?;
+        let withdrawals_pending = sum_balances(&mut tx, "withdrawals_pending").await?;
+        let tvl = Tvl {
+            total: user_balances + round_pools + withdrawals_pending,
+            user_balances,
+            round_pools,
+            withdrawals_pending,
+            house_fees: sum_balances(&mut tx, "house_fees").await?,
+            house_rounding: sum_balances(&mut tx, "house_rounding").await?,
+            custody: -sum_balances(&mut tx, "chain").await?,
+        };
+        tx.commit().await?;
+        Ok(tvl)
+    }
+
+    async fn round_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows =
+            query("SELECT status, COUNT(*) AS n FROM rounds GROUP BY status ORDER BY status")
+                .fetch_all(self.read())
+                .await?;
+        rows.iter()
+            .map(|row| Ok((row.get("status")?, row.get("n")?)))
+            .collect()
+    }
+
+    async fn verify(&self) -> StoreResult<VerifyReport> {
+        // One snapshot for every check, so concurrent writers cannot make a
+        // consistent ledger look inconsistent.
+        let mut tx = self.snapshot().await?;
+        let mut report = VerifyReport {
+            transactions: number(&mut tx, "SELECT COUNT(*) FROM ledger_transactions").await?,
+            entries: number(&mut tx, "SELECT COUNT(*) FROM ledger_entries").await?,
+            ..VerifyReport::default()
+        };
+        for (name, sql, what) in checks() {
+            let found = number(&mut tx, &sql).await?;
+            report.check(name, found, what);
+        }
+        tx.rollback().await?;
+        Ok(report)
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        query(
+            "INSERT INTO audit_log (at, actor, action, subject, reason) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.subject)
+        .bind(&entry.reason)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        query(
+            "SELECT id, at, actor, action, subject, reason FROM audit_log \
+             WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_records(self.read())
+        .await
+    }
+}

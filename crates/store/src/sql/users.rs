@@ -1,0 +1,331 @@
+//! Users: accounts, limits, balances, statements, API keys, passwords and
+//! web sessions, deposit addresses.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use updown_domain::admission::PlayerLimits;
+use updown_domain::ids::{Email, UserId};
+use updown_domain::Micros;
+
+use super::db::{query, Tx};
+use super::ledger::credit;
+use super::rows::{micros, USER_COLUMNS, U_USER_COLUMNS};
+use super::SqlStore;
+use crate::model::{ApiKeyInfo, StatementLine, User, UserSummary};
+use crate::{StoreError, StoreResult, UserStore};
+
+fn user_not_found(user: impl std::fmt::Display) -> StoreError {
+    StoreError::NotFound(format!("user {user}"))
+}
+
+/// Inserts a user with the next sequence number and an empty account.
+async fn insert_user(tx: &mut Tx<'_>, email: &Email, now: DateTime<Utc>) -> StoreResult<User> {
+    let account: i64 =
+        query("INSERT INTO accounts (kind, balance) VALUES ('user', 0) RETURNING id")
+            .fetch_one(&mut *tx)
+            .await?
+            .get("id")?;
+    let sql = format!(
+        "INSERT INTO users (email, sequence, account_id, created_at) \
+         VALUES ($1, (SELECT COALESCE(MAX(sequence), -1) + 1 FROM users), $2, $3) RETURNING {USER_COLUMNS}"
+    );
+    query(&sql)
+        .bind(email.as_str())
+        .bind(account)
+        .bind(now)
+        .fetch_one(tx)
+        .await?
+        .record()
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn create_user(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<User> {
+        let mut users = self
+            .create_users(std::slice::from_ref(email), Micros::ZERO, now)
+            .await?;
+        Ok(users.pop().expect("one user created"))
+    }
+
+    async fn create_users(
+        &self,
+        emails: &[Email],
+        funding: Micros,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<User>> {
+        let mut tx = self.write().begin().await?;
+        // Sequence numbers are dense (the HD wallet index), so user
+        // creation is serialised; it is rare next to bets. (SQLite's single
+        // write connection serialises it already.)
+        if let Tx::Postgres(_) = tx {
+            query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut tx)
+                .await?;
+        }
+        let mut users = Vec::with_capacity(emails.len());
+        for email in emails {
+            let user = insert_user(&mut tx, email, now).await?;
+            if !funding.is_zero() {
+                let reference = format!("seed-{}", user.sequence);
+                credit(&mut tx, user.id, funding, &reference, 0, now).await?;
+            }
+            users.push(user);
+        }
+        tx.commit().await?;
+        Ok(users)
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<User> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let found = query(&sql).bind(id.0).fetch_record(self.read()).await?;
+        found.ok_or_else(|| user_not_found(id))
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<User> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+        let found = query(&sql)
+            .bind(email.as_str())
+            .fetch_record(self.read())
+            .await?;
+        found.ok_or_else(|| user_not_found(email))
+    }
+
+    async fn users(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<UserSummary>> {
+        let sql = format!(
+            "SELECT {U_USER_COLUMNS}, a.balance AS balance FROM users u JOIN accounts a ON a.id = u.account_id \
+             WHERE ($1 IS NULL OR u.id < $1) ORDER BY u.id DESC LIMIT $2"
+        );
+        query(&sql)
+            .bind(before)
+            .bind(limit)
+            .fetch_records(self.read())
+            .await
+    }
+
+    async fn change_limits(
+        &self,
+        user: UserId,
+        wanted: PlayerLimits,
+        now: DateTime<Utc>,
+        cooloff: Duration,
+    ) -> StoreResult<User> {
+        let mut tx = self.write().begin().await?;
+        // A no-op update takes the row lock on both engines, so the
+        // decision below is made on the row as it stands. (Not `id = id`:
+        // SQLite would treat a key change as one and check every table
+        // that refers to users.)
+        let sql = format!(
+            "UPDATE users SET max_stake_per_round = max_stake_per_round WHERE id = $1 RETURNING {USER_COLUMNS}"
+        );
+        let current: User = query(&sql)
+            .bind(user.0)
+            .fetch_record(&mut tx)
+            .await?
+            .ok_or_else(|| user_not_found(user))?;
+        let next = current
+            .limit_settings()
+            .request(wanted, now, cooloff)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let pending = next.pending;
+        // The write itself refuses to shorten an exclusion in force,
+        // whatever was read.
+        let sql = format!(
+            "UPDATE users SET max_stake_per_round = $2, max_stake_per_day = $3, excluded_until = $4, \
+             pending_max_stake_per_round = $5, pending_max_stake_per_day = $6, limits_pending_from = $7 \
+             WHERE id = $1 AND (excluded_until IS NULL OR excluded_until <= $8 OR ($4 IS NOT NULL AND $4 >= excluded_until)) \
+             RETURNING {USER_COLUMNS}"
+        );
+        let changed = query(&sql)
+            .bind(user.0)
+            .bind(next.set.max_stake_per_round.map(Micros::get))
+            .bind(next.set.max_stake_per_day.map(Micros::get))
+            .bind(next.set.excluded_until)
+            .bind(pending.and_then(|p| p.max_stake_per_round).map(Micros::get))
+            .bind(pending.and_then(|p| p.max_stake_per_day).map(Micros::get))
+            .bind(pending.map(|p| p.from))
+            .bind(now)
+            .fetch_record(&mut tx)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(
+                    "a self-exclusion in force can be extended, not shortened or lifted".into(),
+                )
+            })?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn balance(&self, user: UserId) -> StoreResult<Micros> {
+        let row = query(
+            "SELECT a.balance FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1",
+        )
+        .bind(user.0)
+        .fetch_optional(self.read())
+        .await?
+        .ok_or_else(|| user_not_found(user))?;
+        micros(row.get("balance")?)
+    }
+
+    async fn statement(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<StatementLine>> {
+        // The running balance is a window over all of the account's
+        // entries; `before` only drops newer lines, so it stays right.
+        query(
+            "SELECT * FROM (SELECT t.id AS tx_id, t.kind, t.created_at, t.bet_id, t.reference, r.code AS round_code, \
+             e.amount, CAST(SUM(e.amount) OVER (ORDER BY e.tx_id) AS BIGINT) AS balance_after \
+             FROM users u JOIN ledger_entries e ON e.account_id = u.account_id \
+             JOIN ledger_transactions t ON t.id = e.tx_id LEFT JOIN rounds r ON r.id = t.round_id \
+             WHERE u.id = $1) lines WHERE ($2 IS NULL OR tx_id < $2) ORDER BY tx_id DESC LIMIT $3",
+        )
+        .bind(user.0)
+        .bind(before)
+        .bind(limit)
+        .fetch_records(self.read())
+        .await
+    }
+
+    async fn create_api_key(
+        &self,
+        user: UserId,
+        prefix: &str,
+        key_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        query(
+            "INSERT INTO api_keys (user_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user.0)
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(now)
+        .fetch_one(self.write())
+        .await?
+        .get("id")
+    }
+
+    async fn user_by_api_key(&self, key_hash: &str) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {U_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE k.key_hash = $1 AND k.kind = 'api' AND k.revoked_at IS NULL"
+        );
+        query(&sql).bind(key_hash).fetch_record(self.read()).await
+    }
+
+    async fn revoke_api_key(&self, user: UserId, key: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        let revoked = query(
+            "UPDATE api_keys SET revoked_at = $3 \
+             WHERE id = $1 AND user_id = $2 AND kind = 'api' AND revoked_at IS NULL",
+        )
+        .bind(key)
+        .bind(user.0)
+        .bind(now)
+        .execute(self.write())
+        .await?;
+        if revoked == 0 {
+            return Err(StoreError::NotFound(format!("api key {key}")));
+        }
+        Ok(())
+    }
+
+    async fn api_keys(&self, user: UserId) -> StoreResult<Vec<ApiKeyInfo>> {
+        query(
+            "SELECT id, prefix, created_at, revoked_at FROM api_keys \
+             WHERE user_id = $1 AND kind = 'api' ORDER BY id DESC LIMIT 1000",
+        )
+        .bind(user.0)
+        .fetch_records(self.read())
+        .await
+    }
+
+    async fn assign_deposit_address(&self, user: UserId, address: &str) -> StoreResult<String> {
+        query(
+            "UPDATE users SET deposit_address = COALESCE(deposit_address, $2) WHERE id = $1 \
+             RETURNING deposit_address",
+        )
+        .bind(user.0)
+        .bind(address)
+        .fetch_optional(self.write())
+        .await?
+        .ok_or_else(|| user_not_found(user))?
+        .get("deposit_address")
+    }
+
+    async fn user_by_deposit_address(&self, address: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE deposit_address = $1");
+        query(&sql).bind(address).fetch_record(self.read()).await
+    }
+
+    async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()> {
+        let updated = query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user.0)
+            .bind(hash)
+            .execute(self.write())
+            .await?;
+        if updated == 0 {
+            return Err(user_not_found(user));
+        }
+        Ok(())
+    }
+
+    async fn password_hash(&self, email: &Email) -> StoreResult<Option<(User, Option<String>)>> {
+        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
+        let row = query(&sql)
+            .bind(email.as_str())
+            .fetch_optional(self.read())
+            .await?;
+        row.map(|row| Ok((row.record()?, row.get("password_hash")?)))
+            .transpose()
+    }
+
+    async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        query(
+            "INSERT INTO api_keys (user_id, prefix, key_hash, created_at, kind, expires_at) \
+             VALUES ($1, '', $2, $3, 'session', $4)",
+        )
+        .bind(user.0)
+        .bind(token_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn user_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        let sql = format!(
+            "SELECT {U_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE k.key_hash = $1 AND k.kind = 'session' AND k.revoked_at IS NULL AND k.expires_at > $2"
+        );
+        query(&sql)
+            .bind(token_hash)
+            .bind(now)
+            .fetch_record(self.read())
+            .await
+    }
+
+    async fn end_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        query(
+            "UPDATE api_keys SET revoked_at = $2 \
+             WHERE key_hash = $1 AND kind = 'session' AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+}
