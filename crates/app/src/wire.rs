@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use updown_domain::payout::PayoutPlan;
-use updown_domain::round::{Outcome, Side};
+use updown_domain::round::Side;
 use updown_domain::Micros;
 use updown_store::{Bet, Pools, PriceRecord, Round, Tvl, User, VerifyReport, Withdrawal};
 
@@ -245,29 +245,6 @@ impl From<&PriceRecord> for PriceOut {
     }
 }
 
-/// What one unit staked on `side` returns if `side` wins, as "2.1676x";
-/// "-" while nobody is on that side.
-pub fn implied_multiplier(up: Micros, down: Micros, side: Side, fee_bps: u32) -> String {
-    let outcome = match side {
-        Side::Up => Outcome::Up,
-        Side::Down => Outcome::Down,
-    };
-    let Ok(plan) = PayoutPlan::new(outcome, up, down, fee_bps) else {
-        return "-".into();
-    };
-    let pool = plan.pool(side).get();
-    if pool == 0 {
-        return "-".into();
-    }
-    let returned = i128::from(pool) + i128::from(plan.distributable.get());
-    let per_million = returned * 1_000_000 / i128::from(pool);
-    format!(
-        "{}.{:04}x",
-        per_million / 1_000_000,
-        (per_million % 1_000_000) / 100
-    )
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RoundOut {
     pub id: i64,
@@ -324,18 +301,8 @@ impl RoundOut {
             pool_down: pools.down.get(),
             bets_up: pools.bets_up,
             bets_down: pools.bets_down,
-            implied_multiplier_up: implied_multiplier(
-                pools.up,
-                pools.down,
-                Side::Up,
-                round.terms.fee_bps,
-            ),
-            implied_multiplier_down: implied_multiplier(
-                pools.up,
-                pools.down,
-                Side::Down,
-                round.terms.fee_bps,
-            ),
+            implied_multiplier_up: implied_multiplier(pools, Side::Up, round.terms.fee_bps),
+            implied_multiplier_down: implied_multiplier(pools, Side::Down, round.terms.fee_bps),
             fee: settlement.map(|s| s.plan.fee.get()),
             dust: settlement.and_then(|s| s.dust).map(|d| d.get()),
             close: settlement
@@ -395,6 +362,15 @@ impl RoundOut {
             ));
         }
         text
+    }
+}
+
+/// A side's implied multiplier as the contract writes it: "2.1676x", or
+/// "-" while nobody is on that side.
+fn implied_multiplier(pools: Pools, side: Side, fee_bps: u32) -> String {
+    match PayoutPlan::implied_multiplier(pools.up, pools.down, side, fee_bps) {
+        Ok(Some(multiplier)) => multiplier.to_string(),
+        Ok(None) | Err(_) => "-".into(),
     }
 }
 

@@ -22,7 +22,6 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::oracle::MockOracle;
 use crate::services::{App, SettleRequest};
-use crate::wire::implied_multiplier;
 use crate::wire::{RoundOut, TvlOut, VerifyOut};
 
 const PLAYERS: [(&str, i64); 4] = [("alice", 500), ("bob", 300), ("carol", 200), ("dave", 400)];
@@ -152,17 +151,18 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
         let bet = app
             .place_bet(users[player].1, side, stake, None, None)
             .await?;
-        let pools = app.pools(round.id).await?;
+        // The pools and multipliers as the API shows them.
+        let view = RoundOut::new(&round, app.pools(round.id).await?);
         lines.push(format!(
             "  bet {:>2}: {:<6} {:<4} {:>18}   pools UP {:>18}  DOWN {:>18}   implied UP {}  DOWN {}",
             bet.id,
             users[player].0,
             side.as_str(),
             usdc(stake.get()),
-            usdc(pools.up.get()),
-            usdc(pools.down.get()),
-            implied_multiplier(pools.up, pools.down, Side::Up, round.terms.fee_bps),
-            implied_multiplier(pools.up, pools.down, Side::Down, round.terms.fee_bps),
+            usdc(view.pool_up),
+            usdc(view.pool_down),
+            view.implied_multiplier_up,
+            view.implied_multiplier_down,
         ));
     }
     let pools = app.pools(round.id).await?;
