@@ -16,13 +16,14 @@ use updown_domain::schedule::round_taking_bets_at;
 use updown_domain::Micros;
 use updown_store::SqliteStore;
 
-use super::output::{emit, instant, usdc};
+use super::output::emit;
+use super::text::{self, usdc};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::oracle::MockOracle;
 use crate::services::{App, SettleRequest};
-use crate::wire::{RoundOut, TvlOut, VerifyOut};
+use crate::wire::{instant, RoundOut, TvlOut, VerifyOut};
 
 const PLAYERS: [(&str, i64); 4] = [("alice", 500), ("bob", 300), ("carol", 200), ("dave", 400)];
 
@@ -267,14 +268,14 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
     let tvl = TvlOut::from(app.tvl().await?);
     story.say(
         "Total value locked",
-        tvl.human(),
+        text::tvl(&tvl),
         serde_json::to_value(&tvl).expect("serialisable"),
     );
 
     let report = VerifyOut::from(&app.verify().await?);
     story.say(
         "verify",
-        report.human(),
+        text::verify(&report),
         serde_json::to_value(&report).expect("serialisable"),
     );
     if json {

@@ -10,11 +10,12 @@ use updown_store::{ChainRejection, WithdrawalChange, WithdrawalStatus};
 use super::args::{
     LedgerCommand, LimitsArgs, PriceCommand, RoundCommand, UserCommand, WithdrawalCommand,
 };
-use super::output::{instant, progress_bar, usdc, Printer};
+use super::output::{progress_bar, Printer};
+use super::text::{self, usdc};
 use crate::error::{AppError, AppResult};
 use crate::services::{App, SettleOptions, SettleRequest};
 use crate::wire::{
-    AuditOut, BetOut, LimitsOut, PriceOut, TvlOut, UserOut, VerifyOut, WithdrawalOut,
+    instant, AuditOut, BetOut, LimitsOut, PriceOut, TvlOut, UserOut, VerifyOut, WithdrawalOut,
 };
 
 /// Runs one command; the process's exit code.
@@ -287,7 +288,7 @@ async fn open_round(
         format!(
             "{}{}",
             if created { "opened " } else { "already open: " },
-            view.human()
+            text::round(&view)
         )
     });
     Ok(0)
@@ -303,7 +304,7 @@ async fn lock_round(
     let actor = actor.unwrap_or_else(default_actor);
     let round = app.operator_lock_round(code, &actor, reason).await?;
     let view = app.round_view(&round).await?;
-    out.print(&view, || view.human());
+    out.print(&view, || text::round(&view));
     Ok(0)
 }
 
@@ -329,7 +330,7 @@ async fn settle_round(
     let settled = app.settle_round_with(code, request, options).await;
     bar.finish_and_clear();
     let view = app.round_view(&settled?).await?;
-    out.print(&view, || view.human());
+    out.print(&view, || text::round(&view));
     Ok(0)
 }
 
@@ -380,7 +381,7 @@ async fn limits(app: &App, args: LimitsArgs, out: &Printer) -> AppResult<i32> {
 async fn show_round(app: &App, code: RoundCode, out: &Printer) -> AppResult<i32> {
     let round = app.round(code).await?;
     let view = app.round_view(&round).await?;
-    out.print(&view, || view.human());
+    out.print(&view, || text::round(&view));
     Ok(0)
 }
 
@@ -414,14 +415,14 @@ async fn rounds(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
 
 async fn tvl(app: &App, out: &Printer) -> AppResult<i32> {
     let tvl = TvlOut::from(app.tvl().await?);
-    out.print(&tvl, || tvl.human());
+    out.print(&tvl, || text::tvl(&tvl));
     Ok(0)
 }
 
 /// Exit code 1 when an invariant fails.
 async fn verify(app: &App, out: &Printer) -> AppResult<i32> {
     let report = VerifyOut::from(&app.verify().await?);
-    out.print(&report, || report.human());
+    out.print(&report, || text::verify(&report));
     Ok(if report.ok { 0 } else { 1 })
 }
 
