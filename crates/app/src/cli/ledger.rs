@@ -15,7 +15,7 @@ use super::text::{self, usdc};
 use crate::error::{AppError, AppResult};
 use crate::services::{App, SettleOptions, SettleRequest};
 use crate::wire::{
-    instant, AuditOut, BetOut, LimitsOut, PriceOut, TvlOut, UserOut, VerifyOut, WithdrawalOut,
+    AuditOut, BetOut, LimitsOut, PriceOut, TvlOut, UserOut, VerifyOut, WithdrawalOut,
 };
 
 /// Runs one command; the process's exit code.
@@ -255,22 +255,7 @@ async fn list_withdrawals(
         .map(WithdrawalOut::from)
         .collect();
     out.print(&views, || {
-        if views.is_empty() {
-            return "no withdrawals".into();
-        }
-        views
-            .iter()
-            .map(|w| {
-                format!(
-                    "{:>6}  {:<10}  {}  to {}",
-                    w.id,
-                    w.status,
-                    usdc(w.amount),
-                    w.address
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        text::lines(&views, "no withdrawals", text::withdrawal_line)
     });
     Ok(0)
 }
@@ -392,23 +377,7 @@ async fn rounds(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
         views.push(app.round_view(round).await?);
     }
     out.print(&views, || {
-        if views.is_empty() {
-            return "no rounds yet".into();
-        }
-        views
-            .iter()
-            .map(|v| {
-                format!(
-                    "{}  {:8} {:5}  UP {:>22}  DOWN {:>22}",
-                    v.code,
-                    v.status,
-                    v.result.unwrap_or("-"),
-                    usdc(v.pool_up),
-                    usdc(v.pool_down)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        text::lines(&views, "no rounds yet", text::round_line)
     });
     Ok(0)
 }
@@ -430,26 +399,7 @@ async fn audit(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
     let entries = app.audit_log(None, limit).await?;
     let views: Vec<AuditOut> = entries.iter().map(AuditOut::from).collect();
     out.print(&views, || {
-        if entries.is_empty() {
-            return "no manual actions recorded".into();
-        }
-        entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}  {:<16} {:<14} {}{}",
-                    instant(e.at),
-                    e.actor,
-                    e.action,
-                    e.subject,
-                    e.reason
-                        .as_ref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        text::lines(&views, "no manual actions recorded", text::audit_line)
     });
     Ok(0)
 }

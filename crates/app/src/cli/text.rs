@@ -2,13 +2,21 @@
 //! `--json`. The JSON contract is `crate::wire`'s; these forms are the
 //! command line's own and may change with it.
 
-use crate::wire::{RoundOut, TvlOut, VerifyOut};
+use crate::wire::{AuditOut, RoundOut, TvlOut, VerifyOut, WithdrawalOut};
 
 /// Micro-USDC shown to a person: "1.500000 USDC".
 pub fn usdc(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
     let abs = micros.unsigned_abs();
     format!("{sign}{}.{:06} USDC", abs / 1_000_000, abs % 1_000_000)
+}
+
+/// A list, one line per item; `empty` says there is none.
+pub fn lines<T>(items: &[T], empty: &str, line: impl Fn(&T) -> String) -> String {
+    if items.is_empty() {
+        return empty.into();
+    }
+    items.iter().map(line).collect::<Vec<_>>().join("\n")
 }
 
 /// A round: its instants, pools and digest, then what settled it.
@@ -52,6 +60,44 @@ pub fn round(view: &RoundOut) -> String {
         ));
     }
     text
+}
+
+/// A round in a list: code, status, result and pools.
+pub fn round_line(view: &RoundOut) -> String {
+    format!(
+        "{}  {:8} {:5}  UP {:>22}  DOWN {:>22}",
+        view.code,
+        view.status,
+        view.result.unwrap_or("-"),
+        usdc(view.pool_up),
+        usdc(view.pool_down)
+    )
+}
+
+/// A withdrawal in the queue: id, status, amount and destination.
+pub fn withdrawal_line(view: &WithdrawalOut) -> String {
+    format!(
+        "{:>6}  {:<10}  {}  to {}",
+        view.id,
+        view.status,
+        usdc(view.amount),
+        view.address
+    )
+}
+
+/// An operator's action: when, who, what, on what, and why.
+pub fn audit_line(view: &AuditOut) -> String {
+    format!(
+        "{}  {:<16} {:<14} {}{}",
+        view.at,
+        view.actor,
+        view.action,
+        view.subject,
+        view.reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )
 }
 
 /// Total value locked, its parts, and the house's share outside it.
