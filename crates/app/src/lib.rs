@@ -22,7 +22,8 @@
 //! - [`secret`]: values kept out of logs and `Debug` output.
 //! - [`telemetry`]: logging setup (JSON or human lines, written by a
 //!   thread of their own).
-//! - [`wire`]: the serialisable shapes the CLI prints and the API answers.
+//! - [`wire`]: the JSON contract, pure data: the shapes the API answers
+//!   (and `--json` commands print).
 
 pub mod api;
 pub mod chain;

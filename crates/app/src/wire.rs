@@ -1,6 +1,12 @@
-//! Wire types: what the CLI prints with `--json` and the API answers,
-//! serialisable and separate from the domain types, with their
-//! human-readable forms.
+//! Wire types: the JSON contract. These are the shapes the API answers and
+//! its OpenAPI document describes; several `--json` commands print them
+//! too. Each is built from the store's or the domain's types (`From`, or
+//! `at` where the clock matters), which are never serialised themselves.
+//! The module also says how that JSON writes instants and reads integers.
+//!
+//! They are pure data. How a person reads them is the command line's
+//! (`cli::text`), the statement's CSV is `api::me`'s, and the arithmetic
+//! behind a figure (payouts, multipliers) is the domain's.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::Error as _;
@@ -8,19 +14,13 @@ use serde::Serialize;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use updown_domain::payout::PayoutPlan;
-use updown_domain::round::{Outcome, Side};
+use updown_domain::round::Side;
 use updown_domain::Micros;
 use updown_store::{Bet, Pools, PriceRecord, Round, Tvl, User, VerifyReport, Withdrawal};
 
+/// An instant as the contract writes it: RFC 3339 in UTC, to the second.
 pub fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Micro-USDC shown to a person: "1.500000 USDC (1500000)".
-pub fn usdc(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let abs = micros.unsigned_abs();
-    format!("{sign}{}.{:06} USDC", abs / 1_000_000, abs % 1_000_000)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -145,33 +145,6 @@ impl From<&updown_store::StatementLine> for StatementLineOut {
     }
 }
 
-impl StatementLineOut {
-    pub const CSV_HEADER: &'static str =
-        "tx_id,at,kind,amount,balance_after,round,bet_id,reference\r\n";
-
-    /// One CSV record (RFC 4180), fields quoted where they need it.
-    pub fn csv_record(&self) -> String {
-        fn field(text: &str) -> String {
-            if text.contains([',', '"', '\r', '\n']) {
-                format!("\"{}\"", text.replace('"', "\"\""))
-            } else {
-                text.to_string()
-            }
-        }
-        format!(
-            "{},{},{},{},{},{},{},{}\r\n",
-            self.tx_id,
-            self.at,
-            self.kind,
-            self.amount,
-            self.balance_after,
-            self.round.as_deref().unwrap_or(""),
-            self.bet_id.map(|b| b.to_string()).unwrap_or_default(),
-            field(self.reference.as_deref().unwrap_or("")),
-        )
-    }
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BetOut {
     pub id: i64,
@@ -245,29 +218,6 @@ impl From<&PriceRecord> for PriceOut {
     }
 }
 
-/// What one unit staked on `side` returns if `side` wins, as "2.1676x";
-/// "-" while nobody is on that side.
-pub fn implied_multiplier(up: Micros, down: Micros, side: Side, fee_bps: u32) -> String {
-    let outcome = match side {
-        Side::Up => Outcome::Up,
-        Side::Down => Outcome::Down,
-    };
-    let Ok(plan) = PayoutPlan::new(outcome, up, down, fee_bps) else {
-        return "-".into();
-    };
-    let pool = plan.pool(side).get();
-    if pool == 0 {
-        return "-".into();
-    }
-    let returned = i128::from(pool) + i128::from(plan.distributable.get());
-    let per_million = returned * 1_000_000 / i128::from(pool);
-    format!(
-        "{}.{:04}x",
-        per_million / 1_000_000,
-        (per_million % 1_000_000) / 100
-    )
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RoundOut {
     pub id: i64,
@@ -324,18 +274,8 @@ impl RoundOut {
             pool_down: pools.down.get(),
             bets_up: pools.bets_up,
             bets_down: pools.bets_down,
-            implied_multiplier_up: implied_multiplier(
-                pools.up,
-                pools.down,
-                Side::Up,
-                round.terms.fee_bps,
-            ),
-            implied_multiplier_down: implied_multiplier(
-                pools.up,
-                pools.down,
-                Side::Down,
-                round.terms.fee_bps,
-            ),
+            implied_multiplier_up: implied_multiplier(pools, Side::Up, round.terms.fee_bps),
+            implied_multiplier_down: implied_multiplier(pools, Side::Down, round.terms.fee_bps),
             fee: settlement.map(|s| s.plan.fee.get()),
             dust: settlement.and_then(|s| s.dust).map(|d| d.get()),
             close: settlement
@@ -349,52 +289,14 @@ impl RoundOut {
             settled_at: finished.map(instant),
         }
     }
+}
 
-    pub fn human(&self) -> String {
-        let mut text = format!(
-            "round {} ({}) {}{}\n  opens {}  locks {}  settles from {}  voids {}\n  pools: UP {} ({} bets)  DOWN {} ({} bets)\n  terms digest {}",
-            self.code,
-            self.market,
-            self.status,
-            self.result.map(|r| format!(" result {r}")).unwrap_or_default(),
-            self.open_at,
-            self.lock_at,
-            self.settle_at,
-            self.void_at,
-            usdc(self.pool_up),
-            self.bets_up,
-            usdc(self.pool_down),
-            self.bets_down,
-            self.terms_digest,
-        );
-        if let (Some(close), Some(previous)) = (&self.close, &self.previous_close) {
-            text.push_str(&format!(
-                "\n  close {} on {} ({}) vs previous {} on {} ({})",
-                close.close,
-                close.date,
-                close.source,
-                previous.close,
-                previous.date,
-                previous.source
-            ));
-        }
-        if let Some(fee) = self.fee {
-            text.push_str(&format!(
-                "\n  fee {}  dust {}",
-                usdc(fee),
-                usdc(self.dust.unwrap_or(0))
-            ));
-        }
-        if let Some(by) = &self.settled_by {
-            text.push_str(&format!(
-                "\n  settled by {by}{}",
-                self.settle_reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ));
-        }
-        text
+/// A side's implied multiplier as the contract writes it: "2.1676x", or
+/// "-" while nobody is on that side.
+fn implied_multiplier(pools: Pools, side: Side, fee_bps: u32) -> String {
+    match PayoutPlan::implied_multiplier(pools.up, pools.down, side, fee_bps) {
+        Ok(Some(multiplier)) => multiplier.to_string(),
+        Ok(None) | Err(_) => "-".into(),
     }
 }
 
@@ -420,21 +322,6 @@ impl From<Tvl> for TvlOut {
             house_rounding: t.house_rounding,
             custody: t.custody,
         }
-    }
-}
-
-impl TvlOut {
-    pub fn human(&self) -> String {
-        format!(
-            "TVL {}\n  user balances        {}\n  open/locked pools    {}\n  pending withdrawals  {}\nhouse (outside TVL): fees {}, rounding {}\nin custody (TVL + house = minus the chain account): {}",
-            usdc(self.total),
-            usdc(self.user_balances),
-            usdc(self.round_pools),
-            usdc(self.withdrawals_pending),
-            usdc(self.house_fees),
-            usdc(self.house_rounding),
-            usdc(self.custody),
-        )
     }
 }
 
@@ -514,26 +401,6 @@ impl From<&VerifyReport> for VerifyOut {
                 })
                 .collect(),
         }
-    }
-}
-
-impl VerifyOut {
-    pub fn human(&self) -> String {
-        let mut text = format!(
-            "verify: {} ({} transactions, {} entries)",
-            if self.ok { "OK" } else { "FAILED" },
-            self.transactions,
-            self.entries
-        );
-        for check in &self.checks {
-            text.push_str(&format!(
-                "\n  [{}] {}: {}",
-                if check.passed { "ok" } else { "FAIL" },
-                check.name,
-                check.detail
-            ));
-        }
-        text
     }
 }
 

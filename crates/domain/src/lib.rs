@@ -11,7 +11,8 @@
 //! - [`calendar`]: NASDAQ sessions, holidays, early closes, closures.
 //! - [`schedule`]: a session's open, lock, settle and void instants.
 //! - [`round`]: round status, outcome from two closes, terms and digest.
-//! - [`payout`]: fee, shares and dust of a parimutuel round.
+//! - [`payout`]: fee, shares and dust of a parimutuel round, and the
+//!   multiplier each side implies before the result.
 //! - [`ledger`]: balanced postings for each business act.
 //! - [`admission`]: balance, limits and self-exclusion for each bet.
 //! - [`address`]: Ethereum addresses with the EIP-55 checksum.

@@ -5,6 +5,11 @@
 //! winner_pool); what the floors leave is dust for the house rounding
 //! account. Nobody on the winning side, or a VOID: every stake back, no fee.
 //! Nobody on the losing side: winners get their stakes back, no fee.
+//!
+//! Before the result is known, a side's implied multiplier says what one
+//! unit staked on it returns if it wins, at the pools as they stand.
+
+use std::fmt;
 
 use thiserror::Error;
 
@@ -112,6 +117,49 @@ impl PayoutPlan {
             PayoutMode::Parimutuel { .. } => Micros::ZERO,
         }
     }
+
+    /// What one unit staked on `side` returns if `side` wins, at these
+    /// pools: (side pool + distributable) / side pool. `None` while nobody
+    /// is on `side`, since there is no pool to share in.
+    pub fn implied_multiplier(
+        pool_up: Micros,
+        pool_down: Micros,
+        side: Side,
+        fee_bps: u32,
+    ) -> Result<Option<Multiplier>, PayoutError> {
+        let plan = PayoutPlan::new(Outcome::won_by(side), pool_up, pool_down, fee_bps)?;
+        let pool = plan.pool(side);
+        if pool.is_zero() {
+            return Ok(None);
+        }
+        // Micros are never negative, so each one's magnitude is its value.
+        let wide = |amount: Micros| u128::from(amount.get().unsigned_abs());
+        let returned = wide(pool) + wide(plan.distributable);
+        Ok(Some(Multiplier {
+            ten_thousandths: returned * 10_000 / wide(pool),
+        }))
+    }
+}
+
+/// A payout multiplier in ten-thousandths, truncated (never rounded up, so
+/// it never promises more than the pools pay): 21_676 reads "2.1676x".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Multiplier {
+    ten_thousandths: u128,
+}
+
+impl Multiplier {
+    pub fn ten_thousandths(self) -> u128 {
+        self.ten_thousandths
+    }
+}
+
+impl fmt::Display for Multiplier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.ten_thousandths / 10_000;
+        let fraction = self.ten_thousandths % 10_000;
+        write!(f, "{whole}.{fraction:04}x")
+    }
 }
 
 /// The whole round paid at once: used by tests and by `verify`'s
@@ -210,6 +258,46 @@ mod tests {
         );
     }
 
+    fn implied(up: i64, down: i64, side: Side, fee_bps: u32) -> Option<String> {
+        PayoutPlan::implied_multiplier(m(up), m(down), side, fee_bps)
+            .unwrap()
+            .map(|multiplier| multiplier.to_string())
+    }
+
+    #[test]
+    fn a_side_returns_its_pool_and_the_other_pool_after_fee_per_unit() {
+        // UP 195, DOWN 230 USDC at 1 %: UP returns (195 + 230 - 2.3) / 195,
+        // DOWN returns (230 + 195 - 1.95) / 230.
+        let (up, down) = (195_000_000, 230_000_000);
+        assert_eq!(implied(up, down, Side::Up, 100).as_deref(), Some("2.1676x"));
+        assert_eq!(
+            implied(up, down, Side::Down, 100).as_deref(),
+            Some("1.8393x")
+        );
+    }
+
+    #[test]
+    fn multipliers_are_truncated_to_four_decimals_never_rounded_up() {
+        // 5 / 3 = 1.66666...: rounding would promise 1.6667x.
+        assert_eq!(implied(3, 2, Side::Up, 0).as_deref(), Some("1.6666x"));
+        assert_eq!(implied(20, 1, Side::Up, 0).as_deref(), Some("1.0500x"));
+    }
+
+    #[test]
+    fn an_empty_side_has_no_multiplier_and_faces_an_empty_one_at_one() {
+        assert_eq!(implied(120, 0, Side::Down, 100), None);
+        assert_eq!(implied(120, 0, Side::Up, 100).as_deref(), Some("1.0000x"));
+        assert_eq!(implied(0, 0, Side::Up, 100), None);
+    }
+
+    #[test]
+    fn no_multiplier_is_implied_at_a_fee_above_one_hundred_percent() {
+        assert_eq!(
+            PayoutPlan::implied_multiplier(m(1), m(1), Side::Up, 10_001),
+            Err(PayoutError::FeeTooHigh(10_001))
+        );
+    }
+
     fn bets_strategy() -> impl Strategy<Value = Vec<(Side, Micros)>> {
         let side = prop_oneof![Just(Side::Up), Just(Side::Down)];
         // Stakes up to 10^12 micro-USDC (a million USDC) each, and a few
@@ -256,6 +344,26 @@ mod tests {
             let s = settle(outcome, &bets, fee_bps).unwrap();
             let paid_bets = s.payouts.iter().filter(|p| !p.is_zero()).count() as i64;
             prop_assert!(s.dust.get() < paid_bets.max(1), "dust {} with {} winners", s.dust, paid_bets);
+        }
+
+        #[test]
+        fn a_side_is_paid_its_implied_multiplier_when_it_wins(up in 0i64..(i64::MAX / 2), down in 0i64..(i64::MAX / 2), fee_bps in 0u32..=10_000) {
+            for side in [Side::Up, Side::Down] {
+                let implied = PayoutPlan::implied_multiplier(m(up), m(down), side, fee_bps).unwrap();
+                let plan = PayoutPlan::new(Outcome::won_by(side), m(up), m(down), fee_bps).unwrap();
+                let pool = plan.pool(side);
+                if pool.is_zero() {
+                    prop_assert_eq!(implied, None);
+                    continue;
+                }
+                // The whole side staked as one bet is paid its pool plus the
+                // distributable: the multiplier is that per unit, truncated.
+                let paid = u128::from(plan.payout(side, pool).get().unsigned_abs());
+                let pool = u128::from(pool.get().unsigned_abs());
+                let implied = implied.unwrap().ten_thousandths();
+                prop_assert!(implied >= 10_000, "a winner gets at least the stake back");
+                prop_assert_eq!(implied, paid * 10_000 / pool);
+            }
         }
 
         #[test]

@@ -86,6 +86,14 @@ impl Outcome {
             Outcome::Void => None,
         }
     }
+
+    /// The outcome in which bets on `side` win.
+    pub fn won_by(side: Side) -> Outcome {
+        match side {
+            Side::Up => Outcome::Up,
+            Side::Down => Outcome::Down,
+        }
+    }
 }
 
 /// What a tie between the two closes means.

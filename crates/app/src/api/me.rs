@@ -121,9 +121,9 @@ async fn get_statement(
     if !csv {
         return Ok(Json(lines).into_response());
     }
-    let mut body = String::from(StatementLineOut::CSV_HEADER);
+    let mut body = String::from(STATEMENT_CSV_HEADER);
     for line in &lines {
-        body.push_str(&line.csv_record());
+        body.push_str(&csv_record(line));
     }
     Ok((
         [
@@ -136,6 +136,31 @@ async fn get_statement(
         body,
     )
         .into_response())
+}
+
+const STATEMENT_CSV_HEADER: &str = "tx_id,at,kind,amount,balance_after,round,bet_id,reference\r\n";
+
+/// One statement line as a CSV record (RFC 4180), its columns in the
+/// order of the JSON fields, quoted where they need it.
+fn csv_record(line: &StatementLineOut) -> String {
+    fn field(text: &str) -> String {
+        if text.contains([',', '"', '\r', '\n']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_string()
+        }
+    }
+    format!(
+        "{},{},{},{},{},{},{},{}\r\n",
+        line.tx_id,
+        line.at,
+        line.kind,
+        line.amount,
+        line.balance_after,
+        line.round.as_deref().unwrap_or(""),
+        line.bet_id.map(|b| b.to_string()).unwrap_or_default(),
+        field(line.reference.as_deref().unwrap_or("")),
+    )
 }
 
 /// The whole set of limits; `null` (or absent) removes one.
@@ -279,4 +304,29 @@ async fn revoke_api_key(
     let Path(id) = id?;
     app.revoke_api_key(user.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_record_quotes_only_a_reference_that_needs_it() {
+        let mut line = StatementLineOut {
+            tx_id: 7,
+            at: "2026-11-24T15:00:00Z".into(),
+            kind: "WITHDRAWAL",
+            amount: -5_000_000,
+            balance_after: 1_000_000,
+            round: None,
+            bet_id: None,
+            reference: Some("plain".into()),
+        };
+        assert_eq!(
+            csv_record(&line),
+            "7,2026-11-24T15:00:00Z,WITHDRAWAL,-5000000,1000000,,,plain\r\n"
+        );
+        line.reference = Some("a \"quoted\", note".into());
+        assert!(csv_record(&line).ends_with(",,,\"a \"\"quoted\"\", note\"\r\n"));
+    }
 }

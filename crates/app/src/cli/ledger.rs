@@ -10,7 +10,8 @@ use updown_store::{ChainRejection, WithdrawalChange, WithdrawalStatus};
 use super::args::{
     LedgerCommand, LimitsArgs, PriceCommand, RoundCommand, UserCommand, WithdrawalCommand,
 };
-use super::output::{instant, progress_bar, usdc, Printer};
+use super::output::{progress_bar, Printer};
+use super::text::{self, usdc};
 use crate::error::{AppError, AppResult};
 use crate::services::{App, SettleOptions, SettleRequest};
 use crate::wire::{
@@ -254,22 +255,7 @@ async fn list_withdrawals(
         .map(WithdrawalOut::from)
         .collect();
     out.print(&views, || {
-        if views.is_empty() {
-            return "no withdrawals".into();
-        }
-        views
-            .iter()
-            .map(|w| {
-                format!(
-                    "{:>6}  {:<10}  {}  to {}",
-                    w.id,
-                    w.status,
-                    usdc(w.amount),
-                    w.address
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        text::lines(&views, "no withdrawals", text::withdrawal_line)
     });
     Ok(0)
 }
@@ -287,7 +273,7 @@ async fn open_round(
         format!(
             "{}{}",
             if created { "opened " } else { "already open: " },
-            view.human()
+            text::round(&view)
         )
     });
     Ok(0)
@@ -303,7 +289,7 @@ async fn lock_round(
     let actor = actor.unwrap_or_else(default_actor);
     let round = app.operator_lock_round(code, &actor, reason).await?;
     let view = app.round_view(&round).await?;
-    out.print(&view, || view.human());
+    out.print(&view, || text::round(&view));
     Ok(0)
 }
 
@@ -329,7 +315,7 @@ async fn settle_round(
     let settled = app.settle_round_with(code, request, options).await;
     bar.finish_and_clear();
     let view = app.round_view(&settled?).await?;
-    out.print(&view, || view.human());
+    out.print(&view, || text::round(&view));
     Ok(0)
 }
 
@@ -380,7 +366,7 @@ async fn limits(app: &App, args: LimitsArgs, out: &Printer) -> AppResult<i32> {
 async fn show_round(app: &App, code: RoundCode, out: &Printer) -> AppResult<i32> {
     let round = app.round(code).await?;
     let view = app.round_view(&round).await?;
-    out.print(&view, || view.human());
+    out.print(&view, || text::round(&view));
     Ok(0)
 }
 
@@ -391,37 +377,21 @@ async fn rounds(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
         views.push(app.round_view(round).await?);
     }
     out.print(&views, || {
-        if views.is_empty() {
-            return "no rounds yet".into();
-        }
-        views
-            .iter()
-            .map(|v| {
-                format!(
-                    "{}  {:8} {:5}  UP {:>22}  DOWN {:>22}",
-                    v.code,
-                    v.status,
-                    v.result.unwrap_or("-"),
-                    usdc(v.pool_up),
-                    usdc(v.pool_down)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        text::lines(&views, "no rounds yet", text::round_line)
     });
     Ok(0)
 }
 
 async fn tvl(app: &App, out: &Printer) -> AppResult<i32> {
     let tvl = TvlOut::from(app.tvl().await?);
-    out.print(&tvl, || tvl.human());
+    out.print(&tvl, || text::tvl(&tvl));
     Ok(0)
 }
 
 /// Exit code 1 when an invariant fails.
 async fn verify(app: &App, out: &Printer) -> AppResult<i32> {
     let report = VerifyOut::from(&app.verify().await?);
-    out.print(&report, || report.human());
+    out.print(&report, || text::verify(&report));
     Ok(if report.ok { 0 } else { 1 })
 }
 
@@ -429,26 +399,7 @@ async fn audit(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
     let entries = app.audit_log(None, limit).await?;
     let views: Vec<AuditOut> = entries.iter().map(AuditOut::from).collect();
     out.print(&views, || {
-        if entries.is_empty() {
-            return "no manual actions recorded".into();
-        }
-        entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}  {:<16} {:<14} {}{}",
-                    instant(e.at),
-                    e.actor,
-                    e.action,
-                    e.subject,
-                    e.reason
-                        .as_ref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        text::lines(&views, "no manual actions recorded", text::audit_line)
     });
     Ok(0)
 }

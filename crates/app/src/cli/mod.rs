@@ -7,6 +7,7 @@
 //! - `ledger`: the commands that work on the database, one function each.
 //! - `serve`: `updown serve`.
 //! - `output`: printing, errors and progress bars, shared by all.
+//! - `text`: how the wire types read for a person, without `--json`.
 //! - `demo`, `bench`, `bench_http`: `updown demo` and `updown bench`.
 
 mod args;
@@ -16,6 +17,7 @@ mod demo;
 mod ledger;
 mod output;
 mod serve;
+mod text;
 
 use chrono::NaiveDate;
 use clap::Parser;
@@ -23,12 +25,13 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::wire::instant;
 
 pub use args::{
     BenchCommand, BenchTarget, Cli, Command, LedgerCommand, LimitsArgs, PriceCommand, RoundCommand,
     UserCommand, WithdrawalCommand,
 };
-use output::{emit, instant, print_error, Printer};
+use output::{emit, print_error, Printer};
 
 /// Longest a command waits at exit for its events to reach Redis.
 const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);

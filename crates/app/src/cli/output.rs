@@ -6,8 +6,6 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-pub use crate::wire::{instant, usdc};
-
 /// Prints a value as JSON or as text.
 pub struct Printer {
     pub json: bool,
