@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - `contract`: the traits; what each method promises.
-//! - [`model`]: the records the store returns and accepts.
+//! - [`model`]: the records the store returns and accepts (withdrawals in
+//!   `model/withdrawals.rs`).
 //! - `error`: [`StoreError`], and sqlx's errors mapped to it in one place.
 //! - `sql`: [`SqlStore`]: one file per aggregate, written once for both
 //!   engines through a small engine-neutral layer (`sql/db.rs`), and one

@@ -210,17 +210,22 @@ impl<'s> Query<'s> {
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-        self.args
-            .iter()
-            .fold(sqlx::query(self.sql), |q, arg| match arg {
-                Arg::Int(v) => q.bind(*v),
-                Arg::Int4(v) => q.bind(*v),
-                Arg::Text(v) => q.bind(v.as_deref()),
-                Arg::Time(v) => q.bind(*v),
-            })
+        self.native()
     }
 
     fn postgres(&self) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        self.native()
+    }
+
+    /// The statement as engine `DB`'s own query, its arguments bound.
+    fn native<'q, DB>(&'q self) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        Option<i64>: sqlx::Encode<'q, DB> + Type<DB>,
+        Option<i32>: sqlx::Encode<'q, DB> + Type<DB>,
+        Option<&'q str>: sqlx::Encode<'q, DB> + Type<DB>,
+        Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + Type<DB>,
+    {
         self.args
             .iter()
             .fold(sqlx::query(self.sql), |q, arg| match arg {

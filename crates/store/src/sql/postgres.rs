@@ -15,13 +15,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row as _};
 use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::Posting;
-use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 
 use super::bets::{accepted, answers, decide_batch, kept_answers, Answers};
 use super::db::{Row, Tx};
 use super::ledger::{account_row, chunk_bets, invalid, player_state, pool_accounts};
-use super::rows::ROUND_COLUMNS;
+use super::rounds::ROUND_COLUMNS;
+use super::settlement::Chunk;
 use super::{Pools, SqlStore};
 use crate::model::{BetRequest, KeptAnswer, RequestKey, Round};
 use crate::{Lease, StoreError, StoreResult};
@@ -314,13 +314,8 @@ async fn write_bets(
         .collect()
 }
 
-pub(super) async fn pay_chunk(
-    tx: &mut Tx<'_>,
-    round: &Round,
-    plan: &PayoutPlan,
-    first: i64,
-    last: i64,
-) -> StoreResult<u64> {
+pub(super) async fn pay_chunk(tx: &mut Tx<'_>, chunk: Chunk<'_>) -> StoreResult<u64> {
+    let (round, plan, first, last) = (chunk.round, chunk.plan, chunk.first, chunk.last);
     let sides: Vec<&str> = Side::BOTH
         .into_iter()
         .filter(|s| plan.pays(*s))

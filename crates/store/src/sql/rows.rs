@@ -2,23 +2,15 @@
 //! model: every stored value is parsed back into its domain type, and a
 //! value that does not parse is reported as corrupt, never guessed at.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use updown_domain::admission::{LimitSettings, PendingLimits, PlayerLimits};
-use updown_domain::ids::{BetId, Email, Market, RoundCode, RoundId, UserId, WithdrawalId};
-use updown_domain::payout::PayoutPlan;
-use updown_domain::round::{Outcome, Price, RoundTerms, Side};
+use updown_domain::ids::{BetId, Email, RoundCode, RoundId, UserId, WithdrawalId};
+use updown_domain::round::{Price, Side};
 use updown_domain::Micros;
 
 use super::db::Record;
 use crate::model::*;
 use crate::{StoreError, StoreResult};
-
-/// Columns of a round, as [`RoundRow`] reads them.
-pub(crate) const ROUND_COLUMNS: &str = "id, market, code, status, previous_session, open_at, lock_at, \
-    close_at, settle_at, void_at, fee_bps, tie_policy, terms_digest, opened_at, locked_at, outcome, \
-    plan_pool_up, plan_pool_down, fee, distributable, settle_cursor, settle_started_at, settled_at, dust, \
-    settled_by, settle_reason, close_date, close_price, close_source, close_fetched_at, prev_close_date, \
-    prev_close_price, prev_close_source, prev_close_fetched_at";
 
 /// Columns of a user, as [`UserRow`] reads them.
 pub(crate) const USER_COLUMNS: &str = "id, email, sequence, created_at, max_stake_per_round, \
@@ -44,11 +36,11 @@ pub(crate) fn micros(value: i64) -> StoreResult<Micros> {
     Micros::new(value).map_err(|_| corrupt("amount", value))
 }
 
-fn optional_micros(value: Option<i64>) -> StoreResult<Option<Micros>> {
+pub(crate) fn optional_micros(value: Option<i64>) -> StoreResult<Option<Micros>> {
     value.map(micros).transpose()
 }
 
-fn parse<T: std::str::FromStr>(what: &str, text: &str) -> StoreResult<T> {
+pub(crate) fn parse<T: std::str::FromStr>(what: &str, text: &str) -> StoreResult<T> {
     text.parse().map_err(|_| corrupt(what, text))
 }
 
@@ -267,143 +259,6 @@ impl TryFrom<NotificationRow> for DepositNotification {
     }
 }
 
-/// A close kept with a round as evidence (`close_*` or `prev_close_*`).
-struct EvidenceColumns {
-    date: Option<String>,
-    price: Option<String>,
-    source: Option<String>,
-    fetched_at: Option<DateTime<Utc>>,
-}
-
-impl EvidenceColumns {
-    fn record(self, market: &Market) -> StoreResult<Option<PriceRecord>> {
-        let Some(date) = self.date else {
-            return Ok(None);
-        };
-        let missing = || corrupt("evidence of date", &date);
-        Ok(Some(PriceRecord {
-            market: market.clone(),
-            date: parse::<NaiveDate>("date", &date)?,
-            close: parse_price(self.price.as_deref().ok_or_else(missing)?)?,
-            source: self.source.clone().ok_or_else(missing)?,
-            fetched_at: self.fetched_at.ok_or_else(missing)?,
-        }))
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct RoundRow {
-    id: i64,
-    market: String,
-    code: String,
-    status: String,
-    previous_session: String,
-    open_at: DateTime<Utc>,
-    lock_at: DateTime<Utc>,
-    close_at: DateTime<Utc>,
-    settle_at: DateTime<Utc>,
-    void_at: DateTime<Utc>,
-    fee_bps: i32,
-    tie_policy: String,
-    terms_digest: String,
-    opened_at: DateTime<Utc>,
-    locked_at: Option<DateTime<Utc>>,
-    outcome: Option<String>,
-    plan_pool_up: Option<i64>,
-    plan_pool_down: Option<i64>,
-    fee: Option<i64>,
-    distributable: Option<i64>,
-    settle_cursor: Option<i64>,
-    settle_started_at: Option<DateTime<Utc>>,
-    settled_at: Option<DateTime<Utc>>,
-    dust: Option<i64>,
-    settled_by: Option<String>,
-    settle_reason: Option<String>,
-    close_date: Option<String>,
-    close_price: Option<String>,
-    close_source: Option<String>,
-    close_fetched_at: Option<DateTime<Utc>>,
-    prev_close_date: Option<String>,
-    prev_close_price: Option<String>,
-    prev_close_source: Option<String>,
-    prev_close_fetched_at: Option<DateTime<Utc>>,
-}
-
-impl TryFrom<RoundRow> for Round {
-    type Error = StoreError;
-
-    fn try_from(row: RoundRow) -> StoreResult<Round> {
-        let market = Market::parse(&row.market).map_err(|_| corrupt("market", &row.market))?;
-        let code = RoundCode::parse(&row.code).map_err(|_| corrupt("round code", &row.code))?;
-        let terms = RoundTerms {
-            market: market.clone(),
-            code,
-            previous_session: parse("date", &row.previous_session)?,
-            open_at: row.open_at,
-            lock_at: row.lock_at,
-            close_at: row.close_at,
-            settle_at: row.settle_at,
-            void_at: row.void_at,
-            fee_bps: u32::try_from(row.fee_bps).map_err(|_| corrupt("fee_bps", row.fee_bps))?,
-            tie_policy: parse("tie policy", &row.tie_policy)?,
-        };
-        let settlement = match row.outcome {
-            None => None,
-            Some(outcome) => {
-                let missing = || corrupt("settlement of round", code);
-                let outcome: Outcome = parse("outcome", &outcome)?;
-                let plan = PayoutPlan::new(
-                    outcome,
-                    micros(row.plan_pool_up.ok_or_else(missing)?)?,
-                    micros(row.plan_pool_down.ok_or_else(missing)?)?,
-                    terms.fee_bps,
-                )
-                .map_err(|e| corrupt("payout plan", e))?;
-                // Paired assertion: what was stored is what the rules give.
-                if Some(plan.fee.get()) != row.fee
-                    || Some(plan.distributable.get()) != row.distributable
-                {
-                    return Err(corrupt("settlement figures of round", code));
-                }
-                let close = EvidenceColumns {
-                    date: row.close_date,
-                    price: row.close_price,
-                    source: row.close_source,
-                    fetched_at: row.close_fetched_at,
-                };
-                let previous_close = EvidenceColumns {
-                    date: row.prev_close_date,
-                    price: row.prev_close_price,
-                    source: row.prev_close_source,
-                    fetched_at: row.prev_close_fetched_at,
-                };
-                Some(SettlementRecord {
-                    plan,
-                    evidence: Evidence {
-                        close: close.record(&market)?,
-                        previous_close: previous_close.record(&market)?,
-                    },
-                    actor: row.settled_by.ok_or_else(missing)?,
-                    reason: row.settle_reason,
-                    started_at: row.settle_started_at.ok_or_else(missing)?,
-                    cursor: row.settle_cursor.ok_or_else(missing)?,
-                    finished_at: row.settled_at,
-                    dust: optional_micros(row.dust)?,
-                })
-            }
-        };
-        Ok(Round {
-            id: RoundId(row.id),
-            terms_digest: row.terms_digest,
-            status: parse("round status", &row.status)?,
-            opened_at: row.opened_at,
-            locked_at: row.locked_at,
-            settlement,
-            terms,
-        })
-    }
-}
-
 #[derive(sqlx::FromRow)]
 pub(crate) struct StatementRow {
     tx_id: i64,
@@ -538,10 +393,6 @@ impl Record for Deposit {
 
 impl Record for DepositNotification {
     type Row = NotificationRow;
-}
-
-impl Record for Round {
-    type Row = RoundRow;
 }
 
 impl Record for StatementLine {

@@ -121,7 +121,13 @@ impl SettlementStore for SqlStore {
             return Ok(None);
         };
         let last = first.saturating_add(chunk_size.max(1) - 1);
-        let paid = pay_chunk(&mut tx, &current, &settlement.plan, first, last).await?;
+        let chunk = Chunk {
+            round: &current,
+            plan: &settlement.plan,
+            first,
+            last,
+        };
+        let paid = pay_chunk(&mut tx, chunk).await?;
         query("UPDATE rounds SET settle_cursor = $2 WHERE id = $1")
             .bind(round.0)
             .bind(last)
@@ -194,16 +200,19 @@ impl SettlementStore for SqlStore {
     }
 }
 
-/// Pays the winning bets with ids in `first..=last`: how many were paid.
-async fn pay_chunk(
-    tx: &mut Tx<'_>,
-    round: &Round,
-    plan: &PayoutPlan,
-    first: i64,
-    last: i64,
-) -> StoreResult<u64> {
+/// The bets a settlement chunk pays: the winners among ids `first..=last`.
+#[derive(Clone, Copy)]
+pub(crate) struct Chunk<'a> {
+    pub(crate) round: &'a Round,
+    pub(crate) plan: &'a PayoutPlan,
+    pub(crate) first: i64,
+    pub(crate) last: i64,
+}
+
+/// Pays a chunk's winning bets: how many were paid.
+async fn pay_chunk(tx: &mut Tx<'_>, chunk: Chunk<'_>) -> StoreResult<u64> {
     match tx {
-        Tx::Sqlite(_) => sqlite::pay_chunk(tx, round, plan, first, last).await,
-        Tx::Postgres(_) => postgres::pay_chunk(tx, round, plan, first, last).await,
+        Tx::Sqlite(_) => sqlite::pay_chunk(tx, chunk).await,
+        Tx::Postgres(_) => postgres::pay_chunk(tx, chunk).await,
     }
 }

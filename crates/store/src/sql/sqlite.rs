@@ -18,7 +18,6 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, SqlitePool};
 use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::{Account, Posting};
-use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 
 use super::bets::{accepted, answers, decide_batch, kept_answers, Answers};
@@ -26,6 +25,7 @@ use super::db::{query, Pool, Tx};
 use super::keys::{keep_answer, key_unused};
 use super::ledger::{account_row, chunk_bets, invalid, player_state, pool_accounts};
 use super::rounds::round_in;
+use super::settlement::Chunk;
 use super::{Pools, SqlStore};
 use crate::model::{BetRequest, Round};
 use crate::{StoreError, StoreResult};
@@ -122,13 +122,8 @@ pub(super) async fn place_bets(
     Ok(answers)
 }
 
-pub(super) async fn pay_chunk(
-    tx: &mut Tx<'_>,
-    round: &Round,
-    plan: &PayoutPlan,
-    first: i64,
-    last: i64,
-) -> StoreResult<u64> {
+pub(super) async fn pay_chunk(tx: &mut Tx<'_>, chunk: Chunk<'_>) -> StoreResult<u64> {
+    let (round, plan, first, last) = (chunk.round, chunk.plan, chunk.first, chunk.last);
     let side_filter = match (plan.pays(Side::Up), plan.pays(Side::Down)) {
         (true, true) => "",
         (true, false) => " AND b.side = 'UP'",
