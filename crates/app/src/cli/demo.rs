@@ -82,7 +82,7 @@ async fn tell(config: Config, json: bool, path: &std::path::Path) -> AppResult<(
     let store: Arc<dyn updown_store::Store> = Arc::new(store);
     store.migrate().await?;
     let start = config.clock.map(|c| c.start).unwrap_or_else(Utc::now);
-    let schedule = round_taking_bets_at(&config.calendar(), &config.schedule, start)
+    let schedule = round_taking_bets_at(&config.rounds.calendar(), &config.rounds.schedule, start)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
     // Start half an hour into the round, so it is open and betting.
     let clock = Arc::new(ManualClock::new(schedule.open_at + Duration::minutes(30)));

@@ -55,10 +55,11 @@ pub async fn main() -> i32 {
             return 2;
         }
     };
+    // Logging waits for the configuration (see `telemetry::init`).
     if matches!(cli.command, Command::Serve) {
-        crate::telemetry::init_for_service();
+        crate::telemetry::init_for_service(&config.telemetry);
     } else {
-        crate::telemetry::init_for_cli();
+        crate::telemetry::init_for_cli(&config.telemetry);
     }
     announce_clock(&config);
     let code = match run(cli.command, config, cli.json).await {
@@ -185,6 +186,7 @@ fn calendar(config: &Config, from: NaiveDate, to: NaiveDate, out: &Printer) -> A
         )));
     }
     let sessions = config
+        .rounds
         .calendar()
         .sessions(from, to)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
