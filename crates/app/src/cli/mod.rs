@@ -6,12 +6,14 @@
 //! - `args`: every command, its arguments and `--help`.
 //! - `ledger`: the commands that work on the database, one function each.
 //! - `serve`: `updown serve`.
+//! - `config`: `updown config [--explain]`.
 //! - `output`: printing, errors and progress bars, shared by all.
 //! - `demo`, `bench`, `bench_http`: `updown demo` and `updown bench`.
 
 mod args;
 mod bench;
 mod bench_http;
+mod config;
 mod demo;
 mod ledger;
 mod output;
@@ -21,7 +23,7 @@ use chrono::NaiveDate;
 use clap::Parser;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Explanation, Reader, Sources};
 use crate::error::{AppError, AppResult};
 
 pub use args::{
@@ -48,9 +50,14 @@ pub async fn main() -> i32 {
         }
         Err(error) => error.exit(),
     };
-    let config = match Config::from_env() {
+    let mut reader = Reader::new(Sources::of_process());
+    let config = match Config::from_reader(&mut reader) {
         Ok(config) => config,
         Err(error) => {
+            if let Command::Config { explain: true } = cli.command {
+                // Where the values up to the refused one came from.
+                config::print(&Explanation::of(&reader), true, &Printer { json: cli.json });
+            }
             print_error(cli.json, "invalid_config", &error.to_string(), "");
             return 2;
         }
@@ -98,6 +105,10 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         Command::Serve => serve::run(config).await.map(|()| 0),
         Command::Openapi => openapi(),
         Command::Calendar { from, to } => calendar(&config, from, to, &out),
+        Command::Config { explain } => {
+            config::print(config.explanation(), explain, &out);
+            Ok(0)
+        }
         Command::Demo => demo::run(config, json).await.map(|()| 0),
         Command::Bench(command) => bench(command, config).await,
         Command::Ledger(command) => {
