@@ -2,7 +2,8 @@
 //! command line. `main.rs` only calls [`cli::main`].
 //!
 //! # Layout
-//! - [`config`]: environment and `.env`, validated once at start.
+//! - [`config`]: environment and `.env`, validated once at start, one part
+//!   per concern, each value's source noted (`updown config --explain`).
 //! - [`clock`]: the clock port (system, manual, scaled for demos).
 //! - [`oracle`]: the oracle port (mock, CSV, manual, HTTP, quorum).
 //! - [`chain`]: the chain-sender port for withdrawals (mock; manual is none).

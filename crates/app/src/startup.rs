@@ -12,8 +12,11 @@ use crate::services::App;
 /// Connects the database the configuration names, runs migrations, and
 /// builds the clock and oracle it asks for.
 pub async fn app(config: Config) -> anyhow::Result<App> {
-    let store =
-        updown_store::connect(config.database_url.expose(), config.db_max_connections).await?;
+    let store = updown_store::connect(
+        config.database.url.expose(),
+        config.database.max_connections,
+    )
+    .await?;
     store.migrate().await?;
     let clock: Arc<dyn Clock> = match config.clock {
         Some(setting) => Arc::new(ScaledClock::new(setting)),
@@ -30,30 +33,33 @@ pub fn oracle_for(config: &Config) -> anyhow::Result<Arc<dyn Oracle>> {
             OracleKind::Mock => Arc::new(MockOracle::default()),
             OracleKind::Csv => Arc::new(CsvOracle::new(
                 config
-                    .oracle_csv_path
+                    .oracle
+                    .csv_path
                     .clone()
                     .expect("validated with the config"),
             )),
             OracleKind::Http => Arc::new(HttpOracle::new(
                 config
-                    .oracle_http
+                    .oracle
+                    .http
                     .clone()
                     .expect("validated with the config"),
             )?),
             OracleKind::Manual | OracleKind::Quorum => Arc::new(ManualOracle),
         })
     };
-    if config.oracle != OracleKind::Quorum {
-        return single(config.oracle);
+    if config.oracle.kind != OracleKind::Quorum {
+        return single(config.oracle.kind);
     }
     let sources = config
-        .oracle_sources
+        .oracle
+        .sources
         .iter()
         .map(|kind| single(*kind))
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Arc::new(QuorumOracle::new(
         sources,
-        config.oracle_quorum,
-        config.oracle_max_spread_bps,
+        config.oracle.quorum,
+        config.oracle.max_spread_bps,
     )))
 }

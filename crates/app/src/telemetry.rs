@@ -1,5 +1,6 @@
 //! Logging: JSON lines (`LOG_FORMAT=json`, the default when stderr is not a
-//! terminal) or human-readable, filtered by `RUST_LOG`.
+//! terminal) or human-readable, filtered by `RUST_LOG`; both read with the
+//! rest of the configuration ([`crate::config::Telemetry`]).
 //!
 //! Lines are gathered in memory and written to stderr by a thread of
 //! their own, up to every 20 ms: a request never waits on the terminal or
@@ -18,6 +19,8 @@ use std::time::Duration;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
+use crate::config::{LogFormat, Telemetry};
+
 /// How long the writer gathers lines before it writes them.
 const GATHER: Duration = Duration::from_millis(20);
 /// Past this much waiting, a logger writes the lines out itself.
@@ -25,22 +28,32 @@ const MAX_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// For one-shot commands: warnings and errors only unless RUST_LOG says
 /// otherwise, on stderr so stdout stays the command's output.
-pub fn init_for_cli() {
-    init("warn");
+pub fn init_for_cli(settings: &Telemetry) {
+    init(settings, "warn");
 }
 
 /// For the long-running service: business events and requests (info).
-pub fn init_for_service() {
-    init("info");
+pub fn init_for_service(settings: &Telemetry) {
+    init(settings, "info");
 }
 
-fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let json = match std::env::var("LOG_FORMAT").ok().as_deref() {
-        Some("json") => true,
-        Some("pretty") => false,
-        _ => !std::io::stderr().is_terminal(),
+/// Logging starts once the configuration is read, since its format and
+/// filter are settings (LOG_FORMAT and RUST_LOG, from `.env` too). Nothing
+/// needs it before: a configuration that cannot be read is reported on
+/// stderr by the command line itself, and `tracing` drops what is logged
+/// while no subscriber is set.
+fn init(settings: &Telemetry, default_filter: &str) {
+    // A filter that does not parse falls back to the default, as
+    // `EnvFilter::try_from_default_env` did.
+    let filter = settings
+        .log_filter
+        .as_deref()
+        .and_then(|filter| EnvFilter::try_new(filter).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
+    let json = match settings.log_format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

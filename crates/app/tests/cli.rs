@@ -481,6 +481,114 @@ fn bad_configuration_names_the_variable() {
 }
 
 #[test]
+fn config_explain_says_where_each_value_came_from_and_redacts_secrets() {
+    let cli = Cli::new("explain");
+    let dotenv = cli.folder.join(".env");
+    std::fs::write(
+        &dotenv,
+        "FEE_BPS=250\nTIE_POLICY=refund\nADMIN_TOKEN=dotenv-admin-token-0123456789\n",
+    )
+    .unwrap();
+    let config = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
+        for variable in [
+            "FEE_BPS",
+            "MARKET_SYMBOL",
+            "ADMIN_TOKEN",
+            "REDIS_URL",
+            "ORACLE",
+            "ORACLE_API_KEY",
+            "UPDOWN_ENV",
+            "CLOCK_START",
+            "CLOCK_SPEED",
+        ] {
+            command.env_remove(variable);
+        }
+        command
+            .current_dir(&cli.folder)
+            // The environment wins over .env.
+            .env("TIE_POLICY", "down")
+            .env(
+                "DATABASE_URL",
+                "postgres://updown:hunter2@db.example/updown",
+            )
+            .env("DEPOSIT_WEBHOOK_SECRET", "environment-webhook-secret-42")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let secrets = [
+        "hunter2",
+        "dotenv-admin-token",
+        "environment-webhook-secret",
+    ];
+    let output = config(&["config", "--explain", "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for secret in secrets {
+        assert!(!stdout.contains(secret), "{secret} shown: {stdout}");
+    }
+    let view: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(view["dotenv"].as_str().unwrap().ends_with(".env"), "{view}");
+    let setting = |variable: &str| {
+        view["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["variable"] == variable)
+            .unwrap_or_else(|| panic!("{variable} is listed"))
+            .clone()
+    };
+    let seen = |variable: &str| {
+        let s = setting(variable);
+        (
+            s["source"].as_str().unwrap().to_string(),
+            s["value"].clone(),
+        )
+    };
+    assert_eq!(seen("FEE_BPS"), (".env".into(), "250".into()));
+    assert_eq!(seen("TIE_POLICY"), ("environment".into(), "down".into()));
+    assert_eq!(seen("MARKET_SYMBOL"), ("default".into(), "NDX".into()));
+    assert_eq!(seen("ADMIN_TOKEN"), (".env".into(), "[redacted]".into()));
+    assert_eq!(
+        seen("DATABASE_URL"),
+        ("environment".into(), "postgres:[redacted]".into())
+    );
+    assert_eq!(
+        seen("DEPOSIT_WEBHOOK_SECRET"),
+        ("environment".into(), "[redacted]".into())
+    );
+    assert_eq!(seen("REDIS_URL"), ("default".into(), Value::Null));
+    assert!(setting("ORACLE_API_KEY")["unused"].is_string());
+
+    // As text too, and without --explain (values only).
+    for args in [&["config", "--explain"][..], &["config"]] {
+        let output = config(args);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}");
+        assert!(text.contains("FEE_BPS"), "{args:?}: {text}");
+        for secret in secrets {
+            assert!(!text.contains(secret), "{args:?}: {secret} shown: {text}");
+        }
+    }
+    let listed = String::from_utf8_lossy(&config(&["config"]).stdout).to_string();
+    assert!(listed.lines().any(|line| line == "FEE_BPS=250"), "{listed}");
+
+    // A refused value is explained up to where it came from.
+    std::fs::write(&dotenv, "FEE_BPS=lots\n").unwrap();
+    let output = config(&["config", "--explain"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.starts_with("FEE_BPS")).unwrap();
+    assert!(line.contains(".env") && line.contains("lots"), "{text}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FEE_BPS"));
+}
+
+#[test]
 fn the_calendar_lists_sessions_with_their_close() {
     let cli = Cli::new("calendar");
     let sessions = cli.json(&["calendar", "--from", "2026-11-25", "--to", "2026-11-30"]);

@@ -74,13 +74,30 @@ pub enum BetRefusalReason {
 /// Opens the store a `DATABASE_URL` names: `sqlite://path` or
 /// `postgres://...`.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            SqlStore::open_postgres(url, max_connections).await?,
-        ))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqlStore::open_sqlite(url, max_connections).await?))
-    } else {
-        anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://, got {url:?}")
+    // The URL is not in the message: it may hold a password.
+    let backend = Backend::of_url(url).map_err(|e| anyhow::anyhow!("DATABASE_URL {e}"))?;
+    Ok(match backend {
+        Backend::Postgres => Arc::new(SqlStore::open_postgres(url, max_connections).await?),
+        Backend::Sqlite => Arc::new(SqlStore::open_sqlite(url, max_connections).await?),
+    })
+}
+
+/// A database URL of no engine this store speaks.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("must start with sqlite: or postgres://")]
+pub struct UnknownEngine;
+
+impl Backend {
+    /// The engine a `DATABASE_URL` names, by its scheme (`sqlite:`,
+    /// `postgres://` or `postgresql://`): the one place that decides it,
+    /// for [`connect`] and for the configuration that checks it at start.
+    pub fn of_url(url: &str) -> Result<Backend, UnknownEngine> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(UnknownEngine)
+        }
     }
 }

@@ -100,6 +100,7 @@ impl FromRequestParts<App> for Admin {
 /// Whether `presented` is the admin token.
 pub fn is_admin(app: &App, presented: &str) -> bool {
     app.config
+        .http
         .admin_token
         .as_ref()
         .is_some_and(|token| constant_time_eq(presented.as_bytes(), token.expose().as_bytes()))

@@ -54,7 +54,7 @@ fn scheduler_health(app: &App) -> Value {
     let Some(last) = app.scheduler_last_tick() else {
         return json!({ "status": "starting" });
     };
-    let limit = (app.config.scheduler_tick * 3).max(Duration::from_secs(60));
+    let limit = (app.config.scheduler.tick * 3).max(Duration::from_secs(60));
     let behind = (app.clock.now() - last).to_std().unwrap_or_default();
     let status = if behind > limit { "stale" } else { "ok" };
     json!({ "status": status, "last_step": crate::wire::instant(last) })

@@ -57,7 +57,7 @@ pub struct RouteTemplate(pub String);
 /// whatever became of it: method, route template, status, latency and
 /// request id, at `info` on target `access`. `ACCESS_LOG=off` skips it.
 pub async fn access_log(State(app): State<App>, request: Request, next: Next) -> Response {
-    if !app.config.access_log {
+    if !app.config.http.access_log {
         return next.run(request).await;
     }
     let method = request.method().clone();

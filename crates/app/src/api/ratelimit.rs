@@ -44,10 +44,10 @@ fn limiter(rate: Option<Rate>) -> Option<Limiter> {
 impl RateLimits {
     pub fn new(config: &Config) -> Arc<RateLimits> {
         Arc::new(RateLimits {
-            per_ip: limiter(config.rate_per_ip),
-            per_key: limiter(config.rate_per_key),
-            sign_in: limiter(config.rate_sign_in),
-            trust_forwarded_for: config.trust_forwarded_for,
+            per_ip: limiter(config.http.rate_per_ip),
+            per_key: limiter(config.http.rate_per_key),
+            sign_in: limiter(config.http.rate_sign_in),
+            trust_forwarded_for: config.http.trust_forwarded_for,
             seen: AtomicU64::new(0),
         })
     }

@@ -15,7 +15,8 @@ const AMOUNT_HELP: &str = "integer micro-USDC (1500000) or USDC with the suffix 
     about = "Daily Up/Down parimutuel betting on the NASDAQ close, with a double-entry USDC ledger."
 )]
 #[command(
-    after_help = "Configuration comes from the environment and .env (see the README). \
+    after_help = "Configuration comes from the environment and .env (see the README; \
+`updown config --explain` shows every setting and its source). \
 DATABASE_URL unset means sqlite://./data/updown.db."
 )]
 pub struct Cli {
@@ -39,6 +40,14 @@ pub enum Command {
         from: NaiveDate,
         #[arg(long)]
         to: NaiveDate,
+    },
+    /// Print the configuration, secrets redacted: VARIABLE=value for each setting
+    /// with a value; --explain: every setting with its source.
+    Config {
+        /// Every setting, unset ones too, with where its value came from:
+        /// default, .env or environment (which wins over .env).
+        #[arg(long)]
+        explain: bool,
     },
     /// Tell the whole story on a fresh temporary database.
     Demo,

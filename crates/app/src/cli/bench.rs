@@ -43,8 +43,12 @@ async fn fresh_database(backend: BenchBackend, url: &str, connections: u32) -> T
 
 /// An app on a fresh database with a manual clock inside an open round.
 async fn bench_app(config: Config, db: &TestDb) -> AppResult<(App, Arc<ManualClock>)> {
-    let schedule = round_taking_bets_at(&config.calendar(), &config.schedule, chrono::Utc::now())
-        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    let schedule = round_taking_bets_at(
+        &config.rounds.calendar(),
+        &config.rounds.schedule,
+        chrono::Utc::now(),
+    )
+    .map_err(|e| AppError::Invalid(e.to_string()))?;
     let clock = Arc::new(ManualClock::new(schedule.open_at + Duration::minutes(1)));
     let app = App::new(
         config,
@@ -101,7 +105,7 @@ pub struct BetsArgs {
 
 pub async fn bets(config: Config, args: BetsArgs) -> AppResult<Value> {
     crate::metrics::handle();
-    let db = fresh_database(args.backend, &args.url, config.db_max_connections).await;
+    let db = fresh_database(args.backend, &args.url, config.database.max_connections).await;
     let (app, _clock) = bench_app(config, &db).await?;
     let users = Arc::new(seed(&app, args.users, Micros::usdc(1_000)?).await?);
     app.open_round(None).await?;
@@ -231,7 +235,7 @@ pub struct SettleArgs {
 }
 
 pub async fn settle(config: Config, args: SettleArgs) -> AppResult<Value> {
-    let db = fresh_database(args.backend, &args.url, config.db_max_connections).await;
+    let db = fresh_database(args.backend, &args.url, config.database.max_connections).await;
     let (app, clock) = bench_app(config, &db).await?;
     let users = seed(&app, args.users, Micros::usdc(100_000)?).await?;
     let (round, _) = app.open_round(None).await?;

@@ -147,7 +147,9 @@ fn start_serve(url: &str, address: SocketAddr, dir: &Path) -> AppResult<(Child, 
             .env("RATE_LIMIT_IP", "off")
             .env("RATE_LIMIT_SIGN_IN", "off")
             .env("LOG_FORMAT", "json")
-            .env_remove("CLOCK_START")
+            // Empty rather than removed, so a CLOCK_START in .env (which
+            // serve reads itself) is shadowed too.
+            .env("CLOCK_START", "")
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .spawn()
@@ -281,7 +283,7 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.join("bench.db").display()),
     };
-    let market = config.market.clone();
+    let market = config.rounds.market.clone();
     prepare(config, &url, args.users, &keys).await?;
 
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));

@@ -110,8 +110,9 @@ impl Demo {
         let store: Arc<dyn updown_store::Store> = Arc::new(store);
         store.migrate().await?;
         let start = config.clock.map(|c| c.start).unwrap_or_else(Utc::now);
-        let schedule = round_taking_bets_at(&config.calendar(), &config.schedule, start)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let schedule =
+            round_taking_bets_at(&config.rounds.calendar(), &config.rounds.schedule, start)
+                .map_err(|e| AppError::Invalid(e.to_string()))?;
         let clock = Arc::new(ManualClock::new(schedule.open_at + Duration::minutes(30)));
         let app = App::new(
             config,

@@ -67,7 +67,7 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
         LedgerCommand::Scheduler { once: false } => {
             eprintln!(
                 "scheduler: stepping every {:?} until Ctrl-C or SIGTERM",
-                app.config.scheduler_tick
+                app.config.scheduler.tick
             );
             app.run_scheduler(crate::api::shutdown_signal()).await;
             Ok(0)

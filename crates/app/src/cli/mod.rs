@@ -6,6 +6,7 @@
 //! - `args`: every command, its arguments and `--help`.
 //! - `ledger`: the commands that work on the database, one function each.
 //! - `serve`: `updown serve`.
+//! - `config`: `updown config [--explain]`.
 //! - `output`: printing, errors and progress bars, shared by all.
 //! - `text`: how the wire types read for a person, without `--json`.
 //! - `demo`, `bench`, `bench_http`: `updown demo` and `updown bench`.
@@ -13,6 +14,7 @@
 mod args;
 mod bench;
 mod bench_http;
+mod config;
 mod demo;
 mod ledger;
 mod output;
@@ -23,7 +25,7 @@ use chrono::NaiveDate;
 use clap::Parser;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, Explanation, Reader, Sources};
 use crate::error::{AppError, AppResult};
 use crate::wire::instant;
 
@@ -51,17 +53,23 @@ pub async fn main() -> i32 {
         }
         Err(error) => error.exit(),
     };
-    let config = match Config::from_env() {
+    let mut reader = Reader::new(Sources::of_process());
+    let config = match Config::from_reader(&mut reader) {
         Ok(config) => config,
         Err(error) => {
+            if let Command::Config { explain: true } = cli.command {
+                // Where the values up to the refused one came from.
+                config::print(&Explanation::of(&reader), true, &Printer { json: cli.json });
+            }
             print_error(cli.json, "invalid_config", &error.to_string(), "");
             return 2;
         }
     };
+    // Logging waits for the configuration (see `telemetry::init`).
     if matches!(cli.command, Command::Serve) {
-        crate::telemetry::init_for_service();
+        crate::telemetry::init_for_service(&config.telemetry);
     } else {
-        crate::telemetry::init_for_cli();
+        crate::telemetry::init_for_cli(&config.telemetry);
     }
     announce_clock(&config);
     let code = match run(cli.command, config, cli.json).await {
@@ -100,6 +108,10 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
         Command::Serve => serve::run(config).await.map(|()| 0),
         Command::Openapi => openapi(),
         Command::Calendar { from, to } => calendar(&config, from, to, &out),
+        Command::Config { explain } => {
+            config::print(config.explanation(), explain, &out);
+            Ok(0)
+        }
         Command::Demo => demo::run(config, json).await.map(|()| 0),
         Command::Bench(command) => bench(command, config).await,
         Command::Ledger(command) => {
@@ -188,6 +200,7 @@ fn calendar(config: &Config, from: NaiveDate, to: NaiveDate, out: &Printer) -> A
         )));
     }
     let sessions = config
+        .rounds
         .calendar()
         .sessions(from, to)
         .map_err(|e| AppError::Invalid(e.to_string()))?;

@@ -1,28 +1,26 @@
 //! `updown serve`: the admin token, the database, the listener, the API,
 //! and the scheduler beside them until Ctrl-C or SIGTERM.
 
-use crate::config::Config;
+use crate::config::{refuse_unsafe_production, Config, Purpose};
 use crate::error::{AppError, AppResult};
 
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn run(mut config: Config) -> AppResult<()> {
-    if config.admin_token.is_none() {
-        if config.production {
-            return Err(AppError::Invalid(
-                "UPDOWN_ENV=production needs ADMIN_TOKEN (at least 16 characters)".into(),
-            ));
-        }
+    // Production needs more to serve than to run a command.
+    refuse_unsafe_production(&config, Purpose::Serve)
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    if config.http.admin_token.is_none() {
         let token = crate::services::random_hex()?;
         eprintln!("ADMIN_TOKEN is not set: for this run only, the admin token is {token}");
-        config.admin_token = Some(crate::secret::Secret::new(token));
+        config.http.admin_token = Some(crate::secret::Secret::new(token));
     }
     crate::metrics::handle();
     let app = crate::startup::app(config)
         .await
         .map_err(AppError::Internal)?;
-    // Refused in production without WALLET_XPUB; warns in development.
+    // Warns in development without WALLET_XPUB (production has one).
     app.deposit_wallet()?;
-    let address = app.config.bind_addr;
+    let address = app.config.http.bind_addr;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| AppError::Invalid(format!("cannot listen on {address} (BIND_ADDR): {e}")))?;
@@ -34,7 +32,7 @@ pub async fn run(mut config: Config) -> AppResult<()> {
         app.backend()
     );
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = app.config.scheduler.then(|| {
+    let scheduler = app.config.scheduler.enabled.then(|| {
         let app = app.clone();
         tokio::spawn(async move {
             app.run_scheduler(async move {

@@ -218,10 +218,10 @@ impl App {
         to: &str,
         key: Option<Keyed<Withdrawal>>,
     ) -> AppResult<Withdrawal> {
-        if amount < self.config.withdrawal_min {
+        if amount < self.config.limits.withdrawal_min {
             return Err(AppError::LimitExceeded(format!(
                 "a withdrawal must be at least {} micro-USDC (WITHDRAWAL_MIN); this one is {amount}",
-                self.config.withdrawal_min
+                self.config.limits.withdrawal_min
             )));
         }
         let address = super::wallets::parse_address(to)?;
@@ -239,7 +239,7 @@ impl App {
                 address: address.to_checksum(),
                 now,
                 cap: Some(WithdrawalCap {
-                    max: self.config.withdrawal_daily_max,
+                    max: self.config.limits.withdrawal_daily_max,
                     after: now - chrono::Duration::hours(24),
                 }),
                 key,
@@ -329,7 +329,7 @@ impl App {
         }
         let user = self
             .store
-            .change_limits(user, limits, now, self.config.limit_raise_cooloff)
+            .change_limits(user, limits, now, self.config.limits.limit_raise_cooloff)
             .await?;
         self.credentials.forget_user(user.id);
         tracing::info!(event = "limits_set", user = %user.id, limits = ?user.limits, pending = ?user.pending_limits);

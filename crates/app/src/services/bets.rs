@@ -21,7 +21,7 @@ impl App {
                 return Ok(cached);
             }
         }
-        let schedule = round_taking_bets_at(&self.calendar, &self.config.schedule, now)
+        let schedule = round_taking_bets_at(&self.calendar, &self.config.rounds.schedule, now)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
         *self.taking_bets.write().expect("schedule cache") = Some(schedule);
         Ok(schedule)
@@ -30,7 +30,7 @@ impl App {
     /// The round that takes bets now by the calendar, as stored.
     pub async fn current_round(&self) -> AppResult<Round> {
         let schedule = self.schedule_taking_bets(self.clock.now())?;
-        self.store.round(&self.config.market, schedule.code()).await.map_err(|_| {
+        self.store.round(&self.config.rounds.market, schedule.code()).await.map_err(|_| {
             AppError::NotFound(format!(
                 "round {} (the one taking bets now) is not open yet; the scheduler opens it, or run `updown open-round`",
                 schedule.code()
@@ -55,10 +55,10 @@ impl App {
                 "a bet must be at least 1 micro-USDC".into(),
             ));
         }
-        if stake > self.config.max_bet {
+        if stake > self.config.limits.max_bet {
             return Err(AppError::LimitExceeded(format!(
                 "a bet may be at most {} micro-USDC (MAX_BET); this one is {stake}",
-                self.config.max_bet
+                self.config.limits.max_bet
             )));
         }
         let received_at = self.clock.now();
@@ -121,7 +121,7 @@ impl App {
                 bet,
                 owner,
                 self.clock.now(),
-                self.config.cancel_cutoff,
+                self.config.rounds.cancel_cutoff,
                 key.as_ref(),
             )
             .await?;

@@ -103,7 +103,7 @@ impl App {
         clock: Arc<dyn Clock>,
         oracle: Arc<dyn Oracle>,
     ) -> App {
-        let chain: Option<Arc<dyn ChainSender>> = match config.chain_sender {
+        let chain: Option<Arc<dyn ChainSender>> = match config.chain.sender {
             ChainSenderKind::Mock => Some(Arc::new(MockChain::default())),
             ChainSenderKind::Manual => None,
         };
@@ -120,11 +120,12 @@ impl App {
     ) -> App {
         let bets = BetBatcher::start(
             store.clone(),
-            config.bet_batch_max,
-            config.bet_batch_wait,
-            config.bet_workers,
+            config.batching.bet_batch_max,
+            config.batching.bet_batch_wait,
+            config.batching.bet_workers,
         );
         let redis = config
+            .events
             .redis_url
             .as_ref()
             .and_then(|url| redis::Client::open(url.expose()).ok());
@@ -143,7 +144,7 @@ impl App {
             events,
             event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
             stopping: tokio::sync::watch::channel(false).0,
-            calendar: config.calendar(),
+            calendar: config.rounds.calendar(),
             config: Arc::new(config),
             store,
             clock,

@@ -59,12 +59,12 @@ pub struct SettleOptions<'a> {
 impl App {
     pub async fn round(&self, code: RoundCode) -> AppResult<Round> {
         self.store
-            .round(&self.config.market, code)
+            .round(&self.config.rounds.market, code)
             .await
             .map_err(|_| {
                 AppError::NotFound(format!(
                     "round {code} of {} does not exist",
-                    self.config.market
+                    self.config.rounds.market
                 ))
             })
     }
@@ -72,7 +72,7 @@ impl App {
     pub async fn rounds(&self, limit: i64) -> AppResult<Vec<Round>> {
         Ok(self
             .store
-            .rounds(&self.config.market, limit.clamp(1, 1000))
+            .rounds(&self.config.rounds.market, limit.clamp(1, 1000))
             .await?)
     }
 
@@ -81,11 +81,15 @@ impl App {
     pub async fn open_round(&self, code: Option<RoundCode>) -> AppResult<(Round, bool)> {
         let now = self.clock.now();
         let schedule = match code {
-            Some(code) => round_schedule(&self.calendar, &self.config.schedule, code.date()),
-            None => round_taking_bets_at(&self.calendar, &self.config.schedule, now),
+            Some(code) => round_schedule(&self.calendar, &self.config.rounds.schedule, code.date()),
+            None => round_taking_bets_at(&self.calendar, &self.config.rounds.schedule, now),
         }
         .map_err(|e| AppError::Invalid(e.to_string()))?;
-        if let Ok(existing) = self.store.round(&self.config.market, schedule.code()).await {
+        if let Ok(existing) = self
+            .store
+            .round(&self.config.rounds.market, schedule.code())
+            .await
+        {
             return Ok((existing, false));
         }
         if now >= schedule.lock_at {
@@ -96,7 +100,7 @@ impl App {
             )));
         }
         let terms = RoundTerms {
-            market: self.config.market.clone(),
+            market: self.config.rounds.market.clone(),
             code: schedule.code(),
             previous_session: schedule.previous_session.date,
             open_at: schedule.open_at,
@@ -104,8 +108,8 @@ impl App {
             close_at: schedule.close_at,
             settle_at: schedule.settle_at,
             void_at: schedule.void_at,
-            fee_bps: self.config.fee_bps,
-            tie_policy: self.config.tie_policy,
+            fee_bps: self.config.rounds.fee_bps,
+            tie_policy: self.config.rounds.tie_policy,
         };
         let (round, created) = self.store.open_round(&NewRound { terms, now }).await?;
         self.touch();
@@ -214,7 +218,7 @@ impl App {
             )));
         }
         let record = PriceRecord {
-            market: self.config.market.clone(),
+            market: self.config.rounds.market.clone(),
             date,
             close,
             source: format!("manual:{actor}"),
@@ -225,7 +229,7 @@ impl App {
             Err(StoreError::Conflict(_)) => {
                 let existing = self
                     .store
-                    .price(&self.config.market, date)
+                    .price(&self.config.rounds.market, date)
                     .await?
                     .expect("conflict means it exists");
                 return Err(AppError::Conflict(format!(
@@ -241,7 +245,7 @@ impl App {
                 at: now,
                 actor: actor.to_string(),
                 action: "price_set".into(),
-                subject: format!("{} {date} close {close}", self.config.market),
+                subject: format!("{} {date} close {close}", self.config.rounds.market),
                 reason: None,
             })
             .await?;
@@ -252,11 +256,11 @@ impl App {
     /// The official close of `date`: recorded before (by an operator or an
     /// earlier fetch), or fetched from the oracle now and recorded.
     pub async fn close_of(&self, date: NaiveDate) -> AppResult<Option<PriceRecord>> {
-        if let Some(recorded) = self.store.price(&self.config.market, date).await? {
+        if let Some(recorded) = self.store.price(&self.config.rounds.market, date).await? {
             return Ok(Some(recorded));
         }
         let started = std::time::Instant::now();
-        let fetched = self.oracle.quote(&self.config.market, date).await;
+        let fetched = self.oracle.quote(&self.config.rounds.market, date).await;
         metrics::histogram!("updown_oracle_fetch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         let fetched = fetched.map_err(|e| {
@@ -268,7 +272,7 @@ impl App {
             return Ok(None);
         };
         let record = PriceRecord {
-            market: self.config.market.clone(),
+            market: self.config.rounds.market.clone(),
             date,
             close: quote.price,
             source: quote.source,
@@ -277,7 +281,9 @@ impl App {
         match self.store.record_price(&record).await {
             Ok(()) => Ok(Some(record)),
             // Someone recorded it first; theirs is the record.
-            Err(StoreError::Conflict(_)) => Ok(self.store.price(&self.config.market, date).await?),
+            Err(StoreError::Conflict(_)) => {
+                Ok(self.store.price(&self.config.rounds.market, date).await?)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -427,7 +433,7 @@ impl App {
             let started = std::time::Instant::now();
             let Some(covered) = self
                 .store
-                .settle_chunk(round.id, self.config.settle_chunk_size)
+                .settle_chunk(round.id, self.config.batching.settle_chunk_size)
                 .await?
             else {
                 break;
@@ -447,11 +453,11 @@ impl App {
         Ok(Evidence {
             close: self
                 .store
-                .price(&self.config.market, round.terms.code.date())
+                .price(&self.config.rounds.market, round.terms.code.date())
                 .await?,
             previous_close: self
                 .store
-                .price(&self.config.market, round.terms.previous_session)
+                .price(&self.config.rounds.market, round.terms.previous_session)
                 .await?,
         })
     }

@@ -75,7 +75,7 @@ impl App {
             }
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tokio::time::sleep(self.config.scheduler_tick) => {}
+                _ = tokio::time::sleep(self.config.scheduler.tick) => {}
             }
         }
         self.scheduler_running.store(false, Ordering::Relaxed);
@@ -102,7 +102,10 @@ impl App {
     async fn step_holding_lease(&self) -> AppResult<Tick> {
         let now = self.clock.now();
         let mut tick = Tick::default();
-        let mut rounds = self.store.unfinished_rounds(&self.config.market).await?;
+        let mut rounds = self
+            .store
+            .unfinished_rounds(&self.config.rounds.market)
+            .await?;
         rounds.sort_by_key(|r| r.terms.code);
         for round in rounds {
             let code = round.terms.code;

@@ -10,13 +10,16 @@ use crate::error::{AppError, AppResult};
 impl App {
     /// The configured key, or in development the public test mnemonic
     /// (with a loud warning: anyone can spend what is sent there).
-    /// Production refuses to start without WALLET_XPUB.
+    /// Production never falls back to the mnemonic.
     pub fn deposit_wallet(&self) -> AppResult<&DepositWallet> {
         if let Some(wallet) = self.wallet.get() {
             return Ok(wallet);
         }
-        let wallet = match &self.config.wallet_xpub {
+        let wallet = match &self.config.chain.wallet_xpub {
             Some(xpub) => DepositWallet::from_xpub(xpub),
+            // `serve` refuses production without one before it starts
+            // (config::refuse_unsafe_production); this keeps any other
+            // way in from falling back to the public mnemonic.
             None if self.config.production => {
                 return Err(AppError::Invalid(
                     "UPDOWN_ENV=production needs WALLET_XPUB (the account-level xpub for m/44'/60'/0')".into(),

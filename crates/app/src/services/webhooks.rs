@@ -116,7 +116,7 @@ impl App {
         &self,
         request: SignedRequest<'_>,
     ) -> AppResult<(DepositOutcome, Value)> {
-        let Some(secret) = &self.config.deposit_webhook_secret else {
+        let Some(secret) = &self.config.chain.deposit_webhook_secret else {
             // Unsigned calls are refused as unsigned, whether it is on or not.
             if request.timestamp.is_none() || request.signature.is_none() {
                 return Err(AppError::Unauthorized(
@@ -177,18 +177,18 @@ impl App {
         record: &mut DepositNotification,
     ) -> AppResult<(DepositOutcome, Value)> {
         let config = &self.config;
-        if notice.chain != config.deposit_chain {
+        if notice.chain != config.chain.deposit_chain {
             return Err(AppError::Rejected(format!(
                 "chain {:?} is not the deposit chain {:?} (DEPOSIT_CHAIN)",
-                notice.chain, config.deposit_chain
+                notice.chain, config.chain.deposit_chain
             )));
         }
         let token = super::wallets::parse_address(&notice.token)?;
-        if token != config.deposit_token {
+        if token != config.chain.deposit_token {
             return Err(AppError::Rejected(format!(
                 "token {} is not the deposit token {} (DEPOSIT_TOKEN)",
                 token.to_checksum(),
-                config.deposit_token.to_checksum()
+                config.chain.deposit_token.to_checksum()
             )));
         }
         let amount = Micros::new(notice.amount)
@@ -235,7 +235,7 @@ impl App {
                 receipt("duplicate", user.id, notice, Some(credited.id)),
             ));
         }
-        let required = i64::from(config.min_confirmations);
+        let required = i64::from(config.chain.min_confirmations);
         if notice.confirmations < required {
             let mut body = receipt("pending", user.id, notice, None);
             body["required_confirmations"] = json!(required);

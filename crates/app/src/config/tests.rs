@@ -1,0 +1,266 @@
+//! The configuration as a whole: defaults, refusals naming their
+//! variable, the oracles' requirements, production's refusals, and the
+//! explanation of every setting.
+
+use chrono::Duration;
+use updown_domain::round::TiePolicy;
+use updown_domain::schedule::ScheduleConfig;
+
+use super::*;
+
+fn setting<'a>(config: &'a Config, variable: &str) -> &'a Setting {
+    config
+        .explanation()
+        .settings
+        .iter()
+        .find(|s| s.variable == variable)
+        .unwrap_or_else(|| panic!("{variable} is explained"))
+}
+
+/// The variables in the README's configuration table.
+fn readme_variables() -> Vec<&'static str> {
+    let readme = include_str!("../../../../README.md");
+    let table = &readme[readme.find("## Configuration").expect("a section")..];
+    table
+        .lines()
+        .skip_while(|line| !line.starts_with("| variable"))
+        .skip(2)
+        .take_while(|line| line.starts_with("| `"))
+        .map(|line| line.split('`').nth(1).expect("a variable in backquotes"))
+        .collect()
+}
+
+#[test]
+fn defaults_follow_the_seed() {
+    let config = Config::with(&[]).unwrap();
+    assert_eq!(config.database.url.expose(), DEFAULT_DATABASE_URL);
+    assert_eq!(config.rounds.fee_bps, 100);
+    assert_eq!(
+        config.http.rate_sign_in,
+        Some(Rate {
+            count: 10,
+            per: std::time::Duration::from_secs(60)
+        })
+    );
+    assert_eq!(
+        Config::with(&[("RATE_LIMIT_IP", "off")])
+            .unwrap()
+            .http
+            .rate_per_ip,
+        None
+    );
+    assert_eq!(config.rounds.schedule, ScheduleConfig::default());
+    assert_eq!(config.rounds.cancel_cutoff, Duration::minutes(15));
+    assert_eq!(config.rounds.market.as_str(), "NDX");
+    assert_eq!(config.rounds.tie_policy, TiePolicy::Down);
+    assert_eq!(config.telemetry.log_format, LogFormat::Auto);
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    for (variable, value) in [
+        ("FEE_BPS", "10001"),
+        ("FEE_BPS", "1.5"),
+        ("SETTLE_GRACE_MIN", "-1"),
+        ("TIE_POLICY", "coinflip"),
+        ("MAX_BET", "1.5"),
+        ("EXTRA_CLOSURES", "2031-13-01"),
+        ("ORACLE", "magic"),
+        ("ORACLE_SOURCES", "mock,oracle-of-delphi"),
+        ("ORACLE_QUORUM", "0"),
+        ("ORACLE_MAX_SPREAD_BPS", "10001"),
+        ("CLOCK_START", "yesterday"),
+        ("CLOCK_SPEED", "60"),
+        ("TIMEZONE", "Mars/Olympus"),
+        ("TIMEZONE", "Europe/London"),
+        ("DATABASE_URL", "mysql://x"),
+        ("BIND_ADDR", "localhost"),
+        ("ADMIN_TOKEN", "short"),
+        ("SCHEDULER", "sometimes"),
+        ("SCHEDULER_TICK_SECS", "0"),
+        ("REDIS_URL", "rediss://cache.example:6380"),
+        ("RATE_LIMIT_KEY", "20"),
+        ("RATE_LIMIT_IP", "0/s"),
+        ("RATE_LIMIT_SIGN_IN", "5/day"),
+        ("TRUST_FORWARDED_FOR", "perhaps"),
+        ("ACCESS_LOG", "loud"),
+        ("WALLET_XPUB", "xpub-not-a-key"),
+        ("DEPOSIT_WEBHOOK_SECRET", "short"),
+        ("DEPOSIT_TOKEN", "USDC"),
+        ("DEPOSIT_CHAIN", "Ethereum Mainnet"),
+        ("MIN_CONFIRMATIONS", "-1"),
+        ("CHAIN_SENDER", "carrier-pigeon"),
+        ("WITHDRAWAL_MIN", "0"),
+        ("WITHDRAWAL_DAILY_MAX", "1.0000001USDC"),
+        ("LIMIT_RAISE_COOLOFF_HOURS", "721"),
+        ("BET_BATCH_WAIT_US", "soon"),
+        // A master key (depth 0), not the account m/44'/60'/0'.
+        ("WALLET_XPUB", "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8"),
+        ("UPDOWN_ENV", "staging"),
+    ] {
+        let error = Config::with(&[(variable, value)]).unwrap_err();
+        assert_eq!(error.variable, variable, "{error}");
+    }
+}
+
+#[test]
+fn every_setting_is_explained_once_with_secrets_redacted() {
+    let config = Config::with(&[
+        ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+        ("ADMIN_TOKEN", "a-very-secret-admin-token"),
+        ("ORACLE_API_KEY", "unused-provider-key"),
+    ])
+    .unwrap();
+    let settings = &config.explanation().settings;
+    let mut names: Vec<&str> = settings.iter().map(|s| s.variable).collect();
+    names.sort_unstable();
+    let mut documented = readme_variables();
+    documented.sort_unstable();
+    assert_eq!(names, documented, "the README's table lists each, once");
+    let shown = format!("{settings:?}");
+    for secret in ["hunter2", "a-very-secret", "unused-provider-key"] {
+        assert!(!shown.contains(secret), "{secret} shown: {shown}");
+    }
+    assert_eq!(
+        setting(&config, "DATABASE_URL").value.as_deref(),
+        Some("postgres:[redacted]")
+    );
+    let key = setting(&config, "ORACLE_API_KEY");
+    assert_eq!(key.value.as_deref(), Some(REDACTED));
+    assert!(key.unused.is_some(), "the mock oracle has no key");
+}
+
+#[test]
+fn the_http_and_quorum_oracles_name_what_they_miss() {
+    let missing = |vars: &[(&str, &str)]| Config::with(vars).unwrap_err().variable;
+    assert_eq!(missing(&[("ORACLE", "http")]), "ORACLE_API_KEY");
+    assert_eq!(missing(&[("ORACLE", "quorum")]), "ORACLE_SOURCES");
+    assert_eq!(
+        missing(&[("ORACLE", "quorum"), ("ORACLE_SOURCES", "mock,http")]),
+        "ORACLE_API_KEY"
+    );
+    assert_eq!(
+        missing(&[
+            ("ORACLE", "quorum"),
+            ("ORACLE_SOURCES", "mock"),
+            ("ORACLE_QUORUM", "2")
+        ]),
+        "ORACLE_QUORUM"
+    );
+    let config = Config::with(&[
+        ("ORACLE", "quorum"),
+        ("ORACLE_SOURCES", "mock, http"),
+        ("ORACLE_API_KEY", "key"),
+    ])
+    .unwrap();
+    assert_eq!(config.oracle.sources, [OracleKind::Mock, OracleKind::Http]);
+    let http = config.oracle.http.unwrap();
+    assert_eq!(
+        (http.base_url.as_str(), http.ticker.as_str()),
+        ("https://api.polygon.io", "I:NDX")
+    );
+    assert!(
+        !format!("{http:?}").contains("key\""),
+        "the key is redacted"
+    );
+}
+
+#[test]
+fn production_sends_withdrawals_by_hand_and_refuses_the_mock_chain() {
+    let production = [("UPDOWN_ENV", "production"), ("ORACLE", "manual")];
+    assert_eq!(
+        Config::with(&production).unwrap().chain.sender,
+        ChainSenderKind::Manual
+    );
+    assert_eq!(
+        Config::with(&[]).unwrap().chain.sender,
+        ChainSenderKind::Mock
+    );
+    let error = Config::with(&[
+        ("UPDOWN_ENV", "production"),
+        ("ORACLE", "manual"),
+        ("CHAIN_SENDER", "mock"),
+    ])
+    .unwrap_err();
+    assert_eq!(error.variable, "CHAIN_SENDER");
+    let error = Config::with(&[
+        ("WITHDRAWAL_MIN", "10USDC"),
+        ("WITHDRAWAL_DAILY_MAX", "5USDC"),
+    ])
+    .unwrap_err();
+    assert_eq!(error.variable, "WITHDRAWAL_DAILY_MAX");
+}
+
+#[test]
+fn production_refuses_the_mock_oracle_and_a_simulated_clock() {
+    let refused = |vars: &[(&str, &str)]| {
+        let mut all = vec![("UPDOWN_ENV", "production")];
+        all.extend_from_slice(vars);
+        Config::with(&all).unwrap_err()
+    };
+    let unset = refused(&[]);
+    assert_eq!(unset.variable, "ORACLE");
+    assert!(unset.problem.contains("ORACLE=http"), "{unset}");
+    assert_eq!(refused(&[("ORACLE", "mock")]).variable, "ORACLE");
+    let quorum = [
+        ("ORACLE", "quorum"),
+        ("ORACLE_SOURCES", "csv,mock"),
+        ("ORACLE_CSV_PATH", "closes.csv"),
+    ];
+    assert_eq!(refused(&quorum).variable, "ORACLE");
+    let clock = refused(&[
+        ("ORACLE", "manual"),
+        ("CLOCK_START", "2026-11-24T20:58:00Z"),
+    ]);
+    assert_eq!(clock.variable, "CLOCK_START");
+    assert!(clock.problem.contains("system clock"));
+    let speed = refused(&[
+        ("ORACLE", "manual"),
+        ("CLOCK_START", "2026-11-24T20:58:00Z"),
+        ("CLOCK_SPEED", "60"),
+    ]);
+    assert_eq!(speed.variable, "CLOCK_START");
+    // Development keeps its conveniences.
+    assert!(Config::with(&[("CLOCK_START", "2026-11-24T20:58:00Z")]).is_ok());
+    assert!(Config::with(&[("UPDOWN_ENV", "production"), ("ORACLE", "manual")]).is_ok());
+}
+
+#[test]
+fn serving_in_production_also_needs_an_admin_token_and_a_deposit_key() {
+    let serving = |vars: &[(&str, &str)]| {
+        let mut all = vec![("UPDOWN_ENV", "production"), ("ORACLE", "manual")];
+        all.extend_from_slice(vars);
+        let config = Config::with(&all).expect("fine for a command");
+        refuse_unsafe_production(&config, Purpose::Serve).map_err(|e| e.variable)
+    };
+    let token = ("ADMIN_TOKEN", "a-production-token-0123456789");
+    assert_eq!(serving(&[]), Err("ADMIN_TOKEN"));
+    assert_eq!(serving(&[token]), Err("WALLET_XPUB"));
+    let mut config =
+        Config::with(&[("UPDOWN_ENV", "production"), ("ORACLE", "manual"), token]).unwrap();
+    // Checked as read (see bad_values_name_their_variable); only its
+    // presence matters here.
+    config.chain.wallet_xpub = Some("xpub6...".into());
+    assert_eq!(refuse_unsafe_production(&config, Purpose::Serve), Ok(()));
+    // Development serves without either.
+    let development = Config::with(&[]).unwrap();
+    assert_eq!(
+        refuse_unsafe_production(&development, Purpose::Serve),
+        Ok(())
+    );
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let config = Config::with(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap();
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn operator_closures_reach_the_calendar() {
+    let config = Config::with(&[("EXTRA_CLOSURES", "2031-01-02, 2031-01-03")]).unwrap();
+    assert!(!config
+        .rounds
+        .calendar()
+        .is_session("2031-01-02".parse().unwrap()));
+}
