@@ -94,7 +94,7 @@ pub async fn render(app: &App) -> AppResult<String> {
     for status in ["OPEN", "LOCKED", "SETTLED", "VOID"] {
         metrics::gauge!("updown_rounds", "status" => status).set(0.0);
     }
-    for (status, count) in app.store.round_counts().await? {
+    for (status, count) in app.round_counts().await? {
         metrics::gauge!("updown_rounds", "status" => status).set(count as f64);
     }
     Ok(handle.render())

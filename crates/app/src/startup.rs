@@ -1,13 +1,19 @@
 //! Wires the process: the store the configuration names (migrated), the
-//! clock, the oracle and the chain sender, into one [`App`]. Entry points
-//! (`updown serve`, the commands) start here; tests wire their own.
+//! clock, the oracle, the chain sender and the event bus, into one
+//! [`App`], and starts what runs beside it (the bet batcher's workers, the
+//! event follower). Entry points (`updown serve`, the commands) start here;
+//! tests wire their own ports through [`wire`].
 
 use std::sync::Arc;
 
+use updown_store::Store;
+
+use crate::chain::{ChainSender, MockChain};
 use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::config::{Config, OracleKind};
+use crate::config::{ChainSenderKind, Config, OracleKind};
+use crate::events::EventBus;
 use crate::oracle::{CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle};
-use crate::services::App;
+use crate::services::{App, BetBatcher, Ports};
 
 /// Connects the database the configuration names, runs migrations, and
 /// builds the clock and oracle it asks for.
@@ -23,7 +29,59 @@ pub async fn app(config: Config) -> anyhow::Result<App> {
         None => Arc::new(SystemClock),
     };
     let oracle = oracle_for(&config)?;
-    Ok(App::new(config, store, clock, oracle))
+    Ok(wire(config, store, clock, oracle))
+}
+
+/// An app over these ports, with the chain sender the configuration names
+/// (needs a Tokio runtime: it starts the background tasks).
+pub fn wire(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    oracle: Arc<dyn Oracle>,
+) -> App {
+    let chain: Option<Arc<dyn ChainSender>> = match config.chain.sender {
+        ChainSenderKind::Mock => Some(Arc::new(MockChain::default())),
+        ChainSenderKind::Manual => None,
+    };
+    wire_with_chain(config, store, clock, oracle, chain)
+}
+
+/// As [`wire`], with a chain sender of the caller's (tests).
+pub fn wire_with_chain(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    oracle: Arc<dyn Oracle>,
+    chain: Option<Arc<dyn ChainSender>>,
+) -> App {
+    let bets = BetBatcher::start(
+        store.clone(),
+        config.batching.bet_batch_max,
+        config.batching.bet_batch_wait,
+        config.batching.bet_workers,
+    );
+    let events = match &config.events.redis_url {
+        Some(url) => match redis::Client::open(url.expose()) {
+            Ok(client) => EventBus::with_redis(client),
+            // Checked when the configuration was read; a URL the client
+            // still refuses leaves events in this process, and /health
+            // says Redis is not configured.
+            Err(_) => EventBus::in_process(),
+        },
+        None => EventBus::in_process(),
+    };
+    let ports = Ports {
+        store,
+        clock,
+        oracle,
+        chain,
+        events,
+        bets,
+    };
+    let app = App::new(config, ports);
+    tokio::spawn(app.follow_events());
+    app
 }
 
 /// The oracle the configuration names.

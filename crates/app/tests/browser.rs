@@ -283,8 +283,8 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     let app = t.app.clone();
     let ann = app.user_by_email("ann@example.com").await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while app
-        .store
+    while t
+        .store()
         .user(ann.id)
         .await
         .unwrap()
@@ -298,7 +298,7 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let limits = app.store.user(ann.id).await.unwrap().limits;
+    let limits = t.store().user(ann.id).await.unwrap().limits;
     assert_eq!(limits.max_stake_per_round, Some(support::usdc(5)));
 
     // A key for a bot: shown once, listed, revoked.

@@ -515,7 +515,7 @@ async fn manual_results_are_audited_and_prices_recorded_by_operators_win(db: Db)
     let settled = t.app.settle_round(code(), manual).await.unwrap();
     assert_eq!(settled.status, RoundStatus::Settled);
     assert_eq!(settled.settlement.as_ref().unwrap().actor, "cli:olga");
-    let audit = t.app.store.audit_log(None, 10).await.unwrap();
+    let audit = t.store().audit_log(None, 10).await.unwrap();
     assert!(audit.iter().any(|a| a.actor == "cli:olga"
         && a.action == "settle_down"
         && a.reason.as_deref() == Some("index provider restated the close")));
@@ -556,8 +556,8 @@ async fn the_scheduler_catches_up_a_weekend_in_order(db: Db) {
     // Friday 10:00 in New York: the step opens Friday's round.
     let t = TestApp::spawn(db, &[], at("2026-11-20T15:00:00Z")).await;
     // While another instance holds the lease (PostgreSQL), a step waits.
-    if t.app.store.backend() == updown_store::Backend::Postgres {
-        let held = t.app.store.scheduler_lease().await.unwrap().unwrap();
+    if t.store().backend() == updown_store::Backend::Postgres {
+        let held = t.store().scheduler_lease().await.unwrap().unwrap();
         let tick = t.app.scheduler_step().await.unwrap();
         assert!(tick.held_elsewhere && tick.opened.is_empty(), "{tick:?}");
         held.release().await.unwrap();
@@ -718,9 +718,9 @@ const REFUSED: &str = "0x8617E340B3D01FA5F11F306F4090FD50E238070D";
 async fn the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_once(db: Db) {
     let t = TestApp::spawn(db, &[], at(MORNING)).await;
     let chain = Arc::new(MockChain::refusing(REFUSED));
-    let app = App::with_chain(
+    let app = updown_app::startup::wire_with_chain(
         (*t.app.config).clone(),
-        t.app.store.clone(),
+        t.store(),
         t.clock.clone(),
         t.app.oracle.clone(),
         Some(chain.clone()),
@@ -755,10 +755,10 @@ async fn the_withdrawal_worker_submits_confirms_and_fails_sending_each_transfer_
     }
     assert_eq!(confirmed, [good.id.0]);
     assert_eq!(chain.transfers_made(), 1, "sent once, despite the crash");
-    let good = app.store.withdrawal(good.id).await.unwrap();
+    let good = t.store().withdrawal(good.id).await.unwrap();
     assert_eq!(good.status, WithdrawalStatus::Confirmed);
     assert!(good.chain_tx_hash.unwrap().starts_with("0x"));
-    let refused = app.store.withdrawal(refused.id).await.unwrap();
+    let refused = t.store().withdrawal(refused.id).await.unwrap();
     assert_eq!(refused.status, WithdrawalStatus::Failed);
     assert!(refused.failure_reason.unwrap().contains("refused"));
     let tvl = app.tvl().await.unwrap();
@@ -808,9 +808,9 @@ impl ChainSender for GatedChain {
 }
 
 fn with_chain(t: &TestApp, chain: Arc<dyn ChainSender>) -> App {
-    App::with_chain(
+    updown_app::startup::wire_with_chain(
         (*t.app.config).clone(),
-        t.app.store.clone(),
+        t.store(),
         t.clock.clone(),
         t.app.oracle.clone(),
         Some(chain),
@@ -849,7 +849,7 @@ async fn an_operator_cannot_refund_a_withdrawal_the_worker_is_sending(db: Db) {
     assert_eq!(chain.inner.transfers_made(), 1);
     assert_eq!(app.balance(ann).await.unwrap(), usdc(90));
     assert_eq!(
-        app.store.withdrawal(queued.id).await.unwrap().status,
+        t.store().withdrawal(queued.id).await.unwrap().status,
         WithdrawalStatus::Submitted
     );
     // A withdrawal failed before the worker claims it is never sent.
@@ -915,7 +915,7 @@ async fn a_self_exclusion_survives_any_race_with_a_request_to_lift_it(db: Db) {
             Err(other) => panic!("{other:?}"),
         }
     }
-    let user = t.app.store.user(ann).await.unwrap();
+    let user = t.store().user(ann).await.unwrap();
     assert_eq!(
         user.limits.excluded_until, furthest,
         "never lifted nor shortened once set"
@@ -926,7 +926,7 @@ async fn a_self_exclusion_survives_any_race_with_a_request_to_lift_it(db: Db) {
 
 async fn keys_are_purged_after_a_day_and_refused_notifications_after_thirty(db: Db) {
     let t = TestApp::spawn(db, &[], at(MORNING)).await;
-    let store = &t.app.store;
+    let store = t.store();
     let now = at(MORNING);
     let key = |name: &str| updown_store::RequestKey {
         scope: "user:1".into(),

@@ -14,9 +14,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
+use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use updown_domain::ids::UserId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,8 +31,36 @@ use crate::services::App;
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Event streams one server serves at once.
+pub const MAX_EVENT_STREAMS: usize = 10_000;
+
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new().routes(routes!(get_events))
+}
+
+/// One server's event streams: at most [`MAX_EVENT_STREAMS`] open, all
+/// ended by [`EventStreams::stop`] when the server stops (a stream never
+/// ends by itself). Reaches the handler as an extension.
+#[derive(Clone)]
+pub struct EventStreams {
+    permits: Arc<Semaphore>,
+    stopping: Arc<watch::Sender<bool>>,
+}
+
+impl Default for EventStreams {
+    fn default() -> EventStreams {
+        EventStreams {
+            permits: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
+            stopping: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl EventStreams {
+    /// Ends every stream, open or to come.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
 }
 
 /// The caller when they sent a credential (which must then be valid),
@@ -65,11 +94,16 @@ impl FromRequestParts<App> for MaybeUser {
         (status = 503, description = "too many open streams", body = crate::api::ErrorBody),
     ),
 )]
-async fn get_events(State(app): State<App>, viewer: MaybeUser) -> Result<Response, ApiError> {
-    let permit = app.event_streams.clone().try_acquire_owned().map_err(|_| {
+async fn get_events(
+    State(app): State<App>,
+    Extension(streams): Extension<EventStreams>,
+    viewer: MaybeUser,
+) -> Result<Response, ApiError> {
+    let permit = streams.permits.clone().try_acquire_owned().map_err(|_| {
         AppError::Unavailable("too many event streams are open; retry later".into())
     })?;
-    let stream = viewer_stream(app.events.subscribe(), app.stopping(), viewer.0, permit);
+    let stopping = streams.stopping.subscribe();
+    let stream = viewer_stream(app.events.subscribe(), stopping, viewer.0, permit);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())

@@ -71,7 +71,7 @@ fn scheduler_health(app: &App) -> Value {
 )]
 async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
     let database = check("database", app.ping_database()).await;
-    let redis = match &app.redis {
+    let redis = match app.events.redis_client() {
         Some(client) => check("redis", ping_redis(client)).await,
         None => "not configured".into(),
     };

@@ -112,6 +112,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// sees every answer (and outside the trace span: its line carries the
 /// request id among its own fields, not the span's twice).
 pub fn router(app: App) -> Router {
+    router_with(app, events::EventStreams::default())
+}
+
+/// [`router`], its event streams given (so the server can end them).
+fn router_with(app: App, streams: events::EventStreams) -> Router {
     let (routes, document) = routes();
     routes
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
@@ -138,6 +143,7 @@ pub fn router(app: App) -> Router {
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+        .layer(axum::Extension(streams))
         .with_state(app)
 }
 
@@ -147,12 +153,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let streams = events::EventStreams::default();
+    let service = router_with(app, streams.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Event streams never end by themselves.
-            app.stop_streams();
+            streams.stop();
         })
         .await
 }

@@ -50,7 +50,7 @@ async fn bench_app(config: Config, db: &TestDb) -> AppResult<(App, Arc<ManualClo
     )
     .map_err(|e| AppError::Invalid(e.to_string()))?;
     let clock = Arc::new(ManualClock::new(schedule.open_at + Duration::minutes(1)));
-    let app = App::new(
+    let app = crate::startup::wire(
         config,
         db.store.clone(),
         clock.clone(),

@@ -26,7 +26,6 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::oracle::MockOracle;
-use crate::services::App;
 
 pub struct HttpArgs {
     pub backend: BenchBackend,
@@ -79,7 +78,7 @@ async fn prepare(config: Config, url: &str, users: u32, keys_file: &Path) -> App
         .await
         .map_err(AppError::Internal)?;
     store.migrate().await?;
-    let app = App::new(
+    let app = crate::startup::wire(
         config,
         store,
         Arc::new(SystemClock),

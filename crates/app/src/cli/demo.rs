@@ -114,7 +114,7 @@ impl Demo {
             round_taking_bets_at(&config.rounds.calendar(), &config.rounds.schedule, start)
                 .map_err(|e| AppError::Invalid(e.to_string()))?;
         let clock = Arc::new(ManualClock::new(schedule.open_at + Duration::minutes(30)));
-        let app = App::new(
+        let app = crate::startup::wire(
             config,
             store,
             clock.clone(),

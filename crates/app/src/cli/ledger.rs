@@ -85,7 +85,7 @@ fn default_actor() -> String {
 
 fn migrate(app: &App, out: &Printer) -> AppResult<i32> {
     // startup::app already migrated.
-    let backend = format!("{:?}", app.store.backend()).to_lowercase();
+    let backend = format!("{:?}", app.backend()).to_lowercase();
     out.print(
         &serde_json::json!({ "migrated": true, "backend": backend }),
         || format!("migrations applied ({backend})"),

@@ -161,6 +161,8 @@ pub struct EventBus {
     local: broadcast::Sender<Arc<Event>>,
     outbound: Option<tokio::sync::mpsc::Sender<Arc<Event>>>,
     redis: Option<Arc<redis_bus::RedisLink>>,
+    /// Redis's client, when events go through it (health checks ping it).
+    client: Option<redis::Client>,
 }
 
 impl EventBus {
@@ -171,6 +173,7 @@ impl EventBus {
             local: broadcast::channel(LOCAL_CAPACITY).0,
             outbound: None,
             redis: None,
+            client: None,
         }
     }
 
@@ -188,14 +191,20 @@ impl EventBus {
             link.clone(),
         ));
         tokio::spawn(redis_bus::listen_loop(
-            client,
+            client.clone(),
             bus.origin,
             bus.local.clone(),
             link.clone(),
         ));
         bus.outbound = Some(sender);
         bus.redis = Some(link);
+        bus.client = Some(client);
         bus
+    }
+
+    /// Redis's client, when events go through it.
+    pub fn redis_client(&self) -> Option<&redis::Client> {
+        self.client.as_ref()
     }
 
     /// Sends `event` to this process's streams and queues it for Redis.

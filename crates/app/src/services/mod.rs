@@ -25,13 +25,13 @@ use updown_store::Store;
 pub use batcher::BetBatcher;
 pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
-pub use scheduler::Tick;
+pub use scheduler::{Heartbeat, Tick};
 pub use sessions::{check_password, SESSION_TTL};
 pub use withdrawal_worker::WorkerTick;
 
-use crate::chain::{ChainSender, MockChain};
+use crate::chain::ChainSender;
 use crate::clock::Clock;
-use crate::config::{ChainSenderKind, Config};
+use crate::config::Config;
 use crate::events::{Event, EventBus, EventKind};
 use crate::oracle::Oracle;
 
@@ -48,9 +48,12 @@ impl std::ops::Deref for App {
     }
 }
 
-/// What an [`App`] holds.
+/// What an [`App`] holds: the ports, the configuration, and the caches
+/// and state the use-cases keep between calls. Nothing of HTTP's (that is
+/// in `api`), and no wiring (that is `startup.rs`).
 pub struct AppParts {
-    pub store: Arc<dyn Store>,
+    /// Private to the services: entry points call a use-case.
+    pub(crate) store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub oracle: Arc<dyn Oracle>,
     /// Sends withdrawals; `None` when operators do (CHAIN_SENDER=manual).
@@ -74,93 +77,56 @@ pub struct AppParts {
     view: Arc<views::CurrentRoundView>,
     /// Credentials recently seen, by hash (see `credentials`).
     credentials: Arc<credentials::CredentialCache>,
-    /// When this process's scheduler last stepped (the clock's time, in
-    /// milliseconds since the epoch; `i64::MIN` when it never has).
-    last_tick: std::sync::atomic::AtomicI64,
-    /// Whether this process runs the scheduler loop.
-    pub(crate) scheduler_running: std::sync::atomic::AtomicBool,
-    /// Redis, when REDIS_URL is set (connections are made on use).
-    pub redis: Option<redis::Client>,
+    /// This process's scheduler: whether it runs, when it last stepped.
+    heartbeat: Heartbeat,
     /// Deposit address derivation, built on first use.
     wallet: Arc<std::sync::OnceLock<updown_domain::wallet::DepositWallet>>,
     /// Where business events go after their transaction commits.
     pub events: EventBus,
-    /// Open `GET /events` streams, at most `MAX_EVENT_STREAMS`.
-    pub event_streams: Arc<tokio::sync::Semaphore>,
-    /// Set when the server stops, which ends the event streams.
-    stopping: tokio::sync::watch::Sender<bool>,
 }
 
-/// Event streams one instance serves at once.
-pub const MAX_EVENT_STREAMS: usize = 10_000;
+/// The ports an [`App`] is built from (see `startup.rs`, which makes
+/// them and starts what runs in the background).
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub oracle: Arc<dyn Oracle>,
+    pub chain: Option<Arc<dyn ChainSender>>,
+    pub events: EventBus,
+    pub bets: BetBatcher,
+}
 
 impl App {
-    /// Wires the ports together, with the chain sender the configuration
-    /// names, and starts the bet batcher (needs a Tokio runtime).
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        oracle: Arc<dyn Oracle>,
-    ) -> App {
-        let chain: Option<Arc<dyn ChainSender>> = match config.chain.sender {
-            ChainSenderKind::Mock => Some(Arc::new(MockChain::default())),
-            ChainSenderKind::Manual => None,
-        };
-        App::with_chain(config, store, clock, oracle, chain)
-    }
-
-    /// As `new`, with a chain sender of the caller's (tests).
-    pub fn with_chain(
-        config: Config,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        oracle: Arc<dyn Oracle>,
-        chain: Option<Arc<dyn ChainSender>>,
-    ) -> App {
-        let bets = BetBatcher::start(
-            store.clone(),
-            config.batching.bet_batch_max,
-            config.batching.bet_batch_wait,
-            config.batching.bet_workers,
-        );
-        let redis = config
-            .events
-            .redis_url
-            .as_ref()
-            .and_then(|url| redis::Client::open(url.expose()).ok());
-        let events = match &redis {
-            Some(client) => EventBus::with_redis(client.clone()),
-            None => EventBus::in_process(),
-        };
-        let credentials = Arc::<credentials::CredentialCache>::default();
-        let changes = Arc::<std::sync::atomic::AtomicU64>::default();
-        tokio::spawn(follow_events(
-            events.subscribe(),
-            credentials.clone(),
-            changes.clone(),
-        ));
+    /// An app over its ports. Starts nothing: `startup::wire` runs the
+    /// bet batcher and [`App::follow_events`].
+    pub fn new(config: Config, ports: Ports) -> App {
         App(Arc::new(AppParts {
-            events,
-            event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
-            stopping: tokio::sync::watch::channel(false).0,
             calendar: config.rounds.calendar(),
             config: Arc::new(config),
-            store,
-            clock,
-            oracle,
-            chain,
-            bets,
+            store: ports.store,
+            clock: ports.clock,
+            oracle: ports.oracle,
+            chain: ports.chain,
+            bets: ports.bets,
+            events: ports.events,
             round_ids: Arc::default(),
             taking_bets: Arc::default(),
             wallet: Arc::default(),
-            redis,
-            changes,
-            credentials,
-            last_tick: std::sync::atomic::AtomicI64::new(i64::MIN),
-            scheduler_running: std::sync::atomic::AtomicBool::new(false),
+            changes: Arc::default(),
+            credentials: Arc::default(),
+            heartbeat: Heartbeat::default(),
             view: Arc::default(),
         }))
+    }
+
+    /// Keeps this instance's caches true to events from every instance
+    /// (see [`follow_events`]); ends with the bus. `startup` spawns it.
+    pub fn follow_events(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        follow_events(
+            self.events.subscribe(),
+            self.credentials.clone(),
+            self.changes.clone(),
+        )
     }
 }
 
@@ -228,34 +194,5 @@ impl App {
             payload,
             public,
         ));
-    }
-
-    /// Ends every event stream (the server is stopping).
-    pub fn stop_streams(&self) {
-        self.stopping.send_replace(true);
-    }
-
-    /// Changes to `true` when the server stops.
-    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.stopping.subscribe()
-    }
-
-    pub(crate) fn scheduler_ticked(&self, at: chrono::DateTime<chrono::Utc>) {
-        self.last_tick
-            .store(at.timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Whether this process runs the scheduler loop now.
-    pub fn scheduler_running(&self) -> bool {
-        self.scheduler_running
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// When this process's scheduler last stepped, if it ever has.
-    pub fn scheduler_last_tick(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        match self.last_tick.load(std::sync::atomic::Ordering::Relaxed) {
-            i64::MIN => None,
-            millis => chrono::DateTime::from_timestamp_millis(millis),
-        }
     }
 }

@@ -95,6 +95,11 @@ impl App {
         Ok(self.store.ping().await?)
     }
 
+    /// How many rounds are in each status (all markets).
+    pub async fn round_counts(&self) -> AppResult<Vec<(String, i64)>> {
+        Ok(self.store.round_counts().await?)
+    }
+
     /// Which engine the database runs on.
     pub fn backend(&self) -> Backend {
         self.store.backend()

@@ -7,8 +7,9 @@
 //! round, then opens Monday's.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use chrono::{DateTime, Utc};
 use updown_domain::ids::RoundCode;
 use updown_domain::round::RoundStatus;
 
@@ -52,12 +53,35 @@ fn count(kind: &'static str) {
     metrics::counter!("updown_scheduler_transitions_total", "kind" => kind).increment(1);
 }
 
+/// Whether this process's scheduler runs, and when it last stepped (by
+/// the app's clock), for `/health`.
+pub struct Heartbeat {
+    running: AtomicBool,
+    /// Milliseconds since the epoch; `i64::MIN` before the first step.
+    last: AtomicI64,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Heartbeat {
+        Heartbeat {
+            running: AtomicBool::new(false),
+            last: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl Heartbeat {
+    fn beat(&self, at: DateTime<Utc>) {
+        self.last.store(at.timestamp_millis(), Ordering::Relaxed);
+    }
+}
+
 impl App {
     /// Steps every `SCHEDULER_TICK_SECS` until `shutdown` resolves: the
     /// rounds, then the withdrawal worker. A failed step is logged and
     /// retried at the next tick.
     pub async fn run_scheduler(&self, shutdown: impl Future<Output = ()>) {
-        self.scheduler_running.store(true, Ordering::Relaxed);
+        self.heartbeat.running.store(true, Ordering::Relaxed);
         tokio::pin!(shutdown);
         let mut last_purge: Option<tokio::time::Instant> = None;
         loop {
@@ -78,7 +102,7 @@ impl App {
                 _ = tokio::time::sleep(self.config.scheduler.tick) => {}
             }
         }
-        self.scheduler_running.store(false, Ordering::Relaxed);
+        self.heartbeat.running.store(false, Ordering::Relaxed);
     }
 
     /// One scheduler step at the clock's now, if no other process is
@@ -86,7 +110,7 @@ impl App {
     /// `held_elsewhere` says so.
     pub async fn scheduler_step(&self) -> AppResult<Tick> {
         let Some(lease) = self.store.scheduler_lease().await? else {
-            self.scheduler_ticked(self.clock.now());
+            self.heartbeat.beat(self.clock.now());
             return Ok(Tick {
                 held_elsewhere: true,
                 ..Tick::default()
@@ -135,7 +159,7 @@ impl App {
             Ok((_, false)) => {}
             Err(e) => tick.failed.push(("open".into(), e.to_string())),
         }
-        self.scheduler_ticked(now);
+        self.heartbeat.beat(now);
         if !tick.is_idle() {
             tracing::info!(event = "scheduler_step", ?tick);
         }
@@ -187,6 +211,21 @@ impl App {
             // No closes yet: retried until the void instant, then voided.
             Err(AppError::Unavailable(why)) => tick.waiting.push((code.to_string(), why)),
             Err(e) => tick.failed.push((code.to_string(), e.to_string())),
+        }
+    }
+}
+
+impl App {
+    /// Whether this process runs the scheduler loop now.
+    pub fn scheduler_running(&self) -> bool {
+        self.heartbeat.running.load(Ordering::Relaxed)
+    }
+
+    /// When this process's scheduler last stepped, if it ever has.
+    pub fn scheduler_last_tick(&self) -> Option<DateTime<Utc>> {
+        match self.heartbeat.last.load(Ordering::Relaxed) {
+            i64::MIN => None,
+            millis => DateTime::from_timestamp_millis(millis),
         }
     }
 }

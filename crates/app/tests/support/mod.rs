@@ -14,6 +14,7 @@ use updown_app::clock::ManualClock;
 use updown_app::config::Config;
 use updown_app::oracle::{MockOracle, Oracle};
 use updown_app::services::App;
+use updown_app::startup;
 use updown_domain::ids::{RoundCode, UserId};
 use updown_domain::Micros;
 use updown_store::testing::{self, TestDb};
@@ -147,7 +148,7 @@ impl TestApp {
         settings.extend_from_slice(overrides);
         let config = Config::with(&settings).expect("test config");
         let clock = Arc::new(ManualClock::new(now));
-        let app = App::new(config, test_db.store.clone(), clock.clone(), oracle);
+        let app = startup::wire(config, test_db.store.clone(), clock.clone(), oracle);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");
@@ -165,14 +166,20 @@ impl TestApp {
         }
     }
 
+    /// The test's database, for what no use-case shows (a story checks
+    /// the records a use-case wrote).
+    pub fn store(&self) -> Arc<dyn updown_store::Store> {
+        self._db.store.clone()
+    }
+
     /// Another instance on the same database and clock, as a second
     /// `serve` process would be (its own caches, batcher and event bus).
     pub fn twin(&self, overrides: &[(&str, &str)]) -> App {
         let mut settings = vec![("RATE_LIMIT_IP", "off"), ("RATE_LIMIT_KEY", "off")];
         settings.extend_from_slice(overrides);
-        App::new(
+        startup::wire(
             Config::with(&settings).expect("test config"),
-            self.app.store.clone(),
+            self.store(),
             self.clock.clone(),
             self.app.oracle.clone(),
         )
