@@ -1,27 +1,22 @@
 //! Bets: a batch placed in one transaction (group commit), a cancel for a
-//! full refund, and reads. Deciding a batch is shared; writing it is each
-//! engine's hot path (`sqlite::place_bets`, `postgres::place_bets`).
-
-use std::collections::{HashMap, HashSet};
+//! full refund, and reads. Deciding a batch is shared (`batch.rs`);
+//! writing it is each engine's hot path (`sqlite::place_bets`,
+//! `postgres::place_bets`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use updown_domain::admission::PlayerState;
 use updown_domain::ids::{BetId, RoundId, UserId};
 use updown_domain::ledger::Posting;
-use updown_domain::round::RoundClock;
 
+use super::batch::Answers;
 use super::db::query;
 use super::keys::{check_key, keep};
 use super::ledger::{invalid, write_posting, TxMeta};
 use super::rounds::round_in;
 use super::rows::BET_COLUMNS;
 use super::{postgres, sqlite, Pools, SqlStore};
-use crate::model::{Bet, BetRequest, BetStatus, KeptAnswer, Keyed, RequestKey};
-use crate::{BetRefusalReason, BetStore, StoreError, StoreResult};
-
-/// One answer per request of a batch: the bet placed, or why not.
-pub(crate) type Answers = Vec<Result<Bet, BetRefusalReason>>;
+use crate::model::{Bet, BetRequest, BetStatus, Keyed};
+use crate::{BetStore, StoreError, StoreResult};
 
 #[async_trait]
 impl BetStore for SqlStore {
@@ -109,110 +104,4 @@ impl BetStore for SqlStore {
         let found = query(&sql).bind(bet.0).fetch_record(self.read()).await?;
         found.ok_or_else(|| StoreError::NotFound(format!("bet {bet}")))
     }
-}
-
-/// Decides a batch of bets in order: round rules by the clock, then each
-/// player's balance, limits and exclusion. `players` holds the state of
-/// every known player, read under lock; a missing one is an unknown user.
-///
-/// A request whose Idempotency-Key is in `used` (recorded by an earlier
-/// transaction) is not placed again. Two requests of one batch with the
-/// same key are one request: the second gets the first's refusal, or
-/// learns that its key is used once the first is placed.
-pub(crate) fn decide_batch(
-    clock: &RoundClock,
-    requests: &[BetRequest],
-    players: &mut HashMap<UserId, PlayerState>,
-    used: &HashSet<(String, String)>,
-) -> Vec<Result<(), BetRefusalReason>> {
-    let decide = |request: &BetRequest, players: &mut HashMap<UserId, PlayerState>| {
-        clock.check_bet(request.received_at)?;
-        let player = players
-            .get_mut(&request.user)
-            .ok_or(BetRefusalReason::UnknownUser(request.user))?;
-        player.admit(request.stake, request.received_at)?;
-        Ok(())
-    };
-    let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut decisions: Vec<Result<(), BetRefusalReason>> = Vec::with_capacity(requests.len());
-    for (index, request) in requests.iter().enumerate() {
-        let decision = match &request.key {
-            None => decide(request, players),
-            Some(keyed) => {
-                let id = (keyed.key.scope.as_str(), keyed.key.key.as_str());
-                if used.contains(&(id.0.to_string(), id.1.to_string())) {
-                    Err(BetRefusalReason::KeyUsed)
-                } else if let Some(first) = first_with_key.get(&id) {
-                    let same_request = requests[*first]
-                        .key
-                        .as_ref()
-                        .is_some_and(|k| k.key.request_hash == keyed.key.request_hash);
-                    match &decisions[*first] {
-                        // The same request twice gets the same refusal.
-                        Err(refusal) if same_request => Err(refusal.clone()),
-                        _ => Err(BetRefusalReason::KeyUsed),
-                    }
-                } else {
-                    first_with_key.insert(id, index);
-                    decide(request, players)
-                }
-            }
-        };
-        decisions.push(decision);
-    }
-    decisions
-}
-
-/// The requests a batch's decisions accepted, in order.
-pub(crate) fn accepted<'r>(
-    requests: &'r [BetRequest],
-    decisions: &[Result<(), BetRefusalReason>],
-) -> Vec<&'r BetRequest> {
-    requests
-        .iter()
-        .zip(decisions)
-        .filter(|(_, d)| d.is_ok())
-        .map(|(r, _)| r)
-        .collect()
-}
-
-/// The keys of placed bets and the answers to record with them.
-pub(crate) fn kept_answers(
-    requests: &[BetRequest],
-    answers: &Answers,
-) -> Vec<(RequestKey, KeptAnswer)> {
-    requests
-        .iter()
-        .zip(answers)
-        .filter_map(|(request, answer)| match (&request.key, answer) {
-            (Some(keyed), Ok(bet)) => Some((keyed.key.clone(), (keyed.answer)(bet))),
-            _ => None,
-        })
-        .collect()
-}
-
-/// One answer per request: the bet (with its id, in order) or the refusal.
-pub(crate) fn answers(
-    round: RoundId,
-    requests: &[BetRequest],
-    decisions: Vec<Result<(), BetRefusalReason>>,
-    ids: Vec<i64>,
-) -> Answers {
-    let mut ids = ids.into_iter();
-    requests
-        .iter()
-        .zip(decisions)
-        .map(|(request, decision)| {
-            decision.map(|()| Bet {
-                id: BetId(ids.next().expect("one id per accepted bet")),
-                round,
-                user: request.user,
-                side: request.side,
-                stake: request.stake,
-                status: BetStatus::Active,
-                placed_at: request.received_at,
-                cancelled_at: None,
-            })
-        })
-        .collect()
 }

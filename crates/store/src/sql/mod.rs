@@ -7,9 +7,11 @@
 //! through `db.rs`, which binds it to the engine's sqlx types when it runs.
 //! What differs per engine (connecting, migrations, the scheduler's lease,
 //! and the two hot paths: a batch of bets and a settlement chunk) is in
-//! `sqlite.rs` and `postgres.rs`; `SqlStore` chooses between them with a
-//! `match` on its pools.
+//! `sqlite.rs` and `postgres.rs` (what they share, deciding a batch, is
+//! `batch.rs`); `SqlStore` chooses between them with a `match` on its
+//! pools.
 
+mod batch;
 mod bets;
 mod db;
 mod funds;

@@ -17,11 +17,10 @@ use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::Posting;
 use updown_domain::round::Side;
 
-use super::bets::{accepted, answers, decide_batch, kept_answers, Answers};
+use super::batch::{accepted, answers, decide_batch, kept_answers, Answers, Chunk};
 use super::db::{Row, Tx};
 use super::ledger::{account_row, chunk_bets, invalid, player_state, pool_accounts};
 use super::rounds::ROUND_COLUMNS;
-use super::settlement::Chunk;
 use super::{Pools, SqlStore};
 use crate::model::{BetRequest, KeptAnswer, RequestKey, Round};
 use crate::{Lease, StoreError, StoreResult};

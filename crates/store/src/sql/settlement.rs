@@ -10,6 +10,7 @@ use updown_domain::payout::PayoutPlan;
 use updown_domain::round::{Outcome, RoundStatus, Side};
 use updown_domain::Micros;
 
+use super::batch::Chunk;
 use super::db::{query, Tx};
 use super::ledger::{invalid, pool_balances, write_posting, TxMeta};
 use super::rounds::round_in;
@@ -198,15 +199,6 @@ impl SettlementStore for SqlStore {
         tx.commit().await?;
         Ok(finished)
     }
-}
-
-/// The bets a settlement chunk pays: the winners among ids `first..=last`.
-#[derive(Clone, Copy)]
-pub(crate) struct Chunk<'a> {
-    pub(crate) round: &'a Round,
-    pub(crate) plan: &'a PayoutPlan,
-    pub(crate) first: i64,
-    pub(crate) last: i64,
 }
 
 /// Pays a chunk's winning bets: how many were paid.

@@ -20,12 +20,11 @@ use updown_domain::ids::{RoundId, UserId};
 use updown_domain::ledger::{Account, Posting};
 use updown_domain::round::Side;
 
-use super::bets::{accepted, answers, decide_batch, kept_answers, Answers};
+use super::batch::{accepted, answers, decide_batch, kept_answers, Answers, Chunk};
 use super::db::{query, Pool, Tx};
 use super::keys::{keep_answer, key_unused};
 use super::ledger::{account_row, chunk_bets, invalid, player_state, pool_accounts};
 use super::rounds::round_in;
-use super::settlement::Chunk;
 use super::{Pools, SqlStore};
 use crate::model::{BetRequest, Round};
 use crate::{StoreError, StoreResult};
