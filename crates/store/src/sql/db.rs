@@ -209,14 +209,6 @@ impl<'s> Query<'s> {
         self
     }
 
-    fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-        self.native()
-    }
-
-    fn postgres(&self) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
-        self.native()
-    }
-
     /// The statement as engine `DB`'s own query, its arguments bound.
     fn native<'q, DB>(&'q self) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
     where
@@ -239,10 +231,24 @@ impl<'s> Query<'s> {
     /// Runs the statement; how many rows it changed.
     pub(crate) async fn execute<'a, 'c: 'a>(self, on: impl Into<On<'a, 'c>>) -> StoreResult<u64> {
         Ok(match on.into() {
-            On::Tx(Tx::Sqlite(tx)) => self.sqlite().execute(&mut **tx).await?.rows_affected(),
-            On::Tx(Tx::Postgres(tx)) => self.postgres().execute(&mut **tx).await?.rows_affected(),
-            On::Pool(Pool::Sqlite(pool)) => self.sqlite().execute(pool).await?.rows_affected(),
-            On::Pool(Pool::Postgres(pool)) => self.postgres().execute(pool).await?.rows_affected(),
+            On::Tx(Tx::Sqlite(tx)) => self
+                .native::<Sqlite>()
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            On::Tx(Tx::Postgres(tx)) => self
+                .native::<Postgres>()
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            On::Pool(Pool::Sqlite(pool)) => {
+                self.native::<Sqlite>().execute(pool).await?.rows_affected()
+            }
+            On::Pool(Pool::Postgres(pool)) => self
+                .native::<Postgres>()
+                .execute(pool)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -252,20 +258,22 @@ impl<'s> Query<'s> {
     ) -> StoreResult<Option<Row>> {
         Ok(match on.into() {
             On::Tx(Tx::Sqlite(tx)) => self
-                .sqlite()
+                .native::<Sqlite>()
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Sqlite),
             On::Tx(Tx::Postgres(tx)) => self
-                .postgres()
+                .native::<Postgres>()
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Postgres),
-            On::Pool(Pool::Sqlite(pool)) => {
-                self.sqlite().fetch_optional(pool).await?.map(Row::Sqlite)
-            }
+            On::Pool(Pool::Sqlite(pool)) => self
+                .native::<Sqlite>()
+                .fetch_optional(pool)
+                .await?
+                .map(Row::Sqlite),
             On::Pool(Pool::Postgres(pool)) => self
-                .postgres()
+                .native::<Postgres>()
                 .fetch_optional(pool)
                 .await?
                 .map(Row::Postgres),
@@ -284,14 +292,21 @@ impl<'s> Query<'s> {
         on: impl Into<On<'a, 'c>>,
     ) -> StoreResult<Vec<Row>> {
         Ok(match on.into() {
-            On::Tx(Tx::Sqlite(tx)) => wrap(self.sqlite().fetch_all(&mut **tx).await?, Row::Sqlite),
-            On::Tx(Tx::Postgres(tx)) => {
-                wrap(self.postgres().fetch_all(&mut **tx).await?, Row::Postgres)
+            On::Tx(Tx::Sqlite(tx)) => wrap(
+                self.native::<Sqlite>().fetch_all(&mut **tx).await?,
+                Row::Sqlite,
+            ),
+            On::Tx(Tx::Postgres(tx)) => wrap(
+                self.native::<Postgres>().fetch_all(&mut **tx).await?,
+                Row::Postgres,
+            ),
+            On::Pool(Pool::Sqlite(pool)) => {
+                wrap(self.native::<Sqlite>().fetch_all(pool).await?, Row::Sqlite)
             }
-            On::Pool(Pool::Sqlite(pool)) => wrap(self.sqlite().fetch_all(pool).await?, Row::Sqlite),
-            On::Pool(Pool::Postgres(pool)) => {
-                wrap(self.postgres().fetch_all(pool).await?, Row::Postgres)
-            }
+            On::Pool(Pool::Postgres(pool)) => wrap(
+                self.native::<Postgres>().fetch_all(pool).await?,
+                Row::Postgres,
+            ),
         })
     }
 

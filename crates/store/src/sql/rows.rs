@@ -410,3 +410,19 @@ impl Record for AuditEntry {
 impl Record for KeyRecord {
     type Row = KeyRow;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{USER_COLUMNS, U_USER_COLUMNS};
+
+    #[test]
+    fn the_aliased_user_columns_are_the_user_columns() {
+        let columns =
+            |text: &str| -> Vec<String> { text.split(',').map(|c| c.trim().to_string()).collect() };
+        let aliased: Vec<String> = columns(USER_COLUMNS)
+            .iter()
+            .map(|c| format!("u.{c}"))
+            .collect();
+        assert_eq!(columns(U_USER_COLUMNS), aliased);
+    }
+}
