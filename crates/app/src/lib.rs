@@ -40,5 +40,6 @@ pub mod secret;
 pub mod services;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 pub mod wire;

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use updown_store::Store;
 
+use crate::chain::evm::EvmRpc;
 use crate::chain::{ChainSender, MockChain};
 use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::config::{ChainSenderKind, Config, OracleKind};
+use crate::config::{ChainSenderKind, Config, DepositSource, OracleKind};
 use crate::events::EventBus;
 use crate::oracle::{CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle};
-use crate::services::{App, BetBatcher, Ports};
+use crate::services::{App, BetBatcher, ChainWatch, Ports};
 
 /// Connects the database the configuration names, runs migrations, and
 /// builds the clock and oracle it asks for.
@@ -76,12 +77,38 @@ pub fn wire_with_chain(
         clock,
         oracle,
         chain,
+        watch: chain_watch(&config).map(Arc::new),
         events,
         bets,
     };
     let app = App::new(config, ports);
     tokio::spawn(app.follow_events());
     app
+}
+
+/// The chain watcher, when DEPOSIT_SOURCE=evm (connects nothing yet:
+/// the node is first asked at the first poll).
+fn chain_watch(config: &Config) -> Option<ChainWatch> {
+    if config.chain.deposit_source != DepositSource::Evm {
+        return None;
+    }
+    let evm = &config.chain.evm;
+    let (Some(url), Some(chain_id)) = (&evm.rpc_url, evm.chain_id) else {
+        unreachable!("checked with the configuration");
+    };
+    let token = config
+        .chain
+        .deposit_token
+        .to_checksum()
+        .parse()
+        .expect("an address parsed with the configuration");
+    match EvmRpc::connect(url.expose(), evm.rpc_timeout) {
+        Ok(rpc) => Some(ChainWatch::new(rpc, token, chain_id, evm.log_range)),
+        Err(e) => {
+            tracing::error!(error = %e, "the chain watcher cannot start");
+            None
+        }
+    }
 }
 
 /// The oracle the configuration names.

@@ -205,6 +205,7 @@ async fn setup(cluster: &Cluster, serves: &Mutex<Vec<Serve>>, logs: &std::path::
         addresses.push(serve.address);
         serves.lock().unwrap().push(serve);
     }
+    updown_app::tls::install_crypto();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let players: Vec<Player> = stream::iter(0..PLAYERS)
         .map(|index| sign_up(&http, addresses[index % 2], index))

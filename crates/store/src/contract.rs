@@ -25,7 +25,15 @@ use crate::{Backend, BetRefusalReason, Lease, StoreResult};
 /// own upkeep.
 #[async_trait]
 pub trait Store:
-    UserStore + FundStore + RoundStore + BetStore + SettlementStore + KeyStore + ReportStore + 'static
+    UserStore
+    + FundStore
+    + ChainStore
+    + RoundStore
+    + BetStore
+    + SettlementStore
+    + KeyStore
+    + ReportStore
+    + 'static
 {
     fn backend(&self) -> Backend;
 
@@ -38,6 +46,76 @@ pub trait Store:
     /// session advisory lock on a connection of its own (freed by the
     /// server if this process dies). SQLite: always granted.
     async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>>;
+}
+
+/// The chain watcher's state (deposits read from the chain itself) and
+/// custody checks.
+#[async_trait]
+pub trait ChainStore: Send + Sync {
+    /// The cursor, created at `start_block` for `chain_id` and `token`
+    /// (lower-case hex) when there is none; a conflict if the database
+    /// follows another chain or token.
+    async fn chain_cursor(
+        &self,
+        chain_id: i64,
+        token: &str,
+        start_block: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ChainCursor>;
+    /// The cursor, if the watcher ever ran.
+    async fn read_chain_cursor(&self) -> StoreResult<Option<ChainCursor>>;
+    /// The kept hashes of the last scanned blocks, highest first.
+    async fn scanned_blocks(&self, limit: i64) -> StoreResult<Vec<ScannedBlock>>;
+    /// One transaction: the range's credits (each transfer once, whoever
+    /// credited it first), its blocks' hashes, and the cursor moved from
+    /// `range.from`. A conflict if the cursor is elsewhere (another
+    /// watcher) or a reorg waits for acknowledgement.
+    async fn commit_range(&self, range: &ScannedRange) -> StoreResult<RangeCommitted>;
+    /// Replaces the pending deposits with `pending` (those credited
+    /// meanwhile are left out).
+    async fn replace_pending_deposits(&self, pending: &[PendingDeposit]) -> StoreResult<()>;
+    /// Highest block first; one user's, or everyone's.
+    async fn pending_deposits(
+        &self,
+        user: Option<UserId>,
+        limit: i64,
+    ) -> StoreResult<Vec<PendingDeposit>>;
+    /// A user's credited deposits, newest first, before deposit `before`.
+    async fn deposits_of_user(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<Deposit>>;
+    /// Records a reorg deeper than the confirmations, listing what was
+    /// credited from its blocks; while one is not acknowledged, this
+    /// returns it instead of recording another.
+    async fn record_reorg(&self, reorg: &NewReorg) -> StoreResult<Reorg>;
+    /// The reorg that halts crediting, if any.
+    async fn open_reorg(&self) -> StoreResult<Option<Reorg>>;
+    /// Newest first.
+    async fn reorgs(&self, limit: i64) -> StoreResult<Vec<Reorg>>;
+    /// Acknowledges reorg `id` (once) and forgets the kept hashes from its
+    /// fork block up: crediting resumes from the cursor.
+    async fn ack_reorg(
+        &self,
+        id: i64,
+        by: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Reorg>;
+    async fn record_custody_check(&self, check: &CustodyCheck) -> StoreResult<CustodyCheck>;
+    /// Newest first.
+    async fn custody_checks(&self, limit: i64) -> StoreResult<Vec<CustodyCheck>>;
+    /// Users' deposit addresses by user id, after `after`.
+    async fn deposit_addresses(
+        &self,
+        after: Option<UserId>,
+        limit: i64,
+    ) -> StoreResult<Vec<(UserId, String)>>;
+    /// Which of `addresses` (EIP-55) are users' deposit addresses, and whose.
+    async fn deposit_address_owners(&self, addresses: &[String])
+        -> StoreResult<Vec<(String, UserId)>>;
 }
 
 /// Users and balances, API keys, passwords and web sessions, statements.

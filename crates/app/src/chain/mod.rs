@@ -7,8 +7,11 @@
 //! `mock` simulates a chain that accepts and confirms every transfer (for
 //! development and tests). `manual` has no sender: an operator sends and
 //! records the outcome with `updown withdrawals`. Deposit addresses are
-//! derived in `updown_domain::wallet`; deposits arrive by webhook.
+//! derived in `updown_domain::wallet`; deposits arrive by webhook or are
+//! read from the chain by the watcher (`services/watcher.rs`) through
+//! [`evm`], an EVM node's JSON-RPC.
 
+pub mod evm;
 mod mock;
 
 use async_trait::async_trait;

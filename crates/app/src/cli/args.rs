@@ -170,6 +170,14 @@ pub enum LedgerCommand {
     },
     /// Total value locked and its parts.
     Tvl,
+    /// The EVM chain (EVM_RPC_URL): a dev token, the deposit watcher's
+    /// state, reorg acknowledgement.
+    #[command(subcommand)]
+    Chain(ChainCommand),
+    /// Compare the deposit token's balances on the chain (HOT_WALLET_ADDRESS
+    /// and every deposit address, read at one block) with the ledger's
+    /// custody; exits 1 on a shortfall.
+    Reconcile,
     /// Check every ledger invariant; exits non-zero if one fails.
     Verify,
     /// Operators' manual actions, newest first: who, what, why.
@@ -244,6 +252,41 @@ pub enum BenchCommand {
         users: u32,
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         bets: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChainCommand {
+    /// Deploy the dev token (6 decimals, EIP-2612 permit, open mint) from
+    /// the node's first unlocked account (anvil's) and print its address;
+    /// with --mint-to, also mint to that address.
+    DevToken {
+        /// Mint on this token instead of deploying a new one.
+        #[arg(long)]
+        token: Option<String>,
+        /// Mint to this address.
+        #[arg(long, requires = "amount")]
+        mint_to: Option<String>,
+        #[arg(long, requires = "mint_to", value_parser = parse_amount, help = format!("How much to mint: {AMOUNT_HELP}"))]
+        amount: Option<Micros>,
+    },
+    /// The watcher's cursor, the chain's head and the lag; reorgs; the
+    /// last custody checks.
+    Status,
+    /// One poll of the watcher (what `serve` does every EVM_POLL_MS with
+    /// DEPOSIT_SOURCE=evm): credit confirmed transfers, record pending ones.
+    Watch,
+    /// Acknowledge a reorg deeper than the confirmations, after checking
+    /// its credits: crediting from the chain resumes from the cursor.
+    AckReorg {
+        #[arg(long)]
+        id: i64,
+        /// Why it is safe to go on (kept with the reorg).
+        #[arg(long)]
+        reason: String,
+        /// Who is acting (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 

@@ -62,6 +62,8 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
         LedgerCommand::Rounds { limit } => rounds(app, limit, out).await,
         LedgerCommand::Tvl => tvl(app, out).await,
         LedgerCommand::Verify => verify(app, out).await,
+        LedgerCommand::Chain(command) => super::chain::run(command, app, out).await,
+        LedgerCommand::Reconcile => super::chain::reconcile(app, out).await,
         LedgerCommand::Audit { limit } => audit(app, limit, out).await,
         LedgerCommand::Scheduler { once: true } => scheduler_step(app, out).await,
         LedgerCommand::Scheduler { once: false } => {
@@ -76,7 +78,7 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
 }
 
 /// Who acts from the command line unless `--actor` says: `cli:$USER`.
-fn default_actor() -> String {
+pub(super) fn default_actor() -> String {
     format!(
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "operator".into())

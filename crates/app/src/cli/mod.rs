@@ -14,6 +14,7 @@
 mod args;
 mod bench;
 mod bench_http;
+mod chain;
 mod config;
 mod demo;
 mod ledger;

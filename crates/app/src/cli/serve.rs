@@ -20,6 +20,7 @@ pub async fn run(mut config: Config) -> AppResult<()> {
         .map_err(AppError::Internal)?;
     // Warns in development without WALLET_XPUB (production has one).
     app.deposit_wallet()?;
+    check_chain(&app).await?;
     let address = app.config.http.bind_addr;
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -41,11 +42,44 @@ pub async fn run(mut config: Config) -> AppResult<()> {
             .await
         })
     });
+    let (stop_watcher, watcher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = (app.config.scheduler.enabled && app.watch.is_some()).then(|| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.run_chain_watcher(async move {
+                let _ = watcher_stopped.await;
+            })
+            .await
+        })
+    });
     let served = crate::api::serve(app.clone(), listener, crate::api::shutdown_signal()).await;
     let _ = stop_scheduler.send(());
+    let _ = stop_watcher.send(());
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     app.events.flush(super::EVENTS_FLUSH).await;
     served.map_err(|e| AppError::Internal(e.into()))
+}
+
+/// The watcher's node must be on EVM_CHAIN_ID: a wrong chain stops the
+/// start; an unreachable node is only warned of (the watcher retries, and
+/// checks before it reads anything).
+async fn check_chain(app: &crate::services::App) -> AppResult<()> {
+    let Some(watch) = &app.watch else {
+        return Ok(());
+    };
+    match watch.verify_chain().await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == crate::chain::evm::RpcErrorKind::Refused => {
+            Err(AppError::Invalid(format!("EVM_CHAIN_ID: {e}")))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the EVM node does not answer yet; the watcher retries");
+            Ok(())
+        }
+    }
 }

@@ -1,10 +1,13 @@
 //! The part of the configuration about the chain: the deposit wallet,
-//! which transfers count as deposits, and who sends withdrawals.
+//! which transfers count as deposits, where they are read from (the
+//! webhook, the chain itself), and who sends withdrawals.
+
+use std::time::Duration;
 
 use updown_domain::address::Address;
 use updown_domain::wallet::DepositWallet;
 
-use super::reader::{ConfigError, Reader};
+use super::reader::{ConfigError, Reader, Unit};
 use super::service::at_least_16_characters;
 use crate::secret::Secret;
 
@@ -19,6 +22,90 @@ pub enum ChainSenderKind {
     /// An operator sends them and records the outcome (`updown
     /// withdrawals`).
     Manual,
+}
+
+/// Where deposits are learned of (DEPOSIT_SOURCE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepositSource {
+    /// Only the provider's signed webhook (when DEPOSIT_WEBHOOK_SECRET is
+    /// set).
+    Webhook,
+    /// The chain watcher reads them from EVM_RPC_URL; the webhook still
+    /// runs when its secret is set (one transfer is credited once).
+    Evm,
+}
+
+/// The EVM node and how the watcher reads it (EVM_*).
+#[derive(Clone, Debug)]
+pub struct Evm {
+    /// The node's JSON-RPC URL (EVM_RPC_URL); may hold a provider's key,
+    /// so it is a secret.
+    pub rpc_url: Option<Secret>,
+    /// The chain id the node must report (EVM_CHAIN_ID).
+    pub chain_id: Option<u64>,
+    /// Where a fresh database starts scanning (EVM_START_BLOCK).
+    pub start_block: u64,
+    /// Blocks per eth_getLogs call (EVM_LOG_RANGE), halved when the node
+    /// says the range is too big.
+    pub log_range: u64,
+    /// How often the watcher polls (EVM_POLL_MS).
+    pub poll: Duration,
+    /// Each RPC call's time limit (EVM_RPC_TIMEOUT_MS).
+    pub rpc_timeout: Duration,
+    /// Plain http:// to another host than this one is refused in
+    /// production unless this is on (EVM_ALLOW_INSECURE_RPC).
+    pub allow_insecure_rpc: bool,
+    /// The hot wallet, whose balance counts toward custody
+    /// (HOT_WALLET_ADDRESS).
+    pub hot_wallet: Option<Address>,
+    /// How often serve reconciles custody against the chain
+    /// (RECONCILE_EVERY_MIN; 0 = never).
+    pub reconcile_every: Option<Duration>,
+}
+
+impl Evm {
+    fn from_reader(r: &mut Reader) -> Result<Evm, ConfigError> {
+        let reconcile_every = r.duration("RECONCILE_EVERY_MIN", Unit::Minutes, 60, 0..=10_080)?;
+        Ok(Evm {
+            rpc_url: r.optional_secret_url("EVM_RPC_URL", rpc_url)?,
+            chain_id: r.optional("EVM_CHAIN_ID", |text| {
+                text.parse::<u64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| "must be a chain id, a whole number above 0 (1 for Ethereum, 31337 for anvil)".to_string())
+            })?,
+            start_block: r.number("EVM_START_BLOCK", 0u64, 0..=i64::MAX as u64)?,
+            log_range: r.number("EVM_LOG_RANGE", 2_000u64, 1..=100_000)?,
+            poll: r.duration("EVM_POLL_MS", Unit::Millis, 2_000, 50..=600_000)?,
+            rpc_timeout: r.duration("EVM_RPC_TIMEOUT_MS", Unit::Millis, 10_000, 100..=120_000)?,
+            allow_insecure_rpc: r.flag("EVM_ALLOW_INSECURE_RPC", false)?,
+            hot_wallet: r.optional("HOT_WALLET_ADDRESS", |text| {
+                Address::parse(text).map_err(|e| e.to_string())
+            })?,
+            reconcile_every: (!reconcile_every.is_zero()).then_some(reconcile_every),
+        })
+    }
+
+    /// Whether the RPC URL is plain http:// to another host than this one.
+    pub fn rpc_is_insecure(&self) -> bool {
+        let Some(url) = &self.rpc_url else {
+            return false;
+        };
+        match reqwest::Url::parse(url.expose()) {
+            Ok(url) if url.scheme() == "http" => !matches!(
+                url.host_str(),
+                Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+            ),
+            _ => false,
+        }
+    }
+}
+
+fn rpc_url(text: &str) -> Result<(), String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(()),
+        _ => Err("must be an http:// or https:// URL of an EVM node's JSON-RPC".into()),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -38,6 +125,9 @@ pub struct Chain {
     pub deposit_token: Address,
     /// Who sends withdrawals (CHAIN_SENDER).
     pub sender: ChainSenderKind,
+    /// Where deposits are learned of (DEPOSIT_SOURCE).
+    pub deposit_source: DepositSource,
+    pub evm: Evm,
 }
 
 impl Chain {
@@ -64,7 +154,38 @@ impl Chain {
                     ("manual", ChainSenderKind::Manual),
                 ],
             )?,
+            deposit_source: r.choice(
+                "DEPOSIT_SOURCE",
+                "webhook",
+                &[
+                    ("webhook", DepositSource::Webhook),
+                    ("evm", DepositSource::Evm),
+                ],
+            )?,
+            evm: Evm::from_reader(r)?,
         })
+        .and_then(|chain| chain.checked())
+    }
+
+    /// The watcher needs a node and the chain it must be on.
+    fn checked(self) -> Result<Chain, ConfigError> {
+        if self.deposit_source == DepositSource::Evm {
+            if self.evm.rpc_url.is_none() {
+                return Err(ConfigError::new(
+                    "EVM_RPC_URL",
+                    "",
+                    "DEPOSIT_SOURCE=evm needs the node's JSON-RPC URL (EVM_RPC_URL)",
+                ));
+            }
+            if self.evm.chain_id.is_none() {
+                return Err(ConfigError::new(
+                    "EVM_CHAIN_ID",
+                    "",
+                    "DEPOSIT_SOURCE=evm needs the chain id the node must be on (EVM_CHAIN_ID: 1 for Ethereum, 31337 for anvil)",
+                ));
+            }
+        }
+        Ok(self)
     }
 }
 

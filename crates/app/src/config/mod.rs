@@ -12,7 +12,8 @@
 //! - `rounds`: the rounds and their calendar, the limits on money, the
 //!   simulated clock.
 //! - `oracle`: where closes come from.
-//! - `chain`: the deposit wallet, deposits, who sends withdrawals.
+//! - `chain`: the deposit wallet, deposits (the webhook, the chain
+//!   watcher's node), who sends withdrawals.
 //! - `production`: what UPDOWN_ENV=production refuses, in one place.
 
 mod chain;
@@ -30,7 +31,7 @@ mod tests;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-pub use self::chain::{Chain, ChainSenderKind, USDC_ETHEREUM};
+pub use self::chain::{Chain, ChainSenderKind, DepositSource, Evm, USDC_ETHEREUM};
 pub use self::oracle::{OracleKind, OracleSettings};
 pub use self::production::{refuse_unsafe_production, Purpose};
 pub use self::reader::{ConfigError, Rate, Reader, Unit, FLAG_SPELLINGS, REDACTED};

@@ -44,6 +44,14 @@ pub fn refuse_unsafe_production(config: &Config, purpose: Purpose) -> Result<(),
              (operators send and record withdrawals with `updown withdrawals`)",
         ));
     }
+    if config.chain.evm.rpc_is_insecure() && !config.chain.evm.allow_insecure_rpc {
+        return Err(ConfigError::new(
+            "EVM_RPC_URL",
+            "http:",
+            "UPDOWN_ENV=production refuses plain http:// to an EVM node on another host (anyone on the path \
+             could feed the watcher a false chain); use https://, a node on localhost, or set EVM_ALLOW_INSECURE_RPC=1",
+        ));
+    }
     if purpose == Purpose::Command {
         return Ok(());
     }

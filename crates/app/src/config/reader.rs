@@ -216,6 +216,20 @@ impl Reader {
         Ok(Secret::new(text))
     }
 
+    /// A secret URL, or `None` when unset; shown as its scheme only.
+    pub fn optional_secret_url(
+        &mut self,
+        variable: &'static str,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        if self.lookup(variable).1.is_none() {
+            // Noted as unset.
+            let _ = self.read(variable, None, true);
+            return Ok(None);
+        }
+        self.secret_url(variable, "", check).map(Some)
+    }
+
     /// Marks variables read before as not applying (`why`), so the
     /// explanation says so.
     pub fn mark_unused(&mut self, variables: &[&str], why: &'static str) {

@@ -43,6 +43,11 @@ pub enum EventKind {
     /// A key was revoked or a player's limits changed: every instance
     /// forgets what it cached about the user.
     CredentialsChanged,
+    /// The chain replaced blocks deeper than the confirmations; crediting
+    /// from the chain halts until an operator acknowledges it.
+    ReorgDetected,
+    /// The chain holds less of the token than the ledger owes.
+    CustodyShortfall,
 }
 
 impl EventKind {
@@ -57,6 +62,8 @@ impl EventKind {
             EventKind::DepositCredited => "deposit_credited",
             EventKind::WithdrawalUpdated => "withdrawal_updated",
             EventKind::CredentialsChanged => "credentials_changed",
+            EventKind::ReorgDetected => "reorg_detected",
+            EventKind::CustodyShortfall => "custody_shortfall",
         }
     }
 

@@ -74,6 +74,7 @@ enum Failure {
 
 impl HttpOracle {
     pub fn new(settings: HttpSettings) -> Result<HttpOracle, OracleError> {
+        crate::tls::install_crypto();
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)

@@ -193,18 +193,23 @@ impl App {
             })
             .await?;
         tracing::info!(event = "deposit_credited", user = %user, amount = amount.get(), tx_hash, log_index);
+        self.announce_deposit(&deposit);
+        Ok(deposit)
+    }
+
+    /// Tells the player a deposit was credited (after its commit).
+    pub(crate) fn announce_deposit(&self, deposit: &Deposit) {
         self.publish_for(
-            user,
+            deposit.user,
             EventKind::DepositCredited,
             json!({
                 "deposit_id": deposit.id,
-                "amount": amount.get(),
-                "tx_hash": tx_hash,
-                "log_index": log_index,
+                "amount": deposit.amount.get(),
+                "tx_hash": deposit.chain_tx_hash,
+                "log_index": deposit.log_index,
             }),
             None,
         );
-        Ok(deposit)
     }
 
     /// Moves `amount` from available to pending at once and queues the

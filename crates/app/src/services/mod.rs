@@ -7,6 +7,7 @@ mod accounts;
 mod batcher;
 mod bets;
 mod credentials;
+mod custody;
 mod keys;
 mod queries;
 mod rounds;
@@ -14,6 +15,7 @@ mod scheduler;
 mod sessions;
 mod views;
 mod wallets;
+pub mod watcher;
 pub mod webhooks;
 mod withdrawal_worker;
 
@@ -27,6 +29,9 @@ pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::{Heartbeat, Tick};
 pub use sessions::{check_password, SESSION_TTL};
+pub use custody::Reconciliation;
+pub use wallets::parse_address;
+pub use watcher::{ChainWatch, WatchStatus, WatchTick};
 pub use withdrawal_worker::WorkerTick;
 
 use crate::chain::ChainSender;
@@ -58,6 +63,8 @@ pub struct AppParts {
     pub oracle: Arc<dyn Oracle>,
     /// Sends withdrawals; `None` when operators do (CHAIN_SENDER=manual).
     pub chain: Option<Arc<dyn ChainSender>>,
+    /// Reads deposits from the chain; `None` unless DEPOSIT_SOURCE=evm.
+    pub watch: Option<Arc<ChainWatch>>,
     pub config: Arc<Config>,
     pub calendar: Calendar,
     bets: BetBatcher,
@@ -92,6 +99,7 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub oracle: Arc<dyn Oracle>,
     pub chain: Option<Arc<dyn ChainSender>>,
+    pub watch: Option<Arc<ChainWatch>>,
     pub events: EventBus,
     pub bets: BetBatcher,
 }
@@ -107,6 +115,7 @@ impl App {
             clock: ports.clock,
             oracle: ports.oracle,
             chain: ports.chain,
+            watch: ports.watch,
             bets: ports.bets,
             events: ports.events,
             round_ids: Arc::default(),

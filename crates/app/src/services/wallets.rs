@@ -66,7 +66,7 @@ impl App {
 
 /// An address: malformed is invalid input; well-formed with a failing
 /// EIP-55 checksum is refused (a mistyped letter).
-pub(crate) fn parse_address(text: &str) -> AppResult<updown_domain::address::Address> {
+pub fn parse_address(text: &str) -> AppResult<updown_domain::address::Address> {
     use updown_domain::address::{Address, AddressError};
     if text.trim() != text {
         return Err(AppError::Invalid(format!(

@@ -1,7 +1,9 @@
 //! The records the store accepts and returns, in domain types.
 
+mod chain;
 mod withdrawals;
 
+pub use chain::*;
 pub use withdrawals::*;
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -13,6 +13,7 @@
 
 mod batch;
 mod bets;
+mod chain;
 mod db;
 mod funds;
 mod keys;

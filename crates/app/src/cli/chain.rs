@@ -1,0 +1,185 @@
+//! `updown chain ...` and `updown reconcile`: the dev token, the deposit
+//! watcher's state and one poll of it, reorg acknowledgement, custody.
+
+use alloy::primitives::{Address, U256};
+use serde_json::json;
+
+use super::args::ChainCommand;
+use super::output::Printer;
+use crate::chain::evm::{EvmError, EvmRpc, RpcErrorKind};
+use crate::error::{AppError, AppResult};
+use crate::services::App;
+use crate::wire::instant;
+
+pub async fn run(command: ChainCommand, app: &App, out: &Printer) -> AppResult<i32> {
+    match command {
+        ChainCommand::DevToken {
+            token,
+            mint_to,
+            amount,
+        } => dev_token(app, token, mint_to.zip(amount), out).await,
+        ChainCommand::Status => status(app, out).await,
+        ChainCommand::Watch => {
+            let tick = app.watch_step().await?;
+            out.print(&tick, || format!("{tick:?}"));
+            Ok(0)
+        }
+        ChainCommand::AckReorg { id, reason, actor } => {
+            let by = actor.unwrap_or_else(super::ledger::default_actor);
+            let reorg = app.ack_reorg(id, &by, &reason).await?;
+            let view = json!({
+                "id": reorg.id,
+                "fork_block": reorg.fork_block,
+                "acked_by": reorg.acked_by,
+                "ack_reason": reorg.ack_reason,
+            });
+            out.print(&view, || {
+                format!(
+                    "reorg {} (from block {}) acknowledged by {by}; crediting from the chain resumes",
+                    reorg.id, reorg.fork_block
+                )
+            });
+            Ok(0)
+        }
+    }
+}
+
+/// The node EVM_RPC_URL names.
+fn node(app: &App) -> AppResult<EvmRpc> {
+    let evm = &app.config.chain.evm;
+    let url = evm
+        .rpc_url
+        .as_ref()
+        .ok_or_else(|| AppError::Invalid("set EVM_RPC_URL to the node's JSON-RPC URL".into()))?;
+    EvmRpc::connect(url.expose(), evm.rpc_timeout).map_err(node_error)
+}
+
+fn node_error(e: EvmError) -> AppError {
+    match e.kind {
+        RpcErrorKind::Refused => AppError::Invalid(e.to_string()),
+        _ => AppError::Unavailable(e.to_string()),
+    }
+}
+
+fn address(text: &str, what: &str) -> AppResult<Address> {
+    let checked = crate::services::parse_address(text)?;
+    checked
+        .to_checksum()
+        .parse()
+        .map_err(|e| AppError::Invalid(format!("{what}: {e}")))
+}
+
+async fn dev_token(
+    app: &App,
+    token: Option<String>,
+    mint: Option<(String, updown_domain::Micros)>,
+    out: &Printer,
+) -> AppResult<i32> {
+    let rpc = node(app)?;
+    let token = match token {
+        Some(text) => address(&text, "--token")?,
+        None => rpc.deploy_dev_token().await.map_err(node_error)?,
+    };
+    let mut view = json!({ "address": token.to_checksum(None) });
+    if let Some((to, amount)) = &mint {
+        let to = address(to, "--mint-to")?;
+        rpc.mint(token, to, U256::from(amount.get() as u64))
+            .await
+            .map_err(node_error)?;
+        view["minted"] = json!({ "to": to.to_checksum(None), "amount": amount.get() });
+    }
+    out.print(&view, || match &mint {
+        Some((to, amount)) => format!(
+            "{}\nminted {} micro-USDC to {to}",
+            token.to_checksum(None),
+            amount.get()
+        ),
+        None => token.to_checksum(None),
+    });
+    Ok(0)
+}
+
+async fn status(app: &App, out: &Printer) -> AppResult<i32> {
+    let (cursor, reorgs) = app.chain_records().await?;
+    let head = match node(app) {
+        Ok(rpc) => rpc.head().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let required = u64::from(app.config.chain.min_confirmations.max(1));
+    let next = cursor.as_ref().map(|c| c.next_block);
+    let lag = match (&head, next) {
+        (Ok(head), Some(next)) => {
+            Some(((head + 1).saturating_sub(required) + 1).saturating_sub(next.max(0) as u64))
+        }
+        _ => None,
+    };
+    let checks = app.custody_checks(5).await?;
+    let view = json!({
+        "deposit_source": format!("{:?}", app.config.chain.deposit_source).to_lowercase(),
+        "cursor": next,
+        "cursor_updated_at": cursor.as_ref().map(|c| instant(c.updated_at)),
+        "head": head.as_ref().ok(),
+        "head_error": head.as_ref().err(),
+        "lag": lag,
+        "min_confirmations": app.config.chain.min_confirmations,
+        "reorgs": reorgs.iter().map(|r| json!({
+            "id": r.id,
+            "detected_at": instant(r.detected_at),
+            "fork_block": r.fork_block,
+            "depth": r.depth,
+            "affected": r.affected.lines().collect::<Vec<_>>(),
+            "acked_at": r.acked_at.map(instant),
+            "acked_by": r.acked_by,
+            "ack_reason": r.ack_reason,
+        })).collect::<Vec<_>>(),
+        "custody_checks": checks.iter().map(|c| json!({
+            "checked_at": instant(c.checked_at),
+            "block": c.block_number,
+            "addresses": c.addresses,
+            "chain_total": c.chain_total,
+            "ledger_total": c.ledger_total,
+            "status": c.status.as_str(),
+        })).collect::<Vec<_>>(),
+    });
+    out.print(&view, || {
+        let mut lines = vec![
+            format!(
+                "cursor: {}",
+                next.map_or("never scanned".into(), |n| format!("block {n} (the next to scan)"))
+            ),
+            match &head {
+                Ok(head) => format!("head: block {head}"),
+                Err(e) => format!("head: unknown ({e})"),
+            },
+            format!("lag: {}", lag.map_or("unknown".into(), |l| format!("{l} confirmed blocks"))),
+        ];
+        for r in reorgs.iter().filter(|r| r.acked_at.is_none()) {
+            lines.push(format!(
+                "HALTED by reorg {} at block {} (depth {}); after checking, run `updown chain ack-reorg --id {} --reason ...`",
+                r.id, r.fork_block, r.depth, r.id
+            ));
+        }
+        if let Some(c) = checks.first() {
+            lines.push(format!(
+                "custody at block {}: chain {} vs ledger {} micro-USDC: {}",
+                c.block_number,
+                c.chain_total,
+                c.ledger_total,
+                c.status.as_str()
+            ));
+        }
+        lines.join("\n")
+    });
+    Ok(0)
+}
+
+pub async fn reconcile(app: &App, out: &Printer) -> AppResult<i32> {
+    let r = app.reconcile().await?;
+    out.print(&r, || {
+        format!(
+            "custody at block {} ({} addresses): chain {} vs ledger {} micro-USDC: {} ({})",
+            r.block, r.addresses, r.chain_total, r.ledger_total, r.status, r.difference
+        )
+    });
+    Ok(if r.status == "shortfall" { 1 } else { 0 })
+}

@@ -1,0 +1,156 @@
+//! Custody reconciliation: the deposit token's balances on the chain (the
+//! hot wallet's and every deposit address's), all read at one block,
+//! against the ledger's custody account (everything credited in and not
+//! confirmed out). Less on the chain than the ledger owes is a shortfall:
+//! an alert (metric, event, log, /health degraded, the console). More is
+//! a surplus, reported: transfers nobody credited (not yet confirmed,
+//! unknown senders, dust).
+//!
+//! The block is the last one the watcher scanned when it runs (so every
+//! confirmed transfer is both on the chain and in the ledger), otherwise
+//! the head less the confirmations. Addresses are read in pages from the
+//! store and in batched JSON-RPC requests, a few in flight.
+
+use alloy::primitives::{Address, U256};
+use serde_json::json;
+use updown_domain::ids::UserId;
+use updown_store::{CustodyCheck, CustodyStatus};
+
+use super::App;
+use crate::chain::evm::{EvmError, EvmRpc};
+use crate::error::{AppError, AppResult};
+use crate::events::EventKind;
+
+/// Deposit addresses read from the store per page.
+const ADDRESS_PAGE: i64 = 5_000;
+
+/// What one reconciliation found.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Reconciliation {
+    pub block: u64,
+    pub addresses: u64,
+    /// Micro-USDC held on the chain (decimal text: it may exceed 64 bits).
+    pub chain_total: String,
+    /// Micro-USDC the ledger says is in custody.
+    pub ledger_total: i64,
+    /// chain - ledger (negative: a shortfall), decimal text.
+    pub difference: String,
+    pub status: &'static str,
+    pub check_id: i64,
+}
+
+impl App {
+    /// The node reconciliation reads: the watcher's, or one made from the
+    /// configuration (EVM_RPC_URL) for the CLI.
+    fn custody_rpc(&self) -> AppResult<EvmRpc> {
+        if let Some(watch) = &self.watch {
+            return Ok(watch.rpc.clone());
+        }
+        let evm = &self.config.chain.evm;
+        let url = evm.rpc_url.as_ref().ok_or_else(|| {
+            AppError::Invalid("reconciling custody needs the chain: set EVM_RPC_URL".into())
+        })?;
+        EvmRpc::connect(url.expose(), evm.rpc_timeout).map_err(|e| AppError::Invalid(e.to_string()))
+    }
+
+    /// Reads every balance at one block and compares; records the check.
+    pub async fn reconcile(&self) -> AppResult<Reconciliation> {
+        let rpc = self.custody_rpc()?;
+        let unavailable = |e: EvmError| {
+            metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str()).increment(1);
+            AppError::Unavailable(e.to_string())
+        };
+        let token: Address = self
+            .config
+            .chain
+            .deposit_token
+            .to_checksum()
+            .parse()
+            .map_err(|e| AppError::Invalid(format!("DEPOSIT_TOKEN: {e}")))?;
+        let block = match (&self.watch, self.store.read_chain_cursor().await?) {
+            (Some(_), Some(cursor)) if cursor.next_block > 0 => (cursor.next_block - 1) as u64,
+            _ => {
+                let head = rpc.head().await.map_err(unavailable)?;
+                head.saturating_sub(u64::from(self.config.chain.min_confirmations.saturating_sub(1)))
+            }
+        };
+        let mut owners: Vec<Address> = Vec::new();
+        if let Some(hot) = &self.config.chain.evm.hot_wallet {
+            owners.push(hot.to_checksum().parse().map_err(|e| {
+                AppError::Invalid(format!("HOT_WALLET_ADDRESS: {e}"))
+            })?);
+        }
+        let mut after: Option<UserId> = None;
+        loop {
+            let page = self.store.deposit_addresses(after, ADDRESS_PAGE).await?;
+            for (_, address) in &page {
+                owners.push(address.parse().map_err(|e| {
+                    AppError::Internal(anyhow::anyhow!("a stored deposit address {address}: {e}"))
+                })?);
+            }
+            match page.last() {
+                Some((user, _)) if page.len() as i64 == ADDRESS_PAGE => after = Some(*user),
+                _ => break,
+            }
+        }
+        let balances = rpc.balances(token, &owners, block).await.map_err(unavailable)?;
+        let chain_total = balances.iter().fold(U256::ZERO, |sum, b| sum.saturating_add(*b));
+        let ledger_total = self.store.tvl().await?.custody;
+        let ledger = U256::from(ledger_total.max(0) as u64);
+        let (status, difference) = match chain_total.cmp(&ledger) {
+            std::cmp::Ordering::Equal => (CustodyStatus::Equal, "0".to_string()),
+            std::cmp::Ordering::Greater => (CustodyStatus::Surplus, (chain_total - ledger).to_string()),
+            std::cmp::Ordering::Less => (CustodyStatus::Shortfall, format!("-{}", ledger - chain_total)),
+        };
+        let check = self
+            .store
+            .record_custody_check(&CustodyCheck {
+                id: 0,
+                checked_at: self.clock.now(),
+                block_number: i64::try_from(block).unwrap_or(i64::MAX),
+                addresses: owners.len() as i64,
+                chain_total: chain_total.to_string(),
+                ledger_total,
+                status,
+            })
+            .await?;
+        let as_f64 = |v: U256| v.to_string().parse::<f64>().unwrap_or(f64::MAX);
+        metrics::gauge!("updown_custody_chain_micro_usdc").set(as_f64(chain_total));
+        metrics::gauge!("updown_custody_ledger_micro_usdc").set(ledger_total as f64);
+        metrics::gauge!("updown_custody_shortfall_micro_usdc").set(if status == CustodyStatus::Shortfall {
+            as_f64(ledger - chain_total)
+        } else {
+            0.0
+        });
+        let reconciliation = Reconciliation {
+            block,
+            addresses: owners.len() as u64,
+            chain_total: chain_total.to_string(),
+            ledger_total,
+            difference,
+            status: status.as_str(),
+            check_id: check.id,
+        };
+        match status {
+            CustodyStatus::Shortfall => {
+                tracing::error!(event = "custody_shortfall", ?reconciliation, "the chain holds less than the ledger owes");
+                self.publish(
+                    EventKind::CustodyShortfall,
+                    json!({ "block": block, "difference": reconciliation.difference }),
+                );
+            }
+            CustodyStatus::Surplus => {
+                tracing::info!(event = "custody_surplus", ?reconciliation);
+            }
+            CustodyStatus::Equal => {
+                tracing::info!(event = "custody_equal", ?reconciliation);
+            }
+        }
+        Ok(reconciliation)
+    }
+
+    /// The last custody checks, newest first.
+    pub async fn custody_checks(&self, limit: i64) -> AppResult<Vec<CustodyCheck>> {
+        Ok(self.store.custody_checks(limit.clamp(1, 100)).await?)
+    }
+}
