@@ -33,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod faults;
 pub mod metrics;
 pub mod oracle;
 pub mod retry;

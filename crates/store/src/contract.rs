@@ -114,8 +114,10 @@ pub trait ChainStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<(UserId, String)>>;
     /// Which of `addresses` (EIP-55) are users' deposit addresses, and whose.
-    async fn deposit_address_owners(&self, addresses: &[String])
-        -> StoreResult<Vec<(String, UserId)>>;
+    async fn deposit_address_owners(
+        &self,
+        addresses: &[String],
+    ) -> StoreResult<Vec<(String, UserId)>>;
 }
 
 /// Users and balances, API keys, passwords and web sessions, statements.

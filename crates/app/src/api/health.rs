@@ -1,6 +1,9 @@
 //! `GET /health`: the database, Redis when configured, and the scheduler's
 //! freshness when this process runs it; 200 when all are well, 503
-//! otherwise. Each check gives up after two seconds.
+//! otherwise. Each check gives up after two seconds. The chain watcher and
+//! custody (DEPOSIT_SOURCE=evm) degrade the status without failing it: a
+//! halted watcher or a custody shortfall needs an operator, not a load
+//! balancer taking the instance out.
 
 use std::time::Duration;
 
@@ -60,12 +63,52 @@ fn scheduler_health(app: &App) -> Value {
     json!({ "status": status, "last_step": crate::wire::instant(last) })
 }
 
+/// The chain watcher's and custody's state: "degraded" when crediting is
+/// halted by a reorg, the node has failed several polls in a row, or the
+/// last custody check found a shortfall.
+async fn chain_health(app: &App) -> Value {
+    let Some(watch) = &app.watch else {
+        return json!({ "status": "not configured" });
+    };
+    let status = watch.status();
+    let custody = match tokio::time::timeout(CHECK_TIMEOUT, app.custody_checks(1)).await {
+        Ok(Ok(checks)) => checks.first().map(|c| c.status.as_str()),
+        _ => None,
+    };
+    let mut problems = Vec::new();
+    if let Some(reorg) = status.halted_by_reorg {
+        problems.push(format!(
+            "crediting halted by reorg {reorg}: an operator must acknowledge it (updown chain ack-reorg)"
+        ));
+    }
+    if status.consecutive_failures >= crate::services::watcher::FAILURES_DEGRADED {
+        problems.push(format!(
+            "the node failed {} polls in a row: {}",
+            status.consecutive_failures,
+            status.last_error.as_deref().unwrap_or("")
+        ));
+    }
+    if custody == Some("shortfall") {
+        problems
+            .push("custody: the chain holds less than the ledger owes (updown reconcile)".into());
+    }
+    json!({
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "problems": problems,
+        "head": status.head,
+        "cursor": status.cursor,
+        "lag": status.lag,
+        "last_success": status.last_success.map(crate::wire::instant),
+        "custody": custody,
+    })
+}
+
 #[utoipa::path(
     get,
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\"}", body = Object),
+        (status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\", \"chain\": ...}; \"status\": \"degraded\" when the chain watcher is halted by a reorg or failing, or custody is short (\"chain\".\"problems\" says why)", body = Object),
         (status = 503, description = "a dependency does not answer, or the scheduler has not stepped for three ticks", body = Object),
     ),
 )]
@@ -76,6 +119,7 @@ async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
         None => "not configured".into(),
     };
     let scheduler = scheduler_health(&app);
+    let chain = chain_health(&app).await;
     let healthy = database == "ok"
         && matches!(redis.as_str(), "ok" | "not configured")
         && scheduler["status"] != "stale";
@@ -87,10 +131,15 @@ async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
     (
         status,
         Json(json!({
-            "status": if healthy { "ok" } else { "unhealthy" },
+            "status": match (healthy, chain["status"] == "degraded") {
+                (false, _) => "unhealthy",
+                (true, true) => "degraded",
+                (true, false) => "ok",
+            },
             "database": database,
             "redis": redis,
             "scheduler": scheduler,
+            "chain": chain,
         })),
     )
 }

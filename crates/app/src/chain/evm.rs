@@ -245,7 +245,12 @@ impl EvmRpc {
     }
 
     /// Every `Transfer` of `token` in blocks `from..=to`, in chain order.
-    pub async fn transfers(&self, token: Address, from: u64, to: u64) -> EvmResult<Vec<TransferLog>> {
+    pub async fn transfers(
+        &self,
+        token: Address,
+        from: u64,
+        to: u64,
+    ) -> EvmResult<Vec<TransferLog>> {
         let filter = Filter::new()
             .address(token)
             .event_signature(Transfer::SIGNATURE_HASH)
@@ -296,7 +301,12 @@ impl EvmRpc {
 
     /// `token.balanceOf(owner)` for each of `owners` at block `at`, in
     /// batched requests, a few at once.
-    pub async fn balances(&self, token: Address, owners: &[Address], at: u64) -> EvmResult<Vec<U256>> {
+    pub async fn balances(
+        &self,
+        token: Address,
+        owners: &[Address],
+        at: u64,
+    ) -> EvmResult<Vec<U256>> {
         use futures::stream::{self, StreamExt, TryStreamExt};
         let chunks: Vec<Vec<Address>> = owners
             .chunks(BALANCES_PER_BATCH)
@@ -310,7 +320,12 @@ impl EvmRpc {
         Ok(chunks.into_iter().flatten().collect())
     }
 
-    async fn balance_batch(&self, token: Address, owners: &[Address], at: u64) -> EvmResult<Vec<U256>> {
+    async fn balance_batch(
+        &self,
+        token: Address,
+        owners: &[Address],
+        at: u64,
+    ) -> EvmResult<Vec<U256>> {
         let mut batch = BatchRequest::new(self.provider.client());
         let waiters = owners
             .iter()
@@ -389,7 +404,10 @@ impl EvmRpc {
     pub async fn deploy_dev_token(&self) -> EvmResult<Address> {
         let from = self.dev_account().await?;
         let code = alloy::hex::decode(DEV_TOKEN_BYTECODE.trim()).map_err(|e| {
-            EvmError::new(RpcErrorKind::Refused, format!("the dev token's bytecode: {e}"))
+            EvmError::new(
+                RpcErrorKind::Refused,
+                format!("the dev token's bytecode: {e}"),
+            )
         })?;
         let request = TransactionRequest::default()
             .from(from)
@@ -397,7 +415,10 @@ impl EvmRpc {
         let mut request = request;
         request.to = Some(alloy::primitives::TxKind::Create);
         self.send_unlocked(request).await?.ok_or_else(|| {
-            EvmError::new(RpcErrorKind::Garbage, "the deployment's receipt names no contract")
+            EvmError::new(
+                RpcErrorKind::Garbage,
+                "the deployment's receipt names no contract",
+            )
         })
     }
 
@@ -413,7 +434,13 @@ impl EvmRpc {
     }
 
     /// `token.transfer(to, amount)` from `from`, an unlocked account.
-    pub async fn transfer_unlocked(&self, token: Address, from: Address, to: Address, amount: U256) -> EvmResult<()> {
+    pub async fn transfer_unlocked(
+        &self,
+        token: Address,
+        from: Address,
+        to: Address,
+        amount: U256,
+    ) -> EvmResult<()> {
         let request = TransactionRequest::default()
             .from(from)
             .to(token)
@@ -458,9 +485,21 @@ mod tests {
             }))
             .kind
         };
-        assert_eq!(resp(-32005, "query returned more than 10000 results"), RpcErrorKind::RangeTooBig);
-        assert_eq!(resp(-32602, "block range is too wide"), RpcErrorKind::RangeTooBig);
-        assert_eq!(resp(-32000, "Your app has exceeded its compute units per second capacity; rate limit"), RpcErrorKind::RateLimited);
+        assert_eq!(
+            resp(-32005, "query returned more than 10000 results"),
+            RpcErrorKind::RangeTooBig
+        );
+        assert_eq!(
+            resp(-32602, "block range is too wide"),
+            RpcErrorKind::RangeTooBig
+        );
+        assert_eq!(
+            resp(
+                -32000,
+                "Your app has exceeded its compute units per second capacity; rate limit"
+            ),
+            RpcErrorKind::RateLimited
+        );
         assert_eq!(resp(-32000, "execution reverted"), RpcErrorKind::Refused);
         let http = |status: u16| {
             classify(RpcError::Transport(TransportErrorKind::HttpError(

@@ -57,7 +57,8 @@ impl App {
     pub async fn reconcile(&self) -> AppResult<Reconciliation> {
         let rpc = self.custody_rpc()?;
         let unavailable = |e: EvmError| {
-            metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str()).increment(1);
+            metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str())
+                .increment(1);
             AppError::Unavailable(e.to_string())
         };
         let token: Address = self
@@ -71,14 +72,18 @@ impl App {
             (Some(_), Some(cursor)) if cursor.next_block > 0 => (cursor.next_block - 1) as u64,
             _ => {
                 let head = rpc.head().await.map_err(unavailable)?;
-                head.saturating_sub(u64::from(self.config.chain.min_confirmations.saturating_sub(1)))
+                head.saturating_sub(u64::from(
+                    self.config.chain.min_confirmations.saturating_sub(1),
+                ))
             }
         };
         let mut owners: Vec<Address> = Vec::new();
         if let Some(hot) = &self.config.chain.evm.hot_wallet {
-            owners.push(hot.to_checksum().parse().map_err(|e| {
-                AppError::Invalid(format!("HOT_WALLET_ADDRESS: {e}"))
-            })?);
+            owners.push(
+                hot.to_checksum()
+                    .parse()
+                    .map_err(|e| AppError::Invalid(format!("HOT_WALLET_ADDRESS: {e}")))?,
+            );
         }
         let mut after: Option<UserId> = None;
         loop {
@@ -93,14 +98,24 @@ impl App {
                 _ => break,
             }
         }
-        let balances = rpc.balances(token, &owners, block).await.map_err(unavailable)?;
-        let chain_total = balances.iter().fold(U256::ZERO, |sum, b| sum.saturating_add(*b));
+        let balances = rpc
+            .balances(token, &owners, block)
+            .await
+            .map_err(unavailable)?;
+        let chain_total = balances
+            .iter()
+            .fold(U256::ZERO, |sum, b| sum.saturating_add(*b));
         let ledger_total = self.store.tvl().await?.custody;
         let ledger = U256::from(ledger_total.max(0) as u64);
         let (status, difference) = match chain_total.cmp(&ledger) {
             std::cmp::Ordering::Equal => (CustodyStatus::Equal, "0".to_string()),
-            std::cmp::Ordering::Greater => (CustodyStatus::Surplus, (chain_total - ledger).to_string()),
-            std::cmp::Ordering::Less => (CustodyStatus::Shortfall, format!("-{}", ledger - chain_total)),
+            std::cmp::Ordering::Greater => {
+                (CustodyStatus::Surplus, (chain_total - ledger).to_string())
+            }
+            std::cmp::Ordering::Less => (
+                CustodyStatus::Shortfall,
+                format!("-{}", ledger - chain_total),
+            ),
         };
         let check = self
             .store
@@ -117,11 +132,13 @@ impl App {
         let as_f64 = |v: U256| v.to_string().parse::<f64>().unwrap_or(f64::MAX);
         metrics::gauge!("updown_custody_chain_micro_usdc").set(as_f64(chain_total));
         metrics::gauge!("updown_custody_ledger_micro_usdc").set(ledger_total as f64);
-        metrics::gauge!("updown_custody_shortfall_micro_usdc").set(if status == CustodyStatus::Shortfall {
-            as_f64(ledger - chain_total)
-        } else {
-            0.0
-        });
+        metrics::gauge!("updown_custody_shortfall_micro_usdc").set(
+            if status == CustodyStatus::Shortfall {
+                as_f64(ledger - chain_total)
+            } else {
+                0.0
+            },
+        );
         let reconciliation = Reconciliation {
             block,
             addresses: owners.len() as u64,
@@ -133,7 +150,11 @@ impl App {
         };
         match status {
             CustodyStatus::Shortfall => {
-                tracing::error!(event = "custody_shortfall", ?reconciliation, "the chain holds less than the ledger owes");
+                tracing::error!(
+                    event = "custody_shortfall",
+                    ?reconciliation,
+                    "the chain holds less than the ledger owes"
+                );
                 self.publish(
                     EventKind::CustodyShortfall,
                     json!({ "block": block, "difference": reconciliation.difference }),

@@ -25,11 +25,11 @@ use updown_domain::calendar::Calendar;
 use updown_store::Store;
 
 pub use batcher::BetBatcher;
+pub use custody::Reconciliation;
 pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::{Heartbeat, Tick};
 pub use sessions::{check_password, SESSION_TTL};
-pub use custody::Reconciliation;
 pub use wallets::parse_address;
 pub use watcher::{ChainWatch, WatchStatus, WatchTick};
 pub use withdrawal_worker::WorkerTick;

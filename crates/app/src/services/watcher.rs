@@ -255,7 +255,8 @@ impl App {
                 Err(e) if e.kind == RpcErrorKind::RangeTooBig && to > from => {
                     let range = ((to - from + 1) / 2).max(1);
                     watch.range.store(range, Ordering::Relaxed);
-                    metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str()).increment(1);
+                    metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str())
+                        .increment(1);
                     tracing::warn!(range, "the node refused the log range as too big; halved");
                     continue;
                 }
@@ -267,7 +268,9 @@ impl App {
             cursor = i64::try_from(to + 1).unwrap_or(i64::MAX);
             watch.update(|s| s.cursor = Some(cursor));
         }
-        let lag = target.map_or(0, |t| (t + 1).saturating_sub(u64::try_from(cursor).unwrap_or(0)));
+        let lag = target.map_or(0, |t| {
+            (t + 1).saturating_sub(u64::try_from(cursor).unwrap_or(0))
+        });
         metrics::gauge!("updown_chain_cursor").set(cursor as f64);
         metrics::gauge!("updown_chain_lag_blocks").set(lag as f64);
         watch.update(|s| s.lag = Some(lag));
@@ -363,6 +366,10 @@ impl App {
         let blocks = watch.rpc.blocks(&numbers).await.map_err(chain_error)?;
         self.check_consistent(&blocks, &transfers, from).await?;
         let credits = self.credits_of(&transfers).await?;
+        let production = self.config.production;
+        if !credits.is_empty() {
+            crate::faults::crash_point("watcher_before_commit", production);
+        }
         let committed = self
             .store
             .commit_range(&ScannedRange {
@@ -387,6 +394,9 @@ impl App {
                 StoreError::Conflict(why) => AppError::Unavailable(why),
                 other => other.into(),
             })?;
+        if !committed.credited.is_empty() {
+            crate::faults::crash_point("watcher_after_commit", production);
+        }
         metrics::counter!("updown_chain_deposits_credited_total")
             .increment(committed.credited.len() as u64);
         for deposit in &committed.credited {
@@ -412,7 +422,8 @@ impl App {
         transfers: &[TransferLog],
         from: u64,
     ) -> AppResult<()> {
-        let inconsistent = |why: String| chain_error(EvmError::new(RpcErrorKind::Inconsistent, why));
+        let inconsistent =
+            |why: String| chain_error(EvmError::new(RpcErrorKind::Inconsistent, why));
         for pair in blocks.windows(2) {
             if pair[1].parent_hash != pair[0].hash {
                 return Err(inconsistent(format!(
@@ -534,16 +545,42 @@ impl App {
 
     /// Acknowledges reorg `id` with the operator's reason: crediting
     /// resumes from the cursor.
-    pub async fn ack_reorg(&self, id: i64, by: &str, reason: &str) -> AppResult<updown_store::Reorg> {
+    pub async fn ack_reorg(
+        &self,
+        id: i64,
+        by: &str,
+        reason: &str,
+    ) -> AppResult<updown_store::Reorg> {
         if reason.trim().is_empty() {
-            return Err(AppError::Invalid("acknowledging a reorg needs a reason".into()));
+            return Err(AppError::Invalid(
+                "acknowledging a reorg needs a reason".into(),
+            ));
         }
         let reorg = self
             .store
             .ack_reorg(id, by, reason.trim(), self.clock.now())
             .await?;
-        tracing::warn!(event = "reorg_acknowledged", reorg = id, by, reason = reason.trim());
+        tracing::warn!(
+            event = "reorg_acknowledged",
+            reorg = id,
+            by,
+            reason = reason.trim()
+        );
         Ok(reorg)
+    }
+
+    /// A user's credited deposits (newest first, before deposit
+    /// `before`) and their transfers seen but not yet credited.
+    pub async fn deposits_of(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> AppResult<(Vec<updown_store::Deposit>, Vec<PendingDeposit>)> {
+        Ok((
+            self.store.deposits_of_user(user, before, limit).await?,
+            self.store.pending_deposits(Some(user), 100).await?,
+        ))
     }
 
     /// The watcher's state as the database has it (cursor, open reorg).
@@ -574,9 +611,18 @@ mod tests {
 
     #[test]
     fn amounts_above_i64_micro_usdc_are_not_micros() {
-        assert_eq!(micros_of(U256::from(5_000_000u64)), Some(Micros::new(5_000_000).unwrap()));
-        assert_eq!(micros_of(U256::from(i64::MAX as u64)).map(|m| m.get()), Some(i64::MAX));
-        assert_eq!(micros_of(U256::from(i64::MAX as u64) + U256::from(1u8)), None);
+        assert_eq!(
+            micros_of(U256::from(5_000_000u64)),
+            Some(Micros::new(5_000_000).unwrap())
+        );
+        assert_eq!(
+            micros_of(U256::from(i64::MAX as u64)).map(|m| m.get()),
+            Some(i64::MAX)
+        );
+        assert_eq!(
+            micros_of(U256::from(i64::MAX as u64) + U256::from(1u8)),
+            None
+        );
         assert_eq!(micros_of(U256::MAX), None);
     }
 }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod anvil;
 pub mod sse;
 
 use std::sync::Arc;

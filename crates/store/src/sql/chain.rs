@@ -171,7 +171,9 @@ impl ChainStore for SqlStore {
 
     async fn replace_pending_deposits(&self, pending: &[PendingDeposit]) -> StoreResult<()> {
         let mut tx = self.write().begin().await?;
-        query("DELETE FROM pending_deposits").execute(&mut tx).await?;
+        query("DELETE FROM pending_deposits")
+            .execute(&mut tx)
+            .await?;
         for p in pending {
             query(
                 "INSERT INTO pending_deposits (tx_hash, log_index, user_id, amount, block_number, confirmations, seen_at) \

@@ -1,0 +1,24 @@
+//! Fault injection for the crash tests: `UPDOWN_TEST_CRASH=<point>` makes
+//! this process SIGKILL itself the first time it reaches `<point>` (the
+//! real signal, through `kill -9`: no unwinding, no flushing, as a crash).
+//! Off unless set, and ignored with UPDOWN_ENV=production. The points:
+//! - `watcher_before_commit`: a range with credits, before its commit;
+//! - `watcher_after_commit`: the same, right after its commit.
+
+/// Dies here if the test asked for a crash at `point`.
+pub fn crash_point(point: &str, production: bool) {
+    if production {
+        return;
+    }
+    static ASKED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let asked = ASKED.get_or_init(|| std::env::var("UPDOWN_TEST_CRASH").ok());
+    if asked.as_deref() != Some(point) {
+        return;
+    }
+    eprintln!("UPDOWN_TEST_CRASH: SIGKILL at {point}");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &std::process::id().to_string()])
+        .status();
+    // The signal is on its way; nothing more happens here.
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}

@@ -1,0 +1,416 @@
+//! Deposits read from a real chain: anvil, the dev token, the watcher.
+//! Credited after exactly MIN_CONFIRMATIONS and once, through reorgs,
+//! restarts, a second instance and a failing node; a deep reorg halts
+//! crediting until acknowledged; custody reconciles against the chain.
+
+mod support;
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, U256};
+use serde_json::{json, Value};
+use support::anvil::{Anvil, ACCOUNTS};
+use support::{at, call, usdc, Db, TestApp};
+use updown_app::services::App;
+use updown_domain::ids::UserId;
+use updown_domain::Micros;
+use updown_store::on_both_backends;
+
+on_both_backends!(
+    a_deposit_is_pending_until_min_confirmations_then_credited_once,
+    a_reorg_that_drops_an_unconfirmed_deposit_never_credits_it,
+    a_reorg_that_moves_a_deposit_credits_it_once,
+    a_deep_reorg_halts_crediting_until_an_operator_acknowledges_it,
+    the_watcher_backs_off_from_a_failing_node_and_catches_up,
+    custody_reconciles_equal_and_finds_a_shortfall_behind_the_ledgers_back,
+);
+
+const MORNING: &str = "2026-11-24T15:00:00Z";
+const CONFIRMATIONS: u64 = 3;
+const FIVE_USDC: u64 = 5_000_000;
+
+/// The settings of an app watching `token` on `anvil`.
+fn watching(url: &str, token: Address) -> Vec<(&'static str, String)> {
+    vec![
+        ("DEPOSIT_SOURCE", "evm".into()),
+        ("EVM_RPC_URL", url.into()),
+        ("EVM_CHAIN_ID", "31337".into()),
+        ("DEPOSIT_TOKEN", token.to_checksum(None)),
+        ("MIN_CONFIRMATIONS", CONFIRMATIONS.to_string()),
+        ("HOT_WALLET_ADDRESS", ACCOUNTS[2].into()),
+    ]
+}
+
+async fn spawn(db: Db, settings: &[(&'static str, String)]) -> TestApp {
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn(db, &pairs, at(MORNING)).await
+}
+
+/// A user with a deposit address.
+async fn depositor(app: &App, name: &str) -> (UserId, String) {
+    let user = app
+        .create_user(&format!("{name}@example.com"))
+        .await
+        .unwrap();
+    let (address, _) = app.deposit_address(&user).await.unwrap();
+    (user.id, address)
+}
+
+async fn balance(app: &App, user: UserId) -> Micros {
+    app.balance(user).await.unwrap()
+}
+
+/// The chain, the token and an app watching it; `None` without anvil.
+async fn chain_and_app(db: Db, story: &str) -> Option<(Anvil, Address, TestApp)> {
+    let anvil = Anvil::start(story).await?;
+    let token = anvil.deploy_token().await;
+    let t = spawn(db, &watching(&anvil.url, token)).await;
+    Some((anvil, token, t))
+}
+
+async fn a_deposit_is_pending_until_min_confirmations_then_credited_once(db: Db) {
+    let Some((anvil, token, t)) = chain_and_app(db, "deposit confirmations").await else {
+        return;
+    };
+    let (user, address) = depositor(&t.app, "alice").await;
+    anvil.mint(token, &address, FIVE_USDC).await;
+    let mined_in = anvil.head().await;
+
+    // One confirmation, then two: pending, with its confirmations.
+    for confirmations in 1..CONFIRMATIONS {
+        let tick = t.app.watch_step().await.unwrap();
+        assert_eq!((tick.credited, tick.pending), (0, 1), "{confirmations}");
+        let (credited, pending) = t.app.deposits_of(user, None, 10).await.unwrap();
+        assert!(credited.is_empty());
+        assert_eq!(pending[0].confirmations, confirmations as i64);
+        assert_eq!(pending[0].block_number, mined_in as i64);
+        assert_eq!(pending[0].amount.get(), FIVE_USDC as i64);
+        assert_eq!(balance(&t.app, user).await, Micros::ZERO);
+        anvil.mine(1).await;
+    }
+    // MIN_CONFIRMATIONS: credited, no longer pending.
+    let tick = t.app.watch_step().await.unwrap();
+    assert_eq!((tick.credited, tick.pending), (1, 0));
+    assert_eq!(balance(&t.app, user).await, usdc(5));
+
+    // Seen again, and told by the operator's CLI path: still one credit.
+    anvil.mine(5).await;
+    assert_eq!(t.app.watch_step().await.unwrap().credited, 0);
+    let (credited, pending) = t.app.deposits_of(user, None, 10).await.unwrap();
+    assert_eq!((credited.len(), pending.len()), (1, 0));
+    let again = t
+        .app
+        .deposit(
+            user,
+            usdc(5),
+            &credited[0].chain_tx_hash,
+            credited[0].log_index,
+            None,
+        )
+        .await;
+    assert!(again.is_err(), "the same transfer credited twice");
+    assert_eq!(balance(&t.app, user).await, usdc(5));
+
+    // The player sees it over HTTP too.
+    let (_, created) = call(
+        t.address,
+        "POST",
+        "/users",
+        Some(r#"{"email":"bob@example.com"}"#),
+        None,
+    )
+    .await;
+    let key = created["api_key"].as_str().unwrap().to_string();
+    let (status, mine) = call(t.address, "GET", "/me/deposits", None, Some(&key)).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine["required_confirmations"], CONFIRMATIONS);
+    assert_eq!(mine["credited"], json!([]));
+    t.assert_verified().await;
+}
+
+async fn a_reorg_that_drops_an_unconfirmed_deposit_never_credits_it(db: Db) {
+    let Some((anvil, token, t)) = chain_and_app(db, "reorg drops a deposit").await else {
+        return;
+    };
+    let (user, address) = depositor(&t.app, "alice").await;
+    anvil.mint(token, &address, FIVE_USDC).await;
+    assert_eq!(t.app.watch_step().await.unwrap().pending, 1);
+    // Its block is replaced by an empty one, and the chain goes on.
+    anvil.reorg(1, json!([])).await;
+    anvil.mine(CONFIRMATIONS * 2).await;
+    let tick = t.app.watch_step().await.unwrap();
+    assert_eq!(
+        (tick.credited, tick.pending, tick.halted_by_reorg),
+        (0, 0, None)
+    );
+    assert_eq!(balance(&t.app, user).await, Micros::ZERO);
+    t.assert_verified().await;
+}
+
+async fn a_reorg_that_moves_a_deposit_credits_it_once(db: Db) {
+    let Some((anvil, token, t)) = chain_and_app(db, "reorg moves a deposit").await else {
+        return;
+    };
+    let (user, address) = depositor(&t.app, "alice").await;
+    anvil.mine(1).await;
+    anvil.mint(token, &address, FIVE_USDC).await;
+    let first = anvil.head().await;
+    assert_eq!(t.app.watch_step().await.unwrap().pending, 1);
+    // The last two blocks replaced; the transfer lands in the first.
+    anvil
+        .reorg(2, json!([[Anvil::mint_tx(token, &address, FIVE_USDC), 0]]))
+        .await;
+    t.app.watch_step().await.unwrap();
+    let (_, pending) = t.app.deposits_of(user, None, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].block_number,
+        first as i64 - 1,
+        "moved a block down"
+    );
+    anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(t.app.watch_step().await.unwrap().credited, 1);
+    anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(t.app.watch_step().await.unwrap().credited, 0);
+    assert_eq!(balance(&t.app, user).await, usdc(5));
+    t.assert_verified().await;
+}
+
+async fn a_deep_reorg_halts_crediting_until_an_operator_acknowledges_it(db: Db) {
+    let Some((anvil, token, t)) = chain_and_app(db, "deep reorg").await else {
+        return;
+    };
+    let mut events = t.app.events.subscribe();
+    let (user, address) = depositor(&t.app, "alice").await;
+    // Blocks enough that the reorg below leaves the token's deployment.
+    anvil.mine(10).await;
+    anvil.mint(token, &address, FIVE_USDC).await;
+    anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(t.app.watch_step().await.unwrap().credited, 1);
+
+    // Deeper than the confirmations: the credited block is replaced.
+    anvil.reorg(CONFIRMATIONS + 2, json!([])).await;
+    anvil.mint(token, &address, 2 * FIVE_USDC).await;
+    anvil.mine(CONFIRMATIONS).await;
+    let tick = t.app.watch_step().await.unwrap();
+    let reorg = tick.halted_by_reorg.expect("halted");
+    assert_eq!(tick.credited, 0);
+    // Nothing reversed, nothing more credited, and it says so.
+    assert_eq!(balance(&t.app, user).await, usdc(5));
+    let (_, reorgs) = t.app.chain_records().await.unwrap();
+    assert_eq!(reorgs[0].id, reorg);
+    assert_eq!(
+        reorgs[0].affected.lines().count(),
+        1,
+        "{}",
+        reorgs[0].affected
+    );
+    assert!(reorgs[0].affected.contains(&format!("user {}", user.0)));
+    let (_, health) = call(t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["chain"]["status"], "degraded");
+    let event = loop {
+        let event = events.recv().await.unwrap();
+        if event.kind.as_str() == "reorg_detected" {
+            break event;
+        }
+    };
+    assert_eq!(event.payload["reorg_id"], reorg);
+    // Still halted on the next poll.
+    assert_eq!(
+        t.app.watch_step().await.unwrap().halted_by_reorg,
+        Some(reorg)
+    );
+    assert_eq!(balance(&t.app, user).await, usdc(5));
+
+    // Acknowledged with a reason: crediting resumes from the cursor.
+    assert!(t.app.ack_reorg(reorg, "cli:ops", " ").await.is_err());
+    t.app
+        .ack_reorg(reorg, "cli:ops", "checked on a block explorer")
+        .await
+        .unwrap();
+    assert!(t.app.ack_reorg(reorg, "cli:ops", "twice").await.is_err());
+    let tick = t.app.watch_step().await.unwrap();
+    assert_eq!((tick.credited, tick.halted_by_reorg), (1, None));
+    assert_eq!(balance(&t.app, user).await, usdc(15));
+    let (_, health) = call(t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["status"], "ok", "{health}");
+    t.assert_verified().await;
+}
+
+/// A node in front of anvil that fails as real providers do: 429, 503,
+/// garbage, and "range too big" for eth_getLogs over more than 4 blocks.
+async fn failing_proxy(
+    upstream: String,
+    failures: Arc<std::sync::Mutex<Vec<&'static str>>>,
+) -> String {
+    use axum::body::Bytes;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let handler = move |body: Bytes| {
+        let (client, upstream, failures) = (client.clone(), upstream.clone(), failures.clone());
+        async move {
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let next = failures.lock().unwrap().pop();
+            match next {
+                Some("429") => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
+                Some("503") => return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response(),
+                Some("garbage") => {
+                    return (StatusCode::OK, "{\"jsonrpc\":\"2.0\",\"id\":").into_response()
+                }
+                _ => {}
+            }
+            if request["method"] == "eth_getLogs" {
+                let block = |name: &str| {
+                    u64::from_str_radix(
+                        request["params"][0][name]
+                            .as_str()
+                            .unwrap_or("0x0")
+                            .trim_start_matches("0x"),
+                        16,
+                    )
+                    .unwrap_or(0)
+                };
+                if block("toBlock") - block("fromBlock") + 1 > 4 {
+                    let error = json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32005, "message": "query exceeds max block range 4"}});
+                    return (StatusCode::OK, error.to_string()).into_response();
+                }
+            }
+            let answer = client
+                .post(&upstream)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                answer,
+            )
+                .into_response()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/", axum::routing::post(handler)),
+        )
+        .await
+        .unwrap()
+    });
+    format!("http://{address}")
+}
+
+async fn the_watcher_backs_off_from_a_failing_node_and_catches_up(db: Db) {
+    let Some(anvil) = Anvil::start("failing node").await else {
+        return;
+    };
+    let token = anvil.deploy_token().await;
+    let failures = Arc::new(std::sync::Mutex::new(vec!["garbage", "503", "429"]));
+    let proxy = failing_proxy(anvil.url.clone(), failures.clone()).await;
+    let mut settings = watching(&proxy, token);
+    settings.push(("EVM_LOG_RANGE", "64".into()));
+    let t = spawn(db, &settings).await;
+    let (user, address) = depositor(&t.app, "alice").await;
+    anvil.mine(20).await;
+    anvil.mint(token, &address, FIVE_USDC).await;
+    anvil.mine(20).await;
+
+    // Each failure fails one poll, by kind; then the range is halved until
+    // the node takes it, and the watcher catches up.
+    let mut errors = Vec::new();
+    let mut credited = 0;
+    for _ in 0..40 {
+        match t.app.watch_step().await {
+            Ok(tick) => credited += tick.credited,
+            Err(e) => errors.push(e.to_string()),
+        }
+        if credited > 0 && failures.lock().unwrap().is_empty() {
+            break;
+        }
+    }
+    assert_eq!(credited, 1, "{errors:?}");
+    for kind in ["rate_limited", "server", "garbage"] {
+        assert!(
+            errors.iter().any(|e| e.contains(kind)),
+            "{kind} in {errors:?}"
+        );
+    }
+    assert_eq!(balance(&t.app, user).await, usdc(5));
+    let head = anvil.head().await;
+    let (cursor, _) = t.app.chain_records().await.unwrap();
+    assert_eq!(cursor.unwrap().next_block as u64, head + 2 - CONFIRMATIONS);
+    t.assert_verified().await;
+}
+
+async fn custody_reconciles_equal_and_finds_a_shortfall_behind_the_ledgers_back(db: Db) {
+    let Some((anvil, token, t)) = chain_and_app(db, "custody").await else {
+        return;
+    };
+    let (_, alice) = depositor(&t.app, "alice").await;
+    let (_, bob) = depositor(&t.app, "bob").await;
+    anvil.mint(token, &alice, FIVE_USDC).await;
+    anvil.mint(token, &bob, 2 * FIVE_USDC).await;
+    anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(t.app.watch_step().await.unwrap().credited, 2);
+    let r = t.app.reconcile().await.unwrap();
+    assert_eq!(
+        (r.status, r.chain_total.as_str(), r.ledger_total),
+        ("equal", "15000000", 15_000_000)
+    );
+    assert_eq!(r.addresses, 3, "the hot wallet and two deposit addresses");
+
+    // Tokens nobody credited: a surplus.
+    let hot: Address = ACCOUNTS[2].parse().unwrap();
+    anvil.mint(token, ACCOUNTS[2], 1_000_000).await;
+    anvil.mine(CONFIRMATIONS).await;
+    t.app.watch_step().await.unwrap();
+    let r = t.app.reconcile().await.unwrap();
+    assert_eq!((r.status, r.difference.as_str()), ("surplus", "1000000"));
+
+    // Alice's deposit swept into the hot wallet (its key signs, here
+    // impersonated): custody is where it was.
+    anvil.call("anvil_impersonateAccount", json!([alice])).await;
+    anvil
+        .call("anvil_setBalance", json!([alice, "0xde0b6b3a7640000"]))
+        .await;
+    anvil
+        .rpc
+        .transfer_unlocked(token, alice.parse().unwrap(), hot, U256::from(FIVE_USDC))
+        .await
+        .unwrap();
+    anvil.mine(CONFIRMATIONS).await;
+    t.app.watch_step().await.unwrap();
+    assert_eq!(t.app.reconcile().await.unwrap().status, "surplus");
+
+    // Out of the hot wallet behind the ledger's back: a shortfall.
+    let mut events = t.app.events.subscribe();
+    anvil
+        .rpc
+        .transfer_unlocked(
+            token,
+            hot,
+            ACCOUNTS[3].parse().unwrap(),
+            U256::from(1_000_001u64),
+        )
+        .await
+        .unwrap();
+    anvil.mine(CONFIRMATIONS).await;
+    t.app.watch_step().await.unwrap();
+    let r = t.app.reconcile().await.unwrap();
+    assert_eq!((r.status, r.difference.as_str()), ("shortfall", "-1"));
+    assert_eq!(
+        events.recv().await.unwrap().kind.as_str(),
+        "custody_shortfall"
+    );
+    let (_, health) = call(t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["chain"]["custody"], "shortfall", "{health}");
+    assert_eq!(health["status"], "degraded");
+}
