@@ -414,3 +414,232 @@ async fn custody_reconciles_equal_and_finds_a_shortfall_behind_the_ledgers_back(
     assert_eq!(health["chain"]["custody"], "shortfall", "{health}");
     assert_eq!(health["status"], "degraded");
 }
+
+/// An app on the SQLite file `url`, as a command would open it.
+async fn app_on(url: &str) -> App {
+    let config = updown_app::config::Config::with(&[("DATABASE_URL", url)]).unwrap();
+    updown_app::startup::app(config).await.unwrap()
+}
+
+/// `serve` watching `token` on `anvil`, crashing at `crash` if given;
+/// waits until it exits (killed) when it crashes.
+fn serve_watching(
+    folder: &std::path::Path,
+    name: &str,
+    db_url: &str,
+    anvil: &Anvil,
+    token: Address,
+    crash: Option<&str>,
+) -> support::process::Serve {
+    let settings = watching(&anvil.url, token);
+    let mut env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("DATABASE_URL", db_url));
+    env.push(("EVM_POLL_MS", "100"));
+    if let Some(point) = crash {
+        env.push(("UPDOWN_TEST_CRASH", point));
+    }
+    support::process::Serve::start(folder, name, &env)
+}
+
+/// Waits for `serve` to die by SIGKILL.
+fn killed(serve: &mut support::process::Serve) {
+    use std::os::unix::process::ExitStatusExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            assert_eq!(status.signal(), Some(9), "{status:?}: {}", serve.log());
+            assert!(serve.log().contains("UPDOWN_TEST_CRASH"));
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not killed: {}",
+            serve.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_just_before_and_just_after_a_credit_commits_credits_it_once() {
+    let Some(anvil) = Anvil::start("serve killed around a credit").await else {
+        return;
+    };
+    let token = anvil.deploy_token().await;
+    let folder = std::env::temp_dir().join(format!("updown-chain-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let db_url = format!("sqlite://{}", folder.join("updown.db").display());
+    let app = app_on(&db_url).await;
+    let (user, address) = depositor(&app, "alice").await;
+    anvil.mint(token, &address, FIVE_USDC).await;
+    anvil.mine(CONFIRMATIONS).await;
+
+    // Killed before the credit's commit: nothing credited.
+    let mut serve = serve_watching(
+        &folder,
+        "before",
+        &db_url,
+        &anvil,
+        token,
+        Some("watcher_before_commit"),
+    );
+    killed(&mut serve);
+    assert_eq!(balance(&app_on(&db_url).await, user).await, Micros::ZERO);
+
+    // Killed right after it: credited, once.
+    let mut serve = serve_watching(
+        &folder,
+        "after",
+        &db_url,
+        &anvil,
+        token,
+        Some("watcher_after_commit"),
+    );
+    killed(&mut serve);
+    assert_eq!(balance(&app_on(&db_url).await, user).await, usdc(5));
+
+    // A healthy restart goes on from the cursor: the next deposit is
+    // credited, the first never again.
+    anvil.mint(token, &address, FIVE_USDC).await;
+    anvil.mine(CONFIRMATIONS).await;
+    let serve = serve_watching(&folder, "healthy", &db_url, &anvil, token, None);
+    support::eventually(
+        "the second deposit",
+        std::time::Duration::from_secs(20),
+        || async { balance(&app_on(&db_url).await, user).await == usdc(10) },
+    )
+    .await;
+    anvil.mine(CONFIRMATIONS).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(serve);
+    let app = app_on(&db_url).await;
+    assert_eq!(balance(&app, user).await, usdc(10));
+    let report = app.verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.failures());
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_credit_each_transfer_once() {
+    if updown_store::testing::postgres_url("two watchers").is_none() {
+        return;
+    }
+    let Some((anvil, token, t)) = chain_and_app(Db::Postgres, "two watchers").await else {
+        return;
+    };
+    let settings = watching(&anvil.url, token);
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let twin = t.twin(&pairs);
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(depositor(&t.app, &format!("p{i}")).await);
+    }
+    for round in 1..=5u64 {
+        for (_, address) in &users {
+            anvil.mint(token, address, round * 1_000_000).await;
+        }
+        anvil.mine(CONFIRMATIONS).await;
+        // Both poll at once, again and again.
+        let (a, b) = tokio::join!(
+            async {
+                let mut n = 0;
+                for _ in 0..3 {
+                    n += t.app.watch_step().await.map_or(0, |tick| tick.credited);
+                }
+                n
+            },
+            async {
+                let mut n = 0;
+                for _ in 0..3 {
+                    n += twin.watch_step().await.map_or(0, |tick| tick.credited);
+                }
+                n
+            },
+        );
+        assert_eq!(
+            a + b,
+            users.len(),
+            "round {round}: each transfer credited once between them"
+        );
+    }
+    for (user, _) in &users {
+        assert_eq!(balance(&t.app, *user).await, usdc(15));
+    }
+    t.assert_verified().await;
+    assert_eq!(t.app.reconcile().await.unwrap().status, "equal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_story_through_the_whole_product_on_a_local_chain() {
+    let Some(anvil) = Anvil::start("the whole story on a chain").await else {
+        return;
+    };
+    // The dev token, deployed by the CLI.
+    let cli = |args: &[&str]| {
+        let output = support::process::updown(&[("EVM_RPC_URL", anvil.url.as_str())])
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let deployed = cli(&["chain", "dev-token"]);
+    let token: Address = deployed["address"].as_str().unwrap().parse().unwrap();
+    let t = spawn(Db::Sqlite, &watching(&anvil.url, token)).await;
+
+    // Two players sign up and ask for their deposit addresses.
+    let mut players = Vec::new();
+    for (name, usdc_amount) in [("ann", "40USDC"), ("ben", "25USDC")] {
+        let body = format!(r#"{{"email":"{name}@example.com"}}"#);
+        let (status, created) = call(t.address, "POST", "/users", Some(&body), None).await;
+        assert_eq!(status, 201);
+        let key = created["api_key"].as_str().unwrap().to_string();
+        let (_, wallet) = call(t.address, "POST", "/wallets", None, Some(&key)).await;
+        let address = wallet["address"].as_str().unwrap().to_string();
+        // Funded on the chain: the CLI mints to the address.
+        let minted = cli(&[
+            "chain",
+            "dev-token",
+            "--token",
+            &token.to_checksum(None),
+            "--mint-to",
+            &address,
+            "--amount",
+            usdc_amount,
+        ]);
+        assert_eq!(minted["minted"]["to"], address.as_str());
+        players.push(key);
+    }
+    anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(t.app.watch_step().await.unwrap().credited, 2);
+    let (_, deposits) = call(t.address, "GET", "/me/deposits", None, Some(&players[0])).await;
+    assert_eq!(deposits["credited"][0]["amount"], 40_000_000);
+
+    // They bet; the round locks and settles from the oracle.
+    let round = t.open("20261124").await;
+    for (key, side, stake) in [
+        (&players[0], "UP", 30_000_000),
+        (&players[1], "DOWN", 20_000_000),
+    ] {
+        let body = json!({ "side": side, "amount": stake }).to_string();
+        let (status, bet) = call(t.address, "POST", "/bets", Some(&body), Some(key)).await;
+        assert_eq!(status, 201, "{bet}");
+    }
+    t.clock.set(round.terms.settle_at);
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert_eq!(tick.settled, vec!["20261124".to_string()], "{tick:?}");
+
+    // The books balance, and the chain holds what the ledger owes.
+    t.assert_verified().await;
+    let reconciled = t.app.reconcile().await.unwrap();
+    assert_eq!(
+        (reconciled.status, reconciled.ledger_total),
+        ("equal", 65_000_000)
+    );
+}

@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn node_errors_are_sorted_into_kinds() {
         let resp = |code: i64, message: &str| {
-            classify(RpcError::ErrorResp(alloy::rpc::types::ErrorPayload {
+            classify(RpcError::ErrorResp(alloy::rpc::json_rpc::ErrorPayload {
                 code,
                 message: message.to_string().into(),
                 data: None,

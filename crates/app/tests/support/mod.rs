@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod anvil;
+pub mod process;
 pub mod sse;
 
 use std::sync::Arc;
