@@ -253,7 +253,8 @@ impl App {
             let to = (from + watch.range.load(Ordering::Relaxed) - 1).min(target);
             let transfers = match watch.rpc.transfers(watch.token, from, to).await {
                 Err(e) if e.kind == RpcErrorKind::RangeTooBig && to > from => {
-                    let range = ((to - from + 1) / 2).max(1);
+                    let blocks = to - from + 1;
+                    let range = (blocks / 2).max(1);
                     watch.range.store(range, Ordering::Relaxed);
                     metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str())
                         .increment(1);
