@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
 use serde_json::{json, Value};
-use support::anvil::{Anvil, ACCOUNTS};
+use support::anvil::{Anvil, ACCOUNTS, HOT_WALLET};
 use support::{at, call, usdc, Db, TestApp};
 use updown_app::services::App;
 use updown_domain::ids::UserId;
@@ -37,7 +37,7 @@ fn watching(url: &str, token: Address) -> Vec<(&'static str, String)> {
         ("EVM_CHAIN_ID", "31337".into()),
         ("DEPOSIT_TOKEN", token.to_checksum(None)),
         ("MIN_CONFIRMATIONS", CONFIRMATIONS.to_string()),
-        ("HOT_WALLET_ADDRESS", ACCOUNTS[2].into()),
+        ("HOT_WALLET_ADDRESS", HOT_WALLET.into()),
     ]
 }
 
@@ -368,8 +368,8 @@ async fn custody_reconciles_equal_and_finds_a_shortfall_behind_the_ledgers_back(
     assert_eq!(r.addresses, 3, "the hot wallet and two deposit addresses");
 
     // Tokens nobody credited: a surplus.
-    let hot: Address = ACCOUNTS[2].parse().unwrap();
-    anvil.mint(token, ACCOUNTS[2], 1_000_000).await;
+    let hot: Address = HOT_WALLET.parse().unwrap();
+    anvil.mint(token, HOT_WALLET, 1_000_000).await;
     anvil.mine(CONFIRMATIONS).await;
     t.app.watch_step().await.unwrap();
     let r = t.app.reconcile().await.unwrap();
@@ -377,10 +377,8 @@ async fn custody_reconciles_equal_and_finds_a_shortfall_behind_the_ledgers_back(
 
     // Alice's deposit swept into the hot wallet (its key signs, here
     // impersonated): custody is where it was.
-    anvil.call("anvil_impersonateAccount", json!([alice])).await;
-    anvil
-        .call("anvil_setBalance", json!([alice, "0xde0b6b3a7640000"]))
-        .await;
+    anvil.impersonate(&alice).await;
+    anvil.impersonate(HOT_WALLET).await;
     anvil
         .rpc
         .transfer_unlocked(token, alice.parse().unwrap(), hot, U256::from(FIVE_USDC))
@@ -567,7 +565,8 @@ async fn two_instances_on_one_postgres_credit_each_transfer_once() {
         assert_eq!(balance(&t.app, *user).await, usdc(15));
     }
     t.assert_verified().await;
-    assert_eq!(t.app.reconcile().await.unwrap().status, "equal");
+    let reconciled = t.app.reconcile().await.unwrap();
+    assert_eq!(reconciled.status, "equal", "{reconciled:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,7 @@ on_both_backends!(
     sessions_expire_end_and_are_not_api_keys,
     only_one_process_at_a_time_holds_the_scheduler_lease,
     concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept,
+    the_chain_cursor_moves_only_with_its_credits_and_halts_on_a_reorg,
 );
 
 fn m(v: i64) -> Micros {
@@ -1120,4 +1121,210 @@ async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(en
         .await;
     assert!(matches!(incomplete, Err(StoreError::Invalid(_))));
     assert!(store.verify().await.unwrap().ok());
+}
+
+fn block(number: i64, hash: &str) -> ScannedBlock {
+    ScannedBlock {
+        number,
+        hash: hash.into(),
+        parent_hash: format!("parent-of-{hash}"),
+    }
+}
+
+async fn the_chain_cursor_moves_only_with_its_credits_and_halts_on_a_reorg(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now = terms("20261124").open_at + Duration::hours(1);
+    let alice = funded_user(&store, "alice", 0, now).await;
+    store
+        .assign_deposit_address(alice, "0xA11ce00000000000000000000000000000000001")
+        .await
+        .unwrap();
+    let owners = store
+        .deposit_address_owners(&[
+            "0xA11ce00000000000000000000000000000000001".into(),
+            "0xunknown".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        owners,
+        vec![(
+            "0xA11ce00000000000000000000000000000000001".to_string(),
+            alice
+        )]
+    );
+
+    let cursor = store.chain_cursor(31337, "0xtoken", 10, now).await.unwrap();
+    assert_eq!(cursor.next_block, 10);
+    // Another chain or token on the same database is refused.
+    assert!(matches!(
+        store.chain_cursor(1, "0xtoken", 10, now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.chain_cursor(31337, "0xother", 10, now).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let credit = |tx: &str, log: i64, amount: i64, number: i64| ChainCredit {
+        user: alice,
+        amount: m(amount),
+        tx_hash: tx.into(),
+        log_index: log,
+        block_number: number,
+        block_hash: format!("0xhash{number}"),
+    };
+    // A transfer the webhook credited first is not credited again.
+    store
+        .credit_deposit(&NewDeposit {
+            user: alice,
+            amount: m(7),
+            chain_tx_hash: "0xbb".into(),
+            log_index: 0,
+            now,
+            key: None,
+        })
+        .await
+        .unwrap();
+    store
+        .replace_pending_deposits(&[PendingDeposit {
+            tx_hash: "0xaa".into(),
+            log_index: 1,
+            user: alice,
+            amount: m(5),
+            block_number: 12,
+            confirmations: 1,
+            seen_at: now,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_deposits(Some(alice), 10).await.unwrap().len(),
+        1
+    );
+    let range = ScannedRange {
+        from: 10,
+        to: 13,
+        blocks: vec![block(11, "0xhash11"), block(12, "0xhash12")],
+        credits: vec![credit("0xaa", 1, 5, 12), credit("0xbb", 0, 7, 12)],
+        keep_blocks_from: 11,
+        now,
+    };
+    let committed = store.commit_range(&range).await.unwrap();
+    assert_eq!(
+        (committed.credited.len(), committed.already_credited),
+        (1, 1)
+    );
+    assert_eq!(store.balance(alice).await.unwrap(), m(12));
+    assert!(
+        store.pending_deposits(None, 10).await.unwrap().is_empty(),
+        "credited: no longer pending"
+    );
+    // The same range again (a crash after the commit, a second watcher):
+    // refused, nothing credited twice.
+    assert!(matches!(
+        store.commit_range(&range).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.balance(alice).await.unwrap(), m(12));
+    assert_eq!(
+        store.read_chain_cursor().await.unwrap().unwrap().next_block,
+        13
+    );
+    let kept = store.scanned_blocks(10).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|b| b.number).collect::<Vec<_>>(),
+        vec![12, 11]
+    );
+    // Pending deposits never show one credited meanwhile.
+    store
+        .replace_pending_deposits(&[PendingDeposit {
+            tx_hash: "0xaa".into(),
+            log_index: 1,
+            user: alice,
+            amount: m(5),
+            block_number: 12,
+            confirmations: 9,
+            seen_at: now,
+        }])
+        .await
+        .unwrap();
+    assert!(store.pending_deposits(None, 10).await.unwrap().is_empty());
+
+    // A deep reorg lists what came from its blocks and halts crediting.
+    let reorg = store
+        .record_reorg(&NewReorg {
+            fork_block: 12,
+            depth: 1,
+            old_hash: "0xhash12".into(),
+            new_hash: "0xnew12".into(),
+            detected_at: now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(reorg.affected.lines().count(), 1, "{}", reorg.affected);
+    assert!(reorg.affected.contains("0xaa:1"));
+    let again = store
+        .record_reorg(&NewReorg {
+            fork_block: 11,
+            depth: 2,
+            old_hash: "x".into(),
+            new_hash: "y".into(),
+            detected_at: now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.id, reorg.id, "one open reorg at a time");
+    let next = ScannedRange {
+        from: 13,
+        to: 14,
+        blocks: vec![],
+        credits: vec![credit("0xcc", 0, 3, 13)],
+        keep_blocks_from: 0,
+        now,
+    };
+    assert!(matches!(
+        store.commit_range(&next).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.balance(alice).await.unwrap(), m(12));
+    store
+        .ack_reorg(reorg.id, "ops", "checked", now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.ack_reorg(reorg.id, "ops", "again", now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.ack_reorg(999, "ops", "none", now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.scanned_blocks(10).await.unwrap().len(),
+        1,
+        "the old branch's hashes forgotten"
+    );
+    store.commit_range(&next).await.unwrap();
+    assert_eq!(store.balance(alice).await.unwrap(), m(15));
+    assert_eq!(
+        store.deposits_of_user(alice, None, 10).await.unwrap().len(),
+        3
+    );
+
+    let check = store
+        .record_custody_check(&CustodyCheck {
+            id: 0,
+            checked_at: now,
+            block_number: 13,
+            addresses: 2,
+            chain_total: "15".into(),
+            ledger_total: 15,
+            status: CustodyStatus::Equal,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.custody_checks(5).await.unwrap(), vec![check]);
+    assert_verified(&store).await;
 }

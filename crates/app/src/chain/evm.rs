@@ -400,6 +400,64 @@ impl EvmRpc {
         ))
     }
 
+    /// A call of a development node's own methods (anvil_mine,
+    /// evm_setAutomine...), for dev tooling and benchmarks.
+    pub async fn dev_call(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> EvmResult<serde_json::Value> {
+        self.provider
+            .raw_request::<_, serde_json::Value>(method.into(), params)
+            .await
+            .map_err(classify)
+    }
+
+    /// `token.mint(to, amount)` from `from` (unlocked), without waiting
+    /// for it to be mined; its hash.
+    pub async fn mint_unmined(
+        &self,
+        token: Address,
+        from: Address,
+        to: Address,
+        amount: U256,
+    ) -> EvmResult<B256> {
+        let request = TransactionRequest::default()
+            .from(from)
+            .to(token)
+            .gas_limit(100_000)
+            .input(Bytes::from(mintCall { to, amount }.abi_encode()).into());
+        self.provider
+            .send_transaction(request)
+            .await
+            .map(|pending| *pending.tx_hash())
+            .map_err(classify)
+    }
+
+    /// Every `Transfer` of `token` to one of `to` in blocks `from..=to_block`
+    /// (a topic filter on the indexed `to`): the count of logs.
+    pub async fn count_transfers_to(
+        &self,
+        token: Address,
+        to: &[Address],
+        from: u64,
+        to_block: u64,
+    ) -> EvmResult<usize> {
+        let topics: Vec<B256> = to.iter().map(|a| a.into_word()).collect();
+        let filter = Filter::new()
+            .address(token)
+            .event_signature(Transfer::SIGNATURE_HASH)
+            .topic2(topics)
+            .from_block(from)
+            .to_block(to_block);
+        Ok(self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(classify)?
+            .len())
+    }
+
     /// Deploys the dev token from the node's first unlocked account.
     pub async fn deploy_dev_token(&self) -> EvmResult<Address> {
         let from = self.dev_account().await?;

@@ -244,6 +244,30 @@ pub enum BenchCommand {
         #[arg(long)]
         idempotency_keys: bool,
     },
+    /// The deposit watcher's catch-up and custody reconciliation against a
+    /// development node at EVM_RPC_URL (anvil: scripts/chain-tools), and
+    /// the two ways to find deposits among the token's transfers.
+    Chain {
+        #[command(flatten)]
+        target: BenchTarget,
+        /// Users with deposit addresses.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        addresses: u32,
+        /// Transfers minted to them, round robin.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        transfers: u32,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        per_block: u32,
+        /// Blocks in the scanned range at least (empty ones mined after).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        blocks: u64,
+        /// Addresses matched both ways (the real ones and made-up ones).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        topic_addresses: u32,
+        /// Addresses per eth_getLogs topic filter.
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        topic_chunk: u32,
+    },
     /// Settle one round of many bets from the oracle; time and peak memory.
     Settle {
         #[command(flatten)]

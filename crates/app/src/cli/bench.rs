@@ -34,7 +34,7 @@ pub enum BenchBackend {
 
 /// A fresh database for one benchmark: a temporary SQLite file, or a new
 /// schema in the PostgreSQL at `url`.
-async fn fresh_database(backend: BenchBackend, url: &str, connections: u32) -> TestDb {
+pub(crate) async fn fresh_database(backend: BenchBackend, url: &str, connections: u32) -> TestDb {
     match backend {
         BenchBackend::Sqlite => testing::sqlite().await,
         BenchBackend::Postgres => testing::postgres(url, connections).await,

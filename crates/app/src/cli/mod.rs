@@ -13,6 +13,7 @@
 
 mod args;
 mod bench;
+mod bench_chain;
 mod bench_http;
 mod chain;
 mod config;
@@ -165,6 +166,27 @@ async fn bench(command: BenchCommand, config: Config) -> AppResult<i32> {
                 idempotency_keys,
             };
             bench_http::http(config, args).await?
+        }
+        BenchCommand::Chain {
+            target,
+            addresses,
+            transfers,
+            per_block,
+            blocks,
+            topic_addresses,
+            topic_chunk,
+        } => {
+            let args = bench_chain::ChainArgs {
+                backend: target.backend,
+                url: target.url,
+                addresses,
+                transfers,
+                per_block,
+                blocks,
+                topic_addresses,
+                topic_chunk,
+            };
+            bench_chain::chain(config, args).await?
         }
         BenchCommand::Settle {
             target,

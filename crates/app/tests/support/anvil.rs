@@ -20,6 +20,11 @@ pub const ACCOUNTS: [&str; 4] = [
     "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
 ];
 
+/// The hot wallet in the stories: no key derived from the development
+/// mnemonic (whose addresses anvil's accounts and the deposit addresses
+/// share), so it sends only when impersonated.
+pub const HOT_WALLET: &str = "0x4242424242424242424242424242424242424242";
+
 pub struct Anvil {
     child: Child,
     pub url: String,
@@ -102,6 +107,14 @@ impl Anvil {
     /// (transaction, offset) put into the new blocks.
     pub async fn reorg(&self, depth: u64, txs: Value) {
         self.call("anvil_reorg", json!([depth, txs])).await;
+    }
+
+    /// Lets `address` send without its key, with ETH for gas.
+    pub async fn impersonate(&self, address: &str) {
+        self.call("anvil_impersonateAccount", json!([address]))
+            .await;
+        self.call("anvil_setBalance", json!([address, "0xde0b6b3a7640000"]))
+            .await;
     }
 
     pub async fn deploy_token(&self) -> Address {
