@@ -2,7 +2,7 @@
 //! or PostgreSQL.
 //!
 //! The SQL is written once, in one file per aggregate (`users.rs`,
-//! `funds.rs`, `rounds.rs`, `bets.rs`, `settlement.rs`, `keys.rs`,
+//! `funds.rs`, `chain.rs`, `rounds.rs`, `bets.rs`, `settlement.rs`, `keys.rs`,
 //! `reports.rs`), each implementing its trait of the contract. It runs
 //! through `db.rs`, which binds it to the engine's sqlx types when it runs.
 //! What differs per engine (connecting, migrations, the scheduler's lease,
