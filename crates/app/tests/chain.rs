@@ -26,6 +26,7 @@ on_both_backends!(
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z";
+const ADMIN: &str = "admin-token-for-chain-tests-0123";
 const CONFIRMATIONS: u64 = 3;
 const FIVE_USDC: u64 = 5_000_000;
 
@@ -38,6 +39,7 @@ fn watching(url: &str, token: Address) -> Vec<(&'static str, String)> {
         ("DEPOSIT_TOKEN", token.to_checksum(None)),
         ("MIN_CONFIRMATIONS", CONFIRMATIONS.to_string()),
         ("HOT_WALLET_ADDRESS", HOT_WALLET.into()),
+        ("ADMIN_TOKEN", ADMIN.into()),
     ]
 }
 
@@ -110,6 +112,25 @@ async fn a_deposit_is_pending_until_min_confirmations_then_credited_once(db: Db)
         .await;
     assert!(again.is_err(), "the same transfer credited twice");
     assert_eq!(balance(&t.app, user).await, usdc(5));
+
+    // An amount no 64-bit micro-USDC holds is refused, not credited, and
+    // the watcher goes on.
+    let (whale, whale_address) = depositor(&t.app, "whale").await;
+    anvil
+        .rpc
+        .mint(
+            token,
+            whale_address.parse().unwrap(),
+            U256::from(1u128 << 70),
+        )
+        .await
+        .unwrap();
+    anvil.mint(token, &address, FIVE_USDC).await;
+    anvil.mine(CONFIRMATIONS).await;
+    let tick = t.app.watch_step().await.unwrap();
+    assert_eq!((tick.credited, tick.pending), (1, 0));
+    assert_eq!(balance(&t.app, whale).await, Micros::ZERO);
+    assert_eq!(balance(&t.app, user).await, usdc(10));
 
     // The player sees it over HTTP too.
     let (_, created) = call(
@@ -216,6 +237,16 @@ async fn a_deep_reorg_halts_crediting_until_an_operator_acknowledges_it(db: Db) 
         }
     };
     assert_eq!(event.payload["reorg_id"], reorg);
+    // The operator console shows it, with its credit.
+    let (status, report) = call(t.address, "GET", "/admin/chain", None, Some(ADMIN)).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["reorgs"][0]["id"], reorg);
+    assert!(report["reorgs"][0]["acked_at"].is_null());
+    assert_eq!(report["reorgs"][0]["affected"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        call(t.address, "GET", "/admin/chain", None, None).await.0,
+        401
+    );
     // Still halted on the next poll.
     assert_eq!(
         t.app.watch_step().await.unwrap().halted_by_reorg,

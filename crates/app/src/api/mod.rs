@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod bets;
+mod chain;
 mod docs;
 mod error;
 mod events;
@@ -81,6 +82,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
     let (router, mut document) =
         utoipa_axum::router::OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
             .merge(admin::router())
+            .merge(chain::router())
             .merge(bets::router())
             .merge(events::router())
             .merge(health::router())

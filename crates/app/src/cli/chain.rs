@@ -9,7 +9,6 @@ use super::output::Printer;
 use crate::chain::evm::{EvmError, EvmRpc, RpcErrorKind};
 use crate::error::{AppError, AppResult};
 use crate::services::App;
-use crate::wire::instant;
 
 pub async fn run(command: ChainCommand, app: &App, out: &Printer) -> AppResult<i32> {
     match command {
@@ -100,72 +99,38 @@ async fn dev_token(
 }
 
 async fn status(app: &App, out: &Printer) -> AppResult<i32> {
-    let (cursor, reorgs) = app.chain_records().await?;
-    let head = match node(app) {
-        Ok(rpc) => rpc.head().await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    let required = u64::from(app.config.chain.min_confirmations.max(1));
-    let next = cursor.as_ref().map(|c| c.next_block);
-    let lag = match (&head, next) {
-        (Ok(head), Some(next)) => {
-            Some(((head + 1).saturating_sub(required) + 1).saturating_sub(next.max(0) as u64))
-        }
-        _ => None,
-    };
-    let checks = app.custody_checks(5).await?;
-    let view = json!({
-        "deposit_source": format!("{:?}", app.config.chain.deposit_source).to_lowercase(),
-        "cursor": next,
-        "cursor_updated_at": cursor.as_ref().map(|c| instant(c.updated_at)),
-        "head": head.as_ref().ok(),
-        "head_error": head.as_ref().err(),
-        "lag": lag,
-        "min_confirmations": app.config.chain.min_confirmations,
-        "reorgs": reorgs.iter().map(|r| json!({
-            "id": r.id,
-            "detected_at": instant(r.detected_at),
-            "fork_block": r.fork_block,
-            "depth": r.depth,
-            "affected": r.affected.lines().collect::<Vec<_>>(),
-            "acked_at": r.acked_at.map(instant),
-            "acked_by": r.acked_by,
-            "ack_reason": r.ack_reason,
-        })).collect::<Vec<_>>(),
-        "custody_checks": checks.iter().map(|c| json!({
-            "checked_at": instant(c.checked_at),
-            "block": c.block_number,
-            "addresses": c.addresses,
-            "chain_total": c.chain_total,
-            "ledger_total": c.ledger_total,
-            "status": c.status.as_str(),
-        })).collect::<Vec<_>>(),
-    });
+    let view = app.chain_report().await?;
     out.print(&view, || {
         let mut lines = vec![
             format!(
                 "cursor: {}",
-                next.map_or("never scanned".into(), |n| format!("block {n} (the next to scan)"))
+                view["cursor"]
+                    .as_i64()
+                    .map_or("never scanned".into(), |n| format!("block {n} (the next to scan)"))
             ),
-            match &head {
-                Ok(head) => format!("head: block {head}"),
-                Err(e) => format!("head: unknown ({e})"),
+            match view["head"].as_u64() {
+                Some(head) => format!("head: block {head}"),
+                None => format!("head: unknown ({})", view["head_error"].as_str().unwrap_or("")),
             },
-            format!("lag: {}", lag.map_or("unknown".into(), |l| format!("{l} confirmed blocks"))),
+            format!(
+                "lag: {}",
+                view["lag"]
+                    .as_u64()
+                    .map_or("unknown".into(), |l| format!("{l} confirmed blocks"))
+            ),
         ];
-        for r in reorgs.iter().filter(|r| r.acked_at.is_none()) {
-            lines.push(format!(
-                "HALTED by reorg {} at block {} (depth {}); after checking, run `updown chain ack-reorg --id {} --reason ...`",
-                r.id, r.fork_block, r.depth, r.id
-            ));
+        for r in view["reorgs"].as_array().into_iter().flatten() {
+            if r["acked_at"].is_null() {
+                lines.push(format!(
+                    "HALTED by reorg {} at block {} (depth {}); after checking, run `updown chain ack-reorg --id {} --reason ...`",
+                    r["id"], r["fork_block"], r["depth"], r["id"]
+                ));
+            }
         }
-        if let Some(c) = checks.first() {
+        if let Some(c) = view["custody_checks"].as_array().and_then(|c| c.first()) {
             lines.push(format!(
                 "custody at block {}: chain {} vs ledger {} micro-USDC: {}",
-                c.block_number,
-                c.chain_total,
-                c.ledger_total,
-                c.status.as_str()
+                c["block"], c["chain_total"].as_str().unwrap_or(""), c["ledger_total"], c["status"].as_str().unwrap_or("")
             ));
         }
         lines.join("\n")

@@ -264,3 +264,61 @@ fn operator_closures_reach_the_calendar() {
         .calendar()
         .is_session("2031-01-02".parse().unwrap()));
 }
+
+#[test]
+fn the_chain_watcher_needs_its_node_and_production_a_safe_one() {
+    let evm = |extra: &[(&'static str, &'static str)]| {
+        let mut all = vec![("DEPOSIT_SOURCE", "evm")];
+        all.extend_from_slice(extra);
+        Config::with(&all)
+    };
+    assert_eq!(evm(&[]).unwrap_err().variable, "EVM_RPC_URL");
+    assert_eq!(
+        evm(&[("EVM_RPC_URL", "http://127.0.0.1:8545")])
+            .unwrap_err()
+            .variable,
+        "EVM_CHAIN_ID"
+    );
+    assert_eq!(
+        evm(&[("EVM_RPC_URL", "ftp://node"), ("EVM_CHAIN_ID", "1")])
+            .unwrap_err()
+            .variable,
+        "EVM_RPC_URL"
+    );
+    let config = evm(&[
+        (
+            "EVM_RPC_URL",
+            "https://user:k3y8c1f@node.example/v3/k3y8c1f",
+        ),
+        ("EVM_CHAIN_ID", "1"),
+    ])
+    .unwrap();
+    assert_eq!(config.chain.deposit_source, DepositSource::Evm);
+    assert_eq!(config.chain.evm.log_range, 2_000);
+    // The URL may hold a key: shown as its scheme only.
+    assert_eq!(
+        setting(&config, "EVM_RPC_URL").value.as_deref(),
+        Some(format!("https:{REDACTED}").as_str())
+    );
+    assert!(!format!("{config:?}").contains("k3y8c1f"));
+
+    let production = |url: &'static str, allow: &'static str| {
+        Config::with(&[
+            ("UPDOWN_ENV", "production"),
+            ("ORACLE", "manual"),
+            ("DEPOSIT_SOURCE", "evm"),
+            ("EVM_CHAIN_ID", "1"),
+            ("EVM_RPC_URL", url),
+            ("EVM_ALLOW_INSECURE_RPC", allow),
+        ])
+        .map(|_| ())
+        .map_err(|e| e.variable)
+    };
+    assert_eq!(
+        production("http://node.example:8545", "off"),
+        Err("EVM_RPC_URL")
+    );
+    assert_eq!(production("http://node.example:8545", "1"), Ok(()));
+    assert_eq!(production("http://localhost:8545", "off"), Ok(()));
+    assert_eq!(production("https://node.example", "off"), Ok(()));
+}

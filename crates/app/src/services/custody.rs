@@ -170,6 +170,58 @@ impl App {
         Ok(reconciliation)
     }
 
+    /// The watcher's cursor, the node's head and the lag, the reorgs, the
+    /// last custody checks: what `updown chain status` and the operator
+    /// console show.
+    pub async fn chain_report(&self) -> AppResult<serde_json::Value> {
+        use crate::wire::instant;
+        let cursor = self.store.read_chain_cursor().await?;
+        let reorgs = self.store.reorgs(20).await?;
+        let head = match self.custody_rpc() {
+            Ok(rpc) => rpc.head().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let required = u64::from(self.config.chain.min_confirmations.max(1));
+        let next = cursor.as_ref().map(|c| c.next_block);
+        let lag = match (&head, next) {
+            (Ok(head), Some(next)) => {
+                Some(((head + 1).saturating_sub(required) + 1).saturating_sub(next.max(0) as u64))
+            }
+            _ => None,
+        };
+        let checks = self.custody_checks(5).await?;
+        let watch = self.watch.as_ref().map(|w| w.status());
+        Ok(json!({
+            "deposit_source": format!("{:?}", self.config.chain.deposit_source).to_lowercase(),
+            "cursor": next,
+            "cursor_updated_at": cursor.as_ref().map(|c| instant(c.updated_at)),
+            "head": head.as_ref().ok(),
+            "head_error": head.as_ref().err(),
+            "lag": lag,
+            "min_confirmations": self.config.chain.min_confirmations,
+            "last_error": watch.as_ref().and_then(|w| w.last_error.clone()),
+            "consecutive_failures": watch.as_ref().map(|w| w.consecutive_failures),
+            "reorgs": reorgs.iter().map(|r| json!({
+                "id": r.id,
+                "detected_at": instant(r.detected_at),
+                "fork_block": r.fork_block,
+                "depth": r.depth,
+                "affected": r.affected.lines().collect::<Vec<_>>(),
+                "acked_at": r.acked_at.map(instant),
+                "acked_by": r.acked_by,
+                "ack_reason": r.ack_reason,
+            })).collect::<Vec<_>>(),
+            "custody_checks": checks.iter().map(|c| json!({
+                "checked_at": instant(c.checked_at),
+                "block": c.block_number,
+                "addresses": c.addresses,
+                "chain_total": c.chain_total,
+                "ledger_total": c.ledger_total,
+                "status": c.status.as_str(),
+            })).collect::<Vec<_>>(),
+        }))
+    }
+
     /// The last custody checks, newest first.
     pub async fn custody_checks(&self, limit: i64) -> AppResult<Vec<CustodyCheck>> {
         Ok(self.store.custody_checks(limit.clamp(1, 100)).await?)

@@ -66,6 +66,30 @@ async function withdrawalStep(id, name) {
   }
 }
 
+/** The deposit watcher, reorgs waiting for acknowledgement, custody. */
+async function refreshChain() {
+  const chain = await admin("GET", "/admin/chain");
+  const lines = [];
+  if (chain.deposit_source !== "evm" && chain.cursor === null) {
+    lines.push(el("li", {}, "deposits by webhook only (DEPOSIT_SOURCE=webhook)"));
+  } else {
+    lines.push(el("li", {}, `watcher at block ${chain.cursor ?? "-"}, head ${chain.head ?? "unknown"}, `
+      + `${chain.lag ?? "?"} confirmed blocks behind`));
+  }
+  if (chain.last_error) lines.push(el("li", { class: "DOWN" }, `node failing: ${chain.last_error}`));
+  for (const r of chain.reorgs.filter((r) => !r.acked_at)) {
+    lines.push(el("li", { class: "DOWN" }, `HALTED: reorg ${r.id} from block ${r.fork_block} (depth ${r.depth}); `
+      + `${r.affected.length} credits affected; acknowledge with updown chain ack-reorg --id ${r.id}`));
+  }
+  const check = chain.custody_checks[0];
+  if (check) {
+    lines.push(el("li", { class: check.status === "shortfall" ? "DOWN" : "" },
+      `custody at block ${check.block}: chain ${formatUsdc(Number(check.chain_total))} vs ledger `
+      + `${formatUsdc(check.ledger_total)}: ${check.status}`));
+  }
+  $("chain").replaceChildren(...lines);
+}
+
 async function refreshUsers() {
   const users = await admin("GET", "/admin/users?limit=200");
   $("users").replaceChildren(...users.map((u) =>
@@ -100,7 +124,7 @@ async function everything() {
   await Promise.all([refreshRounds(), refreshTvl()]);
   if (!signedIn) return;
   try {
-    await Promise.all([refreshWithdrawals(), refreshUsers(), runVerify()]);
+    await Promise.all([refreshWithdrawals(), refreshUsers(), refreshChain(), runVerify()]);
   } catch (error) {
     if (error.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);

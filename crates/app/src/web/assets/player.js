@@ -103,6 +103,21 @@ async function refreshWallet() {
   $("deposit-qr").src = `/qr.svg?text=${encodeURIComponent(wallet.address)}`;
 }
 
+/** Deposits seen on the chain (with their confirmations) and credited. */
+async function refreshDeposits() {
+  if (!state.me) return;
+  const deposits = await api("GET", "/me/deposits?limit=5");
+  const rows = [
+    ...deposits.pending.map((d) => el("tr", {},
+      el("td", { class: "num" }, formatUsdc(d.amount)),
+      el("td", {}, `pending: ${d.confirmations} of ${deposits.required_confirmations} confirmations`))),
+    ...deposits.credited.map((d) => el("tr", {},
+      el("td", { class: "num" }, formatUsdc(d.amount)),
+      el("td", {}, "credited"))),
+  ];
+  $("deposits").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 2, class: "note" }, "none yet"))]));
+}
+
 async function refreshWithdrawals() {
   if (!state.me) return;
   const withdrawals = await api("GET", "/me/withdrawals");
@@ -266,7 +281,7 @@ async function everything() {
   // The stream carries the user's own events only when opened signed in.
   if (state.connect && (!state.source || before !== !!state.me)) state.connect();
   await refreshRound();
-  await Promise.all([refreshMyBets(), refreshWallet(), refreshWithdrawals(), refreshKeys(), refreshHistory()]);
+  await Promise.all([refreshMyBets(), refreshWallet(), refreshDeposits(), refreshWithdrawals(), refreshKeys(), refreshHistory()]);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -276,7 +291,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (type === "resync") return everything();
     if (["round_opened", "bet_placed", "bet_cancelled", "round_locked"].includes(type)) roundChanged();
     if (["round_settled", "round_voided"].includes(type)) { roundChanged(); settled(); }
-    if (type === "deposit_credited") refreshMe();
+    if (type === "deposit_credited") Promise.all([refreshMe(), refreshDeposits()]);
     if (type === "withdrawal_updated") Promise.all([refreshMe(), refreshWithdrawals()]);
   };
   state.connect = () => {
