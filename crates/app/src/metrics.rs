@@ -84,6 +84,47 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by method and route"
     );
+    describe_gauge!("updown_chain_head", "The EVM node's latest block");
+    describe_gauge!(
+        "updown_chain_cursor",
+        "The first block the deposit watcher has not scanned"
+    );
+    describe_gauge!(
+        "updown_chain_lag_blocks",
+        "Confirmed blocks the deposit watcher has not scanned yet"
+    );
+    describe_gauge!(
+        "updown_chain_halted",
+        "1 while a reorg deeper than MIN_CONFIRMATIONS waits for acknowledgement"
+    );
+    describe_counter!(
+        "updown_chain_rpc_errors_total",
+        "Failed calls to the EVM node, by kind"
+    );
+    describe_counter!(
+        "updown_chain_deposits_credited_total",
+        "Deposits the chain watcher credited"
+    );
+    describe_counter!(
+        "updown_chain_refused_transfers_total",
+        "Transfers to deposit addresses not credited, by reason"
+    );
+    describe_counter!(
+        "updown_chain_reorgs_total",
+        "Reorgs deeper than MIN_CONFIRMATIONS detected"
+    );
+    describe_gauge!(
+        "updown_custody_chain_micro_usdc",
+        "The deposit token held on the chain (hot wallet and deposit addresses) at the last reconciliation"
+    );
+    describe_gauge!(
+        "updown_custody_ledger_micro_usdc",
+        "The ledger's custody at the last reconciliation"
+    );
+    describe_gauge!(
+        "updown_custody_shortfall_micro_usdc",
+        "How much less the chain held than the ledger owes at the last reconciliation (0: none)"
+    );
 }
 
 /// The Prometheus text, with database-backed gauges refreshed now.

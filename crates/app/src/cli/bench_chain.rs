@@ -105,6 +105,9 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
             if (i + 1) % args.per_block == 0 {
                 rpc.dev_call("anvil_mine", json!(["0x1"])).await?;
             }
+            if (i + 1) % 1_000 == 0 {
+                eprintln!("  {} minted", i + 1);
+            }
         }
         rpc.dev_call("anvil_mine", json!(["0x1"])).await?;
         Ok::<(), EvmError>(())
