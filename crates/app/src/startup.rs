@@ -96,12 +96,7 @@ fn chain_watch(config: &Config) -> Option<ChainWatch> {
     let (Some(url), Some(chain_id)) = (&evm.rpc_url, evm.chain_id) else {
         unreachable!("checked with the configuration");
     };
-    let token = config
-        .chain
-        .deposit_token
-        .to_checksum()
-        .parse()
-        .expect("an address parsed with the configuration");
+    let token = crate::chain::evm::evm_address(&config.chain.deposit_token);
     match EvmRpc::connect(url.expose(), evm.rpc_timeout) {
         Ok(rpc) => Some(ChainWatch::new(rpc, token, chain_id, evm.log_range)),
         Err(e) => {

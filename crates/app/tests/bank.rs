@@ -26,6 +26,9 @@ mod checks;
 mod cluster;
 #[path = "bank/journal.rs"]
 mod journal;
+#[path = "support/process.rs"]
+#[allow(dead_code)]
+mod process;
 #[path = "bank/report.rs"]
 mod report;
 #[path = "bank/serve.rs"]
@@ -189,7 +192,7 @@ impl Load {
 /// The cluster, the round, two serves and the funded players.
 async fn setup(cluster: &Cluster, serves: &Mutex<Vec<Serve>>, logs: &std::path::Path) -> Load {
     let env = serve_env(&cluster.url(), MORNING);
-    let opened = serve::command(&env)
+    let opened = process::updown(&env)
         .args(["open-round", "--json"])
         .output()
         .unwrap();
@@ -369,7 +372,7 @@ async fn retry(load: &Load, request: &Request, deadline: Instant) -> (Outcome, u
 /// and reports OK.
 fn verify(database_url: &str) -> Option<String> {
     let env = [("DATABASE_URL".to_string(), database_url.to_string())];
-    let output = serve::command(&env)
+    let output = process::updown(&env)
         .args(["verify", "--json"])
         .output()
         .unwrap();

@@ -546,6 +546,36 @@ async fn serve_killed_just_before_and_just_after_a_credit_commits_credits_it_onc
     assert_eq!(balance(&app, user).await, usdc(10));
     let report = app.verify().await.unwrap();
     assert!(report.ok(), "{:?}", report.failures());
+
+    // What an operator reads from the CLI agrees.
+    let settings = watching(&anvil.url, token);
+    let mut env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("DATABASE_URL", &db_url));
+    let cli = |args: &[&str]| support::process::updown(&env).args(args).output().unwrap();
+    let status = cli(&["chain", "status", "--json"]);
+    assert!(status.status.success(), "{status:?}");
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["cursor"].as_i64().unwrap() > 0, "{status}");
+    assert_eq!(status["lag"], 0, "{status}");
+    let text = String::from_utf8(cli(&["chain", "status"]).stdout).unwrap();
+    assert!(text.contains("lag: 0 confirmed blocks"), "{text}");
+    let polled = cli(&["chain", "watch", "--json"]);
+    assert!(polled.status.success(), "{polled:?}");
+    let polled: Value = serde_json::from_slice(&polled.stdout).unwrap();
+    assert_eq!(polled["credited"], 0, "nothing credited twice: {polled}");
+    let reconciled = cli(&["reconcile", "--json"]);
+    assert!(reconciled.status.success(), "{reconciled:?}");
+    let reconciled: Value = serde_json::from_slice(&reconciled.stdout).unwrap();
+    assert_eq!(reconciled["status"], "equal", "{reconciled}");
+    assert_eq!(reconciled["ledger_total"], 10_000_000);
+    let text = String::from_utf8(cli(&["reconcile"]).stdout).unwrap();
+    assert!(text.contains(": equal ("), "{text}");
+    let unknown = cli(&["chain", "ack-reorg", "--id", "77", "--reason", "checked"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("77"),
+        "{unknown:?}"
+    );
     let _ = std::fs::remove_dir_all(&folder);
 }
 

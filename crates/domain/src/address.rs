@@ -42,6 +42,10 @@ impl Address {
         Address(bytes)
     }
 
+    pub fn to_bytes(&self) -> [u8; 20] {
+        self.0
+    }
+
     /// The EIP-55 checksummed form.
     pub fn to_checksum(&self) -> String {
         let lower = hex::encode(self.0);

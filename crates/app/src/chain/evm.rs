@@ -91,6 +91,24 @@ impl EvmError {
 
 pub type EvmResult<T> = Result<T, EvmError>;
 
+/// Counted once per failed call, by kind; a node that refuses (a wrong
+/// chain, a call it will never take) is the caller's to mend, the rest
+/// may pass.
+impl From<EvmError> for crate::error::AppError {
+    fn from(e: EvmError) -> Self {
+        metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str()).increment(1);
+        match e.kind {
+            RpcErrorKind::Refused => crate::error::AppError::Invalid(e.to_string()),
+            _ => crate::error::AppError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// The same address, as alloy spells it.
+pub fn evm_address(address: &updown_domain::address::Address) -> Address {
+    Address::from(address.to_bytes())
+}
+
 /// Words in a node's error message that mean "ask for fewer blocks"
 /// (geth, Erigon, Alchemy, Infura, QuickNode, Ankr phrase it differently).
 const RANGE_WORDS: [&str; 7] = [

@@ -34,10 +34,6 @@ pub struct ChainArgs {
     pub topic_chunk: u32,
 }
 
-fn node_error(e: EvmError) -> AppError {
-    AppError::Unavailable(e.to_string())
-}
-
 pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
     let evm = &config.chain.evm;
     let url = evm
@@ -50,10 +46,10 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
         })?
         .expose()
         .to_string();
-    let rpc = EvmRpc::connect(&url, evm.rpc_timeout).map_err(node_error)?;
-    let chain_id = rpc.chain_id().await.map_err(node_error)?;
-    let start_block = rpc.head().await.map_err(node_error)?;
-    let token = rpc.deploy_dev_token().await.map_err(node_error)?;
+    let rpc = EvmRpc::connect(&url, evm.rpc_timeout)?;
+    let chain_id = rpc.chain_id().await?;
+    let start_block = rpc.head().await?;
+    let token = rpc.deploy_dev_token().await?;
     let db = fresh_database(args.backend, &args.url, 16).await;
     let settings = [
         ("DEPOSIT_SOURCE", "evm".to_string()),
@@ -93,10 +89,10 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
         "minting {} transfers, {} a block...",
         args.transfers, args.per_block
     );
-    let from = rpc.dev_account().await.map_err(node_error)?;
+    let from = rpc.dev_account().await?;
     rpc.dev_call("evm_setAutomine", json!([false]))
         .await
-        .map_err(node_error)?;
+        ?;
     let minted = async {
         for i in 0..args.transfers {
             let to = addresses[i as usize % addresses.len()];
@@ -115,16 +111,16 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
     .await;
     rpc.dev_call("evm_setAutomine", json!([true]))
         .await
-        .map_err(node_error)?;
-    minted.map_err(node_error)?;
-    let head = rpc.head().await.map_err(node_error)?;
+        ?;
+    minted?;
+    let head = rpc.head().await?;
     if head < start_block + args.blocks {
         let more = start_block + args.blocks - head;
         rpc.dev_call("anvil_mine", json!([format!("{more:#x}")]))
             .await
-            .map_err(node_error)?;
+            ?;
     }
-    let head = rpc.head().await.map_err(node_error)?;
+    let head = rpc.head().await?;
     let blocks = head - start_block + 1;
 
     eprintln!("the watcher catches up over {blocks} blocks...");
@@ -171,7 +167,7 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
     let mut at = start_block;
     while at <= head {
         let to = (at + evm.log_range - 1).min(head);
-        let transfers = rpc.transfers(token, at, to).await.map_err(node_error)?;
+        let transfers = rpc.transfers(token, at, to).await?;
         matched += transfers.iter().filter(|t| lookup.contains(&t.to)).count();
         at = to + 1;
     }
@@ -186,7 +182,7 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
             by_topic += rpc
                 .count_transfers_to(token, chunk, at, to)
                 .await
-                .map_err(node_error)?;
+                ?;
             topic_calls += 1;
         }
         at = to + 1;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::args::ChainCommand;
 use super::output::Printer;
-use crate::chain::evm::{EvmError, EvmRpc, RpcErrorKind};
+use crate::chain::evm::{evm_address, EvmRpc};
 use crate::error::{AppError, AppResult};
 use crate::services::App;
 
@@ -50,22 +50,11 @@ fn node(app: &App) -> AppResult<EvmRpc> {
         .rpc_url
         .as_ref()
         .ok_or_else(|| AppError::Invalid("set EVM_RPC_URL to the node's JSON-RPC URL".into()))?;
-    EvmRpc::connect(url.expose(), evm.rpc_timeout).map_err(node_error)
+    Ok(EvmRpc::connect(url.expose(), evm.rpc_timeout)?)
 }
 
-fn node_error(e: EvmError) -> AppError {
-    match e.kind {
-        RpcErrorKind::Refused => AppError::Invalid(e.to_string()),
-        _ => AppError::Unavailable(e.to_string()),
-    }
-}
-
-fn address(text: &str, what: &str) -> AppResult<Address> {
-    let checked = crate::services::parse_address(text)?;
-    checked
-        .to_checksum()
-        .parse()
-        .map_err(|e| AppError::Invalid(format!("{what}: {e}")))
+fn address(text: &str) -> AppResult<Address> {
+    Ok(evm_address(&crate::services::parse_address(text)?))
 }
 
 async fn dev_token(
@@ -76,15 +65,15 @@ async fn dev_token(
 ) -> AppResult<i32> {
     let rpc = node(app)?;
     let token = match token {
-        Some(text) => address(&text, "--token")?,
-        None => rpc.deploy_dev_token().await.map_err(node_error)?,
+        Some(text) => address(&text)?,
+        None => rpc.deploy_dev_token().await?,
     };
     let mut view = json!({ "address": token.to_checksum(None) });
     if let Some((to, amount)) = &mint {
-        let to = address(to, "--mint-to")?;
+        let to = address(to)?;
         rpc.mint(token, to, U256::from(amount.get() as u64))
             .await
-            .map_err(node_error)?;
+            ?;
         view["minted"] = json!({ "to": to.to_checksum(None), "amount": amount.get() });
     }
     out.print(&view, || match &mint {

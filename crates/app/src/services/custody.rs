@@ -17,7 +17,7 @@ use updown_domain::ids::UserId;
 use updown_store::{CustodyCheck, CustodyStatus};
 
 use super::App;
-use crate::chain::evm::{EvmError, EvmRpc};
+use crate::chain::evm::{evm_address, EvmRpc};
 use crate::error::{AppError, AppResult};
 use crate::events::EventKind;
 
@@ -56,22 +56,11 @@ impl App {
     /// Reads every balance at one block and compares; records the check.
     pub async fn reconcile(&self) -> AppResult<Reconciliation> {
         let rpc = self.custody_rpc()?;
-        let unavailable = |e: EvmError| {
-            metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str())
-                .increment(1);
-            AppError::Unavailable(e.to_string())
-        };
-        let token: Address = self
-            .config
-            .chain
-            .deposit_token
-            .to_checksum()
-            .parse()
-            .map_err(|e| AppError::Invalid(format!("DEPOSIT_TOKEN: {e}")))?;
+        let token = evm_address(&self.config.chain.deposit_token);
         let block = match (&self.watch, self.store.read_chain_cursor().await?) {
             (Some(_), Some(cursor)) if cursor.next_block > 0 => (cursor.next_block - 1) as u64,
             _ => {
-                let head = rpc.head().await.map_err(unavailable)?;
+                let head = rpc.head().await?;
                 head.saturating_sub(u64::from(
                     self.config.chain.min_confirmations.saturating_sub(1),
                 ))
@@ -79,11 +68,7 @@ impl App {
         };
         let mut owners: Vec<Address> = Vec::new();
         if let Some(hot) = &self.config.chain.evm.hot_wallet {
-            owners.push(
-                hot.to_checksum()
-                    .parse()
-                    .map_err(|e| AppError::Invalid(format!("HOT_WALLET_ADDRESS: {e}")))?,
-            );
+            owners.push(evm_address(hot));
         }
         let mut after: Option<UserId> = None;
         loop {
@@ -101,7 +86,7 @@ impl App {
         let balances = rpc
             .balances(token, &owners, block)
             .await
-            .map_err(unavailable)?;
+            ?;
         let chain_total = balances
             .iter()
             .fold(U256::ZERO, |sum, b| sum.saturating_add(*b));
@@ -184,9 +169,7 @@ impl App {
         let required = u64::from(self.config.chain.min_confirmations.max(1));
         let next = cursor.as_ref().map(|c| c.next_block);
         let lag = match (&head, next) {
-            (Ok(head), Some(next)) => {
-                Some(((head + 1).saturating_sub(required) + 1).saturating_sub(next.max(0) as u64))
-            }
+            (Ok(head), Some(next)) => Some(super::watcher::confirmed_lag(*head, required, next)),
             _ => None,
         };
         let checks = self.custody_checks(5).await?;

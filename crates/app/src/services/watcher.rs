@@ -128,9 +128,12 @@ impl ChainWatch {
     }
 }
 
-fn chain_error(e: EvmError) -> AppError {
-    metrics::counter!("updown_chain_rpc_errors_total", "kind" => e.kind.as_str()).increment(1);
-    AppError::Unavailable(e.to_string())
+/// Confirmed blocks (those with `required` confirmations at `head`) not
+/// scanned yet when the next to scan is `next_block`.
+pub(crate) fn confirmed_lag(head: u64, required: u64, next_block: i64) -> u64 {
+    (head + 2)
+        .saturating_sub(required.max(1))
+        .saturating_sub(u64::try_from(next_block).unwrap_or(0))
 }
 
 impl App {
@@ -209,7 +212,7 @@ impl App {
 
     async fn watch_holding_lease(&self, watch: &ChainWatch) -> AppResult<WatchTick> {
         let mut tick = WatchTick::default();
-        watch.verify_chain().await.map_err(chain_error)?;
+        watch.verify_chain().await?;
         let start = i64::try_from(self.config.chain.evm.start_block).unwrap_or(i64::MAX);
         let token = token_text(&watch.token);
         let chain_id = i64::try_from(watch.chain_id).unwrap_or(i64::MAX);
@@ -218,7 +221,7 @@ impl App {
             .chain_cursor(chain_id, &token, start, self.clock.now())
             .await?
             .next_block;
-        let head = watch.rpc.head().await.map_err(chain_error)?;
+        let head = watch.rpc.head().await?;
         metrics::gauge!("updown_chain_head").set(head as f64);
         watch.update(|s| {
             s.head = Some(head);
@@ -226,7 +229,7 @@ impl App {
         });
         let cursor_block = u64::try_from(cursor).unwrap_or(0);
         if head.saturating_add(1) < cursor_block {
-            return Err(chain_error(EvmError::new(
+            return Err(AppError::from(EvmError::new(
                 RpcErrorKind::Inconsistent,
                 format!(
                     "the node's head {head} is behind block {} already scanned: a lagging or different node",
@@ -261,7 +264,7 @@ impl App {
                     tracing::warn!(range, "the node refused the log range as too big; halved");
                     continue;
                 }
-                other => other.map_err(chain_error)?,
+                other => other?,
             };
             let (credited, already) = self.scan_range(watch, from, to, window, transfers).await?;
             tick.credited += credited;
@@ -269,9 +272,7 @@ impl App {
             cursor = i64::try_from(to + 1).unwrap_or(i64::MAX);
             watch.update(|s| s.cursor = Some(cursor));
         }
-        let lag = target.map_or(0, |t| {
-            (t + 1).saturating_sub(u64::try_from(cursor).unwrap_or(0))
-        });
+        let lag = confirmed_lag(head, required, cursor);
         metrics::gauge!("updown_chain_cursor").set(cursor as f64);
         metrics::gauge!("updown_chain_lag_blocks").set(lag as f64);
         watch.update(|s| s.lag = Some(lag));
@@ -299,12 +300,12 @@ impl App {
             return Ok(None);
         };
         let number = u64::try_from(top.number).unwrap_or(0);
-        let now_top = watch.rpc.block(number).await.map_err(chain_error)?;
+        let now_top = watch.rpc.block(number).await?;
         match now_top {
             Some(block) if hash_text(&block.hash) == top.hash => return Ok(None),
             Some(_) => {}
             None => {
-                return Err(chain_error(EvmError::new(
+                return Err(AppError::from(EvmError::new(
                     RpcErrorKind::Inconsistent,
                     format!("the node has no block {number}, which was scanned: a lagging node"),
                 )))
@@ -315,7 +316,7 @@ impl App {
             .rev()
             .map(|b| u64::try_from(b.number).unwrap_or(0))
             .collect();
-        let now = watch.rpc.blocks(&numbers).await.map_err(chain_error)?;
+        let now = watch.rpc.blocks(&numbers).await?;
         let (kept_block, node_block) = kept
             .iter()
             .rev()
@@ -364,7 +365,7 @@ impl App {
     ) -> AppResult<(usize, usize)> {
         let kept_from = (to + 1).saturating_sub(window).max(from);
         let numbers: Vec<u64> = (kept_from..=to).collect();
-        let blocks = watch.rpc.blocks(&numbers).await.map_err(chain_error)?;
+        let blocks = watch.rpc.blocks(&numbers).await?;
         self.check_consistent(&blocks, &transfers, from).await?;
         let credits = self.credits_of(&transfers).await?;
         let production = self.config.production;
@@ -424,7 +425,7 @@ impl App {
         from: u64,
     ) -> AppResult<()> {
         let inconsistent =
-            |why: String| chain_error(EvmError::new(RpcErrorKind::Inconsistent, why));
+            |why: String| AppError::from(EvmError::new(RpcErrorKind::Inconsistent, why));
         for pair in blocks.windows(2) {
             if pair[1].parent_hash != pair[0].hash {
                 return Err(inconsistent(format!(
@@ -518,7 +519,7 @@ impl App {
                 .rpc
                 .transfers(watch.token, from, head)
                 .await
-                .map_err(chain_error)?
+                ?
         } else {
             Vec::new()
         };

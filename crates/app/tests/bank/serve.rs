@@ -3,13 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
+use super::process::updown as command;
 use super::journal::Rng;
 
 /// Longest a serve may take to listen after PostgreSQL is back.
@@ -236,16 +237,4 @@ impl Drop for Logs {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-}
-
-/// A command line for `updown` with only `env` (and PATH).
-pub fn command(env: &[(String, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
 }

@@ -8,12 +8,21 @@ use std::time::Duration;
 /// The admin token the started processes use.
 pub const ADMIN: &str = "admin-token-for-instances-0123";
 
-/// `updown` with only the given environment (nothing inherited but PATH).
-pub fn updown(env: &[(&str, &str)]) -> Command {
+/// What a started process inherits: the search path, and where a
+/// coverage run (`cargo tarpaulin --engine llvm`) wants its profile, so
+/// what child processes run is counted too.
+const INHERITED: [&str; 2] = ["PATH", "LLVM_PROFILE_FILE"];
+
+/// `updown` with only the given environment (nothing inherited but
+/// [`INHERITED`]).
+pub fn updown<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(env: &[(K, V)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.env_clear();
+    for name in INHERITED {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
     for (name, value) in env {
         command.env(name, value);
     }
