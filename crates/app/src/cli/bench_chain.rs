@@ -90,9 +90,7 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
         args.transfers, args.per_block
     );
     let from = rpc.dev_account().await?;
-    rpc.dev_call("evm_setAutomine", json!([false]))
-        .await
-        ?;
+    rpc.dev_call("evm_setAutomine", json!([false])).await?;
     let minted = async {
         for i in 0..args.transfers {
             let to = addresses[i as usize % addresses.len()];
@@ -109,16 +107,13 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
         Ok::<(), EvmError>(())
     }
     .await;
-    rpc.dev_call("evm_setAutomine", json!([true]))
-        .await
-        ?;
+    rpc.dev_call("evm_setAutomine", json!([true])).await?;
     minted?;
     let head = rpc.head().await?;
     if head < start_block + args.blocks {
         let more = start_block + args.blocks - head;
         rpc.dev_call("anvil_mine", json!([format!("{more:#x}")]))
-            .await
-            ?;
+            .await?;
     }
     let head = rpc.head().await?;
     let blocks = head - start_block + 1;
@@ -179,10 +174,7 @@ pub async fn chain(config: Config, args: ChainArgs) -> AppResult<Value> {
     while at <= head {
         let to = (at + evm.log_range - 1).min(head);
         for chunk in set.chunks(args.topic_chunk as usize) {
-            by_topic += rpc
-                .count_transfers_to(token, chunk, at, to)
-                .await
-                ?;
+            by_topic += rpc.count_transfers_to(token, chunk, at, to).await?;
             topic_calls += 1;
         }
         at = to + 1;

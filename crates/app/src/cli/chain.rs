@@ -71,9 +71,7 @@ async fn dev_token(
     let mut view = json!({ "address": token.to_checksum(None) });
     if let Some((to, amount)) = &mint {
         let to = address(to)?;
-        rpc.mint(token, to, U256::from(amount.get() as u64))
-            .await
-            ?;
+        rpc.mint(token, to, U256::from(amount.get() as u64)).await?;
         view["minted"] = json!({ "to": to.to_checksum(None), "amount": amount.get() });
     }
     out.print(&view, || match &mint {

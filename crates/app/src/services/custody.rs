@@ -83,10 +83,7 @@ impl App {
                 _ => break,
             }
         }
-        let balances = rpc
-            .balances(token, &owners, block)
-            .await
-            ?;
+        let balances = rpc.balances(token, &owners, block).await?;
         let chain_total = balances
             .iter()
             .fold(U256::ZERO, |sum, b| sum.saturating_add(*b));

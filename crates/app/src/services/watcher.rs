@@ -515,11 +515,7 @@ impl App {
     async fn record_pending(&self, watch: &ChainWatch, cursor: i64, head: u64) -> AppResult<usize> {
         let from = u64::try_from(cursor).unwrap_or(0);
         let transfers = if from <= head {
-            watch
-                .rpc
-                .transfers(watch.token, from, head)
-                .await
-                ?
+            watch.rpc.transfers(watch.token, from, head).await?
         } else {
             Vec::new()
         };

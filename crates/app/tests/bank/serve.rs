@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::process::updown as command;
 use super::journal::Rng;
+use super::process::updown as command;
 
 /// Longest a serve may take to listen after PostgreSQL is back.
 const START_WITHIN: Duration = Duration::from_secs(60);
