@@ -28,6 +28,7 @@ pub trait Store:
     UserStore
     + FundStore
     + ChainStore
+    + SendStore
     + RoundStore
     + BetStore
     + SettlementStore
@@ -46,6 +47,50 @@ pub trait Store:
     /// session advisory lock on a connection of its own (freed by the
     /// server if this process dies). SQLite: always granted.
     async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>>;
+}
+
+/// The function that signs a transaction for a nonce, called inside the
+/// store's transaction.
+pub type SignWith<'a> = &'a (dyn Fn(i64) -> Result<SignedTx, String> + Send + Sync);
+
+/// The hot wallet's sending: nonces from the database, each signed
+/// transaction stored before it is broadcast.
+#[async_trait]
+pub trait SendStore: Send + Sync {
+    /// One transaction: withdrawal `id` (SUBMITTING, claimed) takes the
+    /// next nonce of `sender` (`first_nonce` when the sender has none
+    /// yet), `sign` signs for it, and the signed transaction is stored as
+    /// the withdrawal becomes SUBMITTED with its hash. Nothing of it stays
+    /// if any step fails; a conflict if the withdrawal is not SUBMITTING.
+    async fn submit_signed(
+        &self,
+        id: WithdrawalId,
+        sender: &Sender,
+        first_nonce: i64,
+        sign: SignWith<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Withdrawal, ChainSend)>;
+    /// Stores a replacement of `previous` (its nonce, higher fees),
+    /// signed by `sign` for that nonce; a conflict unless every send of
+    /// that nonce is still `sent`.
+    async fn replace_send(
+        &self,
+        previous: &ChainSend,
+        sign: SignWith<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ChainSend>;
+    /// When a send was last handed to the node.
+    async fn mark_broadcast(&self, send_id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// A withdrawal's sends, oldest first.
+    async fn sends_of(&self, id: WithdrawalId) -> StoreResult<Vec<ChainSend>>;
+    /// The sends of many withdrawals, by withdrawal then oldest first.
+    async fn sends_of_many(&self, ids: &[WithdrawalId]) -> StoreResult<Vec<ChainSend>>;
+    /// One transaction: the mined send recorded (mined or reverted), the
+    /// other sends of its nonce replaced, and its withdrawal CONFIRMED
+    /// with the mined hash, or FAILED and refunded with the reason.
+    async fn finish_send(&self, mined: &MinedSend) -> StoreResult<Withdrawal>;
+    /// The next nonce the database holds for `sender`, if it ever sent.
+    async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>>;
 }
 
 /// The chain watcher's state (deposits read from the chain itself) and

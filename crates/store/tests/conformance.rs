@@ -31,6 +31,7 @@ on_both_backends!(
     only_one_process_at_a_time_holds_the_scheduler_lease,
     concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept,
     the_chain_cursor_moves_only_with_its_credits_and_halts_on_a_reorg,
+    a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all,
 );
 
 fn m(v: i64) -> Micros {
@@ -1326,5 +1327,148 @@ async fn the_chain_cursor_moves_only_with_its_credits_and_halts_on_a_reorg(engin
         .await
         .unwrap();
     assert_eq!(store.custody_checks(5).await.unwrap(), vec![check]);
+    assert_verified(&store).await;
+}
+
+/// A fake signature: the hash names the nonce and a tag.
+fn signer(tag: &'static str) -> impl Fn(i64) -> Result<SignedTx, String> + Send + Sync {
+    move |nonce| {
+        Ok(SignedTx {
+            tx_hash: format!("0x{tag}{nonce:0>width$}", width = 64 - tag.len()),
+            raw_tx: format!("0x02{tag}{nonce}"),
+            max_fee_per_gas: "2000000000".into(),
+            max_priority_fee_per_gas: "1000000000".into(),
+        })
+    }
+}
+
+async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let a = funded_user(&store, "sender", 1_000, now).await;
+    let mut ids = Vec::new();
+    for amount in [100, 200, 300] {
+        let w = store
+            .request_withdrawal(&NewWithdrawal {
+                user: a,
+                amount: m(amount),
+                address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
+                now,
+                cap: None,
+                key: None,
+            })
+            .await
+            .unwrap();
+        ids.push(w.id);
+    }
+    let hot = Sender {
+        chain_id: 31337,
+        address: format!("0x{}", "42".repeat(20)),
+    };
+    assert_eq!(store.next_nonce(&hot).await.unwrap(), None);
+    // Not claimed: not the sender's to sign.
+    let refused = store
+        .submit_signed(ids[0], &hot, 7, &signer("a"), now)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.next_nonce(&hot).await.unwrap(), None);
+    for id in &ids {
+        store
+            .change_withdrawal(*id, &WithdrawalChange::Claim, now, None)
+            .await
+            .unwrap();
+    }
+    // The first send starts from the node's count; the next follow it.
+    let (w0, s0) = store
+        .submit_signed(ids[0], &hot, 7, &signer("a"), now)
+        .await
+        .unwrap();
+    assert_eq!((s0.nonce, s0.state), (7, SendState::Sent));
+    assert_eq!(w0.status, WithdrawalStatus::Submitted);
+    assert_eq!(
+        w0.chain_tx_hash.as_deref(),
+        Some(s0.signed.tx_hash.as_str())
+    );
+    // A signer that fails leaves nothing: no nonce taken, still claimed.
+    let broken = |_: i64| -> Result<SignedTx, String> { Err("no key".into()) };
+    assert!(store
+        .submit_signed(ids[1], &hot, 0, &broken, now)
+        .await
+        .is_err());
+    assert_eq!(store.next_nonce(&hot).await.unwrap(), Some(8));
+    assert_eq!(
+        store.withdrawal(ids[1]).await.unwrap().status,
+        WithdrawalStatus::Submitting
+    );
+    let (_, s1) = store
+        .submit_signed(ids[1], &hot, 0, &signer("a"), now)
+        .await
+        .unwrap();
+    let (_, s2) = store
+        .submit_signed(ids[2], &hot, 0, &signer("a"), now)
+        .await
+        .unwrap();
+    assert_eq!((s1.nonce, s2.nonce), (8, 9));
+    // Signed once: a second signing of a SUBMITTED withdrawal is refused.
+    assert!(matches!(
+        store
+            .submit_signed(ids[0], &hot, 0, &signer("b"), now)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.mark_broadcast(s0.id, now).await.unwrap();
+
+    // A replacement keeps the nonce; the one mined wins, the other is
+    // recorded replaced, and the withdrawal carries the mined hash.
+    let r0 = store.replace_send(&s0, &signer("b"), now).await.unwrap();
+    assert_eq!((r0.nonce, r0.withdrawal), (7, ids[0]));
+    let done = store
+        .finish_send(&MinedSend {
+            send_id: r0.id,
+            block: 12,
+            block_hash: format!("0x{}", "12".repeat(32)),
+            success: true,
+            reason: None,
+            now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.status, WithdrawalStatus::Confirmed);
+    assert_eq!(
+        done.chain_tx_hash.as_deref(),
+        Some(r0.signed.tx_hash.as_str())
+    );
+    let sends = store.sends_of(ids[0]).await.unwrap();
+    let states: Vec<_> = sends.iter().map(|s| (s.id, s.state)).collect();
+    assert_eq!(
+        states,
+        vec![(s0.id, SendState::Replaced), (r0.id, SendState::Mined)]
+    );
+    assert!(sends[0].broadcast_at.is_some());
+    assert!(matches!(
+        store.replace_send(&s0, &signer("c"), now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Reverted: failed, refunded, with the reason.
+    let failed = store
+        .finish_send(&MinedSend {
+            send_id: s1.id,
+            block: 13,
+            block_hash: format!("0x{}", "13".repeat(32)),
+            success: false,
+            reason: Some("reverted: blocked".into()),
+            now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.status, WithdrawalStatus::Failed);
+    assert_eq!(failed.failure_reason.as_deref(), Some("reverted: blocked"));
+    let many = store.sends_of_many(&ids).await.unwrap();
+    assert_eq!(many.len(), 4);
+    assert_eq!(store.balance(a).await.unwrap(), m(1_000 - 100 - 300));
     assert_verified(&store).await;
 }

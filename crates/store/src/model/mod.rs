@@ -1,9 +1,11 @@
 //! The records the store accepts and returns, in domain types.
 
 mod chain;
+mod sending;
 mod withdrawals;
 
 pub use chain::*;
+pub use sending::*;
 pub use withdrawals::*;
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use updown_domain::ids::{UserId, WithdrawalId};
 use updown_domain::ledger::Posting;
 
-use super::db::query;
+use super::db::{query, Tx};
 use super::keys::{check_key, keep};
 use super::ledger::{credit, invalid, write_posting, TxMeta};
 use super::rows::{micros, WITHDRAWAL_COLUMNS};
@@ -212,59 +212,77 @@ impl FundStore for SqlStore {
     ) -> StoreResult<Withdrawal> {
         let mut tx = self.write().begin().await?;
         check_key(&mut tx, key).await?;
-        // A no-op update takes the row lock on both engines: the step is
-        // decided on the status as it stands, not as a caller read it.
-        let sql = format!(
-            "UPDATE withdrawals SET updated_at = updated_at WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
-        );
-        let current: Withdrawal = query(&sql)
-            .bind(id.0)
-            .fetch_record(&mut tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("withdrawal {id}")))?;
-        change.check(&current).map_err(StoreError::Conflict)?;
-        let posting = match change {
-            WithdrawalChange::Claim | WithdrawalChange::Submit { .. } => None,
-            WithdrawalChange::Confirm { .. } => Some(Posting::withdrawal_confirm(current.amount)),
-            WithdrawalChange::Fail { .. } => {
-                Some(Posting::withdrawal_fail(current.user, current.amount))
-            }
-        };
-        if let Some(posting) = posting {
-            let meta = TxMeta {
-                user: Some(current.user),
-                reference: Some(format!("withdrawal:{id}")),
-                ..TxMeta::default()
-            };
-            write_posting(&mut tx, &posting.map_err(invalid)?, meta, now).await?;
-        }
-        let (hash, reason) = match change {
-            WithdrawalChange::Claim => (None, None),
-            WithdrawalChange::Submit { chain_tx_hash }
-            | WithdrawalChange::Confirm { chain_tx_hash } => (chain_tx_hash.clone(), None),
-            WithdrawalChange::Fail { reason, rejection } => {
-                let hash = match rejection {
-                    Some(ChainRejection::Operator { tx_hash }) => Some(tx_hash.clone()),
-                    _ => None,
-                };
-                (hash, Some(reason.clone()))
-            }
-        };
-        let sql = format!(
-            "UPDATE withdrawals SET status = $2, chain_tx_hash = COALESCE(chain_tx_hash, $3), \
-             failure_reason = $4, updated_at = $5 WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
-        );
-        let changed: Withdrawal = query(&sql)
-            .bind(id.0)
-            .bind(change.target().as_str())
-            .bind(hash)
-            .bind(reason)
-            .bind(now)
-            .fetch_one(&mut tx)
-            .await?
-            .record()?;
+        let changed = change_withdrawal_in(&mut tx, id, change, now).await?;
         keep(&mut tx, key, &changed).await?;
         tx.commit().await?;
         Ok(changed)
     }
+}
+
+/// Takes `change` for withdrawal `id` inside `tx`: the step decided on the
+/// row as it stands (locked), its posting written, the row updated.
+pub(crate) async fn change_withdrawal_in(
+    tx: &mut Tx<'_>,
+    id: WithdrawalId,
+    change: &WithdrawalChange,
+    now: DateTime<Utc>,
+) -> StoreResult<Withdrawal> {
+    // The step is decided on the status as it stands, not as a caller
+    // read it.
+    let current = lock_withdrawal(tx, id).await?;
+    change.check(&current).map_err(StoreError::Conflict)?;
+    let posting = match change {
+        WithdrawalChange::Claim | WithdrawalChange::Submit { .. } => None,
+        WithdrawalChange::Confirm { .. } => Some(Posting::withdrawal_confirm(current.amount)),
+        WithdrawalChange::Fail { .. } => {
+            Some(Posting::withdrawal_fail(current.user, current.amount))
+        }
+    };
+    if let Some(posting) = posting {
+        let meta = TxMeta {
+            user: Some(current.user),
+            reference: Some(format!("withdrawal:{id}")),
+            ..TxMeta::default()
+        };
+        write_posting(tx, &posting.map_err(invalid)?, meta, now).await?;
+    }
+    let (hash, reason) = match change {
+        WithdrawalChange::Claim => (None, None),
+        WithdrawalChange::Submit { chain_tx_hash }
+        | WithdrawalChange::Confirm { chain_tx_hash } => (chain_tx_hash.clone(), None),
+        WithdrawalChange::Fail { reason, rejection } => {
+            let hash = match rejection {
+                Some(ChainRejection::Operator { tx_hash }) => Some(tx_hash.clone()),
+                _ => None,
+            };
+            (hash, Some(reason.clone()))
+        }
+    };
+    let sql = format!(
+        "UPDATE withdrawals SET status = $2, chain_tx_hash = CASE WHEN $2 = 'CONFIRMED' \
+         THEN COALESCE($3, chain_tx_hash) ELSE COALESCE(chain_tx_hash, $3) END, failure_reason = $4, updated_at = $5 WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
+    );
+    let changed: Withdrawal = query(&sql)
+        .bind(id.0)
+        .bind(change.target().as_str())
+        .bind(hash)
+        .bind(reason)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .record()?;
+    Ok(changed)
+}
+
+/// Withdrawal `id` as it stands, its row locked until `tx` ends (a no-op
+/// update takes the row lock on both engines).
+pub(crate) async fn lock_withdrawal(tx: &mut Tx<'_>, id: WithdrawalId) -> StoreResult<Withdrawal> {
+    let sql = format!(
+        "UPDATE withdrawals SET updated_at = updated_at WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
+    );
+    query(&sql)
+        .bind(id.0)
+        .fetch_record(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("withdrawal {id}")))
 }

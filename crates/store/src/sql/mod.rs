@@ -22,6 +22,7 @@ mod postgres;
 mod reports;
 mod rounds;
 mod rows;
+mod sending;
 mod settlement;
 mod sqlite;
 mod users;

@@ -1,0 +1,35 @@
+-- The hot wallet's sending: its nonces and every transaction it signed.
+
+-- The next nonce of each sending address on each chain: the only source
+-- of nonces. Taken, with the signed transaction stored and the withdrawal
+-- recorded SUBMITTED, in one database transaction, before anything is
+-- broadcast.
+CREATE TABLE chain_nonces (
+    chain_id BIGINT NOT NULL,
+    sender TEXT NOT NULL,
+    next_nonce BIGINT NOT NULL CHECK (next_nonce >= 0),
+    PRIMARY KEY (chain_id, sender)
+);
+
+-- Every signed transaction, stored before its broadcast: a restart
+-- broadcasts the stored bytes again and never signs anew. A replacement
+-- (same nonce, higher fees) is a row of its own; once one of a nonce's
+-- transactions is mined, the others are 'replaced'.
+CREATE TABLE chain_sends (
+    id BIGSERIAL PRIMARY KEY,
+    chain_id BIGINT NOT NULL,
+    sender TEXT NOT NULL,
+    nonce BIGINT NOT NULL CHECK (nonce >= 0),
+    withdrawal_id BIGINT NOT NULL REFERENCES withdrawals (id),
+    tx_hash TEXT NOT NULL UNIQUE,
+    raw_tx TEXT NOT NULL,
+    max_fee_per_gas TEXT NOT NULL,
+    max_priority_fee_per_gas TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('sent', 'mined', 'reverted', 'replaced')),
+    signed_at TIMESTAMPTZ NOT NULL,
+    broadcast_at TIMESTAMPTZ,
+    mined_block BIGINT,
+    mined_block_hash TEXT
+);
+CREATE INDEX chain_sends_withdrawal ON chain_sends (withdrawal_id);
+CREATE INDEX chain_sends_nonce ON chain_sends (chain_id, sender, nonce);

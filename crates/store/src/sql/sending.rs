@@ -1,0 +1,282 @@
+//! The hot wallet's sending: the nonce taken, the transaction signed and
+//! stored, and the withdrawal recorded SUBMITTED, all in one database
+//! transaction before anything is broadcast; the mined send and its
+//! withdrawal's end in another.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use updown_domain::ids::WithdrawalId;
+
+use super::db::{query, Tx};
+use super::funds::{change_withdrawal_in, lock_withdrawal};
+use super::rows::corrupt;
+use super::SqlStore;
+use crate::model::*;
+use crate::{SendStore, SignWith, StoreError, StoreResult};
+
+/// Columns of a send, as [`ChainSendRow`] reads them.
+const SEND_COLUMNS: &str = "id, chain_id, sender, nonce, withdrawal_id, tx_hash, raw_tx, \
+    max_fee_per_gas, max_priority_fee_per_gas, state, signed_at, broadcast_at, mined_block, \
+    mined_block_hash";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChainSendRow {
+    id: i64,
+    chain_id: i64,
+    sender: String,
+    nonce: i64,
+    withdrawal_id: i64,
+    tx_hash: String,
+    raw_tx: String,
+    max_fee_per_gas: String,
+    max_priority_fee_per_gas: String,
+    state: String,
+    signed_at: DateTime<Utc>,
+    broadcast_at: Option<DateTime<Utc>>,
+    mined_block: Option<i64>,
+    mined_block_hash: Option<String>,
+}
+
+impl TryFrom<ChainSendRow> for ChainSend {
+    type Error = StoreError;
+
+    fn try_from(row: ChainSendRow) -> StoreResult<ChainSend> {
+        Ok(ChainSend {
+            id: row.id,
+            chain_id: row.chain_id,
+            sender: row.sender,
+            nonce: row.nonce,
+            withdrawal: WithdrawalId(row.withdrawal_id),
+            signed: SignedTx {
+                tx_hash: row.tx_hash,
+                raw_tx: row.raw_tx,
+                max_fee_per_gas: row.max_fee_per_gas,
+                max_priority_fee_per_gas: row.max_priority_fee_per_gas,
+            },
+            state: SendState::parse(&row.state).ok_or_else(|| corrupt("send state", &row.state))?,
+            signed_at: row.signed_at,
+            broadcast_at: row.broadcast_at,
+            mined_block: row.mined_block,
+            mined_block_hash: row.mined_block_hash,
+        })
+    }
+}
+
+impl super::db::Record for ChainSend {
+    type Row = ChainSendRow;
+}
+
+/// Signs with `sign` for `nonce`; a refusal to sign is the caller's error.
+fn signed(sign: SignWith<'_>, nonce: i64) -> StoreResult<SignedTx> {
+    sign(nonce).map_err(|why| StoreError::Other(anyhow::anyhow!("signing nonce {nonce}: {why}")))
+}
+
+async fn insert_send(
+    tx: &mut Tx<'_>,
+    sender: &Sender,
+    nonce: i64,
+    id: WithdrawalId,
+    signed: &SignedTx,
+    now: DateTime<Utc>,
+) -> StoreResult<ChainSend> {
+    let sql = format!(
+        "INSERT INTO chain_sends (chain_id, sender, nonce, withdrawal_id, tx_hash, raw_tx, \
+         max_fee_per_gas, max_priority_fee_per_gas, state, signed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9) RETURNING {SEND_COLUMNS}"
+    );
+    query(&sql)
+        .bind(sender.chain_id)
+        .bind(&sender.address)
+        .bind(nonce)
+        .bind(id.0)
+        .bind(&signed.tx_hash)
+        .bind(&signed.raw_tx)
+        .bind(&signed.max_fee_per_gas)
+        .bind(&signed.max_priority_fee_per_gas)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .record()
+}
+
+#[async_trait]
+impl SendStore for SqlStore {
+    async fn submit_signed(
+        &self,
+        id: WithdrawalId,
+        sender: &Sender,
+        first_nonce: i64,
+        sign: SignWith<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Withdrawal, ChainSend)> {
+        let mut tx = self.write().begin().await?;
+        // The withdrawal first (locked, and still SUBMITTING), then the
+        // nonce: taken and advanced by one statement, which holds its row
+        // until the commit.
+        let current = lock_withdrawal(&mut tx, id).await?;
+        if current.status != WithdrawalStatus::Submitting {
+            return Err(StoreError::Conflict(format!(
+                "withdrawal {id} is {}, not SUBMITTING: it is not this sender's to sign",
+                current.status.as_str()
+            )));
+        }
+        query(
+            "INSERT INTO chain_nonces (chain_id, sender, next_nonce) VALUES ($1, $2, $3) \
+             ON CONFLICT (chain_id, sender) DO NOTHING",
+        )
+        .bind(sender.chain_id)
+        .bind(&sender.address)
+        .bind(first_nonce)
+        .execute(&mut tx)
+        .await?;
+        let nonce: i64 = query(
+            "UPDATE chain_nonces SET next_nonce = next_nonce + 1 \
+             WHERE chain_id = $1 AND sender = $2 RETURNING next_nonce - 1",
+        )
+        .bind(sender.chain_id)
+        .bind(&sender.address)
+        .fetch_one(&mut tx)
+        .await?
+        .get_at(0)?;
+        let signed = signed(sign, nonce)?;
+        let send = insert_send(&mut tx, sender, nonce, id, &signed, now).await?;
+        let change = WithdrawalChange::Submit {
+            chain_tx_hash: Some(signed.tx_hash),
+        };
+        let withdrawal = change_withdrawal_in(&mut tx, id, &change, now).await?;
+        tx.commit().await?;
+        Ok((withdrawal, send))
+    }
+
+    async fn replace_send(
+        &self,
+        previous: &ChainSend,
+        sign: SignWith<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ChainSend> {
+        let mut tx = self.write().begin().await?;
+        let sql = format!(
+            "UPDATE chain_sends SET state = state WHERE chain_id = $1 AND sender = $2 AND nonce = $3 \
+             RETURNING {SEND_COLUMNS}"
+        );
+        let same_nonce: Vec<ChainSend> = query(&sql)
+            .bind(previous.chain_id)
+            .bind(&previous.sender)
+            .bind(previous.nonce)
+            .fetch_records(&mut tx)
+            .await?;
+        if let Some(done) = same_nonce.iter().find(|s| s.state != SendState::Sent) {
+            return Err(StoreError::Conflict(format!(
+                "nonce {} is settled ({} is {}): nothing to replace",
+                previous.nonce,
+                done.signed.tx_hash,
+                done.state.as_str()
+            )));
+        }
+        let signed = signed(sign, previous.nonce)?;
+        let sender = Sender {
+            chain_id: previous.chain_id,
+            address: previous.sender.clone(),
+        };
+        let send = insert_send(
+            &mut tx,
+            &sender,
+            previous.nonce,
+            previous.withdrawal,
+            &signed,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(send)
+    }
+
+    async fn mark_broadcast(&self, send_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        query("UPDATE chain_sends SET broadcast_at = $2 WHERE id = $1")
+            .bind(send_id)
+            .bind(now)
+            .execute(self.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn sends_of(&self, id: WithdrawalId) -> StoreResult<Vec<ChainSend>> {
+        self.sends_of_many(&[id]).await
+    }
+
+    async fn sends_of_many(&self, ids: &[WithdrawalId]) -> StoreResult<Vec<ChainSend>> {
+        let mut all = Vec::new();
+        for chunk in ids.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(|id| id.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "SELECT {SEND_COLUMNS} FROM chain_sends WHERE withdrawal_id IN ({list}) \
+                 ORDER BY withdrawal_id, id"
+            );
+            all.extend(query(&sql).fetch_records::<ChainSend>(self.read()).await?);
+        }
+        Ok(all)
+    }
+
+    async fn finish_send(&self, mined: &MinedSend) -> StoreResult<Withdrawal> {
+        let mut tx = self.write().begin().await?;
+        let sql = format!("SELECT {SEND_COLUMNS} FROM chain_sends WHERE id = $1");
+        let send: ChainSend = query(&sql)
+            .bind(mined.send_id)
+            .fetch_record(&mut tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("send {}", mined.send_id)))?;
+        let state = if mined.success {
+            SendState::Mined
+        } else {
+            SendState::Reverted
+        };
+        query(
+            "UPDATE chain_sends SET state = $2, mined_block = $3, mined_block_hash = $4 WHERE id = $1",
+        )
+        .bind(send.id)
+        .bind(state.as_str())
+        .bind(mined.block)
+        .bind(&mined.block_hash)
+        .execute(&mut tx)
+        .await?;
+        query(
+            "UPDATE chain_sends SET state = 'replaced' \
+             WHERE chain_id = $1 AND sender = $2 AND nonce = $3 AND id <> $4 AND state = 'sent'",
+        )
+        .bind(send.chain_id)
+        .bind(&send.sender)
+        .bind(send.nonce)
+        .bind(send.id)
+        .execute(&mut tx)
+        .await?;
+        let change = if mined.success {
+            WithdrawalChange::Confirm {
+                chain_tx_hash: Some(send.signed.tx_hash.clone()),
+            }
+        } else {
+            WithdrawalChange::Fail {
+                reason: mined
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("transaction {} reverted", send.signed.tx_hash)),
+                rejection: Some(ChainRejection::Sender),
+            }
+        };
+        let withdrawal = change_withdrawal_in(&mut tx, send.withdrawal, &change, mined.now).await?;
+        tx.commit().await?;
+        Ok(withdrawal)
+    }
+
+    async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>> {
+        let row = query("SELECT next_nonce FROM chain_nonces WHERE chain_id = $1 AND sender = $2")
+            .bind(sender.chain_id)
+            .bind(&sender.address)
+            .fetch_optional(self.read())
+            .await?;
+        row.map(|row| row.get_at(0)).transpose()
+    }
+}
