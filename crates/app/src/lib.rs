@@ -20,7 +20,8 @@
 //!   demo` (the whole story on a fresh database) and `updown bench`
 //!   (speed measured on a fresh database; `bench http` loads the real
 //!   `serve` with wrk).
-//! - [`secret`]: values kept out of logs and `Debug` output.
+//! - [`secret`]: values kept out of logs and `Debug` output; [`hot_key`]:
+//!   the hot wallet's key, read from its file.
 //! - [`telemetry`]: logging setup (JSON or human lines, written by a
 //!   thread of their own).
 //! - [`wire`]: the JSON contract, pure data: the shapes the API answers
@@ -34,6 +35,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod faults;
+pub mod hot_key;
 pub mod metrics;
 pub mod oracle;
 pub mod retry;

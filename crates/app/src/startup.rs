@@ -14,7 +14,7 @@ use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{ChainSenderKind, Config, DepositSource, OracleKind};
 use crate::events::EventBus;
 use crate::oracle::{CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle};
-use crate::services::{App, BetBatcher, ChainWatch, Ports};
+use crate::services::{App, BetBatcher, ChainWatch, EvmSender, Ports};
 
 /// Connects the database the configuration names, runs migrations, and
 /// builds the clock and oracle it asks for.
@@ -43,7 +43,7 @@ pub fn wire(
 ) -> App {
     let chain: Option<Arc<dyn ChainSender>> = match config.chain.sender {
         ChainSenderKind::Mock => Some(Arc::new(MockChain::default())),
-        ChainSenderKind::Manual => None,
+        ChainSenderKind::Manual | ChainSenderKind::Evm => None,
     };
     wire_with_chain(config, store, clock, oracle, chain)
 }
@@ -78,6 +78,7 @@ pub fn wire_with_chain(
         oracle,
         chain,
         watch: chain_watch(&config).map(Arc::new),
+        sender: evm_sender(&config).map(Arc::new),
         events,
         bets,
     };
@@ -101,6 +102,27 @@ fn chain_watch(config: &Config) -> Option<ChainWatch> {
         Ok(rpc) => Some(ChainWatch::new(rpc, token, chain_id, evm.log_range)),
         Err(e) => {
             tracing::error!(error = %e, "the chain watcher cannot start");
+            None
+        }
+    }
+}
+
+/// The hot wallet's sender, when CHAIN_SENDER=evm.
+fn evm_sender(config: &Config) -> Option<EvmSender> {
+    if config.chain.sender != ChainSenderKind::Evm {
+        return None;
+    }
+    let evm = &config.chain.evm;
+    let (Some(url), Some(chain_id), Some(key)) =
+        (&evm.rpc_url, evm.chain_id, &config.chain.sending.key)
+    else {
+        unreachable!("checked with the configuration");
+    };
+    let token = crate::chain::evm::evm_address(&config.chain.deposit_token);
+    match EvmRpc::connect(url.expose(), evm.rpc_timeout) {
+        Ok(rpc) => Some(EvmSender::new(rpc, key.clone(), token, chain_id)),
+        Err(e) => {
+            tracing::error!(error = %e, "the withdrawal sender cannot start");
             None
         }
     }

@@ -27,6 +27,13 @@ alloy::sol! {
     function mint(address to, uint256 amount) external;
 }
 
+alloy::sol! {
+    /// ERC-20's calls, for the hot wallet's transactions.
+    interface IERC20 {
+        function transfer(address to, uint256 amount) external returns (bool);
+    }
+}
+
 /// The dev token's creation bytecode (chain/artifacts/DevUSDC.bin, built
 /// by chain/build-token and checked against its source in CI).
 pub const DEV_TOKEN_BYTECODE: &str = include_str!("../../../../chain/artifacts/DevUSDC.bin");
@@ -179,6 +186,42 @@ pub struct TransferLog {
     pub log_index: u64,
     pub to: Address,
     pub value: U256,
+}
+
+/// Fees per gas, in wei.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fees {
+    pub base_fee: u128,
+    pub priority_fee: u128,
+}
+
+/// What the node said to a signed transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broadcast {
+    Accepted,
+    /// It holds it already.
+    Known,
+    /// Its nonce is used (by it, mined, or by another).
+    NonceUsed,
+}
+
+/// A mined transaction's receipt: where, and whether it succeeded.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    pub block_number: U64,
+    pub block_hash: B256,
+    pub status: U64,
+}
+
+impl Receipt {
+    pub fn block(&self) -> u64 {
+        self.block_number.to::<u64>()
+    }
+
+    pub fn success(&self) -> bool {
+        self.status == U64::from(1)
+    }
 }
 
 /// A connection to one node.
@@ -367,6 +410,134 @@ impl EvmRpc {
             })?);
         }
         Ok(balances)
+    }
+
+    /// How many transactions `address` has had mined (its next nonce as
+    /// the latest block sees it).
+    pub async fn mined_nonce(&self, address: Address) -> EvmResult<u64> {
+        self.provider
+            .raw_request::<_, U64>(
+                "eth_getTransactionCount".into(),
+                (address, BlockNumberOrTag::Latest),
+            )
+            .await
+            .map(|n| n.to::<u64>())
+            .map_err(classify)
+    }
+
+    /// `address`'s ETH, in wei, at the latest block.
+    pub async fn eth_balance(&self, address: Address) -> EvmResult<U256> {
+        self.provider
+            .raw_request::<_, U256>("eth_getBalance".into(), (address, BlockNumberOrTag::Latest))
+            .await
+            .map_err(classify)
+    }
+
+    /// The latest block's base fee and the node's suggested priority fee,
+    /// in wei per gas.
+    pub async fn fees(&self) -> EvmResult<Fees> {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Latest {
+            base_fee_per_gas: Option<U256>,
+        }
+        let latest = self
+            .provider
+            .raw_request::<_, Option<Latest>>(
+                "eth_getBlockByNumber".into(),
+                (BlockNumberOrTag::Latest, false),
+            )
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| EvmError::new(RpcErrorKind::Garbage, "no latest block"))?;
+        let base = latest.base_fee_per_gas.ok_or_else(|| {
+            EvmError::new(
+                RpcErrorKind::Refused,
+                "the latest block has no base fee: the chain does not take EIP-1559 transactions",
+            )
+        })?;
+        let tip = self
+            .provider
+            .raw_request::<_, U256>("eth_maxPriorityFeePerGas".into(), ())
+            .await
+            .map_err(classify)?;
+        let wei = |v: U256, what: &str| {
+            u128::try_from(v)
+                .map_err(|_| EvmError::new(RpcErrorKind::Garbage, format!("{what} {v} wei")))
+        };
+        Ok(Fees {
+            base_fee: wei(base, "base fee")?,
+            priority_fee: wei(tip, "priority fee")?,
+        })
+    }
+
+    /// Hands a signed transaction (0x hex) to the node. One it already
+    /// holds, or whose nonce is used (perhaps by itself, mined), is not
+    /// an error: where it stands is read from its receipt.
+    pub async fn broadcast(&self, raw_tx: &str) -> EvmResult<Broadcast> {
+        match self
+            .provider
+            .raw_request::<_, B256>("eth_sendRawTransaction".into(), (raw_tx,))
+            .await
+        {
+            Ok(_) => Ok(Broadcast::Accepted),
+            Err(RpcError::ErrorResp(payload)) => {
+                let message = payload.message.to_ascii_lowercase();
+                if message.contains("already known") || message.contains("known transaction") {
+                    Ok(Broadcast::Known)
+                } else if message.contains("nonce too low") || message.contains("nonce is too low")
+                {
+                    Ok(Broadcast::NonceUsed)
+                } else {
+                    Err(classify(RpcError::ErrorResp(payload)))
+                }
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// The receipt of `tx_hash`, once it is mined.
+    pub async fn receipt(&self, tx_hash: &str) -> EvmResult<Option<Receipt>> {
+        self.provider
+            .raw_request::<_, Option<Receipt>>("eth_getTransactionReceipt".into(), (tx_hash,))
+            .await
+            .map_err(classify)
+    }
+
+    /// Whether the node knows `tx_hash` at all (mined or in its pool).
+    pub async fn knows(&self, tx_hash: &str) -> EvmResult<bool> {
+        self.provider
+            .raw_request::<_, Option<serde_json::Value>>(
+                "eth_getTransactionByHash".into(),
+                (tx_hash,),
+            )
+            .await
+            .map(|found| found.is_some())
+            .map_err(classify)
+    }
+
+    /// Why the signed transaction `raw_tx` reverted: replayed as a call
+    /// from `from` at `block`'s parent, the node's error message.
+    pub async fn revert_reason(&self, from: Address, raw_tx: &str, block: u64) -> Option<String> {
+        use alloy::consensus::Transaction;
+        use alloy::eips::eip2718::Decodable2718;
+        let bytes = alloy::hex::decode(raw_tx.trim_start_matches("0x")).ok()?;
+        let envelope = alloy::consensus::TxEnvelope::decode_2718(&mut bytes.as_slice()).ok()?;
+        let call = TransactionRequest::default()
+            .from(from)
+            .to(envelope.to()?)
+            .input(envelope.input().clone().into());
+        match self
+            .provider
+            .raw_request::<_, Bytes>(
+                "eth_call".into(),
+                (call, BlockNumberOrTag::Number(block.saturating_sub(1))),
+            )
+            .await
+        {
+            Err(RpcError::ErrorResp(payload)) => Some(payload.message.to_string()),
+            _ => None,
+        }
     }
 
     /// The node's first unlocked account (a development node's: anvil

@@ -12,6 +12,7 @@
 //! [`evm`], an EVM node's JSON-RPC.
 
 pub mod evm;
+pub mod hot_wallet;
 mod mock;
 
 use async_trait::async_trait;

@@ -2,6 +2,7 @@
 //! which transfers count as deposits, where they are read from (the
 //! webhook, the chain itself), and who sends withdrawals.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use updown_domain::address::Address;
@@ -9,6 +10,7 @@ use updown_domain::wallet::DepositWallet;
 
 use super::reader::{ConfigError, Reader, Unit};
 use super::service::at_least_16_characters;
+use crate::hot_key::HotKey;
 use crate::secret::Secret;
 
 /// The USDC contract on Ethereum mainnet: the default deposit token.
@@ -22,6 +24,9 @@ pub enum ChainSenderKind {
     /// An operator sends them and records the outcome (`updown
     /// withdrawals`).
     Manual,
+    /// The hot wallet signs and sends them to EVM_RPC_URL
+    /// (`services/sender.rs`).
+    Evm,
 }
 
 /// Where deposits are learned of (DEPOSIT_SOURCE).
@@ -128,6 +133,7 @@ pub struct Chain {
     /// Where deposits are learned of (DEPOSIT_SOURCE).
     pub deposit_source: DepositSource,
     pub evm: Evm,
+    pub sending: Sending,
 }
 
 impl Chain {
@@ -152,6 +158,7 @@ impl Chain {
                 &[
                     ("mock", ChainSenderKind::Mock),
                     ("manual", ChainSenderKind::Manual),
+                    ("evm", ChainSenderKind::Evm),
                 ],
             )?,
             deposit_source: r.choice(
@@ -163,29 +170,104 @@ impl Chain {
                 ],
             )?,
             evm: Evm::from_reader(r)?,
+            sending: Sending::from_reader(r, production)?,
         })
         .and_then(|chain| chain.checked())
     }
 
-    /// The watcher needs a node and the chain it must be on.
-    fn checked(self) -> Result<Chain, ConfigError> {
-        if self.deposit_source == DepositSource::Evm {
+    /// The watcher and the sender need a node and the chain it must be
+    /// on; the sender its key, whose address is the hot wallet's.
+    fn checked(mut self) -> Result<Chain, ConfigError> {
+        if self.sender == ChainSenderKind::Evm {
+            let Some(key) = &self.sending.key else {
+                return Err(ConfigError::new(
+                    "HOT_WALLET_KEY_FILE",
+                    "",
+                    "CHAIN_SENDER=evm needs the hot wallet's key: HOT_WALLET_KEY_FILE names a file with the key \
+                     in hex, or a JSON keystore (with HOT_WALLET_PASSWORD_FILE)",
+                ));
+            };
+            let address = Address::from_bytes(key.address().into_array());
+            match self.evm.hot_wallet {
+                Some(given) if given != address => {
+                    return Err(ConfigError::new(
+                        "HOT_WALLET_ADDRESS",
+                        &given.to_checksum(),
+                        format!(
+                            "is not the address of the key in HOT_WALLET_KEY_FILE ({}); leave it unset or make them agree",
+                            address.to_checksum()
+                        ),
+                    ))
+                }
+                _ => self.evm.hot_wallet = Some(address),
+            }
+        }
+        let needs_node = match (self.deposit_source, self.sender) {
+            (DepositSource::Evm, _) => Some("DEPOSIT_SOURCE=evm"),
+            (_, ChainSenderKind::Evm) => Some("CHAIN_SENDER=evm"),
+            _ => None,
+        };
+        if let Some(who) = needs_node {
             if self.evm.rpc_url.is_none() {
                 return Err(ConfigError::new(
                     "EVM_RPC_URL",
                     "",
-                    "DEPOSIT_SOURCE=evm needs the node's JSON-RPC URL (EVM_RPC_URL)",
+                    format!("{who} needs the node's JSON-RPC URL (EVM_RPC_URL)"),
                 ));
             }
             if self.evm.chain_id.is_none() {
                 return Err(ConfigError::new(
                     "EVM_CHAIN_ID",
                     "",
-                    "DEPOSIT_SOURCE=evm needs the chain id the node must be on (EVM_CHAIN_ID: 1 for Ethereum, 31337 for anvil)",
+                    format!("{who} needs the chain id the node must be on (EVM_CHAIN_ID: 1 for Ethereum, 31337 for anvil)"),
                 ));
             }
         }
         Ok(self)
+    }
+}
+
+/// How the hot wallet sends withdrawals (CHAIN_SENDER=evm).
+#[derive(Clone, Debug)]
+pub struct Sending {
+    /// The hot wallet's key, read from HOT_WALLET_KEY_FILE (with
+    /// HOT_WALLET_PASSWORD_FILE for a keystore); production refuses a
+    /// file others may read.
+    pub key: Option<HotKey>,
+    /// Below this much ETH for gas the sender holds (MIN_GAS_BALANCE, in
+    /// ETH), in wei.
+    pub min_gas_balance: u128,
+    /// A transaction not mined after this long is replaced with higher
+    /// fees (WITHDRAWAL_STUCK_AFTER_S).
+    pub stuck_after: Duration,
+    /// The highest fee per gas ever offered (MAX_FEE_GWEI), in wei.
+    pub max_fee_per_gas: u128,
+    /// At most this many withdrawals are signed per step
+    /// (WITHDRAWAL_BATCH_MAX).
+    pub batch_max: u32,
+}
+
+const GWEI: u128 = 1_000_000_000;
+
+impl Sending {
+    fn from_reader(r: &mut Reader, production: bool) -> Result<Sending, ConfigError> {
+        let password_file: Option<PathBuf> =
+            r.optional("HOT_WALLET_PASSWORD_FILE", |text| Ok(PathBuf::from(text)))?;
+        let key = r.optional("HOT_WALLET_KEY_FILE", |text| {
+            HotKey::load(Path::new(text), password_file.as_deref(), production)
+        })?;
+        Ok(Sending {
+            key,
+            min_gas_balance: r.parse("MIN_GAS_BALANCE", "0.005", |text| {
+                alloy::primitives::utils::parse_ether(text)
+                    .ok()
+                    .and_then(|wei| u128::try_from(wei).ok())
+                    .ok_or_else(|| "must be an amount of ETH such as 0.005".to_string())
+            })?,
+            stuck_after: r.duration("WITHDRAWAL_STUCK_AFTER_S", Unit::Seconds, 180, 5..=86_400)?,
+            max_fee_per_gas: u128::from(r.number("MAX_FEE_GWEI", 300u64, 1..=100_000)?) * GWEI,
+            batch_max: r.number("WITHDRAWAL_BATCH_MAX", 25u32, 1..=1_000)?,
+        })
     }
 }
 

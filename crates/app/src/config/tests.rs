@@ -322,3 +322,73 @@ fn the_chain_watcher_needs_its_node_and_production_a_safe_one() {
     assert_eq!(production("http://localhost:8545", "off"), Ok(()));
     assert_eq!(production("https://node.example", "off"), Ok(()));
 }
+
+#[test]
+fn the_evm_sender_needs_its_key_file_and_the_key_decides_the_hot_wallet() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("updown-config-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("hot.key");
+    // anvil's first development key: its address is public knowledge.
+    std::fs::write(
+        &key,
+        "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let key_path = key.display().to_string();
+    let node = [
+        ("CHAIN_SENDER", "evm"),
+        ("EVM_RPC_URL", "http://127.0.0.1:8545"),
+        ("EVM_CHAIN_ID", "31337"),
+    ];
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut all: Vec<(&str, &str)> = node.to_vec();
+        all.extend_from_slice(extra);
+        Config::with(&all)
+    };
+    assert_eq!(with(&[]).unwrap_err().variable, "HOT_WALLET_KEY_FILE");
+    let missing = with(&[("HOT_WALLET_KEY_FILE", "/nonexistent/hot.key")]).unwrap_err();
+    assert_eq!(missing.variable, "HOT_WALLET_KEY_FILE");
+    let config = with(&[("HOT_WALLET_KEY_FILE", &key_path)]).unwrap();
+    assert_eq!(config.chain.sender, ChainSenderKind::Evm);
+    let hot = config.chain.evm.hot_wallet.unwrap().to_checksum();
+    assert_eq!(hot, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    assert!(
+        !format!("{config:?}").contains("ac0974"),
+        "the key never shows"
+    );
+    assert_eq!(config.chain.sending.batch_max, 25);
+    assert_eq!(config.chain.sending.min_gas_balance, 5_000_000_000_000_000);
+    let other = with(&[
+        ("HOT_WALLET_KEY_FILE", &key_path),
+        (
+            "HOT_WALLET_ADDRESS",
+            "0x4242424242424242424242424242424242424242",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(other.variable, "HOT_WALLET_ADDRESS");
+    assert_eq!(
+        with(&[
+            ("HOT_WALLET_KEY_FILE", &key_path),
+            ("MIN_GAS_BALANCE", "lots")
+        ])
+        .unwrap_err()
+        .variable,
+        "MIN_GAS_BALANCE"
+    );
+    // Production reads only a private key file.
+    let production = Config::with(&[
+        ("UPDOWN_ENV", "production"),
+        ("ORACLE", "manual"),
+        ("CHAIN_SENDER", "evm"),
+        ("EVM_RPC_URL", "http://127.0.0.1:8545"),
+        ("EVM_CHAIN_ID", "31337"),
+        ("HOT_WALLET_KEY_FILE", &key_path),
+    ]);
+    let refused = production.unwrap_err();
+    assert_eq!(refused.variable, "HOT_WALLET_KEY_FILE");
+    assert!(refused.to_string().contains("chmod 600"), "{refused}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -48,6 +48,9 @@ pub enum EventKind {
     ReorgDetected,
     /// The chain holds less of the token than the ledger owes.
     CustodyShortfall,
+    /// A nonce the hot wallet stored was used by a transaction it never
+    /// signed; sending waits for an operator.
+    NonceConflict,
 }
 
 impl EventKind {
@@ -64,6 +67,7 @@ impl EventKind {
             EventKind::CredentialsChanged => "credentials_changed",
             EventKind::ReorgDetected => "reorg_detected",
             EventKind::CustodyShortfall => "custody_shortfall",
+            EventKind::NonceConflict => "nonce_conflict",
         }
     }
 

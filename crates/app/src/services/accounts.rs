@@ -270,6 +270,28 @@ impl App {
             .store
             .change_withdrawal(id, &change, self.clock.now(), key.as_ref())
             .await?;
+        if change == WithdrawalChange::Claim {
+            // The worker's own bookkeeping before it sends; not an action.
+            self.publish_withdrawal(&changed);
+            return Ok(changed);
+        }
+        let reason = match change {
+            WithdrawalChange::Fail { reason, .. } => Some(reason),
+            _ => None,
+        };
+        self.withdrawal_changed(&changed, actor, reason).await?;
+        Ok(changed)
+    }
+
+    /// What follows a withdrawal's step: the log line, its owner's event,
+    /// and the audit entry by `actor`.
+    pub(crate) async fn withdrawal_changed(
+        &self,
+        changed: &Withdrawal,
+        actor: &str,
+        reason: Option<String>,
+    ) -> AppResult<()> {
+        let id = changed.id;
         tracing::info!(
             event = "withdrawal_updated",
             withdrawal = %id,
@@ -278,22 +300,13 @@ impl App {
             status = changed.status.as_str(),
             chain_tx_hash = changed.chain_tx_hash.as_deref().unwrap_or(""),
         );
-        self.publish_withdrawal(&changed);
-        if change == WithdrawalChange::Claim {
-            // The worker's own bookkeeping before it sends; not an action.
-            return Ok(changed);
-        }
-        let reason = match change {
-            WithdrawalChange::Fail { reason, .. } => Some(reason),
-            _ => None,
-        };
+        self.publish_withdrawal(changed);
         let action = format!(
             "withdrawal_{}",
             changed.status.as_str().to_ascii_lowercase()
         );
         self.audit(actor, &action, format!("withdrawal {id}"), reason)
-            .await?;
-        Ok(changed)
+            .await
     }
 
     /// A withdrawal's `withdrawal_updated` event, to its owner.

@@ -12,6 +12,7 @@ mod keys;
 mod queries;
 mod rounds;
 mod scheduler;
+mod sender;
 mod sessions;
 mod views;
 mod wallets;
@@ -29,6 +30,7 @@ pub use custody::Reconciliation;
 pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::{Heartbeat, Tick};
+pub use sender::{EvmSender, SenderStatus};
 pub use sessions::{check_password, SESSION_TTL};
 pub use wallets::parse_address;
 pub use watcher::{ChainWatch, WatchStatus, WatchTick};
@@ -65,6 +67,8 @@ pub struct AppParts {
     pub chain: Option<Arc<dyn ChainSender>>,
     /// Reads deposits from the chain; `None` unless DEPOSIT_SOURCE=evm.
     pub watch: Option<Arc<ChainWatch>>,
+    /// The hot wallet's sender; `None` unless CHAIN_SENDER=evm.
+    pub sender: Option<Arc<EvmSender>>,
     pub config: Arc<Config>,
     pub calendar: Calendar,
     bets: BetBatcher,
@@ -100,6 +104,7 @@ pub struct Ports {
     pub oracle: Arc<dyn Oracle>,
     pub chain: Option<Arc<dyn ChainSender>>,
     pub watch: Option<Arc<ChainWatch>>,
+    pub sender: Option<Arc<EvmSender>>,
     pub events: EventBus,
     pub bets: BetBatcher,
 }
@@ -116,6 +121,7 @@ impl App {
             oracle: ports.oracle,
             chain: ports.chain,
             watch: ports.watch,
+            sender: ports.sender,
             bets: ports.bets,
             events: ports.events,
             round_ids: Arc::default(),

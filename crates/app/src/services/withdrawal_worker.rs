@@ -36,6 +36,12 @@ pub struct WorkerTick {
     /// Withdrawals the chain or the store could not take now, with why;
     /// retried next step.
     pub errors: Vec<(i64, String)>,
+    /// Sent again: the node had dropped them or never got them.
+    pub rebroadcast: Vec<i64>,
+    /// Stuck, and replaced with higher fees.
+    pub replaced: Vec<i64>,
+    /// Why the sender signs nothing now (funds, gas, fees), if so.
+    pub held: Option<String>,
     /// Another process was taking the step.
     pub held_elsewhere: bool,
 }
@@ -50,16 +56,20 @@ impl App {
     /// One worker step, if there is a chain sender and no other process is
     /// taking a step (the store's scheduler lease).
     pub async fn withdrawal_step(&self) -> AppResult<WorkerTick> {
-        let Some(chain) = self.chain.clone() else {
+        if self.chain.is_none() && self.sender.is_none() {
             return Ok(WorkerTick::default());
-        };
+        }
         let Some(lease) = self.store.scheduler_lease().await? else {
             return Ok(WorkerTick {
                 held_elsewhere: true,
                 ..WorkerTick::default()
             });
         };
-        let tick = self.step_withdrawals(chain).await;
+        let tick = match (&self.sender, &self.chain) {
+            (Some(sender), _) => self.evm_withdrawals(sender).await,
+            (None, Some(chain)) => self.step_withdrawals(chain.clone()).await,
+            (None, None) => Ok(WorkerTick::default()),
+        };
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "releasing the scheduler lease failed; the connection closes it");
         }

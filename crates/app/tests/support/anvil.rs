@@ -151,3 +151,61 @@ impl Drop for Anvil {
         let _ = self.child.wait();
     }
 }
+
+/// A hot wallet with a key of its own (not from the development
+/// mnemonic), in a key file as CHAIN_SENDER=evm reads it.
+pub struct HotKeyFile {
+    pub path: PathBuf,
+    pub address: Address,
+    folder: PathBuf,
+}
+
+impl HotKeyFile {
+    /// Key `seed` repeated 32 times, written to a private file.
+    pub fn new(seed: u8) -> HotKeyFile {
+        use std::os::unix::fs::PermissionsExt;
+        let folder = std::env::temp_dir().join(format!(
+            "updown-hot-{seed}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = folder.join("hot.key");
+        std::fs::write(&path, format!("0x{}\n", hex::encode([seed; 32]))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let key = updown_app::hot_key::HotKey::load(&path, None, true).unwrap();
+        HotKeyFile {
+            path,
+            address: key.address(),
+            folder,
+        }
+    }
+
+    pub fn checksum(&self) -> String {
+        self.address.to_checksum(None)
+    }
+}
+
+impl Drop for HotKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+impl Anvil {
+    /// Gives `address` 1 ETH for gas.
+    pub async fn fund_gas(&self, address: Address) {
+        self.call(
+            "anvil_setBalance",
+            json!([address.to_checksum(None), "0xde0b6b3a7640000"]),
+        )
+        .await;
+    }
+
+    /// `token.balanceOf(owner)` at the head.
+    pub async fn token_balance(&self, token: Address, owner: Address) -> u64 {
+        let head = self.head().await;
+        let balances = self.rpc.balances(token, &[owner], head).await.unwrap();
+        balances[0].to::<u64>()
+    }
+}

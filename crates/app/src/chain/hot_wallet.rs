@@ -1,0 +1,105 @@
+//! The hot wallet's transactions: an ERC-20 `transfer` as an EIP-1559
+//! transaction, signed by the hot wallet's key for a nonce the caller took
+//! (from the database, see `services/sender.rs`).
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::primitives::{Address, TxKind, U256};
+use alloy::signers::SignerSync;
+use alloy::sol_types::SolCall;
+use updown_store::SignedTx;
+
+use super::evm::IERC20;
+pub use crate::hot_key::HotKey;
+
+/// Gas for one token `transfer`: USDC's costs 35,000 to 65,000; only the
+/// gas used is paid.
+pub const TRANSFER_GAS: u64 = 100_000;
+
+/// One `transfer` of `amount` token units to `to`, with its nonce and fees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferTx {
+    pub chain_id: u64,
+    pub nonce: u64,
+    pub token: Address,
+    pub to: Address,
+    pub amount: U256,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+}
+
+/// Signs `transfer` with `key`: the raw EIP-2718 bytes and their hash.
+pub fn sign_transfer(key: &HotKey, transfer: &TransferTx) -> Result<SignedTx, String> {
+    let input = IERC20::transferCall {
+        to: transfer.to,
+        amount: transfer.amount,
+    }
+    .abi_encode();
+    let tx = TxEip1559 {
+        chain_id: transfer.chain_id,
+        nonce: transfer.nonce,
+        gas_limit: TRANSFER_GAS,
+        max_fee_per_gas: transfer.max_fee_per_gas,
+        max_priority_fee_per_gas: transfer.max_priority_fee_per_gas,
+        to: TxKind::Call(transfer.token),
+        value: U256::ZERO,
+        access_list: Default::default(),
+        input: input.into(),
+    };
+    let signature = key
+        .signer()
+        .sign_hash_sync(&tx.signature_hash())
+        .map_err(|e| e.to_string())?;
+    let envelope = TxEnvelope::from(tx.into_signed(signature));
+    Ok(SignedTx {
+        tx_hash: super::evm::hash_text(envelope.tx_hash()),
+        raw_tx: format!("0x{}", hex::encode(envelope.encoded_2718())),
+        max_fee_per_gas: transfer.max_fee_per_gas.to_string(),
+        max_priority_fee_per_gas: transfer.max_priority_fee_per_gas.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANVIL_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    #[test]
+    fn a_signed_transfer_recovers_to_the_key_and_carries_its_terms() {
+        use alloy::eips::eip2718::Decodable2718;
+        let bytes: [u8; 32] = hex::decode(ANVIL_KEY).unwrap().try_into().unwrap();
+        let key = HotKey::from_bytes(&bytes).unwrap();
+        let transfer = TransferTx {
+            chain_id: 31337,
+            nonce: 5,
+            token: Address::repeat_byte(0x11),
+            to: Address::repeat_byte(0x22),
+            amount: U256::from(2_000_000u64),
+            max_fee_per_gas: 3_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+        };
+        let signed = sign_transfer(&key, &transfer).unwrap();
+        let raw = hex::decode(&signed.raw_tx[2..]).unwrap();
+        let envelope = TxEnvelope::decode_2718(&mut raw.as_slice()).unwrap();
+        assert_eq!(
+            super::super::evm::hash_text(envelope.tx_hash()),
+            signed.tx_hash
+        );
+        let TxEnvelope::Eip1559(tx) = &envelope else {
+            panic!("not EIP-1559: {envelope:?}");
+        };
+        let signer = tx
+            .signature()
+            .recover_address_from_prehash(&tx.signature_hash())
+            .unwrap();
+        assert_eq!(signer, key.address());
+        assert_eq!(tx.tx().nonce, 5);
+        assert_eq!(tx.tx().to, TxKind::Call(transfer.token));
+        let call = IERC20::transferCall::abi_decode(&tx.tx().input).unwrap();
+        assert_eq!((call.to, call.amount), (transfer.to, transfer.amount));
+        // The same terms sign to the same bytes (RFC 6979): a restart
+        // never makes a different transaction from them.
+        assert_eq!(sign_transfer(&key, &transfer).unwrap(), signed);
+    }
+}

@@ -1,0 +1,525 @@
+//! The hot wallet's withdrawal sender (CHAIN_SENDER=evm), with the order
+//! that custody systems use so that a crash anywhere leaves exactly one
+//! transfer on the chain:
+//! 1. the withdrawal is claimed (QUEUED -> SUBMITTING) before anything;
+//! 2. in one database transaction the next nonce is taken from the
+//!    database (never the node's pending count), the transfer is signed
+//!    for it, and the signed bytes, hash and nonce are stored as the
+//!    withdrawal becomes SUBMITTED;
+//! 3. only then are the stored bytes broadcast.
+//!
+//! A crash before 2 commits leaves nothing signed; after it, the next step
+//! broadcasts the stored bytes again and never signs anew. Each step then
+//! follows what is in flight, by receipt:
+//! - mined with `MIN_CONFIRMATIONS`: CONFIRMED (success) or FAILED and
+//!   refunded with the node's reason (reverted);
+//! - unknown to the node (dropped from its pool): broadcast again;
+//! - not mined after `WITHDRAWAL_STUCK_AFTER_S`: replaced, same nonce, fees
+//!   raised by at least an eighth (nodes ask a tenth), never above
+//!   `MAX_FEE_GWEI`; whichever is mined wins, the other is recorded
+//!   replaced;
+//! - its nonce used on the chain by a transaction it never signed: a nonce
+//!   conflict, alerted and left to an operator; nothing is guessed.
+//!
+//! Before signing, the hot wallet must hold the withdrawal (its token
+//! balance less what is in flight) and `MIN_GAS_BALANCE` of ETH; otherwise
+//! the sender holds and says why. At most `WITHDRAWAL_BATCH_MAX` are signed
+//! per step, oldest first.
+
+use std::sync::Mutex;
+
+use alloy::primitives::{Address, U256};
+use serde::Serialize;
+use updown_domain::ids::WithdrawalId;
+use updown_store::{
+    ChainSend, MinedSend, SendState, Sender, StoreError, Withdrawal, WithdrawalChange,
+    WithdrawalStatus,
+};
+
+use super::withdrawal_worker::WorkerTick;
+use super::App;
+use crate::chain::evm::{Broadcast, EvmRpc, Fees};
+use crate::chain::hot_wallet::{sign_transfer, HotKey, TransferTx};
+use crate::error::{AppError, AppResult};
+use crate::events::EventKind;
+use crate::faults::crash_point;
+
+/// Withdrawals read per page.
+const PAGE: i64 = 100;
+
+/// The hot wallet and the node it sends through.
+pub struct EvmSender {
+    rpc: EvmRpc,
+    key: HotKey,
+    token: Address,
+    chain_id: u64,
+    status: Mutex<SenderStatus>,
+}
+
+/// What the sender last saw, for /health and the console.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SenderStatus {
+    /// The hot wallet's address (EIP-55).
+    pub address: String,
+    /// ETH for gas, in wei (decimal text).
+    pub eth_wei: Option<String>,
+    /// The token, in micro-USDC.
+    pub token_balance: Option<String>,
+    /// Why nothing is being signed now, if so.
+    pub holding: Option<String>,
+    /// A nonce used on the chain by a transaction the sender never signed.
+    pub nonce_conflict: Option<String>,
+    pub last_error: Option<String>,
+    pub checked_at: Option<String>,
+}
+
+impl EvmSender {
+    pub fn new(rpc: EvmRpc, key: HotKey, token: Address, chain_id: u64) -> EvmSender {
+        let status = SenderStatus {
+            address: key.address().to_checksum(None),
+            ..SenderStatus::default()
+        };
+        EvmSender {
+            rpc,
+            key,
+            token,
+            chain_id,
+            status: Mutex::new(status),
+        }
+    }
+
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    pub fn status(&self) -> SenderStatus {
+        self.status.lock().expect("sender status").clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut SenderStatus)) {
+        change(&mut self.status.lock().expect("sender status"));
+    }
+
+    fn sender(&self) -> Sender {
+        Sender {
+            chain_id: i64::try_from(self.chain_id).unwrap_or(i64::MAX),
+            address: format!("{:#x}", self.key.address()),
+        }
+    }
+}
+
+/// What one step learnt of the chain, read once.
+struct Seen {
+    head: u64,
+    /// The hot wallet's next nonce as the latest block has it.
+    mined_nonce: u64,
+}
+
+impl App {
+    /// The sender's step, inside the worker's lease.
+    pub(super) async fn evm_withdrawals(&self, sender: &EvmSender) -> AppResult<WorkerTick> {
+        let mut tick = WorkerTick::default();
+        // The nonce before the receipts: a nonce seen used here has its
+        // receipt by the time receipts are read.
+        let mined_nonce = sender.rpc.mined_nonce(sender.address()).await?;
+        let head = sender.rpc.head().await?;
+        let seen = Seen { head, mined_nonce };
+        let unmined = self.follow_in_flight(sender, &seen, &mut tick).await?;
+        let held = self.sign_and_send(sender, unmined, &mut tick).await;
+        sender.update(|s| {
+            s.holding = tick.held.clone();
+            s.checked_at = Some(crate::wire::instant(self.clock.now()));
+            s.last_error = tick.errors.last().map(|(_, why)| why.clone());
+        });
+        held?;
+        Ok(tick)
+    }
+
+    /// Follows every SUBMITTED withdrawal the sender signed; what is
+    /// still unmined, in micro-USDC.
+    async fn follow_in_flight(
+        &self,
+        sender: &EvmSender,
+        seen: &Seen,
+        tick: &mut WorkerTick,
+    ) -> AppResult<i64> {
+        let mut unmined = 0i64;
+        let mut after = None;
+        let mut conflict = None;
+        loop {
+            let page = self
+                .store
+                .withdrawals_to_step(WithdrawalStatus::Submitted, after, PAGE)
+                .await?;
+            let ids: Vec<WithdrawalId> = page.iter().map(|w| w.id).collect();
+            let sends = self.store.sends_of_many(&ids).await?;
+            for withdrawal in &page {
+                let mine: Vec<&ChainSend> = sends
+                    .iter()
+                    .filter(|s| s.withdrawal == withdrawal.id)
+                    .collect();
+                // Submitted by an operator, sent by hand: theirs.
+                if mine.is_empty() {
+                    continue;
+                }
+                match self.follow_one(sender, seen, withdrawal, &mine, tick).await {
+                    Ok(Flight::Unmined) => unmined += withdrawal.amount.get(),
+                    Ok(Flight::Mined) => {}
+                    Ok(Flight::Conflict(why)) => {
+                        unmined += withdrawal.amount.get();
+                        tick.errors.push((withdrawal.id.0, why.clone()));
+                        conflict = Some(why);
+                    }
+                    Err(e) => {
+                        unmined += withdrawal.amount.get();
+                        tracing::warn!(withdrawal = %withdrawal.id, error = %e, "following a sent withdrawal failed; retrying next step");
+                        tick.errors.push((withdrawal.id.0, e.to_string()));
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == PAGE => after = Some(last.id),
+                _ => break,
+            }
+        }
+        metrics::gauge!("updown_sender_nonce_conflict")
+            .set(f64::from(u8::from(conflict.is_some())));
+        sender.update(|s| s.nonce_conflict = conflict);
+        Ok(unmined)
+    }
+
+    async fn follow_one(
+        &self,
+        sender: &EvmSender,
+        seen: &Seen,
+        withdrawal: &Withdrawal,
+        sends: &[&ChainSend],
+        tick: &mut WorkerTick,
+    ) -> AppResult<Flight> {
+        let live: Vec<&ChainSend> = sends
+            .iter()
+            .copied()
+            .filter(|s| s.state == SendState::Sent)
+            .collect();
+        for send in &live {
+            let Some(receipt) = sender.rpc.receipt(&send.signed.tx_hash).await? else {
+                continue;
+            };
+            let confirmations = (seen.head + 1).saturating_sub(receipt.block());
+            if confirmations < u64::from(self.config.chain.min_confirmations.max(1)) {
+                return Ok(Flight::Mined);
+            }
+            crash_point("send_after_mined", self.config.production);
+            let reason = if receipt.success() {
+                None
+            } else {
+                let why = sender
+                    .rpc
+                    .revert_reason(sender.address(), &send.signed.raw_tx, receipt.block())
+                    .await;
+                Some(format!(
+                    "transaction {} reverted in block {}{}",
+                    send.signed.tx_hash,
+                    receipt.block(),
+                    why.map(|w| format!(": {w}")).unwrap_or_default()
+                ))
+            };
+            let finished = self
+                .store
+                .finish_send(&MinedSend {
+                    send_id: send.id,
+                    block: i64::try_from(receipt.block()).unwrap_or(i64::MAX),
+                    block_hash: crate::chain::evm::hash_text(&receipt.block_hash),
+                    success: receipt.success(),
+                    reason: reason.clone(),
+                    now: self.clock.now(),
+                })
+                .await?;
+            self.withdrawal_changed(&finished, "chain:evm", reason)
+                .await?;
+            match finished.status {
+                WithdrawalStatus::Confirmed => tick.confirmed.push(withdrawal.id.0),
+                _ => tick.failed.push(withdrawal.id.0),
+            }
+            return Ok(Flight::Mined);
+        }
+        let Some(newest) = live.last() else {
+            return Ok(Flight::Mined);
+        };
+        let nonce = u64::try_from(newest.nonce).unwrap_or(u64::MAX);
+        if seen.mined_nonce > nonce {
+            let why = format!(
+                "nonce {nonce} of the hot wallet was used on the chain by a transaction it did not sign \
+                 (withdrawal {} waits as {}); run `updown withdrawals resolve-nonce` after checking",
+                withdrawal.id, newest.signed.tx_hash
+            );
+            tracing::error!(event = "nonce_conflict", withdrawal = %withdrawal.id, nonce, "{why}");
+            self.publish(
+                EventKind::NonceConflict,
+                serde_json::json!({ "withdrawal": withdrawal.id.0, "nonce": nonce }),
+            );
+            return Ok(Flight::Conflict(why));
+        }
+        let mut known = false;
+        for send in &live {
+            known |= sender.rpc.knows(&send.signed.tx_hash).await?;
+        }
+        let now = self.clock.now();
+        if !known {
+            // Dropped from the node's pool, or never reached it.
+            self.broadcast(sender, newest).await?;
+            tick.rebroadcast.push(withdrawal.id.0);
+        } else if now - newest.signed_at
+            > chrono::Duration::from_std(self.config.chain.sending.stuck_after)
+                .unwrap_or(chrono::Duration::MAX)
+        {
+            let fees = sender.rpc.fees().await?;
+            match self.bumped(newest, fees) {
+                Ok((max_fee, tip)) => {
+                    let terms = self.transfer_terms(sender, withdrawal, nonce, max_fee, tip)?;
+                    let replacement = self
+                        .store
+                        .replace_send(newest, &|_| sign_transfer(&sender.key, &terms), now)
+                        .await?;
+                    tracing::warn!(
+                        event = "withdrawal_replaced",
+                        withdrawal = %withdrawal.id,
+                        nonce,
+                        stuck = %newest.signed.tx_hash,
+                        replacement = %replacement.signed.tx_hash,
+                        max_fee_per_gas = max_fee,
+                    );
+                    self.broadcast(sender, &replacement).await?;
+                    tick.replaced.push(withdrawal.id.0);
+                }
+                Err(why) => tick.errors.push((withdrawal.id.0, why)),
+            }
+        }
+        Ok(Flight::Unmined)
+    }
+
+    /// Fees for a replacement of `stuck`: each raised by an eighth, at
+    /// least today's, never above MAX_FEE_GWEI.
+    fn bumped(&self, stuck: &ChainSend, fees: Fees) -> Result<(u128, u128), String> {
+        let cap = self.config.chain.sending.max_fee_per_gas;
+        let old_max: u128 = stuck.signed.max_fee_per_gas.parse().unwrap_or(0);
+        let old_tip: u128 = stuck.signed.max_priority_fee_per_gas.parse().unwrap_or(0);
+        let raise = |v: u128| v + v.div_ceil(8);
+        let tip = raise(old_tip).max(fees.priority_fee);
+        let max_fee = raise(old_max).max(2 * fees.base_fee + tip).min(cap);
+        if max_fee < raise(old_max) || tip > max_fee {
+            return Err(format!(
+                "transaction {} is stuck and its fee cannot be raised further: MAX_FEE_GWEI allows {cap} wei per gas",
+                stuck.signed.tx_hash
+            ));
+        }
+        Ok((max_fee, tip))
+    }
+
+    fn transfer_terms(
+        &self,
+        sender: &EvmSender,
+        withdrawal: &Withdrawal,
+        nonce: u64,
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    ) -> AppResult<TransferTx> {
+        let to = crate::services::parse_address(&withdrawal.address)?;
+        Ok(TransferTx {
+            chain_id: sender.chain_id,
+            nonce,
+            token: sender.token,
+            to: crate::chain::evm::evm_address(&to),
+            amount: U256::from(withdrawal.amount.get() as u64),
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+        })
+    }
+
+    /// Hands a stored send to the node and records when.
+    async fn broadcast(&self, sender: &EvmSender, send: &ChainSend) -> AppResult<Broadcast> {
+        let answer = sender.rpc.broadcast(&send.signed.raw_tx).await?;
+        self.store.mark_broadcast(send.id, self.clock.now()).await?;
+        Ok(answer)
+    }
+
+    /// Signs and sends the claimed-but-unsigned (SUBMITTING), then the
+    /// QUEUED, oldest first, while the hot wallet holds enough; at most
+    /// WITHDRAWAL_BATCH_MAX.
+    async fn sign_and_send(
+        &self,
+        sender: &EvmSender,
+        unmined: i64,
+        tick: &mut WorkerTick,
+    ) -> AppResult<()> {
+        let sending = &self.config.chain.sending;
+        let mut budget = sending.batch_max as usize;
+        let mut waiting = Vec::new();
+        for status in [WithdrawalStatus::Submitting, WithdrawalStatus::Queued] {
+            let page = self
+                .store
+                .withdrawals_to_step(status, None, budget as i64)
+                .await?;
+            waiting.extend(page);
+            if waiting.len() >= budget {
+                break;
+            }
+        }
+        waiting.truncate(budget);
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let eth = sender.rpc.eth_balance(sender.address()).await?;
+        let head = sender.rpc.head().await?;
+        let tokens = sender
+            .rpc
+            .balances(sender.token, &[sender.address()], head)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        sender.update(|s| {
+            s.eth_wei = Some(eth.to_string());
+            s.token_balance = Some(tokens.to_string());
+        });
+        metrics::gauge!("updown_hot_wallet_eth_wei").set(as_f64(eth));
+        metrics::gauge!("updown_hot_wallet_token_micros").set(as_f64(tokens));
+        if eth < U256::from(sending.min_gas_balance) {
+            tick.held = Some(format!(
+                "the hot wallet {} holds {eth} wei of ETH, below MIN_GAS_BALANCE ({} wei): nothing is sent until it is topped up",
+                sender.key.address().to_checksum(None),
+                sending.min_gas_balance
+            ));
+            return Ok(());
+        }
+        let mut available = i128::try_from(tokens).unwrap_or(i128::MAX) - i128::from(unmined);
+        let fees = sender.rpc.fees().await?;
+        let tip = fees.priority_fee;
+        let max_fee = (2 * fees.base_fee + tip).min(sending.max_fee_per_gas);
+        if fees.base_fee + tip > max_fee {
+            tick.held = Some(format!(
+                "gas costs {} wei per gas now, above MAX_FEE_GWEI ({} wei): nothing is sent until it falls",
+                fees.base_fee + tip,
+                sending.max_fee_per_gas
+            ));
+            return Ok(());
+        }
+        let first_nonce =
+            i64::try_from(sender.rpc.mined_nonce(sender.address()).await?).unwrap_or(i64::MAX);
+        for withdrawal in waiting {
+            if i128::from(withdrawal.amount.get()) > available {
+                // Oldest first: a smaller later one does not jump the queue.
+                tick.held = Some(format!(
+                    "the hot wallet holds {} micro-USDC beyond what is in flight; withdrawal {} needs {}: \
+                     sweep deposits into it or fund it",
+                    available.max(0),
+                    withdrawal.id,
+                    withdrawal.amount.get()
+                ));
+                break;
+            }
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+            match self
+                .sign_one(sender, &withdrawal, first_nonce, max_fee, tip)
+                .await
+            {
+                Ok(Some(send)) => {
+                    available -= i128::from(withdrawal.amount.get());
+                    tick.submitted.push(withdrawal.id.0);
+                    crash_point("send_after_store", self.config.production);
+                    if let Err(e) = self.broadcast(sender, &send).await {
+                        // Stored: the next step finds it unknown to the
+                        // node and broadcasts it again.
+                        tick.errors.push((withdrawal.id.0, e.to_string()));
+                    } else {
+                        crash_point("send_after_broadcast", self.config.production);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(withdrawal = %withdrawal.id, error = %e, "signing a withdrawal failed; retrying next step");
+                    tick.errors.push((withdrawal.id.0, e.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims `withdrawal` if QUEUED, then signs and stores it; `None` if
+    /// an operator took it meanwhile.
+    async fn sign_one(
+        &self,
+        sender: &EvmSender,
+        withdrawal: &Withdrawal,
+        first_nonce: i64,
+        max_fee: u128,
+        tip: u128,
+    ) -> AppResult<Option<ChainSend>> {
+        if withdrawal.status == WithdrawalStatus::Queued {
+            match self
+                .change_withdrawal(withdrawal.id, WithdrawalChange::Claim, "chain:evm", None)
+                .await
+            {
+                Ok(_) => {}
+                Err(AppError::Conflict(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        let production = self.config.production;
+        let sign = |nonce: i64| {
+            crash_point("send_after_nonce", production);
+            let terms = self
+                .transfer_terms(
+                    sender,
+                    withdrawal,
+                    u64::try_from(nonce).unwrap_or(0),
+                    max_fee,
+                    tip,
+                )
+                .map_err(|e| e.to_string())?;
+            let signed = sign_transfer(&sender.key, &terms);
+            crash_point("send_after_sign", production);
+            signed
+        };
+        let (submitted, send) = match self
+            .store
+            .submit_signed(
+                withdrawal.id,
+                &sender.sender(),
+                first_nonce,
+                &sign,
+                self.clock.now(),
+            )
+            .await
+        {
+            Ok(done) => done,
+            Err(StoreError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(
+            event = "withdrawal_signed",
+            withdrawal = %withdrawal.id,
+            nonce = send.nonce,
+            tx_hash = %send.signed.tx_hash,
+        );
+        self.withdrawal_changed(&submitted, "chain:evm", None)
+            .await?;
+        Ok(Some(send))
+    }
+}
+
+fn as_f64(value: U256) -> f64 {
+    u128::try_from(value).map_or(f64::MAX, |v| v as f64)
+}
+
+/// Where a sent withdrawal stands after a look.
+enum Flight {
+    /// Not mined yet (perhaps broadcast again, or replaced).
+    Unmined,
+    /// Mined: its tokens left the hot wallet (confirmed or not yet).
+    Mined,
+    Conflict(String),
+}

@@ -1,0 +1,340 @@
+//! Withdrawals sent by the hot wallet to a real chain (anvil, the dev
+//! token): signed for a nonce from the database and stored before any
+//! broadcast, confirmed after MIN_CONFIRMATIONS, refunded when reverted,
+//! replaced when stuck, held without funds or gas; exactly one transfer
+//! whatever the crash, and one sender at a time across instances.
+
+mod support;
+
+use alloy::primitives::Address;
+use serde_json::json;
+use support::anvil::{Anvil, HotKeyFile, ACCOUNTS};
+use support::{at, usdc, Db, TestApp};
+use updown_app::services::{App, WorkerTick};
+use updown_domain::ids::{UserId, WithdrawalId};
+use updown_store::{on_both_backends, SendState, WithdrawalStatus};
+
+on_both_backends!(
+    a_withdrawal_reaches_its_address_once_after_min_confirmations,
+    withdrawals_in_one_tick_take_consecutive_nonces_in_order_up_to_the_batch_max,
+    a_reverted_transfer_fails_and_refunds_with_the_reason,
+    a_stuck_transaction_is_replaced_and_confirmed_once,
+    the_sender_holds_without_gas_or_tokens_and_says_why,
+);
+
+const MORNING: &str = "2026-11-24T15:00:00Z";
+const CONFIRMATIONS: u64 = 3;
+
+/// A fresh recipient address for story `n`.
+fn recipient(n: u32) -> String {
+    format!("0x{:040x}", 0xbeef_0000u64 + u64::from(n))
+}
+
+fn sending(anvil: &Anvil, token: Address, hot: &HotKeyFile) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHAIN_SENDER", "evm".into()),
+        ("EVM_RPC_URL", anvil.url.clone()),
+        ("EVM_CHAIN_ID", "31337".into()),
+        ("DEPOSIT_TOKEN", token.to_checksum(None)),
+        ("MIN_CONFIRMATIONS", CONFIRMATIONS.to_string()),
+        ("HOT_WALLET_KEY_FILE", hot.path.display().to_string()),
+    ]
+}
+
+/// anvil, the token, a hot wallet with `gas` and `float` micro-USDC, and
+/// an app sending from it with `extra` settings; `None` without anvil.
+struct Story {
+    anvil: Anvil,
+    token: Address,
+    hot: HotKeyFile,
+    t: TestApp,
+}
+
+async fn story(
+    db: Db,
+    name: &str,
+    seed: u8,
+    gas: bool,
+    float: u64,
+    extra: &[(&'static str, &str)],
+) -> Option<Story> {
+    let anvil = Anvil::start(name).await?;
+    let token = anvil.deploy_token().await;
+    let hot = HotKeyFile::new(seed);
+    if gas {
+        anvil.fund_gas(hot.address).await;
+    }
+    if float > 0 {
+        anvil.mint(token, &hot.checksum(), float).await;
+    }
+    let mut settings = sending(&anvil, token, &hot);
+    settings.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let t = TestApp::spawn(db, &pairs, at(MORNING)).await;
+    Some(Story {
+        anvil,
+        token,
+        hot,
+        t,
+    })
+}
+
+async fn withdraw(app: &App, user: UserId, micros: i64, to: &str) -> WithdrawalId {
+    app.withdraw(user, updown_domain::Micros::new(micros).unwrap(), to, None)
+        .await
+        .unwrap()
+        .id
+}
+
+async fn step(app: &App) -> WorkerTick {
+    let tick = app.withdrawal_step().await.unwrap();
+    assert!(tick.errors.is_empty(), "{tick:?}");
+    tick
+}
+
+async fn status(t: &TestApp, id: WithdrawalId) -> WithdrawalStatus {
+    t.store().withdrawal(id).await.unwrap().status
+}
+
+async fn a_withdrawal_reaches_its_address_once_after_min_confirmations(db: Db) {
+    let Some(s) = story(
+        db,
+        "a withdrawal on the chain",
+        0x11,
+        true,
+        100_000_000,
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let player = s.t.funded("winner", usdc(10)).await;
+    let to = recipient(1);
+    let id = withdraw(&s.t.app, player, 2_000_000, &to).await;
+
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.submitted, vec![id.0], "{tick:?}");
+    let sent = s.t.store().withdrawal(id).await.unwrap();
+    assert_eq!(sent.status, WithdrawalStatus::Submitted);
+    let sends = s.t.store().sends_of(id).await.unwrap();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].nonce, 0, "a fresh key's first nonce");
+    assert_eq!(
+        sent.chain_tx_hash.as_deref(),
+        Some(sends[0].signed.tx_hash.as_str())
+    );
+    let to_address: Address = to.parse().unwrap();
+    // Mined at once (automine), but one confirmation is not enough.
+    assert_eq!(s.anvil.token_balance(s.token, to_address).await, 2_000_000);
+    assert!(step(&s.t.app).await.confirmed.is_empty());
+    assert_eq!(status(&s.t, id).await, WithdrawalStatus::Submitted);
+    s.anvil.mine(CONFIRMATIONS - 1).await;
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.confirmed, vec![id.0], "{tick:?}");
+    assert_eq!(status(&s.t, id).await, WithdrawalStatus::Confirmed);
+    assert_eq!(
+        s.t.store().sends_of(id).await.unwrap()[0].state,
+        SendState::Mined
+    );
+
+    // Nothing more is sent, however often the worker steps.
+    for _ in 0..3 {
+        assert!(step(&s.t.app).await.is_idle());
+    }
+    let head = s.anvil.head().await;
+    let transfers = s
+        .anvil
+        .rpc
+        .count_transfers_to(s.token, &[to_address], 0, head)
+        .await
+        .unwrap();
+    assert_eq!(transfers, 1);
+    assert_eq!(s.anvil.token_balance(s.token, to_address).await, 2_000_000);
+    assert_eq!(
+        s.anvil.token_balance(s.token, s.hot.address).await,
+        98_000_000
+    );
+    assert_eq!(s.t.app.balance(player).await.unwrap(), usdc(8));
+    s.t.assert_verified().await;
+}
+
+async fn withdrawals_in_one_tick_take_consecutive_nonces_in_order_up_to_the_batch_max(db: Db) {
+    let Some(s) = story(
+        db,
+        "withdrawals in one tick",
+        0x12,
+        true,
+        100_000_000,
+        &[("WITHDRAWAL_BATCH_MAX", "10")],
+    )
+    .await
+    else {
+        return;
+    };
+    let player = s.t.funded("many", usdc(50)).await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        ids.push(
+            withdraw(
+                &s.t.app,
+                player,
+                1_000_000 + i64::from(n),
+                &recipient(100 + n),
+            )
+            .await,
+        );
+    }
+    let first = step(&s.t.app).await;
+    assert_eq!(
+        first.submitted,
+        ids[..10].iter().map(|id| id.0).collect::<Vec<_>>()
+    );
+    let second = step(&s.t.app).await;
+    assert_eq!(
+        second.submitted,
+        ids[10..].iter().map(|id| id.0).collect::<Vec<_>>()
+    );
+    let sends = s.t.store().sends_of_many(&ids).await.unwrap();
+    let nonces: Vec<i64> = sends.iter().map(|s| s.nonce).collect();
+    assert_eq!(
+        nonces,
+        (0..12).collect::<Vec<i64>>(),
+        "oldest first, no gap"
+    );
+    s.anvil.mine(CONFIRMATIONS).await;
+    let done = step(&s.t.app).await;
+    // Each was mined in a block of its own (automine): the first ones had
+    // their confirmations by the second step.
+    let confirmed: Vec<i64> = [second.confirmed, done.confirmed].concat();
+    assert_eq!(confirmed, ids.iter().map(|id| id.0).collect::<Vec<_>>());
+    for n in 0..12u32 {
+        let to: Address = recipient(100 + n).parse().unwrap();
+        assert_eq!(
+            s.anvil.token_balance(s.token, to).await,
+            1_000_000 + u64::from(n)
+        );
+    }
+    s.t.assert_verified().await;
+}
+
+async fn a_reverted_transfer_fails_and_refunds_with_the_reason(db: Db) {
+    let Some(s) = story(db, "a reverted transfer", 0x13, true, 100_000_000, &[]).await else {
+        return;
+    };
+    let to = recipient(7);
+    // The token refuses transfers to this address, as USDC's blocklist.
+    let call = alloy::sol_types::SolCall::abi_encode(&blocked::setBlockedCall {
+        account: to.parse().unwrap(),
+        isBlocked: true,
+    });
+    s.anvil
+        .call(
+            "eth_sendTransaction",
+            json!([{ "from": ACCOUNTS[0], "to": s.token.to_checksum(None),
+                     "data": format!("0x{}", hex::encode(call)) }]),
+        )
+        .await;
+    let player = s.t.funded("blocked", usdc(10)).await;
+    let id = withdraw(&s.t.app, player, 3_000_000, &to).await;
+    assert_eq!(s.t.app.balance(player).await.unwrap(), usdc(7));
+    assert_eq!(step(&s.t.app).await.submitted, vec![id.0]);
+    s.anvil.mine(CONFIRMATIONS).await;
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.failed, vec![id.0], "{tick:?}");
+    let failed = s.t.store().withdrawal(id).await.unwrap();
+    assert_eq!(failed.status, WithdrawalStatus::Failed);
+    let reason = failed.failure_reason.unwrap();
+    assert!(reason.contains("reverted"), "{reason}");
+    assert!(reason.contains("DevUSDC: blocked address"), "{reason}");
+    assert_eq!(
+        s.t.store().sends_of(id).await.unwrap()[0].state,
+        SendState::Reverted
+    );
+    assert_eq!(s.t.app.balance(player).await.unwrap(), usdc(10), "refunded");
+    assert_eq!(
+        s.anvil.token_balance(s.token, s.hot.address).await,
+        100_000_000
+    );
+    s.t.assert_verified().await;
+}
+
+mod blocked {
+    alloy::sol! {
+        function setBlocked(address account, bool isBlocked) external;
+    }
+}
+
+async fn a_stuck_transaction_is_replaced_and_confirmed_once(db: Db) {
+    let Some(s) = story(
+        db,
+        "a stuck transaction",
+        0x14,
+        true,
+        100_000_000,
+        &[("WITHDRAWAL_STUCK_AFTER_S", "60")],
+    )
+    .await
+    else {
+        return;
+    };
+    // Nothing is mined unless asked: the transaction waits in the pool.
+    s.anvil.call("evm_setAutomine", json!([false])).await;
+    let player = s.t.funded("stuck", usdc(10)).await;
+    let to = recipient(9);
+    let id = withdraw(&s.t.app, player, 4_000_000, &to).await;
+    assert_eq!(step(&s.t.app).await.submitted, vec![id.0]);
+    // Not stuck yet: nothing replaced.
+    s.t.advance(chrono::Duration::seconds(30));
+    assert!(step(&s.t.app).await.replaced.is_empty());
+    s.t.advance(chrono::Duration::seconds(31));
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.replaced, vec![id.0], "{tick:?}");
+    let sends = s.t.store().sends_of(id).await.unwrap();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(sends[0].nonce, sends[1].nonce);
+    let fee = |i: usize| sends[i].signed.max_fee_per_gas.parse::<u128>().unwrap();
+    assert!(fee(1) * 10 >= fee(0) * 11, "raised by at least a tenth");
+
+    s.anvil.mine(CONFIRMATIONS).await;
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.confirmed, vec![id.0], "{tick:?}");
+    let sends = s.t.store().sends_of(id).await.unwrap();
+    let states: Vec<SendState> = sends.iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![SendState::Replaced, SendState::Mined]);
+    let confirmed = s.t.store().withdrawal(id).await.unwrap();
+    assert_eq!(
+        confirmed.chain_tx_hash.as_deref(),
+        Some(sends[1].signed.tx_hash.as_str())
+    );
+    let to_address: Address = to.parse().unwrap();
+    assert_eq!(s.anvil.token_balance(s.token, to_address).await, 4_000_000);
+    s.t.assert_verified().await;
+}
+
+async fn the_sender_holds_without_gas_or_tokens_and_says_why(db: Db) {
+    let Some(s) = story(db, "a sender without funds", 0x15, false, 1_000_000, &[]).await else {
+        return;
+    };
+    let player = s.t.funded("patient", usdc(10)).await;
+    let id = withdraw(&s.t.app, player, 2_000_000, &recipient(11)).await;
+    let tick = step(&s.t.app).await;
+    assert!(tick.submitted.is_empty());
+    let why = tick.held.unwrap();
+    assert!(why.contains("MIN_GAS_BALANCE"), "{why}");
+    assert_eq!(status(&s.t, id).await, WithdrawalStatus::Queued);
+    let shown = s.t.app.sender.as_ref().unwrap().status();
+    assert_eq!(shown.holding.as_deref(), Some(why.as_str()));
+
+    s.anvil.fund_gas(s.hot.address).await;
+    let tick = step(&s.t.app).await;
+    let why = tick.held.unwrap();
+    assert!(why.contains("needs 2000000"), "{why}");
+    assert_eq!(status(&s.t, id).await, WithdrawalStatus::Queued);
+
+    s.anvil.mint(s.token, &s.hot.checksum(), 5_000_000).await;
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.submitted, vec![id.0]);
+    assert_eq!(tick.held, None);
+    assert_eq!(s.t.app.sender.as_ref().unwrap().status().holding, None);
+}
