@@ -3,7 +3,14 @@
 //! real signal, through `kill -9`: no unwinding, no flushing, as a crash).
 //! Off unless set, and ignored with UPDOWN_ENV=production. The points:
 //! - `watcher_before_commit`: a range with credits, before its commit;
-//! - `watcher_after_commit`: the same, right after its commit.
+//! - `watcher_after_commit`: the same, right after its commit;
+//! - `send_after_nonce`: the hot wallet's nonce taken, inside the database
+//!   transaction, before signing;
+//! - `send_after_sign`: signed, the transaction not committed;
+//! - `send_after_store`: the signed transaction committed, not broadcast;
+//! - `send_after_broadcast`: broadcast;
+//! - `send_after_mined`: its receipt seen with enough confirmations,
+//!   before the withdrawal is recorded CONFIRMED.
 
 /// Dies here if the test asked for a crash at `point`.
 pub fn crash_point(point: &str, production: bool) {

@@ -470,25 +470,6 @@ fn serve_watching(
     support::process::Serve::start(folder, name, &env)
 }
 
-/// Waits for `serve` to die by SIGKILL.
-fn killed(serve: &mut support::process::Serve) {
-    use std::os::unix::process::ExitStatusExt;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            assert_eq!(status.signal(), Some(9), "{status:?}: {}", serve.log());
-            assert!(serve.log().contains("UPDOWN_TEST_CRASH"));
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not killed: {}",
-            serve.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_just_before_and_just_after_a_credit_commits_credits_it_once() {
     let Some(anvil) = Anvil::start("serve killed around a credit").await else {
@@ -513,7 +494,7 @@ async fn serve_killed_just_before_and_just_after_a_credit_commits_credits_it_onc
         token,
         Some("watcher_before_commit"),
     );
-    killed(&mut serve);
+    serve.wait_killed();
     assert_eq!(balance(&app_on(&db_url).await, user).await, Micros::ZERO);
 
     // Killed right after it: credited, once.
@@ -525,7 +506,7 @@ async fn serve_killed_just_before_and_just_after_a_credit_commits_credits_it_onc
         token,
         Some("watcher_after_commit"),
     );
-    killed(&mut serve);
+    serve.wait_killed();
     assert_eq!(balance(&app_on(&db_url).await, user).await, usdc(5));
 
     // A healthy restart goes on from the cursor: the next deposit is

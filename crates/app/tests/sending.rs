@@ -338,3 +338,146 @@ async fn the_sender_holds_without_gas_or_tokens_and_says_why(db: Db) {
     assert_eq!(tick.held, None);
     assert_eq!(s.t.app.sender.as_ref().unwrap().status().holding, None);
 }
+
+/// The store on the SQLite file `url`, read directly.
+async fn store_on(url: &str) -> std::sync::Arc<dyn updown_store::Store> {
+    updown_store::connect(url, 2).await.unwrap()
+}
+
+/// An app on the SQLite file `url`, as a command would open it.
+async fn app_on(url: &str) -> App {
+    let config = updown_app::config::Config::with(&[("DATABASE_URL", url)]).unwrap();
+    updown_app::startup::app(config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_at_each_step_of_a_send_leaves_exactly_one_transfer() {
+    let Some(anvil) = Anvil::start("serve killed while sending").await else {
+        return;
+    };
+    let token = anvil.deploy_token().await;
+    let hot = HotKeyFile::new(0x21);
+    anvil.fund_gas(hot.address).await;
+    anvil.mint(token, &hot.checksum(), 100_000_000).await;
+    let folder = std::env::temp_dir().join(format!("updown-send-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let db_url = format!("sqlite://{}", folder.join("updown.db").display());
+    let app = app_on(&db_url).await;
+    let player = app.create_user("crashy@example.com").await.unwrap().id;
+    app.deposit(player, usdc(50), "0xfund-crashy", 0, None)
+        .await
+        .unwrap();
+    let mut settings = sending(&anvil, token, &hot);
+    settings.retain(|(k, _)| *k != "MIN_CONFIRMATIONS");
+    settings.push(("MIN_CONFIRMATIONS", "1".into()));
+    settings.push(("DATABASE_URL", db_url.clone()));
+    let serve = |name: &str, crash: Option<&str>| {
+        let mut env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(point) = crash {
+            env.push(("UPDOWN_TEST_CRASH", point));
+        }
+        support::process::Serve::start(&folder, name, &env)
+    };
+    let transfers_to = |to: Address| {
+        let anvil = &anvil;
+        async move {
+            let head = anvil.head().await;
+            anvil
+                .rpc
+                .count_transfers_to(token, &[to], 0, head)
+                .await
+                .unwrap()
+        }
+    };
+    // Each point: (where it dies, what is stored and on the chain then).
+    let points = [
+        ("send_after_nonce", WithdrawalStatus::Submitting, 0, 0),
+        ("send_after_sign", WithdrawalStatus::Submitting, 0, 0),
+        ("send_after_store", WithdrawalStatus::Submitted, 1, 0),
+        ("send_after_broadcast", WithdrawalStatus::Submitted, 1, 1),
+        ("send_after_mined", WithdrawalStatus::Submitted, 1, 1),
+    ];
+    for (n, (point, status_then, sends_then, transfers_then)) in points.into_iter().enumerate() {
+        let to = recipient(500 + n as u32);
+        let to_address: Address = to.parse().unwrap();
+        let amount = 1_000_000 + n as i64;
+        let id = withdraw(&app_on(&db_url).await, player, amount, &to).await;
+        let mut crashed = serve(point, Some(point));
+        crashed.wait_killed();
+        let store = store_on(&db_url).await;
+        let w = store.withdrawal(id).await.unwrap();
+        assert_eq!(w.status, status_then, "{point}");
+        let sends = store.sends_of(id).await.unwrap();
+        assert_eq!(sends.len(), sends_then, "{point}");
+        assert_eq!(transfers_to(to_address).await, transfers_then, "{point}");
+
+        // A healthy restart finishes it: one transfer, confirmed.
+        let healthy = serve(&format!("{point}-healthy"), None);
+        support::eventually(point, std::time::Duration::from_secs(30), || async {
+            store_on(&db_url).await.withdrawal(id).await.unwrap().status
+                == WithdrawalStatus::Confirmed
+        })
+        .await;
+        drop(healthy);
+        assert_eq!(transfers_to(to_address).await, 1, "{point}");
+        assert_eq!(
+            anvil.token_balance(token, to_address).await,
+            amount as u64,
+            "{point}"
+        );
+    }
+    let app = app_on(&db_url).await;
+    let report = app.verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.failures());
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_send_one_at_a_time_and_never_reuse_a_nonce() {
+    if updown_store::testing::postgres_url("two senders").is_none() {
+        return;
+    }
+    let Some(s) = story(Db::Postgres, "two senders", 0x22, true, 100_000_000, &[]).await else {
+        return;
+    };
+    let settings = sending(&s.anvil, s.token, &s.hot);
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let twin = s.t.twin(&pairs);
+    let player = s.t.funded("twins", usdc(60)).await;
+    let mut ids = Vec::new();
+    for round in 0..5u32 {
+        for n in 0..4u32 {
+            let to = recipient(700 + round * 10 + n);
+            ids.push(withdraw(&s.t.app, player, 1_000_000, &to).await);
+        }
+        // Both step at once, again and again.
+        let (a, b) = tokio::join!(
+            async {
+                let mut n = 0;
+                for _ in 0..3 {
+                    n += s.t.app.withdrawal_step().await.unwrap().submitted.len();
+                }
+                n
+            },
+            async {
+                let mut n = 0;
+                for _ in 0..3 {
+                    n += twin.withdrawal_step().await.unwrap().submitted.len();
+                }
+                n
+            },
+        );
+        assert_eq!(a + b, 4, "round {round}: each signed once between them");
+    }
+    let sends = s.t.store().sends_of_many(&ids).await.unwrap();
+    let mut nonces: Vec<i64> = sends.iter().map(|s| s.nonce).collect();
+    nonces.sort_unstable();
+    assert_eq!(nonces, (0..20).collect::<Vec<i64>>());
+    s.anvil.mine(CONFIRMATIONS).await;
+    step(&s.t.app).await;
+    for id in &ids {
+        assert_eq!(status(&s.t, *id).await, WithdrawalStatus::Confirmed);
+    }
+    s.t.assert_verified().await;
+}

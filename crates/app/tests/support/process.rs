@@ -91,6 +91,26 @@ impl Serve {
             .count()
     }
 
+    /// Waits for this serve to die by SIGKILL at its `UPDOWN_TEST_CRASH`
+    /// point.
+    pub fn wait_killed(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert_eq!(status.signal(), Some(9), "{status:?}: {}", self.log());
+                assert!(self.log().contains("UPDOWN_TEST_CRASH"));
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not killed: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
