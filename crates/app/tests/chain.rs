@@ -632,7 +632,17 @@ async fn a_story_through_the_whole_product_on_a_local_chain() {
     };
     let deployed = cli(&["chain", "dev-token"]);
     let token: Address = deployed["address"].as_str().unwrap().parse().unwrap();
-    let t = spawn(Db::Sqlite, &watching(&anvil.url, token)).await;
+    // The hot wallet sends withdrawals: a key of its own, gas, and a
+    // float the house put there (outside the ledger: a surplus).
+    let hot = support::anvil::HotKeyFile::new(0x31);
+    anvil.fund_gas(hot.address).await;
+    const FLOAT: u64 = 50_000_000;
+    anvil.mint(token, &hot.checksum(), FLOAT).await;
+    let mut settings = watching(&anvil.url, token);
+    settings.retain(|(k, _)| *k != "HOT_WALLET_ADDRESS");
+    settings.push(("CHAIN_SENDER", "evm".into()));
+    settings.push(("HOT_WALLET_KEY_FILE", hot.path.display().to_string()));
+    let t = spawn(Db::Sqlite, &settings).await;
 
     // Two players sign up and ask for their deposit addresses.
     let mut players = Vec::new();
@@ -676,11 +686,54 @@ async fn a_story_through_the_whole_product_on_a_local_chain() {
     let tick = t.app.scheduler_step().await.unwrap();
     assert_eq!(tick.settled, vec!["20261124".to_string()], "{tick:?}");
 
-    // The books balance, and the chain holds what the ledger owes.
+    // The books balance, and the chain holds what the ledger owes (and
+    // the house's float).
     t.assert_verified().await;
     let reconciled = t.app.reconcile().await.unwrap();
     assert_eq!(
         (reconciled.status, reconciled.ledger_total),
-        ("equal", 65_000_000)
+        ("surplus", 65_000_000)
     );
+    assert_eq!(reconciled.difference, FLOAT.to_string());
+
+    // The winner withdraws 2 USDC to a fresh address; the hot wallet
+    // sends it.
+    let to = "0x00000000000000000000000000000000000b0b02";
+    let body = json!({ "amount": 2_000_000, "address": to }).to_string();
+    let (status, queued) = call(
+        t.address,
+        "POST",
+        "/withdrawals",
+        Some(&body),
+        Some(&players[0]),
+    )
+    .await;
+    assert_eq!(status, 201, "{queued}");
+    let tick = t.app.withdrawal_step().await.unwrap();
+    assert_eq!(tick.submitted.len(), 1, "{tick:?}");
+    let to_address: Address = to.parse().unwrap();
+    assert_eq!(anvil.token_balance(token, to_address).await, 2_000_000);
+    // Mined, not confirmed yet: gone from the chain, pending in the
+    // ledger, and no shortfall.
+    let reconciled = t.app.reconcile().await.unwrap();
+    assert_eq!(reconciled.status, "surplus", "{reconciled:?}");
+    assert_eq!(reconciled.difference, FLOAT.to_string());
+    anvil.mine(CONFIRMATIONS).await;
+    let tick = t.app.withdrawal_step().await.unwrap();
+    assert_eq!(tick.confirmed.len(), 1, "{tick:?}");
+    let (_, mine) = call(t.address, "GET", "/me/withdrawals", None, Some(&players[0])).await;
+    assert_eq!(mine[0]["status"], "CONFIRMED", "{mine}");
+    assert!(mine[0]["chain_tx_hash"].as_str().unwrap().starts_with("0x"));
+    t.app.watch_step().await.unwrap();
+    let reconciled = t.app.reconcile().await.unwrap();
+    assert_eq!(
+        (reconciled.status, reconciled.ledger_total),
+        ("surplus", 63_000_000),
+        "{reconciled:?}"
+    );
+    assert_eq!(reconciled.difference, FLOAT.to_string());
+    let (_, health) = call(t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["sender"]["status"], "ok", "{health}");
+    assert_eq!(health["sender"]["address"], hot.checksum().as_str());
+    t.assert_verified().await;
 }

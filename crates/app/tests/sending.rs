@@ -325,6 +325,10 @@ async fn the_sender_holds_without_gas_or_tokens_and_says_why(db: Db) {
     assert_eq!(status(&s.t, id).await, WithdrawalStatus::Queued);
     let shown = s.t.app.sender.as_ref().unwrap().status();
     assert_eq!(shown.holding.as_deref(), Some(why.as_str()));
+    let (_, health) = support::call(s.t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["sender"]["holding"], why.as_str());
+    assert_eq!(health["sender"]["eth_wei"], "0");
 
     s.anvil.fund_gas(s.hot.address).await;
     let tick = step(&s.t.app).await;

@@ -103,12 +103,26 @@ async fn chain_health(app: &App) -> Value {
     })
 }
 
+/// The hot wallet's sender (CHAIN_SENDER=evm): its address and balances
+/// as last read; "degraded" while it holds (funds, gas, fees) or a nonce
+/// conflict waits for an operator.
+fn sender_health(app: &App) -> Value {
+    let Some(sender) = &app.sender else {
+        return json!({ "status": "not configured" });
+    };
+    let status = sender.status();
+    let degraded = status.holding.is_some() || status.nonce_conflict.is_some();
+    let mut view = serde_json::to_value(&status).unwrap_or_default();
+    view["status"] = json!(if degraded { "degraded" } else { "ok" });
+    view
+}
+
 #[utoipa::path(
     get,
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\", \"chain\": ...}; \"status\": \"degraded\" when the chain watcher is halted by a reorg or failing, or custody is short (\"chain\".\"problems\" says why)", body = Object),
+        (status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\", \"chain\": ...}; \"status\": \"degraded\" when the chain watcher is halted by a reorg or failing, or custody is short (\"chain\".\"problems\" says why), or the withdrawal sender holds or has a nonce conflict (\"sender\": address, eth_wei, token_balance, holding, nonce_conflict)", body = Object),
         (status = 503, description = "a dependency does not answer, or the scheduler has not stepped for three ticks", body = Object),
     ),
 )]
@@ -120,6 +134,7 @@ async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
     };
     let scheduler = scheduler_health(&app);
     let chain = chain_health(&app).await;
+    let sender = sender_health(&app);
     let healthy = database == "ok"
         && matches!(redis.as_str(), "ok" | "not configured")
         && scheduler["status"] != "stale";
@@ -131,7 +146,10 @@ async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
     (
         status,
         Json(json!({
-            "status": match (healthy, chain["status"] == "degraded") {
+            "status": match (
+                healthy,
+                chain["status"] == "degraded" || sender["status"] == "degraded",
+            ) {
                 (false, _) => "unhealthy",
                 (true, true) => "degraded",
                 (true, false) => "ok",
@@ -140,6 +158,7 @@ async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
             "redis": redis,
             "scheduler": scheduler,
             "chain": chain,
+            "sender": sender,
         })),
     )
 }

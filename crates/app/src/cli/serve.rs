@@ -65,21 +65,27 @@ pub async fn run(mut config: Config) -> AppResult<()> {
     served.map_err(|e| AppError::Internal(e.into()))
 }
 
-/// The watcher's node must be on EVM_CHAIN_ID: a wrong chain stops the
-/// start; an unreachable node is only warned of (the watcher retries, and
-/// checks before it reads anything).
+/// The node of the watcher and of the sender must be on EVM_CHAIN_ID: a
+/// wrong chain stops the start; an unreachable node is only warned of
+/// (both retry, and check before they read or sign anything).
 async fn check_chain(app: &crate::services::App) -> AppResult<()> {
-    let Some(watch) = &app.watch else {
-        return Ok(());
-    };
-    match watch.verify_chain().await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind == crate::chain::evm::RpcErrorKind::Refused => {
-            Err(AppError::Invalid(format!("EVM_CHAIN_ID: {e}")))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the EVM node does not answer yet; the watcher retries");
-            Ok(())
+    let mut checks = Vec::new();
+    if let Some(watch) = &app.watch {
+        checks.push(watch.verify_chain().await);
+    }
+    if let Some(sender) = &app.sender {
+        checks.push(sender.verify_chain().await);
+    }
+    for checked in checks {
+        match checked {
+            Ok(()) => {}
+            Err(e) if e.kind == crate::chain::evm::RpcErrorKind::Refused => {
+                return Err(AppError::Invalid(format!("EVM_CHAIN_ID: {e}")))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the EVM node does not answer yet; the chain's tasks retry");
+            }
         }
     }
+    Ok(())
 }

@@ -87,7 +87,10 @@ impl App {
         let chain_total = balances
             .iter()
             .fold(U256::ZERO, |sum, b| sum.saturating_add(*b));
-        let ledger_total = self.store.tvl().await?.custody;
+        // Transfers mined but not yet confirmed have left the chain's
+        // balances; the ledger lets them go at their confirmation.
+        let leaving = self.mined_unconfirmed(&rpc, block).await?;
+        let ledger_total = self.store.tvl().await?.custody - leaving;
         let ledger = U256::from(ledger_total.max(0) as u64);
         let (status, difference) = match chain_total.cmp(&ledger) {
             std::cmp::Ordering::Equal => (CustodyStatus::Equal, "0".to_string()),

@@ -26,6 +26,7 @@
 //! the sender holds and says why. At most `WITHDRAWAL_BATCH_MAX` are signed
 //! per step, oldest first.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use alloy::primitives::{Address, U256};
@@ -38,7 +39,7 @@ use updown_store::{
 
 use super::withdrawal_worker::WorkerTick;
 use super::App;
-use crate::chain::evm::{Broadcast, EvmRpc, Fees};
+use crate::chain::evm::{Broadcast, EvmError, EvmRpc, Fees, RpcErrorKind};
 use crate::chain::hot_wallet::{sign_transfer, HotKey, TransferTx};
 use crate::error::{AppError, AppResult};
 use crate::events::EventKind;
@@ -54,6 +55,9 @@ pub struct EvmSender {
     token: Address,
     chain_id: u64,
     status: Mutex<SenderStatus>,
+    /// The node was seen on `chain_id` (checked once per process, before
+    /// anything is signed).
+    verified: AtomicBool,
 }
 
 /// What the sender last saw, for /health and the console.
@@ -85,7 +89,28 @@ impl EvmSender {
             token,
             chain_id,
             status: Mutex::new(status),
+            verified: AtomicBool::new(false),
         }
+    }
+
+    /// The node must be on EVM_CHAIN_ID: a transaction signed for one
+    /// chain is never handed to another.
+    pub async fn verify_chain(&self) -> Result<(), EvmError> {
+        if self.verified.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let id = self.rpc.chain_id().await?;
+        if id != self.chain_id {
+            return Err(EvmError::new(
+                RpcErrorKind::Refused,
+                format!(
+                    "the node is on chain {id}, not EVM_CHAIN_ID {}; nothing is signed for it",
+                    self.chain_id
+                ),
+            ));
+        }
+        self.verified.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn address(&self) -> Address {
@@ -119,6 +144,7 @@ impl App {
     /// The sender's step, inside the worker's lease.
     pub(super) async fn evm_withdrawals(&self, sender: &EvmSender) -> AppResult<WorkerTick> {
         let mut tick = WorkerTick::default();
+        sender.verify_chain().await?;
         // The nonce before the receipts: a nonce seen used here has its
         // receipt by the time receipts are read.
         let mined_nonce = sender.rpc.mined_nonce(sender.address()).await?;
@@ -296,6 +322,39 @@ impl App {
             }
         }
         Ok(Flight::Unmined)
+    }
+
+    /// Micro-USDC of SUBMITTED withdrawals whose transfer was mined, with
+    /// success, at or before `block`: gone from the chain's balances, still
+    /// pending in the ledger until their confirmations.
+    pub(super) async fn mined_unconfirmed(&self, rpc: &EvmRpc, block: u64) -> AppResult<i64> {
+        let mut left = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .withdrawals_to_step(WithdrawalStatus::Submitted, after, PAGE)
+                .await?;
+            let ids: Vec<WithdrawalId> = page.iter().map(|w| w.id).collect();
+            for send in self.store.sends_of_many(&ids).await? {
+                if send.state != SendState::Sent {
+                    continue;
+                }
+                if let Some(receipt) = rpc.receipt(&send.signed.tx_hash).await? {
+                    if receipt.success() && receipt.block() <= block {
+                        left += page
+                            .iter()
+                            .find(|w| w.id == send.withdrawal)
+                            .map_or(0, |w| w.amount.get());
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == PAGE => after = Some(last.id),
+                _ => break,
+            }
+        }
+        Ok(left)
     }
 
     /// Fees for a replacement of `stuck`: each raised by an eighth, at
