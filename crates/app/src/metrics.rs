@@ -125,6 +125,22 @@ fn describe() {
         "updown_custody_shortfall_micro_usdc",
         "How much less the chain held than the ledger owes at the last reconciliation (0: none)"
     );
+    describe_gauge!(
+        "updown_hot_wallet_eth_wei",
+        "The hot wallet's ETH for gas, as the sender last read it"
+    );
+    describe_gauge!(
+        "updown_hot_wallet_token_micros",
+        "The hot wallet's deposit token, as the sender last read it"
+    );
+    describe_gauge!(
+        "updown_sender_nonce_conflict",
+        "1 while a nonce the hot wallet stored was used by a transaction it did not sign"
+    );
+    describe_counter!(
+        "updown_withdrawals_sent_total",
+        "Withdrawal transactions the hot wallet signed, by kind (first, replacement)"
+    );
 }
 
 /// The Prometheus text, with database-backed gauges refreshed now.

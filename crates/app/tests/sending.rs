@@ -20,6 +20,7 @@ on_both_backends!(
     a_reverted_transfer_fails_and_refunds_with_the_reason,
     a_stuck_transaction_is_replaced_and_confirmed_once,
     the_sender_holds_without_gas_or_tokens_and_says_why,
+    a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z";
@@ -483,5 +484,96 @@ async fn two_instances_send_one_at_a_time_and_never_reuse_a_nonce() {
     for id in &ids {
         assert_eq!(status(&s.t, *id).await, WithdrawalStatus::Confirmed);
     }
+    s.t.assert_verified().await;
+}
+
+async fn a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it(db: Db) {
+    let Some(s) = story(db, "a nonce conflict", 0x16, true, 100_000_000, &[]).await else {
+        return;
+    };
+    s.anvil.call("evm_setAutomine", json!([false])).await;
+    let player = s.t.funded("conflicted", usdc(10)).await;
+    let id = withdraw(&s.t.app, player, 3_000_000, &recipient(21)).await;
+    assert_eq!(step(&s.t.app).await.submitted, vec![id.0]);
+    let sent = s.t.store().withdrawal(id).await.unwrap();
+
+    // In the pool, perhaps mined any moment: nobody refunds it by hand,
+    // even naming its own transaction, and resolve-nonce sees the nonce
+    // unused.
+    let by_hand =
+        s.t.app
+            .change_withdrawal(
+                id,
+                updown_store::WithdrawalChange::Fail {
+                    reason: "the player asked".into(),
+                    rejection: Some(updown_store::ChainRejection::Operator {
+                        tx_hash: sent.chain_tx_hash.clone().unwrap(),
+                    }),
+                },
+                "ops",
+                None,
+            )
+            .await
+            .unwrap_err();
+    assert!(by_hand.to_string().contains("hot wallet"), "{by_hand}");
+    let early =
+        s.t.app
+            .resolve_nonce(id, "ops", "too early")
+            .await
+            .unwrap_err();
+    assert!(
+        early.to_string().contains("not used on the chain yet"),
+        "{early}"
+    );
+
+    // Another tool spends nonce 0 of the hot wallet with a higher fee.
+    let hot = s.hot.checksum();
+    s.anvil.impersonate(&hot).await;
+    s.anvil
+        .call(
+            "eth_sendTransaction",
+            json!([{ "from": hot, "to": hot, "value": "0x0", "nonce": "0x0", "gas": "0x5208",
+                     "maxFeePerGas": "0x174876e800", "maxPriorityFeePerGas": "0x174876e800" }]),
+        )
+        .await;
+    s.anvil
+        .call("anvil_stopImpersonatingAccount", json!([hot]))
+        .await;
+    s.anvil.mine(1).await;
+    let tick = s.t.app.withdrawal_step().await.unwrap();
+    assert!(
+        tick.errors
+            .iter()
+            .any(|(w, why)| *w == id.0 && why.contains("nonce 0")),
+        "{tick:?}"
+    );
+    assert_eq!(status(&s.t, id).await, WithdrawalStatus::Submitted);
+    let (_, health) = support::call(s.t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["sender"]["status"], "degraded", "{health}");
+    assert!(health["sender"]["nonce_conflict"]
+        .as_str()
+        .unwrap()
+        .contains("resolve-nonce"));
+
+    // The operator resolves it: refunded, and the next nonce follows the
+    // chain.
+    let resolved =
+        s.t.app
+            .resolve_nonce(id, "ops", "checked: a manual top-up tool spent nonce 0")
+            .await
+            .unwrap();
+    assert_eq!(resolved.status, WithdrawalStatus::Failed);
+    assert!(resolved.failure_reason.unwrap().contains("resolved by ops"));
+    assert_eq!(s.t.app.balance(player).await.unwrap(), usdc(10));
+    let again = s.t.app.resolve_nonce(id, "ops", "twice").await.unwrap_err();
+    assert!(again.to_string().contains("nothing to resolve"), "{again}");
+    let next = withdraw(&s.t.app, player, 2_000_000, &recipient(22)).await;
+    assert_eq!(step(&s.t.app).await.submitted, vec![next.0]);
+    assert_eq!(s.t.store().sends_of(next).await.unwrap()[0].nonce, 1);
+    s.anvil.mine(CONFIRMATIONS).await;
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.confirmed, vec![next.0]);
+    let (_, health) = support::call(s.t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["sender"]["status"], "ok", "{health}");
     s.t.assert_verified().await;
 }

@@ -89,6 +89,19 @@ pub trait SendStore: Send + Sync {
     /// other sends of its nonce replaced, and its withdrawal CONFIRMED
     /// with the mined hash, or FAILED and refunded with the reason.
     async fn finish_send(&self, mined: &MinedSend) -> StoreResult<Withdrawal>;
+    /// An operator's end of a nonce conflict, after the caller saw on the
+    /// chain that the nonce was used by another transaction and none of
+    /// the withdrawal's was mined: in one transaction the withdrawal
+    /// (SUBMITTED, every send still `sent`) fails and is refunded with
+    /// `reason`, its sends are recorded replaced, and its sender's next
+    /// nonce rises to at least `nonce_floor`.
+    async fn resolve_nonce(
+        &self,
+        id: WithdrawalId,
+        nonce_floor: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Withdrawal>;
     /// The next nonce the database holds for `sender`, if it ever sent.
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>>;
 }

@@ -340,6 +340,19 @@ pub enum WithdrawalCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// A withdrawal the hot wallet sent (CHAIN_SENDER=evm) whose nonce was
+    /// used on the chain by another transaction: after the chain confirms
+    /// it (the nonce used, none of its transactions mined), it fails, the
+    /// funds go back to the user, and the hot wallet's next nonce moves to
+    /// the chain's count. The worker never does this by itself.
+    ResolveNonce {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// -> FAILED: the funds go back to the user. Once it may have reached
     /// the chain (SUBMITTING, SUBMITTED), only with --tx: the hash of the
     /// transaction the chain rejected.

@@ -190,11 +190,25 @@ async fn withdraw(
     Ok(0)
 }
 
-/// `updown withdrawals list|approve|confirm|fail`.
+/// `updown withdrawals list|approve|confirm|fail|resolve-nonce`.
 async fn withdrawals(app: &App, command: WithdrawalCommand, out: &Printer) -> AppResult<i32> {
     let (id, change, actor) = match command {
         WithdrawalCommand::List { status, limit } => {
             return list_withdrawals(app, status, limit, out).await
+        }
+        WithdrawalCommand::ResolveNonce { id, reason, actor } => {
+            let actor = actor.unwrap_or_else(default_actor);
+            let failed = app.resolve_nonce(WithdrawalId(id), &actor, &reason).await?;
+            let view = WithdrawalOut::from(&failed);
+            out.print(&view, || {
+                format!(
+                    "withdrawal {} is {}: {}",
+                    view.id,
+                    view.status,
+                    failed.failure_reason.as_deref().unwrap_or("")
+                )
+            });
+            return Ok(0);
         }
         WithdrawalCommand::Approve { id, actor } => (
             id,

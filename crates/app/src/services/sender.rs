@@ -307,6 +307,8 @@ impl App {
                         .store
                         .replace_send(newest, &|_| sign_transfer(&sender.key, &terms), now)
                         .await?;
+                    metrics::counter!("updown_withdrawals_sent_total", "kind" => "replacement")
+                        .increment(1);
                     tracing::warn!(
                         event = "withdrawal_replaced",
                         withdrawal = %withdrawal.id,
@@ -322,6 +324,68 @@ impl App {
             }
         }
         Ok(Flight::Unmined)
+    }
+
+    /// An operator's end of a nonce conflict: checked on the chain first
+    /// (the nonce used, none of the withdrawal's transactions mined), the
+    /// withdrawal fails and is refunded, and the database's next nonce
+    /// rises to the chain's count. Audited as `by`, with `reason`.
+    pub async fn resolve_nonce(
+        &self,
+        id: WithdrawalId,
+        by: &str,
+        reason: &str,
+    ) -> AppResult<Withdrawal> {
+        let Some(sender) = &self.sender else {
+            return Err(AppError::Invalid(
+                "resolve-nonce is for withdrawals the hot wallet sent (CHAIN_SENDER=evm)".into(),
+            ));
+        };
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AppError::Invalid(
+                "resolving a nonce conflict needs a reason".into(),
+            ));
+        }
+        sender.verify_chain().await?;
+        let sends = self.store.sends_of(id).await?;
+        let Some(newest) = sends.last() else {
+            return Err(AppError::Conflict(format!(
+                "withdrawal {id} was never signed by the hot wallet: nothing to resolve"
+            )));
+        };
+        let mined_nonce = sender.rpc.mined_nonce(sender.address()).await?;
+        let nonce = u64::try_from(newest.nonce).unwrap_or(u64::MAX);
+        if mined_nonce <= nonce {
+            return Err(AppError::Conflict(format!(
+                "nonce {nonce} is not used on the chain yet ({mined_nonce} mined): withdrawal {id}'s transaction \
+                 may still be mined, so it is not refunded; the worker rebroadcasts or replaces it"
+            )));
+        }
+        for send in &sends {
+            if let Some(receipt) = sender.rpc.receipt(&send.signed.tx_hash).await? {
+                return Err(AppError::Conflict(format!(
+                    "transaction {} of withdrawal {id} was mined in block {}: the worker records it",
+                    send.signed.tx_hash,
+                    receipt.block()
+                )));
+            }
+        }
+        let why = format!(
+            "nonce {nonce} was used on the chain by another transaction; resolved by {by}: {reason}"
+        );
+        let failed = self
+            .store
+            .resolve_nonce(
+                id,
+                i64::try_from(mined_nonce).unwrap_or(i64::MAX),
+                &why,
+                self.clock.now(),
+            )
+            .await?;
+        tracing::warn!(event = "nonce_resolved", withdrawal = %id, nonce, by, reason);
+        self.withdrawal_changed(&failed, by, Some(why)).await?;
+        Ok(failed)
     }
 
     /// Micro-USDC of SUBMITTED withdrawals whose transfer was mined, with
@@ -558,6 +622,7 @@ impl App {
             Err(StoreError::Conflict(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        metrics::counter!("updown_withdrawals_sent_total", "kind" => "first").increment(1);
         tracing::info!(
             event = "withdrawal_signed",
             withdrawal = %withdrawal.id,

@@ -212,11 +212,37 @@ impl FundStore for SqlStore {
     ) -> StoreResult<Withdrawal> {
         let mut tx = self.write().begin().await?;
         check_key(&mut tx, key).await?;
+        refuse_if_signed(&mut tx, id, change).await?;
         let changed = change_withdrawal_in(&mut tx, id, change, now).await?;
         keep(&mut tx, key, &changed).await?;
         tx.commit().await?;
         Ok(changed)
     }
+}
+
+/// A withdrawal the hot wallet signed moves on its receipts alone (or an
+/// operator's `resolve_nonce`): a step by hand could refund a transfer
+/// still on its way to being mined.
+async fn refuse_if_signed(
+    tx: &mut Tx<'_>,
+    id: WithdrawalId,
+    change: &WithdrawalChange,
+) -> StoreResult<()> {
+    if *change == WithdrawalChange::Claim {
+        return Ok(());
+    }
+    let signed: i64 = query("SELECT COUNT(*) FROM chain_sends WHERE withdrawal_id = $1")
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?
+        .get_at(0)?;
+    if signed > 0 {
+        return Err(StoreError::Conflict(format!(
+            "withdrawal {id} was signed and sent by the hot wallet: only its receipts on the chain decide it \
+             (if its nonce was used by another transaction, see `updown withdrawals resolve-nonce`)"
+        )));
+    }
+    Ok(())
 }
 
 /// Takes `change` for withdrawal `id` inside `tx`: the step decided on the

@@ -271,6 +271,53 @@ impl SendStore for SqlStore {
         Ok(withdrawal)
     }
 
+    async fn resolve_nonce(
+        &self,
+        id: WithdrawalId,
+        nonce_floor: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Withdrawal> {
+        let mut tx = self.write().begin().await?;
+        let current = lock_withdrawal(&mut tx, id).await?;
+        let sql =
+            format!("SELECT {SEND_COLUMNS} FROM chain_sends WHERE withdrawal_id = $1 ORDER BY id");
+        let sends: Vec<ChainSend> = query(&sql).bind(id.0).fetch_records(&mut tx).await?;
+        let Some(first) = sends.first() else {
+            return Err(StoreError::Conflict(format!(
+                "withdrawal {id} was never signed by the hot wallet: nothing to resolve"
+            )));
+        };
+        if current.status != WithdrawalStatus::Submitted
+            || sends.iter().any(|s| s.state != SendState::Sent)
+        {
+            return Err(StoreError::Conflict(format!(
+                "withdrawal {id} is {} and its transactions are settled: nothing to resolve",
+                current.status.as_str()
+            )));
+        }
+        query("UPDATE chain_sends SET state = 'replaced' WHERE withdrawal_id = $1")
+            .bind(id.0)
+            .execute(&mut tx)
+            .await?;
+        query(
+            "UPDATE chain_nonces SET next_nonce = $3 \
+             WHERE chain_id = $1 AND sender = $2 AND next_nonce < $3",
+        )
+        .bind(first.chain_id)
+        .bind(&first.sender)
+        .bind(nonce_floor)
+        .execute(&mut tx)
+        .await?;
+        let change = WithdrawalChange::Fail {
+            reason: reason.to_string(),
+            rejection: Some(ChainRejection::Sender),
+        };
+        let failed = change_withdrawal_in(&mut tx, id, &change, now).await?;
+        tx.commit().await?;
+        Ok(failed)
+    }
+
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>> {
         let row = query("SELECT next_nonce FROM chain_nonces WHERE chain_id = $1 AND sender = $2")
             .bind(sender.chain_id)
