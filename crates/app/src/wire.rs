@@ -350,6 +350,53 @@ impl From<&updown_store::AuditEntry> for AuditOut {
     }
 }
 
+/// A transaction the hot wallet signed for a withdrawal.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChainTxOut {
+    pub tx_hash: String,
+    pub nonce: i64,
+    /// sent, mined, reverted or replaced.
+    pub state: &'static str,
+    /// The block it was seen mined in, if any.
+    pub mined_block: Option<i64>,
+    /// Blocks on top of it and its own, as of the sender's last look.
+    pub confirmations: Option<i64>,
+    /// The hash in EXPLORER_TX_URL, when that is set.
+    pub explorer_url: Option<String>,
+    pub signed_at: String,
+    pub broadcast_at: Option<String>,
+}
+
+impl ChainTxOut {
+    /// `send` as of `head`, with its explorer link from `explorer`
+    /// (a template with `{tx}`).
+    pub fn of(send: &updown_store::ChainSend, head: Option<u64>, explorer: Option<&str>) -> Self {
+        let confirmations = match (send.mined_block, head) {
+            (Some(block), Some(head)) => Some((head as i64 + 1 - block).max(0)),
+            _ => None,
+        };
+        ChainTxOut {
+            tx_hash: send.signed.tx_hash.clone(),
+            nonce: send.nonce,
+            state: send.state.as_str(),
+            mined_block: send.mined_block,
+            confirmations,
+            explorer_url: explorer.map(|t| t.replace("{tx}", &send.signed.tx_hash)),
+            signed_at: instant(send.signed_at),
+            broadcast_at: send.broadcast_at.map(instant),
+        }
+    }
+}
+
+/// A withdrawal as the operator sees it: with the hot wallet's
+/// transactions for it, oldest first (replaced ones included).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WithdrawalAdminOut {
+    #[serde(flatten)]
+    pub withdrawal: WithdrawalOut,
+    pub transactions: Vec<ChainTxOut>,
+}
+
 /// A user as the operator sees them: balance and limits.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct UserSummaryOut {

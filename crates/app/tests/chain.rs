@@ -616,9 +616,15 @@ async fn a_story_through_the_whole_product_on_a_local_chain() {
     let Some(anvil) = Anvil::start("the whole story on a chain").await else {
         return;
     };
-    // The dev token, deployed by the CLI.
+    // The dev token, deployed by the CLI (on a database of its own).
+    let scratch = std::env::temp_dir().join(format!("updown-story-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let cli_db = format!("sqlite://{}", scratch.join("cli.db").display());
     let cli = |args: &[&str]| {
-        let output = support::process::updown(&[("EVM_RPC_URL", anvil.url.as_str())])
+        let output = support::process::updown(&[
+            ("EVM_RPC_URL", anvil.url.as_str()),
+            ("DATABASE_URL", cli_db.as_str()),
+        ])
             .args(args)
             .arg("--json")
             .output()
@@ -712,7 +718,9 @@ async fn a_story_through_the_whole_product_on_a_local_chain() {
     let tick = t.app.withdrawal_step().await.unwrap();
     assert_eq!(tick.submitted.len(), 1, "{tick:?}");
     let to_address: Address = to.parse().unwrap();
-    assert_eq!(anvil.token_balance(token, to_address).await, 2_000_000);
+    anvil
+        .await_token_balance(token, to_address, 2_000_000)
+        .await;
     // Mined, not confirmed yet: gone from the chain, pending in the
     // ledger, and no shortfall.
     let reconciled = t.app.reconcile().await.unwrap();
@@ -736,4 +744,5 @@ async fn a_story_through_the_whole_product_on_a_local_chain() {
     assert_eq!(health["sender"]["status"], "ok", "{health}");
     assert_eq!(health["sender"]["address"], hot.checksum().as_str());
     t.assert_verified().await;
+    let _ = std::fs::remove_dir_all(&scratch);
 }

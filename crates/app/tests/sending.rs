@@ -25,6 +25,7 @@ on_both_backends!(
 
 const MORNING: &str = "2026-11-24T15:00:00Z";
 const CONFIRMATIONS: u64 = 3;
+const ADMIN: &str = "admin-token-for-sending-tests-01";
 
 /// A fresh recipient address for story `n`.
 fn recipient(n: u32) -> String {
@@ -127,7 +128,9 @@ async fn a_withdrawal_reaches_its_address_once_after_min_confirmations(db: Db) {
     );
     let to_address: Address = to.parse().unwrap();
     // Mined at once (automine), but one confirmation is not enough.
-    assert_eq!(s.anvil.token_balance(s.token, to_address).await, 2_000_000);
+    s.anvil
+        .await_token_balance(s.token, to_address, 2_000_000)
+        .await;
     assert!(step(&s.t.app).await.confirmed.is_empty());
     assert_eq!(status(&s.t, id).await, WithdrawalStatus::Submitted);
     s.anvil.mine(CONFIRMATIONS - 1).await;
@@ -273,7 +276,11 @@ async fn a_stuck_transaction_is_replaced_and_confirmed_once(db: Db) {
         0x14,
         true,
         100_000_000,
-        &[("WITHDRAWAL_STUCK_AFTER_S", "60")],
+        &[
+            ("WITHDRAWAL_STUCK_AFTER_S", "60"),
+            ("EXPLORER_TX_URL", "https://explorer.example/tx/{tx}"),
+            ("ADMIN_TOKEN", ADMIN),
+        ],
     )
     .await
     else {
@@ -310,6 +317,24 @@ async fn a_stuck_transaction_is_replaced_and_confirmed_once(db: Db) {
     );
     let to_address: Address = to.parse().unwrap();
     assert_eq!(s.anvil.token_balance(s.token, to_address).await, 4_000_000);
+
+    // The operator sees both transactions, linked, the mined one with its
+    // confirmations.
+    let (status, queue) =
+        support::call(s.t.address, "GET", "/admin/withdrawals", None, Some(ADMIN)).await;
+    assert_eq!(status, 200, "{queue}");
+    let txs = &queue[0]["transactions"];
+    assert_eq!(txs[0]["state"], "replaced", "{queue}");
+    assert_eq!(txs[1]["state"], "mined");
+    assert_eq!(txs[1]["tx_hash"], sends[1].signed.tx_hash.as_str());
+    assert!(
+        txs[1]["confirmations"].as_i64().unwrap() >= CONFIRMATIONS as i64,
+        "{queue}"
+    );
+    assert_eq!(
+        txs[0]["explorer_url"],
+        format!("https://explorer.example/tx/{}", sends[0].signed.tx_hash).as_str()
+    );
     s.t.assert_verified().await;
 }
 
@@ -435,6 +460,32 @@ async fn serve_killed_at_each_step_of_a_send_leaves_exactly_one_transfer() {
     let app = app_on(&db_url).await;
     let report = app.verify().await.unwrap();
     assert!(report.ok(), "{:?}", report.failures());
+
+    // The operator's list: each with its one transaction, and the hot
+    // wallet's balances.
+    let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let listed = support::process::updown(&env)
+        .args(["withdrawals", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 5);
+    for w in listed.as_array().unwrap() {
+        assert_eq!(w["status"], "CONFIRMED", "{w}");
+        assert_eq!(w["transactions"].as_array().unwrap().len(), 1, "{w}");
+        assert_eq!(w["transactions"][0]["state"], "mined");
+    }
+    let text = support::process::updown(&env)
+        .args(["withdrawals", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains(" nonce 4 mined"), "{text}");
+    assert!(
+        text.contains(&format!("hot wallet {}", hot.checksum())),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&folder);
 }
 

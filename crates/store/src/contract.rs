@@ -79,6 +79,9 @@ pub trait SendStore: Send + Sync {
         sign: SignWith<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<ChainSend>;
+    /// Where a send was seen mined, before its confirmations (it stays
+    /// `sent`; a reorg may move it, and the next look writes again).
+    async fn note_mined(&self, send_id: i64, block: i64, block_hash: &str) -> StoreResult<()>;
     /// When a send was last handed to the node.
     async fn mark_broadcast(&self, send_id: i64, now: DateTime<Utc>) -> StoreResult<()>;
     /// A withdrawal's sends, oldest first.

@@ -18,7 +18,9 @@ use super::paging::Page;
 use super::ApiError;
 use crate::error::AppError;
 use crate::services::{App, SettleRequest};
-use crate::wire::{AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalOut};
+use crate::wire::{
+    AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalAdminOut, WithdrawalOut,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -299,14 +301,14 @@ struct WithdrawalQuery {
     security(("admin_token" = [])),
     params(WithdrawalQuery),
     responses(
-        (status = 200, description = "withdrawals, newest first, a page at a time", body = Vec<WithdrawalOut>),
+        (status = 200, description = "withdrawals, newest first, a page at a time, each with the hot wallet's transactions for it (CHAIN_SENDER=evm): hash, nonce, state, confirmations, and a link when EXPLORER_TX_URL is set", body = Vec<WithdrawalAdminOut>),
     ),
 )]
 async fn list_withdrawals(
     State(app): State<App>,
     _admin: Admin,
     query: Result<Query<WithdrawalQuery>, QueryRejection>,
-) -> Result<Json<Vec<WithdrawalOut>>, ApiError> {
+) -> Result<Json<Vec<WithdrawalAdminOut>>, ApiError> {
     let Query(query) = query?;
     let page = Page::from_query(Ok(Query(Page {
         limit: query.limit,
@@ -324,9 +326,9 @@ async fn list_withdrawals(
         })
         .transpose()?;
     let withdrawals = app
-        .withdrawals(None, status, page.before.map(WithdrawalId), page.limit())
+        .withdrawals_for_operators(status, page.before.map(WithdrawalId), page.limit())
         .await?;
-    Ok(Json(withdrawals.iter().map(WithdrawalOut::from).collect()))
+    Ok(Json(withdrawals))
 }
 
 /// A withdrawal in a path.

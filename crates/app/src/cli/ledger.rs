@@ -264,14 +264,17 @@ async fn list_withdrawals(
             })
         })
         .transpose()?;
-    let views: Vec<WithdrawalOut> = app
-        .withdrawals(None, status, None, limit)
-        .await?
-        .iter()
-        .map(WithdrawalOut::from)
-        .collect();
+    let views = app.withdrawals_for_operators(status, None, limit).await?;
+    let hot = match &app.sender {
+        Some(sender) => Some(sender.balances().await?),
+        None => None,
+    };
     out.print(&views, || {
-        text::lines(&views, "no withdrawals", text::withdrawal_line)
+        let mut text = text::lines(&views, "no withdrawals", text::withdrawal_admin_line);
+        if let Some(hot) = &hot {
+            text.push_str(&format!("\n{}", text::hot_wallet(hot)));
+        }
+        text
     });
     Ok(0)
 }

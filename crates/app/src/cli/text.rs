@@ -2,7 +2,7 @@
 //! `--json`. The JSON contract is `crate::wire`'s; these forms are the
 //! command line's own and may change with it.
 
-use crate::wire::{AuditOut, RoundOut, TvlOut, VerifyOut, WithdrawalOut};
+use crate::wire::{AuditOut, RoundOut, TvlOut, VerifyOut, WithdrawalAdminOut, WithdrawalOut};
 
 /// Micro-USDC shown to a person: "1.500000 USDC".
 pub fn usdc(micros: i64) -> String {
@@ -82,6 +82,41 @@ pub fn withdrawal_line(view: &WithdrawalOut) -> String {
         view.status,
         usdc(view.amount),
         view.address
+    )
+}
+
+/// A withdrawal with the hot wallet's transactions for it, one line each:
+/// hash, nonce, state, confirmations, and the explorer link.
+pub fn withdrawal_admin_line(view: &WithdrawalAdminOut) -> String {
+    let mut text = withdrawal_line(&view.withdrawal);
+    if let Some(why) = &view.withdrawal.failure_reason {
+        text.push_str(&format!("\n        failed: {why}"));
+    }
+    for tx in &view.transactions {
+        text.push_str(&format!(
+            "\n        tx {} nonce {} {}{}{}",
+            tx.tx_hash,
+            tx.nonce,
+            tx.state,
+            tx.confirmations
+                .map(|c| format!(", {c} confirmations"))
+                .unwrap_or_default(),
+            tx.explorer_url
+                .as_ref()
+                .map(|u| format!("  {u}"))
+                .unwrap_or_default(),
+        ));
+    }
+    text
+}
+
+/// The hot wallet's address and balances.
+pub fn hot_wallet(hot: &crate::services::HotBalances) -> String {
+    format!(
+        "hot wallet {}: {} wei of ETH, {} of the token",
+        hot.address,
+        hot.eth_wei,
+        usdc(i64::try_from(hot.token_micros).unwrap_or(i64::MAX))
     )
 }
 

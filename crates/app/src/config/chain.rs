@@ -134,6 +134,9 @@ pub struct Chain {
     pub deposit_source: DepositSource,
     pub evm: Evm,
     pub sending: Sending,
+    /// A block explorer's transaction page, `{tx}` standing for the hash
+    /// (EXPLORER_TX_URL); unset: no links, no outside host named.
+    pub explorer_tx_url: Option<String>,
 }
 
 impl Chain {
@@ -171,6 +174,14 @@ impl Chain {
             )?,
             evm: Evm::from_reader(r)?,
             sending: Sending::from_reader(r, production)?,
+            explorer_tx_url: r.optional("EXPLORER_TX_URL", |text| {
+                let url_like = text.starts_with("https://") || text.starts_with("http://");
+                if url_like && text.contains("{tx}") {
+                    Ok(text.to_string())
+                } else {
+                    Err("must be an http(s) URL with {tx} where the transaction hash goes, such as https://etherscan.io/tx/{tx}".to_string())
+                }
+            })?,
         })
         .and_then(|chain| chain.checked())
     }

@@ -369,6 +369,16 @@ fn the_evm_sender_needs_its_key_file_and_the_key_decides_the_hot_wallet() {
     ])
     .unwrap_err();
     assert_eq!(other.variable, "HOT_WALLET_ADDRESS");
+    assert_eq!(config.chain.explorer_tx_url, None);
+    assert_eq!(
+        with(&[
+            ("HOT_WALLET_KEY_FILE", &key_path),
+            ("EXPLORER_TX_URL", "https://scan.example/tx/")
+        ])
+        .unwrap_err()
+        .variable,
+        "EXPLORER_TX_URL"
+    );
     assert_eq!(
         with(&[
             ("HOT_WALLET_KEY_FILE", &key_path),

@@ -181,6 +181,7 @@ impl App {
             "head": head.as_ref().ok(),
             "head_error": head.as_ref().err(),
             "lag": lag,
+            "sender": self.sender.as_ref().map(|s| s.status()),
             "min_confirmations": self.config.chain.min_confirmations,
             "last_error": watch.as_ref().and_then(|w| w.last_error.clone()),
             "consecutive_failures": watch.as_ref().map(|w| w.consecutive_failures),

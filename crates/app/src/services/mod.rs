@@ -30,7 +30,7 @@ pub use custody::Reconciliation;
 pub use keys::random_hex;
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::{Heartbeat, Tick};
-pub use sender::{EvmSender, SenderStatus};
+pub use sender::{EvmSender, HotBalances, SenderStatus};
 pub use sessions::{check_password, SESSION_TTL};
 pub use wallets::parse_address;
 pub use watcher::{ChainWatch, WatchStatus, WatchTick};

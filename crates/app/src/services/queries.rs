@@ -35,6 +35,32 @@ impl App {
         Ok(self.store.withdrawals(user, status, before, limit).await?)
     }
 
+    /// As [`App::withdrawals`], each with the hot wallet's transactions
+    /// for it, as the operator sees them.
+    pub async fn withdrawals_for_operators(
+        &self,
+        status: Option<WithdrawalStatus>,
+        before: Option<WithdrawalId>,
+        limit: i64,
+    ) -> AppResult<Vec<crate::wire::WithdrawalAdminOut>> {
+        let withdrawals = self.store.withdrawals(None, status, before, limit).await?;
+        let ids: Vec<WithdrawalId> = withdrawals.iter().map(|w| w.id).collect();
+        let sends = self.store.sends_of_many(&ids).await?;
+        let head = self.sender.as_ref().and_then(|s| s.status().head);
+        let explorer = self.config.chain.explorer_tx_url.as_deref();
+        Ok(withdrawals
+            .iter()
+            .map(|w| crate::wire::WithdrawalAdminOut {
+                withdrawal: crate::wire::WithdrawalOut::from(w),
+                transactions: sends
+                    .iter()
+                    .filter(|s| s.withdrawal == w.id)
+                    .map(|s| crate::wire::ChainTxOut::of(s, head, explorer))
+                    .collect(),
+            })
+            .collect())
+    }
+
     /// Users with their balances, newest first, before `before`.
     pub async fn users(&self, before: Option<i64>, limit: i64) -> AppResult<Vec<UserSummary>> {
         Ok(self.store.users(before, limit).await?)

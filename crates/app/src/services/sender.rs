@@ -69,6 +69,8 @@ pub struct SenderStatus {
     pub eth_wei: Option<String>,
     /// The token, in micro-USDC.
     pub token_balance: Option<String>,
+    /// The node's head at the last step.
+    pub head: Option<u64>,
     /// Why nothing is being signed now, if so.
     pub holding: Option<String>,
     /// A nonce used on the chain by a transaction the sender never signed.
@@ -117,6 +119,24 @@ impl EvmSender {
         self.key.address()
     }
 
+    /// The hot wallet's ETH and token, read from the node now.
+    pub async fn balances(&self) -> Result<HotBalances, EvmError> {
+        let eth = self.rpc.eth_balance(self.address()).await?;
+        let head = self.rpc.head().await?;
+        let tokens = self
+            .rpc
+            .balances(self.token, &[self.address()], head)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        Ok(HotBalances {
+            address: self.address().to_checksum(None),
+            eth_wei: u128::try_from(eth).unwrap_or(u128::MAX),
+            token_micros: u128::try_from(tokens).unwrap_or(u128::MAX),
+        })
+    }
+
     pub fn status(&self) -> SenderStatus {
         self.status.lock().expect("sender status").clone()
     }
@@ -131,6 +151,14 @@ impl EvmSender {
             address: format!("{:#x}", self.key.address()),
         }
     }
+}
+
+/// The hot wallet's balances, read now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HotBalances {
+    pub address: String,
+    pub eth_wei: u128,
+    pub token_micros: u128,
 }
 
 /// What one step learnt of the chain, read once.
@@ -150,6 +178,7 @@ impl App {
         let mined_nonce = sender.rpc.mined_nonce(sender.address()).await?;
         let head = sender.rpc.head().await?;
         let seen = Seen { head, mined_nonce };
+        sender.update(|s| s.head = Some(head));
         let unmined = self.follow_in_flight(sender, &seen, &mut tick).await?;
         let held = self.sign_and_send(sender, unmined, &mut tick).await;
         sender.update(|s| {
@@ -233,6 +262,11 @@ impl App {
             };
             let confirmations = (seen.head + 1).saturating_sub(receipt.block());
             if confirmations < u64::from(self.config.chain.min_confirmations.max(1)) {
+                let block_hash = crate::chain::evm::hash_text(&receipt.block_hash);
+                if send.mined_block_hash.as_deref() != Some(block_hash.as_str()) {
+                    let block = i64::try_from(receipt.block()).unwrap_or(i64::MAX);
+                    self.store.note_mined(send.id, block, &block_hash).await?;
+                }
                 return Ok(Flight::Mined);
             }
             crash_point("send_after_mined", self.config.production);
@@ -492,22 +526,18 @@ impl App {
         if waiting.is_empty() {
             return Ok(());
         }
-        let eth = sender.rpc.eth_balance(sender.address()).await?;
-        let head = sender.rpc.head().await?;
-        let tokens = sender
-            .rpc
-            .balances(sender.token, &[sender.address()], head)
-            .await?
-            .first()
-            .copied()
-            .unwrap_or_default();
+        let HotBalances {
+            eth_wei: eth,
+            token_micros: tokens,
+            ..
+        } = sender.balances().await?;
         sender.update(|s| {
             s.eth_wei = Some(eth.to_string());
             s.token_balance = Some(tokens.to_string());
         });
-        metrics::gauge!("updown_hot_wallet_eth_wei").set(as_f64(eth));
-        metrics::gauge!("updown_hot_wallet_token_micros").set(as_f64(tokens));
-        if eth < U256::from(sending.min_gas_balance) {
+        metrics::gauge!("updown_hot_wallet_eth_wei").set(eth as f64);
+        metrics::gauge!("updown_hot_wallet_token_micros").set(tokens as f64);
+        if eth < sending.min_gas_balance {
             tick.held = Some(format!(
                 "the hot wallet {} holds {eth} wei of ETH, below MIN_GAS_BALANCE ({} wei): nothing is sent until it is topped up",
                 sender.key.address().to_checksum(None),
@@ -633,10 +663,6 @@ impl App {
             .await?;
         Ok(Some(send))
     }
-}
-
-fn as_f64(value: U256) -> f64 {
-    u128::try_from(value).map_or(f64::MAX, |v| v as f64)
 }
 
 /// Where a sent withdrawal stands after a look.

@@ -202,6 +202,18 @@ impl Anvil {
         .await;
     }
 
+    /// Waits until `token.balanceOf(owner)` is `expected` (automine
+    /// mines a broadcast transaction a moment after it is accepted).
+    pub async fn await_token_balance(&self, token: Address, owner: Address, expected: u64) {
+        for _ in 0..400 {
+            if self.token_balance(token, owner).await == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(self.token_balance(token, owner).await, expected);
+    }
+
     /// `token.balanceOf(owner)` at the head.
     pub async fn token_balance(&self, token: Address, owner: Address) -> u64 {
         let head = self.head().await;

@@ -14,13 +14,15 @@ CREATE TABLE chain_nonces (
 -- Every signed transaction, stored before its broadcast: a restart
 -- broadcasts the stored bytes again and never signs anew. A replacement
 -- (same nonce, higher fees) is a row of its own; once one of a nonce's
--- transactions is mined, the others are 'replaced'.
+-- transactions is mined, the others are 'replaced'. Each pays a withdrawal
+-- or moves a sweep (sweep_id: the sweeps to come), never both.
 CREATE TABLE chain_sends (
     id BIGSERIAL PRIMARY KEY,
     chain_id BIGINT NOT NULL,
     sender TEXT NOT NULL,
     nonce BIGINT NOT NULL CHECK (nonce >= 0),
-    withdrawal_id BIGINT NOT NULL REFERENCES withdrawals (id),
+    withdrawal_id BIGINT REFERENCES withdrawals (id),
+    sweep_id BIGINT,
     tx_hash TEXT NOT NULL UNIQUE,
     raw_tx TEXT NOT NULL,
     max_fee_per_gas TEXT NOT NULL,
@@ -29,7 +31,8 @@ CREATE TABLE chain_sends (
     signed_at TIMESTAMPTZ NOT NULL,
     broadcast_at TIMESTAMPTZ,
     mined_block BIGINT,
-    mined_block_hash TEXT
+    mined_block_hash TEXT,
+    CHECK ((withdrawal_id IS NULL) <> (sweep_id IS NULL))
 );
 CREATE INDEX chain_sends_withdrawal ON chain_sends (withdrawal_id);
 CREATE INDEX chain_sends_nonce ON chain_sends (chain_id, sender, nonce);

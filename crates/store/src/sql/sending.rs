@@ -191,6 +191,19 @@ impl SendStore for SqlStore {
         Ok(send)
     }
 
+    async fn note_mined(&self, send_id: i64, block: i64, block_hash: &str) -> StoreResult<()> {
+        query(
+            "UPDATE chain_sends SET mined_block = $2, mined_block_hash = $3 \
+             WHERE id = $1 AND state = 'sent'",
+        )
+        .bind(send_id)
+        .bind(block)
+        .bind(block_hash)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+
     async fn mark_broadcast(&self, send_id: i64, now: DateTime<Utc>) -> StoreResult<()> {
         query("UPDATE chain_sends SET broadcast_at = $2 WHERE id = $1")
             .bind(send_id)

@@ -36,14 +36,24 @@ async function refreshWithdrawals() {
   const withdrawals = await admin("GET", "/admin/withdrawals?limit=50");
   const step = (id, name) => el("button", { type: "button", class: name === "fail" ? "down" : "secondary",
     onclick: () => withdrawalStep(id, name) }, name === "submit" ? "approve" : name);
+  // The hot wallet's transactions: hash (a link with EXPLORER_TX_URL),
+  // state, confirmations; replaced ones struck through.
+  const transaction = (t) => el("div", { class: "mono note", "data-tx": t.tx_hash },
+    el(t.state === "replaced" ? "s" : "span", {},
+      t.explorer_url ? el("a", { href: t.explorer_url, rel: "noreferrer" }, t.tx_hash) : t.tx_hash),
+    ` nonce ${t.nonce} · ${t.state}`,
+    t.confirmations !== null ? ` · ${t.confirmations} confirmations` : "");
   $("withdrawals").replaceChildren(...withdrawals.map((w) =>
     el("tr", { "data-withdrawal": w.id },
       el("td", {}, w.id),
       el("td", { class: "num" }, formatUsdc(w.amount)),
-      el("td", {}, w.status, el("div", { class: "mono note" }, w.address)),
+      el("td", {}, w.status, el("div", { class: "mono note" }, w.address), w.transactions.map(transaction),
+        w.failure_reason ? el("div", { class: "note" }, w.failure_reason) : ""),
       el("td", {},
-        w.status === "QUEUED" ? step(w.id, "submit") : "",
-        ["QUEUED", "SUBMITTING", "SUBMITTED"].includes(w.status) ? [step(w.id, "confirm"), step(w.id, "fail")] : ""))));
+        // Signed by the hot wallet: its receipts decide, not a button.
+        w.transactions.length ? "" : [
+          w.status === "QUEUED" ? step(w.id, "submit") : "",
+          ["QUEUED", "SUBMITTING", "SUBMITTED"].includes(w.status) ? [step(w.id, "confirm"), step(w.id, "fail")] : ""]))));
 }
 
 async function withdrawalStep(id, name) {
@@ -80,6 +90,15 @@ async function refreshChain() {
   for (const r of chain.reorgs.filter((r) => !r.acked_at)) {
     lines.push(el("li", { class: "DOWN" }, `HALTED: reorg ${r.id} from block ${r.fork_block} (depth ${r.depth}); `
       + `${r.affected.length} credits affected; acknowledge with updown chain ack-reorg --id ${r.id}`));
+  }
+  const hot = chain.sender;
+  if (hot) {
+    lines.push(el("li", { class: hot.holding || hot.nonce_conflict ? "DOWN" : "", "data-hot-wallet": hot.address },
+      `hot wallet ${hot.address}: `
+      + `${hot.eth_wei !== null ? `${(Number(hot.eth_wei) / 1e18).toFixed(4)} ETH` : "ETH unknown"}, `
+      + `${hot.token_balance !== null ? formatUsdc(Number(hot.token_balance)) : "token unknown"}`
+      + (hot.holding ? ` · HOLDING: ${hot.holding}` : "")
+      + (hot.nonce_conflict ? ` · NONCE CONFLICT: ${hot.nonce_conflict}` : "")));
   }
   const check = chain.custody_checks[0];
   if (check) {
