@@ -625,10 +625,10 @@ async fn a_story_through_the_whole_product_on_a_local_chain() {
             ("EVM_RPC_URL", anvil.url.as_str()),
             ("DATABASE_URL", cli_db.as_str()),
         ])
-            .args(args)
-            .arg("--json")
-            .output()
-            .unwrap();
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
         assert!(
             output.status.success(),
             "{args:?}: {}",

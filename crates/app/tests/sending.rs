@@ -481,7 +481,8 @@ async fn serve_killed_at_each_step_of_a_send_leaves_exactly_one_transfer() {
         .output()
         .unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains(" nonce 4 mined"), "{text}");
+    assert!(text.contains(" nonce 4 mined, "), "{text}");
+    assert!(text.contains(" confirmations"), "{text}");
     assert!(
         text.contains(&format!("hot wallet {}", hot.checksum())),
         "{text}"

@@ -326,7 +326,7 @@ async fn list_withdrawals(
         })
         .transpose()?;
     let withdrawals = app
-        .withdrawals_for_operators(status, page.before.map(WithdrawalId), page.limit())
+        .withdrawals_for_operators(status, page.before.map(WithdrawalId), page.limit(), None)
         .await?;
     Ok(Json(withdrawals))
 }

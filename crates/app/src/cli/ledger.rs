@@ -264,11 +264,14 @@ async fn list_withdrawals(
             })
         })
         .transpose()?;
-    let views = app.withdrawals_for_operators(status, None, limit).await?;
     let hot = match &app.sender {
         Some(sender) => Some(sender.balances().await?),
         None => None,
     };
+    let head = hot.as_ref().map(|h| h.head);
+    let views = app
+        .withdrawals_for_operators(status, None, limit, head)
+        .await?;
     out.print(&views, || {
         let mut text = text::lines(&views, "no withdrawals", text::withdrawal_admin_line);
         if let Some(hot) = &hot {

@@ -36,17 +36,19 @@ impl App {
     }
 
     /// As [`App::withdrawals`], each with the hot wallet's transactions
-    /// for it, as the operator sees them.
+    /// for it, as the operator sees them; confirmations as of `head`, or
+    /// of the sender's last step.
     pub async fn withdrawals_for_operators(
         &self,
         status: Option<WithdrawalStatus>,
         before: Option<WithdrawalId>,
         limit: i64,
+        head: Option<u64>,
     ) -> AppResult<Vec<crate::wire::WithdrawalAdminOut>> {
         let withdrawals = self.store.withdrawals(None, status, before, limit).await?;
         let ids: Vec<WithdrawalId> = withdrawals.iter().map(|w| w.id).collect();
         let sends = self.store.sends_of_many(&ids).await?;
-        let head = self.sender.as_ref().and_then(|s| s.status().head);
+        let head = head.or_else(|| self.sender.as_ref().and_then(|s| s.status().head));
         let explorer = self.config.chain.explorer_tx_url.as_deref();
         Ok(withdrawals
             .iter()

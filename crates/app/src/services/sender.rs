@@ -132,6 +132,7 @@ impl EvmSender {
             .unwrap_or_default();
         Ok(HotBalances {
             address: self.address().to_checksum(None),
+            head,
             eth_wei: u128::try_from(eth).unwrap_or(u128::MAX),
             token_micros: u128::try_from(tokens).unwrap_or(u128::MAX),
         })
@@ -157,6 +158,8 @@ impl EvmSender {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HotBalances {
     pub address: String,
+    /// The block they were read at.
+    pub head: u64,
     pub eth_wei: u128,
     pub token_micros: u128,
 }
