@@ -21,6 +21,7 @@ on_both_backends!(
     a_stuck_transaction_is_replaced_and_confirmed_once,
     the_sender_holds_without_gas_or_tokens_and_says_why,
     a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it,
+    a_reorg_under_a_confirmed_withdrawal_is_detected_and_holds_sending,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z";
@@ -628,4 +629,62 @@ async fn a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it(d
     let (_, health) = support::call(s.t.address, "GET", "/health", None, None).await;
     assert_eq!(health["sender"]["status"], "ok", "{health}");
     s.t.assert_verified().await;
+}
+
+async fn a_reorg_under_a_confirmed_withdrawal_is_detected_and_holds_sending(db: Db) {
+    let Some(s) = story(
+        db,
+        "a reorg under a withdrawal",
+        0x17,
+        true,
+        100_000_000,
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let player = s.t.funded("reorged", usdc(10)).await;
+    let id = withdraw(&s.t.app, player, 2_000_000, &recipient(31)).await;
+    assert_eq!(step(&s.t.app).await.submitted, vec![id.0]);
+    s.anvil
+        .await_token_balance(s.token, recipient(31).parse().unwrap(), 2_000_000)
+        .await;
+    s.anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(step(&s.t.app).await.confirmed, vec![id.0]);
+    let mined = s.t.store().sends_of(id).await.unwrap()[0]
+        .mined_block
+        .unwrap();
+
+    // The chain replaces the withdrawal's block and those after it.
+    let depth = s.anvil.head().await - mined as u64 + 1;
+    s.anvil.reorg(depth, json!([])).await;
+    let tick = s.t.app.withdrawal_step().await.unwrap();
+    let why = tick.held.clone().unwrap();
+    assert!(why.contains("ack-reorg"), "{tick:?}");
+    let reorg = s.t.app.chain_report().await.unwrap()["reorgs"][0].clone();
+    assert_eq!(reorg["fork_block"], mined, "{reorg}");
+    let affected = reorg["affected"].to_string();
+    assert!(
+        affected.contains(&format!("withdrawal {}", id.0)),
+        "{affected}"
+    );
+    let (_, health) = support::call(s.t.address, "GET", "/health", None, None).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+
+    // Nothing is sent while it waits.
+    let next = withdraw(&s.t.app, player, 1_000_000, &recipient(32)).await;
+    let tick = s.t.app.withdrawal_step().await.unwrap();
+    assert!(tick.submitted.is_empty(), "{tick:?}");
+    assert_eq!(status(&s.t, next).await, WithdrawalStatus::Queued);
+
+    // Acknowledged: sending resumes, and the old block is not reported again.
+    let reorg_id = reorg["id"].as_i64().unwrap();
+    s.t.app
+        .ack_reorg(reorg_id, "ops", "checked: the transfer was mined again")
+        .await
+        .unwrap();
+    let tick = step(&s.t.app).await;
+    assert_eq!(tick.submitted, vec![next.0], "{tick:?}");
+    assert_eq!(tick.held, None);
 }

@@ -105,6 +105,9 @@ pub trait SendStore: Send + Sync {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Withdrawal>;
+    /// Sends mined (or reverted) in block `from` or later, oldest first:
+    /// the blocks whose hashes the sender checks for a reorg.
+    async fn mined_since(&self, from: i64) -> StoreResult<Vec<ChainSend>>;
     /// The next nonce the database holds for `sender`, if it ever sent.
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>>;
 }

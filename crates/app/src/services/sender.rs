@@ -182,6 +182,24 @@ impl App {
         let head = sender.rpc.head().await?;
         let seen = Seen { head, mined_nonce };
         sender.update(|s| s.head = Some(head));
+        // A reorg deeper than the confirmations (found here or by the
+        // deposit watcher) holds everything until an operator acknowledges
+        // it: receipts and balances may say otherwise after it.
+        let reorg = match self.check_sent_blocks(sender, &seen).await? {
+            Some(found) => Some(found),
+            None => self.store.open_reorg().await?.map(|r| r.id),
+        };
+        if let Some(id) = reorg {
+            tick.held = Some(format!(
+                "reorg {id} replaced blocks deeper than MIN_CONFIRMATIONS: nothing is sent or confirmed until an operator \
+                 checks it and runs `updown chain ack-reorg --id {id} --reason ...`"
+            ));
+            sender.update(|s| {
+                s.holding = tick.held.clone();
+                s.checked_at = Some(crate::wire::instant(self.clock.now()));
+            });
+            return Ok(tick);
+        }
         let unmined = self.follow_in_flight(sender, &seen, &mut tick).await?;
         let held = self.sign_and_send(sender, unmined, &mut tick).await;
         sender.update(|s| {
@@ -191,6 +209,56 @@ impl App {
         });
         held?;
         Ok(tick)
+    }
+
+    /// Compares the blocks its recent transactions were mined in (within
+    /// twice the confirmations, at least 64 blocks) with the node's; a
+    /// changed one is recorded as a reorg, as the watcher records one.
+    async fn check_sent_blocks(&self, sender: &EvmSender, seen: &Seen) -> AppResult<Option<i64>> {
+        let required = u64::from(self.config.chain.min_confirmations.max(1));
+        let window = (required * 2).max(64);
+        let from = i64::try_from(seen.head.saturating_sub(window)).unwrap_or(0);
+        let mined = self.store.mined_since(from).await?;
+        let mut checked = std::collections::HashSet::new();
+        for send in &mined {
+            let (Some(block), Some(hash)) = (send.mined_block, &send.mined_block_hash) else {
+                continue;
+            };
+            if !checked.insert(block) {
+                continue;
+            }
+            let number = u64::try_from(block).unwrap_or(0);
+            let now = sender.rpc.block(number).await?;
+            let now_hash = now.map(|b| crate::chain::evm::hash_text(&b.hash));
+            if now_hash.as_deref() == Some(hash.as_str()) {
+                continue;
+            }
+            let reorg = self
+                .store
+                .record_reorg(&updown_store::NewReorg {
+                    fork_block: block,
+                    depth: i64::try_from((seen.head + 1).saturating_sub(number))
+                        .unwrap_or(i64::MAX),
+                    old_hash: hash.clone(),
+                    new_hash: now_hash.unwrap_or_else(|| "none".into()),
+                    detected_at: self.clock.now(),
+                })
+                .await?;
+            metrics::counter!("updown_chain_reorgs_total").increment(1);
+            tracing::error!(
+                event = "reorg_detected",
+                reorg = reorg.id,
+                fork_block = reorg.fork_block,
+                affected = %reorg.affected,
+                "a reorg replaced the block a confirmed withdrawal was mined in; sending halts until `updown chain ack-reorg`"
+            );
+            self.publish(
+                EventKind::ReorgDetected,
+                serde_json::json!({ "reorg_id": reorg.id, "fork_block": reorg.fork_block, "depth": reorg.depth }),
+            );
+            return Ok(Some(reorg.id));
+        }
+        Ok(None)
     }
 
     /// Follows every SUBMITTED withdrawal the sender signed; what is

@@ -266,8 +266,27 @@ impl ChainStore for SqlStore {
                 row.get::<i64>("block_number")?,
             ))
         })
-        .collect::<StoreResult<Vec<String>>>()?
-        .join("\n");
+        .collect::<StoreResult<Vec<String>>>()?;
+        // And the hot wallet's transactions mined in those blocks.
+        let sent = query(
+            "SELECT withdrawal_id, tx_hash, mined_block FROM chain_sends \
+             WHERE mined_block >= $1 AND state IN ('mined', 'reverted') AND withdrawal_id IS NOT NULL \
+             ORDER BY id",
+        )
+        .bind(reorg.fork_block)
+        .fetch_all(&mut tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(format!(
+                "withdrawal {} {} block {}",
+                row.get::<i64>("withdrawal_id")?,
+                row.get::<String>("tx_hash")?,
+                row.get::<i64>("mined_block")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<String>>>()?;
+        let affected = [affected, sent].concat().join("\n");
         query(
             "INSERT INTO chain_reorgs (detected_at, fork_block, depth, old_hash, new_hash, affected) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -342,6 +361,15 @@ impl ChainStore for SqlStore {
             .bind(fork)
             .execute(&mut tx)
             .await?;
+        // So are the blocks the hot wallet's settled transactions were
+        // mined in: what became of them is the operator's to check.
+        query(
+            "UPDATE chain_sends SET mined_block_hash = NULL \
+             WHERE mined_block >= $1 AND state IN ('mined', 'reverted')",
+        )
+        .bind(fork)
+        .execute(&mut tx)
+        .await?;
         let sql = format!("SELECT {REORG_COLUMNS} FROM chain_reorgs WHERE id = $1");
         let reorg = reorg_of(&query(&sql).bind(id).fetch_one(&mut tx).await?)?;
         tx.commit().await?;

@@ -331,6 +331,14 @@ impl SendStore for SqlStore {
         Ok(failed)
     }
 
+    async fn mined_since(&self, from: i64) -> StoreResult<Vec<ChainSend>> {
+        let sql = format!(
+            "SELECT {SEND_COLUMNS} FROM chain_sends WHERE mined_block >= $1 \
+             AND state IN ('mined', 'reverted') ORDER BY mined_block, id"
+        );
+        query(&sql).bind(from).fetch_records(self.read()).await
+    }
+
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>> {
         let row = query("SELECT next_nonce FROM chain_nonces WHERE chain_id = $1 AND sender = $2")
             .bind(sender.chain_id)
