@@ -228,6 +228,8 @@ impl Receipt {
 #[derive(Clone, Debug)]
 pub struct EvmRpc {
     provider: RootProvider,
+    /// The chain id the node was seen on, once checked (shared by clones).
+    seen_chain: std::sync::Arc<std::sync::OnceLock<u64>>,
 }
 
 impl EvmRpc {
@@ -246,11 +248,31 @@ impl EvmRpc {
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_reqwest(client, url);
-        Ok(EvmRpc { provider })
+        Ok(EvmRpc {
+            provider,
+            seen_chain: Default::default(),
+        })
     }
 
     pub async fn chain_id(&self) -> EvmResult<u64> {
         self.provider.get_chain_id().await.map_err(classify)
+    }
+
+    /// The node must be on `chain_id` (EVM_CHAIN_ID): asked once, then
+    /// remembered; `use_` says what is refused otherwise.
+    pub async fn require_chain(&self, chain_id: u64, use_: &str) -> EvmResult<()> {
+        if self.seen_chain.get() == Some(&chain_id) {
+            return Ok(());
+        }
+        let id = self.chain_id().await?;
+        if id != chain_id {
+            return Err(EvmError::new(
+                RpcErrorKind::Refused,
+                format!("the node is on chain {id}, not EVM_CHAIN_ID {chain_id}; {use_}"),
+            ));
+        }
+        let _ = self.seen_chain.set(id);
+        Ok(())
     }
 
     pub async fn head(&self) -> EvmResult<u64> {

@@ -26,7 +26,6 @@
 //! the sender holds and says why. At most `WITHDRAWAL_BATCH_MAX` are signed
 //! per step, oldest first.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use alloy::primitives::{Address, U256};
@@ -39,7 +38,7 @@ use updown_store::{
 
 use super::withdrawal_worker::WorkerTick;
 use super::App;
-use crate::chain::evm::{Broadcast, EvmError, EvmRpc, Fees, RpcErrorKind};
+use crate::chain::evm::{Broadcast, EvmError, EvmRpc, Fees};
 use crate::chain::hot_wallet::{sign_transfer, HotKey, TransferTx};
 use crate::error::{AppError, AppResult};
 use crate::events::EventKind;
@@ -55,9 +54,6 @@ pub struct EvmSender {
     token: Address,
     chain_id: u64,
     status: Mutex<SenderStatus>,
-    /// The node was seen on `chain_id` (checked once per process, before
-    /// anything is signed).
-    verified: AtomicBool,
 }
 
 /// What the sender last saw, for /health and the console.
@@ -91,28 +87,15 @@ impl EvmSender {
             token,
             chain_id,
             status: Mutex::new(status),
-            verified: AtomicBool::new(false),
         }
     }
 
     /// The node must be on EVM_CHAIN_ID: a transaction signed for one
     /// chain is never handed to another.
     pub async fn verify_chain(&self) -> Result<(), EvmError> {
-        if self.verified.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let id = self.rpc.chain_id().await?;
-        if id != self.chain_id {
-            return Err(EvmError::new(
-                RpcErrorKind::Refused,
-                format!(
-                    "the node is on chain {id}, not EVM_CHAIN_ID {}; nothing is signed for it",
-                    self.chain_id
-                ),
-            ));
-        }
-        self.verified.store(true, Ordering::Relaxed);
-        Ok(())
+        self.rpc
+            .require_chain(self.chain_id, "nothing is signed for it")
+            .await
     }
 
     pub fn address(&self) -> Address {
@@ -273,21 +256,9 @@ impl App {
         let mut after = None;
         let mut conflict = None;
         loop {
-            let page = self
-                .store
-                .withdrawals_to_step(WithdrawalStatus::Submitted, after, PAGE)
-                .await?;
-            let ids: Vec<WithdrawalId> = page.iter().map(|w| w.id).collect();
-            let sends = self.store.sends_of_many(&ids).await?;
-            for withdrawal in &page {
-                let mine: Vec<&ChainSend> = sends
-                    .iter()
-                    .filter(|s| s.withdrawal == withdrawal.id)
-                    .collect();
-                // Submitted by an operator, sent by hand: theirs.
-                if mine.is_empty() {
-                    continue;
-                }
+            let (page, next) = self.in_flight_page(after).await?;
+            for (withdrawal, mine) in &page {
+                let mine: Vec<&ChainSend> = mine.iter().collect();
                 match self.follow_one(sender, seen, withdrawal, &mine, tick).await {
                     Ok(Flight::Unmined) => unmined += withdrawal.amount.get(),
                     Ok(Flight::Mined) => {}
@@ -303,9 +274,9 @@ impl App {
                     }
                 }
             }
-            match page.last() {
-                Some(last) if page.len() as i64 == PAGE => after = Some(last.id),
-                _ => break,
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         metrics::gauge!("updown_sender_nonce_conflict")
@@ -500,30 +471,50 @@ impl App {
         let mut left = 0;
         let mut after = None;
         loop {
-            let page = self
-                .store
-                .withdrawals_to_step(WithdrawalStatus::Submitted, after, PAGE)
-                .await?;
-            let ids: Vec<WithdrawalId> = page.iter().map(|w| w.id).collect();
-            for send in self.store.sends_of_many(&ids).await? {
-                if send.state != SendState::Sent {
-                    continue;
-                }
-                if let Some(receipt) = rpc.receipt(&send.signed.tx_hash).await? {
-                    if receipt.success() && receipt.block() <= block {
-                        left += page
-                            .iter()
-                            .find(|w| w.id == send.withdrawal)
-                            .map_or(0, |w| w.amount.get());
+            let (page, next) = self.in_flight_page(after).await?;
+            for (withdrawal, sends) in &page {
+                for send in sends.iter().filter(|s| s.state == SendState::Sent) {
+                    if let Some(receipt) = rpc.receipt(&send.signed.tx_hash).await? {
+                        if receipt.success() && receipt.block() <= block {
+                            left += withdrawal.amount.get();
+                        }
                     }
                 }
             }
-            match page.last() {
-                Some(last) if page.len() as i64 == PAGE => after = Some(last.id),
-                _ => break,
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         Ok(left)
+    }
+
+    /// A page of SUBMITTED withdrawals after `after` that the hot wallet
+    /// signed, each with its sends (one an operator submitted by hand has
+    /// none and is theirs), and where the next page starts (`None`: this
+    /// was the last).
+    async fn in_flight_page(
+        &self,
+        after: Option<WithdrawalId>,
+    ) -> AppResult<(Vec<(Withdrawal, Vec<ChainSend>)>, Option<WithdrawalId>)> {
+        let page = self
+            .store
+            .withdrawals_to_step(WithdrawalStatus::Submitted, after, PAGE)
+            .await?;
+        let next = match page.last() {
+            Some(last) if page.len() as i64 == PAGE => Some(last.id),
+            _ => None,
+        };
+        let ids: Vec<WithdrawalId> = page.iter().map(|w| w.id).collect();
+        let mut sends = self.store.sends_of_many(&ids).await?;
+        let signed = page
+            .into_iter()
+            .filter_map(|w| {
+                let mine: Vec<ChainSend> = sends.extract_if(.., |s| s.withdrawal == w.id).collect();
+                (!mine.is_empty()).then_some((w, mine))
+            })
+            .collect();
+        Ok((signed, next))
     }
 
     /// Fees for a replacement of `stuck`: each raised by an eighth, at

@@ -24,7 +24,7 @@
 //! addresses in one query (one eth_getLogs per range whatever the number
 //! of users; see BENCHMARKS.md for the measurement against topic filters).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -56,7 +56,6 @@ pub struct ChainWatch {
     /// Blocks per eth_getLogs now (EVM_LOG_RANGE, halved on "too big").
     range: AtomicU64,
     /// The node's chain id matched EVM_CHAIN_ID.
-    verified: AtomicBool,
     status: Mutex<WatchStatus>,
 }
 
@@ -95,7 +94,6 @@ impl ChainWatch {
             token,
             chain_id,
             range: AtomicU64::new(range.max(1)),
-            verified: AtomicBool::new(false),
             status: Mutex::new(WatchStatus::default()),
         }
     }
@@ -110,21 +108,9 @@ impl ChainWatch {
 
     /// The node must be on EVM_CHAIN_ID (checked once per process).
     pub async fn verify_chain(&self) -> Result<(), EvmError> {
-        if self.verified.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let id = self.rpc.chain_id().await?;
-        if id != self.chain_id {
-            return Err(EvmError::new(
-                RpcErrorKind::Refused,
-                format!(
-                    "the node is on chain {id}, not EVM_CHAIN_ID {}; nothing is read from it",
-                    self.chain_id
-                ),
-            ));
-        }
-        self.verified.store(true, Ordering::Relaxed);
-        Ok(())
+        self.rpc
+            .require_chain(self.chain_id, "nothing is read from it")
+            .await
     }
 }
 
