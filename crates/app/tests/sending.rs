@@ -575,7 +575,7 @@ async fn a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it(d
             .await
             .unwrap_err();
     assert!(
-        early.to_string().contains("not used on the chain yet"),
+        early.to_string().contains("not used on the chain"),
         "{early}"
     );
 
@@ -607,6 +607,16 @@ async fn a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it(d
         .as_str()
         .unwrap()
         .contains("resolve-nonce"));
+
+    // Not before the other transaction has its confirmations (a reorg
+    // could still take it away, and ours be mined).
+    let shallow =
+        s.t.app
+            .resolve_nonce(id, "ops", "too soon")
+            .await
+            .unwrap_err();
+    assert!(shallow.to_string().contains("confirmations"), "{shallow}");
+    s.anvil.mine(CONFIRMATIONS).await;
 
     // The operator resolves it: refunded, and the next nonce follows the
     // chain.
@@ -669,6 +679,11 @@ async fn a_reorg_under_a_confirmed_withdrawal_is_detected_and_holds_sending(db: 
         affected.contains(&format!("withdrawal {}", id.0)),
         "{affected}"
     );
+    // The reorg dropped the transfer; the sender put the same bytes back.
+    assert_eq!(tick.rebroadcast, vec![id.0], "{tick:?}");
+    s.anvil
+        .await_token_balance(s.token, recipient(31).parse().unwrap(), 2_000_000)
+        .await;
     let (_, health) = support::call(s.t.address, "GET", "/health", None, None).await;
     assert_eq!(health["status"], "degraded", "{health}");
 

@@ -108,6 +108,9 @@ pub trait SendStore: Send + Sync {
     /// Sends mined (or reverted) in block `from` or later, oldest first:
     /// the blocks whose hashes the sender checks for a reorg.
     async fn mined_since(&self, from: i64) -> StoreResult<Vec<ChainSend>>;
+    /// Raises `sender`'s next nonce to `floor` if it is below (the chain
+    /// counted transactions another tool sent).
+    async fn raise_next_nonce(&self, sender: &Sender, floor: i64) -> StoreResult<()>;
     /// The next nonce the database holds for `sender`, if it ever sent.
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>>;
 }

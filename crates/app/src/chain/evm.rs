@@ -437,11 +437,13 @@ impl EvmRpc {
     /// How many transactions `address` has had mined (its next nonce as
     /// the latest block sees it).
     pub async fn mined_nonce(&self, address: Address) -> EvmResult<u64> {
+        self.nonce_at(address, BlockNumberOrTag::Latest).await
+    }
+
+    /// How many transactions `address` had mined as of block `at`.
+    pub async fn nonce_at(&self, address: Address, at: BlockNumberOrTag) -> EvmResult<u64> {
         self.provider
-            .raw_request::<_, U64>(
-                "eth_getTransactionCount".into(),
-                (address, BlockNumberOrTag::Latest),
-            )
+            .raw_request::<_, U64>("eth_getTransactionCount".into(), (address, at))
             .await
             .map(|n| n.to::<u64>())
             .map_err(classify)

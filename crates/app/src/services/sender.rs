@@ -170,9 +170,12 @@ impl App {
         // it: receipts and balances may say otherwise after it.
         let reorg = match self.check_sent_blocks(sender, &seen).await? {
             Some(found) => Some(found),
-            None => self.store.open_reorg().await?.map(|r| r.id),
+            None => self.store.open_reorg().await?.map(|r| (r.id, r.fork_block)),
         };
-        if let Some(id) = reorg {
+        if let Some((id, fork_block)) = reorg {
+            // Paid transfers the reorg dropped go back to the chain as the
+            // very bytes that paid them (their nonce, nothing new signed).
+            tick.rebroadcast = self.rebroadcast_dropped(sender, fork_block).await?;
             tick.held = Some(format!(
                 "reorg {id} replaced blocks deeper than MIN_CONFIRMATIONS: nothing is sent or confirmed until an operator \
                  checks it and runs `updown chain ack-reorg --id {id} --reason ...`"
@@ -184,7 +187,9 @@ impl App {
             return Ok(tick);
         }
         let unmined = self.follow_in_flight(sender, &seen, &mut tick).await?;
-        let held = self.sign_and_send(sender, unmined, &mut tick).await;
+        let held = self
+            .sign_and_send(sender, seen.mined_nonce, unmined, &mut tick)
+            .await;
         sender.update(|s| {
             s.holding = tick.held.clone();
             s.checked_at = Some(crate::wire::instant(self.clock.now()));
@@ -197,7 +202,11 @@ impl App {
     /// Compares the blocks its recent transactions were mined in (within
     /// twice the confirmations, at least 64 blocks) with the node's; a
     /// changed one is recorded as a reorg, as the watcher records one.
-    async fn check_sent_blocks(&self, sender: &EvmSender, seen: &Seen) -> AppResult<Option<i64>> {
+    async fn check_sent_blocks(
+        &self,
+        sender: &EvmSender,
+        seen: &Seen,
+    ) -> AppResult<Option<(i64, i64)>> {
         let required = u64::from(self.config.chain.min_confirmations.max(1));
         let window = (required * 2).max(64);
         let from = i64::try_from(seen.head.saturating_sub(window)).unwrap_or(0);
@@ -239,9 +248,30 @@ impl App {
                 EventKind::ReorgDetected,
                 serde_json::json!({ "reorg_id": reorg.id, "fork_block": reorg.fork_block, "depth": reorg.depth }),
             );
-            return Ok(Some(reorg.id));
+            return Ok(Some((reorg.id, reorg.fork_block)));
         }
         Ok(None)
+    }
+
+    /// Broadcasts again each transaction that paid a withdrawal in block
+    /// `from` or later and has no receipt now; the withdrawals sent.
+    async fn rebroadcast_dropped(&self, sender: &EvmSender, from: i64) -> AppResult<Vec<i64>> {
+        let mut sent = Vec::new();
+        for send in self.store.mined_since(from).await? {
+            if send.state != SendState::Mined
+                || sender.rpc.receipt(&send.signed.tx_hash).await?.is_some()
+            {
+                continue;
+            }
+            tracing::warn!(
+                event = "withdrawal_rebroadcast_after_reorg",
+                withdrawal = %send.withdrawal,
+                tx_hash = %send.signed.tx_hash,
+            );
+            self.broadcast(sender, &send).await?;
+            sent.push(send.withdrawal.0);
+        }
+        Ok(sent)
     }
 
     /// Follows every SUBMITTED withdrawal the sender signed; what is
@@ -346,9 +376,13 @@ impl App {
             return Ok(Flight::Mined);
         }
         let Some(newest) = live.last() else {
-            return Ok(Flight::Mined);
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "withdrawal {} is SUBMITTED but none of its transactions is pending or mined",
+                withdrawal.id
+            )));
         };
-        let nonce = u64::try_from(newest.nonce).unwrap_or(u64::MAX);
+        let nonce = u64::try_from(newest.nonce)
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("a stored nonce {}", newest.nonce)))?;
         if seen.mined_nonce > nonce {
             let why = format!(
                 "nonce {nonce} of the hot wallet was used on the chain by a transaction it did not sign \
@@ -362,19 +396,24 @@ impl App {
             );
             return Ok(Flight::Conflict(why));
         }
-        let mut known = false;
-        for send in &live {
-            known |= sender.rpc.knows(&send.signed.tx_hash).await?;
-        }
         let now = self.clock.now();
-        if !known {
-            // Dropped from the node's pool, or never reached it.
-            self.broadcast(sender, newest).await?;
-            tick.rebroadcast.push(withdrawal.id.0);
-        } else if now - newest.signed_at
+        let stuck = now - newest.signed_at
             > chrono::Duration::from_std(self.config.chain.sending.stuck_after)
-                .unwrap_or(chrono::Duration::MAX)
-        {
+                .unwrap_or(chrono::Duration::MAX);
+        // Only the lowest pending nonce is replaced: the ones after it are
+        // waiting behind it, not underpriced. A node that refuses the stored
+        // bytes (its price floor rose) gets the replacement too.
+        if !(stuck && nonce == seen.mined_nonce) {
+            let mut known = false;
+            for send in &live {
+                known |= sender.rpc.knows(&send.signed.tx_hash).await?;
+            }
+            if !known {
+                // Dropped from the node's pool, or never reached it.
+                self.broadcast(sender, newest).await?;
+                tick.rebroadcast.push(withdrawal.id.0);
+            }
+        } else {
             let fees = sender.rpc.fees().await?;
             match self.bumped(newest, fees) {
                 Ok((max_fee, tip)) => {
@@ -430,12 +469,23 @@ impl App {
                 "withdrawal {id} was never signed by the hot wallet: nothing to resolve"
             )));
         };
-        let mined_nonce = sender.rpc.mined_nonce(sender.address()).await?;
+        // Used as of a block with MIN_CONFIRMATIONS: a foreign transaction
+        // one block deep could still be reorged away, and ours mined.
+        let required = u64::from(self.config.chain.min_confirmations.max(1));
+        let settled = (sender.rpc.head().await? + 1).saturating_sub(required);
+        let mined_nonce = sender
+            .rpc
+            .nonce_at(
+                sender.address(),
+                alloy::rpc::types::BlockNumberOrTag::Number(settled),
+            )
+            .await?;
         let nonce = u64::try_from(newest.nonce).unwrap_or(u64::MAX);
         if mined_nonce <= nonce {
             return Err(AppError::Conflict(format!(
-                "nonce {nonce} is not used on the chain yet ({mined_nonce} mined): withdrawal {id}'s transaction \
-                 may still be mined, so it is not refunded; the worker rebroadcasts or replaces it"
+                "nonce {nonce} is not used on the chain with {required} confirmations yet ({mined_nonce} mined by \
+                 block {settled}): withdrawal {id}'s transaction may still be mined, so it is not refunded; \
+                 the worker rebroadcasts or replaces it"
             )));
         }
         for send in &sends {
@@ -520,19 +570,26 @@ impl App {
     /// Fees for a replacement of `stuck`: each raised by an eighth, at
     /// least today's, never above MAX_FEE_GWEI.
     fn bumped(&self, stuck: &ChainSend, fees: Fees) -> Result<(u128, u128), String> {
-        let cap = self.config.chain.sending.max_fee_per_gas;
-        let old_max: u128 = stuck.signed.max_fee_per_gas.parse().unwrap_or(0);
-        let old_tip: u128 = stuck.signed.max_priority_fee_per_gas.parse().unwrap_or(0);
-        let raise = |v: u128| v + v.div_ceil(8);
-        let tip = raise(old_tip).max(fees.priority_fee);
-        let max_fee = raise(old_max).max(2 * fees.base_fee + tip).min(cap);
-        if max_fee < raise(old_max) || tip > max_fee {
-            return Err(format!(
+        let stored = |text: &str| {
+            text.parse::<u128>().map_err(|_| {
+                format!(
+                    "send {} has a stored fee {text:?} that is not a number",
+                    stuck.id
+                )
+            })
+        };
+        bump(
+            stored(&stuck.signed.max_fee_per_gas)?,
+            stored(&stuck.signed.max_priority_fee_per_gas)?,
+            fees,
+            self.config.chain.sending.max_fee_per_gas,
+        )
+        .map_err(|cap| {
+            format!(
                 "transaction {} is stuck and its fee cannot be raised further: MAX_FEE_GWEI allows {cap} wei per gas",
                 stuck.signed.tx_hash
-            ));
-        }
-        Ok((max_fee, tip))
+            )
+        })
     }
 
     fn transfer_terms(
@@ -568,6 +625,7 @@ impl App {
     async fn sign_and_send(
         &self,
         sender: &EvmSender,
+        mined_nonce: u64,
         unmined: i64,
         tick: &mut WorkerTick,
     ) -> AppResult<()> {
@@ -609,18 +667,43 @@ impl App {
         }
         let mut available = i128::try_from(tokens).unwrap_or(i128::MAX) - i128::from(unmined);
         let fees = sender.rpc.fees().await?;
-        let tip = fees.priority_fee;
-        let max_fee = (2 * fees.base_fee + tip).min(sending.max_fee_per_gas);
-        if fees.base_fee + tip > max_fee {
+        let Some((max_fee, tip)) = first_fees(fees, sending.max_fee_per_gas) else {
             tick.held = Some(format!(
                 "gas costs {} wei per gas now, above MAX_FEE_GWEI ({} wei): nothing is sent until it falls",
-                fees.base_fee + tip,
+                fees.base_fee.saturating_add(fees.priority_fee),
                 sending.max_fee_per_gas
             ));
             return Ok(());
+        };
+        let first_nonce = i64::try_from(mined_nonce).map_err(|_| {
+            AppError::Unavailable(format!(
+                "the node gives the hot wallet a nonce of {mined_nonce}"
+            ))
+        })?;
+        // Another tool sent from the hot wallet: with nothing of ours in
+        // flight the chain's count is the truth and the database follows
+        // it; with something in flight that is a conflict for an operator.
+        if let Some(next) = self.store.next_nonce(&sender.sender()).await? {
+            if next < first_nonce && unmined > 0 {
+                tick.held = Some(format!(
+                    "the hot wallet's nonce on the chain ({first_nonce}) is past the database's ({next}) while \
+                     withdrawals are in flight: another tool sent from it; nothing more is signed until each \
+                     conflict is resolved (updown withdrawals resolve-nonce)"
+                ));
+                return Ok(());
+            }
+            if next < first_nonce {
+                tracing::warn!(
+                    event = "nonce_followed",
+                    database = next,
+                    chain = first_nonce,
+                    "another tool sent from the hot wallet; its next nonce follows the chain"
+                );
+                self.store
+                    .raise_next_nonce(&sender.sender(), first_nonce)
+                    .await?;
+            }
         }
-        let first_nonce =
-            i64::try_from(sender.rpc.mined_nonce(sender.address()).await?).unwrap_or(i64::MAX);
         for withdrawal in waiting {
             if i128::from(withdrawal.amount.get()) > available {
                 // Oldest first: a smaller later one does not jump the queue.
@@ -727,6 +810,30 @@ impl App {
     }
 }
 
+/// The fees of a replacement for a transaction offering `old_max` and
+/// `old_tip` per gas: each raised by an eighth (nodes ask a tenth), at
+/// least what the chain asks now, the fee cap at most `cap`; `Err(cap)`
+/// when the cap leaves no room for the raise.
+fn bump(old_max: u128, old_tip: u128, fees: Fees, cap: u128) -> Result<(u128, u128), u128> {
+    let raise = |v: u128| v.saturating_add(v.div_ceil(8));
+    let tip = raise(old_tip).max(fees.priority_fee);
+    let wanted = fees.base_fee.saturating_mul(2).saturating_add(tip);
+    let max_fee = raise(old_max).max(wanted).min(cap);
+    if max_fee < raise(old_max) || tip > max_fee {
+        return Err(cap);
+    }
+    Ok((max_fee, tip))
+}
+
+/// The fees of a first transaction: twice the base fee (room for six full
+/// blocks of rises) plus the tip, at most `cap`; `None` when the chain
+/// asks more than `cap` now.
+fn first_fees(fees: Fees, cap: u128) -> Option<(u128, u128)> {
+    let tip = fees.priority_fee;
+    let max_fee = fees.base_fee.saturating_mul(2).saturating_add(tip).min(cap);
+    (fees.base_fee.saturating_add(tip) <= max_fee).then_some((max_fee, tip))
+}
+
 /// Where a sent withdrawal stands after a look.
 enum Flight {
     /// Not mined yet (perhaps broadcast again, or replaced).
@@ -734,4 +841,52 @@ enum Flight {
     /// Mined: its tokens left the hot wallet (confirmed or not yet).
     Mined,
     Conflict(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GWEI: u128 = 1_000_000_000;
+
+    fn fees(base: u128, tip: u128) -> Fees {
+        Fees {
+            base_fee: base,
+            priority_fee: tip,
+        }
+    }
+
+    #[test]
+    fn a_replacement_raises_both_fees_by_at_least_a_tenth() {
+        let (max, tip) = bump(30 * GWEI, 2 * GWEI, fees(GWEI, GWEI), 300 * GWEI).unwrap();
+        assert!(max * 10 >= 30 * GWEI * 11, "{max}");
+        assert!(tip * 10 >= 2 * GWEI * 11, "{tip}");
+        // Today's price wins when it is higher than the raise.
+        let (max, tip) = bump(3 * GWEI, GWEI, fees(40 * GWEI, 5 * GWEI), 300 * GWEI).unwrap();
+        assert_eq!((max, tip), (85 * GWEI, 5 * GWEI));
+        // A fee of 1 wei still rises (by ceiling).
+        assert_eq!(bump(1, 1, fees(0, 0), 100).unwrap(), (2, 2));
+    }
+
+    #[test]
+    fn the_cap_bounds_every_fee_and_refuses_a_raise_it_leaves_no_room_for() {
+        let (max, _) = bump(30 * GWEI, GWEI, fees(100 * GWEI, GWEI), 50 * GWEI).unwrap();
+        assert_eq!(max, 50 * GWEI);
+        assert_eq!(
+            bump(50 * GWEI, GWEI, fees(GWEI, GWEI), 50 * GWEI),
+            Err(50 * GWEI)
+        );
+        // Nonsense from a node saturates instead of wrapping.
+        assert_eq!(bump(u128::MAX, 1, fees(u128::MAX, u128::MAX), 10), Err(10));
+        assert_eq!(first_fees(fees(u128::MAX, 1), 300 * GWEI), None);
+        assert_eq!(
+            first_fees(fees(GWEI, GWEI), 300 * GWEI),
+            Some((3 * GWEI, GWEI))
+        );
+        assert_eq!(
+            first_fees(fees(GWEI, GWEI), 2 * GWEI),
+            Some((2 * GWEI, GWEI))
+        );
+        assert_eq!(first_fees(fees(2 * GWEI, GWEI), 2 * GWEI), None);
+    }
 }

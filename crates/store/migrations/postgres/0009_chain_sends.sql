@@ -36,3 +36,4 @@ CREATE TABLE chain_sends (
 );
 CREATE INDEX chain_sends_withdrawal ON chain_sends (withdrawal_id);
 CREATE INDEX chain_sends_nonce ON chain_sends (chain_id, sender, nonce);
+CREATE INDEX chain_sends_mined ON chain_sends (mined_block);

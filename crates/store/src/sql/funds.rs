@@ -212,6 +212,9 @@ impl FundStore for SqlStore {
     ) -> StoreResult<Withdrawal> {
         let mut tx = self.write().begin().await?;
         check_key(&mut tx, key).await?;
+        // Locked first: the sender signs under the same lock, so the
+        // count below cannot miss a signing that commits meanwhile.
+        lock_withdrawal(&mut tx, id).await?;
         refuse_if_signed(&mut tx, id, change).await?;
         let changed = change_withdrawal_in(&mut tx, id, change, now).await?;
         keep(&mut tx, key, &changed).await?;
@@ -285,8 +288,8 @@ pub(crate) async fn change_withdrawal_in(
         }
     };
     let sql = format!(
-        "UPDATE withdrawals SET status = $2, chain_tx_hash = CASE WHEN $2 = 'CONFIRMED' \
-         THEN COALESCE($3, chain_tx_hash) ELSE COALESCE(chain_tx_hash, $3) END, failure_reason = $4, updated_at = $5 WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
+        "UPDATE withdrawals SET status = $2, chain_tx_hash = COALESCE(chain_tx_hash, $3), \
+         failure_reason = $4, updated_at = $5 WHERE id = $1 RETURNING {WITHDRAWAL_COLUMNS}"
     );
     let changed: Withdrawal = query(&sql)
         .bind(id.0)

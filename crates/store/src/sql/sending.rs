@@ -242,6 +242,21 @@ impl SendStore for SqlStore {
             .fetch_record(&mut tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("send {}", mined.send_id)))?;
+        // The withdrawal's row first, as every other writer takes it.
+        lock_withdrawal(&mut tx, send.withdrawal).await?;
+        let current: Option<String> = query("SELECT state FROM chain_sends WHERE id = $1")
+            .bind(send.id)
+            .fetch_optional(&mut tx)
+            .await?
+            .map(|row| row.get_at(0))
+            .transpose()?;
+        if current.as_deref() != Some(SendState::Sent.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "send {} is {} already",
+                send.id,
+                current.unwrap_or_default()
+            )));
+        }
         let state = if mined.success {
             SendState::Mined
         } else {
@@ -279,7 +294,17 @@ impl SendStore for SqlStore {
                 rejection: Some(ChainRejection::Sender),
             }
         };
-        let withdrawal = change_withdrawal_in(&mut tx, send.withdrawal, &change, mined.now).await?;
+        let mut withdrawal =
+            change_withdrawal_in(&mut tx, send.withdrawal, &change, mined.now).await?;
+        if mined.success {
+            // The transaction that paid it, which a replacement may be.
+            query("UPDATE withdrawals SET chain_tx_hash = $2 WHERE id = $1")
+                .bind(send.withdrawal.0)
+                .bind(&send.signed.tx_hash)
+                .execute(&mut tx)
+                .await?;
+            withdrawal.chain_tx_hash = Some(send.signed.tx_hash.clone());
+        }
         tx.commit().await?;
         Ok(withdrawal)
     }
@@ -337,6 +362,19 @@ impl SendStore for SqlStore {
              AND state IN ('mined', 'reverted') ORDER BY mined_block, id"
         );
         query(&sql).bind(from).fetch_records(self.read()).await
+    }
+
+    async fn raise_next_nonce(&self, sender: &Sender, floor: i64) -> StoreResult<()> {
+        query(
+            "UPDATE chain_nonces SET next_nonce = $3 \
+             WHERE chain_id = $1 AND sender = $2 AND next_nonce < $3",
+        )
+        .bind(sender.chain_id)
+        .bind(&sender.address)
+        .bind(floor)
+        .execute(self.write())
+        .await?;
+        Ok(())
     }
 
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>> {
