@@ -10,7 +10,9 @@
 //! - `send_after_store`: the signed transaction committed, not broadcast;
 //! - `send_after_broadcast`: broadcast;
 //! - `send_after_mined`: its receipt seen with enough confirmations,
-//!   before the withdrawal is recorded CONFIRMED.
+//!   before the withdrawal is recorded CONFIRMED;
+//! - `send_after_replace`: a replacement of a stuck transaction stored,
+//!   not broadcast.
 
 /// Dies here if the test asked for a crash at `point`.
 pub fn crash_point(point: &str, production: bool) {

@@ -703,3 +703,77 @@ async fn a_reorg_under_a_confirmed_withdrawal_is_detected_and_holds_sending(db: 
     assert_eq!(tick.submitted, vec![next.0], "{tick:?}");
     assert_eq!(tick.held, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_after_storing_a_replacement_broadcasts_it_after_the_restart() {
+    let Some(anvil) = Anvil::start("serve killed after a replacement").await else {
+        return;
+    };
+    let token = anvil.deploy_token().await;
+    let hot = HotKeyFile::new(0x23);
+    anvil.fund_gas(hot.address).await;
+    anvil.mint(token, &hot.checksum(), 100_000_000).await;
+    anvil.call("evm_setAutomine", json!([false])).await;
+    let folder = std::env::temp_dir().join(format!("updown-replace-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let db_url = format!("sqlite://{}", folder.join("updown.db").display());
+    let app = app_on(&db_url).await;
+    let player = app.create_user("stuck@example.com").await.unwrap().id;
+    app.deposit(player, usdc(10), "0xfund-stuck", 0, None)
+        .await
+        .unwrap();
+    let to = recipient(900);
+    let id = withdraw(&app, player, 3_000_000, &to).await;
+    let mut settings = sending(&anvil, token, &hot);
+    settings.retain(|(k, _)| *k != "MIN_CONFIRMATIONS");
+    settings.push(("MIN_CONFIRMATIONS", "1".into()));
+    settings.push(("WITHDRAWAL_STUCK_AFTER_S", "5".into()));
+    settings.push(("DATABASE_URL", db_url.clone()));
+    let serve = |name: &str, crash: Option<&str>| {
+        let mut env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(point) = crash {
+            env.push(("UPDOWN_TEST_CRASH", point));
+        }
+        support::process::Serve::start(&folder, name, &env)
+    };
+    // Sent, never mined, stuck after 5 s: the replacement is stored, and
+    // the process dies before it is broadcast.
+    let mut crashed = serve("replace", Some("send_after_replace"));
+    crashed.wait_killed();
+    let sends = store_on(&db_url).await.sends_of(id).await.unwrap();
+    assert_eq!(sends.len(), 2);
+    assert!(anvil.rpc.knows(&sends[0].signed.tx_hash).await.unwrap());
+    assert!(!anvil.rpc.knows(&sends[1].signed.tx_hash).await.unwrap());
+
+    // After the restart the stored replacement reaches the node; mined, it
+    // confirms the withdrawal, once.
+    let healthy = serve("healthy", None);
+    let replacement = sends[1].signed.tx_hash.clone();
+    support::eventually(
+        "the replacement broadcast",
+        std::time::Duration::from_secs(20),
+        || async { anvil.rpc.knows(&replacement).await.unwrap() },
+    )
+    .await;
+    anvil.mine(1).await;
+    support::eventually("confirmed", std::time::Duration::from_secs(20), || async {
+        store_on(&db_url).await.withdrawal(id).await.unwrap().status == WithdrawalStatus::Confirmed
+    })
+    .await;
+    drop(healthy);
+    let to_address: Address = to.parse().unwrap();
+    let head = anvil.head().await;
+    let transfers = anvil
+        .rpc
+        .count_transfers_to(token, &[to_address], 0, head)
+        .await
+        .unwrap();
+    assert_eq!(transfers, 1);
+    assert_eq!(anvil.token_balance(token, to_address).await, 3_000_000);
+    let sends = store_on(&db_url).await.sends_of(id).await.unwrap();
+    let states: Vec<SendState> = sends.iter().map(|s| s.state).collect();
+    assert!(states.contains(&SendState::Mined), "{states:?}");
+    assert_eq!(states.iter().filter(|s| **s == SendState::Mined).count(), 1);
+    let _ = std::fs::remove_dir_all(&folder);
+}

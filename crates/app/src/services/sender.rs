@@ -404,12 +404,10 @@ impl App {
         // waiting behind it, not underpriced. A node that refuses the stored
         // bytes (its price floor rose) gets the replacement too.
         if !(stuck && nonce == seen.mined_nonce) {
-            let mut known = false;
-            for send in &live {
-                known |= sender.rpc.knows(&send.signed.tx_hash).await?;
-            }
-            if !known {
-                // Dropped from the node's pool, or never reached it.
+            // The newest (the highest fees) must be in the node's pool: it
+            // was dropped, or never reached it (a crash right after a
+            // replacement was stored).
+            if !sender.rpc.knows(&newest.signed.tx_hash).await? {
                 self.broadcast(sender, newest).await?;
                 tick.rebroadcast.push(withdrawal.id.0);
             }
@@ -432,6 +430,7 @@ impl App {
                         replacement = %replacement.signed.tx_hash,
                         max_fee_per_gas = max_fee,
                     );
+                    crash_point("send_after_replace", self.config.production);
                     self.broadcast(sender, &replacement).await?;
                     tick.replaced.push(withdrawal.id.0);
                 }
