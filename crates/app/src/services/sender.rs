@@ -226,28 +226,18 @@ impl App {
                 continue;
             }
             let reorg = self
-                .store
-                .record_reorg(&updown_store::NewReorg {
-                    fork_block: block,
-                    depth: i64::try_from((seen.head + 1).saturating_sub(number))
-                        .unwrap_or(i64::MAX),
-                    old_hash: hash.clone(),
-                    new_hash: now_hash.unwrap_or_else(|| "none".into()),
-                    detected_at: self.clock.now(),
-                })
+                .record_deep_reorg(
+                    &updown_store::NewReorg {
+                        fork_block: block,
+                        depth: i64::try_from((seen.head + 1).saturating_sub(number))
+                            .unwrap_or(i64::MAX),
+                        old_hash: hash.clone(),
+                        new_hash: now_hash.unwrap_or_else(|| "none".into()),
+                        detected_at: self.clock.now(),
+                    },
+                    "a reorg replaced the block a confirmed withdrawal was mined in; sending halts until `updown chain ack-reorg`",
+                )
                 .await?;
-            metrics::counter!("updown_chain_reorgs_total").increment(1);
-            tracing::error!(
-                event = "reorg_detected",
-                reorg = reorg.id,
-                fork_block = reorg.fork_block,
-                affected = %reorg.affected,
-                "a reorg replaced the block a confirmed withdrawal was mined in; sending halts until `updown chain ack-reorg`"
-            );
-            self.publish(
-                EventKind::ReorgDetected,
-                serde_json::json!({ "reorg_id": reorg.id, "fork_block": reorg.fork_block, "depth": reorg.depth }),
-            );
             return Ok(Some((reorg.id, reorg.fork_block)));
         }
         Ok(None)

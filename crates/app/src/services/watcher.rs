@@ -310,15 +310,29 @@ impl App {
             .find(|(kept, node)| kept.hash != hash_text(&node.hash))
             .expect("the top block differs");
         let reorg = self
-            .store
-            .record_reorg(&NewReorg {
-                fork_block: kept_block.number,
-                depth: top.number - kept_block.number + 1,
-                old_hash: kept_block.hash.clone(),
-                new_hash: hash_text(&node_block.hash),
-                detected_at: self.clock.now(),
-            })
+            .record_deep_reorg(
+                &NewReorg {
+                    fork_block: kept_block.number,
+                    depth: top.number - kept_block.number + 1,
+                    old_hash: kept_block.hash.clone(),
+                    new_hash: hash_text(&node_block.hash),
+                    detected_at: self.clock.now(),
+                },
+                "a reorg deeper than MIN_CONFIRMATIONS replaced scanned blocks; crediting from the chain halts until `updown chain ack-reorg`",
+            )
             .await?;
+        halted(reorg.id)
+    }
+
+    /// Records a reorg deeper than the confirmations (the watcher's, or
+    /// one under the hot wallet's transactions), counts it, logs `what`
+    /// and publishes `reorg_detected`.
+    pub(super) async fn record_deep_reorg(
+        &self,
+        found: &NewReorg,
+        what: &str,
+    ) -> AppResult<updown_store::Reorg> {
+        let reorg = self.store.record_reorg(found).await?;
         metrics::counter!("updown_chain_reorgs_total").increment(1);
         tracing::error!(
             event = "reorg_detected",
@@ -326,7 +340,7 @@ impl App {
             fork_block = reorg.fork_block,
             depth = reorg.depth,
             affected = %reorg.affected,
-            "a reorg deeper than MIN_CONFIRMATIONS replaced scanned blocks; crediting from the chain halts until `updown chain ack-reorg`"
+            "{what}"
         );
         self.publish(
             EventKind::ReorgDetected,
@@ -336,7 +350,7 @@ impl App {
                 "depth": reorg.depth,
             }),
         );
-        halted(reorg.id)
+        Ok(reorg)
     }
 
     /// Commits blocks `from..=to` with their `transfers`: how many it
