@@ -84,6 +84,21 @@ impl HotKey {
     }
 }
 
+/// The deposit addresses' keys, from SWEEP_SEED_FILE (a mnemonic or an
+/// xprv); with `strict` (production) a file others may read is refused.
+/// Only `updown sweep` calls it.
+pub fn load_deposit_keys(
+    seed_file: &Path,
+    strict: bool,
+) -> Result<updown_domain::wallet::DepositKeys, String> {
+    if strict {
+        private_file(seed_file)?;
+    }
+    let text = std::fs::read_to_string(seed_file)
+        .map_err(|e| format!("SWEEP_SEED_FILE {}: {e}", seed_file.display()))?;
+    updown_domain::wallet::DepositKeys::from_seed_text(&text).map_err(|e| e.to_string())
+}
+
 /// A password file ends with the newline an editor adds; it is not part
 /// of the password.
 fn trim_line_end(bytes: &[u8]) -> &[u8] {

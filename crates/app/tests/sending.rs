@@ -22,6 +22,7 @@ on_both_backends!(
     the_sender_holds_without_gas_or_tokens_and_says_why,
     a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it,
     a_reorg_under_a_confirmed_withdrawal_is_detected_and_holds_sending,
+    twenty_deposit_addresses_are_swept_with_permits_and_custody_agrees_per_place,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z";
@@ -776,4 +777,182 @@ async fn serve_killed_after_storing_a_replacement_broadcasts_it_after_the_restar
     assert!(states.contains(&SendState::Mined), "{states:?}");
     assert_eq!(states.iter().filter(|s| **s == SendState::Mined).count(), 1);
     let _ = std::fs::remove_dir_all(&folder);
+}
+
+/// A mnemonic none of whose addresses anvil funds (its own are the
+/// development mnemonic's), so the deposit addresses start with 0 ETH.
+const SWEEP_MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+/// A seed file as `updown sweep` reads it, private.
+fn seed_file(folder: &std::path::Path, name: &str, phrase: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = folder.join(name);
+    std::fs::write(&path, format!("{phrase}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.display().to_string()
+}
+
+async fn twenty_deposit_addresses_are_swept_with_permits_and_custody_agrees_per_place(db: Db) {
+    use updown_domain::wallet::{DepositKeys, DepositWallet};
+    let folder = std::env::temp_dir().join(format!(
+        "updown-sweep-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&folder).unwrap();
+    let seed = seed_file(&folder, "seed", SWEEP_MNEMONIC);
+    let xpub = DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+    let Some(s) = story(
+        db,
+        "the sweep",
+        0x51,
+        true,
+        0,
+        &[
+            ("DEPOSIT_SOURCE", "evm"),
+            ("WALLET_XPUB", &xpub),
+            ("SWEEP_SEED_FILE", &seed),
+            ("SWEEP_MIN", "2USDC"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let app = &s.t.app;
+    // Twenty deposits of 2..=21 USDC, and one of 1.5 USDC below SWEEP_MIN.
+    let mut owners = Vec::new();
+    for i in 0..21u64 {
+        let user = app
+            .create_user(&format!("sweep{i}@example.com"))
+            .await
+            .unwrap();
+        let (address, _) = app.deposit_address(&user).await.unwrap();
+        let micros = if i == 20 {
+            1_500_000
+        } else {
+            (i + 2) * 1_000_000
+        };
+        s.anvil.mint(s.token, &address, micros).await;
+        owners.push((address.parse::<Address>().unwrap(), micros));
+    }
+    let swept: u64 = owners[..20].iter().map(|(_, m)| m).sum();
+    s.anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(app.watch_step().await.unwrap().credited, 21);
+    let eth_at_deposits = || async {
+        let mut total = alloy::primitives::U256::ZERO;
+        for (owner, _) in &owners {
+            total += s.anvil.rpc.eth_balance(*owner).await.unwrap();
+        }
+        total
+    };
+    assert!(
+        eth_at_deposits().await.is_zero(),
+        "deposit addresses start without ETH"
+    );
+
+    // A seed that is not WALLET_XPUB's signs nothing.
+    let wrong = DepositKeys::from_seed_text(updown_domain::wallet::DEVELOPMENT_MNEMONIC).unwrap();
+    let refused = app
+        .sweep_step(Some(&wrong), false, false)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not the seed of WALLET_XPUB"),
+        "{refused}"
+    );
+    // A dry run lists the twenty, signs nothing.
+    let keys = updown_app::hot_key::load_deposit_keys(std::path::Path::new(&seed), true).unwrap();
+    let dry = app.sweep_step(Some(&keys), false, true).await.unwrap();
+    assert_eq!(dry.planned.len(), 20, "{dry:?}");
+    assert_eq!(dry.below_min, 1);
+    assert!(dry.planned.iter().all(|l| l.sweep.is_none()));
+    assert_eq!(
+        dry.planned.iter().map(|l| l.amount as u64).sum::<u64>(),
+        swept
+    );
+    assert_eq!(s.t.store().next_nonce(&hot_sender(&s)).await.unwrap(), None);
+
+    // The sweep: forty transactions of the hot wallet, nonces 0..40.
+    let step = app.sweep_step(Some(&keys), false, false).await.unwrap();
+    assert_eq!(step.planned.len(), 20, "{step:?}");
+    assert!(step.errors.is_empty(), "{step:?}");
+    assert_eq!((step.open, step.open_micros as u64), (20, swept));
+    assert_eq!(
+        s.t.store().next_nonce(&hot_sender(&s)).await.unwrap(),
+        Some(40)
+    );
+    s.anvil
+        .await_token_balance(s.token, s.hot.address, swept)
+        .await;
+    // Mined, not booked yet: the ledger still has them at the deposit
+    // addresses, and reconcile (at the watcher's block, past most of
+    // them) counts each where the chain has it.
+    app.watch_step().await.unwrap();
+    let r = app.reconcile().await.unwrap();
+    assert_eq!(r.status, "equal", "{r:?}");
+    assert!(r.places.iter().all(|p| p.difference == "0"), "{r:?}");
+    assert_eq!(
+        s.t.store().custody_places().await.unwrap().1,
+        0,
+        "nothing booked yet"
+    );
+    // Running again meanwhile sweeps nothing twice (it may book those
+    // with their confirmations already).
+    let again = app.sweep_step(Some(&keys), false, false).await.unwrap();
+    assert!(again.planned.is_empty(), "{again:?}");
+    s.anvil.mine(CONFIRMATIONS).await;
+    let done = app.sweep_step(None, true, false).await.unwrap();
+    assert_eq!(
+        again.confirmed.len() + done.confirmed.len(),
+        20,
+        "{again:?} {done:?}"
+    );
+    assert_eq!((done.open, done.failed.len()), (0, 0), "{done:?}");
+
+    // Nothing stranded: each swept address holds 0, the one below the
+    // minimum keeps its 1.5 USDC, the hot wallet has the rest; no ETH was
+    // ever sent to a deposit address.
+    for (owner, micros) in &owners {
+        let left = s.anvil.token_balance(s.token, *owner).await;
+        assert_eq!(left, if *micros == 1_500_000 { 1_500_000 } else { 0 });
+    }
+    assert_eq!(s.anvil.token_balance(s.token, s.hot.address).await, swept);
+    assert!(
+        eth_at_deposits().await.is_zero(),
+        "no ETH reached a deposit address"
+    );
+    let (at_deposits, at_hot) = s.t.store().custody_places().await.unwrap();
+    assert_eq!((at_deposits, at_hot), (1_500_000, swept as i64));
+    let r = app.reconcile().await.unwrap();
+    assert_eq!(r.status, "equal", "{r:?}");
+    for place in &r.places {
+        assert_eq!(place.difference, "0", "{r:?}");
+    }
+    assert_eq!(r.places.len(), 2);
+    // At the head the watcher reaches, all of it is in the hot wallet.
+    app.watch_step().await.unwrap();
+    let r = app.reconcile().await.unwrap();
+    assert_eq!(r.places[1].chain, swept.to_string(), "{r:?}");
+    assert!(r.places.iter().all(|p| p.difference == "0"), "{r:?}");
+    // Booked once each, and the money rules hold.
+    let sweeps = s.t.store().sweeps(50).await.unwrap();
+    assert_eq!(sweeps.len(), 20);
+    assert!(sweeps.iter().all(|w| w.ledger_tx.is_some()));
+    assert!(app
+        .sweep_step(Some(&keys), false, false)
+        .await
+        .unwrap()
+        .planned
+        .is_empty());
+    s.t.assert_verified().await;
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+fn hot_sender(s: &Story) -> updown_store::Sender {
+    updown_store::Sender {
+        chain_id: 31337,
+        address: format!("{:#x}", s.hot.address),
+    }
 }

@@ -3,8 +3,11 @@
 //! A posting is one ledger transaction: two or more non-zero entries whose
 //! amounts sum to zero, checked when built (and again by `verify` when read
 //! back). A positive amount raises an account's balance. Only the chain
-//! account, the outside world's side of deposits and withdrawals, may go
-//! below zero, so TVL is minus its balance.
+//! accounts, the outside world's side of deposits and withdrawals, may go
+//! below zero: minus their balance is what custody holds. Custody has two
+//! places, each with its chain account: the deposit addresses (deposits
+//! arrive there) and the hot wallet (withdrawals leave from it); a sweep
+//! moves tokens from the first to the second.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +18,21 @@ use crate::money::Micros;
 use crate::payout::PayoutPlan;
 use crate::round::Side;
 
+/// Where custody holds tokens on the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Custody {
+    /// The players' deposit addresses, all together.
+    DepositAddresses,
+    /// The hot wallet, which pays withdrawals.
+    HotWallet,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Account {
-    /// The blockchain: counterpart of deposits and completed withdrawals.
-    Chain,
+    /// The blockchain as seen from one custody place: counterpart of the
+    /// deposits it received and the withdrawals it paid; minus its balance
+    /// is what that place holds.
+    Chain(Custody),
     /// Fees taken from loser pools.
     HouseFees,
     /// What the floors of payout shares leave over.
@@ -33,7 +47,7 @@ pub enum Account {
 
 impl Account {
     pub fn may_go_negative(self) -> bool {
-        matches!(self, Account::Chain)
+        matches!(self, Account::Chain(_))
     }
 }
 
@@ -49,10 +63,11 @@ pub enum TxKind {
     Payout,
     Refund,
     Dust,
+    Sweep,
 }
 
 impl TxKind {
-    pub const ALL: [TxKind; 10] = [
+    pub const ALL: [TxKind; 11] = [
         TxKind::Deposit,
         TxKind::Bet,
         TxKind::BetCancel,
@@ -63,6 +78,7 @@ impl TxKind {
         TxKind::Payout,
         TxKind::Refund,
         TxKind::Dust,
+        TxKind::Sweep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +93,7 @@ impl TxKind {
             TxKind::Payout => "payout",
             TxKind::Refund => "refund",
             TxKind::Dust => "dust",
+            TxKind::Sweep => "sweep",
         }
     }
 
@@ -168,7 +185,23 @@ impl Posting {
     }
 
     pub fn deposit(user: UserId, amount: Micros) -> Result<Posting, LedgerError> {
-        Posting::transfer(TxKind::Deposit, Account::Chain, Account::User(user), amount)
+        Posting::transfer(
+            TxKind::Deposit,
+            Account::Chain(Custody::DepositAddresses),
+            Account::User(user),
+            amount,
+        )
+    }
+
+    /// Tokens swept from the deposit addresses into the hot wallet: a move
+    /// inside custody, nobody's balance changes.
+    pub fn sweep(amount: Micros) -> Result<Posting, LedgerError> {
+        Posting::transfer(
+            TxKind::Sweep,
+            Account::Chain(Custody::HotWallet),
+            Account::Chain(Custody::DepositAddresses),
+            amount,
+        )
     }
 
     pub fn bet(
@@ -212,7 +245,7 @@ impl Posting {
         Posting::transfer(
             TxKind::WithdrawalConfirm,
             Account::WithdrawalsPending,
-            Account::Chain,
+            Account::Chain(Custody::HotWallet),
             amount,
         )
     }
@@ -316,7 +349,7 @@ mod tests {
     #[test]
     fn unbalanced_or_degenerate_postings_are_refused() {
         let e = |amount| Entry {
-            account: Account::Chain,
+            account: Account::Chain(Custody::DepositAddresses),
             amount,
         };
         assert_eq!(
@@ -337,7 +370,9 @@ mod tests {
         );
         assert_eq!(
             Posting::new(TxKind::Deposit, vec![e(1), e(-1)]),
-            Err(LedgerError::DuplicateAccount(Account::Chain))
+            Err(LedgerError::DuplicateAccount(Account::Chain(
+                Custody::DepositAddresses
+            )))
         );
     }
 

@@ -31,6 +31,12 @@ pub enum WalletError {
     NotAccountLevel(u8),
     #[error("user sequence {0} is beyond the 2^31 non-hardened children of the account")]
     IndexTooLarge(i64),
+    #[error("SWEEP_SEED_FILE holds no valid BIP-32 extended private key: {0}")]
+    BadXprv(String),
+    #[error("SWEEP_SEED_FILE's xprv must be the master key (depth 0) or the account m/44'/60'/0' (depth 3); this one has depth {0}")]
+    NotMasterOrAccount(u8),
+    #[error("SWEEP_SEED_FILE holds {0} words: a BIP-39 mnemonic has 12, 15, 18, 21 or 24")]
+    BadMnemonic(usize),
     #[error("key derivation failed: {0}")]
     Derivation(String),
 }
@@ -64,6 +70,15 @@ impl DepositWallet {
         Self::from_account(&account.public_key())
     }
 
+    /// The account-level `xpub` (m/44'/60'/0') of a BIP-39 mnemonic: what
+    /// WALLET_XPUB must be for SWEEP_SEED_FILE's mnemonic.
+    pub fn account_xpub(phrase: &str) -> Result<String, WalletError> {
+        let path: DerivationPath = ACCOUNT_PATH.parse().expect("a valid path");
+        let account = XPrv::derive_from_path(bip39_seed(phrase), &path)
+            .map_err(|e| WalletError::Derivation(e.to_string()))?;
+        Ok(account.public_key().to_string(bip32::Prefix::XPUB))
+    }
+
     fn from_account(account: &XPub) -> Result<DepositWallet, WalletError> {
         let external = account
             .derive_child(ChildNumber::new(0, false).expect("0 is a valid child"))
@@ -95,6 +110,74 @@ impl DepositWallet {
             format!("{ACCOUNT_PATH}/0/{index}"),
         ))
     }
+}
+
+/// The deposit addresses' private keys, for the sweep alone (`updown
+/// sweep`, from SWEEP_SEED_FILE): the operator's BIP-39 mnemonic, or an
+/// `xprv` of the master (depth 0) or of the account m/44'/60'/0' (depth
+/// 3). `serve` never builds one. Its Debug shows nothing of the key.
+#[derive(Clone)]
+pub struct DepositKeys {
+    /// The external chain, m/44'/60'/0'/0.
+    external: XPrv,
+}
+
+impl std::fmt::Debug for DepositKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DepositKeys(..)")
+    }
+}
+
+impl DepositKeys {
+    /// From the text of a seed file: a mnemonic's words, or an `xprv`.
+    pub fn from_seed_text(text: &str) -> Result<DepositKeys, WalletError> {
+        let text = text.trim();
+        let account = if text.starts_with("xprv") {
+            let key = XPrv::from_str(text).map_err(|e| WalletError::BadXprv(e.to_string()))?;
+            match key.attrs().depth {
+                3 => key,
+                0 => derive_path(&key, "m/44'/60'/0'")?,
+                depth => return Err(WalletError::NotMasterOrAccount(depth)),
+            }
+        } else {
+            let words = text.split_whitespace().count();
+            if ![12, 15, 18, 21, 24].contains(&words) {
+                return Err(WalletError::BadMnemonic(words));
+            }
+            let path: DerivationPath = ACCOUNT_PATH.parse().expect("a valid path");
+            XPrv::derive_from_path(bip39_seed(text), &path)
+                .map_err(|e| WalletError::Derivation(e.to_string()))?
+        };
+        let external = account
+            .derive_child(ChildNumber::new(0, false).expect("0 is a valid child"))
+            .map_err(|e| WalletError::Derivation(e.to_string()))?;
+        Ok(DepositKeys { external })
+    }
+
+    /// The private key of the deposit address with sequence number
+    /// `index`, and that address.
+    pub fn key(&self, index: i64) -> Result<([u8; 32], Address), WalletError> {
+        let child = u32::try_from(index)
+            .ok()
+            .and_then(|i| ChildNumber::new(i, false).ok())
+            .ok_or(WalletError::IndexTooLarge(index))?;
+        let key = self
+            .external
+            .derive_child(child)
+            .map_err(|e| WalletError::Derivation(e.to_string()))?;
+        let address = ethereum_address(key.public_key().public_key());
+        Ok((key.to_bytes(), address))
+    }
+}
+
+/// `key`'s descendant along `path` (each step from `key` down).
+fn derive_path(key: &XPrv, path: &str) -> Result<XPrv, WalletError> {
+    let path: DerivationPath = path.parse().expect("a valid path");
+    let derived = path.iter().try_fold(key.clone(), |key, child| {
+        key.derive_child(child)
+            .map_err(|e| WalletError::Derivation(e.to_string()))
+    });
+    derived
 }
 
 /// BIP-39's seed: PBKDF2-HMAC-SHA512 over the phrase, salt "mnemonic",
@@ -215,5 +298,64 @@ mod tests {
             wallet.address(1 << 31),
             Err(WalletError::IndexTooLarge(_))
         ));
+    }
+
+    /// The sweep's private keys belong to the addresses the public side
+    /// derives, whether the seed is a mnemonic or an xprv.
+    #[test]
+    fn deposit_keys_match_the_deposit_addresses_from_any_seed_form() {
+        let wallet = DepositWallet::from_mnemonic(DEVELOPMENT_MNEMONIC).unwrap();
+        let seed = bip39_seed(DEVELOPMENT_MNEMONIC);
+        let master = XPrv::new(seed).unwrap();
+        let account = XPrv::derive_from_path(seed, &ACCOUNT_PATH.parse().unwrap()).unwrap();
+        let forms = [
+            DEVELOPMENT_MNEMONIC.to_string(),
+            format!("{}\n", master.to_string(bip32::Prefix::XPRV).as_str()),
+            account.to_string(bip32::Prefix::XPRV).to_string(),
+        ];
+        for form in forms {
+            let keys = DepositKeys::from_seed_text(&form).unwrap();
+            for i in [0, 1, 19] {
+                let (secret, address) = keys.key(i).unwrap();
+                assert_eq!(address, wallet.address(i).unwrap().0);
+                assert_ne!(secret, [0u8; 32]);
+            }
+        }
+        // Anvil's well-known first key is the mnemonic's index 0.
+        let (secret, _) = DepositKeys::from_seed_text(DEVELOPMENT_MNEMONIC)
+            .unwrap()
+            .key(0)
+            .unwrap();
+        assert_eq!(
+            hex::encode(secret),
+            "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                DepositKeys::from_seed_text(DEVELOPMENT_MNEMONIC).unwrap()
+            ),
+            "DepositKeys(..)"
+        );
+    }
+
+    #[test]
+    fn a_bad_seed_is_refused_with_its_reason() {
+        assert_eq!(
+            DepositKeys::from_seed_text("test test junk").err(),
+            Some(WalletError::BadMnemonic(3))
+        );
+        assert!(matches!(
+            DepositKeys::from_seed_text("xprv-nonsense"),
+            Err(WalletError::BadXprv(_))
+        ));
+        let seed = bip39_seed(DEVELOPMENT_MNEMONIC);
+        let depth1 = XPrv::derive_from_path(seed, &"m/44'".parse().unwrap()).unwrap();
+        assert_eq!(
+            DepositKeys::from_seed_text(depth1.to_string(bip32::Prefix::XPRV).as_str()).err(),
+            Some(WalletError::NotMasterOrAccount(1))
+        );
+        let keys = DepositKeys::from_seed_text(DEVELOPMENT_MNEMONIC).unwrap();
+        assert!(matches!(keys.key(-1), Err(WalletError::IndexTooLarge(-1))));
     }
 }

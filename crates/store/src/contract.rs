@@ -29,6 +29,7 @@ pub trait Store:
     + FundStore
     + ChainStore
     + SendStore
+    + SweepStore
     + RoundStore
     + BetStore
     + SettlementStore
@@ -113,6 +114,40 @@ pub trait SendStore: Send + Sync {
     async fn raise_next_nonce(&self, sender: &Sender, floor: i64) -> StoreResult<()>;
     /// The next nonce the database holds for `sender`, if it ever sent.
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>>;
+}
+
+/// Sweeps: deposit addresses' tokens moved into the hot wallet by its own
+/// transactions (a permit, then a transferFrom), sent as withdrawals are.
+#[async_trait]
+pub trait SweepStore: Send + Sync {
+    /// One transaction: the sweep recorded SUBMITTED, the sender's next
+    /// two nonces taken (`first_nonce` when it never sent), `sign_permit`
+    /// and `sign_transfer` signing for the first and the second, both
+    /// stored. A conflict when the address has a sweep in flight.
+    async fn submit_sweep(
+        &self,
+        sweep: &NewSweep,
+        sender: &Sender,
+        first_nonce: i64,
+        sign_permit: SignWith<'_>,
+        sign_transfer: SignWith<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Sweep, Vec<ChainSend>)>;
+    /// Sweeps SUBMITTED, oldest first, each with its sends by nonce.
+    async fn open_sweeps(&self) -> StoreResult<Vec<(Sweep, Vec<ChainSend>)>>;
+    /// One transaction: both sends recorded as mined, and the sweep
+    /// CONFIRMED and booked in the ledger (the transferFrom succeeded) or
+    /// FAILED with the reason; a conflict unless it is SUBMITTED.
+    async fn finish_sweep(&self, mined: &MinedSweep, reason: Option<&str>) -> StoreResult<Sweep>;
+    /// The latest `limit` sweeps, newest first.
+    async fn sweeps(&self, limit: i64) -> StoreResult<Vec<Sweep>>;
+    /// What each custody place holds by the ledger, in micro-USDC:
+    /// (deposit addresses, hot wallet).
+    async fn custody_places(&self) -> StoreResult<(i64, i64)>;
+    /// Micro-USDC booked already whose transaction was mined after
+    /// `block`, so a balance read at `block` does not show it yet:
+    /// (confirmed sweeps, confirmed withdrawals).
+    async fn booked_after(&self, block: i64) -> StoreResult<(i64, i64)>;
 }
 
 /// The chain watcher's state (deposits read from the chain itself) and

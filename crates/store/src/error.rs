@@ -71,6 +71,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, Clash)] = &[
         Clash::Conflict("a close is already recorded for this market and date"),
     ),
     (
+        "sweeps_open_address",
+        "sweeps.deposit_address",
+        Clash::Conflict("this deposit address has a sweep in flight already"),
+    ),
+    (
         "api_keys_hash_key",
         "api_keys.key_hash",
         Clash::Conflict("this credential exists already; try again"),

@@ -1425,7 +1425,7 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
     // A replacement keeps the nonce; the one mined wins, the other is
     // recorded replaced, and the withdrawal carries the mined hash.
     let r0 = store.replace_send(&s0, &signer("b"), now).await.unwrap();
-    assert_eq!((r0.nonce, r0.withdrawal), (7, ids[0]));
+    assert_eq!((r0.nonce, r0.withdrawal), (7, Some(ids[0])));
     let done = store
         .finish_send(&MinedSend {
             send_id: r0.id,

@@ -31,6 +31,20 @@ alloy::sol! {
     /// ERC-20's calls, for the hot wallet's transactions.
     interface IERC20 {
         function transfer(address to, uint256 amount) external returns (bool);
+        function transferFrom(address from, address to, uint256 amount) external returns (bool);
+        /// EIP-2612.
+        function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
+        function nonces(address owner) external view returns (uint256);
+        function DOMAIN_SEPARATOR() external view returns (bytes32);
+    }
+
+    /// EIP-2612's signed message.
+    struct Permit {
+        address owner;
+        address spender;
+        uint256 value;
+        uint256 nonce;
+        uint256 deadline;
     }
 }
 
@@ -432,6 +446,43 @@ impl EvmRpc {
             })?);
         }
         Ok(balances)
+    }
+
+    /// `to`'s answer to the view `call` at the latest block.
+    pub async fn view<C: SolCall>(&self, to: Address, call: &C) -> EvmResult<C::Return> {
+        let request = TransactionRequest::default()
+            .to(to)
+            .input(Bytes::from(call.abi_encode()).into());
+        let answer = self
+            .provider
+            .raw_request::<_, Bytes>("eth_call".into(), (request, BlockNumberOrTag::Latest))
+            .await
+            .map_err(classify)?;
+        C::abi_decode_returns(&answer).map_err(|e| {
+            EvmError::new(
+                RpcErrorKind::Garbage,
+                format!("{} answered {answer}: {e}", C::SIGNATURE),
+            )
+        })
+    }
+
+    /// The latest block's timestamp, in seconds.
+    pub async fn latest_time(&self) -> EvmResult<u64> {
+        #[derive(Debug, Deserialize)]
+        struct Stamped {
+            timestamp: U64,
+        }
+        let block: Option<Stamped> = self
+            .provider
+            .raw_request(
+                "eth_getBlockByNumber".into(),
+                (BlockNumberOrTag::Latest, false),
+            )
+            .await
+            .map_err(classify)?;
+        block
+            .map(|b| b.timestamp.to::<u64>())
+            .ok_or_else(|| EvmError::new(RpcErrorKind::Garbage, "the node has no latest block"))
     }
 
     /// How many transactions `address` has had mined (its next nonce as

@@ -1,15 +1,16 @@
-//! The hot wallet's transactions: an ERC-20 `transfer` as an EIP-1559
-//! transaction, signed by the hot wallet's key for a nonce the caller took
-//! (from the database, see `services/sender.rs`).
+//! The hot wallet's transactions, EIP-1559, signed by its key for a nonce
+//! the caller took (from the database, see `services/sender.rs`): an
+//! ERC-20 `transfer` (a withdrawal), and a sweep's `permit` and
+//! `transferFrom`; and the EIP-2612 permit a deposit key signs.
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
-use alloy::primitives::{Address, TxKind, U256};
+use alloy::primitives::{keccak256, Address, TxKind, B256, U256};
 use alloy::signers::SignerSync;
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolStruct};
 use updown_store::SignedTx;
 
-use super::evm::IERC20;
+use super::evm::{Permit, IERC20};
 pub use crate::hot_key::HotKey;
 
 /// Gas for one token `transfer`: USDC's costs 35,000 to 65,000; only the
@@ -35,16 +36,44 @@ pub fn sign_transfer(key: &HotKey, transfer: &TransferTx) -> Result<SignedTx, St
         amount: transfer.amount,
     }
     .abi_encode();
+    sign_call(
+        key,
+        &CallTx {
+            chain_id: transfer.chain_id,
+            nonce: transfer.nonce,
+            to: transfer.token,
+            input,
+            gas_limit: TRANSFER_GAS,
+            max_fee_per_gas: transfer.max_fee_per_gas,
+            max_priority_fee_per_gas: transfer.max_priority_fee_per_gas,
+        },
+    )
+}
+
+/// A call of a contract, with no ETH attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallTx {
+    pub chain_id: u64,
+    pub nonce: u64,
+    pub to: Address,
+    pub input: Vec<u8>,
+    pub gas_limit: u64,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+}
+
+/// Signs `call` with `key`: the raw EIP-2718 bytes and their hash.
+pub fn sign_call(key: &HotKey, call: &CallTx) -> Result<SignedTx, String> {
     let tx = TxEip1559 {
-        chain_id: transfer.chain_id,
-        nonce: transfer.nonce,
-        gas_limit: TRANSFER_GAS,
-        max_fee_per_gas: transfer.max_fee_per_gas,
-        max_priority_fee_per_gas: transfer.max_priority_fee_per_gas,
-        to: TxKind::Call(transfer.token),
+        chain_id: call.chain_id,
+        nonce: call.nonce,
+        gas_limit: call.gas_limit,
+        max_fee_per_gas: call.max_fee_per_gas,
+        max_priority_fee_per_gas: call.max_priority_fee_per_gas,
+        to: TxKind::Call(call.to),
         value: U256::ZERO,
         access_list: Default::default(),
-        input: input.into(),
+        input: call.input.clone().into(),
     };
     let signature = key
         .signer()
@@ -54,9 +83,73 @@ pub fn sign_transfer(key: &HotKey, transfer: &TransferTx) -> Result<SignedTx, St
     Ok(SignedTx {
         tx_hash: super::evm::hash_text(envelope.tx_hash()),
         raw_tx: format!("0x{}", hex::encode(envelope.encoded_2718())),
-        max_fee_per_gas: transfer.max_fee_per_gas.to_string(),
-        max_priority_fee_per_gas: transfer.max_priority_fee_per_gas.to_string(),
+        max_fee_per_gas: call.max_fee_per_gas.to_string(),
+        max_priority_fee_per_gas: call.max_priority_fee_per_gas.to_string(),
     })
+}
+
+/// Gas for a `permit` (an ecrecover and two writes: about 50,000 to 80,000).
+pub const PERMIT_GAS: u64 = 120_000;
+
+/// What a deposit key allows: `spender` may take `value` of the token
+/// from `owner` until `deadline` (seconds), with the token's `nonce` for
+/// `owner`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermitTerms {
+    /// The token's EIP-712 domain, as its DOMAIN_SEPARATOR() answers.
+    pub domain_separator: B256,
+    pub owner: Address,
+    pub spender: Address,
+    pub value: U256,
+    pub nonce: U256,
+    pub deadline: U256,
+}
+
+/// The permit's EIP-712 digest: keccak256(0x1901 ‖ domain ‖ hashStruct).
+pub fn permit_digest(terms: &PermitTerms) -> B256 {
+    let permit = Permit {
+        owner: terms.owner,
+        spender: terms.spender,
+        value: terms.value,
+        nonce: terms.nonce,
+        deadline: terms.deadline,
+    };
+    let mut message = Vec::with_capacity(66);
+    message.extend_from_slice(&[0x19, 0x01]);
+    message.extend_from_slice(terms.domain_separator.as_slice());
+    message.extend_from_slice(permit.eip712_hash_struct().as_slice());
+    keccak256(message)
+}
+
+/// The `permit(...)` call data, signed by `owner_key` (the deposit
+/// address's own key, which must be `terms.owner`'s).
+pub fn permit_call(owner_key: &HotKey, terms: &PermitTerms) -> Result<Vec<u8>, String> {
+    if owner_key.address() != terms.owner {
+        return Err(format!(
+            "the key given for {} is {}'s",
+            terms.owner,
+            owner_key.address()
+        ));
+    }
+    let signature = owner_key
+        .signer()
+        .sign_hash_sync(&permit_digest(terms))
+        .map_err(|e| e.to_string())?;
+    Ok(IERC20::permitCall {
+        owner: terms.owner,
+        spender: terms.spender,
+        value: terms.value,
+        deadline: terms.deadline,
+        v: 27 + u8::from(signature.v()),
+        r: signature.r().into(),
+        s: signature.s().into(),
+    }
+    .abi_encode())
+}
+
+/// The `transferFrom(from, to, amount)` call data.
+pub fn transfer_from_call(from: Address, to: Address, amount: U256) -> Vec<u8> {
+    IERC20::transferFromCall { from, to, amount }.abi_encode()
 }
 
 #[cfg(test)]

@@ -178,6 +178,23 @@ pub enum LedgerCommand {
     /// and every deposit address, read at one block) with the ledger's
     /// custody; exits 1 on a shortfall.
     Reconcile,
+    /// Move the deposit addresses' tokens into the hot wallet with EIP-2612
+    /// permits (no ETH is sent to them): each address holding SWEEP_MIN or
+    /// more, read at the settled block. Needs SWEEP_SEED_FILE (the deposit
+    /// keys; only this command reads it) and the hot wallet (CHAIN_SENDER=evm,
+    /// HOT_WALLET_KEY_FILE), which pays the gas. Follows what an earlier run
+    /// left in flight first, then waits for the confirmations; run it again
+    /// to finish what a timeout left. Exits 1 if a sweep failed or is still
+    /// in flight.
+    Sweep {
+        /// List what would be swept; sign and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for the confirmations before exiting (0: do not
+        /// wait).
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+        wait_secs: u64,
+    },
     /// Check every ledger invariant; exits non-zero if one fails.
     Verify,
     /// Operators' manual actions, newest first: who, what, why.

@@ -64,6 +64,9 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
         LedgerCommand::Verify => verify(app, out).await,
         LedgerCommand::Chain(command) => super::chain::run(command, app, out).await,
         LedgerCommand::Reconcile => super::chain::reconcile(app, out).await,
+        LedgerCommand::Sweep { dry_run, wait_secs } => {
+            super::chain::sweep(app, dry_run, wait_secs, out).await
+        }
         LedgerCommand::Audit { limit } => audit(app, limit, out).await,
         LedgerCommand::Scheduler { once: true } => scheduler_step(app, out).await,
         LedgerCommand::Scheduler { once: false } => {

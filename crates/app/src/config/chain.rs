@@ -256,6 +256,12 @@ pub struct Sending {
     /// At most this many withdrawals are signed per step
     /// (WITHDRAWAL_BATCH_MAX).
     pub batch_max: u32,
+    /// Where `updown sweep` reads the deposit keys' seed (SWEEP_SEED_FILE:
+    /// a BIP-39 mnemonic or an xprv). Only the path: the configuration
+    /// never opens it, so `serve` never holds the deposit keys.
+    pub sweep_seed_file: Option<PathBuf>,
+    /// Deposit addresses holding less are not swept (SWEEP_MIN).
+    pub sweep_min: updown_domain::Micros,
 }
 
 const GWEI: u128 = 1_000_000_000;
@@ -278,6 +284,8 @@ impl Sending {
             stuck_after: r.duration("WITHDRAWAL_STUCK_AFTER_S", Unit::Seconds, 180, 5..=86_400)?,
             max_fee_per_gas: u128::from(r.number("MAX_FEE_GWEI", 300u64, 1..=100_000)?) * GWEI,
             batch_max: r.number("WITHDRAWAL_BATCH_MAX", 25u32, 1..=1_000)?,
+            sweep_seed_file: r.optional("SWEEP_SEED_FILE", |text| Ok(PathBuf::from(text)))?,
+            sweep_min: r.amount("SWEEP_MIN", "10USDC")?,
         })
     }
 }

@@ -37,12 +37,54 @@ pub struct Reconciliation {
     pub difference: String,
     pub status: &'static str,
     pub check_id: i64,
+    /// Each custody place on its own: the deposit addresses together, and
+    /// the hot wallet (when HOT_WALLET_ADDRESS is known). A sweep moves
+    /// tokens between them and the ledger books the same move.
+    pub places: Vec<Place>,
+}
+
+/// One custody place: what the chain holds there and what the ledger
+/// says it should, counting transfers mined and not yet confirmed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Place {
+    pub place: &'static str,
+    /// Decimal text: it may exceed 64 bits.
+    pub chain: String,
+    pub ledger: i64,
+    /// chain - ledger, decimal text.
+    pub difference: String,
+}
+
+impl Place {
+    fn new(place: &'static str, chain: U256, ledger: i64) -> Place {
+        Place {
+            place,
+            chain: chain.to_string(),
+            ledger,
+            difference: signed_difference(chain, ledger),
+        }
+    }
+}
+
+/// `chain - ledger` as decimal text, whatever their signs and sizes.
+fn signed_difference(chain: U256, ledger: i64) -> String {
+    if ledger < 0 {
+        return chain
+            .saturating_add(U256::from(ledger.unsigned_abs()))
+            .to_string();
+    }
+    let ledger = U256::from(ledger as u64);
+    if chain >= ledger {
+        (chain - ledger).to_string()
+    } else {
+        format!("-{}", ledger - chain)
+    }
 }
 
 impl App {
     /// The node reconciliation reads: the watcher's, or one made from the
     /// configuration (EVM_RPC_URL) for the CLI.
-    fn custody_rpc(&self) -> AppResult<EvmRpc> {
+    pub(super) fn custody_rpc(&self) -> AppResult<EvmRpc> {
         if let Some(watch) = &self.watch {
             return Ok(watch.rpc.clone());
         }
@@ -53,11 +95,11 @@ impl App {
         EvmRpc::connect(url.expose(), evm.rpc_timeout).map_err(|e| AppError::Invalid(e.to_string()))
     }
 
-    /// Reads every balance at one block and compares; records the check.
-    pub async fn reconcile(&self) -> AppResult<Reconciliation> {
-        let rpc = self.custody_rpc()?;
-        let token = evm_address(&self.config.chain.deposit_token);
-        let block = match (&self.watch, self.store.read_chain_cursor().await?) {
+    /// The block whose balances count: the last the watcher scanned when
+    /// it runs (every confirmed transfer is in the ledger by then), else
+    /// the head less the confirmations.
+    pub(super) async fn settled_block(&self, rpc: &EvmRpc) -> AppResult<u64> {
+        Ok(match (&self.watch, self.store.read_chain_cursor().await?) {
             (Some(_), Some(cursor)) if cursor.next_block > 0 => (cursor.next_block - 1) as u64,
             _ => {
                 let head = rpc.head().await?;
@@ -65,11 +107,17 @@ impl App {
                     self.config.chain.min_confirmations.saturating_sub(1),
                 ))
             }
-        };
+        })
+    }
+
+    /// Reads every balance at one block and compares; records the check.
+    pub async fn reconcile(&self) -> AppResult<Reconciliation> {
+        let rpc = self.custody_rpc()?;
+        let token = evm_address(&self.config.chain.deposit_token);
+        let block = self.settled_block(&rpc).await?;
         let mut owners: Vec<Address> = Vec::new();
-        if let Some(hot) = &self.config.chain.evm.hot_wallet {
-            owners.push(evm_address(hot));
-        }
+        let hot_wallet = self.config.chain.evm.hot_wallet.as_ref().map(evm_address);
+        owners.extend(hot_wallet);
         let mut after: Option<UserId> = None;
         loop {
             let page = self.store.deposit_addresses(after, ADDRESS_PAGE).await?;
@@ -90,7 +138,34 @@ impl App {
         // Transfers mined but not yet confirmed have left the chain's
         // balances; the ledger lets them go at their confirmation.
         let leaving = self.mined_unconfirmed(&rpc, block).await?;
-        let ledger_total = self.store.tvl().await?.custody - leaving;
+        // Swept on the chain, not yet booked: in the hot wallet already.
+        let (swept_later, paid_later) = self
+            .store
+            .booked_after(i64::try_from(block).unwrap_or(i64::MAX))
+            .await?;
+        // Swept on the chain and not booked yet, less booked and not on
+        // the chain yet at `block`: in the hot wallet already.
+        let moving = self.swept_unbooked(block).await? - swept_later;
+        // Paid by the hot wallet after `block`, booked already.
+        let leaving = leaving - paid_later;
+        let (at_deposits, at_hot) = self.store.custody_places().await?;
+        let ledger_total = at_deposits + at_hot - leaving;
+        let deposits_chain = balances
+            .iter()
+            .skip(usize::from(hot_wallet.is_some()))
+            .fold(U256::ZERO, |sum, b| sum.saturating_add(*b));
+        let mut places = vec![Place::new(
+            "deposit_addresses",
+            deposits_chain,
+            at_deposits - moving,
+        )];
+        if hot_wallet.is_some() {
+            places.push(Place::new(
+                "hot_wallet",
+                balances.first().copied().unwrap_or_default(),
+                at_hot + moving - leaving,
+            ));
+        }
         let ledger = U256::from(ledger_total.max(0) as u64);
         let (status, difference) = match chain_total.cmp(&ledger) {
             std::cmp::Ordering::Equal => (CustodyStatus::Equal, "0".to_string()),
@@ -132,6 +207,7 @@ impl App {
             difference,
             status: status.as_str(),
             check_id: check.id,
+            places,
         };
         match status {
             CustodyStatus::Shortfall => {

@@ -56,7 +56,7 @@ impl App {
                 withdrawal: crate::wire::WithdrawalOut::from(w),
                 transactions: sends
                     .iter()
-                    .filter(|s| s.withdrawal == w.id)
+                    .filter(|s| s.withdrawal == Some(w.id))
                     .map(|s| crate::wire::ChainTxOut::of(s, head, explorer))
                     .collect(),
             })

@@ -49,10 +49,10 @@ const PAGE: i64 = 100;
 
 /// The hot wallet and the node it sends through.
 pub struct EvmSender {
-    rpc: EvmRpc,
-    key: HotKey,
-    token: Address,
-    chain_id: u64,
+    pub(super) rpc: EvmRpc,
+    pub(super) key: HotKey,
+    pub(super) token: Address,
+    pub(super) chain_id: u64,
     status: Mutex<SenderStatus>,
 }
 
@@ -129,7 +129,7 @@ impl EvmSender {
         change(&mut self.status.lock().expect("sender status"));
     }
 
-    fn sender(&self) -> Sender {
+    pub(super) fn sender(&self) -> Sender {
         Sender {
             chain_id: i64::try_from(self.chain_id).unwrap_or(i64::MAX),
             address: format!("{:#x}", self.key.address()),
@@ -243,8 +243,9 @@ impl App {
         Ok(None)
     }
 
-    /// Broadcasts again each transaction that paid a withdrawal in block
-    /// `from` or later and has no receipt now; the withdrawals sent.
+    /// Broadcasts again each transaction (a withdrawal's or a sweep's)
+    /// mined in block `from` or later that has no receipt now; the
+    /// withdrawals among them.
     async fn rebroadcast_dropped(&self, sender: &EvmSender, from: i64) -> AppResult<Vec<i64>> {
         let mut sent = Vec::new();
         for send in self.store.mined_since(from).await? {
@@ -254,12 +255,13 @@ impl App {
                 continue;
             }
             tracing::warn!(
-                event = "withdrawal_rebroadcast_after_reorg",
-                withdrawal = %send.withdrawal,
+                event = "rebroadcast_after_reorg",
+                withdrawal = ?send.withdrawal,
+                sweep = ?send.sweep,
                 tx_hash = %send.signed.tx_hash,
             );
             self.broadcast(sender, &send).await?;
-            sent.push(send.withdrawal.0);
+            sent.extend(send.withdrawal.map(|w| w.0));
         }
         Ok(sent)
     }
@@ -549,7 +551,9 @@ impl App {
         let signed = page
             .into_iter()
             .filter_map(|w| {
-                let mine: Vec<ChainSend> = sends.extract_if(.., |s| s.withdrawal == w.id).collect();
+                let mine: Vec<ChainSend> = sends
+                    .extract_if(.., |s| s.withdrawal == Some(w.id))
+                    .collect();
                 (!mine.is_empty()).then_some((w, mine))
             })
             .collect();
@@ -602,7 +606,11 @@ impl App {
     }
 
     /// Hands a stored send to the node and records when.
-    async fn broadcast(&self, sender: &EvmSender, send: &ChainSend) -> AppResult<Broadcast> {
+    pub(super) async fn broadcast(
+        &self,
+        sender: &EvmSender,
+        send: &ChainSend,
+    ) -> AppResult<Broadcast> {
         let answer = sender.rpc.broadcast(&send.signed.raw_tx).await?;
         self.store.mark_broadcast(send.id, self.clock.now()).await?;
         Ok(answer)
@@ -817,7 +825,7 @@ fn bump(old_max: u128, old_tip: u128, fees: Fees, cap: u128) -> Result<(u128, u1
 /// The fees of a first transaction: twice the base fee (room for six full
 /// blocks of rises) plus the tip, at most `cap`; `None` when the chain
 /// asks more than `cap` now.
-fn first_fees(fees: Fees, cap: u128) -> Option<(u128, u128)> {
+pub(super) fn first_fees(fees: Fees, cap: u128) -> Option<(u128, u128)> {
     let tip = fees.priority_fee;
     let max_fee = fees.base_fee.saturating_mul(2).saturating_add(tip).min(cap);
     (fees.base_fee.saturating_add(tip) <= max_fee).then_some((max_fee, tip))

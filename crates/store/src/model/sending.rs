@@ -2,7 +2,8 @@
 //! broadcast, and where it stands.
 
 use chrono::{DateTime, Utc};
-use updown_domain::ids::WithdrawalId;
+use updown_domain::ids::{UserId, WithdrawalId};
+use updown_domain::Micros;
 
 /// Who sends, on which chain: the key of a nonce sequence.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub struct SignedTx {
 pub enum SendState {
     /// Stored, perhaps broadcast, not seen mined.
     Sent,
-    /// Mined with success: the withdrawal's transfer.
+    /// Mined with success.
     Mined,
     /// Mined and reverted: nothing moved but gas.
     Reverted,
@@ -61,7 +62,10 @@ pub struct ChainSend {
     pub chain_id: i64,
     pub sender: String,
     pub nonce: i64,
-    pub withdrawal: WithdrawalId,
+    /// What it moves: a withdrawal's payment, or a sweep's step (exactly
+    /// one of the two).
+    pub withdrawal: Option<WithdrawalId>,
+    pub sweep: Option<i64>,
     pub signed: SignedTx,
     pub state: SendState,
     pub signed_at: DateTime<Utc>,
@@ -82,4 +86,69 @@ pub struct MinedSend {
     /// Why it failed, when it reverted.
     pub reason: Option<String>,
     pub now: DateTime<Utc>,
+}
+
+/// Where a sweep stands: SUBMITTED (signed and stored, perhaps on the
+/// chain), CONFIRMED (moved and booked), FAILED (reverted: nothing moved).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepStatus {
+    Submitted,
+    Confirmed,
+    Failed,
+}
+
+impl SweepStatus {
+    pub const ALL: [SweepStatus; 3] = [Self::Submitted, Self::Confirmed, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepStatus::Submitted => "SUBMITTED",
+            SweepStatus::Confirmed => "CONFIRMED",
+            SweepStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// One deposit address's tokens on their way into the hot wallet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    pub id: i64,
+    pub chain_id: i64,
+    /// The owner of the deposit address.
+    pub user: UserId,
+    pub deposit_address: String,
+    pub hot_wallet: String,
+    pub amount: Micros,
+    pub status: SweepStatus,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// The ledger's sweep transaction, once CONFIRMED.
+    pub ledger_tx: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A sweep about to be signed: `amount` from `deposit_address` (the
+/// user's) into `hot_wallet`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSweep {
+    pub chain_id: i64,
+    pub user: UserId,
+    pub deposit_address: String,
+    pub hot_wallet: String,
+    pub amount: Micros,
+}
+
+/// A sweep's two transactions seen with their confirmations: the permit
+/// (the lower nonce) and the transferFrom. The sweep is CONFIRMED and
+/// booked when the transferFrom succeeded, FAILED (with `reason`) if not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinedSweep {
+    pub sweep_id: i64,
+    pub permit: MinedSend,
+    pub transfer: MinedSend,
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use updown_domain::admission::{LimitSettings, PlayerState};
 use updown_domain::ids::{BetId, RoundId, UserId};
-use updown_domain::ledger::{Account, Posting};
+use updown_domain::ledger::{Account, Custody, Posting};
 use updown_domain::round::Side;
 use updown_domain::Micros;
 
@@ -19,7 +19,8 @@ use crate::{StoreError, StoreResult};
 /// Fixed ids of the system accounts (see the migrations).
 pub(crate) fn system_account_id(account: Account) -> Option<i64> {
     match account {
-        Account::Chain => Some(1),
+        Account::Chain(Custody::DepositAddresses) => Some(1),
+        Account::Chain(Custody::HotWallet) => Some(0),
         Account::HouseFees => Some(2),
         Account::HouseRounding => Some(3),
         Account::WithdrawalsPending => Some(4),

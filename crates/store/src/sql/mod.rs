@@ -25,6 +25,7 @@ mod rows;
 mod sending;
 mod settlement;
 mod sqlite;
+mod sweeps;
 mod users;
 
 use async_trait::async_trait;

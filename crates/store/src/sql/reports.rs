@@ -122,6 +122,14 @@ fn checks() -> Vec<(&'static str, String, &'static str)> {
             "micro-USDC off",
         ),
         (
+            "every confirmed sweep is booked once, for its amount, and nothing else is",
+            "SELECT (SELECT COUNT(*) FROM sweeps s WHERE (s.status = 'CONFIRMED') <> EXISTS (SELECT 1 FROM ledger_entries e \
+             WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 1 AND e.amount = s.amount)) \
+             + (SELECT COUNT(*) FROM ledger_transactions t WHERE t.kind = 'sweep' AND NOT EXISTS \
+             (SELECT 1 FROM sweeps s WHERE s.ledger_tx_id = t.id AND s.status = 'CONFIRMED'))".to_string(),
+            "sweeps booked wrongly",
+        ),
+        (
             "every bet belongs to a round and a user",
             "SELECT COUNT(*) FROM bets b WHERE NOT EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.round_id) \
              OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = b.user_id)".to_string(),

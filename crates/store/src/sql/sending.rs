@@ -15,7 +15,8 @@ use crate::model::*;
 use crate::{SendStore, SignWith, StoreError, StoreResult};
 
 /// Columns of a send, as [`ChainSendRow`] reads them.
-const SEND_COLUMNS: &str = "id, chain_id, sender, nonce, withdrawal_id, tx_hash, raw_tx, \
+pub(crate) const SEND_COLUMNS: &str =
+    "id, chain_id, sender, nonce, withdrawal_id, sweep_id, tx_hash, raw_tx, \
     max_fee_per_gas, max_priority_fee_per_gas, state, signed_at, broadcast_at, mined_block, \
     mined_block_hash";
 
@@ -25,7 +26,8 @@ pub(crate) struct ChainSendRow {
     chain_id: i64,
     sender: String,
     nonce: i64,
-    withdrawal_id: i64,
+    withdrawal_id: Option<i64>,
+    sweep_id: Option<i64>,
     tx_hash: String,
     raw_tx: String,
     max_fee_per_gas: String,
@@ -46,7 +48,8 @@ impl TryFrom<ChainSendRow> for ChainSend {
             chain_id: row.chain_id,
             sender: row.sender,
             nonce: row.nonce,
-            withdrawal: WithdrawalId(row.withdrawal_id),
+            withdrawal: row.withdrawal_id.map(WithdrawalId),
+            sweep: row.sweep_id,
             signed: SignedTx {
                 tx_hash: row.tx_hash,
                 raw_tx: row.raw_tx,
@@ -66,29 +69,63 @@ impl super::db::Record for ChainSend {
     type Row = ChainSendRow;
 }
 
+/// Takes `count` consecutive nonces of `sender` (from `first_nonce` when
+/// it never sent) and returns the first: one statement advances the
+/// counter and holds its row until `tx` ends.
+pub(crate) async fn take_nonces(
+    tx: &mut Tx<'_>,
+    sender: &Sender,
+    first_nonce: i64,
+    count: i64,
+) -> StoreResult<i64> {
+    query(
+        "INSERT INTO chain_nonces (chain_id, sender, next_nonce) VALUES ($1, $2, $3) \
+         ON CONFLICT (chain_id, sender) DO NOTHING",
+    )
+    .bind(sender.chain_id)
+    .bind(&sender.address)
+    .bind(first_nonce)
+    .execute(&mut *tx)
+    .await?;
+    query(
+        "UPDATE chain_nonces SET next_nonce = next_nonce + $3 \
+         WHERE chain_id = $1 AND sender = $2 RETURNING next_nonce - $3",
+    )
+    .bind(sender.chain_id)
+    .bind(&sender.address)
+    .bind(count)
+    .fetch_one(&mut *tx)
+    .await?
+    .get_at(0)
+}
+
 /// Signs with `sign` for `nonce`; a refusal to sign is the caller's error.
-fn signed(sign: SignWith<'_>, nonce: i64) -> StoreResult<SignedTx> {
+pub(crate) fn signed(sign: SignWith<'_>, nonce: i64) -> StoreResult<SignedTx> {
     sign(nonce).map_err(|why| StoreError::Other(anyhow::anyhow!("signing nonce {nonce}: {why}")))
 }
 
-async fn insert_send(
+/// What a send moves: (withdrawal, sweep), exactly one of them.
+pub(crate) type Purpose = (Option<WithdrawalId>, Option<i64>);
+
+pub(crate) async fn insert_send(
     tx: &mut Tx<'_>,
     sender: &Sender,
     nonce: i64,
-    id: WithdrawalId,
+    (withdrawal, sweep): Purpose,
     signed: &SignedTx,
     now: DateTime<Utc>,
 ) -> StoreResult<ChainSend> {
     let sql = format!(
-        "INSERT INTO chain_sends (chain_id, sender, nonce, withdrawal_id, tx_hash, raw_tx, \
+        "INSERT INTO chain_sends (chain_id, sender, nonce, withdrawal_id, sweep_id, tx_hash, raw_tx, \
          max_fee_per_gas, max_priority_fee_per_gas, state, signed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9) RETURNING {SEND_COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'sent', $10) RETURNING {SEND_COLUMNS}"
     );
     query(&sql)
         .bind(sender.chain_id)
         .bind(&sender.address)
         .bind(nonce)
-        .bind(id.0)
+        .bind(withdrawal.map(|w| w.0))
+        .bind(sweep)
         .bind(&signed.tx_hash)
         .bind(&signed.raw_tx)
         .bind(&signed.max_fee_per_gas)
@@ -97,6 +134,54 @@ async fn insert_send(
         .fetch_one(&mut *tx)
         .await?
         .record()
+}
+
+/// Records `send` mined (or reverted) as `mined` says, and the other sends
+/// of its nonce replaced; a conflict unless it is still `sent`. The caller
+/// holds the row of what it moves.
+pub(crate) async fn settle_send(
+    tx: &mut Tx<'_>,
+    send: &ChainSend,
+    mined: &MinedSend,
+) -> StoreResult<()> {
+    let current: Option<String> = query("SELECT state FROM chain_sends WHERE id = $1")
+        .bind(send.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.get_at(0))
+        .transpose()?;
+    if current.as_deref() != Some(SendState::Sent.as_str()) {
+        return Err(StoreError::Conflict(format!(
+            "send {} is {} already",
+            send.id,
+            current.unwrap_or_default()
+        )));
+    }
+    let state = if mined.success {
+        SendState::Mined
+    } else {
+        SendState::Reverted
+    };
+    query(
+        "UPDATE chain_sends SET state = $2, mined_block = $3, mined_block_hash = $4 WHERE id = $1",
+    )
+    .bind(send.id)
+    .bind(state.as_str())
+    .bind(mined.block)
+    .bind(&mined.block_hash)
+    .execute(&mut *tx)
+    .await?;
+    query(
+        "UPDATE chain_sends SET state = 'replaced' \
+         WHERE chain_id = $1 AND sender = $2 AND nonce = $3 AND id <> $4 AND state = 'sent'",
+    )
+    .bind(send.chain_id)
+    .bind(&send.sender)
+    .bind(send.nonce)
+    .bind(send.id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -120,26 +205,9 @@ impl SendStore for SqlStore {
                 current.status.as_str()
             )));
         }
-        query(
-            "INSERT INTO chain_nonces (chain_id, sender, next_nonce) VALUES ($1, $2, $3) \
-             ON CONFLICT (chain_id, sender) DO NOTHING",
-        )
-        .bind(sender.chain_id)
-        .bind(&sender.address)
-        .bind(first_nonce)
-        .execute(&mut tx)
-        .await?;
-        let nonce: i64 = query(
-            "UPDATE chain_nonces SET next_nonce = next_nonce + 1 \
-             WHERE chain_id = $1 AND sender = $2 RETURNING next_nonce - 1",
-        )
-        .bind(sender.chain_id)
-        .bind(&sender.address)
-        .fetch_one(&mut tx)
-        .await?
-        .get_at(0)?;
+        let nonce = take_nonces(&mut tx, sender, first_nonce, 1).await?;
         let signed = signed(sign, nonce)?;
-        let send = insert_send(&mut tx, sender, nonce, id, &signed, now).await?;
+        let send = insert_send(&mut tx, sender, nonce, (Some(id), None), &signed, now).await?;
         let change = WithdrawalChange::Submit {
             chain_tx_hash: Some(signed.tx_hash),
         };
@@ -182,7 +250,7 @@ impl SendStore for SqlStore {
             &mut tx,
             &sender,
             previous.nonce,
-            previous.withdrawal,
+            (previous.withdrawal, previous.sweep),
             &signed,
             now,
         )
@@ -242,45 +310,15 @@ impl SendStore for SqlStore {
             .fetch_record(&mut tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("send {}", mined.send_id)))?;
-        // The withdrawal's row first, as every other writer takes it.
-        lock_withdrawal(&mut tx, send.withdrawal).await?;
-        let current: Option<String> = query("SELECT state FROM chain_sends WHERE id = $1")
-            .bind(send.id)
-            .fetch_optional(&mut tx)
-            .await?
-            .map(|row| row.get_at(0))
-            .transpose()?;
-        if current.as_deref() != Some(SendState::Sent.as_str()) {
+        let Some(withdrawal_id) = send.withdrawal else {
             return Err(StoreError::Conflict(format!(
-                "send {} is {} already",
-                send.id,
-                current.unwrap_or_default()
+                "send {} pays no withdrawal",
+                send.id
             )));
-        }
-        let state = if mined.success {
-            SendState::Mined
-        } else {
-            SendState::Reverted
         };
-        query(
-            "UPDATE chain_sends SET state = $2, mined_block = $3, mined_block_hash = $4 WHERE id = $1",
-        )
-        .bind(send.id)
-        .bind(state.as_str())
-        .bind(mined.block)
-        .bind(&mined.block_hash)
-        .execute(&mut tx)
-        .await?;
-        query(
-            "UPDATE chain_sends SET state = 'replaced' \
-             WHERE chain_id = $1 AND sender = $2 AND nonce = $3 AND id <> $4 AND state = 'sent'",
-        )
-        .bind(send.chain_id)
-        .bind(&send.sender)
-        .bind(send.nonce)
-        .bind(send.id)
-        .execute(&mut tx)
-        .await?;
+        // The withdrawal's row first, as every other writer takes it.
+        lock_withdrawal(&mut tx, withdrawal_id).await?;
+        settle_send(&mut tx, &send, mined).await?;
         let change = if mined.success {
             WithdrawalChange::Confirm {
                 chain_tx_hash: Some(send.signed.tx_hash.clone()),
@@ -295,11 +333,11 @@ impl SendStore for SqlStore {
             }
         };
         let mut withdrawal =
-            change_withdrawal_in(&mut tx, send.withdrawal, &change, mined.now).await?;
+            change_withdrawal_in(&mut tx, withdrawal_id, &change, mined.now).await?;
         if mined.success {
             // The transaction that paid it, which a replacement may be.
             query("UPDATE withdrawals SET chain_tx_hash = $2 WHERE id = $1")
-                .bind(send.withdrawal.0)
+                .bind(withdrawal_id.0)
                 .bind(&send.signed.tx_hash)
                 .execute(&mut tx)
                 .await?;
