@@ -377,6 +377,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_moves_custody_between_its_places_and_nothing_else() {
+        let sweep = Posting::sweep(m(600)).unwrap();
+        assert_eq!(sweep.kind(), TxKind::Sweep);
+        let moved: BTreeMap<Account, i64> = sweep
+            .entries()
+            .iter()
+            .map(|e| (e.account, e.amount))
+            .collect();
+        // Custody is minus a chain account: the deposit addresses hold 600
+        // less, the hot wallet 600 more.
+        assert_eq!(moved[&Account::Chain(Custody::DepositAddresses)], 600);
+        assert_eq!(moved[&Account::Chain(Custody::HotWallet)], -600);
+        assert_eq!(moved.len(), 2);
+        assert!(Account::Chain(Custody::HotWallet).may_go_negative());
+        assert_eq!(TxKind::parse("sweep"), Some(TxKind::Sweep));
+        assert_eq!(Posting::sweep(Micros::ZERO), Err(LedgerError::ZeroTransfer));
+        // Deposits arrive at the deposit addresses; withdrawals leave from
+        // the hot wallet.
+        let deposit = Posting::deposit(UserId(1), m(5)).unwrap();
+        assert!(deposit
+            .entries()
+            .iter()
+            .any(|e| e.account == Account::Chain(Custody::DepositAddresses) && e.amount == -5));
+        let paid = Posting::withdrawal_confirm(m(5)).unwrap();
+        assert!(paid
+            .entries()
+            .iter()
+            .any(|e| e.account == Account::Chain(Custody::HotWallet) && e.amount == 5));
+    }
+
+    #[test]
     fn settlement_chunks_empty_both_pools_exactly_with_fee_and_dust() {
         let round = RoundId(7);
         let bets = [

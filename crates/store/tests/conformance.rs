@@ -32,6 +32,7 @@ on_both_backends!(
     concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept,
     the_chain_cursor_moves_only_with_its_credits_and_halts_on_a_reorg,
     a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all,
+    a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_nothing,
 );
 
 fn m(v: i64) -> Micros {
@@ -1470,5 +1471,122 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
     let many = store.sends_of_many(&ids).await.unwrap();
     assert_eq!(many.len(), 4);
     assert_eq!(store.balance(a).await.unwrap(), m(1_000 - 100 - 300));
+    assert_verified(&store).await;
+}
+
+async fn a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_nothing(
+    engine: Engine,
+) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let a = funded_user(&store, "swept", 1_000, now).await;
+    let address = "0x9858EfFD232B4033E47d90003D41EC34EcaEda94";
+    store.assign_deposit_address(a, address).await.unwrap();
+    assert_eq!(store.custody_places().await.unwrap(), (1_000, 0));
+    let hot = Sender {
+        chain_id: 31337,
+        address: format!("0x{}", "42".repeat(20)),
+    };
+    let sweep = |amount: i64| NewSweep {
+        chain_id: 31337,
+        user: a,
+        deposit_address: address.into(),
+        hot_wallet: hot.address.clone(),
+        amount: m(amount),
+    };
+    let (first, sends) = store
+        .submit_sweep(&sweep(600), &hot, 3, &signer("p"), &signer("t"), now)
+        .await
+        .unwrap();
+    assert_eq!(first.status, SweepStatus::Submitted);
+    // Its permit and transferFrom take the next two nonces, in order.
+    let nonces: Vec<(i64, Option<i64>)> = sends.iter().map(|s| (s.nonce, s.sweep)).collect();
+    assert_eq!(nonces, vec![(3, Some(first.id)), (4, Some(first.id))]);
+    assert_eq!(store.next_nonce(&hot).await.unwrap(), Some(5));
+    // One sweep in flight per address; the refused one takes no nonce.
+    let twice = store
+        .submit_sweep(&sweep(600), &hot, 0, &signer("q"), &signer("u"), now)
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    assert_eq!(store.next_nonce(&hot).await.unwrap(), Some(5));
+    assert_eq!(store.open_sweeps().await.unwrap().len(), 1);
+    // Unbooked until finished: custody still at the deposit addresses.
+    assert_eq!(store.custody_places().await.unwrap(), (1_000, 0));
+    let mined = |send: &ChainSend, success: bool| MinedSend {
+        send_id: send.id,
+        block: 10 + send.nonce,
+        block_hash: format!("0x{:064x}", send.nonce),
+        success,
+        reason: None,
+        now,
+    };
+    let done = MinedSweep {
+        sweep_id: first.id,
+        permit: mined(&sends[0], true),
+        transfer: mined(&sends[1], true),
+    };
+    let finished = store.finish_sweep(&done, None).await.unwrap();
+    assert_eq!(finished.status, SweepStatus::Confirmed);
+    assert!(finished.ledger_tx.is_some());
+    assert_eq!(store.custody_places().await.unwrap(), (400, 600));
+    // A second finish (another run of the command) books nothing more.
+    let again = store.finish_sweep(&done, None).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(store.custody_places().await.unwrap(), (400, 600));
+    // Mined after block 13 (the transferFrom, block 14): booked, and not
+    // yet in a balance read at block 13.
+    assert_eq!(store.booked_after(13).await.unwrap(), (600, 0));
+    assert_eq!(store.booked_after(14).await.unwrap(), (0, 0));
+
+    // A reverted sweep: FAILED with its reason, nothing booked.
+    let (second, sends) = store
+        .submit_sweep(&sweep(400), &hot, 0, &signer("r"), &signer("v"), now)
+        .await
+        .unwrap();
+    let reverted = MinedSweep {
+        sweep_id: second.id,
+        permit: mined(&sends[0], false),
+        transfer: mined(&sends[1], false),
+    };
+    let failed = store
+        .finish_sweep(&reverted, Some("permit expired"))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, SweepStatus::Failed);
+    assert_eq!(failed.reason.as_deref(), Some("permit expired"));
+    assert_eq!(failed.ledger_tx, None);
+    assert_eq!(store.custody_places().await.unwrap(), (400, 600));
+    assert!(store.open_sweeps().await.unwrap().is_empty());
+    assert_eq!(store.sweeps(10).await.unwrap().len(), 2);
+
+    // A confirmed withdrawal leaves from the hot wallet's place.
+    let w = store
+        .request_withdrawal(&NewWithdrawal {
+            user: a,
+            amount: m(100),
+            address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
+            now,
+            cap: None,
+            key: None,
+        })
+        .await
+        .unwrap();
+    for change in [
+        WithdrawalChange::Claim,
+        WithdrawalChange::Submit {
+            chain_tx_hash: Some(format!("0x{}", "ab".repeat(32))),
+        },
+        WithdrawalChange::Confirm {
+            chain_tx_hash: None,
+        },
+    ] {
+        store
+            .change_withdrawal(w.id, &change, now, None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.custody_places().await.unwrap(), (400, 500));
+    assert_eq!(store.tvl().await.unwrap().custody, 900);
     assert_verified(&store).await;
 }

@@ -195,4 +195,46 @@ mod tests {
         // never makes a different transaction from them.
         assert_eq!(sign_transfer(&key, &transfer).unwrap(), signed);
     }
+
+    #[test]
+    fn a_permit_is_signed_by_its_owner_over_the_eip712_digest_only() {
+        let bytes: [u8; 32] = hex::decode(ANVIL_KEY).unwrap().try_into().unwrap();
+        let owner = HotKey::from_bytes(&bytes).unwrap();
+        let other = HotKey::from_bytes(&[7u8; 32]).unwrap();
+        let terms = PermitTerms {
+            domain_separator: B256::repeat_byte(0xd0),
+            owner: owner.address(),
+            spender: Address::repeat_byte(0x42),
+            value: U256::from(5_000_000u64),
+            nonce: U256::from(3u64),
+            deadline: U256::from(1_800_000_000u64),
+        };
+        let data = permit_call(&owner, &terms).unwrap();
+        let call = IERC20::permitCall::abi_decode(&data).unwrap();
+        assert_eq!(
+            (call.owner, call.spender, call.value, call.deadline),
+            (terms.owner, terms.spender, terms.value, terms.deadline)
+        );
+        assert!(call.v == 27 || call.v == 28, "{}", call.v);
+        let signature =
+            alloy::primitives::Signature::from_scalars_and_parity(call.r, call.s, call.v == 28);
+        let signer = signature
+            .recover_address_from_prehash(&permit_digest(&terms))
+            .unwrap();
+        assert_eq!(signer, owner.address());
+        // Another nonce is another digest: a permit is good once.
+        let next = PermitTerms {
+            nonce: U256::from(4u64),
+            ..terms.clone()
+        };
+        assert_ne!(permit_digest(&next), permit_digest(&terms));
+        // A key that is not the owner's signs nothing.
+        assert!(permit_call(&other, &terms).unwrap_err().contains("is"));
+        let take = transfer_from_call(terms.owner, terms.spender, terms.value);
+        let call = IERC20::transferFromCall::abi_decode(&take).unwrap();
+        assert_eq!(
+            (call.from, call.to, call.amount),
+            (terms.owner, terms.spender, terms.value)
+        );
+    }
 }

@@ -94,6 +94,7 @@ fn bad_values_name_their_variable() {
         ("WITHDRAWAL_DAILY_MAX", "1.0000001USDC"),
         ("LIMIT_RAISE_COOLOFF_HOURS", "721"),
         ("BET_BATCH_WAIT_US", "soon"),
+        ("SWEEP_MIN", "0"),
         // A master key (depth 0), not the account m/44'/60'/0'.
         ("WALLET_XPUB", "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8"),
         ("UPDOWN_ENV", "staging"),
@@ -359,6 +360,8 @@ fn the_evm_sender_needs_its_key_file_and_the_key_decides_the_hot_wallet() {
         "the key never shows"
     );
     assert_eq!(config.chain.sending.batch_max, 25);
+    assert_eq!(config.chain.sending.sweep_min.get(), 10_000_000);
+    assert_eq!(config.chain.sending.sweep_seed_file, None);
     assert_eq!(config.chain.sending.min_gas_balance, 5_000_000_000_000_000);
     let other = with(&[
         ("HOT_WALLET_KEY_FILE", &key_path),

@@ -402,7 +402,7 @@ impl App {
         }
         let Some((transfer, receipt)) = mined else {
             for nonce in [permit_nonce, transfer_nonce] {
-                if let Some(newest) = live(nonce).last() {
+                if let Some(newest) = live(nonce).next_back() {
                     if !sender.rpc.knows(&newest.signed.tx_hash).await? {
                         self.broadcast(sender, newest).await?;
                     }
