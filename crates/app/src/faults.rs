@@ -12,7 +12,11 @@
 //! - `send_after_mined`: its receipt seen with enough confirmations,
 //!   before the withdrawal is recorded CONFIRMED;
 //! - `send_after_replace`: a replacement of a stuck transaction stored,
-//!   not broadcast.
+//!   not broadcast;
+//! - `sweep_after_sign`: a sweep's transactions signed, not committed;
+//! - `sweep_after_store`: committed, not broadcast;
+//! - `sweep_after_mined`: its transferFrom seen with enough
+//!   confirmations, before it is booked.
 
 /// Dies here if the test asked for a crash at `point`.
 pub fn crash_point(point: &str, production: bool) {

@@ -956,3 +956,136 @@ fn hot_sender(s: &Story) -> updown_store::Sender {
         address: format!("{:#x}", s.hot.address),
     }
 }
+
+/// `updown sweep` killed at each step of a sweep (signed but not
+/// committed, stored but not broadcast, mined but not booked), then run
+/// again: each address is swept by exactly one transferFrom, booked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_killed_at_each_step_moves_each_address_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(anvil) = Anvil::start("sweep killed").await else {
+        return;
+    };
+    let token = anvil.deploy_token().await;
+    let hot = HotKeyFile::new(0x61);
+    anvil.fund_gas(hot.address).await;
+    let folder = std::env::temp_dir().join(format!("updown-sweep-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let seed = seed_file(&folder, "seed", SWEEP_MNEMONIC);
+    let xpub = updown_domain::wallet::DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+    let db_url = format!("sqlite://{}", folder.join("updown.db").display());
+    let mut settings = sending(&anvil, token, &hot);
+    settings.retain(|(k, _)| *k != "MIN_CONFIRMATIONS");
+    settings.extend([
+        ("MIN_CONFIRMATIONS", "1".to_string()),
+        ("DATABASE_URL", db_url.clone()),
+        ("WALLET_XPUB", xpub.clone()),
+        ("SWEEP_SEED_FILE", seed),
+        ("SWEEP_MIN", "1USDC".into()),
+        ("EVM_POLL_MS", "100".into()),
+    ]);
+    let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = {
+        let config = updown_app::config::Config::with(&[
+            ("DATABASE_URL", db_url.as_str()),
+            ("WALLET_XPUB", xpub.as_str()),
+        ])
+        .unwrap();
+        updown_app::startup::app(config).await.unwrap()
+    };
+    let sweep = |crash: Option<&str>| {
+        let mut env = env.clone();
+        if let Some(point) = crash {
+            env.push(("UPDOWN_TEST_CRASH", point));
+        }
+        support::process::updown(&env)
+            .args(["sweep", "--wait-secs", "30"])
+            .output()
+            .unwrap()
+    };
+    // Each point: (where it dies, sweeps recorded then, tokens moved then).
+    let points = [
+        ("sweep_after_sign", 0, false),
+        ("sweep_after_store", 1, false),
+        ("sweep_after_mined", 1, true),
+    ];
+    let mut moved = 0u64;
+    for (n, (point, recorded_then, moved_then)) in points.into_iter().enumerate() {
+        let user = app
+            .create_user(&format!("swept{n}@example.com"))
+            .await
+            .unwrap();
+        let (address, _) = app.deposit_address(&user).await.unwrap();
+        let amount = 3_000_000 + n as u64;
+        anvil.mint(token, &address, amount).await;
+        app.deposit(
+            user.id,
+            updown_domain::Micros::new(amount as i64).unwrap(),
+            &format!("0xfund-{n}"),
+            0,
+            None,
+        )
+        .await
+        .unwrap();
+        let owner: Address = address.parse().unwrap();
+
+        let crashed = sweep(Some(point));
+        assert_eq!(
+            crashed.status.signal(),
+            Some(9),
+            "{point}: {}",
+            String::from_utf8_lossy(&crashed.stderr)
+        );
+        let store = store_on(&db_url).await;
+        let recorded: Vec<_> = store
+            .sweeps(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|w| w.deposit_address == address)
+            .collect();
+        assert_eq!(recorded.len(), recorded_then, "{point}");
+        let left = if moved_then { 0 } else { amount };
+        anvil.await_token_balance(token, owner, left).await;
+
+        // A healthy run finishes it: one transferFrom, booked once.
+        let healthy = sweep(None);
+        assert!(
+            healthy.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&healthy.stdout)
+        );
+        moved += amount;
+        assert_eq!(anvil.token_balance(token, owner).await, 0, "{point}");
+        assert_eq!(
+            anvil.token_balance(token, hot.address).await,
+            moved,
+            "{point}"
+        );
+        let head = anvil.head().await;
+        assert_eq!(
+            anvil
+                .rpc
+                .count_transfers_to(token, &[hot.address], 0, head)
+                .await
+                .unwrap(),
+            n + 1,
+            "{point}: one transferFrom per address"
+        );
+        let swept: Vec<_> = store
+            .sweeps(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|w| w.deposit_address == address)
+            .collect();
+        assert_eq!(swept.len(), 1, "{point}: {swept:?}");
+        assert!(swept[0].ledger_tx.is_some(), "{point}");
+    }
+    let store = store_on(&db_url).await;
+    assert_eq!(store.custody_places().await.unwrap(), (0, moved as i64));
+    let report = app.verify().await.unwrap();
+    assert!(report.ok(), "{:?}", report.failures());
+    let _ = std::fs::remove_dir_all(&folder);
+}
