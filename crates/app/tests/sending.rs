@@ -23,6 +23,7 @@ on_both_backends!(
     a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it,
     a_reorg_under_a_confirmed_withdrawal_is_detected_and_holds_sending,
     twenty_deposit_addresses_are_swept_with_permits_and_custody_agrees_per_place,
+    a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z";
@@ -1087,5 +1088,97 @@ async fn sweep_killed_at_each_step_moves_each_address_once() {
     assert_eq!(store.custody_places().await.unwrap(), (0, moved as i64));
     let report = app.verify().await.unwrap();
     assert!(report.ok(), "{:?}", report.failures());
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+async fn a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve(db: Db) {
+    let folder = std::env::temp_dir().join(format!(
+        "updown-sweep-stuck-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&folder).unwrap();
+    let seed = seed_file(&folder, "seed", SWEEP_MNEMONIC);
+    let xpub = updown_domain::wallet::DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+    let Some(s) = story(
+        db,
+        "a stuck sweep",
+        0x52,
+        true,
+        0,
+        &[
+            ("WALLET_XPUB", &xpub),
+            ("SWEEP_MIN", "1USDC"),
+            ("WITHDRAWAL_STUCK_AFTER_S", "60"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let app = &s.t.app;
+    let user = app.create_user("stuck-sweep@example.com").await.unwrap();
+    let (address, _) = app.deposit_address(&user).await.unwrap();
+    s.anvil.mint(s.token, &address, 7_000_000).await;
+    app.deposit(user.id, usdc(7), "0xfund-stuck-sweep", 0, None)
+        .await
+        .unwrap();
+    s.anvil.mine(CONFIRMATIONS).await;
+    // Nothing is mined unless asked: the sweep waits in the pool.
+    s.anvil.call("evm_setAutomine", json!([false])).await;
+    let keys = updown_app::hot_key::load_deposit_keys(std::path::Path::new(&seed), true).unwrap();
+    let sent = app.sweep_step(Some(&keys), false, false).await.unwrap();
+    assert_eq!(sent.planned.len(), 1, "{sent:?}");
+    let id = sent.planned[0].sweep.unwrap();
+    let sends_of = || async {
+        let open = s.t.store().open_sweeps().await.unwrap();
+        open.into_iter()
+            .find(|(w, _)| w.id == id)
+            .map(|(_, sends)| sends)
+    };
+    // Not stuck yet; then stuck: serve's step replaces the lowest pending
+    // nonce (the permit) and leaves the transferFrom behind it alone.
+    s.t.advance(chrono::Duration::seconds(30));
+    step(app).await;
+    assert_eq!(sends_of().await.unwrap().len(), 2);
+    s.t.advance(chrono::Duration::seconds(31));
+    step(app).await;
+    let sends = sends_of().await.unwrap();
+    assert_eq!(sends.len(), 3, "{sends:?}");
+    let permits: Vec<_> = sends.iter().filter(|x| x.nonce == sends[0].nonce).collect();
+    assert_eq!(permits.len(), 2);
+    let fee = |x: &updown_store::ChainSend| x.signed.max_fee_per_gas.parse::<u128>().unwrap();
+    assert!(
+        fee(permits[1]) * 10 >= fee(permits[0]) * 11,
+        "raised by at least a tenth"
+    );
+
+    // Mined and confirmed: serve's sender books it, once.
+    s.anvil.mine(1).await;
+    s.anvil.mine(CONFIRMATIONS).await;
+    let tick = step(app).await;
+    assert_eq!(tick.swept, vec![id], "{tick:?}");
+    assert!(s.t.store().open_sweeps().await.unwrap().is_empty());
+    assert_eq!(
+        s.anvil.token_balance(s.token, s.hot.address).await,
+        7_000_000
+    );
+    assert_eq!(s.t.store().custody_places().await.unwrap(), (0, 7_000_000));
+    let states: Vec<SendState> =
+        s.t.store()
+            .mined_since(0)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|x| x.sweep == Some(id))
+            .map(|x| x.state)
+            .collect();
+    assert_eq!(
+        states,
+        vec![SendState::Mined, SendState::Mined],
+        "the replacement and the transferFrom"
+    );
+    assert!(step(app).await.swept.is_empty());
+    s.t.assert_verified().await;
     let _ = std::fs::remove_dir_all(&folder);
 }

@@ -88,6 +88,34 @@ pub fn sign_call(key: &HotKey, call: &CallTx) -> Result<SignedTx, String> {
     })
 }
 
+/// `raw_tx` (an EIP-1559 transaction) signed again by `key` with other
+/// fees: the same chain, nonce, recipient, call and gas; a replacement.
+pub fn resign(key: &HotKey, raw_tx: &str, max_fee: u128, tip: u128) -> Result<SignedTx, String> {
+    use alloy::eips::eip2718::Decodable2718;
+    let bytes = hex::decode(raw_tx.trim_start_matches("0x")).map_err(|e| e.to_string())?;
+    let TxEnvelope::Eip1559(signed) = TxEnvelope::decode_2718(&mut bytes.as_slice())
+        .map_err(|e| format!("a stored transaction does not decode: {e}"))?
+    else {
+        return Err("a stored transaction is not EIP-1559".into());
+    };
+    let tx = signed.tx();
+    let TxKind::Call(to) = tx.to else {
+        return Err("a stored transaction creates a contract".into());
+    };
+    sign_call(
+        key,
+        &CallTx {
+            chain_id: tx.chain_id,
+            nonce: tx.nonce,
+            to,
+            input: tx.input.to_vec(),
+            gas_limit: tx.gas_limit,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: tip,
+        },
+    )
+}
+
 /// Gas for a `permit` (an ecrecover and two writes: about 50,000 to 80,000).
 pub const PERMIT_GAS: u64 = 120_000;
 
@@ -236,5 +264,46 @@ mod tests {
             (call.from, call.to, call.amount),
             (terms.owner, terms.spender, terms.value)
         );
+    }
+
+    #[test]
+    fn a_resigned_transaction_changes_its_fees_only() {
+        use alloy::eips::eip2718::Decodable2718;
+        let bytes: [u8; 32] = hex::decode(ANVIL_KEY).unwrap().try_into().unwrap();
+        let key = HotKey::from_bytes(&bytes).unwrap();
+        let call = CallTx {
+            chain_id: 31337,
+            nonce: 9,
+            to: Address::repeat_byte(0x11),
+            input: transfer_from_call(
+                Address::repeat_byte(1),
+                Address::repeat_byte(2),
+                U256::from(5u64),
+            ),
+            gas_limit: PERMIT_GAS,
+            max_fee_per_gas: 10,
+            max_priority_fee_per_gas: 2,
+        };
+        let first = sign_call(&key, &call).unwrap();
+        let again = resign(&key, &first.raw_tx, 20, 4).unwrap();
+        assert_ne!(again.tx_hash, first.tx_hash);
+        assert_eq!(
+            (
+                again.max_fee_per_gas.as_str(),
+                again.max_priority_fee_per_gas.as_str()
+            ),
+            ("20", "4")
+        );
+        let raw = hex::decode(&again.raw_tx[2..]).unwrap();
+        let TxEnvelope::Eip1559(tx) = TxEnvelope::decode_2718(&mut raw.as_slice()).unwrap() else {
+            panic!("not EIP-1559");
+        };
+        let tx = tx.tx();
+        assert_eq!(
+            (tx.chain_id, tx.nonce, tx.to, tx.gas_limit),
+            (31337, 9, TxKind::Call(call.to), PERMIT_GAS)
+        );
+        assert_eq!(tx.input.to_vec(), call.input);
+        assert!(resign(&key, "0x02zz", 1, 1).is_err());
     }
 }

@@ -187,6 +187,14 @@ impl App {
             return Ok(tick);
         }
         let unmined = self.follow_in_flight(sender, &seen, &mut tick).await?;
+        // Sweeps `updown sweep` left in flight: booked, broadcast again or
+        // replaced here too, so none blocks the nonces after it.
+        let mut sweeps = super::SweepStep::default();
+        self.follow_sweeps(sender, &mut sweeps).await?;
+        tick.swept = sweeps.confirmed;
+        for why in sweeps.errors {
+            tracing::warn!(error = %why, "following a sweep failed; retrying next step");
+        }
         let held = self
             .sign_and_send(sender, seen.mined_nonce, unmined, &mut tick)
             .await;
@@ -562,7 +570,7 @@ impl App {
 
     /// Fees for a replacement of `stuck`: each raised by an eighth, at
     /// least today's, never above MAX_FEE_GWEI.
-    fn bumped(&self, stuck: &ChainSend, fees: Fees) -> Result<(u128, u128), String> {
+    pub(super) fn bumped(&self, stuck: &ChainSend, fees: Fees) -> Result<(u128, u128), String> {
         let stored = |text: &str| {
             text.parse::<u128>().map_err(|_| {
                 format!(

@@ -10,8 +10,11 @@
 //!    `transferFrom` transactions, both signed and stored;
 //! 3. only then are they broadcast, as withdrawals are (`sender.rs`).
 //!
-//! Following: the stored bytes are broadcast again while the node does
-//! not know them; once the transferFrom has `MIN_CONFIRMATIONS` the sweep
+//! Following (by this command, and by serve's sender at each step, so a
+//! sweep left in flight never blocks the withdrawals' nonces): the stored
+//! bytes are broadcast again while the node does not know them, and the
+//! lowest pending nonce is replaced with higher fees when stuck past
+//! `WITHDRAWAL_STUCK_AFTER_S`; once the transferFrom has `MIN_CONFIRMATIONS` the sweep
 //! is booked in the ledger as a move between the custody places (deposit
 //! addresses to hot wallet) and CONFIRMED, or FAILED with the node's
 //! reason if it reverted (nothing moved; the next run tries again). A
@@ -29,7 +32,7 @@ use super::sender::{first_fees, EvmSender};
 use super::App;
 use crate::chain::evm::{hash_text, IERC20};
 use crate::chain::hot_wallet::{
-    permit_call, sign_call, transfer_from_call, CallTx, HotKey, PermitTerms, PERMIT_GAS,
+    permit_call, resign, sign_call, transfer_from_call, CallTx, HotKey, PermitTerms, PERMIT_GAS,
     TRANSFER_GAS,
 };
 use crate::error::{AppError, AppResult};
@@ -53,6 +56,12 @@ pub struct SweepLine {
     pub sweep: Option<i64>,
 }
 
+/// The node's head and the hot wallet's mined nonce, read once a step.
+struct Seen {
+    head: u64,
+    mined_nonce: u64,
+}
+
 /// What one step of the sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SweepStep {
@@ -67,6 +76,9 @@ pub struct SweepStep {
     pub below_min: u64,
     /// Sweeps that ended in this step.
     pub confirmed: Vec<i64>,
+    /// Sweeps with a transaction stuck past WITHDRAWAL_STUCK_AFTER_S,
+    /// replaced with higher fees.
+    pub replaced: Vec<i64>,
     pub failed: Vec<(i64, String)>,
     /// Sweeps still on their way after this step.
     pub open: u64,
@@ -354,10 +366,26 @@ impl App {
     /// Follows every sweep in flight: booked once its transferFrom has
     /// MIN_CONFIRMATIONS, its stored transactions broadcast again while
     /// the node does not know them.
-    async fn follow_sweeps(&self, sender: &EvmSender, step: &mut SweepStep) -> AppResult<()> {
-        let head = sender.rpc.head().await?;
-        for (sweep, sends) in self.store.open_sweeps().await? {
-            match self.follow_sweep(sender, head, &sweep, &sends).await {
+    pub(super) async fn follow_sweeps(
+        &self,
+        sender: &EvmSender,
+        step: &mut SweepStep,
+    ) -> AppResult<()> {
+        let open = self.store.open_sweeps().await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        // The nonce before the receipts, as the withdrawals' step reads it.
+        let mined_nonce = sender.rpc.mined_nonce(sender.address()).await?;
+        let seen = Seen {
+            head: sender.rpc.head().await?,
+            mined_nonce,
+        };
+        for (sweep, sends) in open {
+            match self
+                .follow_sweep(sender, &seen, &sweep, &sends, &mut step.replaced)
+                .await
+            {
                 Ok(Some(finished)) if finished.ledger_tx.is_some() => {
                     step.confirmed.push(finished.id)
                 }
@@ -377,9 +405,10 @@ impl App {
     async fn follow_sweep(
         &self,
         sender: &EvmSender,
-        head: u64,
+        seen: &Seen,
         sweep: &Sweep,
         sends: &[ChainSend],
+        replaced: &mut Vec<i64>,
     ) -> AppResult<Option<Sweep>> {
         let (Some(first), Some(last)) = (sends.first(), sends.last()) else {
             return Err(AppError::Internal(anyhow::anyhow!(
@@ -401,11 +430,41 @@ impl App {
             }
         }
         let Some((transfer, receipt)) = mined else {
+            let stuck_after = chrono::Duration::from_std(self.config.chain.sending.stuck_after)
+                .unwrap_or(chrono::Duration::MAX);
             for nonce in [permit_nonce, transfer_nonce] {
-                if let Some(newest) = live(nonce).next_back() {
-                    if !sender.rpc.knows(&newest.signed.tx_hash).await? {
-                        self.broadcast(sender, newest).await?;
-                    }
+                let Some(newest) = live(nonce).next_back() else {
+                    continue;
+                };
+                let now = self.clock.now();
+                // Only the lowest pending nonce is replaced, as for
+                // withdrawals: the ones after it wait behind it.
+                if now - newest.signed_at > stuck_after
+                    && u64::try_from(nonce) == Ok(seen.mined_nonce)
+                {
+                    let fees = sender.rpc.fees().await?;
+                    let (max_fee, tip) =
+                        self.bumped(newest, fees).map_err(AppError::Unavailable)?;
+                    let replacement = self
+                        .store
+                        .replace_send(
+                            newest,
+                            &|_| resign(&sender.key, &newest.signed.raw_tx, max_fee, tip),
+                            now,
+                        )
+                        .await?;
+                    tracing::warn!(
+                        event = "sweep_replaced",
+                        sweep = sweep.id,
+                        nonce,
+                        stuck = %newest.signed.tx_hash,
+                        replacement = %replacement.signed.tx_hash,
+                        max_fee_per_gas = max_fee,
+                    );
+                    self.broadcast(sender, &replacement).await?;
+                    replaced.push(sweep.id);
+                } else if !sender.rpc.knows(&newest.signed.tx_hash).await? {
+                    self.broadcast(sender, newest).await?;
                 }
             }
             return Ok(None);
@@ -413,7 +472,7 @@ impl App {
         let required = u64::from(self.config.chain.min_confirmations.max(1));
         let block_hash = hash_text(&receipt.block_hash);
         let block = i64::try_from(receipt.block()).unwrap_or(i64::MAX);
-        if (head + 1).saturating_sub(receipt.block()) < required {
+        if (seen.head + 1).saturating_sub(receipt.block()) < required {
             if transfer.mined_block_hash.as_deref() != Some(block_hash.as_str()) {
                 self.store
                     .note_mined(transfer.id, block, &block_hash)

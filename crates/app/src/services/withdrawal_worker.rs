@@ -40,6 +40,8 @@ pub struct WorkerTick {
     pub rebroadcast: Vec<i64>,
     /// Stuck, and replaced with higher fees.
     pub replaced: Vec<i64>,
+    /// Sweeps (ids) whose transfer this step booked.
+    pub swept: Vec<i64>,
     /// Why the sender signs nothing now (funds, gas, fees), if so.
     pub held: Option<String>,
     /// Another process was taking the step.
