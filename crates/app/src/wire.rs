@@ -335,6 +335,11 @@ pub struct AuditOut {
     pub action: String,
     pub subject: String,
     pub reason: Option<String>,
+    /// The previous row's hash and this row's (SHA-256, hex) in the audit
+    /// log's hash chain; null on a row from before the chain that no entry
+    /// has chained yet.
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
 }
 
 impl From<&updown_store::AuditEntry> for AuditOut {
@@ -346,6 +351,8 @@ impl From<&updown_store::AuditEntry> for AuditOut {
             action: e.action.clone(),
             subject: e.subject.clone(),
             reason: e.reason.clone(),
+            prev_hash: e.chain.as_ref().map(|c| c.prev_hash.clone()),
+            hash: e.chain.as_ref().map(|c| c.hash.clone()),
         }
     }
 }

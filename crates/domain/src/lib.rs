@@ -16,11 +16,13 @@
 //! - [`ledger`]: balanced postings for each business act.
 //! - [`admission`]: balance, limits and self-exclusion for each bet.
 //! - [`address`]: Ethereum addresses with the EIP-55 checksum.
+//! - [`audit`]: the audit log's hash chain.
 //! - [`wallet`]: deposit addresses derived from the operator's xpub
 //!   (BIP-32/BIP-44), so no private key lives in the service.
 
 pub mod address;
 pub mod admission;
+pub mod audit;
 pub mod calendar;
 pub mod ids;
 pub mod ledger;

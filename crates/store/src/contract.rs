@@ -458,6 +458,8 @@ pub trait ReportStore: Send + Sync {
     async fn round_counts(&self) -> StoreResult<Vec<(String, i64)>>;
     async fn verify(&self) -> StoreResult<VerifyReport>;
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The audit log's hash chain, walked from its first row.
+    async fn audit_chain(&self) -> StoreResult<AuditChain>;
     /// Newest first, before entry `before` when given.
     async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
 }

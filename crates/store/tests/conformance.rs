@@ -33,6 +33,7 @@ on_both_backends!(
     the_chain_cursor_moves_only_with_its_credits_and_halts_on_a_reorg,
     a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all,
     a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_nothing,
+    the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back,
 );
 
 fn m(v: i64) -> Micros {
@@ -1589,4 +1590,186 @@ async fn a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_noth
     assert_eq!(store.custody_places().await.unwrap(), (400, 500));
     assert_eq!(store.tvl().await.unwrap().custody, 900);
     assert_verified(&store).await;
+}
+
+/// Runs `sql` on the database directly, as an insider with its credentials
+/// would, behind the store's back.
+async fn behind_the_back(url: &str, sql: &str) {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now: DateTime<Utc> = "2026-11-23T15:00:00.123456789Z".parse().unwrap();
+    let chain = store.audit_chain().await.unwrap();
+    assert_eq!((chain.rows, chain.head_id, chain.broken), (0, 0, None));
+    for i in 1..=5 {
+        store
+            .record_audit(&AuditEntry {
+                id: 0,
+                at: now + Duration::seconds(i),
+                actor: format!("op{i}"),
+                action: "settle".into(),
+                subject: format!("round NDX-2026-11-2{i}"),
+                reason: (i % 2 == 0).then(|| format!("reason {i}")),
+                chain: None,
+            })
+            .await
+            .unwrap();
+    }
+    let log = store.audit_log(None, 10).await.unwrap();
+    assert_eq!(log.len(), 5);
+    // Newest first; each row links to the one before it.
+    for pair in log.windows(2) {
+        let (newer, older) = (
+            pair[0].chain.as_ref().unwrap(),
+            pair[1].chain.as_ref().unwrap(),
+        );
+        assert_eq!(newer.prev_hash, older.hash);
+    }
+    let chain = store.audit_chain().await.unwrap();
+    assert_eq!(chain.broken, None);
+    assert_eq!(chain.rows, 5);
+    assert_eq!(
+        (chain.head_id, chain.head_hash.as_str()),
+        (log[0].id, log[0].chain.as_ref().unwrap().hash.as_str())
+    );
+    assert!(store.verify().await.unwrap().ok());
+    let broken_at = |chain: AuditChain| chain.broken.map(|(id, _)| id);
+    let ids: Vec<i64> = log.iter().rev().map(|e| e.id).collect();
+
+    // Edited: the reason of the third row.
+    behind_the_back(
+        &db.url,
+        &format!(
+            "UPDATE audit_log SET reason = 'nothing to see' WHERE id = {}",
+            ids[2]
+        ),
+    )
+    .await;
+    assert_eq!(broken_at(store.audit_chain().await.unwrap()), Some(ids[2]));
+    let report = store.verify().await.unwrap();
+    let failed: Vec<_> = report.failures().iter().map(|c| c.name).collect();
+    assert_eq!(failed, ["the audit log's hash chain is unbroken"]);
+    behind_the_back(
+        &db.url,
+        &format!("UPDATE audit_log SET reason = NULL WHERE id = {}", ids[2]),
+    )
+    .await;
+    assert_eq!(
+        store.audit_chain().await.unwrap().broken,
+        None,
+        "put back as it was"
+    );
+
+    // Reordered: two rows' contents swapped.
+    let swap = format!(
+        "UPDATE audit_log SET actor = CASE WHEN id = {a} THEN 'op2' ELSE 'op1' END WHERE id IN ({a}, {b})",
+        a = ids[0],
+        b = ids[1]
+    );
+    behind_the_back(&db.url, &swap).await;
+    assert_eq!(broken_at(store.audit_chain().await.unwrap()), Some(ids[0]));
+    let back = format!(
+        "UPDATE audit_log SET actor = CASE WHEN id = {a} THEN 'op1' ELSE 'op2' END WHERE id IN ({a}, {b})",
+        a = ids[0],
+        b = ids[1]
+    );
+    behind_the_back(&db.url, &back).await;
+    assert_eq!(store.audit_chain().await.unwrap().broken, None);
+
+    // Deleted: a row in the middle, then the last one.
+    behind_the_back(
+        &db.url,
+        &format!("DELETE FROM audit_log WHERE id = {}", ids[3]),
+    )
+    .await;
+    assert_eq!(broken_at(store.audit_chain().await.unwrap()), Some(ids[4]));
+    let db2 = engine.fresh().await;
+    for i in 1..=2 {
+        db2.store
+            .record_audit(&AuditEntry {
+                id: 0,
+                at: now,
+                actor: "op".into(),
+                action: "void".into(),
+                subject: format!("round {i}"),
+                reason: None,
+                chain: None,
+            })
+            .await
+            .unwrap();
+    }
+    let last = db2.store.audit_chain().await.unwrap().head_id;
+    behind_the_back(
+        &db2.url,
+        &format!("DELETE FROM audit_log WHERE id = {last}"),
+    )
+    .await;
+    assert_eq!(
+        broken_at(db2.store.audit_chain().await.unwrap()),
+        Some(last)
+    );
+    // A row slipped in without the chain.
+    let db3 = engine.fresh().await;
+    db3.store
+        .record_audit(&AuditEntry {
+            id: 0,
+            at: now,
+            actor: "op".into(),
+            action: "void".into(),
+            subject: "round 1".into(),
+            reason: None,
+            chain: None,
+        })
+        .await
+        .unwrap();
+    behind_the_back(
+        &db3.url,
+        "INSERT INTO audit_log (at, actor, action, subject) VALUES ('2026-11-23T15:00:00+00:00', 'ghost', 'settle', 'round 2')",
+    )
+    .await;
+    assert!(db3.store.audit_chain().await.unwrap().broken.is_some());
+
+    // Rows from before the chain (as migration 0011 finds them) are
+    // chained, in order, by the next entry.
+    let db4 = engine.fresh().await;
+    behind_the_back(
+        &db4.url,
+        "INSERT INTO audit_log (at, actor, action, subject) VALUES ('2026-11-01T15:00:00+00:00', 'old', 'open', 'round 1'); \
+         INSERT INTO audit_log (at, actor, action, subject) VALUES ('2026-11-02T15:00:00+00:00', 'old', 'lock', 'round 1'); \
+         UPDATE audit_head SET legacy_through = (SELECT MAX(id) FROM audit_log)",
+    )
+    .await;
+    assert_eq!(db4.store.audit_chain().await.unwrap().broken, None);
+    db4.store
+        .record_audit(&AuditEntry {
+            id: 0,
+            at: now,
+            actor: "new".into(),
+            action: "settle".into(),
+            subject: "round 1".into(),
+            reason: None,
+            chain: None,
+        })
+        .await
+        .unwrap();
+    let chain = db4.store.audit_chain().await.unwrap();
+    assert_eq!((chain.rows, chain.broken), (3, None));
+    assert!(db4
+        .store
+        .audit_log(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.chain.is_some()));
 }

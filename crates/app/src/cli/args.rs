@@ -197,8 +197,12 @@ pub enum LedgerCommand {
     },
     /// Check every ledger invariant; exits non-zero if one fails.
     Verify,
-    /// Operators' manual actions, newest first: who, what, why.
+    /// Operators' manual actions, newest first: who, what, why, and each
+    /// row's place in the log's hash chain; `audit verify` checks the chain,
+    /// `audit head` prints its last hash for an outside party to keep.
     Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
@@ -447,4 +451,14 @@ fn parse_code(text: &str) -> Result<RoundCode, String> {
 
 fn parse_price(text: &str) -> Result<Price, String> {
     Price::parse(text).map_err(|e| e.to_string())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the hash chain from the first row: a row edited, deleted,
+    /// inserted or moved behind the service's back is named; exits 1.
+    Verify,
+    /// The chain's head (last row id and hash): keep it outside (a ticket,
+    /// a notary, another company) so even a rewrite of the whole log shows.
+    Head,
 }

@@ -8,7 +8,8 @@ use updown_domain::Micros;
 use updown_store::{ChainRejection, WithdrawalChange, WithdrawalStatus};
 
 use super::args::{
-    LedgerCommand, LimitsArgs, PriceCommand, RoundCommand, UserCommand, WithdrawalCommand,
+    AuditCommand, LedgerCommand, LimitsArgs, PriceCommand, RoundCommand, UserCommand,
+    WithdrawalCommand,
 };
 use super::output::{progress_bar, Printer};
 use super::text::{self, usdc};
@@ -67,7 +68,7 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
         LedgerCommand::Sweep { dry_run, wait_secs } => {
             super::chain::sweep(app, dry_run, wait_secs, out).await
         }
-        LedgerCommand::Audit { limit } => audit(app, limit, out).await,
+        LedgerCommand::Audit { command, limit } => audit(app, command, limit, out).await,
         LedgerCommand::Scheduler { once: true } => scheduler_step(app, out).await,
         LedgerCommand::Scheduler { once: false } => {
             eprintln!(
@@ -420,7 +421,32 @@ async fn verify(app: &App, out: &Printer) -> AppResult<i32> {
     Ok(if report.ok { 0 } else { 1 })
 }
 
-async fn audit(app: &App, limit: i64, out: &Printer) -> AppResult<i32> {
+async fn audit(
+    app: &App,
+    command: Option<AuditCommand>,
+    limit: i64,
+    out: &Printer,
+) -> AppResult<i32> {
+    if let Some(command) = command {
+        let chain = app.audit_chain().await?;
+        let view = serde_json::json!({
+            "rows": chain.rows,
+            "head_id": chain.head_id,
+            "head_hash": chain.head_hash,
+            "ok": chain.broken.is_none(),
+            "broken_at": chain.broken.as_ref().map(|(id, _)| id),
+            "why": chain.broken.as_ref().map(|(_, why)| why),
+        });
+        out.print(&view, || match (&command, &chain.broken) {
+            (_, Some((id, why))) => format!("audit chain BROKEN at row {id}: {why}"),
+            (AuditCommand::Verify, None) => format!(
+                "audit chain ok: {} rows, head row {} hash {}",
+                chain.rows, chain.head_id, chain.head_hash
+            ),
+            (AuditCommand::Head, None) => format!("{} {}", chain.head_id, chain.head_hash),
+        });
+        return Ok(if chain.broken.is_none() { 0 } else { 1 });
+    }
     let entries = app.audit_log(None, limit).await?;
     let views: Vec<AuditOut> = entries.iter().map(AuditOut::from).collect();
     out.print(&views, || {

@@ -80,6 +80,11 @@ impl App {
     }
 
     /// Operators' actions, newest first, before `before`.
+    /// The audit log's hash chain, walked from its first row.
+    pub async fn audit_chain(&self) -> AppResult<updown_store::AuditChain> {
+        Ok(self.store.audit_chain().await?)
+    }
+
     pub async fn audit_log(&self, before: Option<i64>, limit: i64) -> AppResult<Vec<AuditEntry>> {
         Ok(self.store.audit_log(before, limit).await?)
     }

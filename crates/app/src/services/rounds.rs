@@ -194,6 +194,7 @@ impl App {
                 action: action.to_string(),
                 subject,
                 reason,
+                chain: None,
             })
             .await?;
         Ok(())
@@ -247,6 +248,7 @@ impl App {
                 action: "price_set".into(),
                 subject: format!("{} {date} close {close}", self.config.rounds.market),
                 reason: None,
+                chain: None,
             })
             .await?;
         tracing::info!(event = "price_recorded", date = %date, close = %close, source = %record.source);
@@ -364,6 +366,7 @@ impl App {
                     action: format!("settle_{}", start.outcome.as_str().to_ascii_lowercase()),
                     subject: format!("round {code}"),
                     reason: start.reason.clone(),
+                    chain: None,
                 })
                 .await?;
         }

@@ -355,6 +355,28 @@ pub struct AuditEntry {
     pub action: String,
     pub subject: String,
     pub reason: Option<String>,
+    /// Its place in the hash chain: set by the store on what it reads,
+    /// `None` in an entry to record (and on rows from before the chain
+    /// until the next entry chains them).
+    pub chain: Option<AuditLink>,
+}
+
+/// An audit row's links: the previous row's hash and its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditLink {
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What `updown audit verify` found: the rows checked, the head (the last
+/// id and hash, as `audit_head` keeps it), and the first break.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditChain {
+    pub rows: i64,
+    pub head_id: i64,
+    pub head_hash: String,
+    /// The first row (id) where the chain does not hold, and why.
+    pub broken: Option<(i64, String)>,
 }
 
 /// An `Idempotency-Key`, written in the same transaction as the effect of

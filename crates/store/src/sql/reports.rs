@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::db::{query, Tx};
 use super::ledger::pool_balance;
 use super::SqlStore;
-use crate::model::{AuditEntry, Tvl, VerifyReport};
+use crate::model::{AuditChain, AuditEntry, Tvl, VerifyReport};
 use crate::{ReportStore, StoreResult};
 
 /// The single number a statement selects.
@@ -186,27 +186,35 @@ impl ReportStore for SqlStore {
             let found = number(&mut tx, &sql).await?;
             report.check(name, found, what);
         }
+        let chain = super::audit::verify(&mut tx).await?;
+        report.checks.push(crate::model::Check {
+            name: "the audit log's hash chain is unbroken",
+            passed: chain.broken.is_none(),
+            detail: match &chain.broken {
+                None => "ok".to_string(),
+                Some((id, why)) => format!("row {id} {why}"),
+            },
+        });
         tx.rollback().await?;
         Ok(report)
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        query(
-            "INSERT INTO audit_log (at, actor, action, subject, reason) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(entry.at)
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(&entry.subject)
-        .bind(&entry.reason)
-        .execute(self.write())
-        .await?;
-        Ok(())
+        let mut tx = self.write().begin().await?;
+        super::audit::append(&mut tx, entry).await?;
+        tx.commit().await
+    }
+
+    async fn audit_chain(&self) -> StoreResult<AuditChain> {
+        let mut tx = self.snapshot().await?;
+        let chain = super::audit::verify(&mut tx).await?;
+        tx.commit().await?;
+        Ok(chain)
     }
 
     async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         query(
-            "SELECT id, at, actor, action, subject, reason FROM audit_log \
+            "SELECT id, at, actor, action, subject, reason, prev_hash, hash FROM audit_log \
              WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(before)

@@ -323,6 +323,8 @@ pub(crate) struct AuditRow {
     action: String,
     subject: String,
     reason: Option<String>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
 }
 
 impl TryFrom<AuditRow> for AuditEntry {
@@ -336,6 +338,10 @@ impl TryFrom<AuditRow> for AuditEntry {
             action: row.action,
             subject: row.subject,
             reason: row.reason,
+            chain: row
+                .prev_hash
+                .zip(row.hash)
+                .map(|(prev_hash, hash)| AuditLink { prev_hash, hash }),
         })
     }
 }
