@@ -24,6 +24,7 @@ on_both_backends!(
     a_reorg_under_a_confirmed_withdrawal_is_detected_and_holds_sending,
     twenty_deposit_addresses_are_swept_with_permits_and_custody_agrees_per_place,
     a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve,
+    a_sweep_whose_nonce_was_spent_elsewhere_waits_for_an_operator,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z";
@@ -1179,6 +1180,120 @@ async fn a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve(db: Db) {
         "the replacement and the transferFrom"
     );
     assert!(step(app).await.swept.is_empty());
+    s.t.assert_verified().await;
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+async fn a_sweep_whose_nonce_was_spent_elsewhere_waits_for_an_operator(db: Db) {
+    let folder = std::env::temp_dir().join(format!(
+        "updown-sweep-conflict-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&folder).unwrap();
+    let seed = seed_file(&folder, "seed", SWEEP_MNEMONIC);
+    let xpub = updown_domain::wallet::DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+    let Some(s) = story(
+        db,
+        "a sweep's nonce spent elsewhere",
+        0x53,
+        true,
+        0,
+        &[("WALLET_XPUB", &xpub), ("SWEEP_MIN", "1USDC")],
+    )
+    .await
+    else {
+        return;
+    };
+    let app = &s.t.app;
+    let user = app
+        .create_user("conflicted-sweep@example.com")
+        .await
+        .unwrap();
+    let (address, _) = app.deposit_address(&user).await.unwrap();
+    s.anvil.mint(s.token, &address, 4_000_000).await;
+    app.deposit(user.id, usdc(4), "0xfund-conflicted-sweep", 0, None)
+        .await
+        .unwrap();
+    s.anvil.mine(CONFIRMATIONS).await;
+    s.anvil.call("evm_setAutomine", json!([false])).await;
+    let keys = updown_app::hot_key::load_deposit_keys(std::path::Path::new(&seed), true).unwrap();
+    let sent = app.sweep_step(Some(&keys), false, false).await.unwrap();
+    let id = sent.planned[0].sweep.unwrap();
+    let early = app.resolve_sweep(id, "ops", "too early").await.unwrap_err();
+    assert!(
+        early.to_string().contains("not used on the chain"),
+        "{early}"
+    );
+
+    // Another tool spends nonces 0 and 1 of the hot wallet, fees higher.
+    let hot = s.hot.checksum();
+    s.anvil.impersonate(&hot).await;
+    for nonce in ["0x0", "0x1"] {
+        s.anvil
+            .call(
+                "eth_sendTransaction",
+                json!([{ "from": hot, "to": hot, "value": "0x0", "nonce": nonce, "gas": "0x5208",
+                         "maxFeePerGas": "0x174876e800", "maxPriorityFeePerGas": "0x174876e800" }]),
+            )
+            .await;
+    }
+    s.anvil
+        .call("anvil_stopImpersonatingAccount", json!([hot]))
+        .await;
+    s.anvil.mine(1).await;
+    // Serve's step and the command both see the conflict and guess nothing.
+    step(app).await;
+    let status = app.sender.as_ref().unwrap().status();
+    assert!(
+        status
+            .nonce_conflict
+            .as_deref()
+            .unwrap_or("")
+            .contains("nonce 1"),
+        "{status:?}"
+    );
+    let seen = app.sweep_step(None, true, false).await.unwrap();
+    assert!(seen.nonce_conflict.is_some(), "{seen:?}");
+    assert_eq!(seen.open, 1);
+    // Not deep enough yet; then with MIN_CONFIRMATIONS: resolved, audited,
+    // nothing booked, the tokens still at the deposit address.
+    let shallow = app.resolve_sweep(id, "ops", "checked").await.unwrap_err();
+    assert!(shallow.to_string().contains("confirmations"), "{shallow}");
+    assert!(app.resolve_sweep(id, "ops", " ").await.is_err());
+    s.anvil.mine(CONFIRMATIONS).await;
+    let failed = app
+        .resolve_sweep(id, "ops", "our own script spent it")
+        .await
+        .unwrap();
+    assert_eq!(failed.status, updown_store::SweepStatus::Failed);
+    assert!(failed.reason.unwrap().contains("our own script spent it"));
+    assert_eq!(s.t.store().custody_places().await.unwrap(), (4_000_000, 0));
+    assert_eq!(
+        s.t.store().next_nonce(&hot_sender(&s)).await.unwrap(),
+        Some(2)
+    );
+    let audit = s.t.store().audit_log(None, 5).await.unwrap();
+    assert_eq!(audit[0].action, "resolve_sweep");
+    assert!(app.resolve_sweep(id, "ops", "again").await.is_err());
+
+    // The next run sweeps it, from nonce 2.
+    s.anvil.call("evm_setAutomine", json!([true])).await;
+    let again = app.sweep_step(Some(&keys), false, false).await.unwrap();
+    assert_eq!(again.planned.len(), 1, "{again:?}");
+    s.anvil
+        .await_token_balance(s.token, s.hot.address, 4_000_000)
+        .await;
+    s.anvil.mine(CONFIRMATIONS).await;
+    assert_eq!(
+        app.sweep_step(None, true, false)
+            .await
+            .unwrap()
+            .confirmed
+            .len(),
+        1
+    );
+    assert_eq!(s.t.store().custody_places().await.unwrap(), (0, 4_000_000));
     s.t.assert_verified().await;
     let _ = std::fs::remove_dir_all(&folder);
 }

@@ -139,6 +139,19 @@ pub trait SweepStore: Send + Sync {
     /// CONFIRMED and booked in the ledger (the transferFrom succeeded) or
     /// FAILED with the reason; a conflict unless it is SUBMITTED.
     async fn finish_sweep(&self, mined: &MinedSweep, reason: Option<&str>) -> StoreResult<Sweep>;
+    /// An operator's end of a sweep whose transferFrom nonce another
+    /// transaction used (the caller saw that on the chain, and no receipt
+    /// of the sweep's transferFrom): in one transaction the sweep (still
+    /// SUBMITTED) fails with `reason`, nothing is booked, its pending sends
+    /// are recorded replaced, and the sender's next nonce rises to at
+    /// least `nonce_floor`.
+    async fn resolve_sweep(
+        &self,
+        id: i64,
+        nonce_floor: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Sweep>;
     /// The latest `limit` sweeps, newest first.
     async fn sweeps(&self, limit: i64) -> StoreResult<Vec<Sweep>>;
     /// What each custody place holds by the ledger, in micro-USDC:

@@ -194,6 +194,17 @@ pub enum LedgerCommand {
         /// wait).
         #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
         wait_secs: u64,
+        /// Instead of sweeping: end sweep ID, whose transferFrom nonce another
+        /// transaction used (checked on the chain first), as failed with
+        /// nothing booked; audited, with --reason.
+        #[arg(long, value_name = "ID", requires = "reason")]
+        resolve: Option<i64>,
+        /// Why (with --resolve).
+        #[arg(long, requires = "resolve")]
+        reason: Option<String>,
+        /// Who resolves (default cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Check every ledger invariant; exits non-zero if one fails.
     Verify,

@@ -65,9 +65,34 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
         LedgerCommand::Verify => verify(app, out).await,
         LedgerCommand::Chain(command) => super::chain::run(command, app, out).await,
         LedgerCommand::Reconcile => super::chain::reconcile(app, out).await,
-        LedgerCommand::Sweep { dry_run, wait_secs } => {
-            super::chain::sweep(app, dry_run, wait_secs, out).await
+        LedgerCommand::Sweep {
+            resolve: Some(id),
+            reason,
+            actor,
+            ..
+        } => {
+            let by = actor.unwrap_or_else(default_actor);
+            let failed = app
+                .resolve_sweep(id, &by, reason.as_deref().unwrap_or_default())
+                .await?;
+            let view = serde_json::json!({
+                "id": failed.id,
+                "status": failed.status.as_str(),
+                "reason": failed.reason,
+            });
+            out.print(&view, || {
+                format!(
+                    "sweep {} FAILED (nothing booked; its tokens stay at {} for a later sweep): {}",
+                    failed.id,
+                    failed.deposit_address,
+                    failed.reason.clone().unwrap_or_default()
+                )
+            });
+            Ok(0)
         }
+        LedgerCommand::Sweep {
+            dry_run, wait_secs, ..
+        } => super::chain::sweep(app, dry_run, wait_secs, out).await,
         LedgerCommand::Audit { command, limit } => audit(app, command, limit, out).await,
         LedgerCommand::Scheduler { once: true } => scheduler_step(app, out).await,
         LedgerCommand::Scheduler { once: false } => {

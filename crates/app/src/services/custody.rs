@@ -96,17 +96,23 @@ impl App {
     }
 
     /// The block whose balances count: the last the watcher scanned when
-    /// it runs (every confirmed transfer is in the ledger by then), else
-    /// the head less the confirmations.
+    /// deposits come from the chain (every confirmed transfer is in the
+    /// ledger by then), never past the head less the confirmations.
     pub(super) async fn settled_block(&self, rpc: &EvmRpc) -> AppResult<u64> {
-        Ok(match (&self.watch, self.store.read_chain_cursor().await?) {
-            (Some(_), Some(cursor)) if cursor.next_block > 0 => (cursor.next_block - 1) as u64,
-            _ => {
-                let head = rpc.head().await?;
-                head.saturating_sub(u64::from(
-                    self.config.chain.min_confirmations.saturating_sub(1),
-                ))
+        let head = rpc.head().await?;
+        let confirmed = head.saturating_sub(u64::from(
+            self.config.chain.min_confirmations.saturating_sub(1),
+        ));
+        let from_chain = self.config.chain.deposit_source == crate::config::DepositSource::Evm;
+        Ok(match self.store.read_chain_cursor().await? {
+            // The watcher's last block, wherever it runs (this process or
+            // serve): a lagging watcher's block is the lesser one.
+            Some(cursor) if from_chain && cursor.next_block > 0 => {
+                u64::try_from(cursor.next_block - 1)
+                    .unwrap_or(0)
+                    .min(confirmed)
             }
+            _ => confirmed,
         })
     }
 

@@ -191,12 +191,25 @@ impl App {
         // replaced here too, so none blocks the nonces after it.
         let mut sweeps = super::SweepStep::default();
         self.follow_sweeps(sender, &mut sweeps).await?;
+        sweeps.open = self.store.open_sweeps().await?.len() as u64;
+        if let Some(why) = sweeps.nonce_conflict.take() {
+            metrics::gauge!("updown_sender_nonce_conflict").set(1.0);
+            sender.update(|s| {
+                s.nonce_conflict.get_or_insert(why);
+            });
+        }
         tick.swept = sweeps.confirmed;
         for why in sweeps.errors {
             tracing::warn!(error = %why, "following a sweep failed; retrying next step");
         }
         let held = self
-            .sign_and_send(sender, seen.mined_nonce, unmined, &mut tick)
+            .sign_and_send(
+                sender,
+                seen.mined_nonce,
+                unmined,
+                sweeps.open > 0,
+                &mut tick,
+            )
             .await;
         sender.update(|s| {
             s.holding = tick.held.clone();
@@ -632,6 +645,7 @@ impl App {
         sender: &EvmSender,
         mined_nonce: u64,
         unmined: i64,
+        sweeping: bool,
         tick: &mut WorkerTick,
     ) -> AppResult<()> {
         let sending = &self.config.chain.sending;
@@ -689,11 +703,11 @@ impl App {
         // flight the chain's count is the truth and the database follows
         // it; with something in flight that is a conflict for an operator.
         if let Some(next) = self.store.next_nonce(&sender.sender()).await? {
-            if next < first_nonce && unmined > 0 {
+            if next < first_nonce && (unmined > 0 || sweeping) {
                 tick.held = Some(format!(
                     "the hot wallet's nonce on the chain ({first_nonce}) is past the database's ({next}) while \
-                     withdrawals are in flight: another tool sent from it; nothing more is signed until each \
-                     conflict is resolved (updown withdrawals resolve-nonce)"
+                     withdrawals or sweeps are in flight: another tool sent from it; nothing more is signed until each \
+                     conflict is resolved (updown withdrawals resolve-nonce, updown sweep --resolve)"
                 ));
                 return Ok(());
             }

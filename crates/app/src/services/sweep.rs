@@ -86,6 +86,9 @@ pub struct SweepStep {
     pub open_micros: i64,
     /// What went wrong with single sweeps (each is retried next step).
     pub errors: Vec<String>,
+    /// A sweep's nonce used by a transaction the hot wallet did not sign
+    /// for it: left to an operator (`updown sweep --resolve`).
+    pub nonce_conflict: Option<String>,
 }
 
 impl App {
@@ -278,7 +281,27 @@ impl App {
                 .saturating_add(PERMIT_LIFETIME_S),
         );
         let production = self.config.production;
-        for (user, address, amount, owner_key) in planned {
+        // Gas for both transactions at the fee cap, per sweep: checked
+        // before each, so a run never starts what it cannot pay for.
+        let per_sweep = u128::from(PERMIT_GAS + TRANSFER_GAS).saturating_mul(max_fee);
+        for (n, (user, address, amount, owner_key)) in planned.into_iter().enumerate() {
+            if n >= sending.batch_max as usize {
+                step.errors.push(format!(
+                    "WITHDRAWAL_BATCH_MAX ({}) sweeps signed in this run; the rest wait for the next run",
+                    sending.batch_max
+                ));
+                break;
+            }
+            if n > 0 {
+                let eth = sender.balances().await?.eth_wei;
+                if eth < sending.min_gas_balance.saturating_add(per_sweep) {
+                    step.errors.push(format!(
+                        "the hot wallet holds {eth} wei of ETH: not enough for another sweep's gas and MIN_GAS_BALANCE; \
+                         the rest wait until it is topped up"
+                    ));
+                    break;
+                }
+            }
             let owner = owner_key.address();
             let nonce = sender
                 .rpc
@@ -393,6 +416,10 @@ impl App {
                     .failed
                     .push((finished.id, finished.reason.unwrap_or_default())),
                 Ok(None) => {}
+                Err(AppError::Conflict(why)) => {
+                    step.errors.push(why.clone());
+                    step.nonce_conflict = Some(why);
+                }
                 Err(e) => {
                     tracing::warn!(sweep = sweep.id, error = %e, "following a sweep failed; retrying next step");
                     step.errors.push(format!("sweep {}: {e}", sweep.id));
@@ -430,6 +457,23 @@ impl App {
             }
         }
         let Some((transfer, receipt)) = mined else {
+            // The nonce was read before the receipts: a transferFrom nonce
+            // used on the chain without a receipt of ours was used by a
+            // transaction the hot wallet did not sign for this sweep.
+            if u64::try_from(transfer_nonce).is_ok_and(|n| n < seen.mined_nonce) {
+                let why = format!(
+                    "sweep {}: nonce {transfer_nonce} of the hot wallet was used on the chain by a transaction \
+                     it did not sign for this sweep; after checking, `updown sweep --resolve {} --reason ...`",
+                    sweep.id, sweep.id
+                );
+                tracing::error!(
+                    event = "nonce_conflict",
+                    sweep = sweep.id,
+                    nonce = transfer_nonce,
+                    "{why}"
+                );
+                return Err(AppError::Conflict(why));
+            }
             let stuck_after = chrono::Duration::from_std(self.config.chain.sending.stuck_after)
                 .unwrap_or(chrono::Duration::MAX);
             for nonce in [permit_nonce, transfer_nonce] {
@@ -445,14 +489,20 @@ impl App {
                     let fees = sender.rpc.fees().await?;
                     let (max_fee, tip) =
                         self.bumped(newest, fees).map_err(AppError::Unavailable)?;
-                    let replacement = self
+                    let replacement = match self
                         .store
                         .replace_send(
                             newest,
                             &|_| resign(&sender.key, &newest.signed.raw_tx, max_fee, tip),
                             now,
                         )
-                        .await?;
+                        .await
+                    {
+                        Ok(replacement) => replacement,
+                        // Replaced meanwhile by the other follower.
+                        Err(StoreError::Conflict(_)) => return Ok(None),
+                        Err(e) => return Err(e.into()),
+                    };
                     tracing::warn!(
                         event = "sweep_replaced",
                         sweep = sweep.id,
@@ -490,7 +540,7 @@ impl App {
         let Some((permit, permit_receipt)) = permit else {
             return Err(AppError::Conflict(format!(
                 "sweep {}'s transferFrom was mined but none of its permit transactions was (nonce {permit_nonce} was \
-                 used by another transaction): left for an operator",
+                 used by another transaction): left for an operator, who checks the chain and books by hand",
                 sweep.id
             )));
         };
@@ -549,6 +599,79 @@ impl App {
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// An operator's end of a sweep whose transferFrom nonce another
+    /// transaction used: checked on the chain first (the nonce used as of
+    /// a block with MIN_CONFIRMATIONS, no receipt of the sweep's
+    /// transferFrom), the sweep fails with nothing booked (its tokens are
+    /// still at the deposit address, swept by a later run), and the
+    /// database's next nonce rises to the chain's. Audited as `by`.
+    pub async fn resolve_sweep(&self, id: i64, by: &str, reason: &str) -> AppResult<Sweep> {
+        let sender = self.sweeper()?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AppError::Invalid("resolving a sweep needs a reason".into()));
+        }
+        sender.verify_chain().await?;
+        let open = self.store.open_sweeps().await?;
+        let Some((_, sends)) = open.iter().find(|(s, _)| s.id == id) else {
+            return Err(AppError::Conflict(format!(
+                "sweep {id} is not in flight: nothing to resolve"
+            )));
+        };
+        let Some(last) = sends.last() else {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "sweep {id} has no transactions"
+            )));
+        };
+        let required = u64::from(self.config.chain.min_confirmations.max(1));
+        let settled = (sender.rpc.head().await? + 1).saturating_sub(required);
+        let used = sender
+            .rpc
+            .nonce_at(
+                sender.address(),
+                alloy::rpc::types::BlockNumberOrTag::Number(settled),
+            )
+            .await?;
+        if used <= u64::try_from(last.nonce).unwrap_or(u64::MAX) {
+            return Err(AppError::Conflict(format!(
+                "nonce {} is not used on the chain with {required} confirmations yet ({used} mined by block {settled}): \
+                 sweep {id}'s transferFrom may still be mined",
+                last.nonce
+            )));
+        }
+        for send in sends.iter().filter(|s| s.nonce == last.nonce) {
+            if let Some(receipt) = sender.rpc.receipt(&send.signed.tx_hash).await? {
+                return Err(AppError::Conflict(format!(
+                    "sweep {id}'s transferFrom {} was mined in block {}: the next step records it",
+                    send.signed.tx_hash,
+                    receipt.block()
+                )));
+            }
+        }
+        let why = format!(
+            "nonce {} was used on the chain by another transaction; resolved by {by}: {reason}",
+            last.nonce
+        );
+        let failed = self
+            .store
+            .resolve_sweep(
+                id,
+                i64::try_from(used).unwrap_or(i64::MAX),
+                &why,
+                self.clock.now(),
+            )
+            .await?;
+        self.audit(
+            by,
+            "resolve_sweep",
+            format!("sweep {id}"),
+            Some(reason.to_string()),
+        )
+        .await?;
+        tracing::warn!(event = "sweep_resolved", sweep = id, by, reason);
+        Ok(failed)
     }
 
     /// Micro-USDC of sweeps whose transferFrom was mined with success at

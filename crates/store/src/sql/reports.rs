@@ -123,8 +123,10 @@ fn checks() -> Vec<(&'static str, String, &'static str)> {
         ),
         (
             "every confirmed sweep is booked once, for its amount, and nothing else is",
-            "SELECT (SELECT COUNT(*) FROM sweeps s WHERE (s.status = 'CONFIRMED') <> EXISTS (SELECT 1 FROM ledger_entries e \
-             WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 1 AND e.amount = s.amount)) \
+            "SELECT (SELECT COUNT(*) FROM sweeps s WHERE (s.status = 'CONFIRMED') <> ( \
+             EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 1 AND e.amount = s.amount) \
+             AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 0 AND e.amount = -s.amount) \
+             AND (SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id) = 2)) \
              + (SELECT COUNT(*) FROM ledger_transactions t WHERE t.kind = 'sweep' AND NOT EXISTS \
              (SELECT 1 FROM sweeps s WHERE s.ledger_tx_id = t.id AND s.status = 'CONFIRMED'))".to_string(),
             "sweeps booked wrongly",

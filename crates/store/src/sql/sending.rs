@@ -233,6 +233,14 @@ impl SendStore for SqlStore {
             .bind(previous.nonce)
             .fetch_records(&mut tx)
             .await?;
+        if let Some(newer) = same_nonce.iter().find(|s| s.id > previous.id) {
+            // Another follower (serve's sender, `updown sweep`) replaced it
+            // first: the newest is what to replace, next time.
+            return Err(StoreError::Conflict(format!(
+                "nonce {} was replaced already ({})",
+                previous.nonce, newer.signed.tx_hash
+            )));
+        }
         if let Some(done) = same_nonce.iter().find(|s| s.state != SendState::Sent) {
             return Err(StoreError::Conflict(format!(
                 "nonce {} is settled ({} is {}): nothing to replace",

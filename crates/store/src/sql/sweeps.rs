@@ -193,6 +193,60 @@ impl SweepStore for SqlStore {
         Ok(finished)
     }
 
+    async fn resolve_sweep(
+        &self,
+        id: i64,
+        nonce_floor: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Sweep> {
+        let mut tx = self.write().begin().await?;
+        let current = lock_sweep(&mut tx, id).await?;
+        if current.status != SweepStatus::Submitted {
+            return Err(StoreError::Conflict(format!(
+                "sweep {id} is {}: nothing to resolve",
+                current.status.as_str()
+            )));
+        }
+        let sends = sends_of_sweep(&mut tx, id).await?;
+        if let Some(last) = sends.last() {
+            if sends
+                .iter()
+                .any(|s| s.nonce == last.nonce && s.state != SendState::Sent)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "sweep {id}'s transferFrom is settled on the chain: nothing to resolve"
+                )));
+            }
+            query(
+                "UPDATE chain_nonces SET next_nonce = $3 \
+                 WHERE chain_id = $1 AND sender = $2 AND next_nonce < $3",
+            )
+            .bind(last.chain_id)
+            .bind(&last.sender)
+            .bind(nonce_floor)
+            .execute(&mut tx)
+            .await?;
+        }
+        query("UPDATE chain_sends SET state = 'replaced' WHERE sweep_id = $1 AND state = 'sent'")
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
+        let sql = format!(
+            "UPDATE sweeps SET status = 'FAILED', reason = $2, finished_at = $3 WHERE id = $1 \
+             RETURNING {SWEEP_COLUMNS}"
+        );
+        let failed: Sweep = query(&sql)
+            .bind(id)
+            .bind(reason)
+            .bind(now)
+            .fetch_one(&mut tx)
+            .await?
+            .record()?;
+        tx.commit().await?;
+        Ok(failed)
+    }
+
     async fn sweeps(&self, limit: i64) -> StoreResult<Vec<Sweep>> {
         let sql = format!("SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY id DESC LIMIT $1");
         query(&sql).bind(limit).fetch_records(self.read()).await
