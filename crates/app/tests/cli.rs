@@ -783,3 +783,114 @@ fn production_refuses_to_serve_without_an_admin_token_or_a_wallet_key() {
         &["WALLET_XPUB"],
     );
 }
+
+/// Operators managed from the host, every change in the audit log, and
+/// the log's chain verified and its head printed.
+#[test]
+fn operators_are_managed_from_the_command_line_and_the_audit_chain_holds() {
+    let cli = Cli::new("operators");
+    let added = cli.json(&[
+        "operator",
+        "add",
+        "--email",
+        "Tess@Ops.example.com",
+        "--role",
+        "treasurer",
+    ]);
+    assert_eq!(added["email"], "tess@ops.example.com");
+    assert_eq!(added["role"], "treasurer");
+    assert_eq!(added["password"].as_str().unwrap().len(), 24);
+    let token = cli.json(&[
+        "operator",
+        "token",
+        "--email",
+        "tess@ops.example.com",
+        "--name",
+        "laptop",
+    ]);
+    assert!(
+        token["token"].as_str().unwrap().starts_with("op_"),
+        "{token}"
+    );
+    let changed = cli.json(&[
+        "operator",
+        "set-role",
+        "--email",
+        "tess@ops.example.com",
+        "--role",
+        "viewer",
+        "--reason",
+        "moved teams",
+    ]);
+    assert_eq!(changed["role"], "viewer");
+    let reset = cli.json(&[
+        "operator",
+        "reset-password",
+        "--email",
+        "tess@ops.example.com",
+    ]);
+    assert_ne!(reset["password"], added["password"]);
+    let disabled = cli.json(&[
+        "operator",
+        "disable",
+        "--email",
+        "tess@ops.example.com",
+        "--reason",
+        "left",
+        "--actor",
+        "boss",
+    ]);
+    assert!(disabled["disabled_at"].is_string());
+    let listed = cli.json(&["operator", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let (code, error) = cli.json_error(&[
+        "operator",
+        "add",
+        "--email",
+        "tess@ops.example.com",
+        "--role",
+        "admin",
+    ]);
+    assert_eq!((code, error_code(&error)), (1, "conflict"));
+    let text = cli.run(&[
+        "operator",
+        "add",
+        "--email",
+        "x@ops.example.com",
+        "--role",
+        "root",
+    ]);
+    assert!(!text.status.success());
+
+    // Each change is audited, and the chain holds.
+    let audit = cli.json(&["audit"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "operator_disable",
+            "operator_reset_password",
+            "operator_set_role",
+            "operator_token",
+            "operator_add"
+        ]
+    );
+    assert_eq!(audit[0]["actor"], "boss");
+    assert_eq!(audit[0]["prev_hash"], audit[1]["hash"]);
+    let verified = cli.json(&["audit", "verify"]);
+    assert_eq!(
+        (verified["ok"].as_bool(), verified["rows"].as_i64()),
+        (Some(true), Some(5))
+    );
+    let head = cli.run(&["audit", "head"]);
+    let head = String::from_utf8_lossy(&head.stdout);
+    assert_eq!(
+        head.trim(),
+        format!("{} {}", audit[0]["id"], audit[0]["hash"].as_str().unwrap())
+    );
+}

@@ -14,6 +14,7 @@
 //! - [`payout`]: fee, shares and dust of a parimutuel round, and the
 //!   multiplier each side implies before the result.
 //! - [`ledger`]: balanced postings for each business act.
+//! - [`operator`]: operators' roles and the areas each may touch.
 //! - [`admission`]: balance, limits and self-exclusion for each bet.
 //! - [`address`]: Ethereum addresses with the EIP-55 checksum.
 //! - [`audit`]: the audit log's hash chain.
@@ -27,6 +28,7 @@ pub mod calendar;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod operator;
 pub mod payout;
 pub mod round;
 pub mod schedule;

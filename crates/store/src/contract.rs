@@ -35,6 +35,7 @@ pub trait Store:
     + SettlementStore
     + KeyStore
     + ReportStore
+    + OperatorStore
     + 'static
 {
     fn backend(&self) -> Backend;
@@ -475,4 +476,45 @@ pub trait ReportStore: Send + Sync {
     async fn audit_chain(&self) -> StoreResult<AuditChain>;
     /// Newest first, before entry `before` when given.
     async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Operators, their roles and personal tokens.
+#[async_trait]
+pub trait OperatorStore: Send + Sync {
+    /// A conflict if the email is taken.
+    async fn create_operator(
+        &self,
+        email: &Email,
+        role: updown_domain::operator::Role,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Operator>;
+    /// Every operator, oldest first.
+    async fn operators(&self) -> StoreResult<Vec<Operator>>;
+    async fn operator_by_email(&self, email: &Email) -> StoreResult<Operator>;
+    async fn set_operator_role(
+        &self,
+        email: &Email,
+        role: updown_domain::operator::Role,
+    ) -> StoreResult<Operator>;
+    async fn set_operator_password(
+        &self,
+        email: &Email,
+        password_hash: &str,
+    ) -> StoreResult<Operator>;
+    /// Disables the operator and revokes every token of theirs, in one
+    /// transaction; a conflict if already disabled.
+    async fn disable_operator(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator>;
+    async fn create_operator_token(
+        &self,
+        operator: i64,
+        name: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// The enabled operator an unrevoked token (by hash) belongs to, and
+    /// the token's id.
+    async fn operator_by_token(&self, token_hash: &str) -> StoreResult<Option<(Operator, i64)>>;
+    /// Enabled operators with the admin role.
+    async fn count_admins(&self) -> StoreResult<i64>;
 }

@@ -76,6 +76,16 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, Clash)] = &[
         Clash::Conflict("this deposit address has a sweep in flight already"),
     ),
     (
+        "operators_email_key",
+        "operators.email",
+        Clash::Conflict("an operator with this email exists already"),
+    ),
+    (
+        "operator_tokens_hash_key",
+        "operator_tokens.token_hash",
+        Clash::Conflict("this credential exists already; try again"),
+    ),
+    (
         "api_keys_hash_key",
         "api_keys.key_hash",
         Clash::Conflict("this credential exists already; try again"),

@@ -34,6 +34,7 @@ on_both_backends!(
     a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all,
     a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_nothing,
     the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back,
+    operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop,
 );
 
 fn m(v: i64) -> Micros {
@@ -1772,4 +1773,69 @@ async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back
         .unwrap()
         .iter()
         .all(|e| e.chain.is_some()));
+}
+
+async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(engine: Engine) {
+    use updown_domain::operator::Role;
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let ann = email("Ann@Ops.example.com");
+    let added = store
+        .create_operator(&ann, Role::Treasurer, "$argon2id$x", now)
+        .await
+        .unwrap();
+    assert_eq!((added.role, added.disabled_at), (Role::Treasurer, None));
+    let twice = store
+        .create_operator(&ann, Role::Viewer, "$argon2id$y", now)
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    assert_eq!(store.count_admins().await.unwrap(), 0);
+    let boss = email("boss@ops.example.com");
+    store
+        .create_operator(&boss, Role::Admin, "$argon2id$z", now)
+        .await
+        .unwrap();
+    assert_eq!(store.count_admins().await.unwrap(), 1);
+
+    let token = store
+        .create_operator_token(added.id, "laptop", "hash-1", now)
+        .await
+        .unwrap();
+    let (found, id) = store.operator_by_token("hash-1").await.unwrap().unwrap();
+    assert_eq!((found.email.as_str(), id), ("ann@ops.example.com", token));
+    assert!(store.operator_by_token("hash-2").await.unwrap().is_none());
+    let changed = store.set_operator_role(&ann, Role::Viewer).await.unwrap();
+    assert_eq!(changed.role, Role::Viewer);
+    let reset = store
+        .set_operator_password(&ann, "$argon2id$new")
+        .await
+        .unwrap();
+    assert_eq!(reset.password_hash.as_deref(), Some("$argon2id$new"));
+
+    // Disabled: the token stops, no new one is made, a second disable is
+    // a conflict, an unknown email is not found.
+    let disabled = store.disable_operator(&ann, now).await.unwrap();
+    assert_eq!(disabled.disabled_at, Some(now));
+    assert!(store.operator_by_token("hash-1").await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .create_operator_token(added.id, "again", "hash-3", now)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.disable_operator(&ann, now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .disable_operator(&email("who@ops.example.com"), now)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let all = store.operators().await.unwrap();
+    assert_eq!(all.len(), 2);
+    store.disable_operator(&boss, now).await.unwrap();
+    assert_eq!(store.count_admins().await.unwrap(), 0);
 }

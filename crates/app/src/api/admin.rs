@@ -12,11 +12,12 @@ use serde::Deserialize;
 use updown_domain::ids::{RoundCode, WithdrawalId};
 use updown_store::{ChainRejection, Withdrawal, WithdrawalChange, WithdrawalStatus};
 
-use super::auth::Admin;
+use super::auth::{Admin, Money, Reads, Rounds};
 use super::idempotency::{bind, json_answer, respond, CurrentKey, KeyHeader};
 use super::paging::Page;
 use super::ApiError;
 use crate::error::AppError;
+use crate::services::Staff;
 use crate::services::{App, SettleRequest};
 use crate::wire::{
     AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalAdminOut, WithdrawalOut,
@@ -45,12 +46,14 @@ pub fn router() -> OpenApiRouter<App> {
 /// Longest actor name.
 const MAX_ACTOR: usize = 100;
 
-/// Who acted (default `admin`), as each action's body carries it.
-fn actor(actor: &Option<String>) -> Result<String, ApiError> {
-    match actor {
-        None => Ok("admin".into()),
-        Some(actor) => text("actor", actor, MAX_ACTOR),
-    }
+/// Who acted: the operator whose token it is; with the break-glass token,
+/// the name the body gives (default `admin`), marked break-glass.
+fn actor(staff: &Staff, declared: &Option<String>) -> Result<String, ApiError> {
+    let declared = match declared {
+        None => None,
+        Some(actor) => Some(text("actor", actor, MAX_ACTOR)?),
+    };
+    Ok(staff.actor_for(declared.as_deref()))
 }
 
 /// A free text field: 1 to `max` characters, not all blank.
@@ -160,11 +163,11 @@ fn round_code(code: Result<Path<String>, PathRejection>) -> Result<RoundCode, Ap
 )]
 async fn open_round(
     State(app): State<App>,
-    _admin: Admin,
+    admin: Admin<Rounds>,
     body: Result<Json<OpenRound>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RoundOut>), ApiError> {
     let Json(body) = body?;
-    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    let (reason, actor) = (reason(&body.reason)?, actor(&admin.0, &body.actor)?);
     let code = body
         .code
         .as_deref()
@@ -194,13 +197,13 @@ async fn open_round(
 )]
 async fn lock_round(
     State(app): State<App>,
-    _admin: Admin,
+    admin: Admin<Rounds>,
     code: Result<Path<String>, PathRejection>,
     body: Result<Json<RoundAction>, JsonRejection>,
 ) -> Result<Json<RoundOut>, ApiError> {
     let code = round_code(code)?;
     let Json(body) = body?;
-    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    let (reason, actor) = (reason(&body.reason)?, actor(&admin.0, &body.actor)?);
     let round = app.operator_lock_round(code, &actor, Some(reason)).await?;
     Ok(Json(app.round_view(&round).await?))
 }
@@ -221,13 +224,13 @@ async fn lock_round(
 )]
 async fn settle_round(
     State(app): State<App>,
-    _admin: Admin,
+    admin: Admin<Rounds>,
     code: Result<Path<String>, PathRejection>,
     body: Result<Json<Settlement>, JsonRejection>,
 ) -> Result<Json<RoundOut>, ApiError> {
     let code = round_code(code)?;
     let Json(body) = body?;
-    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    let (reason, actor) = (reason(&body.reason)?, actor(&admin.0, &body.actor)?);
     if !matches!(body.result.as_str(), "AUTO" | "UP" | "DOWN" | "VOID") {
         return Err(ApiError::invalid(format!(
             "result must be AUTO, UP, DOWN or VOID, not {:?}",
@@ -253,13 +256,13 @@ async fn settle_round(
 )]
 async fn void_round(
     State(app): State<App>,
-    _admin: Admin,
+    admin: Admin<Rounds>,
     code: Result<Path<String>, PathRejection>,
     body: Result<Json<RoundAction>, JsonRejection>,
 ) -> Result<Json<RoundOut>, ApiError> {
     let code = round_code(code)?;
     let Json(body) = body?;
-    let (reason, actor) = (reason(&body.reason)?, actor(&body.actor)?);
+    let (reason, actor) = (reason(&body.reason)?, actor(&admin.0, &body.actor)?);
     let request = SettleRequest::from_operator("VOID", actor, Some(reason))?;
     settle(app, code, request).await
 }
@@ -306,7 +309,7 @@ struct WithdrawalQuery {
 )]
 async fn list_withdrawals(
     State(app): State<App>,
-    _admin: Admin,
+    _admin: Admin<Reads>,
     query: Result<Query<WithdrawalQuery>, QueryRejection>,
 ) -> Result<Json<Vec<WithdrawalAdminOut>>, ApiError> {
     let Query(query) = query?;
@@ -372,25 +375,26 @@ async fn step(
 )]
 async fn submit_withdrawal(
     State(app): State<App>,
-    _admin: Admin,
+    admin: Admin<Money>,
     key: Option<Extension<CurrentKey>>,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<WithdrawalStep>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let sent = |chain_tx_hash| WithdrawalChange::Submit { chain_tx_hash };
-    sent_step(app, key, id, body, sent).await
+    sent_step(app, &admin.0, key, id, body, sent).await
 }
 
 /// A step that says the transfer went out: submit or confirm.
 async fn sent_step(
     app: App,
+    staff: &Staff,
     key: Option<Extension<CurrentKey>>,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<WithdrawalStep>, JsonRejection>,
     change: impl FnOnce(Option<String>) -> WithdrawalChange,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let actor = actor(&body.actor)?;
+    let actor = actor(staff, &body.actor)?;
     step(app, key, id, change(body.tx_hash), actor).await
 }
 
@@ -409,13 +413,13 @@ async fn sent_step(
 )]
 async fn confirm_withdrawal(
     State(app): State<App>,
-    _admin: Admin,
+    admin: Admin<Money>,
     key: Option<Extension<CurrentKey>>,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<WithdrawalStep>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let confirmed = |chain_tx_hash| WithdrawalChange::Confirm { chain_tx_hash };
-    sent_step(app, key, id, body, confirmed).await
+    sent_step(app, &admin.0, key, id, body, confirmed).await
 }
 
 #[utoipa::path(
@@ -433,13 +437,13 @@ async fn confirm_withdrawal(
 )]
 async fn fail_withdrawal(
     State(app): State<App>,
-    _admin: Admin,
+    admin: Admin<Money>,
     key: Option<Extension<CurrentKey>>,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<FailedWithdrawal>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let actor = actor(&body.actor)?;
+    let actor = actor(&admin.0, &body.actor)?;
     let change = WithdrawalChange::Fail {
         reason: reason(&body.reason)?,
         rejection: body
@@ -461,7 +465,7 @@ async fn fail_withdrawal(
 )]
 async fn list_users(
     State(app): State<App>,
-    _admin: Admin,
+    _admin: Admin<Reads>,
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<UserSummaryOut>>, ApiError> {
     let page = Page::from_query(page)?;
@@ -484,7 +488,7 @@ async fn list_users(
 )]
 async fn audit_log(
     State(app): State<App>,
-    _admin: Admin,
+    _admin: Admin<Reads>,
     page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<AuditOut>>, ApiError> {
     let page = Page::from_query(page)?;
@@ -502,6 +506,6 @@ async fn audit_log(
     ),
 )]
 /// Recomputes every ledger invariant: seconds on a large ledger.
-async fn verify(State(app): State<App>, _admin: Admin) -> Result<Json<VerifyOut>, ApiError> {
+async fn verify(State(app): State<App>, _admin: Admin<Reads>) -> Result<Json<VerifyOut>, ApiError> {
     Ok(Json(VerifyOut::from(&app.verify().await?)))
 }

@@ -1,6 +1,7 @@
 //! Who is calling: `Authorization: Bearer <api key>` for programs, or the
-//! session cookie for people on the web pages; the admin token for admin
-//! routes. A request that changes state with the cookie must come from
+//! session cookie for people on the web pages; an operator's token (or the
+//! break-glass admin token) for admin routes, each route open to the roles
+//! of what it touches. A request that changes state with the cookie must come from
 //! our own origin (the `Origin` header matches `Host`), so another site
 //! cannot make a signed-in browser act.
 
@@ -8,11 +9,14 @@ use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
+use std::marker::PhantomData;
+
+use updown_domain::operator::Area;
 use updown_store::User;
 
 use super::ApiError;
 use crate::error::AppError;
-use crate::services::App;
+use crate::services::{App, Staff, BREAK_GLASS};
 
 /// The credential in `Authorization: Bearer <credential>`, if any.
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -82,18 +86,67 @@ impl FromRequestParts<App> for CurrentUser {
     }
 }
 
-/// The operator, proven by `Authorization: Bearer <ADMIN_TOKEN>`.
-pub struct Admin;
+/// What an admin route touches: the roles that may call it follow
+/// (`updown_domain::operator`).
+pub trait Needs: Send + Sync + 'static {
+    const AREA: Area;
+}
 
-impl FromRequestParts<App> for Admin {
+/// Reading anything: every role.
+pub struct Reads;
+/// Rounds and prices: operator, admin.
+pub struct Rounds;
+/// Withdrawals, deposits by hand, sweeps: treasurer, admin.
+pub struct Money;
+
+impl Needs for Reads {
+    const AREA: Area = Area::Read;
+}
+impl Needs for Rounds {
+    const AREA: Area = Area::Rounds;
+}
+impl Needs for Money {
+    const AREA: Area = Area::Money;
+}
+
+/// An operator allowed on this route: `Authorization: Bearer` with their
+/// own token, or the break-glass admin token (audited at every use).
+pub struct Admin<N: Needs = Reads>(pub Staff, PhantomData<N>);
+
+impl<N: Needs> FromRequestParts<App> for Admin<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        if is_admin(app, bearer(parts).unwrap_or_default()) {
-            Ok(Admin)
-        } else {
-            Err(AppError::Unauthorized("this route needs the admin token".into()).into())
+        let Some(presented) = bearer(parts) else {
+            return Err(AppError::Unauthorized(
+                "this route needs an operator's token (Authorization: Bearer op_...) or the admin token".into(),
+            )
+            .into());
+        };
+        let staff = app.staff_by_bearer(presented).await?;
+        if !staff.role.allows(N::AREA) {
+            let roles: Vec<&str> = N::AREA.roles().iter().map(|r| r.as_str()).collect();
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "{} is {}: this route needs one of {}",
+                    staff.actor,
+                    staff.role.as_str(),
+                    roles.join(", ")
+                ),
+            ));
         }
+        if staff.is_break_glass() {
+            app.audit(
+                BREAK_GLASS,
+                "break_glass",
+                format!("{} {}", parts.method, parts.uri.path()),
+                None,
+            )
+            .await?;
+        }
+        Ok(Admin(staff, PhantomData))
     }
 }
 

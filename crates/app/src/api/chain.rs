@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Admin;
+use super::auth::{Admin, Reads};
 use super::ApiError;
 use crate::services::App;
 
@@ -25,6 +25,9 @@ pub fn router() -> OpenApiRouter<App> {
         (status = 200, description = "the watcher's cursor, the node's head and the lag, reorgs (one not acknowledged halts crediting), the last custody checks", body = Object),
     ),
 )]
-async fn chain_report(State(app): State<App>, _admin: Admin) -> Result<Json<Value>, ApiError> {
+async fn chain_report(
+    State(app): State<App>,
+    _admin: Admin<Reads>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(app.chain_report().await?))
 }

@@ -43,7 +43,7 @@ impl utoipa::Modify for SecuritySchemes {
             )
         };
         components.add_security_scheme("api_key", bearer("a user's API key (ud_...)"));
-        components.add_security_scheme("admin_token", bearer("the operator's ADMIN_TOKEN"));
+        components.add_security_scheme("admin_token", bearer("an operator's own token (op_..., from `updown operator token`), open to the roles the README's table names for each route; or ADMIN_TOKEN, break-glass, audited at every use"));
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
@@ -105,7 +105,12 @@ fn add_to(method: HttpMethod, operation: &mut Operation) {
     if !schemes.is_empty() {
         shared.push(("401", "no or a bad credential"));
     }
-    if schemes.contains(&"session") && method != HttpMethod::Get {
+    if schemes.contains(&"admin_token") {
+        shared.push((
+            "403",
+            "forbidden: the operator's role does not open this route (see the README's role table)",
+        ));
+    } else if schemes.contains(&"session") && method != HttpMethod::Get {
         shared.push((
             "403",
             "a request with the session cookie from another origin (Origin must match Host)",

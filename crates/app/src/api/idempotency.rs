@@ -162,8 +162,11 @@ async fn scope_of(app: &App, path: &str, headers: &HeaderMap) -> Option<String> 
         .iter()
         .any(|prefix| path.starts_with(prefix))
     {
-        return super::auth::is_admin(app, bearer.unwrap_or_default())
-            .then(|| "operator:admin".to_string());
+        return app
+            .staff_by_bearer(bearer.unwrap_or_default())
+            .await
+            .ok()
+            .map(|staff| format!("operator:{}", staff.actor));
     }
     let user = match (bearer, super::auth::session_cookie(headers)) {
         (Some(key), _) => app.authenticate(key).await.ok()?,

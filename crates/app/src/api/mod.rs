@@ -3,7 +3,7 @@
 //! cap, tracing).
 
 mod admin;
-mod auth;
+pub(crate) mod auth;
 mod bets;
 mod chain;
 mod docs;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use updown_store::{Deposit, KeptAnswer};
 
-use super::auth::Admin;
+use super::auth::{Admin, Money};
 use super::bets::amount;
 use super::idempotency::{bind, json_answer, respond, CurrentKey, KeyHeader};
 use super::ApiError;
@@ -104,7 +104,7 @@ struct DepositToAddress {
 )]
 async fn simulate_deposit(
     State(app): State<App>,
-    _admin: Admin,
+    _admin: Admin<Money>,
     key: Option<Extension<CurrentKey>>,
     body: Result<Json<SimulatedDeposit>, JsonRejection>,
 ) -> Result<Response, ApiError> {

@@ -11,7 +11,7 @@ use updown_store::DepositOutcome;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Admin;
+use super::auth::{Admin, Reads};
 use super::ApiError;
 use crate::services::webhooks::{DepositNotice, SignedRequest};
 use crate::services::App;
@@ -75,7 +75,7 @@ async fn receive_deposit(
 )]
 async fn list_deposit_notifications(
     State(app): State<App>,
-    _admin: Admin,
+    _admin: Admin<Reads>,
     query: Result<Query<super::paging::Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let page = super::paging::Page::from_query(query)?;

@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use updown_domain::ids::RoundCode;
+use updown_domain::operator::Role;
 use updown_domain::round::{Price, Side};
 use updown_domain::Micros;
 
@@ -206,6 +207,12 @@ pub enum LedgerCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Operators as people: named accounts with a role (viewer, support,
+    /// operator, treasurer, admin) and personal tokens for the admin API.
+    /// Run on the host, with the database's credentials; every change is
+    /// audited.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Check every ledger invariant; exits non-zero if one fails.
     Verify,
     /// Operators' manual actions, newest first: who, what, why, and each
@@ -472,4 +479,63 @@ pub enum AuditCommand {
     /// The chain's head (last row id and hash): keep it outside (a ticket,
     /// a notary, another company) so even a rewrite of the whole log shows.
     Head,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Add an operator; prints a generated password once.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// viewer, support, operator, treasurer or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Who adds (default cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Every operator, with role and state.
+    List,
+    /// Change an operator's role.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Disable an operator and revoke every token of theirs.
+    Disable {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// A new generated password, printed once.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// A personal token for the admin API (Authorization: Bearer op_...),
+    /// printed once.
+    Token {
+        #[arg(long)]
+        email: String,
+        /// What it is for (1 to 64 characters).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "must be viewer, support, operator, treasurer or admin".into())
 }

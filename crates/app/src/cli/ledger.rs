@@ -8,8 +8,8 @@ use updown_domain::Micros;
 use updown_store::{ChainRejection, WithdrawalChange, WithdrawalStatus};
 
 use super::args::{
-    AuditCommand, LedgerCommand, LimitsArgs, PriceCommand, RoundCommand, UserCommand,
-    WithdrawalCommand,
+    AuditCommand, LedgerCommand, LimitsArgs, OperatorCommand, PriceCommand, RoundCommand,
+    UserCommand, WithdrawalCommand,
 };
 use super::output::{progress_bar, Printer};
 use super::text::{self, usdc};
@@ -93,6 +93,7 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
         LedgerCommand::Sweep {
             dry_run, wait_secs, ..
         } => super::chain::sweep(app, dry_run, wait_secs, out).await,
+        LedgerCommand::Operator(command) => operator(app, command, out).await,
         LedgerCommand::Audit { command, limit } => audit(app, command, limit, out).await,
         LedgerCommand::Scheduler { once: true } => scheduler_step(app, out).await,
         LedgerCommand::Scheduler { once: false } => {
@@ -491,5 +492,91 @@ async fn scheduler_step(app: &App, out: &Printer) -> AppResult<i32> {
             format!("rounds: {rounds:?}\nwithdrawals: {withdrawals:?}")
         }
     });
+    Ok(0)
+}
+
+async fn operator(app: &App, command: OperatorCommand, out: &Printer) -> AppResult<i32> {
+    let by = |actor: Option<String>| actor.unwrap_or_else(default_actor);
+    let describe = |o: &updown_store::Operator| {
+        serde_json::json!({
+            "id": o.id,
+            "email": o.email.as_str(),
+            "role": o.role.as_str(),
+            "created_at": crate::wire::instant(o.created_at),
+            "disabled_at": o.disabled_at.map(crate::wire::instant),
+        })
+    };
+    let line = |o: &updown_store::Operator| {
+        format!(
+            "{:>4}  {:<32} {:<10} {}",
+            o.id,
+            o.email.as_str(),
+            o.role.as_str(),
+            o.disabled_at
+                .map(|at| format!("disabled {}", crate::wire::instant(at)))
+                .unwrap_or_else(|| "enabled".into())
+        )
+    };
+    match command {
+        OperatorCommand::Add { email, role, actor } => {
+            let (added, password) = app.add_operator(&email, role, &by(actor)).await?;
+            let mut view = describe(&added);
+            view["password"] = password.clone().into();
+            out.print(&view, || {
+                format!(
+                    "{}\npassword (shown once; give it to them privately): {password}",
+                    line(&added)
+                )
+            });
+        }
+        OperatorCommand::List => {
+            let all = app.operators().await?;
+            let views: Vec<serde_json::Value> = all.iter().map(describe).collect();
+            out.print(&views, || {
+                if all.is_empty() {
+                    "no operators (ADMIN_TOKEN is the only way in)".into()
+                } else {
+                    all.iter().map(line).collect::<Vec<_>>().join("\n")
+                }
+            });
+        }
+        OperatorCommand::SetRole {
+            email,
+            role,
+            reason,
+            actor,
+        } => {
+            let changed = app
+                .set_operator_role(&email, role, &by(actor), &reason)
+                .await?;
+            out.print(&describe(&changed), || line(&changed));
+        }
+        OperatorCommand::Disable {
+            email,
+            reason,
+            actor,
+        } => {
+            let disabled = app.disable_operator(&email, &by(actor), &reason).await?;
+            out.print(&describe(&disabled), || {
+                format!("{} (its tokens are revoked)", line(&disabled))
+            });
+        }
+        OperatorCommand::ResetPassword { email, actor } => {
+            let (operator, password) = app.reset_operator_password(&email, &by(actor)).await?;
+            let mut view = describe(&operator);
+            view["password"] = password.clone().into();
+            out.print(&view, || {
+                format!("{}\nnew password (shown once): {password}", line(&operator))
+            });
+        }
+        OperatorCommand::Token { email, name, actor } => {
+            let (id, token) = app.new_operator_token(&email, &name, &by(actor)).await?;
+            let view =
+                serde_json::json!({ "id": id, "email": email, "name": name, "token": token });
+            out.print(&view, || {
+                format!("token {id} for {email} ({name}), shown once:\n{token}")
+            });
+        }
+    }
     Ok(0)
 }

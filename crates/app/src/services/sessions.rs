@@ -31,7 +31,7 @@ pub fn check_password(password: &str) -> AppResult<()> {
 }
 
 /// argon2id, in the blocking pool: about 20 ms of CPU and 19 MiB each.
-async fn hash_password(password: String) -> AppResult<String> {
+pub(super) async fn hash_password(password: String) -> AppResult<String> {
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt)

@@ -217,7 +217,7 @@ async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
         .as_array()
         .unwrap()
         .iter()
-        .any(|e| e["actor"] == "ops:jo"));
+        .any(|e| e["actor"] == "ops:jo (break-glass)"));
 
     let (status, users) = get_as(&t, "/admin/users?limit=10", ADMIN).await;
     assert_eq!(status, StatusCode::OK);

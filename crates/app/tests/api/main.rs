@@ -10,6 +10,7 @@ mod events;
 mod idempotency;
 mod openapi;
 mod ratelimit;
+mod roles;
 mod sessions;
 mod wallets;
 mod webhooks;

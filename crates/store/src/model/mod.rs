@@ -449,3 +449,26 @@ pub struct Purged {
     pub idempotency_keys: u64,
     pub deposit_notifications: u64,
 }
+
+/// An operator: a person with a role (see `updown_domain::operator`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operator {
+    pub id: i64,
+    pub email: Email,
+    pub role: updown_domain::operator::Role,
+    /// argon2id PHC string; `None` until one is set.
+    pub password_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Disabled operators sign in to nothing and their tokens are revoked.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// An operator's personal token, as listed (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorToken {
+    pub id: i64,
+    pub operator: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

@@ -19,6 +19,7 @@ mod db;
 mod funds;
 mod keys;
 mod ledger;
+mod operators;
 mod postgres;
 mod reports;
 mod rounds;
