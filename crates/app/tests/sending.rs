@@ -795,16 +795,65 @@ fn seed_file(folder: &std::path::Path, name: &str, phrase: &str) -> String {
     path.display().to_string()
 }
 
+/// A folder with a private seed file of [`SWEEP_MNEMONIC`], its account
+/// xpub, and the deposit keys; the folder goes when dropped.
+struct SweepSeed {
+    folder: std::path::PathBuf,
+    path: String,
+    xpub: String,
+}
+
+impl SweepSeed {
+    fn new(name: &str) -> SweepSeed {
+        let folder = std::env::temp_dir().join(format!(
+            "updown-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = seed_file(&folder, "seed", SWEEP_MNEMONIC);
+        let xpub = updown_domain::wallet::DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+        SweepSeed { folder, path, xpub }
+    }
+
+    fn keys(&self) -> updown_domain::wallet::DepositKeys {
+        updown_app::hot_key::load_deposit_keys(std::path::Path::new(&self.path), true).unwrap()
+    }
+}
+
+impl Drop for SweepSeed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+/// A player with a deposit address holding `micros` on the chain, credited.
+async fn funded_deposit_address(s: &Story, name: &str, micros: u64) -> (UserId, String) {
+    let user =
+        s.t.app
+            .create_user(&format!("{name}@example.com"))
+            .await
+            .unwrap();
+    let (address, _) = s.t.app.deposit_address(&user).await.unwrap();
+    s.anvil.mint(s.token, &address, micros).await;
+    s.t.app
+        .deposit(
+            user.id,
+            updown_domain::Micros::new(micros as i64).unwrap(),
+            &format!("0xfund-{name}"),
+            0,
+            None,
+        )
+        .await
+        .unwrap();
+    s.anvil.mine(CONFIRMATIONS).await;
+    (user.id, address)
+}
+
 async fn twenty_deposit_addresses_are_swept_with_permits_and_custody_agrees_per_place(db: Db) {
-    use updown_domain::wallet::{DepositKeys, DepositWallet};
-    let folder = std::env::temp_dir().join(format!(
-        "updown-sweep-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&folder).unwrap();
-    let seed = seed_file(&folder, "seed", SWEEP_MNEMONIC);
-    let xpub = DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+    use updown_domain::wallet::DepositKeys;
+    let sweep_seed = SweepSeed::new("sweep");
+    let (seed, xpub) = (sweep_seed.path.clone(), sweep_seed.xpub.clone());
     let Some(s) = story(
         db,
         "the sweep",
@@ -865,7 +914,7 @@ async fn twenty_deposit_addresses_are_swept_with_permits_and_custody_agrees_per_
         "{refused}"
     );
     // A dry run lists the twenty, signs nothing.
-    let keys = updown_app::hot_key::load_deposit_keys(std::path::Path::new(&seed), true).unwrap();
+    let keys = sweep_seed.keys();
     let dry = app.sweep_step(Some(&keys), false, true).await.unwrap();
     assert_eq!(dry.planned.len(), 20, "{dry:?}");
     assert_eq!(dry.below_min, 1);
@@ -949,7 +998,6 @@ async fn twenty_deposit_addresses_are_swept_with_permits_and_custody_agrees_per_
         .planned
         .is_empty());
     s.t.assert_verified().await;
-    let _ = std::fs::remove_dir_all(&folder);
 }
 
 fn hot_sender(s: &Story) -> updown_store::Sender {
@@ -1093,14 +1141,7 @@ async fn sweep_killed_at_each_step_moves_each_address_once() {
 }
 
 async fn a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve(db: Db) {
-    let folder = std::env::temp_dir().join(format!(
-        "updown-sweep-stuck-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&folder).unwrap();
-    let seed = seed_file(&folder, "seed", SWEEP_MNEMONIC);
-    let xpub = updown_domain::wallet::DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+    let seed = SweepSeed::new("sweep-stuck");
     let Some(s) = story(
         db,
         "a stuck sweep",
@@ -1108,7 +1149,7 @@ async fn a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve(db: Db) {
         true,
         0,
         &[
-            ("WALLET_XPUB", &xpub),
+            ("WALLET_XPUB", &seed.xpub),
             ("SWEEP_MIN", "1USDC"),
             ("WITHDRAWAL_STUCK_AFTER_S", "60"),
         ],
@@ -1118,16 +1159,10 @@ async fn a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve(db: Db) {
         return;
     };
     let app = &s.t.app;
-    let user = app.create_user("stuck-sweep@example.com").await.unwrap();
-    let (address, _) = app.deposit_address(&user).await.unwrap();
-    s.anvil.mint(s.token, &address, 7_000_000).await;
-    app.deposit(user.id, usdc(7), "0xfund-stuck-sweep", 0, None)
-        .await
-        .unwrap();
-    s.anvil.mine(CONFIRMATIONS).await;
+    funded_deposit_address(&s, "stuck-sweep", 7_000_000).await;
     // Nothing is mined unless asked: the sweep waits in the pool.
     s.anvil.call("evm_setAutomine", json!([false])).await;
-    let keys = updown_app::hot_key::load_deposit_keys(std::path::Path::new(&seed), true).unwrap();
+    let keys = seed.keys();
     let sent = app.sweep_step(Some(&keys), false, false).await.unwrap();
     assert_eq!(sent.planned.len(), 1, "{sent:?}");
     let id = sent.planned[0].sweep.unwrap();
@@ -1181,43 +1216,26 @@ async fn a_stuck_sweep_is_replaced_and_booked_by_the_sender_of_serve(db: Db) {
     );
     assert!(step(app).await.swept.is_empty());
     s.t.assert_verified().await;
-    let _ = std::fs::remove_dir_all(&folder);
 }
 
 async fn a_sweep_whose_nonce_was_spent_elsewhere_waits_for_an_operator(db: Db) {
-    let folder = std::env::temp_dir().join(format!(
-        "updown-sweep-conflict-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&folder).unwrap();
-    let seed = seed_file(&folder, "seed", SWEEP_MNEMONIC);
-    let xpub = updown_domain::wallet::DepositWallet::account_xpub(SWEEP_MNEMONIC).unwrap();
+    let seed = SweepSeed::new("sweep-conflict");
     let Some(s) = story(
         db,
         "a sweep's nonce spent elsewhere",
         0x53,
         true,
         0,
-        &[("WALLET_XPUB", &xpub), ("SWEEP_MIN", "1USDC")],
+        &[("WALLET_XPUB", &seed.xpub), ("SWEEP_MIN", "1USDC")],
     )
     .await
     else {
         return;
     };
     let app = &s.t.app;
-    let user = app
-        .create_user("conflicted-sweep@example.com")
-        .await
-        .unwrap();
-    let (address, _) = app.deposit_address(&user).await.unwrap();
-    s.anvil.mint(s.token, &address, 4_000_000).await;
-    app.deposit(user.id, usdc(4), "0xfund-conflicted-sweep", 0, None)
-        .await
-        .unwrap();
-    s.anvil.mine(CONFIRMATIONS).await;
+    funded_deposit_address(&s, "conflicted-sweep", 4_000_000).await;
     s.anvil.call("evm_setAutomine", json!([false])).await;
-    let keys = updown_app::hot_key::load_deposit_keys(std::path::Path::new(&seed), true).unwrap();
+    let keys = seed.keys();
     let sent = app.sweep_step(Some(&keys), false, false).await.unwrap();
     let id = sent.planned[0].sweep.unwrap();
     let early = app.resolve_sweep(id, "ops", "too early").await.unwrap_err();
@@ -1295,5 +1313,4 @@ async fn a_sweep_whose_nonce_was_spent_elsewhere_waits_for_an_operator(db: Db) {
     );
     assert_eq!(s.t.store().custody_places().await.unwrap(), (0, 4_000_000));
     s.t.assert_verified().await;
-    let _ = std::fs::remove_dir_all(&folder);
 }

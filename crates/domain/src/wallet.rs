@@ -97,13 +97,9 @@ impl DepositWallet {
     /// The deposit address of the user with sequence number `index`, and
     /// its derivation path.
     pub fn address(&self, index: i64) -> Result<(Address, String), WalletError> {
-        let child = u32::try_from(index)
-            .ok()
-            .and_then(|i| ChildNumber::new(i, false).ok())
-            .ok_or(WalletError::IndexTooLarge(index))?;
         let key = self
             .external
-            .derive_child(child)
+            .derive_child(external_child(index)?)
             .map_err(|e| WalletError::Derivation(e.to_string()))?;
         Ok((
             ethereum_address(key.public_key()),
@@ -157,17 +153,21 @@ impl DepositKeys {
     /// The private key of the deposit address with sequence number
     /// `index`, and that address.
     pub fn key(&self, index: i64) -> Result<([u8; 32], Address), WalletError> {
-        let child = u32::try_from(index)
-            .ok()
-            .and_then(|i| ChildNumber::new(i, false).ok())
-            .ok_or(WalletError::IndexTooLarge(index))?;
         let key = self
             .external
-            .derive_child(child)
+            .derive_child(external_child(index)?)
             .map_err(|e| WalletError::Derivation(e.to_string()))?;
         let address = ethereum_address(key.public_key().public_key());
         Ok((key.to_bytes(), address))
     }
+}
+
+/// The non-hardened child `index` (a user's sequence number).
+fn external_child(index: i64) -> Result<ChildNumber, WalletError> {
+    u32::try_from(index)
+        .ok()
+        .and_then(|i| ChildNumber::new(i, false).ok())
+        .ok_or(WalletError::IndexTooLarge(index))
 }
 
 /// `key`'s descendant along `path` (each step from `key` down).

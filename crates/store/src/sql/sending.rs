@@ -99,6 +99,21 @@ pub(crate) async fn take_nonces(
     .get_at(0)
 }
 
+/// Raises `sender`'s next nonce to `floor` if it is below (the chain
+/// counted transactions another tool sent).
+pub(crate) async fn raise_nonce(tx: &mut Tx<'_>, sender: &Sender, floor: i64) -> StoreResult<()> {
+    query(
+        "UPDATE chain_nonces SET next_nonce = $3 \
+         WHERE chain_id = $1 AND sender = $2 AND next_nonce < $3",
+    )
+    .bind(sender.chain_id)
+    .bind(&sender.address)
+    .bind(floor)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Signs with `sign` for `nonce`; a refusal to sign is the caller's error.
 pub(crate) fn signed(sign: SignWith<'_>, nonce: i64) -> StoreResult<SignedTx> {
     sign(nonce).map_err(|why| StoreError::Other(anyhow::anyhow!("signing nonce {nonce}: {why}")))
@@ -384,15 +399,11 @@ impl SendStore for SqlStore {
             .bind(id.0)
             .execute(&mut tx)
             .await?;
-        query(
-            "UPDATE chain_nonces SET next_nonce = $3 \
-             WHERE chain_id = $1 AND sender = $2 AND next_nonce < $3",
-        )
-        .bind(first.chain_id)
-        .bind(&first.sender)
-        .bind(nonce_floor)
-        .execute(&mut tx)
-        .await?;
+        let sender = Sender {
+            chain_id: first.chain_id,
+            address: first.sender.clone(),
+        };
+        raise_nonce(&mut tx, &sender, nonce_floor).await?;
         let change = WithdrawalChange::Fail {
             reason: reason.to_string(),
             rejection: Some(ChainRejection::Sender),
@@ -411,16 +422,9 @@ impl SendStore for SqlStore {
     }
 
     async fn raise_next_nonce(&self, sender: &Sender, floor: i64) -> StoreResult<()> {
-        query(
-            "UPDATE chain_nonces SET next_nonce = $3 \
-             WHERE chain_id = $1 AND sender = $2 AND next_nonce < $3",
-        )
-        .bind(sender.chain_id)
-        .bind(&sender.address)
-        .bind(floor)
-        .execute(self.write())
-        .await?;
-        Ok(())
+        let mut tx = self.write().begin().await?;
+        raise_nonce(&mut tx, sender, floor).await?;
+        tx.commit().await
     }
 
     async fn next_nonce(&self, sender: &Sender) -> StoreResult<Option<i64>> {

@@ -11,7 +11,7 @@ use updown_domain::ledger::Posting;
 use super::db::{query, Tx};
 use super::ledger::{write_posting, TxMeta};
 use super::rows::{corrupt, micros};
-use super::sending::{insert_send, settle_send, signed, take_nonces, SEND_COLUMNS};
+use super::sending::{insert_send, raise_nonce, settle_send, signed, take_nonces, SEND_COLUMNS};
 use super::SqlStore;
 use crate::model::*;
 use crate::{SignWith, StoreError, StoreResult, SweepStore};
@@ -218,15 +218,11 @@ impl SweepStore for SqlStore {
                     "sweep {id}'s transferFrom is settled on the chain: nothing to resolve"
                 )));
             }
-            query(
-                "UPDATE chain_nonces SET next_nonce = $3 \
-                 WHERE chain_id = $1 AND sender = $2 AND next_nonce < $3",
-            )
-            .bind(last.chain_id)
-            .bind(&last.sender)
-            .bind(nonce_floor)
-            .execute(&mut tx)
-            .await?;
+            let sender = Sender {
+                chain_id: last.chain_id,
+                address: last.sender.clone(),
+            };
+            raise_nonce(&mut tx, &sender, nonce_floor).await?;
         }
         query("UPDATE chain_sends SET state = 'replaced' WHERE sweep_id = $1 AND state = 'sent'")
             .bind(id)
