@@ -145,3 +145,52 @@ async fn every_admin_route_is_open_to_exactly_the_roles_the_readme_names(db: Db)
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(t.app.audit_chain().await.unwrap().broken.is_none());
 }
+
+/// With UPDOWN_ENV=production, ADMIN_TOKEN opens the way until the first
+/// admin operator exists, and is refused from then on (and again usable
+/// once no enabled admin is left).
+#[tokio::test]
+async fn in_production_break_glass_is_refused_once_an_admin_exists() {
+    let folder = std::env::temp_dir().join(format!("updown-break-glass-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let closes = folder.join("closes.csv");
+    std::fs::write(&closes, "date,close\n").unwrap();
+    let db = format!("sqlite://{}", folder.join("prod.db").display());
+    let xpub = updown_domain::wallet::DepositWallet::account_xpub(
+        "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+    )
+    .unwrap();
+    let config = updown_app::config::Config::with(&[
+        ("DATABASE_URL", db.as_str()),
+        ("UPDOWN_ENV", "production"),
+        ("ADMIN_TOKEN", ADMIN),
+        ("ORACLE", "csv"),
+        ("ORACLE_CSV_PATH", closes.to_str().unwrap()),
+        ("WALLET_XPUB", xpub.as_str()),
+    ])
+    .unwrap();
+    assert!(config.production);
+    let app = updown_app::startup::app(config).await.unwrap();
+    assert!(app.staff_by_bearer(ADMIN).await.unwrap().is_break_glass());
+    app.add_operator("viewer@ops.example.com", Role::Viewer, "cli:root")
+        .await
+        .unwrap();
+    assert!(
+        app.staff_by_bearer(ADMIN).await.is_ok(),
+        "a viewer is no admin"
+    );
+    app.add_operator("boss@ops.example.com", Role::Admin, "cli:root")
+        .await
+        .unwrap();
+    let refused = app.staff_by_bearer(ADMIN).await.unwrap_err();
+    assert!(refused.to_string().contains("break-glass"), "{refused}");
+    app.disable_operator("boss@ops.example.com", "cli:root", "left")
+        .await
+        .unwrap();
+    assert!(
+        app.staff_by_bearer(ADMIN).await.is_ok(),
+        "no enabled admin: break-glass again"
+    );
+    let _ = std::fs::remove_dir_all(&folder);
+}
