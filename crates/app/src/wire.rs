@@ -335,6 +335,13 @@ pub struct AuditOut {
     pub action: String,
     pub subject: String,
     pub reason: Option<String>,
+    /// The credential used: `session:<id>`, `token:<id>` or `break-glass`;
+    /// null for the scheduler, the command line and older rows.
+    pub credential: Option<String>,
+    /// The client's address, for an action over HTTP.
+    pub client: Option<String>,
+    /// The request's `x-request-id`, for an action over HTTP.
+    pub request_id: Option<String>,
     /// The previous row's hash and this row's (SHA-256, hex) in the audit
     /// log's hash chain; null on a row from before the chain that no entry
     /// has chained yet.
@@ -351,6 +358,9 @@ impl From<&updown_store::AuditEntry> for AuditOut {
             action: e.action.clone(),
             subject: e.subject.clone(),
             reason: e.reason.clone(),
+            credential: e.credential.clone(),
+            client: e.client.clone(),
+            request_id: e.request_id.clone(),
             prev_hash: e.chain.as_ref().map(|c| c.prev_hash.clone()),
             hash: e.chain.as_ref().map(|c| c.hash.clone()),
         }
@@ -545,4 +555,33 @@ pub fn whole_number(text: &str) -> Option<i64> {
         }
     }
     i64::try_from(if negative { -value } else { value }).ok()
+}
+
+/// An operator as listed: never the password hash or the TOTP secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OperatorOut {
+    pub id: i64,
+    pub email: String,
+    /// viewer, support, operator, treasurer or admin.
+    pub role: &'static str,
+    /// Whether sign-in asks for a one-time code.
+    pub totp: bool,
+    pub created_at: String,
+    pub disabled_at: Option<String>,
+    /// Sign-in refused until then, after 5 failures in a row.
+    pub locked_until: Option<String>,
+}
+
+impl From<&updown_store::Operator> for OperatorOut {
+    fn from(o: &updown_store::Operator) -> Self {
+        OperatorOut {
+            id: o.id,
+            email: o.email.to_string(),
+            role: o.role.as_str(),
+            totp: o.totp_secret.is_some(),
+            created_at: instant(o.created_at),
+            disabled_at: o.disabled_at.map(instant),
+            locked_until: o.locked_until.map(instant),
+        }
+    }
 }

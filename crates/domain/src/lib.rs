@@ -18,6 +18,7 @@
 //! - [`admission`]: balance, limits and self-exclusion for each bet.
 //! - [`address`]: Ethereum addresses with the EIP-55 checksum.
 //! - [`audit`]: the audit log's hash chain.
+//! - [`totp`]: operators' one-time codes (RFC 6238).
 //! - [`wallet`]: deposit addresses derived from the operator's xpub
 //!   (BIP-32/BIP-44), so no private key lives in the service.
 
@@ -32,6 +33,7 @@ pub mod operator;
 pub mod payout;
 pub mod round;
 pub mod schedule;
+pub mod totp;
 pub mod wallet;
 
 pub use ids::{BetId, Email, Market, RoundCode, RoundId, UserId, WithdrawalId};

@@ -63,6 +63,24 @@ impl Role {
 }
 
 impl Area {
+    pub const ALL: [Area; 5] = [
+        Area::Read,
+        Area::Users,
+        Area::Rounds,
+        Area::Money,
+        Area::Operators,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Area::Read => "read",
+            Area::Users => "users",
+            Area::Rounds => "rounds",
+            Area::Money => "money",
+            Area::Operators => "operators",
+        }
+    }
+
     /// The roles that may touch this area, least privilege first.
     pub fn roles(self) -> Vec<Role> {
         Role::ALL.into_iter().filter(|r| r.allows(self)).collect()

@@ -497,13 +497,16 @@ pub trait OperatorStore: Send + Sync {
         email: &Email,
         role: updown_domain::operator::Role,
     ) -> StoreResult<Operator>;
+    /// Sets the password, clears failures and the lock, and ends the
+    /// operator's sessions.
     async fn set_operator_password(
         &self,
         email: &Email,
         password_hash: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Operator>;
-    /// Disables the operator and revokes every token of theirs, in one
-    /// transaction; a conflict if already disabled.
+    /// Disables the operator, revokes every token of theirs and ends their
+    /// sessions, in one transaction; a conflict if already disabled.
     async fn disable_operator(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator>;
     async fn create_operator_token(
         &self,
@@ -515,6 +518,41 @@ pub trait OperatorStore: Send + Sync {
     /// The enabled operator an unrevoked token (by hash) belongs to, and
     /// the token's id.
     async fn operator_by_token(&self, token_hash: &str) -> StoreResult<Option<(Operator, i64)>>;
+    /// Counts a wrong password or code; the one that makes `lock_after`
+    /// locks sign-in until `lock_until` and starts the count again.
+    async fn record_sign_in_failure(
+        &self,
+        operator: i64,
+        lock_after: i32,
+        lock_until: DateTime<Utc>,
+    ) -> StoreResult<Operator>;
+    async fn clear_sign_in_failures(&self, operator: i64) -> StoreResult<()>;
+    /// Records a TOTP step as used, only if it is newer than the last one
+    /// (a conditional write: of two sign-ins with one code, one wins).
+    async fn use_totp_step(&self, operator: i64, step: i64) -> StoreResult<bool>;
+    /// A secret (hex) being set up, replacing any earlier pending one.
+    async fn set_totp_pending(&self, operator: i64, secret: &str) -> StoreResult<()>;
+    /// Makes the pending secret the operator's, with its first code's step
+    /// as used; false if nothing was pending or the step is not newer.
+    async fn confirm_totp(&self, operator: i64, step: i64) -> StoreResult<bool>;
+    /// Removes the second factor (a lost phone) and ends the sessions.
+    async fn clear_totp(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator>;
+    /// A console session of an enabled operator; its id.
+    async fn create_operator_session(
+        &self,
+        operator: i64,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// The enabled operator an open, unexpired session belongs to, and the
+    /// session's id.
+    async fn operator_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Operator, i64)>>;
+    async fn end_operator_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
     /// Enabled operators with the admin role.
     async fn count_admins(&self) -> StoreResult<i64>;
 }

@@ -35,6 +35,7 @@ on_both_backends!(
     a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_nothing,
     the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back,
     operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop,
+    operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end,
 );
 
 fn m(v: i64) -> Micros {
@@ -1622,6 +1623,9 @@ async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back
                 action: "settle".into(),
                 subject: format!("round NDX-2026-11-2{i}"),
                 reason: (i % 2 == 0).then(|| format!("reason {i}")),
+                credential: None,
+                client: None,
+                request_id: None,
                 chain: None,
             })
             .await
@@ -1705,6 +1709,9 @@ async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back
                 action: "void".into(),
                 subject: format!("round {i}"),
                 reason: None,
+                credential: None,
+                client: None,
+                request_id: None,
                 chain: None,
             })
             .await
@@ -1730,6 +1737,9 @@ async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back
             action: "void".into(),
             subject: "round 1".into(),
             reason: None,
+            credential: None,
+            client: None,
+            request_id: None,
             chain: None,
         })
         .await
@@ -1760,6 +1770,9 @@ async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back
             action: "settle".into(),
             subject: "round 1".into(),
             reason: None,
+            credential: None,
+            client: None,
+            request_id: None,
             chain: None,
         })
         .await
@@ -1808,7 +1821,7 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
     let changed = store.set_operator_role(&ann, Role::Viewer).await.unwrap();
     assert_eq!(changed.role, Role::Viewer);
     let reset = store
-        .set_operator_password(&ann, "$argon2id$new")
+        .set_operator_password(&ann, "$argon2id$new", now)
         .await
         .unwrap();
     assert_eq!(reset.password_hash.as_deref(), Some("$argon2id$new"));
@@ -1838,4 +1851,125 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
     assert_eq!(all.len(), 2);
     store.disable_operator(&boss, now).await.unwrap();
     assert_eq!(store.count_admins().await.unwrap(), 0);
+}
+
+async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(engine: Engine) {
+    use updown_domain::operator::Role;
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+    let later = now + chrono::Duration::minutes(15);
+    let ann = email("ann@ops.example.com");
+    let id = store
+        .create_operator(&ann, Role::Treasurer, "$argon2id$x", now)
+        .await
+        .unwrap()
+        .id;
+
+    // Four failures count; the fifth locks and starts the count again.
+    for expected in 1..=4 {
+        let counted = store.record_sign_in_failure(id, 5, later).await.unwrap();
+        assert_eq!(
+            (counted.failed_sign_ins, counted.locked_until),
+            (expected, None)
+        );
+    }
+    let locked = store.record_sign_in_failure(id, 5, later).await.unwrap();
+    assert_eq!(
+        (locked.failed_sign_ins, locked.locked_until),
+        (0, Some(later))
+    );
+    store.record_sign_in_failure(id, 5, later).await.unwrap();
+    store.clear_sign_in_failures(id).await.unwrap();
+    let cleared = store.operator_by_email(&ann).await.unwrap();
+    assert_eq!(cleared.failed_sign_ins, 0);
+
+    // TOTP: nothing to use before a secret is confirmed; the pending
+    // secret becomes the operator's with its first step; each later step
+    // works once, and never an older one.
+    assert!(!store.use_totp_step(id, 100).await.unwrap());
+    assert!(
+        !store.confirm_totp(id, 100).await.unwrap(),
+        "nothing pending"
+    );
+    store.set_totp_pending(id, "00ff").await.unwrap();
+    assert!(store.confirm_totp(id, 100).await.unwrap());
+    assert!(
+        !store.confirm_totp(id, 101).await.unwrap(),
+        "confirmed once"
+    );
+    let set = store.operator_by_email(&ann).await.unwrap();
+    assert_eq!(
+        (
+            set.totp_secret.as_deref(),
+            set.totp_pending,
+            set.totp_last_step
+        ),
+        (Some("00ff"), None, Some(100))
+    );
+    assert!(!store.use_totp_step(id, 100).await.unwrap(), "replayed");
+    assert!(!store.use_totp_step(id, 99).await.unwrap(), "older");
+    assert!(store.use_totp_step(id, 101).await.unwrap());
+
+    // Sessions: found while open and unexpired; ended by sign-out, by a
+    // password reset, by removing the second factor, and by disabling.
+    let session = |hash: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .create_operator_session(id, hash, now, later)
+                .await
+                .unwrap()
+        }
+    };
+    let first = session("s1").await;
+    let (found, session_id) = store.operator_by_session("s1", now).await.unwrap().unwrap();
+    assert_eq!((found.id, session_id), (id, first));
+    assert!(
+        store
+            .operator_by_session("s1", later)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    store.end_operator_session("s1", now).await.unwrap();
+    assert!(store
+        .operator_by_session("s1", now)
+        .await
+        .unwrap()
+        .is_none());
+    session("s2").await;
+    store
+        .set_operator_password(&ann, "$argon2id$y", now)
+        .await
+        .unwrap();
+    assert!(store
+        .operator_by_session("s2", now)
+        .await
+        .unwrap()
+        .is_none());
+    session("s3").await;
+    let cleared = store.clear_totp(&ann, now).await.unwrap();
+    assert_eq!((cleared.totp_secret, cleared.totp_last_step), (None, None));
+    assert!(store
+        .operator_by_session("s3", now)
+        .await
+        .unwrap()
+        .is_none());
+    session("s4").await;
+    store.disable_operator(&ann, now).await.unwrap();
+    assert!(store
+        .operator_by_session("s4", now)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.create_operator_session(id, "s5", now, later).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.set_totp_pending(id, "00ff").await,
+        Err(StoreError::Conflict(_))
+    ));
 }

@@ -275,9 +275,10 @@ async fn settle(
     request: SettleRequest,
 ) -> Result<Json<RoundOut>, ApiError> {
     let worker = app.clone();
-    let round = tokio::spawn(async move { worker.settle_round(code, request).await })
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("settlement task failed: {e}")))??;
+    let round =
+        crate::services::context::spawn(async move { worker.settle_round(code, request).await })
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("settlement task failed: {e}")))??;
     Ok(Json(app.round_view(&round).await?))
 }
 

@@ -1,7 +1,7 @@
 //! Who is calling: `Authorization: Bearer <api key>` for programs, or the
-//! session cookie for people on the web pages; an operator's token (or the
-//! break-glass admin token) for admin routes, each route open to the roles
-//! of what it touches. A request that changes state with the cookie must come from
+//! session cookie for people on the web pages; an operator's token, their
+//! console session cookie (or the break-glass admin token) for admin
+//! routes, each route open to the roles of what it touches. A request that changes state with the cookie must come from
 //! our own origin (the `Origin` header matches `Host`), so another site
 //! cannot make a signed-in browser act.
 
@@ -31,16 +31,38 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "updown_session";
 
-/// The session token in the `Cookie` header, if any.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The name of an operator's console session cookie (Path=/admin).
+pub const OPERATOR_COOKIE: &str = "updown_operator";
+
+/// The value of cookie `wanted` in the `Cookie` header, if any.
+fn cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, token)| token.trim())
+}
+
+/// The player's session token in the `Cookie` header, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The operator's console session token in the `Cookie` header, if any.
+pub fn operator_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, OPERATOR_COOKIE)
+}
+
+/// The answer to a cookie-authenticated change from another origin.
+fn cross_origin() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "a signed-in browser may change things only from this site's own pages (Origin must match Host)",
+    )
 }
 
 /// Whether a cookie-authenticated request may change state: safe methods
@@ -76,11 +98,7 @@ impl FromRequestParts<App> for CurrentUser {
             .into());
         };
         if !same_origin(parts) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "a signed-in browser may change things only from this site's own pages (Origin must match Host)",
-            ));
+            return Err(cross_origin());
         }
         Ok(CurrentUser(app.session_user(token).await?))
     }
@@ -110,20 +128,29 @@ impl Needs for Money {
 }
 
 /// An operator allowed on this route: `Authorization: Bearer` with their
-/// own token, or the break-glass admin token (audited at every use).
+/// own token, the console's session cookie (changes only from this
+/// origin), or the break-glass admin token (audited at every use).
 pub struct Admin<N: Needs = Reads>(pub Staff, PhantomData<N>);
 
 impl<N: Needs> FromRequestParts<App> for Admin<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let Some(presented) = bearer(parts) else {
+        let staff = if let Some(presented) = bearer(parts) {
+            app.staff_by_bearer(presented).await?
+        } else if let Some(token) = operator_cookie(&parts.headers) {
+            if !same_origin(parts) {
+                return Err(cross_origin());
+            }
+            app.staff_by_session(token).await?
+        } else {
             return Err(AppError::Unauthorized(
-                "this route needs an operator's token (Authorization: Bearer op_...) or the admin token".into(),
+                "this route needs an operator: sign in to the console, or send Authorization: Bearer op_... \
+                 (or the admin token)"
+                    .into(),
             )
             .into());
         };
-        let staff = app.staff_by_bearer(presented).await?;
         if !staff.role.allows(N::AREA) {
             let roles: Vec<&str> = N::AREA.roles().iter().map(|r| r.as_str()).collect();
             return Err(ApiError::new(
@@ -137,6 +164,7 @@ impl<N: Needs> FromRequestParts<App> for Admin<N> {
                 ),
             ));
         }
+        crate::services::context::set_credential(&staff.credential);
         if staff.is_break_glass() {
             app.audit(
                 BREAK_GLASS,

@@ -13,14 +13,15 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
         title = "updown",
         description = "Daily Up/Down parimutuel rounds on a NASDAQ close, in micro-USDC (1 USDC = 1000000). \
             Programs authenticate with `Authorization: Bearer <api key>` (from `POST /users`); people on the web \
-            pages with the session cookie from `POST /sessions`; operators with the admin token.",
+            pages with the session cookie from `POST /sessions`; operators with their own token (`op_...`), their \
+            console session from `POST /admin/sessions`, or the break-glass admin token.",
     ),
     modifiers(&SecuritySchemes),
     tags(
         (name = "account", description = "sign up, sign in, your account, keys, limits, statement"),
         (name = "bets"), (name = "rounds"), (name = "withdrawals"), (name = "deposits"),
         (name = "events", description = "the live stream (Server-Sent Events)"),
-        (name = "admin", description = "the operator's routes (admin token)"),
+        (name = "admin", description = "the operators' routes: each open to the roles of what it touches"),
         (name = "operations", description = "health, metrics, TVL"),
     )
 )]
@@ -51,6 +52,14 @@ impl utoipa::Modify for SecuritySchemes {
                 "set by POST /sessions; state changes need an Origin matching Host",
             ))),
         );
+        components.add_security_scheme(
+            "operator_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::auth::OPERATOR_COOKIE,
+                "an operator's console session, set by POST /admin/sessions (Path=/admin); \
+                 open to the same roles as their token; state changes need an Origin matching Host",
+            ))),
+        );
     }
 }
 
@@ -72,6 +81,21 @@ pub fn add_shared_answers(document: &mut OpenApi) {
 }
 
 fn add_to(method: HttpMethod, operation: &mut Operation) {
+    // Every route open to an operator's token is open to their console
+    // session too (the same extractor takes either).
+    let admin_route = operation
+        .security
+        .iter()
+        .flatten()
+        .any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("admin_token").is_some()));
+    if admin_route {
+        operation.security.get_or_insert_with(Vec::new).push(
+            utoipa::openapi::security::SecurityRequirement::new(
+                "operator_session",
+                Vec::<String>::new(),
+            ),
+        );
+    }
     let parameters = operation.parameters.as_deref().unwrap_or_default();
     let keyed = parameters
         .iter()
@@ -90,7 +114,7 @@ fn add_to(method: HttpMethod, operation: &mut Operation) {
         .map(|name| match name.as_str() {
             "api_key" => "api_key",
             "session" => "session",
-            "admin_token" => "admin_token",
+            "admin_token" | "operator_session" => "admin_token",
             _ => "other",
         })
         .collect();

@@ -20,6 +20,7 @@ mod rounds;
 mod sessions;
 pub(crate) mod shapes;
 mod simulate;
+mod staff;
 mod tvl;
 mod users;
 mod wallets;
@@ -91,6 +92,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
             .merge(rounds::router())
             .merge(sessions::router())
             .merge(simulate::router())
+            .merge(staff::router())
             .merge(tvl::router())
             .merge(users::router())
             .merge(wallets::router())
@@ -117,6 +119,28 @@ pub fn router(app: App) -> Router {
     router_with(app, events::EventStreams::default())
 }
 
+/// Operators' requests carry who asked (address, request id, and the
+/// credential once known) to the audit log; players' requests skip it.
+async fn audit_context(
+    axum::extract::State(app): axum::extract::State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    if !(path.starts_with("/admin") || path.starts_with("/simulate")) {
+        return next.run(request).await;
+    }
+    let client = ratelimit::client_ip(&request, app.config.http.trust_forwarded_for);
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    crate::services::context::RequestContext::new(Some(client), request_id)
+        .scope(next.run(request))
+        .await
+}
+
 /// [`router`], its event streams given (so the server can end them).
 fn router_with(app: App, streams: events::EventStreams) -> Router {
     let (routes, document) = routes();
@@ -139,6 +163,10 @@ fn router_with(app: App, streams: events::EventStreams) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            audit_context,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::access_log,

@@ -1,4 +1,5 @@
-//! `GET /qr.svg`: a deposit address drawn as a QR code, for the pages.
+//! `GET /qr.svg`: a deposit address drawn as a QR code, for the pages;
+//! [`svg`] also draws an operator's TOTP provisioning URI (never in a URL).
 
 use axum::extract::Query;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -40,13 +41,7 @@ async fn get_qr(
     let Query(query) = query?;
     // Addresses only: the route is not a free QR service.
     let address = super::shapes::address(&query.text)?;
-    let code = qrcode::QrCode::new(address.to_checksum().as_bytes())
-        .map_err(|e| ApiError::invalid(format!("cannot encode: {e}")))?;
-    let svg = code
-        .render::<qrcode::render::svg::Color>()
-        .min_dimensions(180, 180)
-        .build();
-    let mut response = svg.into_response();
+    let mut response = svg(address.to_checksum().as_bytes())?.into_response();
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
@@ -55,4 +50,14 @@ async fn get_qr(
         HeaderValue::from_static("public, max-age=86400"),
     );
     Ok(response)
+}
+
+/// `data` drawn as a QR code: an SVG document at least 180 px square.
+pub fn svg(data: &[u8]) -> Result<String, ApiError> {
+    let code =
+        qrcode::QrCode::new(data).map_err(|e| ApiError::invalid(format!("cannot encode: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(180, 180)
+        .build())
 }

@@ -33,6 +33,28 @@ pub struct RateLimits {
     seen: AtomicU64,
 }
 
+/// The client's address: the last `X-Forwarded-For` hop when the proxy in
+/// front is trusted (TRUST_FORWARDED_FOR), else the peer's; `local` when
+/// there is no socket (a router called directly).
+pub fn client_ip(request: &Request, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return ip.to_string();
+        }
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string())
+        .unwrap_or_else(|| "local".into())
+}
+
 fn limiter(rate: Option<Rate>) -> Option<Limiter> {
     let rate = rate?;
     let count = NonZeroU32::new(rate.count)?;
@@ -53,22 +75,7 @@ impl RateLimits {
     }
 
     fn client_ip(&self, request: &Request) -> String {
-        if self.trust_forwarded_for {
-            let forwarded = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
-            if let Some(ip) = forwarded {
-                return ip.to_string();
-            }
-        }
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip().to_string())
-            .unwrap_or_else(|| "local".into())
+        client_ip(request, self.trust_forwarded_for)
     }
 
     fn purge_now_and_then(&self) {
@@ -125,8 +132,11 @@ pub async fn rate_limit(
     if let Some(refused) = refusal(&limits.per_ip, ip, "from your address") {
         return refused;
     }
-    let signing_in =
-        request.method() == Method::POST && matches!(request.uri().path(), "/sessions" | "/users");
+    let signing_in = request.method() == Method::POST
+        && matches!(
+            request.uri().path(),
+            "/sessions" | "/users" | "/admin/sessions"
+        );
     if signing_in {
         if let Some(refused) = refusal(&limits.sign_in, ip, "to sign in or up from your address") {
             return refused;

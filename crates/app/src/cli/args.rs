@@ -523,6 +523,16 @@ pub enum OperatorCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Remove an operator's second factor (a lost phone) and end their
+    /// sessions; they set it up again from the console.
+    ResetTotp {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// A personal token for the admin API (Authorization: Bearer op_...),
     /// printed once.
     Token {

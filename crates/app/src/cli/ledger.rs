@@ -498,23 +498,22 @@ async fn scheduler_step(app: &App, out: &Printer) -> AppResult<i32> {
 async fn operator(app: &App, command: OperatorCommand, out: &Printer) -> AppResult<i32> {
     let by = |actor: Option<String>| actor.unwrap_or_else(default_actor);
     let describe = |o: &updown_store::Operator| {
-        serde_json::json!({
-            "id": o.id,
-            "email": o.email.as_str(),
-            "role": o.role.as_str(),
-            "created_at": crate::wire::instant(o.created_at),
-            "disabled_at": o.disabled_at.map(crate::wire::instant),
-        })
+        serde_json::to_value(crate::wire::OperatorOut::from(o)).unwrap_or_default()
     };
     let line = |o: &updown_store::Operator| {
         format!(
-            "{:>4}  {:<32} {:<10} {}",
+            "{:>4}  {:<32} {:<10} {}{}",
             o.id,
             o.email.as_str(),
             o.role.as_str(),
             o.disabled_at
                 .map(|at| format!("disabled {}", crate::wire::instant(at)))
-                .unwrap_or_else(|| "enabled".into())
+                .unwrap_or_else(|| "enabled".into()),
+            if o.totp_secret.is_some() {
+                ", two-factor"
+            } else {
+                ""
+            }
         )
     };
     match command {
@@ -567,6 +566,20 @@ async fn operator(app: &App, command: OperatorCommand, out: &Printer) -> AppResu
             view["password"] = password.clone().into();
             out.print(&view, || {
                 format!("{}\nnew password (shown once): {password}", line(&operator))
+            });
+        }
+        OperatorCommand::ResetTotp {
+            email,
+            reason,
+            actor,
+        } => {
+            let cleared = app.reset_operator_totp(&email, &by(actor), &reason).await?;
+            out.print(&describe(&cleared), || {
+                format!(
+                    "{}
+two-factor removed; sessions ended",
+                    line(&cleared)
+                )
             });
         }
         OperatorCommand::Token { email, name, actor } => {

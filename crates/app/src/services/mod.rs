@@ -6,6 +6,7 @@
 mod accounts;
 mod batcher;
 mod bets;
+pub mod context;
 mod credentials;
 mod custody;
 mod keys;
@@ -30,7 +31,9 @@ use updown_store::Store;
 pub use batcher::BetBatcher;
 pub use custody::Reconciliation;
 pub use keys::random_hex;
-pub use operators::{Staff, BREAK_GLASS};
+pub use operators::{
+    OperatorSignIn, Staff, TotpSetup, BREAK_GLASS, LOCK_AFTER, LOCK_FOR, OPERATOR_SESSION_TTL,
+};
 pub use rounds::{SettleOptions, SettleRequest};
 pub use scheduler::{Heartbeat, Tick};
 pub use sender::{EvmSender, HotBalances, SenderStatus};

@@ -4,15 +4,28 @@
 //! stays as break-glass: the admin role, audited at every use, and with
 //! UPDOWN_ENV=production refused once an enabled admin operator exists.
 
+use chrono::{DateTime, Duration, Utc};
 use updown_domain::ids::Email;
 use updown_domain::operator::Role;
+use updown_domain::totp::{TotpSecret, SECRET_BYTES};
 use updown_store::Operator;
 
 use super::keys::{hash, random_hex};
+use super::sessions::{check_password, decoy_verify, verify_password};
 use super::App;
 use crate::error::{AppError, AppResult};
 
 const TOKEN_PREFIX: &str = "op_";
+/// Console session tokens start with this (players' start with `uds_`).
+const SESSION_PREFIX: &str = "ops_";
+/// How long a console session lasts from sign-in: a working day.
+pub const OPERATOR_SESSION_TTL: Duration = Duration::hours(12);
+/// Wrong passwords or codes in a row that lock an operator's sign-in...
+pub const LOCK_AFTER: i32 = 5;
+/// ...for this long.
+pub const LOCK_FOR: Duration = Duration::minutes(15);
+/// The issuer an authenticator app shows next to the codes.
+const TOTP_ISSUER: &str = "updown";
 /// What the audit log names a break-glass actor by.
 pub const BREAK_GLASS: &str = "break-glass";
 
@@ -52,7 +65,260 @@ fn new_password() -> AppResult<String> {
     Ok(random_hex()?[..24].to_string())
 }
 
+/// A second factor being set up: what the operator's app needs.
+pub struct TotpSetup {
+    /// The secret in base32, to type in by hand.
+    pub secret: String,
+    /// The `otpauth://` URI, drawn as a QR code.
+    pub uri: String,
+}
+
+/// A console sign-in that worked.
+pub struct OperatorSignIn {
+    pub operator: Operator,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 impl App {
+    /// Signs an operator in to the console with their password and, once
+    /// set up, a one-time code: a session token, returned once. Each wrong
+    /// password or code counts; the fifth in a row locks sign-in for 15
+    /// minutes. A code works once (its step is recorded conditionally).
+    pub async fn operator_sign_in(
+        &self,
+        address: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> AppResult<OperatorSignIn> {
+        let refused = || AppError::Unauthorized("wrong email or password".into());
+        let now = self.clock.now();
+        let found = match Email::parse(address) {
+            Ok(address) => match self.store.operator_by_email(&address).await {
+                Ok(operator) => Some(operator),
+                Err(updown_store::StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => None,
+        };
+        let operator = match found {
+            Some(operator) if operator.disabled_at.is_none() && password.len() <= 512 => operator,
+            _ => {
+                decoy_verify(password).await?;
+                return Err(refused());
+            }
+        };
+        if let Some(until) = operator.locked_until.filter(|until| *until > now) {
+            return Err(AppError::Unauthorized(format!(
+                "too many failed sign-ins: {} is locked until {}",
+                operator.email,
+                crate::wire::instant(until)
+            )));
+        }
+        let stored = operator.password_hash.clone().unwrap_or_default();
+        if !verify_password(password.to_string(), stored).await {
+            self.sign_in_failed(&operator, "password").await?;
+            return Err(refused());
+        }
+        if let Some(secret) = &operator.totp_secret {
+            let secret = TotpSecret::from_hex(secret).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("operator {}: {e}", operator.id))
+            })?;
+            let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+                return Err(AppError::Unauthorized(
+                    "this account signs in with a one-time code too: send `code` from your authenticator app"
+                        .into(),
+                ));
+            };
+            let used = match secret.matching_step(code, now) {
+                Some(step) => self.store.use_totp_step(operator.id, step).await?,
+                None => false,
+            };
+            if !used {
+                self.sign_in_failed(&operator, "code").await?;
+                return Err(AppError::Unauthorized(
+                    "wrong, expired or already used one-time code".into(),
+                ));
+            }
+        }
+        self.store.clear_sign_in_failures(operator.id).await?;
+        let token = format!("{SESSION_PREFIX}{}", random_hex()?);
+        let expires_at = now + OPERATOR_SESSION_TTL;
+        let session = self
+            .store
+            .create_operator_session(operator.id, &hash(&token), now, expires_at)
+            .await?;
+        self.audit(
+            operator.email.as_str(),
+            "operator_sign_in",
+            format!("session {session}"),
+            None,
+        )
+        .await?;
+        tracing::info!(event = "operator_signed_in", operator = %operator.email, session);
+        Ok(OperatorSignIn {
+            operator,
+            token,
+            expires_at,
+        })
+    }
+
+    /// Counts a failed sign-in; the one that locks is audited.
+    async fn sign_in_failed(&self, operator: &Operator, what: &str) -> AppResult<()> {
+        let now = self.clock.now();
+        let counted = self
+            .store
+            .record_sign_in_failure(operator.id, LOCK_AFTER, now + LOCK_FOR)
+            .await?;
+        tracing::info!(event = "operator_sign_in_refused", operator = %operator.email, wrong = what);
+        if counted.locked_until.is_some_and(|until| until > now) && counted.failed_sign_ins == 0 {
+            self.audit(
+                operator.email.as_str(),
+                "operator_locked",
+                format!("operator {}", operator.email),
+                Some(format!("{LOCK_AFTER} failed sign-ins in a row")),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Who a console session is: an enabled operator's open session.
+    pub async fn staff_by_session(&self, token: &str) -> AppResult<Staff> {
+        let refused = || AppError::Unauthorized("your session has ended; sign in again".into());
+        if !token.starts_with(SESSION_PREFIX) || token.len() > 128 {
+            return Err(refused());
+        }
+        let (operator, session) = self
+            .store
+            .operator_by_session(&hash(token), self.clock.now())
+            .await?
+            .ok_or_else(refused)?;
+        Ok(Staff {
+            actor: operator.email.to_string(),
+            role: operator.role,
+            credential: format!("session:{session}"),
+        })
+    }
+
+    pub async fn operator_sign_out(&self, token: &str) -> AppResult<()> {
+        self.store
+            .end_operator_session(&hash(token), self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// The named operator acting (not break-glass, which has no account).
+    pub async fn operator_of(&self, staff: &Staff) -> AppResult<Operator> {
+        if staff.is_break_glass() {
+            return Err(AppError::Rejected(
+                "the break-glass token has no operator account: sign in as a named operator".into(),
+            ));
+        }
+        Ok(self.store.operator_by_email(&email(&staff.actor)?).await?)
+    }
+
+    /// Starts setting up a second factor: a new secret, pending until a
+    /// code from it confirms it ([`App::confirm_totp`]). Replaces any
+    /// earlier pending secret; a confirmed one stays until then.
+    pub async fn begin_totp(&self, staff: &Staff) -> AppResult<TotpSetup> {
+        let operator = self.operator_of(staff).await?;
+        let mut bytes = [0u8; SECRET_BYTES];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
+        let secret = TotpSecret::from_bytes(&bytes)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        self.store
+            .set_totp_pending(operator.id, &secret.to_hex())
+            .await?;
+        Ok(TotpSetup {
+            secret: secret.to_base32(),
+            uri: secret.provisioning_uri(TOTP_ISSUER, operator.email.as_str()),
+        })
+    }
+
+    /// Confirms the pending secret with a code from it: from then on,
+    /// signing in needs a code.
+    pub async fn confirm_totp(&self, staff: &Staff, code: &str) -> AppResult<()> {
+        let operator = self.operator_of(staff).await?;
+        let Some(pending) = &operator.totp_pending else {
+            return Err(AppError::Conflict(
+                "nothing to confirm: start setting up two-factor first".into(),
+            ));
+        };
+        let secret = TotpSecret::from_hex(pending)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("operator {}: {e}", operator.id)))?;
+        let confirmed = match secret.matching_step(code, self.clock.now()) {
+            Some(step) => self.store.confirm_totp(operator.id, step).await?,
+            None => false,
+        };
+        if !confirmed {
+            return Err(AppError::Rejected(
+                "that code does not match the new secret (check the phone's clock), or was used"
+                    .into(),
+            ));
+        }
+        self.audit(
+            operator.email.as_str(),
+            "operator_totp_on",
+            format!("operator {}", operator.email),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// An operator changes their own password (the generated one, say):
+    /// the current one is needed; every session ends, this one included.
+    pub async fn change_operator_password(
+        &self,
+        staff: &Staff,
+        current: &str,
+        new: &str,
+    ) -> AppResult<()> {
+        let operator = self.operator_of(staff).await?;
+        let stored = operator.password_hash.clone().unwrap_or_default();
+        if current.len() > 512 || !verify_password(current.to_string(), stored).await {
+            self.sign_in_failed(&operator, "password").await?;
+            return Err(AppError::Unauthorized(
+                "the current password is wrong".into(),
+            ));
+        }
+        check_password(new)?;
+        let hashed = super::sessions::hash_password(new.to_string()).await?;
+        self.store
+            .set_operator_password(&operator.email, &hashed, self.clock.now())
+            .await?;
+        self.audit(
+            operator.email.as_str(),
+            "operator_password",
+            format!("operator {}", operator.email),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an operator's second factor (a lost phone) and ends their
+    /// sessions; they set it up again at their next sign-in.
+    pub async fn reset_operator_totp(
+        &self,
+        address: &str,
+        by: &str,
+        reason: &str,
+    ) -> AppResult<Operator> {
+        let address = email(address)?;
+        let cleared = self.store.clear_totp(&address, self.clock.now()).await?;
+        self.audit(
+            by,
+            "operator_reset_totp",
+            format!("operator {address}"),
+            Some(reason.to_string()),
+        )
+        .await?;
+        Ok(cleared)
+    }
+
     /// Adds an operator with a generated password, returned once.
     pub async fn add_operator(
         &self,
@@ -137,7 +403,10 @@ impl App {
         let address = email(address)?;
         let password = new_password()?;
         let hashed = super::sessions::hash_password(password.clone()).await?;
-        let operator = self.store.set_operator_password(&address, &hashed).await?;
+        let operator = self
+            .store
+            .set_operator_password(&address, &hashed, self.clock.now())
+            .await?;
         self.audit(
             by,
             "operator_reset_password",

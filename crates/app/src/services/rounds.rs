@@ -178,7 +178,8 @@ impl App {
     }
 
     /// Records an operator's action (who, what, on what, why) in the audit
-    /// log; for acts that are not already recorded by their own use-case.
+    /// log, with the credential, client address and request id when it
+    /// came over HTTP (`context`).
     pub async fn audit(
         &self,
         actor: &str,
@@ -186,6 +187,7 @@ impl App {
         subject: String,
         reason: Option<String>,
     ) -> AppResult<()> {
+        let asked = super::context::audit_context();
         self.store
             .record_audit(&AuditEntry {
                 id: 0,
@@ -194,6 +196,9 @@ impl App {
                 action: action.to_string(),
                 subject,
                 reason,
+                credential: asked.credential,
+                client: asked.client,
+                request_id: asked.request_id,
                 chain: None,
             })
             .await?;
@@ -240,17 +245,13 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         }
-        self.store
-            .record_audit(&AuditEntry {
-                id: 0,
-                at: now,
-                actor: actor.to_string(),
-                action: "price_set".into(),
-                subject: format!("{} {date} close {close}", self.config.rounds.market),
-                reason: None,
-                chain: None,
-            })
-            .await?;
+        self.audit(
+            actor,
+            "price_set",
+            format!("{} {date} close {close}", self.config.rounds.market),
+            None,
+        )
+        .await?;
         tracing::info!(event = "price_recorded", date = %date, close = %close, source = %record.source);
         Ok(record)
     }
@@ -358,17 +359,13 @@ impl App {
         let manual = matches!(request, SettleRequest::Manual { .. });
         let begun = self.store.begin_settlement(round.id, &start).await?;
         if manual && round.settlement.is_none() {
-            self.store
-                .record_audit(&AuditEntry {
-                    id: 0,
-                    at: now,
-                    actor: start.actor.clone(),
-                    action: format!("settle_{}", start.outcome.as_str().to_ascii_lowercase()),
-                    subject: format!("round {code}"),
-                    reason: start.reason.clone(),
-                    chain: None,
-                })
-                .await?;
+            self.audit(
+                &start.actor,
+                &format!("settle_{}", start.outcome.as_str().to_ascii_lowercase()),
+                format!("round {code}"),
+                start.reason.clone(),
+            )
+            .await?;
         }
         let paying = std::time::Instant::now();
         self.pay_in_chunks(&begun, &options).await?;

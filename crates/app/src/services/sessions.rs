@@ -49,7 +49,7 @@ pub(super) async fn hash_password(password: String) -> AppResult<String> {
 
 /// Whether `password` matches the PHC string `stored`; a malformed stored
 /// hash never matches.
-async fn verify_password(password: String, stored: String) -> bool {
+pub(super) async fn verify_password(password: String, stored: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
             .map(|parsed| {
@@ -66,6 +66,15 @@ async fn verify_password(password: String, stored: String) -> bool {
 /// Hashed once per process: verified against when the email is unknown,
 /// so a wrong email takes as long as a wrong password.
 static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// Spends the time a password check takes, for an unknown account.
+pub(super) async fn decoy_verify(password: &str) -> AppResult<()> {
+    let decoy = DECOY
+        .get_or_try_init(|| hash_password("decoy password".into()))
+        .await?;
+    verify_password(password.to_string(), decoy.clone()).await;
+    Ok(())
+}
 
 impl App {
     /// Sets a user's password (checked, then hashed).
@@ -88,10 +97,7 @@ impl App {
             Err(_) => None,
         };
         let Some((user, Some(stored))) = found else {
-            let decoy = DECOY
-                .get_or_try_init(|| hash_password("decoy password".into()))
-                .await?;
-            verify_password(password.to_string(), decoy.clone()).await;
+            decoy_verify(password).await?;
             return Err(refused());
         };
         if !verify_password(password.to_string(), stored).await {

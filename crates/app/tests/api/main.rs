@@ -9,6 +9,7 @@ mod auth_matrix;
 mod events;
 mod idempotency;
 mod openapi;
+mod operators;
 mod ratelimit;
 mod roles;
 mod sessions;

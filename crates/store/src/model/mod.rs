@@ -355,6 +355,13 @@ pub struct AuditEntry {
     pub action: String,
     pub subject: String,
     pub reason: Option<String>,
+    /// The credential the operator used: `session:<id>`, `token:<id>` or
+    /// `break-glass`; `None` for the scheduler, the CLI, older rows.
+    pub credential: Option<String>,
+    /// The client's address, for an action over HTTP.
+    pub client: Option<String>,
+    /// The request's `x-request-id`, for an action over HTTP.
+    pub request_id: Option<String>,
     /// Its place in the hash chain: set by the store on what it reads,
     /// `None` in an entry to record (and on rows from before the chain
     /// until the next entry chains them).
@@ -461,6 +468,18 @@ pub struct Operator {
     pub created_at: DateTime<Utc>,
     /// Disabled operators sign in to nothing and their tokens are revoked.
     pub disabled_at: Option<DateTime<Utc>>,
+    /// The TOTP secret (hex) once set up; without one, the password alone
+    /// signs in.
+    pub totp_secret: Option<String>,
+    /// A secret being set up, until a first code from it confirms it.
+    pub totp_pending: Option<String>,
+    /// The newest TOTP step used: no code of it, or of an earlier step,
+    /// works again.
+    pub totp_last_step: Option<i64>,
+    /// Wrong passwords or codes since the last sign-in or lock.
+    pub failed_sign_ins: i32,
+    /// Sign-in is refused until then.
+    pub locked_until: Option<DateTime<Utc>>,
 }
 
 /// An operator's personal token, as listed (never the token itself).

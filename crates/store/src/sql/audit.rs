@@ -12,7 +12,8 @@ use crate::{StoreError, StoreResult};
 /// Rows read per page when verifying.
 const PAGE: i64 = 1_000;
 
-const AUDIT_COLUMNS: &str = "id, at, actor, action, subject, reason, prev_hash, hash";
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, at, actor, action, subject, reason, credential, client, request_id, prev_hash, hash";
 
 /// The instant as the log keeps it: whole microseconds (what PostgreSQL
 /// stores), so the hash of what was written is the hash of what is read.
@@ -33,6 +34,9 @@ fn entry_hash(prev_hash: &str, entry: &AuditEntry) -> String {
             ("action", Some(&entry.action)),
             ("subject", Some(&entry.subject)),
             ("reason", entry.reason.as_deref()),
+            ("credential", entry.credential.as_deref()),
+            ("client", entry.client.as_deref()),
+            ("request_id", entry.request_id.as_deref()),
         ],
     )
 }
@@ -77,13 +81,17 @@ pub(crate) async fn append(tx: &mut Tx<'_>, entry: &AuditEntry) -> StoreResult<(
     }
     let at = stored_instant(entry.at);
     let id: i64 = query(
-        "INSERT INTO audit_log (at, actor, action, subject, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO audit_log (at, actor, action, subject, reason, credential, client, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(at)
     .bind(&entry.actor)
     .bind(&entry.action)
     .bind(&entry.subject)
     .bind(&entry.reason)
+    .bind(&entry.credential)
+    .bind(&entry.client)
+    .bind(&entry.request_id)
     .fetch_one(&mut *tx)
     .await?
     .get_at(0)?;

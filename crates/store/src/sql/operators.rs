@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use updown_domain::ids::Email;
 use updown_domain::operator::Role;
 
-use super::db::query;
+use super::db::{query, Tx};
 use super::rows::corrupt;
 use super::SqlStore;
 use crate::model::Operator;
 use crate::{OperatorStore, StoreError, StoreResult};
 
-const OPERATOR_COLUMNS: &str = "id, email, role, password_hash, created_at, disabled_at";
+const OPERATOR_COLUMNS: &str = "id, email, role, password_hash, created_at, disabled_at, \
+    totp_secret, totp_pending, totp_last_step, failed_sign_ins, locked_until";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OperatorRow {
@@ -21,6 +22,11 @@ pub(crate) struct OperatorRow {
     password_hash: Option<String>,
     created_at: DateTime<Utc>,
     disabled_at: Option<DateTime<Utc>>,
+    totp_secret: Option<String>,
+    totp_pending: Option<String>,
+    totp_last_step: Option<i64>,
+    failed_sign_ins: i32,
+    locked_until: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<OperatorRow> for Operator {
@@ -34,6 +40,11 @@ impl TryFrom<OperatorRow> for Operator {
             password_hash: row.password_hash,
             created_at: row.created_at,
             disabled_at: row.disabled_at,
+            totp_secret: row.totp_secret,
+            totp_pending: row.totp_pending,
+            totp_last_step: row.totp_last_step,
+            failed_sign_ins: row.failed_sign_ins,
+            locked_until: row.locked_until,
         })
     }
 }
@@ -98,16 +109,22 @@ impl OperatorStore for SqlStore {
         &self,
         email: &Email,
         password_hash: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Operator> {
+        let mut tx = self.write().begin().await?;
         let sql = format!(
-            "UPDATE operators SET password_hash = $2 WHERE email = $1 RETURNING {OPERATOR_COLUMNS}"
+            "UPDATE operators SET password_hash = $2, failed_sign_ins = 0, locked_until = NULL \
+             WHERE email = $1 RETURNING {OPERATOR_COLUMNS}"
         );
-        query(&sql)
+        let changed: Operator = query(&sql)
             .bind(email.as_str())
             .bind(password_hash)
-            .fetch_record(self.write())
+            .fetch_record(&mut tx)
             .await?
-            .ok_or_else(|| not_found(email))
+            .ok_or_else(|| not_found(email))?;
+        end_sessions(&mut tx, changed.id, now).await?;
+        tx.commit().await?;
+        Ok(changed)
     }
 
     async fn disable_operator(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator> {
@@ -134,6 +151,7 @@ impl OperatorStore for SqlStore {
             .bind(now)
             .execute(&mut tx)
             .await?;
+        end_sessions(&mut tx, disabled.id, now).await?;
         tx.commit().await?;
         Ok(disabled)
     }
@@ -176,10 +194,162 @@ impl OperatorStore for SqlStore {
         Ok(Some((row.record()?, token)))
     }
 
+    async fn record_sign_in_failure(
+        &self,
+        operator: i64,
+        lock_after: i32,
+        lock_until: DateTime<Utc>,
+    ) -> StoreResult<Operator> {
+        // Every right-hand side reads the row as it was: the failure that
+        // reaches `lock_after` locks and starts the count again.
+        let sql = format!(
+            "UPDATE operators SET \
+               failed_sign_ins = CASE WHEN failed_sign_ins + 1 >= $2 THEN 0 ELSE failed_sign_ins + 1 END, \
+               locked_until = CASE WHEN failed_sign_ins + 1 >= $2 THEN $3 ELSE locked_until END \
+             WHERE id = $1 RETURNING {OPERATOR_COLUMNS}"
+        );
+        query(&sql)
+            .bind(operator)
+            .bind(lock_after)
+            .bind(lock_until)
+            .fetch_record(self.write())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("operator {operator}")))
+    }
+
+    async fn clear_sign_in_failures(&self, operator: i64) -> StoreResult<()> {
+        query("UPDATE operators SET failed_sign_ins = 0 WHERE id = $1 AND failed_sign_ins <> 0")
+            .bind(operator)
+            .execute(self.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn use_totp_step(&self, operator: i64, step: i64) -> StoreResult<bool> {
+        let done = query(
+            "UPDATE operators SET totp_last_step = $2 \
+             WHERE id = $1 AND totp_secret IS NOT NULL AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        )
+        .bind(operator)
+        .bind(step)
+        .execute(self.write())
+        .await?;
+        Ok(done == 1)
+    }
+
+    async fn set_totp_pending(&self, operator: i64, secret: &str) -> StoreResult<()> {
+        let done =
+            query("UPDATE operators SET totp_pending = $2 WHERE id = $1 AND disabled_at IS NULL")
+                .bind(operator)
+                .bind(secret)
+                .execute(self.write())
+                .await?;
+        if done != 1 {
+            return Err(StoreError::Conflict(format!(
+                "operator {operator} is disabled or unknown"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn confirm_totp(&self, operator: i64, step: i64) -> StoreResult<bool> {
+        let done = query(
+            "UPDATE operators SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $2 \
+             WHERE id = $1 AND totp_pending IS NOT NULL AND disabled_at IS NULL \
+               AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        )
+        .bind(operator)
+        .bind(step)
+        .execute(self.write())
+        .await?;
+        Ok(done == 1)
+    }
+
+    async fn clear_totp(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator> {
+        let mut tx = self.write().begin().await?;
+        let sql = format!(
+            "UPDATE operators SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL \
+             WHERE email = $1 RETURNING {OPERATOR_COLUMNS}"
+        );
+        let changed: Operator = query(&sql)
+            .bind(email.as_str())
+            .fetch_record(&mut tx)
+            .await?
+            .ok_or_else(|| not_found(email))?;
+        end_sessions(&mut tx, changed.id, now).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn create_operator_session(
+        &self,
+        operator: i64,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        query(
+            "INSERT INTO operator_sessions (operator_id, token_hash, created_at, expires_at) \
+             SELECT id, $2, $3, $4 FROM operators WHERE id = $1 AND disabled_at IS NULL RETURNING id",
+        )
+        .bind(operator)
+        .bind(token_hash)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_optional(self.write())
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("operator {operator} is disabled or unknown")))?
+        .get_at(0)
+    }
+
+    async fn operator_by_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Operator, i64)>> {
+        let sql = format!(
+            "SELECT s.id AS session_id, o.{} FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
+             WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND o.disabled_at IS NULL",
+            OPERATOR_COLUMNS.replace(", ", ", o.")
+        );
+        let Some(row) = query(&sql)
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(self.write())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let session: i64 = row.get("session_id")?;
+        Ok(Some((row.record()?, session)))
+    }
+
+    async fn end_operator_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        query(
+            "UPDATE operator_sessions SET ended_at = $2 WHERE token_hash = $1 AND ended_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+
     async fn count_admins(&self) -> StoreResult<i64> {
         query("SELECT COUNT(*) FROM operators WHERE role = 'admin' AND disabled_at IS NULL")
             .fetch_one(self.read())
             .await?
             .get_at(0)
     }
+}
+
+/// Ends every open session of an operator (disabled, password reset, or
+/// second factor removed), in the caller's transaction.
+async fn end_sessions(tx: &mut Tx<'_>, operator: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    query("UPDATE operator_sessions SET ended_at = $2 WHERE operator_id = $1 AND ended_at IS NULL")
+        .bind(operator)
+        .bind(now)
+        .execute(tx)
+        .await?;
+    Ok(())
 }

@@ -215,13 +215,14 @@ impl ReportStore for SqlStore {
     }
 
     async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        query(
-            "SELECT id, at, actor, action, subject, reason, prev_hash, hash FROM audit_log \
-             WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
-        )
-        .bind(before)
-        .bind(limit)
-        .fetch_records(self.read())
-        .await
+        let sql = format!(
+            "SELECT {} FROM audit_log WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+            super::audit::AUDIT_COLUMNS
+        );
+        query(&sql)
+            .bind(before)
+            .bind(limit)
+            .fetch_records(self.read())
+            .await
     }
 }

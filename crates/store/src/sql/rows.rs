@@ -323,6 +323,9 @@ pub(crate) struct AuditRow {
     action: String,
     subject: String,
     reason: Option<String>,
+    credential: Option<String>,
+    client: Option<String>,
+    request_id: Option<String>,
     prev_hash: Option<String>,
     hash: Option<String>,
 }
@@ -338,6 +341,9 @@ impl TryFrom<AuditRow> for AuditEntry {
             action: row.action,
             subject: row.subject,
             reason: row.reason,
+            credential: row.credential,
+            client: row.client,
+            request_id: row.request_id,
             chain: row
                 .prev_hash
                 .zip(row.hash)
