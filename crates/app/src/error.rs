@@ -30,6 +30,9 @@ pub enum AppError {
     Unavailable(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Known, but their role does not open this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request's Idempotency-Key was recorded by an earlier request;
     /// this one changed nothing. The API answers from the record.
     #[error("this Idempotency-Key was used by an earlier request")]
@@ -68,6 +71,7 @@ impl AppError {
             AppError::KeyUsed => "idempotency_key_used",
             AppError::Unavailable(_) => "unavailable",
             AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
             AppError::Internal(_) => "internal",
         }
     }

@@ -179,6 +179,9 @@ pub struct WithdrawalOut {
     pub status: &'static str,
     pub chain_tx_hash: Option<String>,
     pub failure_reason: Option<String>,
+    /// Still QUEUED, held until two treasurers approve it (over
+    /// WITHDRAWAL_APPROVAL_OVER).
+    pub awaiting_approval: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -193,6 +196,7 @@ impl From<&Withdrawal> for WithdrawalOut {
             status: w.status.as_str(),
             chain_tx_hash: w.chain_tx_hash.clone(),
             failure_reason: w.failure_reason.clone(),
+            awaiting_approval: w.awaiting_approval,
             created_at: instant(w.created_at),
             updated_at: instant(w.updated_at),
         }
@@ -582,6 +586,65 @@ impl From<&updown_store::Operator> for OperatorOut {
             created_at: instant(o.created_at),
             disabled_at: o.disabled_at.map(instant),
             locked_until: o.locked_until.map(instant),
+        }
+    }
+}
+
+/// A vote on an approval.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApprovalVoteOut {
+    /// The operator's email.
+    pub operator: String,
+    pub approve: bool,
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+/// Something waiting for (or decided by) a second person.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApprovalOut {
+    pub id: i64,
+    /// withdrawal (decided by treasurers) or settlement (by operators).
+    pub kind: &'static str,
+    /// The withdrawal's id, or the round's code.
+    pub subject: String,
+    /// `send` for a withdrawal; UP, DOWN or VOID for a settlement.
+    pub action: String,
+    pub reason: Option<String>,
+    /// The operator who asked, or `player:<id>` for a withdrawal.
+    pub requested_by: String,
+    pub requested_at: String,
+    /// Approvals needed from enabled operators other than the requester.
+    pub needed: i32,
+    /// pending, approved or rejected.
+    pub state: &'static str,
+    pub decided_at: Option<String>,
+    pub votes: Vec<ApprovalVoteOut>,
+}
+
+impl From<&updown_store::Approval> for ApprovalOut {
+    fn from(a: &updown_store::Approval) -> Self {
+        ApprovalOut {
+            id: a.id,
+            kind: a.kind.as_str(),
+            subject: a.subject.clone(),
+            action: a.action.clone(),
+            reason: a.reason.clone(),
+            requested_by: a.requested_by.clone(),
+            requested_at: instant(a.requested_at),
+            needed: a.needed,
+            state: a.state.as_str(),
+            decided_at: a.decided_at.map(instant),
+            votes: a
+                .votes
+                .iter()
+                .map(|v| ApprovalVoteOut {
+                    operator: v.operator.clone(),
+                    approve: v.approve,
+                    reason: v.reason.clone(),
+                    at: instant(v.at),
+                })
+                .collect(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Operators' roles, least privilege first, and what each may touch.
 //! Everyone signed in may read (and run `verify`); beyond that a role
-//! opens one area, and `admin` every area.
+//! opens one area (and deciding the approvals of that area), and `admin`
+//! every area.
 
 /// An operator's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +26,9 @@ pub enum Area {
     Users,
     Rounds,
     Money,
+    /// Deciding two-person approvals: those of rounds and of money (each
+    /// approval is then decided only by its own area's roles).
+    Approvals,
     Operators,
 }
 
@@ -57,17 +61,19 @@ impl Role {
             Area::Users => matches!(self, Role::Support | Role::Admin),
             Area::Rounds => matches!(self, Role::Operator | Role::Admin),
             Area::Money => matches!(self, Role::Treasurer | Role::Admin),
+            Area::Approvals => matches!(self, Role::Operator | Role::Treasurer | Role::Admin),
             Area::Operators => self == Role::Admin,
         }
     }
 }
 
 impl Area {
-    pub const ALL: [Area; 5] = [
+    pub const ALL: [Area; 6] = [
         Area::Read,
         Area::Users,
         Area::Rounds,
         Area::Money,
+        Area::Approvals,
         Area::Operators,
     ];
 
@@ -77,6 +83,7 @@ impl Area {
             Area::Users => "users",
             Area::Rounds => "rounds",
             Area::Money => "money",
+            Area::Approvals => "approvals",
             Area::Operators => "operators",
         }
     }
@@ -97,6 +104,10 @@ mod tests {
         assert_eq!(Area::Users.roles(), [Role::Support, Role::Admin]);
         assert_eq!(Area::Rounds.roles(), [Role::Operator, Role::Admin]);
         assert_eq!(Area::Money.roles(), [Role::Treasurer, Role::Admin]);
+        assert_eq!(
+            Area::Approvals.roles(),
+            [Role::Operator, Role::Treasurer, Role::Admin]
+        );
         assert_eq!(Area::Operators.roles(), [Role::Admin]);
         for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));

@@ -36,6 +36,7 @@ pub trait Store:
     + KeyStore
     + ReportStore
     + OperatorStore
+    + ApprovalStore
     + 'static
 {
     fn backend(&self) -> Backend;
@@ -555,4 +556,29 @@ pub trait OperatorStore: Send + Sync {
     async fn end_operator_session(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
     /// Enabled operators with the admin role.
     async fn count_admins(&self) -> StoreResult<i64>;
+}
+
+/// Two-person approvals: requested, voted on, decided once.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// A conflict if one is pending for the same subject already.
+    async fn request_approval(&self, approval: &NewApproval) -> StoreResult<Approval>;
+    async fn approval(&self, id: i64) -> StoreResult<Approval>;
+    /// The newest approved approval of `subject`, if any.
+    async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>>;
+    /// Newest first, in `state` when given, before id `before` when given.
+    async fn approvals(
+        &self,
+        state: Option<ApprovalState>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<Approval>>;
+    /// Records a vote and decides, in one transaction that holds the
+    /// approval's row: of two votes at once, one decides and the other
+    /// sees it decided. Refused (conflict) when decided already, when the
+    /// voter is disabled, is the requester or voted already. A no rejects;
+    /// enough yeses from enabled operators approve. Deciding a withdrawal
+    /// releases it to the sender (approved) or fails it with its funds
+    /// returned (rejected), in the same transaction.
+    async fn vote(&self, vote: &Vote) -> StoreResult<Approval>;
 }

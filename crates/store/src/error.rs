@@ -86,6 +86,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, Clash)] = &[
         Clash::Conflict("this credential exists already; try again"),
     ),
     (
+        "approvals_pending",
+        "approvals.kind, approvals.subject",
+        Clash::Conflict("this waits for approval already (GET /admin/approvals)"),
+    ),
+    (
         "api_keys_hash_key",
         "api_keys.key_hash",
         Clash::Conflict("this credential exists already; try again"),

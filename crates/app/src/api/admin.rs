@@ -5,11 +5,12 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use updown_domain::ids::{RoundCode, WithdrawalId};
+use updown_domain::round::Outcome;
 use updown_store::{ChainRejection, Withdrawal, WithdrawalChange, WithdrawalStatus};
 
 use super::auth::{Admin, Money, Reads, Rounds};
@@ -17,10 +18,11 @@ use super::idempotency::{bind, json_answer, respond, CurrentKey, KeyHeader};
 use super::paging::Page;
 use super::ApiError;
 use crate::error::AppError;
+use crate::services::ByHand;
 use crate::services::Staff;
 use crate::services::{App, SettleRequest};
 use crate::wire::{
-    AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalAdminOut, WithdrawalOut,
+    ApprovalOut, AuditOut, RoundOut, UserSummaryOut, VerifyOut, WithdrawalAdminOut, WithdrawalOut,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -216,7 +218,8 @@ async fn lock_round(
     params(super::rounds::CodePath, KeyHeader),
     request_body = Settlement,
     responses(
-        (status = 200, description = "settled: AUTO from the oracle's closes, or UP/DOWN/VOID by hand; UP/DOWN only after the close", body = RoundOut),
+        (status = 200, description = "settled: AUTO from the oracle's closes, or VOID of a round nobody bet on", body = RoundOut),
+        (status = 202, description = "UP or DOWN (only after the close), or VOID of a round with bets: checked, then waiting for a second operator's approval (POST /admin/approvals/{id}/approve)", body = ApprovalOut),
         (status = 404, description = "no such round", body = crate::api::ErrorBody),
         (status = 409, description = "conflict with the round's state (not locked, too early, settling as another result)", body = crate::api::ErrorBody),
         (status = 503, description = "no close from the oracle yet", body = crate::api::ErrorBody),
@@ -227,7 +230,7 @@ async fn settle_round(
     admin: Admin<Rounds>,
     code: Result<Path<String>, PathRejection>,
     body: Result<Json<Settlement>, JsonRejection>,
-) -> Result<Json<RoundOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let code = round_code(code)?;
     let Json(body) = body?;
     let (reason, actor) = (reason(&body.reason)?, actor(&admin.0, &body.actor)?);
@@ -237,8 +240,35 @@ async fn settle_round(
             body.result
         )));
     }
-    let request = SettleRequest::from_operator(&body.result, actor, Some(reason))?;
-    settle(app, code, request).await
+    match SettleRequest::from_operator(&body.result, actor, Some(reason))? {
+        SettleRequest::Auto => Ok(settle(app, code, SettleRequest::Auto)
+            .await?
+            .into_response()),
+        SettleRequest::Manual {
+            outcome, reason, ..
+        } => by_hand(&app, &admin.0, code, outcome, reason, body.actor).await,
+    }
+}
+
+/// A result by hand: settled (VOID of a round nobody bet on), or waiting
+/// for a second operator (202 with the approval).
+async fn by_hand(
+    app: &App,
+    staff: &Staff,
+    code: RoundCode,
+    outcome: Outcome,
+    reason: String,
+    declared: Option<String>,
+) -> Result<Response, ApiError> {
+    match app
+        .settle_by_hand(staff, code, outcome, reason, declared.as_deref())
+        .await?
+    {
+        ByHand::Settled(round) => Ok(Json(app.round_view(&round).await?).into_response()),
+        ByHand::Waiting(approval) => {
+            Ok((StatusCode::ACCEPTED, Json(ApprovalOut::from(&approval))).into_response())
+        }
+    }
 }
 
 #[utoipa::path(
@@ -249,7 +279,8 @@ async fn settle_round(
     params(super::rounds::CodePath, KeyHeader),
     request_body = RoundAction,
     responses(
-        (status = 200, description = "voided, every stake refunded (the round must be locked)", body = RoundOut),
+        (status = 200, description = "voided (a round nobody bet on; it must be locked)", body = RoundOut),
+        (status = 202, description = "a round with bets: waiting for a second operator's approval, then voided with every stake refunded", body = ApprovalOut),
         (status = 404, description = "no such round", body = crate::api::ErrorBody),
         (status = 409, description = "conflict with the round's state", body = crate::api::ErrorBody),
     ),
@@ -259,12 +290,12 @@ async fn void_round(
     admin: Admin<Rounds>,
     code: Result<Path<String>, PathRejection>,
     body: Result<Json<RoundAction>, JsonRejection>,
-) -> Result<Json<RoundOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let code = round_code(code)?;
     let Json(body) = body?;
-    let (reason, actor) = (reason(&body.reason)?, actor(&admin.0, &body.actor)?);
-    let request = SettleRequest::from_operator("VOID", actor, Some(reason))?;
-    settle(app, code, request).await
+    let reason = reason(&body.reason)?;
+    actor(&admin.0, &body.actor)?;
+    by_hand(&app, &admin.0, code, Outcome::Void, reason, body.actor).await
 }
 
 /// Settles in a task of its own: if the request times out or the caller

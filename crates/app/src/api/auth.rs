@@ -116,6 +116,9 @@ pub struct Reads;
 pub struct Rounds;
 /// Withdrawals, deposits by hand, sweeps: treasurer, admin.
 pub struct Money;
+/// Deciding approvals: operator, treasurer, admin (each approval then only
+/// by its own area's roles).
+pub struct Decides;
 
 impl Needs for Reads {
     const AREA: Area = Area::Read;
@@ -125,6 +128,9 @@ impl Needs for Rounds {
 }
 impl Needs for Money {
     const AREA: Area = Area::Money;
+}
+impl Needs for Decides {
+    const AREA: Area = Area::Approvals;
 }
 
 /// An operator allowed on this route: `Authorization: Bearer` with their

@@ -63,6 +63,7 @@ impl From<AppError> for ApiError {
         let status = match error.code() {
             "not_found" => StatusCode::NOT_FOUND,
             "unauthorized" => StatusCode::UNAUTHORIZED,
+            "forbidden" => StatusCode::FORBIDDEN,
             "conflict" | "round_closed" | "too_early" | "idempotency_key_used" => {
                 StatusCode::CONFLICT
             }

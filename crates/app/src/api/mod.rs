@@ -3,6 +3,7 @@
 //! cap, tracing).
 
 mod admin;
+mod approvals;
 pub(crate) mod auth;
 mod bets;
 mod chain;
@@ -83,6 +84,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
     let (router, mut document) =
         utoipa_axum::router::OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
             .merge(admin::router())
+            .merge(approvals::router())
             .merge(chain::router())
             .merge(bets::router())
             .merge(events::router())

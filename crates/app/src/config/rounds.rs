@@ -100,6 +100,9 @@ pub struct Limits {
     pub withdrawal_min: Micros,
     /// Most one user may withdraw over 24 hours (WITHDRAWAL_DAILY_MAX).
     pub withdrawal_daily_max: Micros,
+    /// A withdrawal of more waits for two treasurers' approval
+    /// (WITHDRAWAL_APPROVAL_OVER).
+    pub withdrawal_approval_over: Micros,
     /// How long a raise of a player's stake limits waits before it takes
     /// effect (LIMIT_RAISE_COOLOFF_HOURS).
     pub limit_raise_cooloff: Duration,
@@ -117,11 +120,13 @@ impl Limits {
                 "must be at least WITHDRAWAL_MIN",
             ));
         }
+        let withdrawal_approval_over = r.amount("WITHDRAWAL_APPROVAL_OVER", "10000USDC")?;
         let cooloff = r.duration("LIMIT_RAISE_COOLOFF_HOURS", Unit::Hours, 24, 0..=720)?;
         Ok(Limits {
             max_bet,
             withdrawal_min,
             withdrawal_daily_max,
+            withdrawal_approval_over,
             limit_raise_cooloff: Duration::from_std(cooloff).expect("bounded by its range"),
         })
     }

@@ -248,6 +248,7 @@ impl App {
                     after: now - chrono::Duration::hours(24),
                 }),
                 key,
+                hold_for_approval: amount > self.config.limits.withdrawal_approval_over,
             })
             .await?;
         tracing::info!(event = "withdrawal_queued", user = %user, amount = amount.get(), withdrawal = %withdrawal.id);
@@ -321,6 +322,7 @@ impl App {
                 "address": withdrawal.address,
                 "chain_tx_hash": withdrawal.chain_tx_hash,
                 "failure_reason": withdrawal.failure_reason,
+                "awaiting_approval": withdrawal.awaiting_approval,
             }),
             None,
         );

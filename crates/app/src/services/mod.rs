@@ -4,6 +4,7 @@
 //! never write SQL.
 
 mod accounts;
+mod approvals;
 mod batcher;
 mod bets;
 pub mod context;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use updown_domain::calendar::Calendar;
 use updown_store::Store;
 
+pub use approvals::{ByHand, Decision};
 pub use batcher::BetBatcher;
 pub use custody::Reconciliation;
 pub use keys::random_hex;

@@ -291,6 +291,33 @@ impl App {
         }
     }
 
+    /// A round that may be settled now: not final, and locked (a round
+    /// still open past its lock instant is locked here, as the scheduler
+    /// would).
+    pub(super) async fn settleable_round(
+        &self,
+        code: RoundCode,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<Round> {
+        let round = self.round(code).await?;
+        if round.status.is_final() {
+            return Err(AppError::Conflict(format!(
+                "round {code} is already {}",
+                round.status.as_str()
+            )));
+        }
+        if round.status == RoundStatus::Open {
+            if now < round.terms.lock_at {
+                return Err(AppError::Conflict(format!(
+                    "round {code} takes bets until {}; lock it first (`updown lock-round --code {code}`)",
+                    round.terms.lock_at
+                )));
+            }
+            return Ok(self.store.lock_round(round.id, now).await?);
+        }
+        Ok(round)
+    }
+
     pub async fn settle_round(&self, code: RoundCode, request: SettleRequest) -> AppResult<Round> {
         self.settle_round_with(code, request, SettleOptions::default())
             .await
@@ -312,22 +339,7 @@ impl App {
             }
         }
         let now = self.clock.now();
-        let mut round = self.round(code).await?;
-        if round.status.is_final() {
-            return Err(AppError::Conflict(format!(
-                "round {code} is already {}",
-                round.status.as_str()
-            )));
-        }
-        if round.status == RoundStatus::Open {
-            if now < round.terms.lock_at {
-                return Err(AppError::Conflict(format!(
-                    "round {code} takes bets until {}; lock it first (`updown lock-round --code {code}`)",
-                    round.terms.lock_at
-                )));
-            }
-            round = self.store.lock_round(round.id, now).await?;
-        }
+        let round = self.settleable_round(code, now).await?;
         let start = match (&round.settlement, &request) {
             // Resuming: the stored decision stands.
             (Some(begun), SettleRequest::Auto) => SettlementStart {

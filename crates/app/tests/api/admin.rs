@@ -17,8 +17,43 @@ async fn admin(t: &TestApp, uri: &str, body: &str) -> (StatusCode, Value) {
     send(t, "POST", uri, Some(body), Some(ADMIN)).await
 }
 
+/// A second operator's token: results by hand wait for their approval.
+async fn second_operator(t: &TestApp) -> String {
+    let email = "second@ops.example.com";
+    t.app
+        .add_operator(email, updown_domain::operator::Role::Operator, "test")
+        .await
+        .unwrap();
+    t.app
+        .new_operator_token(email, "test", "test")
+        .await
+        .unwrap()
+        .1
+}
+
+/// A result by hand: asked (202, waiting), then approved by `second`;
+/// the round as settled.
+async fn by_hand(t: &TestApp, uri: &str, body: &str, second: &str) -> Value {
+    let (status, approval) = admin(t, uri, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{approval}");
+    assert_eq!(approval["state"], "pending");
+    let approve = format!("/admin/approvals/{}/approve", approval["id"]);
+    let (status, decided) = send(
+        t,
+        "POST",
+        &approve,
+        Some(r#"{"reason": "checked"}"#),
+        Some(second),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    assert_eq!(decided["approval"]["state"], "approved");
+    decided["round"].clone()
+}
+
 async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
     let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    let second = second_operator(&t).await;
     let (status, body) = admin(&t, "/admin/rounds", r#"{}"#).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -110,16 +145,17 @@ async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
         "nobody knows the result before the close"
     );
     t.advance(chrono::Duration::hours(6));
-    let (status, settled) = admin(
+    let settled = by_hand(
         &t,
         "/admin/rounds/20261124/settle",
         r#"{"result": "UP", "reason": "official close from the exchange"}"#,
+        &second,
     )
     .await;
+    assert_eq!(settled["status"], "SETTLED", "{settled}");
     assert_eq!(
-        (status, settled["status"].as_str()),
-        (StatusCode::OK, Some("SETTLED")),
-        "{settled}"
+        settled["settled_by"],
+        "admin (break-glass), approved by second@ops.example.com"
     );
     let (status, again) = admin(
         &t,
@@ -172,17 +208,14 @@ async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
     .await;
     let (status, _) = admin(&t, &format!("/admin/rounds/{code}/void"), r#"{}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "voiding needs a reason");
-    let (status, voided) = admin(
+    let voided = by_hand(
         &t,
         &format!("/admin/rounds/{code}/void"),
         r#"{"reason": "exchange halted"}"#,
+        &second,
     )
     .await;
-    assert_eq!(
-        (status, voided["status"].as_str()),
-        (StatusCode::OK, Some("VOID")),
-        "{voided}"
-    );
+    assert_eq!(voided["status"], "VOID", "{voided}");
     let (_, after) = get_as(&t, "/me", &bob).await;
     assert_eq!(
         after["available"].as_i64().unwrap(),

@@ -5,6 +5,7 @@ mod support;
 
 mod account;
 mod admin;
+mod approvals;
 mod auth_matrix;
 mod events;
 mod idempotency;

@@ -100,7 +100,10 @@ async fn an_operator_signs_in_with_password_and_code_and_the_console_cookie_obey
     let (status, me) = as_operator(&t, &cookie, "GET", "/admin/me", None).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["actor"], tre);
-    assert_eq!(me["areas"], serde_json::json!(["read", "money"]));
+    assert_eq!(
+        me["areas"],
+        serde_json::json!(["read", "money", "approvals"])
+    );
     assert_eq!(me["totp"], false);
     assert!(me["credential"].as_str().unwrap().starts_with("session:"));
 

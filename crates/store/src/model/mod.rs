@@ -1,9 +1,11 @@
 //! The records the store accepts and returns, in domain types.
 
+mod approvals;
 mod chain;
 mod sending;
 mod withdrawals;
 
+pub use approvals::*;
 pub use chain::*;
 pub use sending::*;
 pub use withdrawals::*;
@@ -75,6 +77,9 @@ pub struct NewWithdrawal {
     pub cap: Option<WithdrawalCap>,
     /// Recorded with the request, in its transaction.
     pub key: Option<Keyed<Withdrawal>>,
+    /// Held for two approvals (over WITHDRAWAL_APPROVAL_OVER): the
+    /// approval is requested in the same transaction.
+    pub hold_for_approval: bool,
 }
 
 /// A limit on what one user withdraws over a window: their withdrawals

@@ -58,6 +58,9 @@ pub struct Withdrawal {
     pub chain_tx_hash: Option<String>,
     /// Why it failed; the funds went back to the user.
     pub failure_reason: Option<String>,
+    /// QUEUED but held: over WITHDRAWAL_APPROVAL_OVER, it waits for two
+    /// treasurers' approval before anything may send it.
+    pub awaiting_approval: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -104,6 +107,13 @@ impl WithdrawalChange {
     pub fn check(&self, current: &Withdrawal) -> Result<(), String> {
         use WithdrawalStatus::*;
         let from = current.status;
+        if current.awaiting_approval && !matches!(self, WithdrawalChange::Fail { .. }) {
+            return Err(format!(
+                "withdrawal {} waits for two treasurers' approval (GET /admin/approvals): nothing may send or \
+                 confirm it before",
+                current.id
+            ));
+        }
         let allowed = match self {
             WithdrawalChange::Claim => from == Queued,
             WithdrawalChange::Submit { .. } => matches!(from, Queued | Submitting),

@@ -100,6 +100,7 @@ impl<'a> From<Pool<'a>> for On<'a, 'static> {
 pub(crate) enum Arg {
     Int(Option<i64>),
     Int4(Option<i32>),
+    Bool(bool),
     Text(Option<String>),
     Time(Option<DateTime<Utc>>),
 }
@@ -119,6 +120,7 @@ args_from! {
     Option<i64> => |v| Arg::Int(v),
     i32 => |v| Arg::Int4(Some(v)),
     Option<i32> => |v| Arg::Int4(v),
+    bool => |v| Arg::Bool(v),
     &str => |v| Arg::Text(Some(v.to_string())),
     String => |v| Arg::Text(Some(v)),
     &String => |v| Arg::Text(Some(v.clone())),
@@ -215,6 +217,7 @@ impl<'s> Query<'s> {
         DB: sqlx::Database,
         Option<i64>: sqlx::Encode<'q, DB> + Type<DB>,
         Option<i32>: sqlx::Encode<'q, DB> + Type<DB>,
+        bool: sqlx::Encode<'q, DB> + Type<DB>,
         Option<&'q str>: sqlx::Encode<'q, DB> + Type<DB>,
         Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + Type<DB>,
     {
@@ -223,6 +226,7 @@ impl<'s> Query<'s> {
             .fold(sqlx::query(self.sql), |q, arg| match arg {
                 Arg::Int(v) => q.bind(*v),
                 Arg::Int4(v) => q.bind(*v),
+                Arg::Bool(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.as_deref()),
                 Arg::Time(v) => q.bind(*v),
             })

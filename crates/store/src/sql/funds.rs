@@ -138,8 +138,8 @@ impl FundStore for SqlStore {
             }
         }
         let sql = format!(
-            "INSERT INTO withdrawals (user_id, amount, address, status, ledger_tx_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'QUEUED', $4, $5, $5) RETURNING {WITHDRAWAL_COLUMNS}"
+            "INSERT INTO withdrawals (user_id, amount, address, status, ledger_tx_id, created_at, updated_at, \
+             awaiting_approval) VALUES ($1, $2, $3, 'QUEUED', $4, $5, $5, $6) RETURNING {WITHDRAWAL_COLUMNS}"
         );
         let withdrawal: Withdrawal = query(&sql)
             .bind(request.user.0)
@@ -147,9 +147,22 @@ impl FundStore for SqlStore {
             .bind(&request.address)
             .bind(ledger_tx)
             .bind(request.now)
+            .bind(request.hold_for_approval)
             .fetch_one(&mut tx)
             .await?
             .record()?;
+        if request.hold_for_approval {
+            let approval = NewApproval {
+                kind: ApprovalKind::Withdrawal,
+                subject: withdrawal.id.0.to_string(),
+                action: "send".into(),
+                reason: None,
+                requested_by: format!("player:{}", request.user.0),
+                needed: WITHDRAWAL_APPROVALS,
+                now: request.now,
+            };
+            super::approvals::insert_approval(&mut tx, &approval).await?;
+        }
         query("UPDATE ledger_transactions SET reference = $1 WHERE id = $2")
             .bind(format!("withdrawal:{}", withdrawal.id))
             .bind(ledger_tx)
@@ -187,7 +200,8 @@ impl FundStore for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<Withdrawal>> {
         let sql = format!(
-            "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3"
+            "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE status = $1 AND id > $2 \
+             AND NOT awaiting_approval ORDER BY id LIMIT $3"
         );
         query(&sql)
             .bind(status.as_str())
@@ -260,6 +274,10 @@ pub(crate) async fn change_withdrawal_in(
     // read it.
     let current = lock_withdrawal(tx, id).await?;
     change.check(&current).map_err(StoreError::Conflict)?;
+    if current.awaiting_approval {
+        // Failed before anyone decided: nothing is left to approve.
+        super::approvals::close_withdrawal_approval(tx, id, now).await?;
+    }
     let posting = match change {
         WithdrawalChange::Claim | WithdrawalChange::Submit { .. } => None,
         WithdrawalChange::Confirm { .. } => Some(Posting::withdrawal_confirm(current.amount)),

@@ -11,6 +11,7 @@
 //! `batch.rs`); `SqlStore` chooses between them with a `match` on its
 //! pools.
 
+mod approvals;
 mod audit;
 mod batch;
 mod bets;

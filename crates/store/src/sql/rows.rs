@@ -25,8 +25,8 @@ pub(crate) const U_USER_COLUMNS: &str = "u.id, u.email, u.sequence, u.created_at
 pub(crate) const BET_COLUMNS: &str =
     "id, round_id, user_id, side, stake, status, placed_at, cancelled_at";
 
-pub(crate) const WITHDRAWAL_COLUMNS: &str =
-    "id, user_id, amount, address, status, chain_tx_hash, failure_reason, created_at, updated_at";
+pub(crate) const WITHDRAWAL_COLUMNS: &str = "id, user_id, amount, address, status, chain_tx_hash, \
+    failure_reason, created_at, updated_at, awaiting_approval";
 
 pub(crate) fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
     StoreError::Other(anyhow::anyhow!("stored {what} {value} is not valid"))
@@ -175,6 +175,7 @@ pub(crate) struct WithdrawalRow {
     failure_reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    awaiting_approval: bool,
 }
 
 impl TryFrom<WithdrawalRow> for Withdrawal {
@@ -190,6 +191,7 @@ impl TryFrom<WithdrawalRow> for Withdrawal {
                 .ok_or_else(|| corrupt("withdrawal status", &row.status))?,
             chain_tx_hash: row.chain_tx_hash,
             failure_reason: row.failure_reason,
+            awaiting_approval: row.awaiting_approval,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
