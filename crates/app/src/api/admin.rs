@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
-use updown_domain::ids::{RoundCode, WithdrawalId};
+use updown_domain::ids::{RoundCode, UserId, WithdrawalId};
 use updown_domain::round::Outcome;
 use updown_store::{ChainRejection, Withdrawal, WithdrawalChange, WithdrawalStatus};
 
-use super::auth::{Admin, Money, Reads, Rounds};
+use super::auth::{Admin, Money, Reads, Rounds, Users};
 use super::idempotency::{bind, json_answer, respond, CurrentKey, KeyHeader};
 use super::paging::Page;
 use super::ApiError;
@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(confirm_withdrawal))
         .routes(routes!(fail_withdrawal))
         .routes(routes!(list_users))
+        .routes(routes!(set_user_limits))
         .routes(routes!(audit_log))
         .routes(routes!(verify))
 }
@@ -506,6 +507,72 @@ async fn list_users(
     Ok(Json(
         users.iter().map(|u| UserSummaryOut::at(u, now)).collect(),
     ))
+}
+
+/// A player's limits set by support, on their behalf: the same rules as
+/// their own `PUT /me/limits`, with a reason.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UserLimits {
+    /// Micro-USDC per round; null for none.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    max_stake_per_round: Option<i64>,
+    /// Micro-USDC per New York day; null for none.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
+    max_stake_per_day: Option<i64>,
+    #[schema(schema_with = super::me::until_schema)]
+    excluded_until: Option<String>,
+    /// Why (audited): 1 to 500 characters, such as the player's ticket.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    reason: String,
+}
+
+/// A user's id.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct UserPath {
+    #[param(minimum = 1)]
+    #[allow(dead_code)]
+    id: i64,
+}
+
+#[utoipa::path(
+    put,
+    path = "/admin/users/{id}/limits",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(UserPath),
+    request_body = UserLimits,
+    responses(
+        (status = 200, description = "the player's limits now, under the player's own rules: stricter at once, looser after LIMIT_RAISE_COOLOFF_HOURS, a self-exclusion in force never shortened (409)", body = crate::wire::LimitsOut),
+        (status = 404, description = "no such user", body = crate::api::ErrorBody),
+        (status = 409, description = "a self-exclusion in force cannot be shortened", body = crate::api::ErrorBody),
+        (status = 422, description = "excluded_until in the past or more than 50 years ahead", body = crate::api::ErrorBody),
+    ),
+)]
+async fn set_user_limits(
+    State(app): State<App>,
+    admin: Admin<Users>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<UserLimits>, JsonRejection>,
+) -> Result<Json<crate::wire::LimitsOut>, ApiError> {
+    let Path(id) = id?;
+    let Json(body) = body?;
+    let reason = reason(&body.reason)?;
+    let limits = super::me::player_limits(
+        body.max_stake_per_round,
+        body.max_stake_per_day,
+        body.excluded_until.as_deref(),
+    )?;
+    let user = app
+        .set_limits_for(UserId(id), limits, &admin.0.actor_for(None), reason)
+        .await?;
+    Ok(Json(crate::wire::LimitsOut::at(
+        &user.limit_settings(),
+        app.clock.now(),
+    )))
 }
 
 #[utoipa::path(

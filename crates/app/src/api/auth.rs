@@ -116,6 +116,10 @@ pub struct Reads;
 pub struct Rounds;
 /// Withdrawals, deposits by hand, sweeps: treasurer, admin.
 pub struct Money;
+/// Users and their limits: support, admin.
+pub struct Users;
+/// Operators' accounts: admin.
+pub struct Operators;
 /// Deciding approvals: operator, treasurer, admin (each approval then only
 /// by its own area's roles).
 pub struct Decides;
@@ -128,6 +132,12 @@ impl Needs for Rounds {
 }
 impl Needs for Money {
     const AREA: Area = Area::Money;
+}
+impl Needs for Users {
+    const AREA: Area = Area::Users;
+}
+impl Needs for Operators {
+    const AREA: Area = Area::Operators;
 }
 impl Needs for Decides {
     const AREA: Area = Area::Approvals;

@@ -182,7 +182,7 @@ struct LimitsIn {
 }
 
 /// `excluded_until`: a date-time, a date, or null.
-fn until_schema() -> utoipa::openapi::schema::Schema {
+pub(super) fn until_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{
         AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
     };
@@ -232,17 +232,26 @@ async fn put_limits(
     body: Result<Json<LimitsIn>, JsonRejection>,
 ) -> Result<Json<LimitsOut>, ApiError> {
     let Json(body) = body?;
-    let limits = PlayerLimits {
-        max_stake_per_round: body.max_stake_per_round.map(amount).transpose()?,
-        max_stake_per_day: body.max_stake_per_day.map(amount).transpose()?,
-        excluded_until: body
-            .excluded_until
-            .as_deref()
-            .map(parse_until)
-            .transpose()?,
-    };
+    let limits = player_limits(
+        body.max_stake_per_round,
+        body.max_stake_per_day,
+        body.excluded_until.as_deref(),
+    )?;
     let user = app.set_limits(user.id, limits).await?;
     Ok(Json(LimitsOut::at(&user.limit_settings(), app.clock.now())))
+}
+
+/// A whole set of limits from the request's fields, checked.
+pub(super) fn player_limits(
+    max_stake_per_round: Option<i64>,
+    max_stake_per_day: Option<i64>,
+    excluded_until: Option<&str>,
+) -> Result<PlayerLimits, ApiError> {
+    Ok(PlayerLimits {
+        max_stake_per_round: max_stake_per_round.map(amount).transpose()?,
+        max_stake_per_day: max_stake_per_day.map(amount).transpose()?,
+        excluded_until: excluded_until.map(parse_until).transpose()?,
+    })
 }
 
 #[utoipa::path(

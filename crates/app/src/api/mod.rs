@@ -14,6 +14,7 @@ mod health;
 mod idempotency;
 mod me;
 mod metrics;
+mod operators;
 mod paging;
 mod qr;
 mod ratelimit;
@@ -91,6 +92,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
             .merge(health::router())
             .merge(me::router())
             .merge(metrics::router())
+            .merge(operators::router())
             .merge(rounds::router())
             .merge(sessions::router())
             .merge(simulate::router())

@@ -328,6 +328,27 @@ impl App {
         );
     }
 
+    /// Support sets a player's limits on their behalf, under the player's
+    /// own rules, audited with the reason.
+    pub async fn set_limits_for(
+        &self,
+        user: UserId,
+        limits: PlayerLimits,
+        actor: &str,
+        reason: String,
+    ) -> AppResult<User> {
+        let described = format!(
+            "user {user}: per round {:?}, per day {:?}, excluded until {:?}",
+            limits.max_stake_per_round.map(|m| m.get()),
+            limits.max_stake_per_day.map(|m| m.get()),
+            limits.excluded_until.map(crate::wire::instant)
+        );
+        let changed = self.set_limits(user, limits).await?;
+        self.audit(actor, "user_limits", described, Some(reason))
+            .await?;
+        Ok(changed)
+    }
+
     /// A player's request for their limits, from the API or an operator
     /// on their behalf: a stricter stake limit applies at once, a looser
     /// one after `LIMIT_RAISE_COOLOFF_HOURS`; a self-exclusion in force

@@ -15,6 +15,7 @@ use updown_store::on_both_backends;
 
 on_both_backends!(
     an_operator_signs_in_with_password_and_code_and_the_console_cookie_obeys_the_role,
+    an_admin_manages_operators_from_the_console_and_support_sets_a_players_limits,
 );
 
 const HOST: (&str, &str) = ("host", "updown.example:8000");
@@ -292,5 +293,153 @@ async fn an_operator_signs_in_with_password_and_code_and_the_console_cookie_obey
     t.advance(Duration::seconds(30));
     let (status, _, _) = sign_in(&t, tre, "a longer passphrase", Some(&code_at(0))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(t.app.audit_chain().await.unwrap().broken.is_none());
+}
+
+async fn an_admin_manages_operators_from_the_console_and_support_sets_a_players_limits(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:10Z")).await;
+    let boss = "boss@ops.example.com";
+    let (_, password) = t.app.add_operator(boss, Role::Admin, "test").await.unwrap();
+    let (_, cookie, _) = sign_in(&t, boss, &password, None).await;
+    let cookie = cookie.unwrap();
+
+    // Add a support operator: a password shown once, which signs in.
+    let (status, added) = as_operator(
+        &t,
+        &cookie,
+        "POST",
+        "/admin/operators",
+        Some(r#"{"email": "sue@ops.example.com", "role": "support"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let sue_id = added["operator"]["id"].as_i64().unwrap();
+    let sue_password = added["password"].as_str().unwrap().to_string();
+    let (status, sue, _) = sign_in(&t, "sue@ops.example.com", &sue_password, None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let sue = sue.unwrap();
+    // Support may not manage operators.
+    let (status, _) = as_operator(
+        &t,
+        &sue,
+        "POST",
+        "/admin/operators",
+        Some(r#"{"email": "x@ops.example.com", "role": "admin"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Support sets a player's limits on their behalf, audited with why.
+    let player = t.funded("gil", crate::support::usdc(10)).await;
+    let limits = format!("/admin/users/{}/limits", player.0);
+    let (status, set) = as_operator(
+        &t,
+        &sue,
+        "PUT",
+        &limits,
+        Some(r#"{"max_stake_per_round": 1000000, "reason": "ticket 42: asked for a limit"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(set["max_stake_per_round"], 1_000_000);
+    let (status, _) = as_operator(
+        &t,
+        &sue,
+        "PUT",
+        "/admin/users/999999/limits",
+        Some(r#"{"reason": "nobody"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let log = t.app.audit_log(None, 10).await.unwrap();
+    let entry = log.iter().find(|e| e.action == "user_limits").unwrap();
+    assert_eq!(
+        (entry.actor.as_str(), entry.reason.as_deref()),
+        ("sue@ops.example.com", Some("ticket 42: asked for a limit"))
+    );
+
+    // A role change and a password reset end nothing but what they must;
+    // disabling ends Sue's session at once.
+    let (status, changed) = as_operator(
+        &t,
+        &cookie,
+        "POST",
+        &format!("/admin/operators/{sue_id}/role"),
+        Some(r#"{"role": "viewer", "reason": "moved team"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, changed["role"].as_str()),
+        (StatusCode::OK, Some("viewer")),
+        "{changed}"
+    );
+    let (status, reset) = as_operator(
+        &t,
+        &cookie,
+        "POST",
+        &format!("/admin/operators/{sue_id}/reset-password"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_ne!(reset["password"], sue_password.as_str());
+    assert_eq!(
+        as_operator(&t, &sue, "GET", "/admin/me", None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a reset ends sessions"
+    );
+    let (status, cleared) = as_operator(
+        &t,
+        &cookie,
+        "POST",
+        &format!("/admin/operators/{sue_id}/reset-totp"),
+        Some(r#"{"reason": "lost phone"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, cleared["totp"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    let (status, disabled) = as_operator(
+        &t,
+        &cookie,
+        "POST",
+        &format!("/admin/operators/{sue_id}/disable"),
+        Some(r#"{"reason": "left"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert!(disabled["disabled_at"].is_string());
+
+    // The last enabled admin stays: neither demoted nor disabled here.
+    let boss_id = t
+        .app
+        .operators()
+        .await
+        .unwrap()
+        .iter()
+        .find(|o| o.email.as_str() == boss)
+        .unwrap()
+        .id;
+    for (uri, body) in [
+        (
+            format!("/admin/operators/{boss_id}/role"),
+            r#"{"role": "viewer", "reason": "oops"}"#,
+        ),
+        (
+            format!("/admin/operators/{boss_id}/disable"),
+            r#"{"reason": "oops"}"#,
+        ),
+    ] {
+        let (status, answer) = as_operator(&t, &cookie, "POST", &uri, Some(body)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{uri}: {answer}");
+    }
+    let (status, list) = as_operator(&t, &cookie, "GET", "/admin/operators", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(
+        list.to_string().find("argon2").is_none(),
+        "no password hash leaves"
+    );
     assert!(t.app.audit_chain().await.unwrap().broken.is_none());
 }
