@@ -1,8 +1,11 @@
 //! The web pages in a real browser: headless Chromium driven through
 //! chromedriver (WebDriver). A player signs up, signs out and in, is
 //! credited, bets, sees another player's bet move the pool live, cancels,
-//! bets again; the operator settles in the console; the player sees the
-//! payout and the history row. Screenshots of both pages go to `docs/`.
+//! bets again; the operator settles in the console and a second operator
+//! approves; the player sees the payout and, in the history row, who
+//! settled. Operators sign in with two-factor, approve a large withdrawal
+//! in two, and a viewer finds every button disabled. Screenshots go to
+//! `docs/`.
 //!
 //! Runs when chromedriver is found (`TEST_CHROMEDRIVER` or on the PATH);
 //! CI installs it and sets `TEST_CHROMEDRIVER`, so there it cannot skip.
@@ -218,6 +221,7 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
         .unwrap();
     t.clock.set(round.terms.settle_at);
     client.goto(&format!("{base}/admin")).await.unwrap();
+    click(&client, "#sign-in-section summary").await;
     fill(&client, "#token", ADMIN).await;
     click(&client, "#token-form button[type=submit]").await;
     text_becomes(&client, "#verify", |t| t.starts_with("OK")).await;
@@ -231,6 +235,27 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
         .await
         .unwrap();
     click(&client, "#round-form button[value=settle]").await;
+    // A result by hand waits for a second operator, who approves it.
+    text_becomes(&client, "#round-note", |t| t.contains("approval (#1)")).await;
+    let second = "second@ops.example.com";
+    t.app
+        .add_operator(second, updown_domain::operator::Role::Operator, "test")
+        .await
+        .unwrap();
+    let (_, second_token) = t
+        .app
+        .new_operator_token(second, "test", "test")
+        .await
+        .unwrap();
+    let (status, approved) = support::call(
+        t.address,
+        "POST",
+        "/admin/approvals/1/approve",
+        Some("{}"),
+        Some(&second_token),
+    )
+    .await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{approved}");
     text_becomes(&client, "tr[data-round='20261124']", |t| {
         t.contains("SETTLED") && t.contains("UP")
     })
@@ -255,6 +280,11 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     })
     .await;
     assert!(row.contains("3.96"), "{row}");
+    // Who settled it, on the public page: both operators.
+    assert!(
+        row.contains("by admin (break-glass), approved by second@ops.example.com"),
+        "{row}"
+    );
 
     // Withdraw: a bad address is refused next to its field; then queued.
     fill(&client, "#withdraw-amount", "10").await;
@@ -333,6 +363,188 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
             "{page} scrolls sideways by {overflow}px"
         );
     }
+    client.close().await.unwrap();
+    t.assert_verified().await;
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// The operators' story, by clicking: an admin adds a treasurer; the
+/// treasurer sets up two-factor and signs in with a code; a large
+/// withdrawal waits for a second treasurer and is then sent; a viewer sees
+/// the buttons disabled and is refused (403) if they call the API anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_sign_in_with_two_factor_and_approve_a_large_withdrawal_by_clicking() {
+    use updown_app::clock::Clock;
+    use updown_domain::operator::Role;
+    use updown_domain::totp::{step_at, TotpSecret};
+    let Some(path) = chromedriver() else {
+        eprintln!("skipped: the browser test (no chromedriver; set TEST_CHROMEDRIVER)");
+        return;
+    };
+    let t = TestApp::spawn(
+        Db::Sqlite,
+        &[
+            ("ADMIN_TOKEN", ADMIN),
+            ("CHAIN_SENDER", "mock"),
+            ("WITHDRAWAL_APPROVAL_OVER", "100USDC"),
+        ],
+        at("2026-11-24T15:00:10Z"),
+    )
+    .await;
+    t.open("20261124").await;
+    let (_, boss_password) = t
+        .app
+        .add_operator("boss@ops.example.com", Role::Admin, "test")
+        .await
+        .unwrap();
+    let base = format!("http://{}", t.address);
+    let profile = std::env::temp_dir().join(format!("updown-chromium-ops-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let (_driver, client) = browser(&path, &profile).await;
+    let sign_in = |email: &'static str, password: String, code: Option<String>| {
+        let client = client.clone();
+        async move {
+            fill(&client, "#sign-in-email", email).await;
+            fill(&client, "#sign-in-password", &password).await;
+            fill(&client, "#sign-in-code", code.as_deref().unwrap_or("")).await;
+            click(&client, "#sign-in-form button[type=submit]").await;
+        }
+    };
+
+    // The admin signs in and adds a treasurer: a password, shown once.
+    client.goto(&format!("{base}/admin")).await.unwrap();
+    sign_in("boss@ops.example.com", boss_password, None).await;
+    text_becomes(&client, "#who", |t| t == "boss@ops.example.com (admin)").await;
+    fill(&client, "#operator-email", "tre@ops.example.com").await;
+    client
+        .find(Locator::Css("#operator-role option[value=treasurer]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&client, "#operator-form button[type=submit]").await;
+    let shown = text_becomes(&client, "#operator-password", |t| t.contains("shown once")).await;
+    let tre_password = shown.split_whitespace().last().unwrap().to_string();
+    text_becomes(&client, "#operators", |t| t.contains("tre@ops.example.com")).await;
+    click(&client, "#sign-out").await;
+    text_becomes(&client, "#who", |t| t == "not signed in").await;
+
+    // The treasurer signs in and sets up two-factor from the QR's key.
+    sign_in("tre@ops.example.com", tre_password.clone(), None).await;
+    text_becomes(&client, "#who", |t| t == "tre@ops.example.com (treasurer)").await;
+    text_becomes(&client, "#totp-status", |t| t.contains("off")).await;
+    click(&client, "#totp-start").await;
+    let secret = text_becomes(&client, "#totp-secret", |t| t.len() >= 32).await;
+    let secret = TotpSecret::from_base32(&secret).unwrap();
+    assert!(
+        client.find(Locator::Css("#totp-qr svg")).await.is_ok(),
+        "the QR is drawn"
+    );
+    let code = || secret.code(step_at(t.clock.now()));
+    fill(&client, "#totp-code", &code()).await;
+    click(&client, "#totp-form button[type=submit]").await;
+    text_becomes(&client, "#totp-status", |t| t.contains("is on")).await;
+    click(&client, "#sign-out").await;
+    text_becomes(&client, "#who", |t| t == "not signed in").await;
+    // Now the password alone is not enough; with the next code it is.
+    sign_in("tre@ops.example.com", tre_password.clone(), None).await;
+    text_becomes(&client, "#sign-in-code-error", |t| t.contains("code")).await;
+    t.advance(chrono::Duration::seconds(30));
+    sign_in("tre@ops.example.com", tre_password, Some(code())).await;
+    text_becomes(&client, "#who", |t| t == "tre@ops.example.com (treasurer)").await;
+
+    // A player asks for 300 USDC: over the line, it waits for two.
+    let fay = t.funded("fay", support::usdc(500)).await;
+    let held = t
+        .app
+        .withdraw(
+            fay,
+            support::usdc(300),
+            "0x52908400098527886E0F7030069857D2E4169EE7",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(held.awaiting_approval);
+    client.refresh().await.unwrap();
+    text_becomes(&client, "#approvals-mine", |t| t == "1 waiting for you").await;
+    click(
+        &client,
+        "#approvals tr[data-approval='1'] button[data-decide=approve]",
+    )
+    .await;
+    text_becomes(&client, "#approvals", |t| t.contains("1 of 2")).await;
+    text_becomes(&client, "#approvals-mine", |t| t.contains("nothing")).await;
+    assert!(t.app.withdrawal_step().await.unwrap().submitted.is_empty());
+    // A second treasurer approves (with their token): then it is sent.
+    t.app
+        .add_operator("two@ops.example.com", Role::Treasurer, "test")
+        .await
+        .unwrap();
+    let (_, two) = t
+        .app
+        .new_operator_token("two@ops.example.com", "test", "test")
+        .await
+        .unwrap();
+    let (status, _) = support::call(
+        t.address,
+        "POST",
+        "/admin/approvals/1/approve",
+        Some("{}"),
+        Some(&two),
+    )
+    .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    assert_eq!(
+        t.app.withdrawal_step().await.unwrap().submitted,
+        vec![held.id.0]
+    );
+    client.refresh().await.unwrap();
+    text_becomes(
+        &client,
+        &format!("tr[data-withdrawal='{}']", held.id),
+        |t| t.contains("SUBMITTED"),
+    )
+    .await;
+    client
+        .screenshot()
+        .await
+        .map(|png| save_screenshot("console-approvals.png", &png))
+        .unwrap();
+    click(&client, "#sign-out").await;
+
+    // A viewer: every button that changes something is disabled, and the
+    // API refuses them anyway.
+    let (_, viewer_password) = t
+        .app
+        .add_operator("vic@ops.example.com", Role::Viewer, "test")
+        .await
+        .unwrap();
+    text_becomes(&client, "#who", |t| t == "not signed in").await;
+    sign_in("vic@ops.example.com", viewer_password, None).await;
+    text_becomes(&client, "#who", |t| t == "vic@ops.example.com (viewer)").await;
+    text_becomes(&client, "#verify", |t| t.starts_with("OK")).await;
+    for button in ["open", "lock", "settle", "void"] {
+        let disabled = client
+            .find(Locator::Css(&format!("#round-form button[value={button}]")))
+            .await
+            .unwrap()
+            .prop("disabled")
+            .await
+            .unwrap();
+        assert_eq!(disabled.as_deref(), Some("true"), "{button}");
+    }
+    let status = client
+        .execute(
+            "return fetch('/admin/rounds/20261124/lock', {method: 'POST', credentials: 'same-origin', \
+             headers: {'content-type': 'application/json'}, body: JSON.stringify({reason: 'try'})}) \
+             .then((r) => r.status);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.as_i64(), Some(403));
     client.close().await.unwrap();
     t.assert_verified().await;
     let _ = std::fs::remove_dir_all(&profile);

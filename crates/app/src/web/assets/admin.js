@@ -1,11 +1,29 @@
-// updown: the operator console. Every call carries the admin token, which
-// stays in this tab (sessionStorage); public round events keep it live.
+// updown: the operator console. Operators sign in with their password
+// (and a one-time code once two-factor is on): the session cookie goes
+// with every call. A token (ADMIN_TOKEN, break-glass, or an op_ token)
+// may be used instead; it stays in this tab (sessionStorage). What the
+// signed-in role may not do is shown disabled; the API refuses it anyway.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "updown-admin-token";
 const token = () => sessionStorage.getItem(TOKEN_KEY);
 const admin = (method, path, body) => api(method, path, body, token());
+
+/** Who is signed in (GET /admin/me), or null. */
+let me = null;
+const can = (area) => !!me && me.areas.includes(area);
+/** The area whose roles decide an approval of this kind. */
+const areaOf = (kind) => (kind === "withdrawal" ? "money" : "rounds");
+
+/** Disables every control marked data-needs that the role does not open. */
+function applyRole() {
+  document.querySelectorAll("[data-needs]").forEach((control) => {
+    const allowed = can(control.dataset.needs);
+    control.disabled = !allowed;
+    control.title = allowed ? "" : `your role (${me ? me.role : "none"}) does not allow this`;
+  });
+}
 
 async function refreshRounds() {
   const rounds = await api("GET", "/rounds?limit=20");
@@ -35,7 +53,8 @@ async function refreshTvl() {
 async function refreshWithdrawals() {
   const withdrawals = await admin("GET", "/admin/withdrawals?limit=50");
   const step = (id, name) => el("button", { type: "button", class: name === "fail" ? "down" : "secondary",
-    onclick: () => withdrawalStep(id, name) }, name === "submit" ? "approve" : name);
+    "data-needs": "money", disabled: !can("money"), onclick: () => withdrawalStep(id, name) },
+  name === "submit" ? "approve" : name);
   // The hot wallet's transactions: hash (a link with EXPLORER_TX_URL),
   // state, confirmations; replaced ones struck through.
   const transaction = (t) => el("div", { class: "mono note", "data-tx": t.tx_hash },
@@ -47,13 +66,16 @@ async function refreshWithdrawals() {
     el("tr", { "data-withdrawal": w.id },
       el("td", {}, w.id),
       el("td", { class: "num" }, formatUsdc(w.amount)),
-      el("td", {}, w.status, el("div", { class: "mono note" }, w.address), w.transactions.map(transaction),
+      el("td", {}, w.status, w.awaiting_approval ? " · awaiting two approvals" : "",
+        el("div", { class: "mono note" }, w.address), w.transactions.map(transaction),
         w.failure_reason ? el("div", { class: "note" }, w.failure_reason) : ""),
       el("td", {},
         // Signed by the hot wallet: its receipts decide, not a button.
+        // Awaiting approval: the approval queue decides.
         w.transactions.length ? "" : [
-          w.status === "QUEUED" ? step(w.id, "submit") : "",
-          ["QUEUED", "SUBMITTING", "SUBMITTED"].includes(w.status) ? [step(w.id, "confirm"), step(w.id, "fail")] : ""]))));
+          w.status === "QUEUED" && !w.awaiting_approval ? step(w.id, "submit") : "",
+          ["QUEUED", "SUBMITTING", "SUBMITTED"].includes(w.status) && !w.awaiting_approval ? step(w.id, "confirm") : "",
+          ["QUEUED", "SUBMITTING", "SUBMITTED"].includes(w.status) ? step(w.id, "fail") : ""]))));
 }
 
 async function withdrawalStep(id, name) {
@@ -70,9 +92,46 @@ async function withdrawalStep(id, name) {
   if (values.tx_hash.trim()) body.tx_hash = values.tx_hash.trim();
   try {
     await admin("POST", `/admin/withdrawals/${id}/${name}`, body);
-    await Promise.all([refreshWithdrawals(), refreshTvl()]);
+    await Promise.all([refreshWithdrawals(), refreshTvl(), refreshApprovals()]);
   } catch (error) {
     showError(form, fieldOf(form, error), error.message);
+  }
+}
+
+/** The approval queue: pending first; each decided by its area's roles,
+ * never by whoever asked, once per person. */
+async function refreshApprovals() {
+  const pending = await admin("GET", "/admin/approvals?state=pending&limit=100");
+  const mine = (a) => me && me.credential !== "break-glass" && a.requested_by !== me.actor
+    && can(areaOf(a.kind)) && !a.votes.some((v) => v.operator === me.actor);
+  const what = (a) => a.kind === "withdrawal"
+    ? `withdrawal ${a.subject}` : `round ${a.subject}: ${a.action}${a.reason ? ` (${a.reason})` : ""}`;
+  const decide = (a, verb) => el("button", { type: "button", class: verb === "reject" ? "down" : "",
+    "data-decide": verb, disabled: !mine(a), onclick: () => decideApproval(a.id, verb) }, verb);
+  $("approvals").replaceChildren(...pending.map((a) =>
+    el("tr", { "data-approval": a.id, class: mine(a) ? "mine" : "" },
+      el("td", {}, a.id),
+      el("td", {}, what(a)),
+      el("td", { class: "opt" }, a.requested_by),
+      el("td", { class: "note" }, `${a.votes.filter((v) => v.approve).length} of ${a.needed}`,
+        a.votes.map((v) => el("div", {}, `${v.approve ? "yes" : "no"}: ${v.operator}`))),
+      el("td", {}, decide(a, "approve"), " ", decide(a, "reject")))));
+  const waiting = pending.filter(mine).length;
+  $("approvals-mine").textContent = waiting ? `${waiting} waiting for you` : "nothing waiting for you";
+}
+
+async function decideApproval(id, verb) {
+  const reason = $("approval-reason").value.trim();
+  $("approval-error").textContent = "";
+  if (verb === "reject" && !reason) {
+    $("approval-error").textContent = "a rejection needs a reason";
+    return;
+  }
+  try {
+    await admin("POST", `/admin/approvals/${id}/${verb}`, reason ? { reason } : {});
+    await Promise.all([refreshApprovals(), refreshWithdrawals(), refreshRounds(), refreshTvl()]);
+  } catch (error) {
+    $("approval-error").textContent = error.message;
   }
 }
 
@@ -122,6 +181,44 @@ async function refreshUsers() {
       ].join("")))));
 }
 
+/** Operators, for admins: role, two-factor, state, and what to change. */
+async function refreshOperators() {
+  const operators = await admin("GET", "/admin/operators");
+  const act = (o, label, run, cls) => el("button", { type: "button", class: cls || "secondary",
+    "data-needs": "operators", onclick: () => operatorAction(run) }, label);
+  $("operators").replaceChildren(...operators.map((o) => {
+    const role = el("select", { "aria-label": `role of ${o.email}` },
+      ["viewer", "support", "operator", "treasurer", "admin"].map((r) =>
+        el("option", r === o.role ? { value: r, selected: "selected" } : { value: r }, r)));
+    return el("tr", { "data-operator": o.email },
+      el("td", {}, o.email),
+      el("td", {}, o.disabled_at ? o.role : role),
+      el("td", { class: "opt note" }, o.disabled_at ? `disabled ${o.disabled_at}` : "enabled",
+        o.totp ? " · two-factor" : " · password only", o.locked_until ? ` · locked until ${o.locked_until}` : ""),
+      el("td", {}, o.disabled_at ? "" : [
+        act(o, "set role", (reason) => admin("POST", `/admin/operators/${o.id}/role`, { role: role.value, reason })),
+        act(o, "reset password", async () => {
+          const reset = await admin("POST", `/admin/operators/${o.id}/reset-password`);
+          $("operator-password").textContent = `${o.email}: new password (shown once) ${reset.password}`;
+        }),
+        o.totp ? act(o, "reset two-factor", (reason) =>
+          admin("POST", `/admin/operators/${o.id}/reset-totp`, { reason })) : "",
+        act(o, "disable", (reason) => admin("POST", `/admin/operators/${o.id}/disable`, { reason }), "down")]));
+  }));
+  applyRole();
+}
+
+async function operatorAction(run) {
+  const form = $("operator-form");
+  showError(form, null, "");
+  try {
+    await run($("operator-reason").value.trim() || undefined);
+    await refreshOperators();
+  } catch (error) {
+    showError(form, fieldOf(form, error), error.message);
+  }
+}
+
 async function runVerify() {
   $("verify").textContent = "checking…";
   const report = await admin("GET", "/admin/verify");
@@ -134,42 +231,118 @@ async function runVerify() {
 
 /** What a round event or an action changes: rounds, TVL, balances. */
 async function changed() {
-  await Promise.all([refreshRounds(), refreshTvl(), token() ? refreshUsers() : null]);
+  await Promise.all([refreshRounds(), refreshTvl(), me ? refreshUsers() : null, me ? refreshApprovals() : null]);
+}
+
+async function whoAmI() {
+  try {
+    return await admin("GET", "/admin/me");
+  } catch (error) {
+    if (error.status !== 401) throw error;
+    if (token()) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showError($("token-form"), "token", error.message);
+    }
+    return null;
+  }
 }
 
 async function everything() {
-  const signedIn = !!token();
-  $("who").textContent = signedIn ? "operator" : "no admin token";
   await Promise.all([refreshRounds(), refreshTvl()]);
-  if (!signedIn) return;
-  try {
-    await Promise.all([refreshWithdrawals(), refreshUsers(), refreshChain(), runVerify()]);
-  } catch (error) {
-    if (error.status === 401) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      $("token-section").classList.remove("hidden");
-      showError($("token-form"), "token", "this token is not the admin token");
-    }
+  me = await whoAmI();
+  $("who").textContent = me ? `${me.actor} (${me.role})` : "not signed in";
+  $("sign-out").classList.toggle("hidden", !me);
+  $("sign-in-section").classList.toggle("hidden", !!me);
+  $("approvals-section").classList.toggle("hidden", !me);
+  $("account-section").classList.toggle("hidden", !me || me.totp === null);
+  $("operators-section").classList.toggle("hidden", !can("operators"));
+  if (me && me.totp !== null) {
+    $("totp-status").textContent = me.totp
+      ? "Two-factor is on: signing in asks for a code from your app."
+      : "Two-factor is off: anyone with your password can sign in as you. Set it up.";
+    $("totp-start").classList.toggle("hidden", me.totp);
   }
-  $("token-section").classList.toggle("hidden", !!token());
+  applyRole();
+  if (!me) return;
+  await Promise.all([refreshWithdrawals(), refreshUsers(), refreshChain(), runVerify(), refreshApprovals(),
+    can("operators") ? refreshOperators() : null]);
+}
+
+/** Draws the server's QR (an SVG document) inline: no image URL holds the
+ * secret, and the page's policy allows no data: images. */
+function drawQr(svgText) {
+  const svg = new DOMParser().parseFromString(svgText, "image/svg+xml").documentElement;
+  svg.setAttribute("class", "qr");
+  $("totp-qr").replaceChildren(document.importNode(svg, true));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  onSubmit($("sign-in-form"), async (values) => {
+    if (!values.email.trim()) throw fieldError("email", "your operator email");
+    if (!values.password) throw fieldError("password", "your password");
+    const body = { email: values.email.trim(), password: values.password };
+    if (values.code.trim()) body.code = values.code.trim();
+    try {
+      await api("POST", "/admin/sessions", body);
+    } catch (error) {
+      if (/code/.test(error.message)) throw fieldError("code", error.message);
+      throw error;
+    }
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("sign-in-password").value = "";
+    $("sign-in-code").value = "";
+    await everything();
+  });
   onSubmit($("token-form"), async (values) => {
-    if (!values.token.trim()) throw fieldError("token", "paste the ADMIN_TOKEN serve was started with");
+    if (!values.token.trim()) throw fieldError("token", "paste ADMIN_TOKEN or your op_ token");
     sessionStorage.setItem(TOKEN_KEY, values.token.trim());
     $("token").value = "";
     await everything();
   });
+  $("sign-out").addEventListener("click", async () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    await api("DELETE", "/admin/sessions").catch(() => null);
+    await everything();
+  });
+  $("totp-start").addEventListener("click", async () => {
+    const setup = await admin("POST", "/admin/me/totp");
+    drawQr(setup.qr_svg);
+    $("totp-secret").textContent = setup.secret;
+    $("totp-setup").classList.remove("hidden");
+  });
+  onSubmit($("totp-form"), async (values) => {
+    if (!/^\d{6}$/.test(values.code.trim())) throw fieldError("code", "the 6 digits your app shows");
+    await admin("POST", "/admin/me/totp/confirm", { code: values.code.trim() });
+    $("totp-setup").classList.add("hidden");
+    $("totp-code").value = "";
+    await everything();
+  });
+  onSubmit($("password-form"), async (values) => {
+    if (values.new.length < 8) throw fieldError("new", "at least 8 characters");
+    await admin("POST", "/admin/me/password", { current: values.current, new: values.new });
+    await everything();
+  });
+  onSubmit($("operator-form"), async (values) => {
+    if (!values.email.trim()) throw fieldError("email", "the new operator's email");
+    const added = await admin("POST", "/admin/operators", { email: values.email.trim(), role: values.role });
+    $("operator-password").textContent = `${added.operator.email}: password (shown once) ${added.password}`;
+    $("operator-email").value = "";
+    await refreshOperators();
+  });
   onSubmit($("round-form"), async (values, submitter) => {
     const action = submitter ? submitter.value : "settle";
     const code = values.code.trim();
+    $("round-note").textContent = "";
     if (action !== "open" && !/^\d{8}$/.test(code)) throw fieldError("code", "pick a round (YYYYMMDD)");
     const reason = values.reason.trim() || undefined;
-    if (action === "open") await admin("POST", "/admin/rounds", { reason: reason || "opened from the console", code: code || undefined });
-    if (action === "lock") await admin("POST", `/admin/rounds/${code}/lock`, { reason });
-    if (action === "settle") await admin("POST", `/admin/rounds/${code}/settle`, { result: values.result, reason });
-    if (action === "void") await admin("POST", `/admin/rounds/${code}/void`, { reason });
+    let answer = null;
+    if (action === "open") answer = await admin("POST", "/admin/rounds", { reason: reason || "opened from the console", code: code || undefined });
+    if (action === "lock") answer = await admin("POST", `/admin/rounds/${code}/lock`, { reason });
+    if (action === "settle") answer = await admin("POST", `/admin/rounds/${code}/settle`, { result: values.result, reason });
+    if (action === "void") answer = await admin("POST", `/admin/rounds/${code}/void`, { reason });
+    if (answer && answer.kind === "settlement") {
+      $("round-note").textContent = `${answer.action} for round ${answer.subject} waits for a second operator's approval (#${answer.id})`;
+    }
     await changed();
   });
   $("verify-button").addEventListener("click", () => runVerify().catch((e) => ($("verify").textContent = e.message)));

@@ -159,7 +159,9 @@ async function refreshHistory() {
       el("td", {}, r.code),
       el("td", { class: "num" }, r.close ? r.close.close : "-"),
       el("td", { class: "num opt" }, r.previous_close ? r.previous_close.close : "-"),
-      el("td", { class: r.result || "" }, r.status === "VOID" ? "VOID" : r.result),
+      el("td", {}, el("span", { class: r.result || "" }, r.status === "VOID" ? "VOID" : r.result),
+        // Who decided: the oracle's closes, or named operators by hand.
+        r.settled_by ? el("div", { class: "note" }, `by ${r.settled_by}`) : ""),
       el("td", { class: "num" }, r.code in mine ? formatUsdc(mine[r.code]) : ""))));
   drawClosesChart(rounds.filter((r) => r.close).reverse());
 }
