@@ -32,7 +32,11 @@ pub fn router() -> OpenApiRouter<App> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOperator {
-    #[schema(max_length = 254)]
+    #[schema(
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*[^@\s.\x00-\x1f\x7f-\x9f]$",
+        max_length = 254,
+        example = "ana@ops.example.com"
+    )]
     email: String,
     /// viewer, support, operator, treasurer or admin.
     #[schema(pattern = "^(viewer|support|operator|treasurer|admin)$")]
@@ -150,6 +154,7 @@ async fn add_operator(
     body: Result<Json<NewOperator>, JsonRejection>,
 ) -> Result<(StatusCode, Json<WithPassword>), ApiError> {
     let Json(body) = body?;
+    super::shapes::email(&body.email)?;
     let role = role(&body.role)?;
     let (operator, password) = app
         .add_operator(&body.email, role, &admin.0.actor_for(None))

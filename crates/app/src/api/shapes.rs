@@ -143,6 +143,10 @@ mod tests {
             EMAIL_MAX
         );
         assert_eq!(
+            schemas["NewOperator"]["properties"]["email"]["pattern"],
+            EMAIL_PATTERN
+        );
+        assert_eq!(
             schemas["NewWithdrawal"]["properties"]["address"]["pattern"],
             ADDRESS_PATTERN
         );
