@@ -516,6 +516,16 @@ pub trait OperatorStore: Send + Sync {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<i64>;
+    /// An operator's tokens, newest first (never the tokens themselves).
+    async fn operator_tokens(&self, operator: i64) -> StoreResult<Vec<OperatorToken>>;
+    /// Revokes one of the operator's own unrevoked tokens; not found
+    /// otherwise.
+    async fn revoke_operator_token(
+        &self,
+        operator: i64,
+        token: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// The enabled operator an unrevoked token (by hash) belongs to, and
     /// the token's id.
     async fn operator_by_token(&self, token_hash: &str) -> StoreResult<Option<(Operator, i64)>>;

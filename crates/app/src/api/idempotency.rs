@@ -162,11 +162,12 @@ async fn scope_of(app: &App, path: &str, headers: &HeaderMap) -> Option<String> 
         .iter()
         .any(|prefix| path.starts_with(prefix))
     {
-        return app
-            .staff_by_bearer(bearer.unwrap_or_default())
-            .await
-            .ok()
-            .map(|staff| format!("operator:{}", staff.actor));
+        let staff = match (bearer, super::auth::operator_cookie(headers)) {
+            (Some(token), _) => app.staff_by_bearer(token).await.ok()?,
+            (None, Some(session)) => app.staff_by_session(session).await.ok()?,
+            (None, None) => return None,
+        };
+        return Some(format!("operator:{}", staff.actor));
     }
     let user = match (bearer, super::auth::session_cookie(headers)) {
         (Some(key), _) => app.authenticate(key).await.ok()?,

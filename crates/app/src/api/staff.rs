@@ -29,6 +29,120 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(begin_totp))
         .routes(routes!(confirm_totp))
         .routes(routes!(change_password))
+        .routes(routes!(list_tokens, new_token))
+        .routes(routes!(revoke_token))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TokenName {
+    /// What it is for: 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
+    name: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct TokenOut {
+    id: i64,
+    name: String,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct NewTokenOut {
+    id: i64,
+    name: String,
+    /// `op_...`: shown only in this answer, kept as SHA-256. Send it as
+    /// `Authorization: Bearer`.
+    token: String,
+}
+
+/// A token's id.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct TokenPath {
+    #[param(minimum = 1)]
+    #[allow(dead_code)]
+    id: i64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/me/tokens",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "your tokens, newest first (never the tokens themselves)", body = Vec<TokenOut>),
+        (status = 422, description = "the break-glass token has no account", body = crate::api::ErrorBody),
+    ),
+)]
+async fn list_tokens(
+    State(app): State<App>,
+    admin: Admin<Reads>,
+) -> Result<Json<Vec<TokenOut>>, ApiError> {
+    let tokens = app.my_tokens(&admin.0).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| TokenOut {
+                id: t.id,
+                name: t.name,
+                created_at: crate::wire::instant(t.created_at),
+                revoked_at: t.revoked_at.map(crate::wire::instant),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/me/tokens",
+    tag = "admin",
+    security(("admin_token" = [])),
+    request_body = TokenName,
+    responses(
+        (status = 201, description = "a personal token for your scripts, shown once; it opens what your role opens", body = NewTokenOut),
+        (status = 422, description = "the break-glass token has no account", body = crate::api::ErrorBody),
+    ),
+)]
+async fn new_token(
+    State(app): State<App>,
+    admin: Admin<Reads>,
+    body: Result<Json<TokenName>, JsonRejection>,
+) -> Result<(StatusCode, Json<NewTokenOut>), ApiError> {
+    let Json(body) = body?;
+    let (id, token) = app.new_my_token(&admin.0, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewTokenOut {
+            id,
+            name: body.name.trim().to_string(),
+            token,
+        }),
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/admin/me/tokens/{id}",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(TokenPath),
+    responses(
+        (status = 204, description = "revoked: it stops at once"),
+        (status = 404, description = "no unrevoked token of yours with this id", body = crate::api::ErrorBody),
+        (status = 422, description = "the break-glass token has no account", body = crate::api::ErrorBody),
+    ),
+)]
+async fn revoke_token(
+    State(app): State<App>,
+    admin: Admin<Reads>,
+    id: Result<axum::extract::Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let axum::extract::Path(id) = id?;
+    app.revoke_my_token(&admin.0, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

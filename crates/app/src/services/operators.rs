@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use updown_domain::ids::Email;
 use updown_domain::operator::Role;
 use updown_domain::totp::{TotpSecret, SECRET_BYTES};
-use updown_store::Operator;
+use updown_store::{Operator, OperatorToken};
 
 use super::keys::{hash, random_hex};
 use super::sessions::{check_password, decoy_verify, verify_password};
@@ -445,6 +445,35 @@ impl App {
         )
         .await?;
         Ok((id, token))
+    }
+
+    /// The signed-in operator's own tokens (never the tokens themselves).
+    pub async fn my_tokens(&self, staff: &Staff) -> AppResult<Vec<OperatorToken>> {
+        let operator = self.operator_of(staff).await?;
+        Ok(self.store.operator_tokens(operator.id).await?)
+    }
+
+    /// A token for the signed-in operator's own scripts, returned once.
+    pub async fn new_my_token(&self, staff: &Staff, name: &str) -> AppResult<(i64, String)> {
+        let operator = self.operator_of(staff).await?;
+        self.new_operator_token(operator.email.as_str(), name, &staff.actor)
+            .await
+    }
+
+    /// Revokes one of the signed-in operator's own tokens.
+    pub async fn revoke_my_token(&self, staff: &Staff, token: i64) -> AppResult<()> {
+        let operator = self.operator_of(staff).await?;
+        self.store
+            .revoke_operator_token(operator.id, token, self.clock.now())
+            .await?;
+        self.audit(
+            &staff.actor,
+            "operator_token_revoke",
+            format!("operator {}: token {token}", operator.email),
+            None,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Who a bearer credential is: the break-glass admin token, or an

@@ -303,6 +303,37 @@ async fn an_admin_manages_operators_from_the_console_and_support_sets_a_players_
     let (_, cookie, _) = sign_in(&t, boss, &password, None).await;
     let cookie = cookie.unwrap();
 
+    // A token of their own for scripts: shown once, listed without the
+    // token, working until revoked.
+    let (status, made) = as_operator(
+        &t,
+        &cookie,
+        "POST",
+        "/admin/me/tokens",
+        Some(r#"{"name": "nightly report"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let token = made["token"].as_str().unwrap().to_string();
+    let (status, me) = send(&t, "GET", "/admin/me", None, Some(&token)).await;
+    assert_eq!((status, me["actor"].as_str()), (StatusCode::OK, Some(boss)));
+    let (_, listed) = as_operator(&t, &cookie, "GET", "/admin/me/tokens", None).await;
+    assert_eq!(listed[0]["name"], "nightly report");
+    assert!(listed[0].get("token").is_none());
+    let revoke = format!("/admin/me/tokens/{}", made["id"]);
+    assert_eq!(
+        as_operator(&t, &cookie, "DELETE", &revoke, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        as_operator(&t, &cookie, "DELETE", &revoke, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&t, "GET", "/admin/me", None, Some(&token)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
     // Add a support operator: a password shown once, which signs in.
     let (status, added) = as_operator(
         &t,
@@ -400,16 +431,22 @@ async fn an_admin_manages_operators_from_the_console_and_support_sets_a_players_
         (status, cleared["totp"].as_bool()),
         (StatusCode::OK, Some(false))
     );
-    let (status, disabled) = as_operator(
-        &t,
-        &cookie,
-        "POST",
-        &format!("/admin/operators/{sue_id}/disable"),
-        Some(r#"{"reason": "left"}"#),
-    )
-    .await;
+    // With the console's cookie, an Idempotency-Key is the operator's: a
+    // retry gets the first answer, not "disabled already".
+    let keyed = [
+        ("cookie", cookie.as_str()),
+        HOST,
+        ORIGIN,
+        ("idempotency-key", "disable-sue"),
+    ];
+    let disable = format!("/admin/operators/{sue_id}/disable");
+    let left = Some(r#"{"reason": "left"}"#);
+    let (status, _, disabled) = send_with(&t, "POST", &disable, left, &keyed).await;
     assert_eq!(status, StatusCode::OK, "{disabled}");
     assert!(disabled["disabled_at"].is_string());
+    let (status, headers, again) = send_with(&t, "POST", &disable, left, &keyed).await;
+    assert_eq!((status, &again), (StatusCode::OK, &disabled));
+    assert!(headers.contains_key("idempotent-replayed"));
 
     // The last enabled admin stays: neither demoted nor disabled here.
     let boss_id = t

@@ -8,7 +8,7 @@ use updown_domain::operator::Role;
 use super::db::{query, Tx};
 use super::rows::corrupt;
 use super::SqlStore;
-use crate::model::Operator;
+use crate::model::{Operator, OperatorToken};
 use crate::{OperatorStore, StoreError, StoreResult};
 
 const OPERATOR_COLUMNS: &str = "id, email, role, password_hash, created_at, disabled_at, \
@@ -175,6 +175,50 @@ impl OperatorStore for SqlStore {
         .await?
         .ok_or_else(|| StoreError::Conflict(format!("operator {operator} is disabled or unknown")))?
         .get_at(0)
+    }
+
+    async fn operator_tokens(&self, operator: i64) -> StoreResult<Vec<OperatorToken>> {
+        let rows = query(
+            "SELECT id, operator_id, name, created_at, revoked_at FROM operator_tokens \
+             WHERE operator_id = $1 ORDER BY id DESC",
+        )
+        .bind(operator)
+        .fetch_all(self.read())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OperatorToken {
+                    id: row.get("id")?,
+                    operator: row.get("operator_id")?,
+                    name: row.get("name")?,
+                    created_at: row.get("created_at")?,
+                    revoked_at: row.get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_operator_token(
+        &self,
+        operator: i64,
+        token: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let revoked = query(
+            "UPDATE operator_tokens SET revoked_at = $3 \
+             WHERE id = $2 AND operator_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(operator)
+        .bind(token)
+        .bind(now)
+        .execute(self.write())
+        .await?;
+        if revoked != 1 {
+            return Err(StoreError::NotFound(format!(
+                "token {token} of yours that is not revoked"
+            )));
+        }
+        Ok(())
     }
 
     async fn operator_by_token(&self, token_hash: &str) -> StoreResult<Option<(Operator, i64)>> {

@@ -219,6 +219,18 @@ async function operatorAction(run) {
   }
 }
 
+/** The signed-in operator's own tokens: listed, made (shown once), revoked. */
+async function refreshMyTokens() {
+  const tokens = await admin("GET", "/admin/me/tokens");
+  $("my-tokens").replaceChildren(...tokens.filter((t) => !t.revoked_at).map((t) =>
+    el("tr", { "data-token": t.id },
+      el("td", {}, t.name), el("td", { class: "note opt" }, t.created_at),
+      el("td", {}, el("button", { type: "button", class: "secondary", onclick: async () => {
+        await admin("DELETE", `/admin/me/tokens/${t.id}`);
+        await refreshMyTokens();
+      } }, "revoke")))));
+}
+
 async function runVerify() {
   $("verify").textContent = "checking…";
   const report = await admin("GET", "/admin/verify");
@@ -265,7 +277,7 @@ async function everything() {
   applyRole();
   if (!me) return;
   await Promise.all([refreshWithdrawals(), refreshUsers(), refreshChain(), runVerify(), refreshApprovals(),
-    can("operators") ? refreshOperators() : null]);
+    can("operators") ? refreshOperators() : null, me.totp !== null ? refreshMyTokens() : null]);
 }
 
 /** Draws the server's QR (an SVG document) inline: no image URL holds the
@@ -321,6 +333,13 @@ document.addEventListener("DOMContentLoaded", () => {
     if (values.new.length < 8) throw fieldError("new", "at least 8 characters");
     await admin("POST", "/admin/me/password", { current: values.current, new: values.new });
     await everything();
+  });
+  onSubmit($("my-token-form"), async (values) => {
+    if (!values.name.trim()) throw fieldError("name", "say what the token is for");
+    const made = await admin("POST", "/admin/me/tokens", { name: values.name.trim() });
+    $("my-token").textContent = `${made.token} (shown once: Authorization: Bearer ...)`;
+    $("my-token-name").value = "";
+    await refreshMyTokens();
   });
   onSubmit($("operator-form"), async (values) => {
     if (!values.email.trim()) throw fieldError("email", "the new operator's email");
