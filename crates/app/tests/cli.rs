@@ -830,6 +830,15 @@ fn operators_are_managed_from_the_command_line_and_the_audit_chain_holds() {
         "tess@ops.example.com",
     ]);
     assert_ne!(reset["password"], added["password"]);
+    let cleared = cli.json(&[
+        "operator",
+        "reset-totp",
+        "--email",
+        "tess@ops.example.com",
+        "--reason",
+        "lost phone",
+    ]);
+    assert_eq!(cleared["totp"], false);
     let disabled = cli.json(&[
         "operator",
         "disable",
@@ -874,6 +883,7 @@ fn operators_are_managed_from_the_command_line_and_the_audit_chain_holds() {
         actions,
         [
             "operator_disable",
+            "operator_reset_totp",
             "operator_reset_password",
             "operator_set_role",
             "operator_token",
@@ -885,7 +895,7 @@ fn operators_are_managed_from_the_command_line_and_the_audit_chain_holds() {
     let verified = cli.json(&["audit", "verify"]);
     assert_eq!(
         (verified["ok"].as_bool(), verified["rows"].as_i64()),
-        (Some(true), Some(5))
+        (Some(true), Some(6))
     );
     let head = cli.run(&["audit", "head"]);
     let head = String::from_utf8_lossy(&head.stdout);
