@@ -237,25 +237,28 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     click(&client, "#round-form button[value=settle]").await;
     // A result by hand waits for a second operator, who approves it.
     text_becomes(&client, "#round-note", |t| t.contains("approval (#1)")).await;
-    let second = "second@ops.example.com";
-    t.app
-        .add_operator(second, updown_domain::operator::Role::Operator, "test")
-        .await
-        .unwrap();
-    let (_, second_token) = t
-        .app
-        .new_operator_token(second, "test", "test")
-        .await
-        .unwrap();
-    let (status, approved) = support::call(
-        t.address,
-        "POST",
-        "/admin/approvals/1/approve",
-        Some("{}"),
-        Some(&second_token),
-    )
-    .await;
-    assert_eq!(status, axum::http::StatusCode::OK, "{approved}");
+    // Asked with break-glass: two named operators must approve.
+    for name in ["second", "third"] {
+        let email = format!("{name}@ops.example.com");
+        t.app
+            .add_operator(&email, updown_domain::operator::Role::Operator, "test")
+            .await
+            .unwrap();
+        let (_, token) = t
+            .app
+            .new_operator_token(&email, "test", "test")
+            .await
+            .unwrap();
+        let (status, approved) = support::call(
+            t.address,
+            "POST",
+            "/admin/approvals/1/approve",
+            Some("{}"),
+            Some(&token),
+        )
+        .await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{approved}");
+    }
     text_becomes(&client, "tr[data-round='20261124']", |t| {
         t.contains("SETTLED") && t.contains("UP")
     })
@@ -282,7 +285,9 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     assert!(row.contains("3.96"), "{row}");
     // Who settled it, on the public page: both operators.
     assert!(
-        row.contains("by admin (break-glass), approved by second@ops.example.com"),
+        row.contains(
+            "by admin (break-glass), approved by second@ops.example.com and third@ops.example.com"
+        ),
         "{row}"
     );
 

@@ -315,6 +315,28 @@ async fn a_settlement_that_crashes_midway_resumes_and_pays_everyone_exactly_once
     );
     t.assert_verified().await;
 
+    // Half paid as the oracle said: no result by hand may be asked for
+    // now (approved, it could never run, and would hold the round).
+    let staff = updown_app::services::Staff {
+        actor: "oli@ops.example.com".into(),
+        role: updown_domain::operator::Role::Operator,
+        credential: "token:1".into(),
+    };
+    let refused = app
+        .settle_by_hand(
+            &staff,
+            code(),
+            updown_domain::round::Outcome::Void,
+            "halt".into(),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(AppError::Conflict(m)) if m.contains("being settled")),
+        "{:?}",
+        refused.as_ref().err()
+    );
+
     let done = app.settle_round(code(), SettleRequest::Auto).await.unwrap();
     assert_eq!(done.status, RoundStatus::Settled);
     let outcome = done.settlement.as_ref().unwrap().plan.outcome;

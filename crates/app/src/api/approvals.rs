@@ -145,7 +145,7 @@ async fn list_approvals(
     params(IdPath),
     request_body = Approve,
     responses(
-        (status = 200, description = "voted yes; once enough have, a withdrawal goes to the sender and a settlement is carried out (its round in the answer). Yes on an approved settlement not yet carried out carries it out", body = DecisionOut),
+        (status = 200, description = "voted yes; once enough have, a withdrawal goes to the sender and a settlement is carried out (its round in the answer; should this process die first, the scheduler carries it out)", body = DecisionOut),
         (status = 403, description = "the approval's area is not your role's (treasurers decide withdrawals, operators settlements)", body = crate::api::ErrorBody),
         (status = 404, description = "no such approval", body = crate::api::ErrorBody),
         (status = 409, description = "decided already; you asked for it; you voted already; or you are disabled", body = crate::api::ErrorBody),

@@ -135,7 +135,7 @@ pub async fn rate_limit(
     let signing_in = request.method() == Method::POST
         && matches!(
             request.uri().path(),
-            "/sessions" | "/users" | "/admin/sessions"
+            "/sessions" | "/users" | "/admin/sessions" | "/admin/me/password"
         );
     if signing_in {
         if let Some(refused) = refusal(&limits.sign_in, ip, "to sign in or up from your address") {

@@ -352,7 +352,8 @@ async fn confirm_totp(
     request_body = PasswordChange,
     responses(
         (status = 204, description = "changed; every session of the operator ended, so sign in again"),
-        (status = 422, description = "the new password is not 8 to 128 characters, or the break-glass token has no account", body = crate::api::ErrorBody),
+        (status = 401, description = "the current password is wrong (it counts toward the lock), or sign-in is locked", body = crate::api::ErrorBody),
+        (status = 422, description = "the break-glass token has no account", body = crate::api::ErrorBody),
     ),
 )]
 async fn change_password(

@@ -54,6 +54,14 @@ impl App {
         }
         let now = self.clock.now();
         let round = self.settleable_round(code, now).await?;
+        if let Some(begun) = &round.settlement {
+            return Err(AppError::Conflict(format!(
+                "round {code} is being settled as {} already (by {}); it finishes by itself at the next \
+                 scheduler step, or with settle AUTO",
+                begun.plan.outcome.as_str(),
+                begun.actor
+            )));
+        }
         round.clock().check_manual_result(now, outcome)?;
         let pools = self.pools(round.id).await?;
         if outcome == Outcome::Void && pools.bets_up + pools.bets_down == 0 {
@@ -74,7 +82,9 @@ impl App {
                 action: outcome.as_str().to_string(),
                 reason: Some(reason.clone()),
                 requested_by: actor.clone(),
-                needed: 1,
+                // Whoever holds the break-glass token may also have a
+                // named account: two others must approve.
+                needed: if staff.is_break_glass() { 2 } else { 1 },
                 now,
             })
             .await?;
@@ -207,6 +217,11 @@ impl App {
         else {
             return Ok(None);
         };
+        if self.round(code).await?.settlement.is_some() {
+            // Begun already (this result, or one before it): the stored
+            // decision resumes as any other.
+            return Ok(None);
+        }
         Ok(Some(self.carry_out(&approval).await?))
     }
 

@@ -277,6 +277,15 @@ impl App {
         new: &str,
     ) -> AppResult<()> {
         let operator = self.operator_of(staff).await?;
+        if let Some(until) = operator
+            .locked_until
+            .filter(|until| *until > self.clock.now())
+        {
+            return Err(AppError::Unauthorized(format!(
+                "too many wrong passwords or codes: locked until {}",
+                crate::wire::instant(until)
+            )));
+        }
         let stored = operator.password_hash.clone().unwrap_or_default();
         if current.len() > 512 || !verify_password(current.to_string(), stored).await {
             self.sign_in_failed(&operator, "password").await?;

@@ -160,10 +160,9 @@ impl App {
                         continue;
                     }
                     Ok(None) => {}
-                    Err(e) => {
-                        tick.failed.push((code.to_string(), e.to_string()));
-                        continue;
-                    }
+                    // Whatever went wrong, the oracle's way (resume, or
+                    // void at the void instant) still runs below.
+                    Err(e) => tick.failed.push((code.to_string(), e.to_string())),
                 }
             }
             if status == RoundStatus::Locked && now >= round.terms.settle_at {

@@ -17,43 +17,58 @@ async fn admin(t: &TestApp, uri: &str, body: &str) -> (StatusCode, Value) {
     send(t, "POST", uri, Some(body), Some(ADMIN)).await
 }
 
-/// A second operator's token: results by hand wait for their approval.
-async fn second_operator(t: &TestApp) -> String {
-    let email = "second@ops.example.com";
-    t.app
-        .add_operator(email, updown_domain::operator::Role::Operator, "test")
-        .await
-        .unwrap();
-    t.app
-        .new_operator_token(email, "test", "test")
-        .await
-        .unwrap()
-        .1
+/// Two named operators' tokens: a result by hand asked with the
+/// break-glass token waits for both.
+async fn approvers(t: &TestApp) -> [String; 2] {
+    let mut tokens = Vec::new();
+    for name in ["second", "third"] {
+        let email = format!("{name}@ops.example.com");
+        t.app
+            .add_operator(&email, updown_domain::operator::Role::Operator, "test")
+            .await
+            .unwrap();
+        tokens.push(
+            t.app
+                .new_operator_token(&email, "test", "test")
+                .await
+                .unwrap()
+                .1,
+        );
+    }
+    [tokens[0].clone(), tokens[1].clone()]
 }
 
-/// A result by hand: asked (202, waiting), then approved by `second`;
-/// the round as settled.
-async fn by_hand(t: &TestApp, uri: &str, body: &str, second: &str) -> Value {
+/// A result by hand: asked with break-glass (202, waiting), still pending
+/// after one approval, settled by the second; the round as settled.
+async fn by_hand(t: &TestApp, uri: &str, body: &str, approvers: &[String; 2]) -> Value {
     let (status, approval) = admin(t, uri, body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{approval}");
-    assert_eq!(approval["state"], "pending");
+    assert_eq!(
+        (approval["state"].as_str(), approval["needed"].as_i64()),
+        (Some("pending"), Some(2))
+    );
     let approve = format!("/admin/approvals/{}/approve", approval["id"]);
-    let (status, decided) = send(
-        t,
-        "POST",
-        &approve,
-        Some(r#"{"reason": "checked"}"#),
-        Some(second),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{decided}");
-    assert_eq!(decided["approval"]["state"], "approved");
+    let mut decided = Value::Null;
+    for (i, token) in approvers.iter().enumerate() {
+        let (status, answer) = send(
+            t,
+            "POST",
+            &approve,
+            Some(r#"{"reason": "checked"}"#),
+            Some(token),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let expected = if i == 0 { "pending" } else { "approved" };
+        assert_eq!(answer["approval"]["state"], expected);
+        decided = answer;
+    }
     decided["round"].clone()
 }
 
 async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
     let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
-    let second = second_operator(&t).await;
+    let second = approvers(&t).await;
     let (status, body) = admin(&t, "/admin/rounds", r#"{}"#).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -155,7 +170,7 @@ async fn an_operator_opens_locks_settles_and_voids_rounds_with_reasons(db: Db) {
     assert_eq!(settled["status"], "SETTLED", "{settled}");
     assert_eq!(
         settled["settled_by"],
-        "admin (break-glass), approved by second@ops.example.com"
+        "admin (break-glass), approved by second@ops.example.com and third@ops.example.com"
     );
     let (status, again) = admin(
         &t,

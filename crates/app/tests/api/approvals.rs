@@ -167,6 +167,31 @@ async fn a_large_withdrawal_waits_for_two_treasurers_before_the_worker_may_send_
         "break-glass has no vote"
     );
 
+    // A treasurer who is also the player: not theirs to approve.
+    let own = staff(&t, &[("fay-at-work", Role::Treasurer)]).await;
+    t.app
+        .add_operator("fay@example.com", Role::Treasurer, "test")
+        .await
+        .unwrap();
+    let (_, fay_staff) = t
+        .app
+        .new_operator_token("fay@example.com", "test", "test")
+        .await
+        .unwrap();
+    let (status, answer) = post(&t, &approve, yes, &fay_staff).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the player"));
+    // Nor does a treasurer's yes count once they are moved to another role.
+    let (status, _) = post(&t, &approve, yes, &own[0].1).await;
+    assert_eq!(status, StatusCode::OK);
+    t.app
+        .set_operator_role(&own[0].0, Role::Viewer, "test", "moved")
+        .await
+        .unwrap();
+
     // Ana says yes, and cannot again; then she is disabled: her token
     // stops, and her yes no longer counts.
     let (status, first) = post(&t, &approve, yes, &ana.1).await;
@@ -210,7 +235,9 @@ async fn a_large_withdrawal_waits_for_two_treasurers_before_the_worker_may_send_
     );
     let decided = if a.0 == StatusCode::OK { a.1 } else { b.1 };
     assert_eq!(decided["approval"]["state"], "approved");
-    assert_eq!(decided["approval"]["votes"].as_array().unwrap().len(), 3);
+    // Four yeses, two of which no longer count: Ana's (disabled) and the
+    // one moved to viewer.
+    assert_eq!(decided["approval"]["votes"].as_array().unwrap().len(), 4);
 
     // Released: the worker claims and sends it once.
     let tick = t.app.withdrawal_step().await.unwrap();
@@ -467,6 +494,69 @@ async fn a_result_by_hand_waits_for_a_second_operator_and_names_both(db: Db) {
         (status, voided["status"].as_str()),
         (StatusCode::OK, Some("VOID")),
         "{voided}"
+    );
+
+    // A request still waiting when the round settles from the oracle has
+    // nothing left to decide: it is closed, and approving it is refused.
+    let (status, _) = post(
+        &t,
+        "/admin/rounds",
+        r#"{"reason": "later", "code": "20261130"}"#,
+        &oli.1,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let round = t
+        .app
+        .round(updown_domain::RoundCode::parse("20261130").unwrap())
+        .await
+        .unwrap();
+    t.clock
+        .set(round.terms.open_at + chrono::Duration::seconds(1));
+    let bet = r#"{"side": "DOWN", "amount": 1000000, "round": "20261130"}"#;
+    let (status, placed) = call(t.address, "POST", "/bets", Some(bet), Some(&ann)).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    post(
+        &t,
+        "/admin/rounds/20261130/lock",
+        r#"{"reason": "halt"}"#,
+        &oli.1,
+    )
+    .await;
+    let (status, asked) = post(
+        &t,
+        "/admin/rounds/20261130/void",
+        r#"{"reason": "halt"}"#,
+        &oli.1,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let round = t
+        .app
+        .round(updown_domain::RoundCode::parse("20261130").unwrap())
+        .await
+        .unwrap();
+    t.clock.set(round.terms.settle_at);
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert!(tick.settled.contains(&"20261130".to_string()), "{tick:?}");
+    let approve = format!("/admin/approvals/{}/approve", asked["id"]);
+    let (status, answer) = post(&t, &approve, "{}", &pat.1).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let (_, closed) = call(
+        t.address,
+        "GET",
+        "/admin/approvals?state=rejected",
+        None,
+        Some(ADMIN),
+    )
+    .await;
+    assert!(
+        closed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == asked["id"]),
+        "{closed}"
     );
     t.assert_verified().await;
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use updown_domain::ids::WithdrawalId;
 
 use super::db::{query, Tx};
-use super::funds::change_withdrawal_in;
+use super::funds::{change_withdrawal_in, lock_withdrawal};
 use super::rows::corrupt;
 use super::SqlStore;
 use crate::model::{
@@ -107,17 +107,20 @@ pub(crate) async fn insert_approval(tx: &mut Tx<'_>, new: &NewApproval) -> Store
         .record()
 }
 
-/// Ends a withdrawal's pending approval (the withdrawal failed first).
-pub(crate) async fn close_withdrawal_approval(
+/// Ends what is pending for `subject`: its withdrawal failed, or its
+/// round settled, before anyone decided.
+pub(crate) async fn close_pending(
     tx: &mut Tx<'_>,
-    withdrawal: WithdrawalId,
+    kind: ApprovalKind,
+    subject: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     query(
-        "UPDATE approvals SET state = 'rejected', decided_at = $2 \
-         WHERE kind = 'withdrawal' AND subject = $1 AND state = 'pending'",
+        "UPDATE approvals SET state = 'rejected', decided_at = $3 \
+         WHERE kind = $1 AND subject = $2 AND state = 'pending'",
     )
-    .bind(withdrawal.0.to_string())
+    .bind(kind.as_str())
+    .bind(subject)
     .bind(now)
     .execute(&mut *tx)
     .await?;
@@ -171,14 +174,26 @@ impl ApprovalStore for SqlStore {
     }
 
     async fn approval(&self, id: i64) -> StoreResult<Approval> {
-        let mut tx = self.write().begin().await?;
+        let mut tx = self.read().begin().await?;
         let found = one_with_votes(&mut tx, id).await?;
         tx.commit().await?;
         Ok(found)
     }
 
-    async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>> {
+    async fn close_pending_approvals(
+        &self,
+        kind: ApprovalKind,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let mut tx = self.write().begin().await?;
+        close_pending(&mut tx, kind, subject, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>> {
+        let mut tx = self.read().begin().await?;
         let sql = format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE kind = $1 AND subject = $2 \
              AND state = 'approved' ORDER BY id DESC LIMIT 1"
@@ -199,7 +214,7 @@ impl ApprovalStore for SqlStore {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<Approval>> {
-        let mut tx = self.write().begin().await?;
+        let mut tx = self.read().begin().await?;
         let sql = format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE ($1 IS NULL OR state = $1) \
              AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
@@ -218,6 +233,27 @@ impl ApprovalStore for SqlStore {
     async fn vote(&self, vote: &Vote) -> StoreResult<Approval> {
         let id = vote.approval;
         let mut tx = self.write().begin().await?;
+        // Locks in the order every writer takes them: a withdrawal's row
+        // before its approval's (failing a held withdrawal by hand locks
+        // the withdrawal, then closes its approval), so the two never wait
+        // on each other.
+        let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1");
+        let unlocked: Approval = query(&sql)
+            .bind(id)
+            .fetch_record(&mut tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("approval {id}")))?;
+        let withdrawal = match unlocked.kind {
+            ApprovalKind::Withdrawal => {
+                Some(WithdrawalId(unlocked.subject.parse().map_err(|_| {
+                    corrupt("approval's withdrawal", &unlocked.subject)
+                })?))
+            }
+            ApprovalKind::Settlement => None,
+        };
+        if let Some(withdrawal) = withdrawal {
+            lock_withdrawal(&mut tx, withdrawal).await?;
+        }
         // Held until the commit: a second vote waits here, then finds the
         // decision this one made.
         let sql = format!(
@@ -251,6 +287,22 @@ impl ApprovalStore for SqlStore {
                 "{email} asked for approval {id}: another person must decide it"
             )));
         }
+        if let Some(withdrawal) = withdrawal {
+            // An operator who is also the player: their own withdrawal.
+            let player: Option<String> = query(
+                "SELECT u.email FROM withdrawals w JOIN users u ON u.id = w.user_id WHERE w.id = $1",
+            )
+            .bind(withdrawal.0)
+            .fetch_optional(&mut tx)
+            .await?
+            .map(|row| row.get_at(0))
+            .transpose()?;
+            if player.is_some_and(|player| player.eq_ignore_ascii_case(&email)) {
+                return Err(StoreError::Conflict(format!(
+                    "{email} is the player who asked for withdrawal {withdrawal}: another person must decide it"
+                )));
+            }
+        }
         let voted: i64 = query(
             "SELECT COUNT(*) FROM approval_votes WHERE approval_id = $1 AND operator_id = $2",
         )
@@ -276,17 +328,24 @@ impl ApprovalStore for SqlStore {
         .execute(&mut tx)
         .await?;
         let decided = if vote.approve {
-            // Only enabled operators' yeses count: one disabled since
+            // Only yeses of operators still enabled and still in a role
+            // that decides this kind count: one disabled or moved since
             // voting no longer vouches for anything.
-            let yes: i64 = query(
+            let roles = match approval.kind {
+                ApprovalKind::Withdrawal => "('treasurer', 'admin')",
+                ApprovalKind::Settlement => "('operator', 'admin')",
+            };
+            let count = format!(
                 "SELECT COUNT(*) FROM approval_votes v JOIN operators o ON o.id = v.operator_id \
-                 WHERE v.approval_id = $1 AND v.approve AND o.disabled_at IS NULL AND o.email <> $2",
-            )
-            .bind(id)
-            .bind(&approval.requested_by)
-            .fetch_one(&mut tx)
-            .await?
-            .get_at(0)?;
+                 WHERE v.approval_id = $1 AND v.approve AND o.disabled_at IS NULL AND o.email <> $2 \
+                 AND o.role IN {roles}"
+            );
+            let yes: i64 = query(&count)
+                .bind(id)
+                .bind(&approval.requested_by)
+                .fetch_one(&mut tx)
+                .await?
+                .get_at(0)?;
             (yes >= i64::from(approval.needed)).then_some(ApprovalState::Approved)
         } else {
             Some(ApprovalState::Rejected)
@@ -298,13 +357,7 @@ impl ApprovalStore for SqlStore {
                 .bind(vote.now)
                 .execute(&mut tx)
                 .await?;
-            if approval.kind == ApprovalKind::Withdrawal {
-                let withdrawal = WithdrawalId(
-                    approval
-                        .subject
-                        .parse()
-                        .map_err(|_| corrupt("approval's withdrawal", &approval.subject))?,
-                );
+            if let Some(withdrawal) = withdrawal {
                 decide_withdrawal(&mut tx, withdrawal, state, &email, vote).await?;
             }
         }

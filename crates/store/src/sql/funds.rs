@@ -276,7 +276,8 @@ pub(crate) async fn change_withdrawal_in(
     change.check(&current).map_err(StoreError::Conflict)?;
     if current.awaiting_approval {
         // Failed before anyone decided: nothing is left to approve.
-        super::approvals::close_withdrawal_approval(tx, id, now).await?;
+        super::approvals::close_pending(tx, ApprovalKind::Withdrawal, &id.0.to_string(), now)
+            .await?;
     }
     let posting = match change {
         WithdrawalChange::Claim | WithdrawalChange::Submit { .. } => None,
