@@ -207,7 +207,6 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engin
         now,
         cap: None,
         key: None,
-        hold_for_approval: false,
     };
     store.request_withdrawal(&withdrawal).await.unwrap();
     let too_much = store
@@ -629,7 +628,6 @@ async fn idempotency_keys_are_recorded_with_their_effects_and_purged(engine: Eng
         now,
         cap: None,
         key: Some(keyed("w1", now)),
-        hold_for_approval: false,
     };
     let sent = store.request_withdrawal(&withdrawal).await.unwrap();
     let twice = store.request_withdrawal(&withdrawal).await;
@@ -716,7 +714,6 @@ async fn withdrawals_that_may_be_on_the_chain_fail_only_on_its_word(engine: Engi
         now,
         cap: None,
         key: None,
-        hold_for_approval: false,
     };
     let mut ids = Vec::new();
     for amount in [100, 200, 300] {
@@ -811,7 +808,6 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: E
         now,
         cap: None,
         key: None,
-        hold_for_approval: false,
     };
     let sent = store.request_withdrawal(&request(300)).await.unwrap();
     let bounced = store.request_withdrawal(&request(200)).await.unwrap();
@@ -1033,6 +1029,7 @@ async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(en
     let cap = WithdrawalCap {
         max: m(100),
         after: now - chrono::Duration::hours(24),
+        approval_over: None,
     };
     // Sixteen withdrawals of 10 at once under a cap of 100: exactly ten.
     let attempts = (0..16).map(|_| {
@@ -1046,7 +1043,6 @@ async fn concurrent_withdrawals_keep_under_the_cap_and_notifications_are_kept(en
                     now,
                     cap: Some(cap),
                     key: None,
-                    hold_for_approval: false,
                 })
                 .await
         })
@@ -1366,7 +1362,6 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
                 now,
                 cap: None,
                 key: None,
-                hold_for_approval: false,
             })
             .await
             .unwrap();
@@ -1578,7 +1573,6 @@ async fn a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_noth
             now,
             cap: None,
             key: None,
-            hold_for_approval: false,
         })
         .await
         .unwrap();

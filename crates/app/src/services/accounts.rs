@@ -246,9 +246,9 @@ impl App {
                 cap: Some(WithdrawalCap {
                     max: self.config.limits.withdrawal_daily_max,
                     after: now - chrono::Duration::hours(24),
+                    approval_over: Some(self.config.limits.withdrawal_approval_over),
                 }),
                 key,
-                hold_for_approval: amount > self.config.limits.withdrawal_approval_over,
             })
             .await?;
         tracing::info!(event = "withdrawal_queued", user = %user, amount = amount.get(), withdrawal = %withdrawal.id);

@@ -301,6 +301,29 @@ async fn a_large_withdrawal_waits_for_two_treasurers_before_the_worker_may_send_
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(pending(&t).await.is_empty());
 
+    // The line counts the last 24 hours, not one withdrawal alone: after
+    // 400 USDC sent today, even 1 USDC waits.
+    let (status, tiny) = call(
+        t.address,
+        "POST",
+        "/withdrawals",
+        Some(&ask(1_000_000)),
+        Some(&fay),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{tiny}");
+    assert_eq!(tiny["awaiting_approval"], true);
+    t.advance(chrono::Duration::hours(25));
+    let (_, later) = call(
+        t.address,
+        "POST",
+        "/withdrawals",
+        Some(&ask(1_000_000)),
+        Some(&fay),
+    )
+    .await;
+    assert_eq!(later["awaiting_approval"], false, "a day later: {later}");
+
     let log = t.app.audit_log(None, 100).await.unwrap();
     assert!(log.iter().any(|e| e.action == "approval_reject"
         && e.actor == ben.0

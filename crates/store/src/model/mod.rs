@@ -77,18 +77,17 @@ pub struct NewWithdrawal {
     pub cap: Option<WithdrawalCap>,
     /// Recorded with the request, in its transaction.
     pub key: Option<Keyed<Withdrawal>>,
-    /// Held for two approvals (over WITHDRAWAL_APPROVAL_OVER): the
-    /// approval is requested in the same transaction.
-    pub hold_for_approval: bool,
 }
 
 /// A limit on what one user withdraws over a window: their withdrawals
 /// created after `after` (failed ones excepted), this one included, may
-/// not exceed `max`.
+/// not exceed `max`; over `approval_over`, this one is held for two
+/// approvals (requested in the same transaction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WithdrawalCap {
     pub max: Micros,
     pub after: DateTime<Utc>,
+    pub approval_over: Option<Micros>,
 }
 
 /// What became of one deposit notification.

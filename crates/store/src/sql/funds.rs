@@ -118,6 +118,7 @@ impl FundStore for SqlStore {
         // Moving the funds first locks the user's balance row, so their
         // concurrent withdrawals take the cap's sum in turn.
         let ledger_tx = write_posting(&mut tx, &posting, meta, request.now).await?;
+        let mut hold = false;
         if let Some(cap) = request.cap {
             let recent: i64 = query(
                 "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS recent FROM withdrawals \
@@ -128,7 +129,8 @@ impl FundStore for SqlStore {
             .fetch_one(&mut tx)
             .await?
             .get("recent")?;
-            if recent.saturating_add(request.amount.get()) > cap.max.get() {
+            let total = recent.saturating_add(request.amount.get());
+            if total > cap.max.get() {
                 return Err(StoreError::LimitExceeded(format!(
                     "withdrawals are limited to {} micro-USDC per day; {recent} already withdrawn since {}, so at most {} more",
                     cap.max,
@@ -136,6 +138,9 @@ impl FundStore for SqlStore {
                     (cap.max.get() - recent).max(0)
                 )));
             }
+            // Over the line counting the last 24 hours, not this one alone:
+            // five withdrawals just under it are one large outflow.
+            hold = cap.approval_over.is_some_and(|over| total > over.get());
         }
         let sql = format!(
             "INSERT INTO withdrawals (user_id, amount, address, status, ledger_tx_id, created_at, updated_at, \
@@ -147,11 +152,11 @@ impl FundStore for SqlStore {
             .bind(&request.address)
             .bind(ledger_tx)
             .bind(request.now)
-            .bind(request.hold_for_approval)
+            .bind(hold)
             .fetch_one(&mut tx)
             .await?
             .record()?;
-        if request.hold_for_approval {
+        if hold {
             let approval = NewApproval {
                 kind: ApprovalKind::Withdrawal,
                 subject: withdrawal.id.0.to_string(),
