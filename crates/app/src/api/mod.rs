@@ -175,6 +175,15 @@ fn router_with(app: App, streams: events::EventStreams) -> Router {
             app.clone(),
             metrics::access_log,
         ))
+        // Answers hold balances, keys, passwords shown once and TOTP
+        // secrets: no cache keeps them, unless a route says otherwise (the
+        // pages' assets, the QR codes).
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            ),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
         .layer(axum::Extension(streams))

@@ -86,6 +86,7 @@ async fn an_operator_signs_in_with_password_and_code_and_the_console_cookie_obey
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer["operator"]["role"], "treasurer");
     assert!(answer["operator"].get("password_hash").is_none());
+    assert_eq!(headers["cache-control"], "no-store", "no cache keeps it");
     let set_cookie = headers.get("set-cookie").unwrap().to_str().unwrap();
     for part in [
         "HttpOnly",
