@@ -493,10 +493,13 @@ pub trait OperatorStore: Send + Sync {
     /// Every operator, oldest first.
     async fn operators(&self) -> StoreResult<Vec<Operator>>;
     async fn operator_by_email(&self, email: &Email) -> StoreResult<Operator>;
+    /// With `keep_an_admin`, refused (conflict) if it would leave no
+    /// enabled admin, checked with every admin's row held.
     async fn set_operator_role(
         &self,
         email: &Email,
         role: updown_domain::operator::Role,
+        keep_an_admin: bool,
     ) -> StoreResult<Operator>;
     /// Sets the password, clears failures and the lock, and ends the
     /// operator's sessions.
@@ -508,7 +511,12 @@ pub trait OperatorStore: Send + Sync {
     ) -> StoreResult<Operator>;
     /// Disables the operator, revokes every token of theirs and ends their
     /// sessions, in one transaction; a conflict if already disabled.
-    async fn disable_operator(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator>;
+    async fn disable_operator(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+        keep_an_admin: bool,
+    ) -> StoreResult<Operator>;
     async fn create_operator_token(
         &self,
         operator: i64,

@@ -1819,7 +1819,10 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
     let (found, id) = store.operator_by_token("hash-1").await.unwrap().unwrap();
     assert_eq!((found.email.as_str(), id), ("ann@ops.example.com", token));
     assert!(store.operator_by_token("hash-2").await.unwrap().is_none());
-    let changed = store.set_operator_role(&ann, Role::Viewer).await.unwrap();
+    let changed = store
+        .set_operator_role(&ann, Role::Viewer, false)
+        .await
+        .unwrap();
     assert_eq!(changed.role, Role::Viewer);
     let reset = store
         .set_operator_password(&ann, "$argon2id$new", now)
@@ -1829,7 +1832,7 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
 
     // Disabled: the token stops, no new one is made, a second disable is
     // a conflict, an unknown email is not found.
-    let disabled = store.disable_operator(&ann, now).await.unwrap();
+    let disabled = store.disable_operator(&ann, now, false).await.unwrap();
     assert_eq!(disabled.disabled_at, Some(now));
     assert!(store.operator_by_token("hash-1").await.unwrap().is_none());
     assert!(matches!(
@@ -1839,18 +1842,27 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.disable_operator(&ann, now).await,
+        store.disable_operator(&ann, now, false).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .disable_operator(&email("who@ops.example.com"), now)
+            .disable_operator(&email("who@ops.example.com"), now, false)
             .await,
         Err(StoreError::NotFound(_))
     ));
     let all = store.operators().await.unwrap();
     assert_eq!(all.len(), 2);
-    store.disable_operator(&boss, now).await.unwrap();
+    // Kept, the last enabled admin stays; from the host it can go.
+    assert!(matches!(
+        store.disable_operator(&boss, now, true).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.set_operator_role(&boss, Role::Viewer, true).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.disable_operator(&boss, now, false).await.unwrap();
     assert_eq!(store.count_admins().await.unwrap(), 0);
 }
 
@@ -1959,7 +1971,7 @@ async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(en
         .unwrap()
         .is_none());
     session("s4").await;
-    store.disable_operator(&ann, now).await.unwrap();
+    store.disable_operator(&ann, now, false).await.unwrap();
     assert!(store
         .operator_by_session("s4", now)
         .await

@@ -1,8 +1,8 @@
 //! Operators managed from the console by admins, as `updown operator`
 //! does on the host: list, add (a generated password, shown once), change
 //! a role, disable, reset a password or a second factor. The last enabled
-//! admin can be neither demoted nor disabled here (on the host it can, and
-//! break-glass comes back).
+//! admin can be neither demoted nor disabled here, checked with every
+//! admin's row held (on the host it can, and break-glass comes back).
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -102,24 +102,6 @@ async fn target(app: &App, id: Result<Path<i64>, PathRejection>) -> Result<Opera
         .ok_or_else(|| AppError::NotFound(format!("operator {id} does not exist")).into())
 }
 
-/// Refuses to leave no enabled admin behind.
-async fn keep_an_admin(app: &App, target: &Operator) -> Result<(), ApiError> {
-    let admins = app
-        .operators()
-        .await?
-        .iter()
-        .filter(|o| o.role == Role::Admin && o.disabled_at.is_none())
-        .count();
-    if target.role == Role::Admin && target.disabled_at.is_none() && admins <= 1 {
-        return Err(AppError::Conflict(format!(
-            "{} is the last enabled admin: make someone else admin first",
-            target.email
-        ))
-        .into());
-    }
-    Ok(())
-}
-
 #[utoipa::path(
     get,
     path = "/admin/operators",
@@ -190,11 +172,8 @@ async fn set_role(
     let target = target(&app, id).await?;
     let Json(body) = body?;
     let (role, reason) = (role(&body.role)?, reason(&body.reason)?);
-    if role != Role::Admin {
-        keep_an_admin(&app, &target).await?;
-    }
     let changed = app
-        .set_operator_role(
+        .set_operator_role_keeping_an_admin(
             target.email.as_str(),
             role,
             &admin.0.actor_for(None),
@@ -226,9 +205,8 @@ async fn disable(
     let target = target(&app, id).await?;
     let Json(body) = body?;
     let reason = reason(&body.reason)?;
-    keep_an_admin(&app, &target).await?;
     let disabled = app
-        .disable_operator(target.email.as_str(), &admin.0.actor_for(None), &reason)
+        .disable_operator_keeping_an_admin(target.email.as_str(), &admin.0.actor_for(None), &reason)
         .await?;
     Ok(Json(OperatorOut::from(&disabled)))
 }

@@ -357,6 +357,7 @@ impl App {
         Ok(self.store.operators().await?)
     }
 
+    /// Changes a role (from the host: even the last admin's).
     pub async fn set_operator_role(
         &self,
         address: &str,
@@ -364,9 +365,35 @@ impl App {
         by: &str,
         reason: &str,
     ) -> AppResult<Operator> {
+        self.change_role(address, role, by, reason, false).await
+    }
+
+    /// Changes a role, refused if it would leave no enabled admin (the
+    /// console's way: nobody locks every admin out over HTTP).
+    pub async fn set_operator_role_keeping_an_admin(
+        &self,
+        address: &str,
+        role: Role,
+        by: &str,
+        reason: &str,
+    ) -> AppResult<Operator> {
+        self.change_role(address, role, by, reason, true).await
+    }
+
+    async fn change_role(
+        &self,
+        address: &str,
+        role: Role,
+        by: &str,
+        reason: &str,
+        keep_an_admin: bool,
+    ) -> AppResult<Operator> {
         let address = email(address)?;
         let before = self.store.operator_by_email(&address).await?;
-        let changed = self.store.set_operator_role(&address, role).await?;
+        let changed = self
+            .store
+            .set_operator_role(&address, role, keep_an_admin)
+            .await?;
         self.audit(
             by,
             "operator_set_role",
@@ -381,17 +408,38 @@ impl App {
         Ok(changed)
     }
 
-    /// Disables an operator and revokes their tokens.
+    /// Disables an operator, revokes their tokens and ends their sessions
+    /// (from the host: even the last admin).
     pub async fn disable_operator(
         &self,
         address: &str,
         by: &str,
         reason: &str,
     ) -> AppResult<Operator> {
+        self.disable(address, by, reason, false).await
+    }
+
+    /// Disables an operator, refused if it would leave no enabled admin.
+    pub async fn disable_operator_keeping_an_admin(
+        &self,
+        address: &str,
+        by: &str,
+        reason: &str,
+    ) -> AppResult<Operator> {
+        self.disable(address, by, reason, true).await
+    }
+
+    async fn disable(
+        &self,
+        address: &str,
+        by: &str,
+        reason: &str,
+        keep_an_admin: bool,
+    ) -> AppResult<Operator> {
         let address = email(address)?;
         let disabled = self
             .store
-            .disable_operator(&address, self.clock.now())
+            .disable_operator(&address, self.clock.now(), keep_an_admin)
             .await?;
         self.audit(
             by,

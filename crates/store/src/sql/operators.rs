@@ -94,15 +94,26 @@ impl OperatorStore for SqlStore {
             .ok_or_else(|| not_found(email))
     }
 
-    async fn set_operator_role(&self, email: &Email, role: Role) -> StoreResult<Operator> {
+    async fn set_operator_role(
+        &self,
+        email: &Email,
+        role: Role,
+        keep_an_admin: bool,
+    ) -> StoreResult<Operator> {
+        let mut tx = self.write().begin().await?;
+        if keep_an_admin && role != Role::Admin {
+            keep_one_admin(&mut tx, email).await?;
+        }
         let sql =
             format!("UPDATE operators SET role = $2 WHERE email = $1 RETURNING {OPERATOR_COLUMNS}");
-        query(&sql)
+        let changed = query(&sql)
             .bind(email.as_str())
             .bind(role.as_str())
-            .fetch_record(self.write())
+            .fetch_record(&mut tx)
             .await?
-            .ok_or_else(|| not_found(email))
+            .ok_or_else(|| not_found(email))?;
+        tx.commit().await?;
+        Ok(changed)
     }
 
     async fn set_operator_password(
@@ -127,8 +138,16 @@ impl OperatorStore for SqlStore {
         Ok(changed)
     }
 
-    async fn disable_operator(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator> {
+    async fn disable_operator(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+        keep_an_admin: bool,
+    ) -> StoreResult<Operator> {
         let mut tx = self.write().begin().await?;
+        if keep_an_admin {
+            keep_one_admin(&mut tx, email).await?;
+        }
         let sql = format!(
             "UPDATE operators SET disabled_at = $2 WHERE email = $1 AND disabled_at IS NULL \
              RETURNING {OPERATOR_COLUMNS}"
@@ -395,5 +414,27 @@ async fn end_sessions(tx: &mut Tx<'_>, operator: i64, now: DateTime<Utc>) -> Sto
         .bind(now)
         .execute(tx)
         .await?;
+    Ok(())
+}
+
+/// Refuses a change that would leave no enabled admin: every enabled
+/// admin's row is locked first (a no-op update), so two such changes take
+/// turns and the second counts what the first left.
+async fn keep_one_admin(tx: &mut Tx<'_>, email: &Email) -> StoreResult<()> {
+    let admins = query(
+        "UPDATE operators SET role = role WHERE role = 'admin' AND disabled_at IS NULL RETURNING email",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut emails = Vec::with_capacity(admins.len());
+    for row in &admins {
+        emails.push(row.get_at::<String>(0)?);
+    }
+    if emails.len() <= 1 && emails.iter().any(|e| e == email.as_str()) {
+        return Err(StoreError::Conflict(format!(
+            "{} is the last enabled admin: make someone else admin first",
+            email.as_str()
+        )));
+    }
     Ok(())
 }
