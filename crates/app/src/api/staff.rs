@@ -302,7 +302,8 @@ async fn me(State(app): State<App>, admin: Admin<Reads>) -> Result<Json<StaffOut
     tag = "admin",
     security(("admin_token" = [])),
     responses(
-        (status = 201, description = "a new secret, pending until a code from it is confirmed; any earlier second factor stays until then", body = TotpSetupOut),
+        (status = 201, description = "a new secret, pending until a code from it is confirmed", body = TotpSetupOut),
+        (status = 409, description = "two-factor is on already: an admin resets it for a new phone", body = crate::api::ErrorBody),
         (status = 422, description = "the break-glass token has no account to set up", body = crate::api::ErrorBody),
     ),
 )]

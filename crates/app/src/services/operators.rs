@@ -219,10 +219,19 @@ impl App {
     }
 
     /// Starts setting up a second factor: a new secret, pending until a
-    /// code from it confirms it ([`App::confirm_totp`]). Replaces any
-    /// earlier pending secret; a confirmed one stays until then.
+    /// code from it confirms it ([`App::confirm_totp`]); replaces any
+    /// earlier pending secret. Refused once two-factor is on (an admin
+    /// resets it for a new phone).
     pub async fn begin_totp(&self, staff: &Staff) -> AppResult<TotpSetup> {
         let operator = self.operator_of(staff).await?;
+        if operator.totp_secret.is_some() {
+            // Someone holding a stolen session must not swap the factor.
+            return Err(AppError::Conflict(
+                "two-factor is on already: to move it to another phone, an admin resets it first \
+                 (updown operator reset-totp, or the console)"
+                    .into(),
+            ));
+        }
         let mut bytes = [0u8; SECRET_BYTES];
         getrandom::fill(&mut bytes)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;

@@ -169,6 +169,12 @@ async fn an_operator_signs_in_with_password_and_code_and_the_console_cookie_obey
     assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
     let (_, me) = as_operator(&t, &cookie, "GET", "/admin/me", None).await;
     assert_eq!(me["totp"], true);
+    let (status, _) = as_operator(&t, &cookie, "POST", "/admin/me/totp", None).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a session cannot swap the factor"
+    );
 
     // The audit log names who, with which credential, from where, in
     // which request; what the command line did has no request.
