@@ -126,7 +126,7 @@ pub fn router(app: App) -> Router {
 /// Operators' requests carry who asked (address, request id, and the
 /// credential once known) to the audit log; players' requests skip it.
 async fn audit_context(
-    axum::extract::State(app): axum::extract::State<App>,
+    axum::extract::State(trust_forwarded_for): axum::extract::State<bool>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -134,7 +134,7 @@ async fn audit_context(
     if !(path.starts_with("/admin") || path.starts_with("/simulate")) {
         return next.run(request).await;
     }
-    let client = ratelimit::client_ip(&request, app.config.http.trust_forwarded_for);
+    let client = ratelimit::client_ip(&request, trust_forwarded_for);
     let request_id = request
         .headers()
         .get(REQUEST_ID)
@@ -168,7 +168,7 @@ fn router_with(app: App, streams: events::EventStreams) -> Router {
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
+            app.config.http.trust_forwarded_for,
             audit_context,
         ))
         .layer(axum::middleware::from_fn_with_state(
