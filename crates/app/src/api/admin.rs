@@ -70,7 +70,7 @@ fn text(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
 }
 
 /// Why an operator acts: audited with the action.
-fn reason(reason: &str) -> Result<String, ApiError> {
+pub(super) fn reason(reason: &str) -> Result<String, ApiError> {
     text("reason", reason, MAX_REASON)
 }
 

@@ -83,11 +83,9 @@ fn approval_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
 
 fn optional_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
     match reason {
-        Some(reason) if reason.chars().count() > 500 => {
-            Err(ApiError::invalid("reason must be at most 500 characters"))
-        }
         Some(reason) if reason.trim().is_empty() => Ok(None),
-        other => Ok(other),
+        Some(reason) => super::admin::reason(&reason).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -188,8 +186,7 @@ async fn reject(
 ) -> Result<Json<DecisionOut>, ApiError> {
     let id = approval_id(id)?;
     let Json(body) = body?;
-    let reason = optional_reason(Some(body.reason))?
-        .ok_or_else(|| ApiError::invalid("a rejection needs a reason"))?;
+    let reason = super::admin::reason(&body.reason)?;
     let decision = app
         .decide_approval(&admin.0, id, false, Some(reason))
         .await?;

@@ -56,6 +56,17 @@ pub fn operator_cookie(headers: &HeaderMap) -> Option<&str> {
     cookie(headers, OPERATOR_COOKIE)
 }
 
+/// A `Set-Cookie` value for a session cookie: HttpOnly, SameSite=Strict,
+/// Secure in production; `max_age` 0 clears it.
+pub fn session_set_cookie(app: &App, name: &str, path: &str, value: &str, max_age: i64) -> String {
+    let secure = if app.config.production {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
 /// The answer to a cookie-authenticated change from another origin.
 fn cross_origin() -> ApiError {
     ApiError::new(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use updown_domain::operator::Role;
 use updown_store::Operator;
 
+use super::admin::reason;
 use super::auth::{Admin, Operators, Reads};
 use super::ApiError;
 use crate::error::AppError;
@@ -81,15 +82,6 @@ fn role(text: &str) -> Result<Role, ApiError> {
     Role::parse(text).ok_or_else(|| {
         ApiError::invalid("role must be viewer, support, operator, treasurer or admin")
     })
-}
-
-fn reason(text: &str) -> Result<String, ApiError> {
-    if text.trim().is_empty() || text.chars().count() > 500 {
-        return Err(ApiError::invalid(
-            "reason must be 1 to 500 characters, not all blank",
-        ));
-    }
-    Ok(text.to_string())
 }
 
 /// Operator `id`, from the path.

@@ -35,14 +35,7 @@ struct SignedIn {
 }
 
 fn cookie(app: &App, value: &str, max_age: i64) -> String {
-    let secure = if app.config.production {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    )
+    super::auth::session_set_cookie(app, SESSION_COOKIE, "/", value, max_age)
 }
 
 #[utoipa::path(

@@ -208,14 +208,7 @@ struct PasswordChange {
 }
 
 fn cookie(app: &App, value: &str, max_age: i64) -> String {
-    let secure = if app.config.production {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{OPERATOR_COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    )
+    super::auth::session_set_cookie(app, OPERATOR_COOKIE, "/admin", value, max_age)
 }
 
 #[utoipa::path(

@@ -40,6 +40,20 @@ async fn post(t: &TestApp, uri: &str, body: &str, token: &str) -> (StatusCode, V
     call(t.address, "POST", uri, Some(body), Some(token)).await
 }
 
+/// Bets on round `code`, locks it and asks `by` to void it: the waiting
+/// approval (202).
+async fn void_asked_with_a_bet(t: &TestApp, code: &str, player: &str, by: &str) -> Value {
+    let bet = format!(r#"{{"side": "UP", "amount": 1000000, "round": "{code}"}}"#);
+    let (status, placed) = call(t.address, "POST", "/bets", Some(&bet), Some(player)).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let lock = format!("/admin/rounds/{code}/lock");
+    post(t, &lock, r#"{"reason": "halt"}"#, by).await;
+    let void = format!("/admin/rounds/{code}/void");
+    let (status, asked) = post(t, &void, r#"{"reason": "exchange halted"}"#, by).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    asked
+}
+
 async fn pending(t: &TestApp) -> Vec<Value> {
     let (status, list) = call(
         t.address,
@@ -441,24 +455,7 @@ async fn a_result_by_hand_waits_for_a_second_operator_and_names_both(db: Db) {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let bet = r#"{"side": "UP", "amount": 1000000, "round": "20261125"}"#;
-    let (status, placed) = call(t.address, "POST", "/bets", Some(bet), Some(&ann)).await;
-    assert_eq!(status, StatusCode::CREATED, "{placed}");
-    post(
-        &t,
-        "/admin/rounds/20261125/lock",
-        r#"{"reason": "halt"}"#,
-        &oli.1,
-    )
-    .await;
-    let (status, asked) = post(
-        &t,
-        "/admin/rounds/20261125/void",
-        r#"{"reason": "exchange halted"}"#,
-        &oli.1,
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let asked = void_asked_with_a_bet(&t, "20261125", &ann, &oli.1).await;
     let pat_id = t
         .app
         .operators()
@@ -536,24 +533,7 @@ async fn a_result_by_hand_waits_for_a_second_operator_and_names_both(db: Db) {
         .unwrap();
     t.clock
         .set(round.terms.open_at + chrono::Duration::seconds(1));
-    let bet = r#"{"side": "DOWN", "amount": 1000000, "round": "20261130"}"#;
-    let (status, placed) = call(t.address, "POST", "/bets", Some(bet), Some(&ann)).await;
-    assert_eq!(status, StatusCode::CREATED, "{placed}");
-    post(
-        &t,
-        "/admin/rounds/20261130/lock",
-        r#"{"reason": "halt"}"#,
-        &oli.1,
-    )
-    .await;
-    let (status, asked) = post(
-        &t,
-        "/admin/rounds/20261130/void",
-        r#"{"reason": "halt"}"#,
-        &oli.1,
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let asked = void_asked_with_a_bet(&t, "20261130", &ann, &oli.1).await;
     let round = t
         .app
         .round(updown_domain::RoundCode::parse("20261130").unwrap())
