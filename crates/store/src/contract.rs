@@ -45,6 +45,11 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether this process can take money requests: the database that
+    /// takes writes answers and holds every migration this build knows
+    /// (a newer build's as well is fine). `Ok(Some(why))` when it answers
+    /// but is behind.
+    async fn unready(&self) -> StoreResult<Option<String>>;
     /// The right to run the scheduler's next step, if no other process
     /// holds it; hold it for the step, then `release` it. PostgreSQL: a
     /// session advisory lock on a connection of its own (freed by the

@@ -513,6 +513,16 @@ async fn migrations_run_twice_without_harm(engine: Engine) {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
+    assert_eq!(store.unready().await.unwrap(), None);
+    // A database behind this build (its last migration undone, as after a
+    // restore of an older backup): not ready, and it says what to run.
+    behind_the_back(
+        &db.url,
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .await;
+    let why = store.unready().await.unwrap().expect("behind");
+    assert!(why.contains("updown migrate"), "{why}");
     assert_verified(&store).await;
 }
 

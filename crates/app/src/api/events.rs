@@ -116,29 +116,43 @@ fn viewer_stream(
     viewer: Option<UserId>,
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold(
-        (events, stopping, permit),
-        move |(mut events, mut stopping, permit)| async move {
-            loop {
-                let received = tokio::select! {
-                    received = events.recv() => received,
-                    _ = stopping.wait_for(|stop| *stop) => return None,
-                };
-                let message = match received {
-                    Ok(event) => match event.seen_by(viewer) {
-                        Some(out) => SseEvent::default()
-                            .event(out.kind)
-                            .json_data(&out)
-                            .expect("events serialise"),
-                        None => continue,
-                    },
-                    Err(RecvError::Lagged(missed)) => SseEvent::default()
-                        .event("resync")
-                        .data(format!("{{\"missed\":{missed}}}")),
-                    Err(RecvError::Closed) => return None,
-                };
-                return Some((Ok(message), (events, stopping, permit)));
-            }
-        },
-    )
+    stream::unfold(Some((events, stopping, permit)), move |state| async move {
+        let (mut events, mut stopping, permit) = state?;
+        loop {
+            let received = tokio::select! {
+                received = events.recv() => received,
+                _ = stopping.wait_for(|stop| *stop) => {
+                    // The last message: when to reconnect (to another
+                    // instance, behind a load balancer).
+                    drop(permit);
+                    let bye = SseEvent::default()
+                        .retry(reconnect_after())
+                        .comment("server restarting: reconnect");
+                    return Some((Ok(bye), None));
+                }
+            };
+            let message = match received {
+                Ok(event) => match event.seen_by(viewer) {
+                    Some(out) => SseEvent::default()
+                        .event(out.kind)
+                        .json_data(&out)
+                        .expect("events serialise"),
+                    None => continue,
+                },
+                Err(RecvError::Lagged(missed)) => SseEvent::default()
+                    .event("resync")
+                    .data(format!("{{\"missed\":{missed}}}")),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok(message), Some((events, stopping, permit))));
+        }
+    })
+}
+
+/// Between 1 and about 5 s, at random, so the streams of a stopping server
+/// do not all reconnect in the same instant.
+fn reconnect_after() -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    Duration::from_millis(1_000 + u64::from(byte[0]) * 16)
 }

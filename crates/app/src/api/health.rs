@@ -1,15 +1,25 @@
-//! `GET /health`: the database, Redis when configured, and the scheduler's
-//! freshness when this process runs it; 200 when all are well, 503
-//! otherwise. Each check gives up after two seconds. The chain watcher and
-//! custody (DEPOSIT_SOURCE=evm) degrade the status without failing it: a
-//! halted watcher or a custody shortfall needs an operator, not a load
-//! balancer taking the instance out.
+//! Health, in the three parts load balancers and operators each need:
+//!
+//! - `GET /health/live`: the process answers (restart it if not);
+//! - `GET /health/ready`: it can take money requests now: the database
+//!   that takes writes answers and holds this build's migrations, and the
+//!   server is not draining for a shutdown (send it traffic only if so);
+//! - `GET /health`: the detailed report. 503 only when the database does
+//!   not answer or the server drains; an optional dependency that fails
+//!   (Redis, which only carries events; the scheduler falling behind; the
+//!   chain watcher, custody or the sender needing an operator) makes it
+//!   `degraded` with 200: an operator's matter, not a load balancer's.
+//!
+//! Each check gives up after two seconds. `GET /metrics` exports the same
+//! checks as `updown_dependency_up{dependency}`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,7 +30,26 @@ use crate::services::App;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> OpenApiRouter<App> {
-    OpenApiRouter::new().routes(routes!(get_health))
+    OpenApiRouter::new()
+        .routes(routes!(get_health))
+        .routes(routes!(get_live))
+        .routes(routes!(get_ready))
+}
+
+/// Set once the server is told to stop: readiness fails from then on, so
+/// load balancers stop sending while requests in flight (and those still
+/// arriving during SHUTDOWN_DRAIN_SECS) get their answers.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// "ok", or why not (logged).
@@ -47,7 +76,34 @@ async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
     redis::cmd("PING").query_async::<()>(&mut connection).await
 }
 
-/// The scheduler's last step: "stale" (unhealthy) when it is more than
+/// Redis's state ("ok", "unreachable", "timeout" or "not configured"),
+/// also set as `updown_dependency_up{dependency="redis"}`.
+pub async fn redis_status(app: &App) -> String {
+    let Some(client) = app.events.redis_client() else {
+        return "not configured".into();
+    };
+    let status = check("redis", ping_redis(client)).await;
+    metrics::gauge!("updown_dependency_up", "dependency" => "redis").set(if status == "ok" {
+        1.0
+    } else {
+        0.0
+    });
+    status
+}
+
+/// The database's state, also set as
+/// `updown_dependency_up{dependency="database"}`.
+pub async fn database_status(app: &App) -> String {
+    let status = check("database", app.ping_database()).await;
+    metrics::gauge!("updown_dependency_up", "dependency" => "database").set(if status == "ok" {
+        1.0
+    } else {
+        0.0
+    });
+    status
+}
+
+/// The scheduler's last step: "stale" (degraded) when it is more than
 /// three ticks (and at least a minute) behind; "not running" in processes
 /// that do not run it.
 fn scheduler_health(app: &App) -> Value {
@@ -119,41 +175,85 @@ fn sender_health(app: &App) -> Value {
 
 #[utoipa::path(
     get,
+    path = "/health/live",
+    tag = "operations",
+    responses(
+        (status = 200, description = "the process answers: {\"status\": \"live\"}", body = Object),
+    ),
+)]
+async fn get_live() -> Json<Value> {
+    Json(json!({ "status": "live" }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "it can take money requests: {\"status\": \"ready\"}", body = Object),
+        (status = 503, description = "not now: {\"status\": \"draining\"} after SIGTERM, or {\"status\": \"unready\", \"reason\": ...} when the database does not answer or lacks this build's migrations", body = Object),
+    ),
+)]
+async fn get_ready(
+    State(app): State<App>,
+    Extension(draining): Extension<Draining>,
+) -> (StatusCode, Json<Value>) {
+    if draining.is_on() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining" })),
+        );
+    }
+    let reason = match tokio::time::timeout(CHECK_TIMEOUT, app.unready()).await {
+        Ok(Ok(None)) => return (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(Ok(Some(why))) => why,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            "the database does not answer".into()
+        }
+        Err(_) => format!("the database did not answer within {CHECK_TIMEOUT:?}"),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "unready", "reason": reason })),
+    )
+}
+
+#[utoipa::path(
+    get,
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "everything answers: {\"status\": \"ok\", \"database\": \"ok\", \"redis\": \"ok\" or \"not configured\", \"chain\": ...}; \"status\": \"degraded\" when the chain watcher is halted by a reorg or failing, or custody is short (\"chain\".\"problems\" says why), or the withdrawal sender holds or has a nonce conflict (\"sender\": address, eth_wei, token_balance, holding, nonce_conflict)", body = Object),
-        (status = 503, description = "a dependency does not answer, or the scheduler has not stepped for three ticks", body = Object),
+        (status = 200, description = "the database answers: {\"status\": \"ok\" or \"degraded\", \"database\": \"ok\", \"redis\": \"ok\", \"unreachable\", \"timeout\" or \"not configured\", \"scheduler\", \"chain\", \"sender\"}; \"degraded\" (still 200) when Redis does not answer, the scheduler is more than three ticks behind, the chain watcher is halted by a reorg or failing, custody is short (\"chain\".\"problems\" says why), or the withdrawal sender holds or has a nonce conflict", body = Object),
+        (status = 503, description = "the database does not answer (\"status\": \"unhealthy\"), or the server is draining for a shutdown (\"status\": \"draining\")", body = Object),
     ),
 )]
-async fn get_health(State(app): State<App>) -> (StatusCode, Json<Value>) {
-    let database = check("database", app.ping_database()).await;
-    let redis = match app.events.redis_client() {
-        Some(client) => check("redis", ping_redis(client)).await,
-        None => "not configured".into(),
-    };
+async fn get_health(
+    State(app): State<App>,
+    Extension(draining): Extension<Draining>,
+) -> (StatusCode, Json<Value>) {
+    let database = database_status(&app).await;
+    let redis = redis_status(&app).await;
     let scheduler = scheduler_health(&app);
     let chain = chain_health(&app).await;
     let sender = sender_health(&app);
-    let healthy = database == "ok"
-        && matches!(redis.as_str(), "ok" | "not configured")
-        && scheduler["status"] != "stale";
-    let status = if healthy {
-        StatusCode::OK
+    let degraded = !matches!(redis.as_str(), "ok" | "not configured")
+        || scheduler["status"] == "stale"
+        || chain["status"] == "degraded"
+        || sender["status"] == "degraded";
+    let (code, status) = if database != "ok" {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+    } else if draining.is_on() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if degraded {
+        (StatusCode::OK, "degraded")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::OK, "ok")
     };
     (
-        status,
+        code,
         Json(json!({
-            "status": match (
-                healthy,
-                chain["status"] == "degraded" || sender["status"] == "degraded",
-            ) {
-                (false, _) => "unhealthy",
-                (true, true) => "degraded",
-                (true, false) => "ok",
-            },
+            "status": status,
             "database": database,
             "redis": redis,
             "scheduler": scheduler,

@@ -120,7 +120,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// sees every answer (and outside the trace span: its line carries the
 /// request id among its own fields, not the span's twice).
 pub fn router(app: App) -> Router {
-    router_with(app, events::EventStreams::default())
+    router_with(
+        app,
+        events::EventStreams::default(),
+        health::Draining::default(),
+    )
 }
 
 /// Operators' requests carry who asked (address, request id, and the
@@ -145,8 +149,9 @@ async fn audit_context(
         .await
 }
 
-/// [`router`], its event streams given (so the server can end them).
-fn router_with(app: App, streams: events::EventStreams) -> Router {
+/// [`router`], its event streams and draining flag given (so the server
+/// can end them and fail readiness).
+fn router_with(app: App, streams: events::EventStreams, draining: health::Draining) -> Router {
     let (routes, document) = routes();
     routes
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
@@ -187,21 +192,35 @@ fn router_with(app: App, streams: events::EventStreams) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
         .layer(axum::Extension(streams))
+        .layer(axum::Extension(draining))
         .with_state(app)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then drains: readiness fails at once
+/// (so load balancers stop sending) while requests still get answers for
+/// SHUTDOWN_DRAIN_SECS; then the listener closes, event streams end with
+/// a reconnect hint, and requests in flight finish.
 pub async fn serve(
     app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let streams = events::EventStreams::default();
-    let service = router_with(app, streams.clone())
+    let draining = health::Draining::default();
+    let drain_for = app.config.http.shutdown_drain;
+    let service = router_with(app, streams.clone(), draining.clone())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            draining.start();
+            if !drain_for.is_zero() {
+                tracing::info!(
+                    "draining: readiness fails; still answering for {drain_for:?} (SHUTDOWN_DRAIN_SECS)"
+                );
+                tokio::time::sleep(drain_for).await;
+            }
+            tracing::info!("shutting down: finishing requests in flight");
             // Event streams never end by themselves.
             streams.stop();
         })
@@ -228,5 +247,4 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

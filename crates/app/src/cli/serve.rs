@@ -9,6 +9,14 @@ pub async fn run(mut config: Config) -> AppResult<()> {
     // Production needs more to serve than to run a command.
     refuse_unsafe_production(&config, Purpose::Serve)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
+    if config.production {
+        for variable in &config.explanation().plain_secrets {
+            tracing::warn!(
+                "{variable} is given in the environment, where anyone who can list the process's \
+                 environment reads it; put it in a file readable by this user only and set {variable}_FILE"
+            );
+        }
+    }
     if config.http.admin_token.is_none() {
         let token = crate::services::random_hex()?;
         eprintln!("ADMIN_TOKEN is not set: for this run only, the admin token is {token}");

@@ -70,6 +70,8 @@ pub struct Explanation {
     pub dotenv_path: Option<PathBuf>,
     /// Why reading `.env` stopped early, if it did.
     pub dotenv_problem: Option<String>,
+    /// Secrets given in the environment or `.env` rather than in files.
+    pub plain_secrets: Vec<&'static str>,
 }
 
 impl Explanation {
@@ -80,6 +82,7 @@ impl Explanation {
             settings: reader.settings().to_vec(),
             dotenv_path: reader.sources().dotenv_path.clone(),
             dotenv_problem: reader.sources().dotenv_problem.clone(),
+            plain_secrets: reader.plain_secrets().to_vec(),
         }
     }
 }

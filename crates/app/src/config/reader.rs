@@ -37,6 +37,9 @@ impl ConfigError {
 pub struct Reader {
     sources: Sources,
     settings: Vec<Setting>,
+    /// Secrets given in the plain environment or `.env` rather than in a
+    /// file (`NAME_FILE`), which production warns of.
+    plain_secrets: Vec<&'static str>,
 }
 
 impl Reader {
@@ -44,7 +47,15 @@ impl Reader {
         Reader {
             sources,
             settings: Vec::new(),
+            plain_secrets: Vec::new(),
         }
+    }
+
+    /// The secrets given in the environment or `.env` itself, not in a
+    /// file: anyone who can list the process's environment (or the
+    /// container's definition) reads them.
+    pub fn plain_secrets(&self) -> &[&'static str] {
+        &self.plain_secrets
     }
 
     /// What was read so far, in order.
@@ -190,7 +201,9 @@ impl Reader {
         variable: &'static str,
         check: impl FnOnce(&str) -> Result<(), String>,
     ) -> Result<Option<Secret>, ConfigError> {
-        let Some(text) = self.read(variable, None, true) else {
+        // A URL is a secret only with a password in it.
+        let sensitive = |text: &str| !text.contains("://") || url_has_password(text);
+        let Some(text) = self.read_secret(variable, None, sensitive)? else {
             return Ok(None);
         };
         check(&text).map_err(|problem| ConfigError::new(variable, REDACTED, problem))?;
@@ -206,7 +219,7 @@ impl Reader {
         check: impl FnOnce(&str) -> Result<(), String>,
     ) -> Result<Secret, ConfigError> {
         let text = self
-            .read(variable, Some(default), true)
+            .read_secret(variable, Some(default), url_has_password)?
             .expect("a default is given");
         let noted = self.settings.iter_mut().find(|s| s.variable == variable);
         if let (Some(setting), Some((scheme, _))) = (noted, text.split_once(':')) {
@@ -222,12 +235,64 @@ impl Reader {
         variable: &'static str,
         check: impl FnOnce(&str) -> Result<(), String>,
     ) -> Result<Option<Secret>, ConfigError> {
-        if self.lookup(variable).1.is_none() {
+        if self.lookup(variable).1.is_none() && self.lookup(&file_variable(variable)).1.is_none() {
             // Noted as unset.
             let _ = self.read(variable, None, true);
             return Ok(None);
         }
         self.secret_url(variable, "", check).map(Some)
+    }
+
+    /// A secret's text: from the file `NAME_FILE` names when that is set
+    /// (the convention of the official container images; surrounding
+    /// whitespace, such as a trailing newline, is not part of it), else
+    /// as [`Reader::read`] finds it. Both set is refused. `sensitive`
+    /// says whether a value in the environment counts as a plain secret
+    /// (a URL without a password does not).
+    fn read_secret(
+        &mut self,
+        variable: &'static str,
+        default: Option<&str>,
+        sensitive: impl FnOnce(&str) -> bool,
+    ) -> Result<Option<String>, ConfigError> {
+        let file_variable = file_variable(variable);
+        let Some(path) = self.lookup(&file_variable).1 else {
+            let given = self.lookup(variable).1.is_some();
+            let text = self.read(variable, default, true);
+            if given && text.as_deref().is_some_and(sensitive) {
+                self.plain_secrets.push(variable);
+            }
+            return Ok(text);
+        };
+        if self.lookup(variable).1.is_some() {
+            return Err(ConfigError::new(
+                variable,
+                REDACTED,
+                format!("is also given in a file by {file_variable}; set one of the two"),
+            ));
+        }
+        let in_file = |problem: String| {
+            ConfigError::new(
+                variable,
+                REDACTED,
+                format!("{file_variable}={path}: {problem}"),
+            )
+        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| in_file(format!("cannot be read: {e}")))?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(in_file("the file is empty".into()));
+        }
+        if !self.settings.iter().any(|s| s.variable == variable) {
+            self.settings.push(Setting {
+                variable,
+                source: Source::File,
+                value: Some(REDACTED.to_string()),
+                unused: None,
+            });
+        }
+        Ok(Some(text.to_string()))
     }
 
     /// Marks variables read before as not applying (`why`), so the
@@ -315,6 +380,22 @@ pub const FLAG_SPELLINGS: [(&str, bool); 8] = [
     ("1", true),
     ("0", false),
 ];
+
+/// The variable naming the file that holds `variable`'s secret.
+fn file_variable(variable: &str) -> String {
+    format!("{variable}_FILE")
+}
+
+/// Whether a URL carries a password (`scheme://user:password@host`).
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user_info, _)| user_info.contains(':'))
+}
 
 /// "must be a or b", or "must be one of a, b, c".
 fn must_be_one_of<'a>(names: impl Iterator<Item = &'a str>) -> String {

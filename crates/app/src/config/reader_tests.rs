@@ -129,3 +129,85 @@ fn sources_are_noted_and_the_environment_wins_over_dotenv() {
     assert_eq!(r.optional_text("EMPTY"), None);
     assert_eq!(r.settings()[0].source, Source::Environment);
 }
+
+#[test]
+fn secrets_come_from_files_named_by_name_file() {
+    let folder = std::env::temp_dir().join(format!("updown-secret-files-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let token = folder.join("admin-token");
+    std::fs::write(&token, "a-token-from-a-file-0123\n").unwrap();
+    let url = folder.join("database-url");
+    std::fs::write(&url, "postgres://app:hunter2@db:5432/updown\n").unwrap();
+    let empty = folder.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+
+    let config = Config::with(&[
+        ("ADMIN_TOKEN_FILE", &path(&token)),
+        ("DATABASE_URL_FILE", &path(&url)),
+        ("DEPOSIT_WEBHOOK_SECRET", "a-plain-secret-0123456"),
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ])
+    .unwrap();
+    // The file's text, without its trailing newline.
+    assert_eq!(
+        config.http.admin_token.as_ref().unwrap().expose(),
+        "a-token-from-a-file-0123"
+    );
+    assert_eq!(
+        config.database.url.expose(),
+        "postgres://app:hunter2@db:5432/updown"
+    );
+    let explained = |variable| {
+        config
+            .explanation()
+            .settings
+            .iter()
+            .find(|s| s.variable == variable)
+            .map(|s| (s.source, s.value.clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        explained("ADMIN_TOKEN"),
+        (Source::File, Some(REDACTED.into()))
+    );
+    assert_eq!(
+        explained("DATABASE_URL"),
+        (Source::File, Some(format!("postgres:{REDACTED}")))
+    );
+    // Only the secret in the plain environment is one production warns of
+    // (a Redis URL without a password is not a secret).
+    assert_eq!(
+        config.explanation().plain_secrets,
+        vec!["DEPOSIT_WEBHOOK_SECRET"]
+    );
+    let plain = Config::with(&[("DATABASE_URL", "postgres://app:pw@db/updown")]).unwrap();
+    assert_eq!(plain.explanation().plain_secrets, vec!["DATABASE_URL"]);
+
+    // Both ways at once, a missing file, an empty one: refused, naming the
+    // variable and never the secret.
+    let both = Config::with(&[
+        ("ADMIN_TOKEN", "a-token-in-the-environment"),
+        ("ADMIN_TOKEN_FILE", &path(&token)),
+    ])
+    .unwrap_err();
+    assert_eq!(both.variable, "ADMIN_TOKEN");
+    assert!(both.problem.contains("ADMIN_TOKEN_FILE"), "{both}");
+    let missing = Config::with(&[
+        ("ORACLE_API_KEY_FILE", "/nonexistent/key"),
+        ("ORACLE", "http"),
+    ])
+    .unwrap_err();
+    assert_eq!(missing.variable, "ORACLE_API_KEY");
+    assert!(missing.problem.contains("cannot be read"), "{missing}");
+    let empty = Config::with(&[("ADMIN_TOKEN_FILE", &path(&empty))]).unwrap_err();
+    assert!(empty.problem.contains("empty"), "{empty}");
+    // The file's secret is checked as the variable's would be.
+    std::fs::write(&token, "short").unwrap();
+    let short = Config::with(&[("ADMIN_TOKEN_FILE", &path(&token))]).unwrap_err();
+    assert_eq!(
+        (short.variable, short.value.as_str()),
+        ("ADMIN_TOKEN", REDACTED)
+    );
+    std::fs::remove_dir_all(&folder).unwrap();
+}

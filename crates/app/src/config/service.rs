@@ -69,6 +69,10 @@ pub struct Http {
     pub trust_forwarded_for: bool,
     /// One JSON line per request (ACCESS_LOG).
     pub access_log: bool,
+    /// How long `serve` keeps answering after SIGTERM with readiness
+    /// failing, so a load balancer stops sending first
+    /// (SHUTDOWN_DRAIN_SECS).
+    pub shutdown_drain: std::time::Duration,
 }
 
 impl Http {
@@ -85,6 +89,7 @@ impl Http {
             rate_sign_in: r.rate("RATE_LIMIT_SIGN_IN", "10/min")?,
             trust_forwarded_for: r.flag("TRUST_FORWARDED_FOR", false)?,
             access_log: r.flag("ACCESS_LOG", true)?,
+            shutdown_drain: r.duration("SHUTDOWN_DRAIN_SECS", Unit::Seconds, 0, 0..=300)?,
         })
     }
 }

@@ -13,6 +13,8 @@ pub enum Source {
     DotEnv,
     /// The process environment (which wins over `.env`).
     Environment,
+    /// A secret's file, named by `NAME_FILE` (in either of the above).
+    File,
 }
 
 impl fmt::Display for Source {
@@ -21,6 +23,7 @@ impl fmt::Display for Source {
             Source::Default => "default",
             Source::DotEnv => ".env",
             Source::Environment => "environment",
+            Source::File => "file (NAME_FILE)",
         })
     }
 }

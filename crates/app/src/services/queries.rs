@@ -128,6 +128,13 @@ impl App {
         Ok(self.store.ping().await?)
     }
 
+    /// Why this process cannot take money requests now, if it cannot: the
+    /// database that takes writes is behind this build's migrations (an
+    /// error when it does not answer).
+    pub async fn unready(&self) -> AppResult<Option<String>> {
+        Ok(self.store.unready().await?)
+    }
+
     /// How many rounds are in each status (all markets).
     pub async fn round_counts(&self) -> AppResult<Vec<(String, i64)>> {
         Ok(self.store.round_counts().await?)

@@ -6,11 +6,14 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use crate::support::sse::EventStream;
-use crate::support::{at, Db, TestApp};
+use crate::support::{at, call, eventually, Db, TestApp};
 use crate::{send, sign_up, simulate_deposit, ADMIN};
 use updown_store::on_both_backends;
 
-on_both_backends!(the_event_stream_shows_round_events_to_all_and_a_players_own_only_to_them,);
+on_both_backends!(
+    the_event_stream_shows_round_events_to_all_and_a_players_own_only_to_them,
+    a_stopping_server_fails_readiness_answers_while_draining_then_ends_streams_with_a_retry,
+);
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -82,5 +85,64 @@ async fn the_event_stream_shows_round_events_to_all_and_a_players_own_only_to_th
         assert_eq!(kinds.last().map(String::as_str), Some("bet_placed"));
         assert!(!kinds.iter().any(|k| k == "deposit_credited"), "{kinds:?}");
     }
+    t.assert_verified().await;
+}
+
+/// SIGTERM (here the test's stop signal) with SHUTDOWN_DRAIN_SECS: the
+/// load balancer sees readiness fail at once, while bets still get their
+/// answers; then the listener closes and each stream gets a `retry:` hint
+/// before it ends.
+async fn a_stopping_server_fails_readiness_answers_while_draining_then_ends_streams_with_a_retry(
+    db: Db,
+) {
+    let mut t = TestApp::spawn(
+        db,
+        &[("ADMIN_TOKEN", ADMIN), ("SHUTDOWN_DRAIN_SECS", "2")],
+        at("2026-11-24T15:00:00Z"),
+    )
+    .await;
+    let ann = sign_up(&t, "ann").await;
+    simulate_deposit(&t, "ann", 5_000_000).await;
+    t.open("20261124").await;
+    let mut stream = EventStream::open(t.address, Some(&ann)).await.unwrap();
+    let ready = |t: &TestApp| {
+        let address = t.address;
+        async move { call(address, "GET", "/health/ready", None, None).await }
+    };
+    assert_eq!(ready(&t).await.0, StatusCode::OK);
+
+    t.shut_down();
+    let address = t.address;
+    eventually("readiness fails", WAIT, || async {
+        call(address, "GET", "/health/ready", None, None).await.0 == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let (_, body) = ready(&t).await;
+    assert_eq!(body["status"], "draining");
+    let (_, health) = call(address, "GET", "/health", None, None).await;
+    assert_eq!(health["status"], "draining");
+    assert_eq!(
+        call(address, "GET", "/health/live", None, None).await.0,
+        StatusCode::OK
+    );
+    // Still answering money requests while the balancer catches up.
+    let (status, bet) = call(
+        address,
+        "POST",
+        "/bets",
+        Some(r#"{"side": "UP", "amount": 1000000}"#),
+        Some(&ann),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{bet}");
+    // The stream carries that bet, then the hint, then ends.
+    let rest = stream.rest_within(WAIT).await.expect("the stream ends");
+    let hint = rest
+        .lines()
+        .find_map(|line| line.strip_prefix("retry:"))
+        .unwrap_or_else(|| panic!("no retry: in {rest:?}"));
+    let millis: u64 = hint.trim().parse().unwrap();
+    assert!((1_000..=5_096).contains(&millis), "{millis}");
+    assert!(rest.contains("bet_placed"), "{rest}");
     t.assert_verified().await;
 }

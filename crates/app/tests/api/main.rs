@@ -43,6 +43,17 @@ async fn get(t: &TestApp, uri: &str) -> (StatusCode, Value) {
     send(t, "GET", uri, None, None).await
 }
 
+/// A text answer (e.g. `/metrics`).
+async fn get_text(t: &TestApp, uri: &str) -> String {
+    let response = api::router(t.app.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 async fn get_as(t: &TestApp, uri: &str, key: &str) -> (StatusCode, Value) {
     send(t, "GET", uri, None, Some(key)).await
 }
@@ -739,8 +750,21 @@ async fn health_and_tvl_answer(db: Db) {
     assert_eq!(health["redis"], "not configured");
     assert_eq!(health["scheduler"]["status"], "not running");
 
-    // With the scheduler running: fresh after a step, stale (503) once it
-    // is more than three ticks behind the clock.
+    // Liveness and readiness, for load balancers.
+    let (status, live) = get(&t, "/health/live").await;
+    assert_eq!(
+        (status, live["status"].as_str()),
+        (StatusCode::OK, Some("live"))
+    );
+    let (status, ready) = get(&t, "/health/ready").await;
+    assert_eq!(
+        (status, ready["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+
+    // With the scheduler running: fresh after a step, stale once it is
+    // more than three ticks behind the clock: degraded, not out of service
+    // (a load balancer taking every instance out would not step it).
     let ticking = TestApp::spawn(
         db,
         &[("SCHEDULER_TICK_SECS", "60")],
@@ -770,14 +794,19 @@ async fn health_and_tvl_answer(db: Db) {
     ticking.advance(chrono::Duration::minutes(4));
     let (status, health) = get(&ticking, "/health").await;
     assert_eq!(
-        (status, health["scheduler"]["status"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("stale")),
+        (
+            status,
+            health["scheduler"]["status"].as_str(),
+            health["status"].as_str()
+        ),
+        (StatusCode::OK, Some("stale"), Some("degraded")),
         "{health}"
     );
     stop.send(()).unwrap();
     scheduler.await.unwrap();
 
-    // Redis configured but not answering: unhealthy.
+    // Redis configured but not answering: degraded, still ready (it only
+    // carries events), and the metric says so.
     let down = TestApp::spawn(
         db,
         &[("REDIS_URL", "redis://127.0.0.1:1")],
@@ -787,12 +816,24 @@ async fn health_and_tvl_answer(db: Db) {
     let (status, health) = get(&down, "/health").await;
     assert_eq!(
         (status, health["redis"].as_str(), health["status"].as_str()),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("unreachable"),
-            Some("unhealthy")
-        )
+        (StatusCode::OK, Some("unreachable"), Some("degraded"))
     );
+    assert_eq!(get(&down, "/health/ready").await.0, StatusCode::OK);
+    // The gauge is the process's: the other engine's run of this story
+    // may set it to 1 with its live Redis in between, hence a few reads.
+    let mut redis_down_seen = false;
+    for _ in 0..5 {
+        let metrics = get_text(&down, "/metrics").await;
+        assert!(
+            metrics.contains("updown_dependency_up{dependency=\"database\"} 1"),
+            "{metrics}"
+        );
+        if metrics.contains("updown_dependency_up{dependency=\"redis\"} 0") {
+            redis_down_seen = true;
+            break;
+        }
+    }
+    assert!(redis_down_seen, "updown_dependency_up for Redis never 0");
     // And answering (required in CI, where TEST_REDIS_URL is set).
     match std::env::var("TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
@@ -879,21 +920,7 @@ async fn metrics_count_bets_requests_and_show_tvl(db: Db) {
     )
     .await;
     get(&t, "/rounds/current").await;
-    let response = api::router(t.app.clone())
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let text = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = get_text(&t, "/metrics").await;
     for expected in [
         "updown_tvl_micro_usdc",
         "updown_rounds{status=\"OPEN\"}",

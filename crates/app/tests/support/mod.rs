@@ -27,8 +27,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// Where the API answers.
     pub address: std::net::SocketAddr,
-    /// Dropped with the TestApp: the server shuts down.
-    _stop: tokio::sync::oneshot::Sender<()>,
+    /// Sent by [`TestApp::shut_down`], or dropped with the TestApp: the
+    /// server shuts down.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     _db: TestDb,
 }
 
@@ -163,8 +164,15 @@ impl TestApp {
             app,
             clock,
             address,
-            _stop: stop,
+            stop: Some(stop),
             _db: test_db,
+        }
+    }
+
+    /// Tells the server to stop, as SIGTERM does `serve`.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 

@@ -67,6 +67,24 @@ impl EventStream {
         }
     }
 
+    /// Everything the stream sends until it ends, raw; `None` if it has
+    /// not ended within `within`.
+    pub async fn rest_within(&mut self, within: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(bytes) = frame.into_data() {
+                        self.buffer
+                            .push_str(std::str::from_utf8(&bytes).expect("UTF-8"));
+                    }
+                }
+                Ok(None) | Ok(Some(Err(_))) => return Some(std::mem::take(&mut self.buffer)),
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// The next message of type `kind`, skipping others; panics after
     /// `within`.
     pub async fn expect(&mut self, kind: &str, within: Duration) -> Value {

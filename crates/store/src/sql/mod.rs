@@ -139,6 +139,22 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn unready(&self) -> StoreResult<Option<String>> {
+        let needed = match &self.pools {
+            Pools::Sqlite { .. } => sqlite::latest_migration(),
+            Pools::Postgres(_) => postgres::latest_migration(),
+        };
+        let applied: Option<i64> =
+            query("SELECT MAX(version) AS version FROM _sqlx_migrations WHERE success")
+                .fetch_one(self.write())
+                .await?
+                .get("version")?;
+        let applied = applied.unwrap_or(0);
+        Ok((applied < needed).then(|| {
+            format!("the database's schema is at migration {applied}; this build needs {needed} (run `updown migrate`)")
+        }))
+    }
+
     async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>> {
         match &self.pools {
             // One process owns a SQLite file's writes; nothing to contend for.

@@ -48,6 +48,11 @@ pub(super) async fn open(
     })
 }
 
+/// The last migration this build knows.
+pub(super) fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {
     MIGRATOR.run(pool).await.map_err(|e| {
         StoreError::Other(anyhow::Error::new(e).context("running PostgreSQL migrations"))

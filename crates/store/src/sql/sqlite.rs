@@ -62,6 +62,11 @@ pub(super) async fn open(url: &str, max_readers: u32) -> anyhow::Result<SqlStore
     })
 }
 
+/// The last migration this build knows.
+pub(super) fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 pub(super) async fn migrate(writer: &SqlitePool) -> StoreResult<()> {
     MIGRATOR
         .run(writer)
