@@ -283,3 +283,226 @@ async fn two_instances_share_events_settle_once_and_the_survivor_takes_over() {
     scratch.remove().await.unwrap();
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (server, _) = base.rsplit_once('/').unwrap();
+    if query.is_empty() {
+        format!("{server}/{database}")
+    } else {
+        format!("{server}/{database}?{query}")
+    }
+}
+
+/// Two new, empty PostgreSQL databases on TEST_POSTGRES_URL's server (a
+/// dump holds a whole database, so a schema of the shared one will not
+/// do): their URLs.
+async fn fresh_databases(url: &str, names: &[&str]) -> Vec<String> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut urls = Vec::new();
+    for name in names {
+        let database = format!("updown_{name}_{}", std::process::id());
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        urls.push(with_database(url, &database));
+    }
+    urls
+}
+
+async fn drop_databases(url: &str, names: &[&str]) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    for name in names {
+        let database = format!("updown_{name}_{}", std::process::id());
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// The ids of the bets in the database at `url`.
+async fn bet_ids(url: &str) -> std::collections::BTreeSet<i64> {
+    let ids: Vec<i64> = if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let ids = sqlx::query_scalar("SELECT id FROM bets")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        ids
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let ids = sqlx::query_scalar("SELECT id FROM bets")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        ids
+    };
+    ids.into_iter().collect()
+}
+
+/// `updown backup` while `serve` takes bets, then `updown restore` into an
+/// empty database: verify passes there, and every bet acknowledged before
+/// the backup started is in it. SQLite always; PostgreSQL too where
+/// TEST_POSTGRES_URL is set (required in CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_bet_load_restores_with_every_acknowledged_bet() {
+    let folder = folder("backup");
+    let mut targets = vec![(
+        format!("sqlite://{}", folder.join("live.db").display()),
+        format!("sqlite://{}", folder.join("restored.db").display()),
+    )];
+    let postgres = updown_store::testing::postgres_url("the backup story");
+    if let Some(url) = &postgres {
+        let urls = fresh_databases(url, &["backup_live", "backup_restored"]).await;
+        targets.push((urls[0].clone(), urls[1].clone()));
+    }
+    for (live, restored) in targets {
+        backup_under_load(&folder, &live, &restored).await;
+    }
+    if let Some(url) = &postgres {
+        drop_databases(url, &["backup_live", "backup_restored"]).await;
+    }
+}
+
+async fn backup_under_load(folder: &std::path::Path, live: &str, restored: &str) {
+    let engine = if live.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let serve = Serve::start(
+        folder,
+        &format!("backup-{engine}"),
+        &[("DATABASE_URL", live), ("CLOCK_START", MORNING)],
+    );
+    let address = serve.address;
+    wait_for(
+        address,
+        "/rounds/current",
+        Duration::from_secs(20),
+        |round| round["code"] == "20261124",
+    )
+    .await;
+    let mut keys = Vec::new();
+    for i in 0..8 {
+        let email = format!("p{i}@example.com");
+        let (status, user) = support::call(
+            address,
+            "POST",
+            "/users",
+            Some(&format!(r#"{{"email": "{email}"}}"#)),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let (status, deposit) = support::call(
+            address,
+            "POST",
+            "/simulate/deposit_webhook",
+            Some(&format!(
+                r#"{{"email": "{email}", "amount": 1000000000, "tx_hash": "0x{:064x}"}}"#,
+                i + 1
+            )),
+            Some(ADMIN),
+        )
+        .await;
+        assert!(status.is_success(), "{deposit}");
+        keys.push(user["api_key"].as_str().unwrap().to_string());
+    }
+
+    // Players bet all along; each acknowledged bet is noted with the
+    // instant its answer came.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut players = Vec::new();
+    for key in keys {
+        let (stop, acknowledged) = (stop.clone(), acknowledged.clone());
+        players.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, bet) = support::call(
+                    address,
+                    "POST",
+                    "/bets",
+                    Some(r#"{"side": "UP", "amount": 1000}"#),
+                    Some(&key),
+                )
+                .await;
+                assert_eq!(status, StatusCode::CREATED, "{bet}");
+                let id = bet["id"].as_i64().unwrap();
+                acknowledged
+                    .lock()
+                    .unwrap()
+                    .push((id, std::time::Instant::now()));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let file = folder.join(format!("{engine}.backup"));
+    let started = std::time::Instant::now();
+    let backup = {
+        let (live, file) = (live.to_string(), file.clone());
+        tokio::task::spawn_blocking(move || {
+            cli_with(
+                &[("DATABASE_URL", &live)],
+                &["backup", "--to", file.to_str().unwrap()],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for player in players {
+        player.await.unwrap();
+    }
+    assert!(backup["bytes"].as_u64().unwrap() > 0, "{backup}");
+    let before: Vec<i64> = acknowledged
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, at)| *at < started)
+        .map(|(id, _)| *id)
+        .collect();
+    let after = acknowledged.lock().unwrap().len() - before.len();
+    assert!(
+        before.len() >= 8 && after >= 8,
+        "{engine}: bets went on around the backup ({} before, {after} after)",
+        before.len()
+    );
+
+    let restore = cli_with(
+        &[("DATABASE_URL", restored)],
+        &["restore", "--from", file.to_str().unwrap()],
+    );
+    assert_eq!(restore["verify"]["ok"], true, "{engine}: {restore}");
+    let ids = bet_ids(restored).await;
+    let missing: Vec<&i64> = before.iter().filter(|id| !ids.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{engine}: acknowledged before the backup, missing from it: {missing:?}"
+    );
+    assert_eq!(restore["bets"].as_u64().unwrap() as usize, ids.len());
+    // Restoring again over it is refused: restores go into empty databases.
+    let again = updown(&[("DATABASE_URL", restored), ("CLOCK_START", MORNING)])
+        .args(["restore", "--from", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    drop(serve);
+}

@@ -11,6 +11,8 @@
 //!   engines through a small engine-neutral layer (`sql/db.rs`), and one
 //!   file per engine for what differs (connecting, migrations, the
 //!   scheduler's lease, the bet batch and settlement chunk hot paths).
+//! - [`backup`]: consistent copies of a live database, and restores into
+//!   an empty one.
 //! - `testing`: fresh databases for tests.
 
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use updown_domain::admission::BetRefusal;
 use updown_domain::ids::UserId;
 use updown_domain::round::RoundError;
 
+pub mod backup;
 mod contract;
 mod error;
 pub mod model;

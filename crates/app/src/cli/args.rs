@@ -50,6 +50,23 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Copy the database (DATABASE_URL) into a new file while it is in use,
+    /// and check the copy. SQLite: VACUUM INTO, one consistent snapshot;
+    /// PostgreSQL: pg_dump --format=custom, read back with pg_restore --list
+    /// (PostgreSQL's client tools of the server's version must be installed).
+    Backup {
+        /// The backup file to write; refused if it exists.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Restore a backup into DATABASE_URL, which must be empty (a new SQLite
+    /// file, or a database without tables); then migrate and verify the
+    /// ledger (exits 1 if an invariant fails).
+    Restore {
+        /// The backup file, as `updown backup` wrote it.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
     /// Tell the whole story on a fresh temporary database.
     Demo,
     /// Measure speed on a fresh database (see BENCHMARKS.md).

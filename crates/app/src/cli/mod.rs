@@ -7,11 +7,13 @@
 //! - `ledger`: the commands that work on the database, one function each.
 //! - `serve`: `updown serve`.
 //! - `config`: `updown config [--explain]`.
+//! - `backup`: `updown backup` and `updown restore`.
 //! - `output`: printing, errors and progress bars, shared by all.
 //! - `text`: how the wire types read for a person, without `--json`.
 //! - `demo`, `bench`, `bench_http`: `updown demo` and `updown bench`.
 
 mod args;
+mod backup;
 mod bench;
 mod bench_chain;
 mod bench_http;
@@ -115,6 +117,8 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             Ok(0)
         }
         Command::Demo => demo::run(config, json).await.map(|()| 0),
+        Command::Backup { to } => backup::backup(&config, &to, &out).await,
+        Command::Restore { from } => backup::restore(config, &from, &out).await,
         Command::Bench(command) => bench(command, config).await,
         Command::Ledger(command) => {
             let app = crate::startup::app(config)
