@@ -137,6 +137,38 @@ fn describe() {
         "updown_sender_nonce_conflict",
         "1 while a nonce the hot wallet stored was used by a transaction it did not sign"
     );
+    describe_gauge!(
+        "updown_round_settle_overdue_seconds",
+        Unit::Seconds,
+        "How long past its settle instant the most overdue unsettled round is (0: none)"
+    );
+    describe_gauge!(
+        "updown_withdrawal_oldest_waiting_seconds",
+        Unit::Seconds,
+        "How long the oldest withdrawal not yet confirmed or failed has waited (0: none)"
+    );
+    describe_gauge!(
+        "updown_scheduler_last_step_timestamp_seconds",
+        Unit::Seconds,
+        "When this process's scheduler last stepped (Unix time)"
+    );
+    describe_gauge!(
+        "updown_dependency_up",
+        "1 when a dependency answered its last check, by dependency (database, redis)"
+    );
+    describe_gauge!(
+        "updown_sender_holding",
+        "1 while the withdrawal sender holds (funds, gas, fees or a reorg), as /health says why"
+    );
+    describe_gauge!(
+        "updown_ledger_verified",
+        "1 when the last periodic verify found every invariant, 0 when one failed"
+    );
+    describe_gauge!(
+        "updown_ledger_verified_timestamp_seconds",
+        Unit::Seconds,
+        "When the last periodic verify finished (Unix time)"
+    );
     describe_counter!(
         "updown_withdrawals_sent_total",
         "Withdrawal transactions the hot wallet signed, by kind (first, replacement)"
@@ -154,5 +186,93 @@ pub async fn render(app: &App) -> AppResult<String> {
     for (status, count) in app.round_counts().await? {
         metrics::gauge!("updown_rounds", "status" => status).set(count as f64);
     }
+    let overdue = app.overdue().await?;
+    metrics::gauge!("updown_round_settle_overdue_seconds").set(overdue.settlement_seconds as f64);
+    metrics::gauge!("updown_withdrawal_oldest_waiting_seconds")
+        .set(overdue.withdrawal_seconds as f64);
     Ok(handle.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn repository() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// Every Rust source of this crate, concatenated.
+    fn sources() -> String {
+        fn walk(folder: &Path, into: &mut String) {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, into);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    into.push_str(&std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut all = String::new();
+        walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut all);
+        all
+    }
+
+    /// The metric names in a PromQL text: `updown_...` and `http_...`
+    /// words, a histogram's `_bucket`/`_sum`/`_count` taken off.
+    fn metric_names(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("updown_") || word.starts_with("http_request") {
+                let name = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .unwrap_or(word);
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_alert_watches_a_recorded_metric_and_has_a_runbook_section() {
+        let alerts =
+            std::fs::read_to_string(repository().join("deploy/prometheus/alerts.yml")).unwrap();
+        let runbook = std::fs::read_to_string(repository().join("docs/operations.md")).unwrap();
+        let sources = sources();
+        let expressions: String = alerts
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("expr:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let names = metric_names(&expressions);
+        assert!(names.len() >= 10, "{names:?}");
+        for name in names {
+            assert!(
+                sources.contains(&format!("\"{name}\"")),
+                "alerts.yml watches {name}, which the service never records"
+            );
+        }
+        let alert_names: Vec<&str> = alerts
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("- alert:"))
+            .map(str::trim)
+            .collect();
+        assert!(alert_names.len() >= 12, "{alert_names:?}");
+        for alert in alert_names {
+            assert!(
+                runbook.contains(&format!("### {alert}\n")),
+                "docs/operations.md has no section `### {alert}`"
+            );
+            assert!(
+                alerts.contains(&format!(
+                    "runbook: \"docs/operations.md#{}\"",
+                    alert.to_lowercase()
+                )),
+                "{alert} does not link its runbook section"
+            );
+        }
+    }
 }

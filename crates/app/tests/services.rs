@@ -26,6 +26,7 @@ use updown_domain::Micros;
 use updown_store::{on_both_backends, WithdrawalStatus};
 
 on_both_backends!(
+    what_the_alerts_watch_is_read_from_the_database,
     bad_input_is_refused_with_a_clear_error_and_changes_nothing,
     a_settlement_that_crashes_midway_resumes_and_pays_everyone_exactly_once,
     the_clock_refuses_bets_at_the_lock_even_before_the_scheduler_locks,
@@ -1026,5 +1027,46 @@ async fn withdrawals_keep_to_the_minimum_and_the_daily_maximum(db: Db) {
     t.advance(Duration::hours(24));
     app.withdraw(ann, usdc(20), GOOD, None).await.unwrap();
     assert_eq!(app.balance(ann).await.unwrap(), usdc(60));
+    t.assert_verified().await;
+}
+
+/// The figures `/metrics` exports for the alerts: how long past its settle
+/// instant the most overdue round is, and how long the oldest withdrawal
+/// not yet done has waited.
+async fn what_the_alerts_watch_is_read_from_the_database(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    let app = &t.app;
+    assert_eq!(app.overdue().await.unwrap(), Default::default());
+    let ann = t.funded("ann", usdc(100)).await;
+    let round = t.open("20261124").await;
+    let withdrawal = app.withdraw(ann, usdc(5), GOOD, None).await.unwrap();
+    t.advance(Duration::minutes(10));
+    let overdue = app.overdue().await.unwrap();
+    assert_eq!(
+        (overdue.settlement_seconds, overdue.withdrawal_seconds),
+        (0, 600),
+        "the round is not due yet"
+    );
+    // Two hours past the settle instant, the round still unsettled.
+    let past = round.terms.settle_at + Duration::hours(2) - t.app.clock.now();
+    t.advance(past);
+    let overdue = app.overdue().await.unwrap();
+    assert_eq!(overdue.settlement_seconds, 7_200);
+    assert_eq!(
+        overdue.withdrawal_seconds,
+        (round.terms.settle_at + Duration::hours(2) - at(MORNING)).num_seconds()
+    );
+    // Done, neither waits any longer.
+    app.settle_round(round.terms.code, SettleRequest::Auto)
+        .await
+        .unwrap();
+    let fail = updown_store::WithdrawalChange::Fail {
+        reason: "refused by the operator".into(),
+        rejection: None,
+    };
+    app.change_withdrawal(withdrawal.id, fail, "operator", None)
+        .await
+        .unwrap();
+    assert_eq!(app.overdue().await.unwrap(), Default::default());
     t.assert_verified().await;
 }

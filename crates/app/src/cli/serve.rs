@@ -60,9 +60,28 @@ pub async fn run(mut config: Config) -> AppResult<()> {
             .await
         })
     });
+    let (stop_verifier, verifier_stopped) = tokio::sync::oneshot::channel::<()>();
+    let verify_every = app
+        .config
+        .scheduler
+        .verify_every
+        .filter(|_| app.config.scheduler.enabled);
+    let verifier = verify_every.map(|every| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.run_periodic_verify(every, async move {
+                let _ = verifier_stopped.await;
+            })
+            .await
+        })
+    });
     let served = crate::api::serve(app.clone(), listener, crate::api::shutdown_signal()).await;
     let _ = stop_scheduler.send(());
     let _ = stop_watcher.send(());
+    let _ = stop_verifier.send(());
+    if let Some(verifier) = verifier {
+        verifier.abort();
+    }
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }

@@ -108,6 +108,9 @@ pub struct Scheduler {
     pub enabled: bool,
     /// How often it steps (SCHEDULER_TICK_SECS).
     pub tick: std::time::Duration,
+    /// How often `serve` verifies the whole ledger for the alerts
+    /// (VERIFY_EVERY_MIN; `None` for 0, off).
+    pub verify_every: Option<std::time::Duration>,
 }
 
 impl Scheduler {
@@ -115,6 +118,8 @@ impl Scheduler {
         Ok(Scheduler {
             enabled: r.flag("SCHEDULER", true)?,
             tick: r.duration("SCHEDULER_TICK_SECS", Unit::Seconds, 5, 1..=3600)?,
+            verify_every: Some(r.duration("VERIFY_EVERY_MIN", Unit::Minutes, 60, 0..=10_080)?)
+                .filter(|every| !every.is_zero()),
         })
     }
 }

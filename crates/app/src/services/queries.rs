@@ -12,6 +12,13 @@ use updown_store::{
 use super::App;
 use crate::error::AppResult;
 
+/// See [`App::overdue`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overdue {
+    pub settlement_seconds: i64,
+    pub withdrawal_seconds: i64,
+}
+
 impl App {
     /// `user`'s bets, newest first, before `before`.
     pub async fn bets_of_user(
@@ -138,6 +145,41 @@ impl App {
     /// How many rounds are in each status (all markets).
     pub async fn round_counts(&self) -> AppResult<Vec<(String, i64)>> {
         Ok(self.store.round_counts().await?)
+    }
+
+    /// What the alerts watch, read now: how long past its settle instant
+    /// the most overdue unfinished round is, and how long the oldest
+    /// withdrawal not yet confirmed or failed has waited (0: none).
+    pub async fn overdue(&self) -> AppResult<Overdue> {
+        let now = self.clock.now();
+        let since = |at: chrono::DateTime<chrono::Utc>| (now - at).num_seconds().max(0);
+        let settlement = self
+            .store
+            .unfinished_rounds(&self.config.rounds.market)
+            .await?
+            .iter()
+            .map(|round| since(round.terms.settle_at))
+            .max()
+            .unwrap_or(0);
+        let mut withdrawal = 0;
+        for status in [
+            WithdrawalStatus::Queued,
+            WithdrawalStatus::Submitting,
+            WithdrawalStatus::Submitted,
+        ] {
+            if let Some(oldest) = self
+                .store
+                .withdrawals_to_step(status, None, 1)
+                .await?
+                .first()
+            {
+                withdrawal = withdrawal.max(since(oldest.created_at));
+            }
+        }
+        Ok(Overdue {
+            settlement_seconds: settlement,
+            withdrawal_seconds: withdrawal,
+        })
     }
 
     /// Which engine the database runs on.

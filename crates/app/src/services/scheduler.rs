@@ -73,6 +73,7 @@ impl Default for Heartbeat {
 impl Heartbeat {
     fn beat(&self, at: DateTime<Utc>) {
         self.last.store(at.timestamp_millis(), Ordering::Relaxed);
+        metrics::gauge!("updown_scheduler_last_step_timestamp_seconds").set(at.timestamp() as f64);
     }
 }
 
@@ -103,6 +104,37 @@ impl App {
             }
         }
         self.heartbeat.running.store(false, Ordering::Relaxed);
+    }
+
+    /// Verifies the whole ledger every `every` until `shutdown` resolves,
+    /// for the alerts: `updown_ledger_verified` (1 or 0) and when
+    /// (`updown_ledger_verified_timestamp_seconds`). A failed check is
+    /// logged with what failed; a verify that cannot run sets nothing (the
+    /// timestamp ages, which alerts too).
+    pub async fn run_periodic_verify(
+        &self,
+        every: std::time::Duration,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            match self.verify().await {
+                Ok(report) => {
+                    let ok = report.ok();
+                    if !ok {
+                        tracing::error!(?report, "periodic verify: a ledger invariant fails");
+                    }
+                    metrics::gauge!("updown_ledger_verified").set(if ok { 1.0 } else { 0.0 });
+                    metrics::gauge!("updown_ledger_verified_timestamp_seconds")
+                        .set(self.clock.now().timestamp() as f64);
+                }
+                Err(e) => tracing::warn!(error = %e, "periodic verify could not run"),
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
     }
 
     /// One scheduler step at the clock's now, if no other process is

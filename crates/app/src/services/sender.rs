@@ -184,6 +184,7 @@ impl App {
                 s.holding = tick.held.clone();
                 s.checked_at = Some(crate::wire::instant(self.clock.now()));
             });
+            metrics::gauge!("updown_sender_holding").set(1.0);
             return Ok(tick);
         }
         let unmined = self.follow_in_flight(sender, &seen, &mut tick).await?;
@@ -216,6 +217,7 @@ impl App {
             s.checked_at = Some(crate::wire::instant(self.clock.now()));
             s.last_error = tick.errors.last().map(|(_, why)| why.clone());
         });
+        metrics::gauge!("updown_sender_holding").set(if tick.held.is_some() { 1.0 } else { 0.0 });
         held?;
         Ok(tick)
     }

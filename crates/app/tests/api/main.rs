@@ -920,7 +920,23 @@ async fn metrics_count_bets_requests_and_show_tvl(db: Db) {
     )
     .await;
     get(&t, "/rounds/current").await;
+    // One periodic verify (its shutdown already come, it runs once).
+    t.app
+        .run_periodic_verify(std::time::Duration::from_secs(3600), async {})
+        .await;
     let text = get_text(&t, "/metrics").await;
+    let stamped = t.app.clock.now().timestamp();
+    for expected in [
+        "updown_ledger_verified 1".to_string(),
+        format!("updown_ledger_verified_timestamp_seconds {stamped}"),
+        "updown_round_settle_overdue_seconds 0".to_string(),
+        "updown_dependency_up{dependency=\"database\"} 1".to_string(),
+    ] {
+        assert!(
+            text.contains(&expected),
+            "/metrics lacks {expected}:\n{text}"
+        );
+    }
     for expected in [
         "updown_tvl_micro_usdc",
         "updown_rounds{status=\"OPEN\"}",
