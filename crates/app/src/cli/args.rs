@@ -50,6 +50,13 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// GET a URL, by default this configuration's own /health/ready (BIND_ADDR):
+    /// exits 0 on 200, 1 otherwise. For container health checks (no curl needed).
+    Probe {
+        /// An http:// URL to GET instead.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Copy the database (DATABASE_URL) into a new file while it is in use,
     /// and check the copy. SQLite: VACUUM INTO, one consistent snapshot;
     /// PostgreSQL: pg_dump --format=custom, read back with pg_restore --list

@@ -118,16 +118,7 @@ fn free_port() -> AppResult<u16> {
 
 /// The status code of a plain `GET path`, or None if nothing answers.
 fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(200)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    super::probe::status(address, path, Duration::from_secs(2))
 }
 
 /// Starts `updown serve` and waits until `/health` answers 200.

@@ -22,6 +22,7 @@ mod config;
 mod demo;
 mod ledger;
 mod output;
+mod probe;
 mod serve;
 mod text;
 
@@ -117,6 +118,7 @@ async fn run(command: Command, config: Config, json: bool) -> AppResult<i32> {
             Ok(0)
         }
         Command::Demo => demo::run(config, json).await.map(|()| 0),
+        Command::Probe { url } => probe::run(&config, url, &out),
         Command::Backup { to } => backup::backup(&config, &to, &out).await,
         Command::Restore { from } => backup::restore(config, &from, &out).await,
         Command::Bench(command) => bench(command, config).await,
