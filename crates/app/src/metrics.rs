@@ -154,7 +154,16 @@ fn describe() {
     );
     describe_gauge!(
         "updown_dependency_up",
-        "1 when a dependency answered its last check, by dependency (database, redis)"
+        "1 when a dependency answered its last check, by dependency (database, redis, replica)"
+    );
+    describe_gauge!(
+        "updown_replica_lag_seconds",
+        Unit::Seconds,
+        "How far the read replica's replay is behind (DATABASE_READ_URL)"
+    );
+    describe_gauge!(
+        "updown_replica_usable",
+        "1 while lists read from the replica; 0 while they fall back to the primary (lagging or down)"
     );
     describe_gauge!(
         "updown_sender_holding",
@@ -274,5 +283,115 @@ mod tests {
                 "{alert} does not link its runbook section"
             );
         }
+    }
+
+    #[test]
+    fn the_grafana_dashboard_parses_and_charts_only_recorded_metrics() {
+        let text =
+            std::fs::read_to_string(repository().join("deploy/grafana/dashboards/updown.json"))
+                .unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let panels = dashboard["panels"].as_array().unwrap();
+        assert!(panels.len() >= 12, "{} panels", panels.len());
+        let sources = sources();
+        for panel in panels {
+            let targets = panel["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{}", panel["title"]);
+            for target in targets {
+                let expr = target["expr"].as_str().unwrap();
+                let names = metric_names(expr);
+                assert!(!names.is_empty(), "{expr}");
+                for name in names {
+                    assert!(
+                        sources.contains(&format!("\"{name}\"")),
+                        "panel {} charts {name}, which the service never records",
+                        panel["title"]
+                    );
+                }
+            }
+        }
+    }
+
+    /// The lines of `text` from the one holding `start` to the first
+    /// after it holding `end`.
+    fn between<'a>(text: &'a str, start: &str, end: &str) -> Vec<&'a str> {
+        text.lines()
+            .skip_while(|line| !line.contains(start))
+            .skip(1)
+            .take_while(|line| !line.contains(end))
+            .collect()
+    }
+
+    #[test]
+    fn the_compose_file_gives_updown_what_the_local_stack_gives_it() {
+        let root = repository();
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+        let (compose, serve, env, readme) = (
+            read("deploy/compose.yaml"),
+            read("deploy/local/serve"),
+            read("deploy/local/env"),
+            read("README.md"),
+        );
+        // The variables each instance gets, a secret's _FILE read as the
+        // variable itself.
+        let plain = |name: &str| name.strip_suffix("_FILE").unwrap_or(name).to_string();
+        let mut local: Vec<String> = between(&serve, "env -i", "serve >>")
+            .iter()
+            .filter_map(|line| line.trim().split_once('='))
+            .map(|(name, _)| plain(name))
+            .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .filter(|name| !["PATH", "LLVM_PROFILE"].contains(&name.as_str()))
+            .collect();
+        let mut composed: Vec<String> = between(&compose, "&updown-environment", "secrets:")
+            .iter()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .filter_map(|line| line.trim().split_once(':'))
+            .map(|(name, _)| plain(name))
+            .filter(|name| name != "UPDOWN_ENV")
+            .collect();
+        local.sort();
+        composed.sort();
+        assert!(local.len() >= 8, "{local:?}");
+        assert_eq!(
+            local, composed,
+            "deploy/local/serve and deploy/compose.yaml"
+        );
+        for name in &local {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} is not in the README's configuration table"
+            );
+        }
+        // The same ports published: each of deploy/local/env's defaults.
+        let published: Vec<&str> = compose
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("ports: ["))
+            .flat_map(|ports| ports.trim_end_matches(']').split(", "))
+            .map(|port| port.trim_matches('"').split(':').next().unwrap())
+            .collect();
+        for line in env.lines().filter(|line| line.contains("_PORT:=")) {
+            let port = line
+                .split(":=")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(['}', '"']);
+            assert!(
+                published.contains(&port),
+                "{line}: compose.yaml does not publish {port} ({published:?})"
+            );
+        }
+        // One HAProxy configuration but for addresses.
+        let settings = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .filter(|line| !line.starts_with("bind ") && !line.starts_with("server "))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            settings(&read("deploy/local/haproxy.cfg")),
+            settings(&read("deploy/compose/haproxy.cfg"))
+        );
     }
 }

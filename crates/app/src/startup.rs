@@ -19,11 +19,23 @@ use crate::services::{App, BetBatcher, ChainWatch, EvmSender, Ports};
 /// Connects the database the configuration names, runs migrations, and
 /// builds the clock and oracle it asks for.
 pub async fn app(config: Config) -> anyhow::Result<App> {
-    let store = updown_store::connect(
-        config.database.url.expose(),
-        config.database.max_connections,
-    )
-    .await?;
+    let store = match &config.database.read_url {
+        Some(read_url) => {
+            updown_store::connect_with_replica(
+                config.database.url.expose(),
+                read_url.expose(),
+                config.database.max_connections,
+            )
+            .await?
+        }
+        None => {
+            updown_store::connect(
+                config.database.url.expose(),
+                config.database.max_connections,
+            )
+            .await?
+        }
+    };
     store.migrate().await?;
     let clock: Arc<dyn Clock> = match config.clock {
         Some(setting) => Arc::new(ScaledClock::new(setting)),
@@ -84,6 +96,9 @@ pub fn wire_with_chain(
     };
     let app = App::new(config, ports);
     tokio::spawn(app.follow_events());
+    if app.config.database.read_url.is_some() {
+        tokio::spawn(app.clone().follow_replica());
+    }
     app
 }
 

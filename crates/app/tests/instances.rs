@@ -5,6 +5,18 @@
 
 mod support;
 
+#[path = "bank/cluster.rs"]
+mod cluster;
+
+/// A port free now on 127.0.0.1 (for the scratch clusters).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -505,4 +517,153 @@ async fn backup_under_load(folder: &std::path::Path, live: &str, restored: &str)
         String::from_utf8_lossy(&again.stderr)
     );
     drop(serve);
+}
+
+/// Runs `sql` on a scratch cluster.
+async fn on_cluster(url: &str, sql: &str) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// DATABASE_READ_URL against a real streaming replica of a scratch
+/// cluster (never the shared server): a player's bets are read from it
+/// while it keeps up; with its replay paused they come from the primary
+/// (the newest bet shows, though the replica has not replayed it) and
+/// /health says degraded; killed, reads go on at once from the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_read_from_the_replica_and_from_the_primary_when_it_lags_or_dies() {
+    use updown_domain::round::Side;
+    use updown_store::ReplicaState;
+    let primary = cluster::Cluster::start("replica-primary");
+    let standby = primary.replica("replica-standby");
+    let config = updown_app::config::Config::with(&[
+        ("DATABASE_URL", primary.url().as_str()),
+        ("DATABASE_READ_URL", standby.url().as_str()),
+        ("READ_REPLICA_MAX_LAG_MS", "300"),
+        ("CLOCK_START", MORNING),
+    ])
+    .unwrap();
+    let app = updown_app::startup::app(config).await.unwrap();
+    let ann = app.create_user("ann@example.com").await.unwrap().id;
+    app.deposit(
+        ann,
+        updown_domain::Micros::usdc(100).unwrap(),
+        "0xfund-ann",
+        0,
+        None,
+    )
+    .await
+    .unwrap();
+    app.open_round(None).await.unwrap();
+    let bet = |app: updown_app::services::App| async move {
+        app.place_bet(
+            ann,
+            Side::Up,
+            updown_domain::Micros::usdc(1).unwrap(),
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .id
+    };
+    let first = bet(app.clone()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !matches!(app.check_replica().await, ReplicaState::Ok(_))
+        || app.bets_of_user(ann, None, 10).await.unwrap().len() != 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            app.replica_state()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Replay paused: the replica falls behind, lists read from the primary.
+    on_cluster(&standby.url(), "SELECT pg_wal_replay_pause()").await;
+    let second = bet(app.clone()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let ReplicaState::Lagging(lag) = app.check_replica().await {
+            assert!(lag > Duration::from_millis(300), "{lag:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            app.replica_state()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<_> = app
+        .bets_of_user(ann, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(ids, vec![second, first], "the newest bet, from the primary");
+    let router = updown_app::api::router(app.clone());
+    let health = |router: axum::Router| async move {
+        use tower::ServiceExt;
+        let response = router
+            .oneshot(
+                axum::http::Request::get("/health")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+    };
+    let (status, report) = health(router.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            report["status"].as_str(),
+            report["replica"]["status"].as_str()
+        ),
+        (Some("degraded"), Some("lagging")),
+        "{report}"
+    );
+
+    // Replay resumed: back to the replica.
+    on_cluster(&standby.url(), "SELECT pg_wal_replay_resume()").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !matches!(app.check_replica().await, ReplicaState::Ok(_)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            app.replica_state()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health(router.clone()).await.1["replica"]["status"], "ok");
+
+    // Killed: the very next read still answers (from the primary), before
+    // any check has noticed.
+    assert!(standby.crash());
+    let third = bet(app.clone()).await;
+    let ids: Vec<_> = app
+        .bets_of_user(ann, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(ids, vec![third, second, first]);
+    assert!(matches!(app.check_replica().await, ReplicaState::Down(_)));
+    let (status, report) = health(router).await;
+    assert_eq!(
+        (status, report["replica"]["status"].as_str()),
+        (StatusCode::OK, Some("down"))
+    );
+    assert!(app.verify().await.unwrap().ok());
 }

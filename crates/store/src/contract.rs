@@ -50,6 +50,9 @@ pub trait Store:
     /// (a newer build's as well is fine). `Ok(Some(why))` when it answers
     /// but is behind.
     async fn unready(&self) -> StoreResult<Option<String>>;
+    /// Checks the read replica's lag: reads of lists go to it from now on
+    /// only if it answers within `max_lag` (see `SqlStore::with_replica`).
+    async fn check_replica(&self, max_lag: std::time::Duration) -> crate::ReplicaState;
     /// The right to run the scheduler's next step, if no other process
     /// holds it; hold it for the step, then `release` it. PostgreSQL: a
     /// session advisory lock on a connection of its own (freed by the

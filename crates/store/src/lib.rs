@@ -43,6 +43,18 @@ pub enum Backend {
     Postgres,
 }
 
+/// What [`Store::check_replica`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReplicaState {
+    NotConfigured,
+    /// Answering, this far behind the primary: lists read from it.
+    Ok(std::time::Duration),
+    /// Further behind than allowed: lists read from the primary.
+    Lagging(std::time::Duration),
+    /// Not answering (why): lists read from the primary.
+    Down(String),
+}
+
 /// A held right (see [`Store::scheduler_lease`]).
 #[async_trait]
 pub trait Lease: Send {
@@ -83,6 +95,21 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn 
         Backend::Postgres => Arc::new(SqlStore::open_postgres(url, max_connections).await?),
         Backend::Sqlite => Arc::new(SqlStore::open_sqlite(url, max_connections).await?),
     })
+}
+
+/// As [`connect`], with a PostgreSQL read replica for the lists (see
+/// `SqlStore::with_replica`); connected lazily, so a replica down at start
+/// does not stop it.
+pub async fn connect_with_replica(
+    url: &str,
+    read_url: &str,
+    max_connections: u32,
+) -> anyhow::Result<Arc<dyn Store>> {
+    if Backend::of_url(url) != Ok(Backend::Postgres) {
+        anyhow::bail!("a read replica needs DATABASE_URL on PostgreSQL");
+    }
+    let store = SqlStore::open_postgres(url, max_connections).await?;
+    Ok(Arc::new(store.with_replica(read_url, max_connections)?))
 }
 
 /// A database URL of no engine this store speaks.

@@ -6,7 +6,8 @@
 //!   server is not draining for a shutdown (send it traffic only if so);
 //! - `GET /health`: the detailed report. 503 only when the database does
 //!   not answer or the server drains; an optional dependency that fails
-//!   (Redis, which only carries events; the scheduler falling behind; the
+//!   (Redis, which only carries events; the read replica lagging or down;
+//!   the scheduler falling behind; the
 //!   chain watcher, custody or the sender needing an operator) makes it
 //!   `degraded` with 200: an operator's matter, not a load balancer's.
 //!
@@ -119,6 +120,32 @@ fn scheduler_health(app: &App) -> Value {
     json!({ "status": status, "last_step": crate::wire::instant(last) })
 }
 
+/// The read replica (DATABASE_READ_URL) as last checked: "ok" with its
+/// lag, "lagging" or "down" (lists read from the primary meanwhile:
+/// degraded), or "not configured".
+fn replica_health(app: &App) -> Value {
+    use updown_store::ReplicaState;
+    let lag_ms = |lag: &Duration| lag.as_millis() as u64;
+    match app.replica_state() {
+        ReplicaState::NotConfigured if app.config.database.read_url.is_some() => {
+            json!({ "status": "starting" })
+        }
+        ReplicaState::NotConfigured => json!({ "status": "not configured" }),
+        ReplicaState::Ok(lag) => json!({ "status": "ok", "lag_ms": lag_ms(&lag) }),
+        ReplicaState::Lagging(lag) => json!({
+            "status": "lagging",
+            "lag_ms": lag_ms(&lag),
+            "max_lag_ms": lag_ms(&app.config.database.replica_max_lag),
+            "reads": "from the primary",
+        }),
+        ReplicaState::Down(why) => json!({
+            "status": "down",
+            "error": why,
+            "reads": "from the primary",
+        }),
+    }
+}
+
 /// The chain watcher's and custody's state: "degraded" when crediting is
 /// halted by a reorg, the node has failed several polls in a row, or the
 /// last custody check found a shortfall.
@@ -224,7 +251,7 @@ async fn get_ready(
     path = "/health",
     tag = "operations",
     responses(
-        (status = 200, description = "the database answers: {\"status\": \"ok\" or \"degraded\", \"database\": \"ok\", \"redis\": \"ok\", \"unreachable\", \"timeout\" or \"not configured\", \"scheduler\", \"chain\", \"sender\"}; \"degraded\" (still 200) when Redis does not answer, the scheduler is more than three ticks behind, the chain watcher is halted by a reorg or failing, custody is short (\"chain\".\"problems\" says why), or the withdrawal sender holds or has a nonce conflict", body = Object),
+        (status = 200, description = "the database answers: {\"status\": \"ok\" or \"degraded\", \"database\": \"ok\", \"redis\": \"ok\", \"unreachable\", \"timeout\" or \"not configured\", \"scheduler\", \"chain\", \"sender\", \"replica\": its status and lag_ms}; \"degraded\" (still 200) when Redis does not answer, the read replica lags more than READ_REPLICA_MAX_LAG_MS or is down (lists then read from the primary), the scheduler is more than three ticks behind, the chain watcher is halted by a reorg or failing, custody is short (\"chain\".\"problems\" says why), or the withdrawal sender holds or has a nonce conflict", body = Object),
         (status = 503, description = "the database does not answer (\"status\": \"unhealthy\"), or the server is draining for a shutdown (\"status\": \"draining\")", body = Object),
     ),
 )]
@@ -237,7 +264,9 @@ async fn get_health(
     let scheduler = scheduler_health(&app);
     let chain = chain_health(&app).await;
     let sender = sender_health(&app);
+    let replica = replica_health(&app);
     let degraded = !matches!(redis.as_str(), "ok" | "not configured")
+        || matches!(replica["status"].as_str(), Some("lagging" | "down"))
         || scheduler["status"] == "stale"
         || chain["status"] == "degraded"
         || sender["status"] == "degraded";
@@ -259,6 +288,7 @@ async fn get_health(
             "scheduler": scheduler,
             "chain": chain,
             "sender": sender,
+            "replica": replica,
         })),
     )
 }

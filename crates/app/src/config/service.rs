@@ -17,18 +17,47 @@ pub struct Database {
     pub url: Secret,
     /// The pool size (DB_MAX_CONNECTIONS).
     pub max_connections: u32,
+    /// A PostgreSQL read replica for the read-only lists
+    /// (DATABASE_READ_URL).
+    pub read_url: Option<Secret>,
+    /// The most the replica may lag before lists read from the primary
+    /// (READ_REPLICA_MAX_LAG_MS).
+    pub replica_max_lag: std::time::Duration,
 }
 
 impl Database {
     pub fn from_reader(r: &mut Reader) -> Result<Database, ConfigError> {
-        Ok(Database {
+        let database = Database {
             url: r.secret_url("DATABASE_URL", DEFAULT_DATABASE_URL, |url| {
                 // The store decides which URLs it speaks; asked here so a
                 // bad one fails at start, before any command runs.
                 Backend::of_url(url).map(drop).map_err(|e| e.to_string())
             })?,
             max_connections: r.number("DB_MAX_CONNECTIONS", 16u32, 1..=500)?,
-        })
+            read_url: r.optional_secret_url("DATABASE_READ_URL", |url| {
+                match Backend::of_url(url) {
+                    Ok(Backend::Postgres) => Ok(()),
+                    _ => Err(
+                        "must be a postgres:// URL (a streaming replica of DATABASE_URL)".into(),
+                    ),
+                }
+            })?,
+            replica_max_lag: r.duration(
+                "READ_REPLICA_MAX_LAG_MS",
+                Unit::Millis,
+                1_000,
+                0..=600_000,
+            )?,
+        };
+        let primary = Backend::of_url(database.url.expose());
+        if database.read_url.is_some() && primary != Ok(Backend::Postgres) {
+            return Err(ConfigError::new(
+                "DATABASE_READ_URL",
+                super::REDACTED,
+                "a read replica needs DATABASE_URL on PostgreSQL",
+            ));
+        }
+        Ok(database)
     }
 }
 

@@ -99,6 +99,8 @@ pub struct AppParts {
     credentials: Arc<credentials::CredentialCache>,
     /// This process's scheduler: whether it runs, when it last stepped.
     heartbeat: Heartbeat,
+    /// The read replica as last checked (see `follow_replica`).
+    replica: Arc<std::sync::RwLock<updown_store::ReplicaState>>,
     /// Deposit address derivation, built on first use.
     wallet: Arc<std::sync::OnceLock<updown_domain::wallet::DepositWallet>>,
     /// Where business events go after their transaction commits.
@@ -139,6 +141,9 @@ impl App {
             changes: Arc::default(),
             credentials: Arc::default(),
             heartbeat: Heartbeat::default(),
+            replica: Arc::new(std::sync::RwLock::new(
+                updown_store::ReplicaState::NotConfigured,
+            )),
             view: Arc::default(),
         }))
     }

@@ -182,6 +182,58 @@ impl App {
         })
     }
 
+    /// Checks the read replica's lag every second, for good: lists read
+    /// from it only while it answers within READ_REPLICA_MAX_LAG_MS.
+    /// Exports `updown_replica_lag_seconds`, `updown_replica_usable` (0:
+    /// lists read from the primary) and `updown_dependency_up{dependency="replica"}`.
+    pub async fn follow_replica(self) {
+        loop {
+            let state = self.check_replica().await;
+            let (usable, up) = match &state {
+                updown_store::ReplicaState::Ok(_) => (1.0, 1.0),
+                updown_store::ReplicaState::Lagging(_) => (0.0, 1.0),
+                _ => (0.0, 0.0),
+            };
+            if let updown_store::ReplicaState::Ok(lag) | updown_store::ReplicaState::Lagging(lag) =
+                &state
+            {
+                metrics::gauge!("updown_replica_lag_seconds").set(lag.as_secs_f64());
+            }
+            metrics::gauge!("updown_replica_usable").set(usable);
+            metrics::gauge!("updown_dependency_up", "dependency" => "replica").set(up);
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Checks the read replica now (reads follow what it finds) and keeps
+    /// the answer for [`App::replica_state`].
+    pub async fn check_replica(&self) -> updown_store::ReplicaState {
+        let state = self
+            .store
+            .check_replica(self.config.database.replica_max_lag)
+            .await;
+        let previous = std::mem::replace(
+            &mut *self.replica.write().expect("not poisoned"),
+            state.clone(),
+        );
+        if std::mem::discriminant(&previous) != std::mem::discriminant(&state) {
+            tracing::warn!(
+                ?state,
+                "read replica: lists now read from {}",
+                match state {
+                    updown_store::ReplicaState::Ok(_) => "the replica",
+                    _ => "the primary",
+                }
+            );
+        }
+        state
+    }
+
+    /// The read replica as last checked.
+    pub fn replica_state(&self) -> updown_store::ReplicaState {
+        self.replica.read().expect("not poisoned").clone()
+    }
+
     /// Which engine the database runs on.
     pub fn backend(&self) -> Backend {
         self.store.backend()

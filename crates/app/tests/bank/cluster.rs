@@ -3,6 +3,8 @@
 //! test kills, restarts and pauses it, which it must never do to the
 //! shared server; dropping it always stops it and removes the folder.
 
+#![allow(dead_code)] // Each test binary that includes it uses a part.
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,6 +60,44 @@ impl Cluster {
         ]));
         cluster.start_server();
         cluster
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R`), started
+    /// on a port of its own.
+    pub fn replica(&self, name: &str) -> Cluster {
+        let folder = std::env::temp_dir().join(format!("updown-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        let replica = Cluster {
+            bin: self.bin.clone(),
+            folder,
+            port: super::free_port(),
+            as_server_user: self.as_server_user,
+        };
+        if replica.as_server_user {
+            run(Command::new("chown").args([
+                "-R",
+                &format!("{SERVER_USER}:{SERVER_USER}"),
+                &replica.folder.display().to_string(),
+            ]));
+        }
+        let data = replica.data().display().to_string();
+        run(replica.program("pg_basebackup").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+            &data,
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+        ]));
+        replica.start_server();
+        replica
     }
 
     /// `postgres://` for the superuser, over TCP.

@@ -12,6 +12,7 @@ use super::batch::Answers;
 use super::db::query;
 use super::keys::{check_key, keep};
 use super::ledger::{invalid, write_posting, TxMeta};
+use super::replica::on_replica;
 use super::rounds::round_in;
 use super::rows::BET_COLUMNS;
 use super::{postgres, sqlite, Pools, SqlStore};
@@ -91,12 +92,11 @@ impl BetStore for SqlStore {
             "SELECT {BET_COLUMNS} FROM bets WHERE user_id = $1 AND ($2 IS NULL OR id < $2) \
              ORDER BY id DESC LIMIT $3"
         );
-        query(&sql)
+        on_replica!(self, |pool| query(&sql)
             .bind(user.0)
             .bind(before.map(|b| b.0))
             .bind(limit)
-            .fetch_records(self.read())
-            .await
+            .fetch_records(pool))
     }
 
     async fn bet(&self, bet: BetId) -> StoreResult<Bet> {

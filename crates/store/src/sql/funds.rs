@@ -9,6 +9,7 @@ use updown_domain::ledger::Posting;
 use super::db::{query, Tx};
 use super::keys::{check_key, keep};
 use super::ledger::{credit, invalid, write_posting, TxMeta};
+use super::replica::on_replica;
 use super::rows::{micros, WITHDRAWAL_COLUMNS};
 use super::SqlStore;
 use crate::model::*;
@@ -96,15 +97,15 @@ impl FundStore for SqlStore {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<DepositNotification>> {
-        query(
+        on_replica!(self, |pool| {
+            query(
             "SELECT id, received_at, outcome, reason, chain, token, tx_hash, log_index, to_address, \
              amount, confirmations, user_id FROM deposit_notifications \
              WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(before)
-        .bind(limit)
-        .fetch_records(self.read())
-        .await
+        .bind(limit).fetch_records(pool)
+        })
     }
 
     async fn request_withdrawal(&self, request: &NewWithdrawal) -> StoreResult<Withdrawal> {
@@ -189,13 +190,12 @@ impl FundStore for SqlStore {
             "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE ($1 IS NULL OR user_id = $1) \
              AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
         );
-        query(&sql)
+        on_replica!(self, |pool| query(&sql)
             .bind(user.map(|u| u.0))
             .bind(status.map(WithdrawalStatus::as_str))
             .bind(before.map(|w| w.0))
             .bind(limit)
-            .fetch_records(self.read())
-            .await
+            .fetch_records(pool))
     }
 
     async fn withdrawals_to_step(

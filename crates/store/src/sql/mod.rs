@@ -22,6 +22,7 @@ mod keys;
 mod ledger;
 mod operators;
 mod postgres;
+mod replica;
 mod reports;
 mod rounds;
 mod rows;
@@ -40,6 +41,8 @@ use db::{query, Pool, Tx};
 /// The store on one engine's connection pools.
 pub struct SqlStore {
     pools: Pools,
+    /// The read replica for lists (DATABASE_READ_URL), if any.
+    replica: Option<replica::Replica>,
 }
 
 enum Pools {
@@ -153,6 +156,10 @@ impl Store for SqlStore {
         Ok((applied < needed).then(|| {
             format!("the database's schema is at migration {applied}; this build needs {needed} (run `updown migrate`)")
         }))
+    }
+
+    async fn check_replica(&self, max_lag: std::time::Duration) -> crate::ReplicaState {
+        self.check_replica_lag(max_lag).await
     }
 
     async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>> {

@@ -45,6 +45,7 @@ pub(super) async fn open(
         .await?;
     Ok(SqlStore {
         pools: Pools::Postgres(pool),
+        replica: None,
     })
 }
 

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use super::db::{query, Tx};
 use super::ledger::pool_balance;
+use super::replica::on_replica;
 use super::SqlStore;
 use crate::model::{AuditChain, AuditEntry, Tvl, VerifyReport};
 use crate::{ReportStore, StoreResult};
@@ -219,10 +220,9 @@ impl ReportStore for SqlStore {
             "SELECT {} FROM audit_log WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
             super::audit::AUDIT_COLUMNS
         );
-        query(&sql)
+        on_replica!(self, |pool| query(&sql)
             .bind(before)
             .bind(limit)
-            .fetch_records(self.read())
-            .await
+            .fetch_records(pool))
     }
 }

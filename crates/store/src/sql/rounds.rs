@@ -7,6 +7,7 @@ use updown_domain::payout::PayoutPlan;
 use updown_domain::round::{Outcome, RoundStatus, RoundTerms};
 
 use super::db::{query, Record, Tx};
+use super::replica::on_replica;
 use super::rows::{corrupt, micros, optional_micros, parse, parse_price};
 use super::SqlStore;
 use crate::model::{Evidence, NewRound, Pools, PriceRecord, Round, SettlementRecord};
@@ -101,11 +102,10 @@ impl RoundStore for SqlStore {
         let sql = format!(
             "SELECT {ROUND_COLUMNS} FROM rounds WHERE market = $1 ORDER BY code DESC LIMIT $2"
         );
-        query(&sql)
+        on_replica!(self, |pool| query(&sql)
             .bind(market.as_str())
             .bind(limit)
-            .fetch_records(self.read())
-            .await
+            .fetch_records(pool))
     }
 
     async fn unfinished_rounds(&self, market: &Market) -> StoreResult<Vec<Round>> {

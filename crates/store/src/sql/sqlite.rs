@@ -59,6 +59,7 @@ pub(super) async fn open(url: &str, max_readers: u32) -> anyhow::Result<SqlStore
         .await?;
     Ok(SqlStore {
         pools: Pools::Sqlite { writer, readers },
+        replica: None,
     })
 }
 

@@ -9,6 +9,7 @@ use updown_domain::Micros;
 
 use super::db::{query, Tx};
 use super::ledger::credit;
+use super::replica::on_replica;
 use super::rows::{micros, USER_COLUMNS, U_USER_COLUMNS};
 use super::SqlStore;
 use crate::model::{ApiKeyInfo, StatementLine, User, UserSummary};
@@ -95,11 +96,10 @@ impl UserStore for SqlStore {
             "SELECT {U_USER_COLUMNS}, a.balance AS balance FROM users u JOIN accounts a ON a.id = u.account_id \
              WHERE ($1 IS NULL OR u.id < $1) ORDER BY u.id DESC LIMIT $2"
         );
-        query(&sql)
+        on_replica!(self, |pool| query(&sql)
             .bind(before)
             .bind(limit)
-            .fetch_records(self.read())
-            .await
+            .fetch_records(pool))
     }
 
     async fn change_limits(
@@ -174,7 +174,8 @@ impl UserStore for SqlStore {
     ) -> StoreResult<Vec<StatementLine>> {
         // The running balance is a window over all of the account's
         // entries; `before` only drops newer lines, so it stays right.
-        query(
+        on_replica!(self, |pool| {
+            query(
             "SELECT * FROM (SELECT t.id AS tx_id, t.kind, t.created_at, t.bet_id, t.reference, r.code AS round_code, \
              e.amount, CAST(SUM(e.amount) OVER (ORDER BY e.tx_id) AS BIGINT) AS balance_after \
              FROM users u JOIN ledger_entries e ON e.account_id = u.account_id \
@@ -183,9 +184,8 @@ impl UserStore for SqlStore {
         )
         .bind(user.0)
         .bind(before)
-        .bind(limit)
-        .fetch_records(self.read())
-        .await
+        .bind(limit).fetch_records(pool)
+        })
     }
 
     async fn create_api_key(
