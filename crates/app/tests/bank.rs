@@ -44,7 +44,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 
 use checks::{Player, Violations};
-use cluster::Cluster;
+use cluster::{free_port, Cluster};
 use journal::{Entry, Operation, Outcome, Request, Rng};
 use report::{Counts, Report};
 use serve::{Faults, Logs, Nemesis, Serve};
@@ -412,15 +412,6 @@ fn clock_at(elapsed: Duration) -> String {
     let morning: DateTime<Utc> = MORNING.parse().unwrap();
     (morning + chrono::Duration::from_std(elapsed).unwrap())
         .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A port free now on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A number from the environment, else `default`.

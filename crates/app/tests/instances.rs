@@ -8,15 +8,6 @@ mod support;
 #[path = "bank/cluster.rs"]
 mod cluster;
 
-/// A port free now on 127.0.0.1 (for the scratch clusters).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 use std::path::PathBuf;
 use std::time::Duration;
 

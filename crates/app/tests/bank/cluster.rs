@@ -35,16 +35,10 @@ impl Cluster {
         let cluster = Cluster {
             bin,
             folder,
-            port: super::free_port(),
+            port: free_port(),
             as_server_user,
         };
-        if as_server_user {
-            run(Command::new("chown").args([
-                "-R",
-                &format!("{SERVER_USER}:{SERVER_USER}"),
-                &cluster.folder.display().to_string(),
-            ]));
-        }
+        cluster.give_folder_to_server_user();
         let data = cluster.data().display().to_string();
         run(cluster.program("initdb").args([
             "-D",
@@ -71,16 +65,10 @@ impl Cluster {
         let replica = Cluster {
             bin: self.bin.clone(),
             folder,
-            port: super::free_port(),
+            port: free_port(),
             as_server_user: self.as_server_user,
         };
-        if replica.as_server_user {
-            run(Command::new("chown").args([
-                "-R",
-                &format!("{SERVER_USER}:{SERVER_USER}"),
-                &replica.folder.display().to_string(),
-            ]));
-        }
+        replica.give_folder_to_server_user();
         let data = replica.data().display().to_string();
         run(replica.program("pg_basebackup").args([
             "-h",
@@ -98,6 +86,17 @@ impl Cluster {
         ]));
         replica.start_server();
         replica
+    }
+
+    /// The server's user owns the folder (when the test runs as root).
+    fn give_folder_to_server_user(&self) {
+        if self.as_server_user {
+            run(Command::new("chown").args([
+                "-R",
+                &format!("{SERVER_USER}:{SERVER_USER}"),
+                &self.folder.display().to_string(),
+            ]));
+        }
     }
 
     /// `postgres://` for the superuser, over TCP.
@@ -225,6 +224,15 @@ impl Drop for Cluster {
         }
         let _ = std::fs::remove_dir_all(&self.folder);
     }
+}
+
+/// A port free now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `initdb`, `pg_ctl` and `postgres` of the highest installed version.
