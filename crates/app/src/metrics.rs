@@ -188,6 +188,9 @@ fn describe() {
 pub async fn render(app: &App) -> AppResult<String> {
     let handle = handle();
     let tvl = app.tvl().await?;
+    // It answered (a scrape it fails is an error, and the instance's
+    // `up` says so).
+    metrics::gauge!("updown_dependency_up", "dependency" => "database").set(1.0);
     metrics::gauge!("updown_tvl_micro_usdc").set(tvl.total as f64);
     for status in ["OPEN", "LOCKED", "SETTLED", "VOID"] {
         metrics::gauge!("updown_rounds", "status" => status).set(0.0);

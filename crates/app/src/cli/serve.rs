@@ -60,7 +60,6 @@ pub async fn run(mut config: Config) -> AppResult<()> {
             .await
         })
     });
-    let (stop_verifier, verifier_stopped) = tokio::sync::oneshot::channel::<()>();
     let verify_every = app
         .config
         .scheduler
@@ -69,16 +68,13 @@ pub async fn run(mut config: Config) -> AppResult<()> {
     let verifier = verify_every.map(|every| {
         let app = app.clone();
         tokio::spawn(async move {
-            app.run_periodic_verify(every, async move {
-                let _ = verifier_stopped.await;
-            })
-            .await
+            // Read-only: stopped by abort, wherever it is.
+            app.run_periodic_verify(every, std::future::pending()).await
         })
     });
     let served = crate::api::serve(app.clone(), listener, crate::api::shutdown_signal()).await;
     let _ = stop_scheduler.send(());
     let _ = stop_watcher.send(());
-    let _ = stop_verifier.send(());
     if let Some(verifier) = verifier {
         verifier.abort();
     }
