@@ -20,13 +20,18 @@ const TAG: &[u8] = b"updown-audit-v1";
 /// The hash of a row with `fields` (name, value; `None` when absent)
 /// after the row whose hash is `prev_hash`, as lower-case hex.
 pub fn chain_hash(prev_hash: &str, fields: &[(&str, Option<&str>)]) -> String {
+    tagged_hash(TAG, prev_hash, fields)
+}
+
+/// [`chain_hash`] for a chain of its own, named by `tag`.
+pub(crate) fn tagged_hash(tag: &[u8], prev_hash: &str, fields: &[(&str, Option<&str>)]) -> String {
     let mut present: Vec<(&str, &str)> = fields
         .iter()
         .filter_map(|(name, value)| value.map(|v| (*name, v)))
         .collect();
     present.sort_unstable();
     let mut hasher = Sha256::new();
-    hasher.update(TAG);
+    hasher.update(tag);
     let mut put = |bytes: &[u8]| {
         hasher.update((bytes.len() as u32).to_be_bytes());
         hasher.update(bytes);

@@ -26,6 +26,7 @@ pub mod address;
 pub mod admission;
 pub mod audit;
 pub mod calendar;
+pub mod checkpoint;
 pub mod ids;
 pub mod ledger;
 pub mod money;

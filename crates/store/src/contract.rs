@@ -479,7 +479,13 @@ pub trait ReportStore: Send + Sync {
     async fn tvl(&self) -> StoreResult<Tvl>;
     /// How many rounds are in each status (all markets).
     async fn round_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Every invariant over the whole ledger, and the latest checkpoint
+    /// against the entries it vouches for.
     async fn verify(&self) -> StoreResult<VerifyReport>;
+    /// The invariants over the transactions after the latest checkpoint,
+    /// carrying its totals forward; when they hold, a new checkpoint
+    /// (stamped `at`) vouches for them.
+    async fn verify_incremental(&self, at: DateTime<Utc>) -> StoreResult<IncrementalVerify>;
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// The audit log's hash chain, walked from its first row.
     async fn audit_chain(&self) -> StoreResult<AuditChain>;

@@ -24,6 +24,7 @@ on_both_backends!(
     migrations_run_twice_without_harm,
     unique_clashes_say_which_rule_they_broke,
     verify_finds_a_transfer_credited_under_two_spellings_of_its_hash,
+    incremental_verify_checks_what_came_after_its_checkpoint_and_full_verify_all,
     idempotency_keys_are_recorded_with_their_effects_and_purged,
     withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
     withdrawals_that_may_be_on_the_chain_fail_only_on_its_word,
@@ -484,6 +485,167 @@ async fn verify_finds_a_transfer_credited_under_two_spellings_of_its_hash(engine
     assert_eq!(
         failed,
         ["no transfer is credited twice under two spellings of its hash"]
+    );
+}
+
+fn failed_names(report: &VerifyReport) -> Vec<&'static str> {
+    report.failures().iter().map(|c| c.name).collect()
+}
+
+async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verify_all(
+    engine: Engine,
+) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let t = terms("20261124");
+    let now = t.open_at + Duration::hours(1);
+    let users = [
+        funded_user(&store, "inc-a", 1_000, now).await,
+        funded_user(&store, "inc-b", 1_000, now).await,
+        funded_user(&store, "inc-c", 1_000, now).await,
+    ];
+    let (round, _) = store
+        .open_round(&NewRound {
+            terms: t.clone(),
+            now,
+        })
+        .await
+        .unwrap();
+    let place = |stake: i64| {
+        let store = store.clone();
+        async move {
+            let bets: Vec<BetRequest> = users
+                .iter()
+                .map(|u| bet(*u, Side::Up, stake, now))
+                .collect();
+            let answers = store.place_bets(round.id, &bets).await.unwrap();
+            assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
+        }
+    };
+    place(10).await;
+
+    // The first run checks everything and writes checkpoint 1.
+    let first = store.verify_incremental(now).await.unwrap();
+    assert!(first.report.ok(), "{:?}", first.report.failures());
+    assert_eq!(first.from, None);
+    let one = first.written.clone().expect("a checkpoint");
+    assert_eq!(one.id, 1);
+    // 3 deposits and 3 bets.
+    assert_eq!((first.checked_transactions, one.transactions), (6, 6));
+    assert_eq!(one.entries, 12);
+    assert_eq!(first.report.transactions, 6);
+    assert_verified(&store).await;
+
+    // Nothing new: nothing to vouch for.
+    let idle = store.verify_incremental(now).await.unwrap();
+    assert!(idle.report.ok());
+    assert_eq!((idle.checked_transactions, &idle.written), (0, &None));
+    assert_eq!(idle.latest(), Some(&one));
+
+    // Only what came after checkpoint 1 is checked.
+    place(20).await;
+    let second = store
+        .verify_incremental(now + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert!(second.report.ok(), "{:?}", second.report.failures());
+    assert_eq!(second.checked_transactions, 3);
+    let two = second.written.clone().expect("a checkpoint");
+    assert_eq!((two.id, two.transactions, two.entries), (2, 9, 18));
+    assert_eq!(two.prev_hash, one.hash);
+    assert_verified(&store).await;
+
+    // A deposit before the checkpoint rewritten behind the service's back,
+    // both its entries and both cached balances, so every invariant still
+    // holds: only the checkpoint's totals tell. The incremental verify
+    // cannot see it, as documented; the full one does.
+    let rewrite = |delta: i64| {
+        format!(
+            "CREATE TEMPORARY TABLE target AS SELECT MIN(tx_id) AS tx_id FROM ledger_entries \
+               WHERE account_id = (SELECT account_id FROM users WHERE id = {user}); \
+             UPDATE accounts SET balance = balance + (CASE WHEN kind = 'user' THEN ({delta}) ELSE 0 - ({delta}) END) \
+               WHERE id IN (SELECT account_id FROM ledger_entries WHERE tx_id = (SELECT tx_id FROM target)); \
+             UPDATE ledger_entries SET amount = amount + (CASE WHEN amount > 0 THEN ({delta}) ELSE 0 - ({delta}) END) \
+               WHERE tx_id = (SELECT tx_id FROM target); \
+             DROP TABLE target;",
+            user = users[0].0
+        )
+    };
+    behind_the_back(&db.url, &rewrite(-1)).await;
+    let blind = store
+        .verify_incremental(now + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert!(blind.report.ok(), "{:?}", blind.report.failures());
+    assert_eq!(
+        failed_names(&store.verify().await.unwrap()),
+        ["the latest checkpoint's totals equal the entries up to it"]
+    );
+    behind_the_back(&db.url, &rewrite(1)).await;
+    assert_verified(&store).await;
+
+    // An entry after the checkpoint changed behind the service's back:
+    // both verifies see it, and no checkpoint vouches for it.
+    place(30).await;
+    let late = |delta: i64| {
+        format!(
+            "UPDATE ledger_entries SET amount = amount + ({delta}) WHERE account_id = {a} \
+               AND tx_id = (SELECT MAX(tx_id) FROM ledger_entries WHERE account_id = {a});",
+            a = format!("(SELECT account_id FROM users WHERE id = {})", users[1].0)
+        )
+    };
+    behind_the_back(&db.url, &late(-1)).await;
+    let caught = store
+        .verify_incremental(now + Duration::minutes(15))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_names(&caught.report),
+        [
+            "every transaction balances",
+            "cached balances equal recomputed ones"
+        ]
+    );
+    assert_eq!(caught.written, None);
+    assert_eq!(caught.latest().map(|c| c.id), Some(2));
+    assert!(failed_names(&store.verify().await.unwrap()).contains(&"every transaction balances"));
+    behind_the_back(&db.url, &late(1)).await;
+
+    // Two verifiers at once: one extends checkpoint 2, the other finds
+    // the id taken and writes nothing.
+    let (x, y) = tokio::join!(
+        store.verify_incremental(now + Duration::minutes(20)),
+        store.verify_incremental(now + Duration::minutes(20))
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(x.report.ok() && y.report.ok());
+    let written: Vec<i64> = [&x, &y]
+        .iter()
+        .filter_map(|v| v.written.as_ref().map(|c| c.id))
+        .collect();
+    assert_eq!(written, [3]);
+    assert_verified(&store).await;
+
+    // A checkpoint edited behind the service's back.
+    behind_the_back(
+        &db.url,
+        "UPDATE ledger_checkpoints SET entries = entries + 1 WHERE id = 3",
+    )
+    .await;
+    let edited = store
+        .verify_incremental(now + Duration::minutes(25))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_names(&edited.report),
+        ["the checkpoint is as it was written"]
+    );
+    assert_eq!(
+        failed_names(&store.verify().await.unwrap()),
+        [
+            "the checkpoints are as they were written",
+            "the latest checkpoint counts what it vouches for"
+        ]
     );
 }
 

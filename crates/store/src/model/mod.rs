@@ -349,6 +349,42 @@ impl VerifyReport {
     }
 }
 
+/// A checkpoint of the ledger: every transaction up to `through_tx` was
+/// checked, and the account totals up to it are stored
+/// ([`updown_domain::checkpoint`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub id: i64,
+    pub through_tx: i64,
+    /// Transactions and entries up to `through_tx`.
+    pub transactions: i64,
+    pub entries: i64,
+    pub totals_digest: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an incremental verify checked and the checkpoint it left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncrementalVerify {
+    pub report: VerifyReport,
+    /// Where it started: `None` from the ledger's first transaction.
+    pub from: Option<Checkpoint>,
+    /// The checkpoint written after it passed; `None` when it failed, found
+    /// nothing new to vouch for, or another verifier extended `from` first.
+    pub written: Option<Checkpoint>,
+    /// Transactions after `from` that this run checked.
+    pub checked_transactions: i64,
+}
+
+impl IncrementalVerify {
+    /// The checkpoint that stands now, as far as this run knows.
+    pub fn latest(&self) -> Option<&Checkpoint> {
+        self.written.as_ref().or(self.from.as_ref())
+    }
+}
+
 /// An operator's manual action, kept with who and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {

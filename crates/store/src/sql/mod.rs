@@ -16,6 +16,7 @@ mod audit;
 mod batch;
 mod bets;
 mod chain;
+mod checkpoint;
 mod db;
 mod funds;
 mod keys;

@@ -2,12 +2,13 @@
 //! invariants (`verify`), and the audit log of manual actions.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::db::{query, Tx};
 use super::ledger::pool_balance;
 use super::replica::on_replica;
 use super::SqlStore;
-use crate::model::{AuditChain, AuditEntry, Tvl, VerifyReport};
+use crate::model::{AuditChain, AuditEntry, IncrementalVerify, Tvl, VerifyReport};
 use crate::{ReportStore, StoreResult};
 
 /// The single number a statement selects.
@@ -22,13 +23,27 @@ async fn sum_balances(tx: &mut Tx<'_>, kind: &str) -> StoreResult<i64> {
     number(tx, &sql).await
 }
 
-/// The statements `verify` runs: what each counts must be zero.
-fn checks() -> Vec<(&'static str, String, &'static str)> {
+/// A check: its name, the statement counting what breaks it (zero when it
+/// holds), and what that count is of.
+pub(super) type CheckSql = (&'static str, String, &'static str);
+
+/// A deposit's transfer hash however it was written (case, with or without
+/// `0x`), as the `deposits_normalized` index holds it.
+pub(super) fn normalized_hash(column: &str) -> String {
+    format!(
+        "lower(CASE WHEN length({column}) = 66 AND lower(substr({column}, 1, 2)) = '0x' \
+         THEN substr({column}, 3) ELSE {column} END)"
+    )
+}
+
+/// The checks on rounds, with `pool` giving a pool account's balance and
+/// `scope` limiting the rounds checked (a condition on `r`, or "TRUE").
+pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<CheckSql> {
     let pools = |r: &str| {
         format!(
             "{} + {}",
-            pool_balance(&format!("{r}.pool_up_account")),
-            pool_balance(&format!("{r}.pool_down_account"))
+            pool(&format!("{r}.pool_up_account")),
+            pool(&format!("{r}.pool_down_account"))
         )
     };
     let round_entries = |kinds: &str| {
@@ -39,6 +54,69 @@ fn checks() -> Vec<(&'static str, String, &'static str)> {
     };
     let active_stakes = "(SELECT COALESCE(SUM(b.stake), 0) FROM bets b WHERE b.round_id = r.id AND b.status = 'ACTIVE')";
     vec![
+        (
+            "every settled or void round's pool is zero",
+            format!(
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({scope}) AND ({} <> 0 OR {} <> 0)",
+                pool("r.pool_up_account"),
+                pool("r.pool_down_account")
+            ),
+            "pools not emptied",
+        ),
+        (
+            "open pools equal their active stakes",
+            format!(
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL AND ({scope}) \
+                 AND ({}) <> {active_stakes}",
+                pools("r")
+            ),
+            "rounds whose pools differ from their bets",
+        ),
+        (
+            "payouts + fee + dust = each settled round's total pool",
+            format!(
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({scope}) AND \
+                 ({active_stakes} <> {} OR COALESCE(r.fee, 0) <> {} OR COALESCE(r.dust, 0) <> {})",
+                round_entries("'payout', 'refund', 'fee', 'dust'"),
+                round_entries("'fee'"),
+                round_entries("'dust'")
+            ),
+            "rounds paid out differently from their pool",
+        ),
+    ]
+}
+
+/// The check on pending withdrawals (a small table: checked whole by both
+/// kinds of verify).
+pub(super) fn withdrawals_check() -> CheckSql {
+    (
+        "pending withdrawals hold exactly the queued and submitted amounts",
+        "SELECT ABS((SELECT balance FROM accounts WHERE kind = 'withdrawals_pending') - \
+         (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTING', 'SUBMITTED')))".to_string(),
+        "micro-USDC off",
+    )
+}
+
+/// The check on sweeps: those confirmed (a small table) against their
+/// bookings, and the sweep transactions from `after` on.
+pub(super) fn sweeps_check(after: &str) -> CheckSql {
+    (
+        "every confirmed sweep is booked once, for its amount, and nothing else is",
+        format!(
+            "SELECT (SELECT COUNT(*) FROM sweeps s WHERE (s.status = 'CONFIRMED') <> ( \
+             EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 1 AND e.amount = s.amount) \
+             AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 0 AND e.amount = -s.amount) \
+             AND (SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id) = 2)) \
+             + (SELECT COUNT(*) FROM ledger_transactions t WHERE t.id > {after} AND t.kind = 'sweep' AND NOT EXISTS \
+             (SELECT 1 FROM sweeps s WHERE s.ledger_tx_id = t.id AND s.status = 'CONFIRMED'))"
+        ),
+        "sweeps booked wrongly",
+    )
+}
+
+/// The statements `verify` runs: what each counts must be zero.
+fn checks() -> Vec<CheckSql> {
+    let mut checks = vec![
         (
             "every transaction balances",
             "SELECT COUNT(*) FROM (SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.tx_id = t.id \
@@ -74,34 +152,9 @@ fn checks() -> Vec<(&'static str, String, &'static str)> {
             ),
             "negative accounts",
         ),
-        (
-            "every settled or void round's pool is zero",
-            format!(
-                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({} <> 0 OR {} <> 0)",
-                pool_balance("r.pool_up_account"),
-                pool_balance("r.pool_down_account")
-            ),
-            "pools not emptied",
-        ),
-        (
-            "open pools equal their active stakes",
-            format!(
-                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL AND ({}) <> {active_stakes}",
-                pools("r")
-            ),
-            "rounds whose pools differ from their bets",
-        ),
-        (
-            "payouts + fee + dust = each settled round's total pool",
-            format!(
-                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND \
-                 ({active_stakes} <> {} OR COALESCE(r.fee, 0) <> {} OR COALESCE(r.dust, 0) <> {})",
-                round_entries("'payout', 'refund', 'fee', 'dust'"),
-                round_entries("'fee'"),
-                round_entries("'dust'")
-            ),
-            "rounds paid out differently from their pool",
-        ),
+    ];
+    checks.extend(round_checks(&pool_balance, "TRUE"));
+    checks.extend([
         (
             "every deposit tx is credited at most once",
             "SELECT COUNT(*) FROM (SELECT reference FROM ledger_transactions WHERE kind = 'deposit' \
@@ -111,34 +164,23 @@ fn checks() -> Vec<(&'static str, String, &'static str)> {
         (
             // However its hash was written (case, with or without 0x).
             "no transfer is credited twice under two spellings of its hash",
-            "SELECT COUNT(*) FROM (SELECT lower(CASE WHEN length(chain_tx_hash) = 66 AND lower(substr(chain_tx_hash, 1, 2)) = '0x' \
-             THEN substr(chain_tx_hash, 3) ELSE chain_tx_hash END) AS hash, log_index FROM deposits \
-             GROUP BY 1, 2 HAVING COUNT(*) > 1) x".to_string(),
+            format!(
+                "SELECT COUNT(*) FROM (SELECT {} AS hash, log_index FROM deposits \
+                 GROUP BY 1, 2 HAVING COUNT(*) > 1) x",
+                normalized_hash("chain_tx_hash")
+            ),
             "transfers credited under two spellings",
         ),
-        (
-            "pending withdrawals hold exactly the queued and submitted amounts",
-            "SELECT ABS((SELECT balance FROM accounts WHERE kind = 'withdrawals_pending') - \
-             (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTING', 'SUBMITTED')))".to_string(),
-            "micro-USDC off",
-        ),
-        (
-            "every confirmed sweep is booked once, for its amount, and nothing else is",
-            "SELECT (SELECT COUNT(*) FROM sweeps s WHERE (s.status = 'CONFIRMED') <> ( \
-             EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 1 AND e.amount = s.amount) \
-             AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 0 AND e.amount = -s.amount) \
-             AND (SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id) = 2)) \
-             + (SELECT COUNT(*) FROM ledger_transactions t WHERE t.kind = 'sweep' AND NOT EXISTS \
-             (SELECT 1 FROM sweeps s WHERE s.ledger_tx_id = t.id AND s.status = 'CONFIRMED'))".to_string(),
-            "sweeps booked wrongly",
-        ),
+        withdrawals_check(),
+        sweeps_check("0"),
         (
             "every bet belongs to a round and a user",
             "SELECT COUNT(*) FROM bets b WHERE NOT EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.round_id) \
              OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = b.user_id)".to_string(),
             "orphaned bets",
         ),
-    ]
+    ]);
+    checks
 }
 
 #[async_trait]
@@ -198,8 +240,15 @@ impl ReportStore for SqlStore {
                 Some((id, why)) => format!("row {id} {why}"),
             },
         });
+        report
+            .checks
+            .extend(super::checkpoint::verify_checkpoints(&mut tx).await?);
         tx.rollback().await?;
         Ok(report)
+    }
+
+    async fn verify_incremental(&self, at: DateTime<Utc>) -> StoreResult<IncrementalVerify> {
+        self.verify_from_checkpoint(at).await
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
