@@ -171,12 +171,17 @@ fn describe() {
     );
     describe_gauge!(
         "updown_ledger_verified",
-        "1 when the last periodic verify found every invariant, 0 when one failed"
+        "1 for the last periodic verify's result (ok, failed) in its scope (incremental, full), 0 for the other"
     );
     describe_gauge!(
         "updown_ledger_verified_timestamp_seconds",
         Unit::Seconds,
-        "When the last periodic verify finished (Unix time)"
+        "When the last periodic verify of each scope finished (Unix time)"
+    );
+    describe_gauge!(
+        "updown_ledger_checkpoint_age_seconds",
+        Unit::Seconds,
+        "How long ago the latest ledger checkpoint was written: when a verify last vouched for the ledger"
     );
     describe_counter!(
         "updown_withdrawals_sent_total",
@@ -202,6 +207,12 @@ pub async fn render(app: &App) -> AppResult<String> {
     metrics::gauge!("updown_round_settle_overdue_seconds").set(overdue.settlement_seconds as f64);
     metrics::gauge!("updown_withdrawal_oldest_waiting_seconds")
         .set(overdue.withdrawal_seconds as f64);
+    if let Some(checkpoint) = app.latest_checkpoint().await? {
+        let age = (app.clock.now() - checkpoint.created_at)
+            .num_seconds()
+            .max(0);
+        metrics::gauge!("updown_ledger_checkpoint_age_seconds").set(age as f64);
+    }
     Ok(handle.render())
 }
 

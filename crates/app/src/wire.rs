@@ -16,7 +16,10 @@ use serde_json::value::RawValue;
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 use updown_domain::Micros;
-use updown_store::{Bet, Pools, PriceRecord, Round, Tvl, User, VerifyReport, Withdrawal};
+use updown_store::{
+    Bet, Checkpoint, IncrementalVerify, Pools, PriceRecord, Round, Tvl, User, VerifyReport,
+    Withdrawal,
+};
 
 /// An instant as the contract writes it: RFC 3339 in UTC, to the second.
 pub fn instant(at: DateTime<Utc>) -> String {
@@ -445,20 +448,74 @@ pub struct CheckOut {
     pub detail: String,
 }
 
+/// A checkpoint of the ledger: every transaction up to `through_tx` was
+/// verified, and each account's total up to it is kept.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckpointOut {
+    pub id: i64,
+    pub through_tx: i64,
+    pub transactions: i64,
+    pub entries: i64,
+    /// SHA-256 over its fields and the previous checkpoint's hash.
+    pub hash: String,
+    pub created_at: String,
+}
+
+impl From<&Checkpoint> for CheckpointOut {
+    fn from(c: &Checkpoint) -> Self {
+        CheckpointOut {
+            id: c.id,
+            through_tx: c.through_tx,
+            transactions: c.transactions,
+            entries: c.entries,
+            hash: c.hash.clone(),
+            created_at: instant(c.created_at),
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifyOut {
     pub ok: bool,
+    /// `full`: the whole ledger; `incremental`: what came after the
+    /// latest checkpoint.
+    pub scope: &'static str,
     pub transactions: i64,
     pub entries: i64,
+    /// Incremental: the transactions it checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_transactions: Option<i64>,
+    /// Incremental: the checkpoint it started from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_checkpoint: Option<CheckpointOut>,
+    /// Incremental: the checkpoint it wrote (when it passed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointOut>,
     pub checks: Vec<CheckOut>,
+}
+
+impl VerifyOut {
+    pub fn incremental(run: &IncrementalVerify) -> Self {
+        VerifyOut {
+            scope: "incremental",
+            checked_transactions: Some(run.checked_transactions),
+            from_checkpoint: run.from.as_ref().map(CheckpointOut::from),
+            checkpoint: run.written.as_ref().map(CheckpointOut::from),
+            ..VerifyOut::from(&run.report)
+        }
+    }
 }
 
 impl From<&VerifyReport> for VerifyOut {
     fn from(r: &VerifyReport) -> Self {
         VerifyOut {
             ok: r.ok(),
+            scope: "full",
             transactions: r.transactions,
             entries: r.entries,
+            checked_transactions: None,
+            from_checkpoint: None,
+            checkpoint: None,
             checks: r
                 .checks
                 .iter()

@@ -368,12 +368,12 @@ async fn retry(load: &Load, request: &Request, deadline: Instant) -> (Outcome, u
     }
 }
 
-/// `updown verify --json` on the cluster: a violation unless it exits 0
+/// `updown verify --full --json` on the cluster: a violation unless it exits 0
 /// and reports OK.
 fn verify(database_url: &str) -> Option<String> {
     let env = [("DATABASE_URL".to_string(), database_url.to_string())];
     let output = process::updown(&env)
-        .args(["verify", "--json"])
+        .args(["verify", "--full", "--json"])
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);

@@ -277,8 +277,28 @@ fn an_operator_runs_a_round_from_the_command_line() {
         300_000_000 - 15_000 - 10_000_000,
         "the confirmed 10 left custody"
     );
+    // The first verify checks every transaction and writes checkpoint 1;
+    // the next checks none (nothing new) and writes checkpoint 2.
     let verify = cli.json(&["verify"]);
     assert_eq!(verify["ok"], true, "{verify}");
+    assert_eq!(verify["scope"], "incremental", "{verify}");
+    assert_eq!(verify["checked_transactions"], verify["transactions"]);
+    assert_eq!(verify["checkpoint"]["id"], 1, "{verify}");
+    let again = cli.json(&["verify"]);
+    assert_eq!(again["checked_transactions"], 0, "{again}");
+    assert_eq!(again["from_checkpoint"]["id"], 1, "{again}");
+    assert_eq!(again["checkpoint"]["id"], 2, "{again}");
+    let full = cli.json(&["verify", "--full"]);
+    assert_eq!(full["ok"], true, "{full}");
+    assert_eq!(full["scope"], "full");
+    assert_eq!(full["transactions"], verify["transactions"]);
+    let output = cli.run(&["verify"]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("verify: OK (incremental: ") && text.contains("wrote checkpoint 3"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -156,7 +156,7 @@ async fn serve_with_a_fast_clock_locks_settles_and_opens_the_next_round_by_itsel
     } else {
         assert_eq!((up, down), (70_000_000, 100_000_000 + 29_700_000));
     }
-    let report = cli(&database_url, &["verify"]);
+    let report = cli(&database_url, &["verify", "--full"]);
     assert_eq!(report["ok"], true, "{report}");
     let _ = std::fs::remove_dir_all(&folder);
 }
@@ -277,7 +277,7 @@ async fn two_instances_share_events_settle_once_and_the_survivor_takes_over() {
     assert_eq!(survivor.settled("20261125"), 1);
     drop(instances);
     survivor.signal("-TERM");
-    let report = cli(&scratch.url, &["verify"]);
+    let report = cli(&scratch.url, &["verify", "--full"]);
     assert_eq!(report["ok"], true, "{report}");
     let carol_balance = cli(&scratch.url, &["balance", "--user", "carol@example.com"]);
     // Alone in 20261125: refunded whichever side won.

@@ -5,37 +5,49 @@
 //! The next verify checks only what came after and adds it to those totals.
 //!
 //! Two hashes protect what the checkpoint carries:
-//! - the totals' digest: the wrapping sum of [`term`] over every (account,
-//!   total), which a verify keeps up to date by taking an account's old term
-//!   out and putting its new one in, and which a full verify recomputes
-//!   from the stored totals;
+//! - the balances' digest: the wrapping sum of [`term`] over every account
+//!   and its balance at the checkpoint. The next verify recomputes it from
+//!   the cached balances it reads less the entries since, so one sum checks
+//!   every account, touched or not. A full verify recomputes it from the
+//!   entries up to the checkpoint;
 //! - the checkpoint's hash: SHA-256 over its fields and the previous
 //!   checkpoint's hash, as the audit log's rows are chained
 //!   ([`crate::audit`]), so an edited checkpoint no longer gives its hash.
 
-use sha2::{Digest as _, Sha256};
+use crate::audit::GENESIS as AUDIT_GENESIS;
 
-pub use crate::audit::GENESIS;
+/// The hash before the first checkpoint: 64 zeros.
+pub const GENESIS: &str = AUDIT_GENESIS;
 
 /// Names a hash as a checkpoint's, and its encoding.
 const TAG: &[u8] = b"updown-checkpoint-v1";
 
-/// One account's term in the digest: the first 8 bytes of SHA-256 over its
-/// id and total (both i64, big-endian).
-pub fn term(account: i64, total: i64) -> u64 {
-    let mut hasher = Sha256::new();
-    hasher.update(account.to_be_bytes());
-    hasher.update(total.to_be_bytes());
-    let hash = hasher.finalize();
-    u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"))
+/// SplitMix64's finaliser: every input bit moves every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
-/// The digest of a set of (account, total): order does not matter, and one
-/// account's change is two terms.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TotalsDigest(pub u64);
+/// One account's term in the digest: 0 for a zero balance (so an account
+/// opened later, empty at the checkpoint, adds nothing), otherwise a 64-bit
+/// mix of the account and the balance. It finds accidents and changes made
+/// without rewriting the checkpoint; it is no defence against someone who
+/// rewrites both (a full verify recomputes the digest from the entries).
+/// Fixed forever: stored digests depend on it.
+pub fn term(account: i64, balance: i64) -> u64 {
+    if balance == 0 {
+        return 0;
+    }
+    mix(mix(account as u64) ^ balance as u64)
+}
 
-impl TotalsDigest {
+/// The digest of a set of (account, balance): order does not matter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BalancesDigest(pub u64);
+
+impl BalancesDigest {
     /// Kept in a BIGINT column: the same 64 bits, signed.
     pub fn from_stored(stored: i64) -> Self {
         Self(stored as u64)
@@ -45,12 +57,8 @@ impl TotalsDigest {
         self.0 as i64
     }
 
-    pub fn add(&mut self, account: i64, total: i64) {
-        self.0 = self.0.wrapping_add(term(account, total));
-    }
-
-    pub fn remove(&mut self, account: i64, total: i64) {
-        self.0 = self.0.wrapping_sub(term(account, total));
+    pub fn add(&mut self, account: i64, balance: i64) {
+        self.0 = self.0.wrapping_add(term(account, balance));
     }
 }
 
@@ -61,7 +69,7 @@ pub struct CheckpointFields<'a> {
     pub through_tx: i64,
     pub transactions: i64,
     pub entries: i64,
-    pub totals_digest: TotalsDigest,
+    pub balances_digest: BalancesDigest,
     /// RFC 3339, as stored.
     pub created_at: &'a str,
 }
@@ -74,7 +82,7 @@ pub fn hash(prev_hash: &str, fields: &CheckpointFields<'_>) -> String {
         fields.through_tx,
         fields.transactions,
         fields.entries,
-        fields.totals_digest.stored(),
+        fields.balances_digest.stored(),
     ]
     .map(|n| n.to_string());
     crate::audit::tagged_hash(
@@ -85,7 +93,7 @@ pub fn hash(prev_hash: &str, fields: &CheckpointFields<'_>) -> String {
             ("through_tx", Some(&numbers[1])),
             ("transactions", Some(&numbers[2])),
             ("entries", Some(&numbers[3])),
-            ("totals_digest", Some(&numbers[4])),
+            ("balances_digest", Some(&numbers[4])),
             ("created_at", Some(fields.created_at)),
         ],
     )
@@ -96,28 +104,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_digest_ignores_order_and_follows_every_change() {
-        let mut a = TotalsDigest::default();
-        a.add(1, 100);
-        a.add(2, -100);
-        let mut b = TotalsDigest::default();
-        b.add(2, -100);
-        b.add(1, 100);
-        assert_eq!(a, b);
-        // Account 1 moves from 100 to 70.
-        a.remove(1, 100);
-        a.add(1, 70);
-        assert_ne!(a, b);
-        let mut c = TotalsDigest::default();
-        c.add(1, 70);
-        c.add(2, -100);
-        assert_eq!(a, c);
-        // Which account holds a total matters, not only the totals.
-        let mut d = TotalsDigest::default();
-        d.add(2, 70);
-        d.add(1, -100);
-        assert_ne!(c, d);
-        assert_eq!(TotalsDigest::from_stored(c.stored()), c);
+    fn the_digest_ignores_order_and_zero_balances_and_sees_any_change() {
+        let digest = |pairs: &[(i64, i64)]| {
+            let mut d = BalancesDigest::default();
+            for (account, balance) in pairs {
+                d.add(*account, *balance);
+            }
+            d
+        };
+        let base = digest(&[(1, 100), (2, -100)]);
+        assert_eq!(base, digest(&[(2, -100), (1, 100)]));
+        assert_eq!(base, digest(&[(2, -100), (3, 0), (1, 100)]));
+        assert_eq!(BalancesDigest::default(), digest(&[(7, 0)]));
+        // Any balance, or which account holds it.
+        for other in [
+            [(1, 99), (2, -100)],
+            [(1, 100), (2, -99)],
+            [(2, 100), (1, -100)],
+            [(1, 101), (2, -101)],
+        ] {
+            assert_ne!(base, digest(&other), "{other:?}");
+        }
+        // Fixed forever: stored digests depend on these bits.
+        assert_eq!(
+            term(1, 100),
+            0xf34a_c111_82da_0122_u64,
+            "{:#x}",
+            term(1, 100)
+        );
+        assert_eq!(BalancesDigest::from_stored(base.stored()), base);
     }
 
     #[test]
@@ -127,7 +142,7 @@ mod tests {
             through_tx: 10,
             transactions: 10,
             entries: 21,
-            totals_digest: TotalsDigest(7),
+            balances_digest: BalancesDigest(7),
             created_at: "2026-11-30T08:00:00Z",
         };
         let first = hash(GENESIS, &fields);
@@ -152,7 +167,7 @@ mod tests {
                 ..fields.clone()
             },
             CheckpointFields {
-                totals_digest: TotalsDigest(8),
+                balances_digest: BalancesDigest(8),
                 ..fields.clone()
             },
             CheckpointFields {

@@ -486,6 +486,7 @@ pub trait ReportStore: Send + Sync {
     /// carrying its totals forward; when they hold, a new checkpoint
     /// (stamped `at`) vouches for them.
     async fn verify_incremental(&self, at: DateTime<Utc>) -> StoreResult<IncrementalVerify>;
+    async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>>;
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// The audit log's hash chain, walked from its first row.
     async fn audit_chain(&self) -> StoreResult<AuditChain>;

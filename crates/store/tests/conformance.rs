@@ -519,7 +519,10 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
                 .map(|u| bet(*u, Side::Up, stake, now))
                 .collect();
             let answers = store.place_bets(round.id, &bets).await.unwrap();
-            assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
+            answers
+                .into_iter()
+                .map(|a| a.unwrap().id)
+                .collect::<Vec<_>>()
         }
     };
     place(10).await;
@@ -536,42 +539,59 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
     assert_eq!(first.report.transactions, 6);
     assert_verified(&store).await;
 
-    // Nothing new: nothing to vouch for.
+    // Nothing new: a checkpoint all the same, so its age says when the
+    // ledger was last vouched for.
     let idle = store.verify_incremental(now).await.unwrap();
     assert!(idle.report.ok());
-    assert_eq!((idle.checked_transactions, &idle.written), (0, &None));
-    assert_eq!(idle.latest(), Some(&one));
+    assert_eq!(idle.checked_transactions, 0);
+    let again = idle.written.clone().expect("a checkpoint");
+    assert_eq!((again.id, again.through_tx), (2, one.through_tx));
+    assert_eq!(
+        store.latest_checkpoint().await.unwrap(),
+        Some(again.clone())
+    );
 
-    // Only what came after checkpoint 1 is checked.
-    place(20).await;
+    // Only what came after checkpoint 1 is checked: three bets and a
+    // cancel.
+    let placed = place(20).await;
+    store
+        .cancel_bet(placed[2], Some(users[2]), now, Duration::zero(), None)
+        .await
+        .unwrap();
     let second = store
         .verify_incremental(now + Duration::minutes(5))
         .await
         .unwrap();
     assert!(second.report.ok(), "{:?}", second.report.failures());
-    assert_eq!(second.checked_transactions, 3);
+    assert_eq!(second.checked_transactions, 4);
     let two = second.written.clone().expect("a checkpoint");
-    assert_eq!((two.id, two.transactions, two.entries), (2, 9, 18));
-    assert_eq!(two.prev_hash, one.hash);
+    assert_eq!((two.id, two.transactions, two.entries), (3, 10, 20));
+    assert_eq!(two.prev_hash, again.hash);
     assert_verified(&store).await;
 
     // A deposit before the checkpoint rewritten behind the service's back,
-    // both its entries and both cached balances, so every invariant still
-    // holds: only the checkpoint's totals tell. The incremental verify
-    // cannot see it, as documented; the full one does.
-    let rewrite = |delta: i64| {
+    // both its entries (it still balances), the cached balances left alone:
+    // the incremental verify cannot see it, as documented; the full one
+    // does.
+    let rewrite = |delta: i64, balances: bool| {
+        let moved = if balances {
+            format!(
+                "UPDATE accounts SET balance = balance + (CASE WHEN kind = 'user' THEN ({delta}) ELSE 0 - ({delta}) END) \
+                   WHERE id IN (SELECT account_id FROM ledger_entries WHERE tx_id = (SELECT tx_id FROM target));"
+            )
+        } else {
+            String::new()
+        };
         format!(
             "CREATE TEMPORARY TABLE target AS SELECT MIN(tx_id) AS tx_id FROM ledger_entries \
-               WHERE account_id = (SELECT account_id FROM users WHERE id = {user}); \
-             UPDATE accounts SET balance = balance + (CASE WHEN kind = 'user' THEN ({delta}) ELSE 0 - ({delta}) END) \
-               WHERE id IN (SELECT account_id FROM ledger_entries WHERE tx_id = (SELECT tx_id FROM target)); \
+               WHERE account_id = (SELECT account_id FROM users WHERE id = {user}); {moved} \
              UPDATE ledger_entries SET amount = amount + (CASE WHEN amount > 0 THEN ({delta}) ELSE 0 - ({delta}) END) \
                WHERE tx_id = (SELECT tx_id FROM target); \
              DROP TABLE target;",
             user = users[0].0
         )
     };
-    behind_the_back(&db.url, &rewrite(-1)).await;
+    behind_the_back(&db.url, &rewrite(-1, false)).await;
     let blind = store
         .verify_incremental(now + Duration::minutes(10))
         .await
@@ -579,10 +599,52 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
     assert!(blind.report.ok(), "{:?}", blind.report.failures());
     assert_eq!(
         failed_names(&store.verify().await.unwrap()),
+        [
+            "cached balances equal recomputed ones",
+            "the latest checkpoint's totals equal the entries up to it"
+        ]
+    );
+    behind_the_back(&db.url, &rewrite(1, false)).await;
+    assert_verified(&store).await;
+    // Rewritten with the balances too, so every invariant holds: the
+    // incremental verify sees the balances moved (its digest), the full one
+    // the entries behind the checkpoint.
+    behind_the_back(&db.url, &rewrite(-1, true)).await;
+    let seen = store
+        .verify_incremental(now + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_names(&seen.report),
+        ["cached balances equal recomputed ones"]
+    );
+    assert_eq!(
+        failed_names(&store.verify().await.unwrap()),
         ["the latest checkpoint's totals equal the entries up to it"]
     );
-    behind_the_back(&db.url, &rewrite(1)).await;
+    behind_the_back(&db.url, &rewrite(1, true)).await;
     assert_verified(&store).await;
+
+    // The cancelled bet made active again with no transaction: the full
+    // verify sees the pool differ from the active stakes; the incremental
+    // one, whose cancel is behind the checkpoint, cannot.
+    let reactivate = |status: &str| {
+        format!(
+            "UPDATE bets SET status = '{status}' WHERE id = {}",
+            placed[2].0
+        )
+    };
+    behind_the_back(&db.url, &reactivate("ACTIVE")).await;
+    let blind = store
+        .verify_incremental(now + Duration::minutes(12))
+        .await
+        .unwrap();
+    assert!(blind.report.ok(), "{:?}", blind.report.failures());
+    assert_eq!(
+        failed_names(&store.verify().await.unwrap()),
+        ["open pools equal their active stakes"]
+    );
+    behind_the_back(&db.url, &reactivate("CANCELLED")).await;
 
     // An entry after the checkpoint changed behind the service's back:
     // both verifies see it, and no checkpoint vouches for it.
@@ -607,29 +669,60 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
         ]
     );
     assert_eq!(caught.written, None);
-    assert_eq!(caught.latest().map(|c| c.id), Some(2));
+    // The last that passed (the blind run) still stands.
+    assert_eq!(caught.latest().map(|c| c.id), Some(5));
     assert!(failed_names(&store.verify().await.unwrap()).contains(&"every transaction balances"));
     behind_the_back(&db.url, &late(1)).await;
 
-    // Two verifiers at once: one extends checkpoint 2, the other finds
-    // the id taken and writes nothing.
+    // A new bet whose stake no longer matches what went into its pool.
+    let fresh = place(40).await;
+    let restake = |delta: i64| {
+        format!(
+            "UPDATE bets SET stake = stake + ({delta}) WHERE id = {}",
+            fresh[0].0
+        )
+    };
+    behind_the_back(&db.url, &restake(1)).await;
+    let restaked = store
+        .verify_incremental(now + Duration::minutes(17))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_names(&restaked.report),
+        ["every new bet and cancel moved its stake into or out of its pool"]
+    );
+    assert_eq!(
+        failed_names(&store.verify().await.unwrap()),
+        ["open pools equal their active stakes"]
+    );
+    behind_the_back(&db.url, &restake(-1)).await;
+
+    // Two verifiers at once never write two checkpoints with one id.
     let (x, y) = tokio::join!(
         store.verify_incremental(now + Duration::minutes(20)),
         store.verify_incremental(now + Duration::minutes(20))
     );
     let (x, y) = (x.unwrap(), y.unwrap());
     assert!(x.report.ok() && y.report.ok());
-    let written: Vec<i64> = [&x, &y]
+    let mut written: Vec<i64> = [&x, &y]
         .iter()
         .filter_map(|v| v.written.as_ref().map(|c| c.id))
         .collect();
-    assert_eq!(written, [3]);
+    written.sort_unstable();
+    // Overlapping (PostgreSQL), one extends 5 and the other finds 6 taken;
+    // one after the other (SQLite's reads may), the second extends 6.
+    assert!(written == [6] || written == [6, 7], "{written:?}");
+    let latest = store.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(Some(&latest.id), written.last());
     assert_verified(&store).await;
 
     // A checkpoint edited behind the service's back.
     behind_the_back(
         &db.url,
-        "UPDATE ledger_checkpoints SET entries = entries + 1 WHERE id = 3",
+        &format!(
+            "UPDATE ledger_checkpoints SET entries = entries + 1 WHERE id = {}",
+            latest.id
+        ),
     )
     .await;
     let edited = store

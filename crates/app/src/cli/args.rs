@@ -237,8 +237,16 @@ pub enum LedgerCommand {
     /// audited.
     #[command(subcommand)]
     Operator(OperatorCommand),
-    /// Check every ledger invariant; exits non-zero if one fails.
-    Verify,
+    /// Check the ledger's invariants over the transactions after the latest
+    /// checkpoint, carrying its totals forward, and write a new checkpoint
+    /// when they hold (the first run checks everything); exits 1 if one
+    /// fails. --full recomputes the whole ledger, checkpoints included.
+    Verify {
+        /// Recompute every invariant over the whole ledger, and check the
+        /// checkpoints against the entries (writes nothing).
+        #[arg(long)]
+        full: bool,
+    },
     /// Operators' manual actions, newest first: who, what, why, and each
     /// row's place in the log's hash chain; `audit verify` checks the chain,
     /// `audit head` prints its last hash for an outside party to keep.
@@ -330,6 +338,19 @@ pub enum BenchCommand {
         /// Addresses per eth_getLogs topic filter.
         #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         topic_chunk: u32,
+    },
+    /// Verify a ledger of BETS bets in full, write a checkpoint, add
+    /// NEW_BETS, then time the incremental verify from the checkpoint
+    /// against the full one.
+    Verify {
+        #[command(flatten)]
+        target: BenchTarget,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        bets: u64,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        new_bets: u64,
     },
     /// Settle one round of many bets from the oracle; time and peak memory.
     Settle {

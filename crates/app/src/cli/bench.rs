@@ -6,6 +6,8 @@
 //!   run and reports the ratio.
 //! - `bench settle`: one round with many bets settled from the oracle;
 //!   reports the time and the process's peak memory during settlement.
+//! - `bench verify`: a full verify against an incremental one from a
+//!   checkpoint, on a large ledger with new bets after the checkpoint.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -239,39 +241,8 @@ pub async fn settle(config: Config, args: SettleArgs) -> AppResult<Value> {
     let (app, clock) = bench_app(config, &db).await?;
     let users = seed(&app, args.users, Micros::usdc(100_000)?).await?;
     let (round, _) = app.open_round(None).await?;
-    eprintln!("placing {} bets...", args.bets);
-    let started = Instant::now();
     let mut random = XorShift(0xD1B5_4A32_D192_ED03);
-    let mut placed = 0u64;
-    const BATCH: u64 = 2_000;
-    while placed < args.bets {
-        let size = BATCH.min(args.bets - placed);
-        let requests: Vec<BetRequest> = (0..size)
-            .map(|i| BetRequest {
-                // Every user bets in turn, so no batch holds a user twice.
-                user: users[((placed + i) % users.len() as u64) as usize],
-                side: if random.next().is_multiple_of(2) {
-                    Side::Up
-                } else {
-                    Side::Down
-                },
-                stake: Micros::new(1_000 + (random.next() % 1_000_000) as i64).expect("positive"),
-                received_at: clock.now(),
-                key: None,
-            })
-            .collect();
-        let answers = app.store.place_bets(round.id, &requests).await?;
-        if let Some(Err(refusal)) = answers.iter().find(|a| a.is_err()) {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "setup bet refused: {refusal}"
-            )));
-        }
-        placed += size;
-    }
-    eprintln!(
-        "placed in {:.1} s; settling...",
-        started.elapsed().as_secs_f64()
-    );
+    place_many(&app, &round, &users, args.bets, &clock, &mut random).await?;
     clock.set(round.terms.settle_at);
     reset_peak_memory();
     let started = Instant::now();
@@ -304,6 +275,106 @@ pub async fn settle(config: Config, args: SettleArgs) -> AppResult<Value> {
         "peak_rss_mb_during_settlement": peak_mb,
         "verify_seconds": (verify_started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
         "verify_ok": report.ok(),
+    }))
+}
+
+/// Places `count` bets on `round` straight through the store, in batches
+/// of 2,000, every user in turn (no batch holds a user twice), random sides
+/// and stakes.
+async fn place_many(
+    app: &App,
+    round: &updown_store::Round,
+    users: &[UserId],
+    count: u64,
+    clock: &ManualClock,
+    random: &mut XorShift,
+) -> AppResult<()> {
+    eprintln!("placing {count} bets...");
+    let started = Instant::now();
+    let mut placed = 0u64;
+    const BATCH: u64 = 2_000;
+    while placed < count {
+        let size = BATCH.min(count - placed);
+        let requests: Vec<BetRequest> = (0..size)
+            .map(|i| BetRequest {
+                user: users[((placed + i) % users.len() as u64) as usize],
+                side: if random.next().is_multiple_of(2) {
+                    Side::Up
+                } else {
+                    Side::Down
+                },
+                stake: Micros::new(1_000 + (random.next() % 1_000_000) as i64).expect("positive"),
+                received_at: clock.now(),
+                key: None,
+            })
+            .collect();
+        let answers = app.store.place_bets(round.id, &requests).await?;
+        if let Some(Err(refusal)) = answers.iter().find(|a| a.is_err()) {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "setup bet refused: {refusal}"
+            )));
+        }
+        placed += size;
+    }
+    eprintln!("placed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub struct VerifyArgs {
+    pub backend: BenchBackend,
+    pub url: String,
+    pub users: u32,
+    pub bets: u64,
+    pub new_bets: u64,
+}
+
+fn seconds_since(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// `bench verify`: a ledger of `bets` bets, verified in full and then
+/// incrementally (the first checkpoint); then `new_bets` more, verified
+/// incrementally from that checkpoint and in full again.
+pub async fn verify(config: Config, args: VerifyArgs) -> AppResult<Value> {
+    let db = fresh_database(args.backend, &args.url, config.database.max_connections).await;
+    let (app, clock) = bench_app(config, &db).await?;
+    let users = seed(&app, args.users, Micros::usdc(100_000)?).await?;
+    let (round, _) = app.open_round(None).await?;
+    let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
+    place_many(&app, &round, &users, args.bets, &clock, &mut random).await?;
+    eprintln!("verifying in full...");
+    let started = Instant::now();
+    let full_before = app.verify().await?;
+    let full_before_seconds = seconds_since(started);
+    eprintln!("first incremental verify (from no checkpoint)...");
+    let started = Instant::now();
+    let first = app.verify_incremental().await?;
+    let first_seconds = seconds_since(started);
+    place_many(&app, &round, &users, args.new_bets, &clock, &mut random).await?;
+    eprintln!("incremental verify...");
+    let started = Instant::now();
+    let incremental = app.verify_incremental().await?;
+    let incremental_seconds = seconds_since(started);
+    eprintln!("verifying in full...");
+    let started = Instant::now();
+    let full_after = app.verify().await?;
+    let full_after_seconds = seconds_since(started);
+    let ok = full_before.ok() && first.report.ok() && incremental.report.ok() && full_after.ok();
+    Ok(json!({
+        "benchmark": "verify",
+        "backend": format!("{:?}", args.backend).to_lowercase(),
+        "users": args.users,
+        "bets": args.bets,
+        "new_bets": args.new_bets,
+        "transactions": full_after.transactions,
+        "entries": full_after.entries,
+        "full_seconds_before": full_before_seconds,
+        "first_incremental_seconds": first_seconds,
+        "incremental_seconds": incremental_seconds,
+        "incremental_checked_transactions": incremental.checked_transactions,
+        "full_seconds_after": full_after_seconds,
+        "checkpoint": incremental.written.as_ref().map(|c| c.id),
+        "ok": ok,
     }))
 }
 

@@ -62,7 +62,7 @@ pub async fn run(command: LedgerCommand, app: &App, out: &Printer) -> AppResult<
         LedgerCommand::Round(RoundCommand::Show { code }) => show_round(app, code, out).await,
         LedgerCommand::Rounds { limit } => rounds(app, limit, out).await,
         LedgerCommand::Tvl => tvl(app, out).await,
-        LedgerCommand::Verify => verify(app, out).await,
+        LedgerCommand::Verify { full } => verify(app, full, out).await,
         LedgerCommand::Chain(command) => super::chain::run(command, app, out).await,
         LedgerCommand::Reconcile => super::chain::reconcile(app, out).await,
         LedgerCommand::Sweep {
@@ -441,8 +441,12 @@ async fn tvl(app: &App, out: &Printer) -> AppResult<i32> {
 }
 
 /// Exit code 1 when an invariant fails.
-async fn verify(app: &App, out: &Printer) -> AppResult<i32> {
-    let report = VerifyOut::from(&app.verify().await?);
+async fn verify(app: &App, full: bool, out: &Printer) -> AppResult<i32> {
+    let report = if full {
+        VerifyOut::from(&app.verify().await?)
+    } else {
+        VerifyOut::incremental(&app.verify_incremental().await?)
+    };
     out.print(&report, || text::verify(&report));
     Ok(if report.ok { 0 } else { 1 })
 }

@@ -194,6 +194,21 @@ async fn bench(command: BenchCommand, config: Config) -> AppResult<i32> {
             };
             bench_chain::chain(config, args).await?
         }
+        BenchCommand::Verify {
+            target,
+            users,
+            bets,
+            new_bets,
+        } => {
+            let args = bench::VerifyArgs {
+                backend: target.backend,
+                url: target.url,
+                users,
+                bets,
+                new_bets,
+            };
+            bench::verify(config, args).await?
+        }
         BenchCommand::Settle {
             target,
             users,

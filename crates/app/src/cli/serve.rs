@@ -68,8 +68,11 @@ pub async fn run(mut config: Config) -> AppResult<()> {
     let verifier = verify_every.map(|every| {
         let app = app.clone();
         tokio::spawn(async move {
-            // Read-only: stopped by abort, wherever it is.
-            app.run_periodic_verify(every, std::future::pending()).await
+            // Stopped by abort, wherever it is: a checkpoint is written in
+            // one transaction, or not at all.
+            let full_every = app.config.scheduler.verify_full_every;
+            app.run_periodic_verify(every, full_every, std::future::pending())
+                .await
         })
     });
     let served = crate::api::serve(app.clone(), listener, crate::api::shutdown_signal()).await;

@@ -152,11 +152,26 @@ pub fn tvl(view: &TvlOut) -> String {
 /// The verdict, then one line per invariant checked.
 pub fn verify(view: &VerifyOut) -> String {
     let mut text = format!(
-        "verify: {} ({} transactions, {} entries)",
+        "verify: {} ({}: {} transactions, {} entries)",
         if view.ok { "OK" } else { "FAILED" },
+        view.scope,
         view.transactions,
         view.entries
     );
+    if let Some(checked) = view.checked_transactions {
+        let from = view.from_checkpoint.as_ref().map_or_else(
+            || "the ledger's first transaction".to_string(),
+            |c| format!("checkpoint {} (through transaction {})", c.id, c.through_tx),
+        );
+        text.push_str(&format!("\n  checked {checked} transactions after {from}"));
+        match &view.checkpoint {
+            Some(c) => text.push_str(&format!(
+                "\n  wrote checkpoint {} through transaction {} ({})",
+                c.id, c.through_tx, c.hash
+            )),
+            None => text.push_str("\n  wrote no checkpoint"),
+        }
+    }
     for check in &view.checks {
         text.push_str(&format!(
             "\n  [{}] {}: {}",

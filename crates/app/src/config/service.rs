@@ -137,9 +137,12 @@ pub struct Scheduler {
     pub enabled: bool,
     /// How often it steps (SCHEDULER_TICK_SECS).
     pub tick: std::time::Duration,
-    /// How often `serve` verifies the whole ledger for the alerts
-    /// (VERIFY_EVERY_MIN; `None` for 0, off).
+    /// How often `serve` verifies the ledger since its latest checkpoint,
+    /// for the alerts (VERIFY_EVERY_MIN; `None` for 0, off).
     pub verify_every: Option<std::time::Duration>,
+    /// How often that task verifies the whole ledger instead
+    /// (VERIFY_FULL_EVERY_HOURS; `None` for 0, never).
+    pub verify_full_every: Option<std::time::Duration>,
 }
 
 impl Scheduler {
@@ -147,8 +150,15 @@ impl Scheduler {
         Ok(Scheduler {
             enabled: r.flag("SCHEDULER", true)?,
             tick: r.duration("SCHEDULER_TICK_SECS", Unit::Seconds, 5, 1..=3600)?,
-            verify_every: Some(r.duration("VERIFY_EVERY_MIN", Unit::Minutes, 60, 0..=10_080)?)
+            verify_every: Some(r.duration("VERIFY_EVERY_MIN", Unit::Minutes, 5, 0..=10_080)?)
                 .filter(|every| !every.is_zero()),
+            verify_full_every: Some(r.duration(
+                "VERIFY_FULL_EVERY_HOURS",
+                Unit::Hours,
+                24,
+                0..=8_760,
+            )?)
+            .filter(|every| !every.is_zero()),
         })
     }
 }

@@ -5,8 +5,8 @@ use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{Email, UserId, WithdrawalId};
 use updown_domain::Micros;
 use updown_store::{
-    ChainRejection, Deposit, Keyed, NewDeposit, NewWithdrawal, Tvl, User, VerifyReport, Withdrawal,
-    WithdrawalCap, WithdrawalChange,
+    ChainRejection, Checkpoint, Deposit, IncrementalVerify, Keyed, NewDeposit, NewWithdrawal, Tvl,
+    User, VerifyReport, Withdrawal, WithdrawalCap, WithdrawalChange,
 };
 
 use serde_json::json;
@@ -387,8 +387,19 @@ impl App {
         Ok(self.store.tvl().await?)
     }
 
+    /// Every invariant over the whole ledger (`verify --full`).
     pub async fn verify(&self) -> AppResult<VerifyReport> {
         Ok(self.store.verify().await?)
+    }
+
+    /// The invariants over what came after the latest checkpoint; a new
+    /// checkpoint when they hold (`verify`).
+    pub async fn verify_incremental(&self) -> AppResult<IncrementalVerify> {
+        Ok(self.store.verify_incremental(self.clock.now()).await?)
+    }
+
+    pub async fn latest_checkpoint(&self) -> AppResult<Option<Checkpoint>> {
+        Ok(self.store.latest_checkpoint().await?)
     }
 }
 

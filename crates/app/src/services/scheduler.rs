@@ -106,29 +106,53 @@ impl App {
         self.heartbeat.running.store(false, Ordering::Relaxed);
     }
 
-    /// Verifies the whole ledger every `every` until `shutdown` resolves,
-    /// for the alerts: `updown_ledger_verified` (1 or 0) and when
-    /// (`updown_ledger_verified_timestamp_seconds`). A failed check is
-    /// logged with what failed; a verify that cannot run sets nothing (the
-    /// timestamp ages, which alerts too).
+    /// Verifies the ledger every `every` until `shutdown` resolves: what came
+    /// after the latest checkpoint (a new checkpoint when it holds), and the
+    /// whole ledger instead when `full_every` has passed since the last full
+    /// one (the first run is incremental). For the alerts:
+    /// `updown_ledger_verified{scope, result}` is 1 for the last run's result
+    /// (`ok`, `failed`) in its scope (`incremental`, `full`) and 0 for the
+    /// other, and `updown_ledger_verified_timestamp_seconds` says when. A
+    /// failed check is logged with what failed; a verify that cannot run sets
+    /// nothing (the checkpoint ages, which alerts too). A run stopped half-way
+    /// leaves nothing: the checkpoint is written in one transaction.
     pub async fn run_periodic_verify(
         &self,
         every: std::time::Duration,
+        full_every: Option<std::time::Duration>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let mut last_full = tokio::time::Instant::now();
         loop {
-            match self.verify().await {
+            let full = full_every.is_some_and(|f| last_full.elapsed() >= f);
+            let (scope, outcome) = if full {
+                last_full = tokio::time::Instant::now();
+                ("full", self.verify().await)
+            } else {
+                (
+                    "incremental",
+                    self.verify_incremental().await.map(|run| run.report),
+                )
+            };
+            match outcome {
                 Ok(report) => {
                     let ok = report.ok();
                     if !ok {
-                        tracing::error!(?report, "periodic verify: a ledger invariant fails");
+                        tracing::error!(
+                            scope,
+                            failures = ?report.failures(),
+                            "periodic verify: a ledger invariant fails"
+                        );
                     }
-                    metrics::gauge!("updown_ledger_verified").set(if ok { 1.0 } else { 0.0 });
-                    metrics::gauge!("updown_ledger_verified_timestamp_seconds")
+                    for (result, set) in [("ok", ok), ("failed", !ok)] {
+                        metrics::gauge!("updown_ledger_verified", "scope" => scope, "result" => result)
+                            .set(if set { 1.0 } else { 0.0 });
+                    }
+                    metrics::gauge!("updown_ledger_verified_timestamp_seconds", "scope" => scope)
                         .set(self.clock.now().timestamp() as f64);
                 }
-                Err(e) => tracing::warn!(error = %e, "periodic verify could not run"),
+                Err(e) => tracing::warn!(scope, error = %e, "periodic verify could not run"),
             }
             tokio::select! {
                 _ = &mut shutdown => break,

@@ -920,15 +920,21 @@ async fn metrics_count_bets_requests_and_show_tvl(db: Db) {
     )
     .await;
     get(&t, "/rounds/current").await;
-    // One periodic verify (its shutdown already come, it runs once).
+    // One periodic verify of each scope (their shutdown already come, each
+    // runs once): the incremental one writes a checkpoint.
+    let hour = std::time::Duration::from_secs(3600);
+    t.app.run_periodic_verify(hour, None, async {}).await;
     t.app
-        .run_periodic_verify(std::time::Duration::from_secs(3600), async {})
+        .run_periodic_verify(hour, Some(std::time::Duration::ZERO), async {})
         .await;
     let text = get_text(&t, "/metrics").await;
     let stamped = t.app.clock.now().timestamp();
     for expected in [
-        "updown_ledger_verified 1".to_string(),
-        format!("updown_ledger_verified_timestamp_seconds {stamped}"),
+        "updown_ledger_verified{scope=\"incremental\",result=\"ok\"} 1".to_string(),
+        "updown_ledger_verified{scope=\"incremental\",result=\"failed\"} 0".to_string(),
+        "updown_ledger_verified{scope=\"full\",result=\"ok\"} 1".to_string(),
+        format!("updown_ledger_verified_timestamp_seconds{{scope=\"full\"}} {stamped}"),
+        "updown_ledger_checkpoint_age_seconds 0".to_string(),
         "updown_round_settle_overdue_seconds 0".to_string(),
         "updown_dependency_up{dependency=\"database\"} 1".to_string(),
     ] {

@@ -1,25 +1,25 @@
--- Incremental verify (updown_store::checkpoint). A checkpoint vouches for
--- every ledger transaction up to through_tx: each of them was checked, and
--- ledger_checkpoint_totals holds every account's sum of entries up to it.
--- The next verify checks only the transactions after it and carries those
--- totals forward. Checkpoints are numbered 1, 2, 3...: a new one takes the
--- last one's id + 1, so two verifiers cannot both extend the same one.
--- Each row's hash covers its fields and the previous row's hash;
--- totals_digest is the wrapping sum of a 64-bit hash of every
--- (account_id, total) row, so `verify --full` can check the totals table
--- against the checkpoint that vouches for it.
+-- Incremental verify (updown_store's sql/checkpoint.rs). A checkpoint
+-- vouches for every ledger transaction up to through_tx: each was checked.
+-- balances_digest sums a 64-bit term of every account's balance at that
+-- point, so the next verify checks every cached balance with one sum: its
+-- balance now less the entries since must give the digest. Pools' balances
+-- are not cached; ledger_checkpoint_pools holds their totals up to the
+-- checkpoint. The next verify checks only the transactions after it.
+-- Checkpoints are numbered 1, 2, 3...: a new one takes the last one's id
+-- + 1, so two verifiers cannot both extend the same one. Each row's hash
+-- covers its fields and the previous row's hash.
 CREATE TABLE ledger_checkpoints (
     id BIGINT PRIMARY KEY CHECK (id >= 1),
     through_tx BIGINT NOT NULL,
     transactions BIGINT NOT NULL,
     entries BIGINT NOT NULL,
-    totals_digest BIGINT NOT NULL,
+    balances_digest BIGINT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
 
-CREATE TABLE ledger_checkpoint_totals (
+CREATE TABLE ledger_checkpoint_pools (
     account_id BIGINT PRIMARY KEY,
     total BIGINT NOT NULL
 );

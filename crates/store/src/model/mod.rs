@@ -359,7 +359,7 @@ pub struct Checkpoint {
     /// Transactions and entries up to `through_tx`.
     pub transactions: i64,
     pub entries: i64,
-    pub totals_digest: i64,
+    pub balances_digest: i64,
     pub prev_hash: String,
     pub hash: String,
     pub created_at: DateTime<Utc>,

@@ -1,7 +1,16 @@
 //! Incremental verify: the ledger's invariants over the transactions after
-//! the latest checkpoint, with the checkpoint's account totals carried
-//! forward, and the checks a full verify runs on the checkpoints themselves
-//! ([`updown_domain::checkpoint`]).
+//! the latest checkpoint, and the checks a full verify runs on the
+//! checkpoints themselves ([`updown_domain::checkpoint`]).
+//!
+//! One pass reads the new transactions and their entries in id order, a
+//! window at a time, and checks each one: it balances, its entries have a
+//! transaction, a bet or a cancel moved its stake into or out of its pool.
+//! A second pass reads every account's cached balance (one index scan of a
+//! narrow table): taking away the entries since the checkpoint must give
+//! the checkpoint's digest of balances, so every cached balance is checked,
+//! touched or not. Pools' balances are not cached: their totals at the
+//! checkpoint are stored, and the new entries are added to them. Small
+//! tables (rounds, withdrawals, sweeps, the audit log) are checked whole.
 //!
 //! Which transactions a checkpoint may vouch for: ids come from a sequence
 //! when a transaction is inserted, and they commit in any order, so a
@@ -11,45 +20,52 @@
 //! and reads the highest id: every id up to it has committed or never will.
 //! The checks then run in a snapshot taken after it; the new checkpoint
 //! vouches up to that bound, and what the snapshot holds beyond it is
-//! checked too, and checked again next time. On SQLite one writer at a time
-//! takes the next id, so what a snapshot holds is complete.
+//! checked too, and again next time. On SQLite one writer at a time takes
+//! the next id, so what a snapshot holds is complete.
 //!
-//! What an incremental verify does not see, and a full one does: a change
-//! behind the service's back to an entry at or before the checkpoint, to an
-//! account the new transactions did not touch (beyond the sum of all cached
-//! balances, which it checks), or to a round none of them touched.
+//! What an incremental verify does not see, and a full one does: an entry
+//! at or before the checkpoint changed while its account's cached balance
+//! was not (a cached balance changed is seen, through the digest), a bet's
+//! status changed with no transaction, a bet's player deleted, and the fee
+//! and dust recorded on a round settled before the checkpoint.
+
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use updown_domain::checkpoint::{self, CheckpointFields, TotalsDigest, GENESIS};
+use updown_domain::checkpoint::{self, BalancesDigest, CheckpointFields, GENESIS};
 
-use super::db::{query, Tx};
-use super::reports::{normalized_hash, round_checks, sweeps_check, withdrawals_check, CheckSql};
+use super::db::{query, Row, Tx};
+use super::reports::{
+    normalized_hash, payouts_check, sweep_transactions, sweeps_booked, withdrawals_check,
+};
 use super::SqlStore;
 use crate::model::{Check, Checkpoint, IncrementalVerify, VerifyReport};
 use crate::StoreResult;
 
 const COLUMNS: &str =
-    "id, through_tx, transactions, entries, totals_digest, prev_hash, hash, created_at";
+    "id, through_tx, transactions, entries, balances_digest, prev_hash, hash, created_at";
 
-/// Totals read per page when a full verify recomputes the digest.
-const PAGE: i64 = 10_000;
+/// Transaction ids, or accounts, read per page.
+const WINDOW: i64 = 50_000;
 
-fn checkpoint(row: &super::db::Row) -> StoreResult<Checkpoint> {
+fn checkpoint(row: &Row) -> StoreResult<Checkpoint> {
     Ok(Checkpoint {
         id: row.get("id")?,
         through_tx: row.get("through_tx")?,
         transactions: row.get("transactions")?,
         entries: row.get("entries")?,
-        totals_digest: row.get("totals_digest")?,
+        balances_digest: row.get("balances_digest")?,
         prev_hash: row.get("prev_hash")?,
         hash: row.get("hash")?,
         created_at: row.get("created_at")?,
     })
 }
 
-/// The hash `checkpoint` should carry after `prev_hash`.
+/// The hash `c` should carry after `prev_hash`.
 fn expected_hash(prev_hash: &str, c: &Checkpoint) -> String {
-    let created_at = stamp(c.created_at);
+    let created_at = c
+        .created_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     checkpoint::hash(
         prev_hash,
         &CheckpointFields {
@@ -57,18 +73,13 @@ fn expected_hash(prev_hash: &str, c: &Checkpoint) -> String {
             through_tx: c.through_tx,
             transactions: c.transactions,
             entries: c.entries,
-            totals_digest: TotalsDigest::from_stored(c.totals_digest),
+            balances_digest: BalancesDigest::from_stored(c.balances_digest),
             created_at: &created_at,
         },
     )
 }
 
-/// A checkpoint's time as its hash covers it: whole seconds, UTC.
-fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-async fn head(tx: &mut Tx<'_>) -> StoreResult<Option<Checkpoint>> {
+pub(super) async fn head(tx: &mut Tx<'_>) -> StoreResult<Option<Checkpoint>> {
     let sql = format!("SELECT {COLUMNS} FROM ledger_checkpoints ORDER BY id DESC LIMIT 1");
     query(&sql)
         .fetch_optional(tx)
@@ -95,143 +106,290 @@ fn check(name: &'static str, passed: bool, detail: String) -> Check {
     }
 }
 
-/// A pool account's balance: the checkpoint's total and the entries after it.
-fn carried_pool(account: &str) -> String {
-    format!(
-        "(COALESCE((SELECT c.total FROM ledger_checkpoint_totals c WHERE c.account_id = {account}), 0) \
-         + (SELECT CAST(COALESCE(SUM(pe.amount), 0) AS BIGINT) FROM ledger_entries pe \
-         WHERE pe.account_id = {account} AND pe.tx_id > $1))"
-    )
+/// A round as the checks need it.
+struct RoundPools {
+    settled: bool,
+    up: i64,
+    down: i64,
 }
 
-/// The statements of the incremental checks that are plain counts over
-/// what came after the checkpoint (`$1`).
-fn incremental_checks() -> Vec<CheckSql> {
-    let mut checks = vec![
-        (
-            "every transaction balances",
-            "SELECT COUNT(*) FROM (SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.tx_id = t.id \
-             WHERE t.id > $1 GROUP BY t.id HAVING COUNT(e.tx_id) < 2 OR COALESCE(SUM(e.amount), 0) <> 0) x"
-                .to_string(),
-            "transactions do not sum to zero or have fewer than two entries",
-        ),
-        (
-            "every entry belongs to a transaction and an account",
-            "SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id > $1 AND \
-             (NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = e.tx_id) \
-             OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id))"
-                .to_string(),
-            "orphaned entries",
-        ),
-    ];
-    // The rounds the new transactions touched, and those taking bets.
-    checks.extend(round_checks(
-        &carried_pool,
-        "r.status IN ('OPEN', 'LOCKED') OR r.id IN \
-         (SELECT t.round_id FROM ledger_transactions t WHERE t.id > $1 AND t.round_id IS NOT NULL)",
-    ));
-    let normalized = |d: &str| normalized_hash(&format!("{d}.chain_tx_hash"));
-    checks.extend([
-        (
-            "every deposit tx is credited at most once",
-            "SELECT COUNT(*) FROM (SELECT reference FROM ledger_transactions WHERE kind = 'deposit' AND reference IN \
-             (SELECT reference FROM ledger_transactions WHERE id > $1 AND kind = 'deposit') \
-             GROUP BY reference HAVING COUNT(*) > 1) x"
-                .to_string(),
-            "chain transfers credited more than once",
-        ),
-        (
-            "no transfer is credited twice under two spellings of its hash",
-            format!(
-                "SELECT COUNT(*) FROM deposits n WHERE n.ledger_tx_id > $1 AND EXISTS \
-                 (SELECT 1 FROM deposits o WHERE {} = {} AND o.log_index = n.log_index AND o.id <> n.id)",
-                normalized("o"),
-                normalized("n")
-            ),
-            "transfers credited under two spellings",
-        ),
-        withdrawals_check(),
-        sweeps_check("$1"),
-        (
-            "every bet belongs to a round and a user",
-            "SELECT COUNT(*) FROM ledger_transactions t JOIN bets b ON b.id = t.bet_id WHERE t.id > $1 AND \
-             (NOT EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.round_id) \
-             OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = b.user_id))"
-                .to_string(),
-            "orphaned bets",
-        ),
-    ]);
-    checks
+async fn rounds(tx: &mut Tx<'_>) -> StoreResult<HashMap<i64, RoundPools>> {
+    let rows = query("SELECT id, status, pool_up_account, pool_down_account FROM rounds")
+        .fetch_all(tx)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.get_at(1)?;
+            Ok((
+                row.get_at(0)?,
+                RoundPools {
+                    settled: status == "SETTLED" || status == "VOID",
+                    up: row.get_at(2)?,
+                    down: row.get_at(3)?,
+                },
+            ))
+        })
+        .collect()
 }
 
-/// What the accounts touched after the checkpoint add up to.
+/// Pools' totals at the checkpoint.
+async fn pool_totals(tx: &mut Tx<'_>) -> StoreResult<HashMap<i64, i64>> {
+    let rows = query("SELECT account_id, total FROM ledger_checkpoint_pools")
+        .fetch_all(tx)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.get_at(0)?, row.get_at(1)?)))
+        .collect()
+}
+
+/// An account's entries after the checkpoint.
+#[derive(Clone, Copy, Default)]
+struct NewEntries {
+    /// Up to the new checkpoint's bound, and how many.
+    upto: i64,
+    upto_count: i64,
+    /// Beyond it (committed while this verify began), and how many.
+    later: i64,
+    later_count: i64,
+}
+
+impl NewEntries {
+    fn all(self) -> i64 {
+        self.upto.wrapping_add(self.later)
+    }
+}
+
+/// What the pass over the new transactions found.
 #[derive(Default)]
-struct Touched {
-    /// Cached balances that differ from the checkpoint's total plus the
-    /// new entries (pools: whose cached balance is not 0).
-    mismatched: i64,
-    /// Pools whose balance so computed is negative.
-    negative_pools: i64,
-    /// The new entries on pool accounts.
-    pool_entries: i64,
-    /// The digest once the totals are carried to the new checkpoint.
-    digest: TotalsDigest,
+struct TransactionPass {
+    accounts: HashMap<i64, NewEntries>,
+    transactions: (i64, i64),
+    entries: (i64, i64),
+    unbalanced: i64,
+    orphan_entries: i64,
+    /// Bets and cancels whose pool entry is not their stake, or a cancel
+    /// of a bet not cancelled.
+    stakes_wrong: i64,
+    /// Bets and cancels without their bet or round.
+    orphan_bets: i64,
+    /// Rounds with payouts, refunds, fees or dust among them.
+    settled_rounds: BTreeSet<i64>,
+    deposits: bool,
+    sweeps: bool,
 }
 
-/// Reads every account with entries after `after`: its cached balance, its
-/// checkpoint total, and its new entries up to `through` and beyond.
-async fn touched(
-    tx: &mut Tx<'_>,
-    after: i64,
-    through: i64,
-    digest: TotalsDigest,
-) -> StoreResult<Touched> {
-    let rows = query(
-        "SELECT s.account_id, a.kind, a.balance, c.total, s.upto, s.later, s.upto_count \
-         FROM (SELECT account_id, \
-                 CAST(SUM(CASE WHEN tx_id <= $2 THEN amount ELSE 0 END) AS BIGINT) AS upto, \
-                 CAST(SUM(CASE WHEN tx_id > $2 THEN amount ELSE 0 END) AS BIGINT) AS later, \
-                 COUNT(CASE WHEN tx_id <= $2 THEN 1 END) AS upto_count \
-               FROM ledger_entries WHERE tx_id > $1 GROUP BY account_id) s \
-         JOIN accounts a ON a.id = s.account_id \
-         LEFT JOIN ledger_checkpoint_totals c ON c.account_id = s.account_id",
-    )
-    .bind(after)
-    .bind(through)
-    .fetch_all(tx)
-    .await?;
-    let mut out = Touched {
-        digest,
-        ..Touched::default()
-    };
-    for row in &rows {
-        let account: i64 = row.get_at(0)?;
-        let kind: String = row.get_at(1)?;
-        let balance: i64 = row.get_at(2)?;
-        let carried: Option<i64> = row.get_at(3)?;
-        let upto: i64 = row.get_at(4)?;
-        let later: i64 = row.get_at(5)?;
-        let upto_count: i64 = row.get_at(6)?;
-        let old = carried.unwrap_or(0);
-        let now = old.checked_add(upto).and_then(|n| n.checked_add(later));
-        if kind == "pool" {
-            out.pool_entries = out.pool_entries.wrapping_add(upto).wrapping_add(later);
-            if balance != 0 {
-                out.mismatched += 1;
+/// One new transaction as the pass reads it.
+struct NewTransaction {
+    id: i64,
+    kind: String,
+    round: Option<i64>,
+    /// The bet's side, stake and status, when it is a bet's transaction and
+    /// the bet exists.
+    bet: Option<(String, i64, String)>,
+}
+
+impl TransactionPass {
+    /// The transactions with ids in (`low`, `high`] and their entries.
+    async fn window(
+        &mut self,
+        tx: &mut Tx<'_>,
+        (low, high): (i64, i64),
+        through: i64,
+        rounds: &HashMap<i64, RoundPools>,
+    ) -> StoreResult<()> {
+        let transactions = query(
+            "SELECT t.id, t.kind, t.round_id, b.side, b.stake, b.status \
+             FROM ledger_transactions t LEFT JOIN bets b ON b.id = t.bet_id \
+             WHERE t.id > $1 AND t.id <= $2 ORDER BY t.id",
+        )
+        .bind(low)
+        .bind(high)
+        .fetch_all(&mut *tx)
+        .await?;
+        let entries = query(
+            "SELECT tx_id, account_id, amount FROM ledger_entries \
+             WHERE tx_id > $1 AND tx_id <= $2 ORDER BY tx_id, account_id",
+        )
+        .bind(low)
+        .bind(high)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut entries = entries.iter().peekable();
+        for row in &transactions {
+            let side: Option<String> = row.get_at(3)?;
+            let stake: Option<i64> = row.get_at(4)?;
+            let status: Option<String> = row.get_at(5)?;
+            let t = NewTransaction {
+                id: row.get_at(0)?,
+                kind: row.get_at(1)?,
+                round: row.get_at(2)?,
+                bet: match (side, stake, status) {
+                    (Some(side), Some(stake), Some(status)) => Some((side, stake, status)),
+                    _ => None,
+                },
+            };
+            // Entries of transactions that do not exist come before it.
+            let mut own: Vec<(i64, i64)> = Vec::new();
+            while let Some(entry) = entries.peek() {
+                let tx_id: i64 = entry.get_at(0)?;
+                if tx_id > t.id {
+                    break;
+                }
+                let (account, amount): (i64, i64) = (entry.get_at(1)?, entry.get_at(2)?);
+                if tx_id < t.id {
+                    self.orphan_entries += 1;
+                } else {
+                    own.push((account, amount));
+                }
+                self.tally(tx_id, account, amount, through);
+                entries.next();
             }
-            if now.is_none_or(|n| n < 0) {
-                out.negative_pools += 1;
-            }
-        } else if now != Some(balance) {
-            out.mismatched += 1;
+            self.transaction(&t, &own, through, rounds);
         }
-        if upto_count > 0 {
-            if let Some(old) = carried {
-                out.digest.remove(account, old);
-            }
-            out.digest.add(account, old.wrapping_add(upto));
+        for entry in entries {
+            let (tx_id, account, amount): (i64, i64, i64) =
+                (entry.get_at(0)?, entry.get_at(1)?, entry.get_at(2)?);
+            self.orphan_entries += 1;
+            self.tally(tx_id, account, amount, through);
+        }
+        Ok(())
+    }
+
+    fn tally(&mut self, tx_id: i64, account: i64, amount: i64, through: i64) {
+        let sums = self.accounts.entry(account).or_default();
+        if tx_id <= through {
+            sums.upto = sums.upto.wrapping_add(amount);
+            sums.upto_count += 1;
+            self.entries.0 += 1;
+        } else {
+            sums.later = sums.later.wrapping_add(amount);
+            sums.later_count += 1;
+            self.entries.1 += 1;
         }
     }
+
+    fn transaction(
+        &mut self,
+        t: &NewTransaction,
+        entries: &[(i64, i64)],
+        through: i64,
+        rounds: &HashMap<i64, RoundPools>,
+    ) {
+        if t.id <= through {
+            self.transactions.0 += 1;
+        } else {
+            self.transactions.1 += 1;
+        }
+        let sum = entries
+            .iter()
+            .map(|(_, amount)| i128::from(*amount))
+            .sum::<i128>();
+        if entries.len() < 2 || sum != 0 {
+            self.unbalanced += 1;
+        }
+        match t.kind.as_str() {
+            "bet" | "bet_cancel" => {
+                let round = t.round.and_then(|r| rounds.get(&r));
+                let (Some(round), Some((side, stake, status))) = (round, &t.bet) else {
+                    self.orphan_bets += 1;
+                    return;
+                };
+                let pool = if side == "UP" { round.up } else { round.down };
+                let moved = entries
+                    .iter()
+                    .find(|(account, _)| *account == pool)
+                    .map(|(_, amount)| *amount);
+                let (expected, status_ok) = if t.kind == "bet" {
+                    (*stake, true)
+                } else {
+                    (-stake, status == "CANCELLED")
+                };
+                if moved != Some(expected) || !status_ok {
+                    self.stakes_wrong += 1;
+                }
+            }
+            "payout" | "refund" | "fee" | "dust" => {
+                if let Some(round) = t.round {
+                    self.settled_rounds.insert(round);
+                }
+            }
+            "deposit" => self.deposits = true,
+            "sweep" => self.sweeps = true,
+            _ => {}
+        }
+    }
+}
+
+/// What the pass over every account found.
+#[derive(Default)]
+struct AccountPass {
+    /// Balances less the entries since the checkpoint.
+    at_checkpoint: BalancesDigest,
+    /// Balances less the entries beyond the new checkpoint's bound.
+    at_bound: BalancesDigest,
+    /// Every balance (pools: carried totals plus new entries).
+    sum: i128,
+    negative: i64,
+    /// Pools with a cached balance (always 0).
+    pools_cached: i64,
+    /// Pools' totals at the new checkpoint, where they moved.
+    pools_next: Vec<(i64, i64)>,
+    /// Every pool's balance now.
+    pools_now: HashMap<i64, i64>,
+}
+
+async fn account_pass(
+    tx: &mut Tx<'_>,
+    pass: &mut TransactionPass,
+    pools: &HashMap<i64, i64>,
+) -> StoreResult<AccountPass> {
+    let mut out = AccountPass::default();
+    let mut after = i64::MIN;
+    loop {
+        let page =
+            query("SELECT id, kind, balance FROM accounts WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(WINDOW)
+                .fetch_all(&mut *tx)
+                .await?;
+        for row in &page {
+            let (id, kind, balance): (i64, String, i64) =
+                (row.get_at(0)?, row.get_at(1)?, row.get_at(2)?);
+            after = id;
+            let new = pass.accounts.remove(&id).unwrap_or_default();
+            if kind == "pool" {
+                let carried = pools.get(&id).copied().unwrap_or(0);
+                let now = carried.wrapping_add(new.all());
+                out.sum += i128::from(now);
+                out.pools_now.insert(id, now);
+                if balance != 0 {
+                    out.pools_cached += 1;
+                }
+                if now < 0 {
+                    out.negative += 1;
+                }
+                if new.upto_count > 0 {
+                    out.pools_next.push((id, carried.wrapping_add(new.upto)));
+                }
+                continue;
+            }
+            out.sum += i128::from(balance);
+            if kind != "chain" && balance < 0 {
+                out.negative += 1;
+            }
+            out.at_checkpoint.add(id, balance.wrapping_sub(new.all()));
+            out.at_bound.add(id, balance.wrapping_sub(new.later));
+        }
+        if (page.len() as i64) < WINDOW {
+            break;
+        }
+    }
+    // Entries on accounts that do not exist.
+    pass.orphan_entries += pass
+        .accounts
+        .values()
+        .map(|n| n.upto_count + n.later_count)
+        .sum::<i64>();
     Ok(out)
 }
 
@@ -266,8 +424,15 @@ impl SqlStore {
         &self,
         at: DateTime<Utc>,
     ) -> StoreResult<IncrementalVerify> {
+        let started = std::time::Instant::now();
         let bound = self.settled_bound().await?;
+        let bounded = started.elapsed();
         let mut tx = self.snapshot().await?;
+        if let Tx::Postgres(_) = tx {
+            // Compiling a plan costs PostgreSQL ~250 ms here, more than
+            // any of these statements takes to run.
+            query("SET LOCAL jit = off").execute(&mut tx).await?;
+        }
         let from = head(&mut tx).await?;
         let after = from.as_ref().map_or(0, |c| c.through_tx);
         let visible = count(
@@ -278,89 +443,138 @@ impl SqlStore {
         .await?;
         let through = bound.unwrap_or(visible).min(visible).max(after);
         let mut report = VerifyReport::default();
-
-        let (prev_hash, digest, base_transactions, base_entries) = match &from {
-            Some(c) => (
-                c.hash.clone(),
-                TotalsDigest::from_stored(c.totals_digest),
-                c.transactions,
-                c.entries,
-            ),
-            None => (GENESIS.to_string(), TotalsDigest::default(), 0, 0),
-        };
         if let Some(c) = &from {
-            let expected = expected_hash(&c.prev_hash, c);
             report.checks.push(check(
                 "the checkpoint is as it was written",
-                expected == c.hash,
+                expected_hash(&c.prev_hash, c) == c.hash,
                 format!("checkpoint {} no longer gives its hash", c.id),
             ));
         }
 
-        let counts = query(
-            "SELECT (SELECT COUNT(*) FROM ledger_transactions WHERE id > $1 AND id <= $2), \
-                    (SELECT COUNT(*) FROM ledger_transactions WHERE id > $2), \
-                    (SELECT COUNT(*) FROM ledger_entries WHERE tx_id > $1 AND tx_id <= $2), \
-                    (SELECT COUNT(*) FROM ledger_entries WHERE tx_id > $2)",
-        )
-        .bind(after)
-        .bind(through)
-        .fetch_one(&mut tx)
-        .await?;
-        let (new_transactions, later_transactions, new_entries, later_entries): (
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = (
-            counts.get_at(0)?,
-            counts.get_at(1)?,
-            counts.get_at(2)?,
-            counts.get_at(3)?,
-        );
-        report.transactions = base_transactions + new_transactions + later_transactions;
-        report.entries = base_entries + new_entries + later_entries;
-
-        let statements = incremental_checks();
-        let (first, rest) = statements.split_at(2);
-        for (name, sql, what) in first {
-            let found = count(&mut tx, sql, after).await?;
-            report.check(name, found, what);
+        let rounds = rounds(&mut tx).await?;
+        let mut pass = TransactionPass::default();
+        // The last window is open-ended: it also reads entries whose
+        // transaction id is beyond every transaction.
+        let mut low = after;
+        loop {
+            let last = low.saturating_add(WINDOW) >= visible;
+            let high = if last { i64::MAX } else { low + WINDOW };
+            pass.window(&mut tx, (low, high), through, &rounds).await?;
+            if last {
+                break;
+            }
+            low = high;
         }
+        let transactions_read = started.elapsed();
+        let pools = pool_totals(&mut tx).await?;
+        let accounts = account_pass(&mut tx, &mut pass, &pools).await?;
+        let accounts_read = started.elapsed();
 
-        // Balances: each touched account against its carried total, and
-        // all cached balances together against zero.
-        let touched = touched(&mut tx, after, through, digest).await?;
+        let (base_transactions, base_entries, base_digest) =
+            from.as_ref()
+                .map_or((0, 0, BalancesDigest::default()), |c| {
+                    (
+                        c.transactions,
+                        c.entries,
+                        BalancesDigest::from_stored(c.balances_digest),
+                    )
+                });
+        report.transactions = base_transactions + pass.transactions.0 + pass.transactions.1;
+        report.entries = base_entries + pass.entries.0 + pass.entries.1;
         report.check(
-            "cached balances equal recomputed ones",
-            touched.mismatched,
-            "accounts whose cached balance differs from their checkpoint and entries",
+            "every transaction balances",
+            pass.unbalanced,
+            "transactions do not sum to zero or have fewer than two entries",
         );
-        let sums = query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN a.kind <> 'pool' THEN a.balance ELSE 0 END), 0) AS BIGINT), \
-                    COUNT(CASE WHEN a.kind NOT IN ('chain', 'pool') AND a.balance < 0 THEN 1 END), \
-                    CAST(COALESCE(SUM(CASE WHEN a.kind = 'pool' THEN \
-                      (SELECT c.total FROM ledger_checkpoint_totals c WHERE c.account_id = a.id) ELSE 0 END), 0) AS BIGINT) \
-             FROM accounts a",
-        )
-        .fetch_one(&mut tx)
-        .await?;
-        let (cached, negative, pools_carried): (i64, i64, i64) =
-            (sums.get_at(0)?, sums.get_at(1)?, sums.get_at(2)?);
-        let off = i128::from(cached) + i128::from(pools_carried) + i128::from(touched.pool_entries);
+        report.check(
+            "every entry belongs to a transaction and an account",
+            pass.orphan_entries,
+            "orphaned entries",
+        );
         report.checks.push(check(
             "the sum of all accounts is zero",
-            off == 0,
-            format!("{off} micro-USDC off zero"),
+            accounts.sum == 0,
+            format!("{} micro-USDC off zero", accounts.sum),
+        ));
+        report.checks.push(check(
+            "cached balances equal recomputed ones",
+            accounts.at_checkpoint == base_digest && accounts.pools_cached == 0,
+            if accounts.pools_cached > 0 {
+                format!("{} pools have a cached balance", accounts.pools_cached)
+            } else {
+                "the cached balances less the entries since the checkpoint do not give its digest: \
+                 a balance, or an entry before the checkpoint, was changed (run verify --full)"
+                    .to_string()
+            },
         ));
         report.check(
             "no balance but the chain's is negative",
-            negative + touched.negative_pools,
+            accounts.negative,
             "negative accounts",
         );
-
-        for (name, sql, what) in rest {
-            let found = count(&mut tx, sql, after).await?;
+        let unemptied = rounds
+            .values()
+            .filter(|r| {
+                r.settled
+                    && [r.up, r.down]
+                        .iter()
+                        .any(|pool| accounts.pools_now.get(pool).copied().unwrap_or(0) != 0)
+            })
+            .count() as i64;
+        report.check(
+            "every settled or void round's pool is zero",
+            unemptied,
+            "pools not emptied",
+        );
+        report.check(
+            "every new bet and cancel moved its stake into or out of its pool",
+            pass.stakes_wrong,
+            "bets or cancels whose pool entry is not their stake",
+        );
+        report.check(
+            "every new bet and cancel has its bet and round",
+            pass.orphan_bets,
+            "bets or cancels without their bet or round",
+        );
+        if !pass.settled_rounds.is_empty() {
+            let ids: Vec<String> = pass.settled_rounds.iter().map(i64::to_string).collect();
+            let (name, sql, what) = payouts_check(&format!("r.id IN ({})", ids.join(", ")));
+            let found = count(&mut tx, &sql, after).await?;
+            report.check(name, found, what);
+        }
+        if pass.deposits {
+            let normalized = |d: &str| normalized_hash(&format!("{d}.chain_tx_hash"));
+            let statements = [
+                (
+                    "every deposit tx is credited at most once",
+                    "SELECT COUNT(*) FROM (SELECT reference FROM ledger_transactions WHERE kind = 'deposit' AND reference IN \
+                     (SELECT reference FROM ledger_transactions WHERE id > $1 AND kind = 'deposit') \
+                     GROUP BY reference HAVING COUNT(*) > 1) x"
+                        .to_string(),
+                    "chain transfers credited more than once",
+                ),
+                (
+                    "no transfer is credited twice under two spellings of its hash",
+                    format!(
+                        "SELECT COUNT(*) FROM deposits n WHERE n.ledger_tx_id > $1 AND EXISTS \
+                         (SELECT 1 FROM deposits o WHERE {} = {} AND o.log_index = n.log_index AND o.id <> n.id)",
+                        normalized("o"),
+                        normalized("n")
+                    ),
+                    "transfers credited under two spellings",
+                ),
+            ];
+            for (name, sql, what) in statements {
+                let found = count(&mut tx, &sql, after).await?;
+                report.check(name, found, what);
+            }
+        }
+        let mut small = vec![withdrawals_check(), sweeps_booked()];
+        if pass.sweeps {
+            small.push(sweep_transactions("$1"));
+        }
+        for (name, sql, what) in small {
+            let found = count(&mut tx, &sql, after).await?;
             report.check(name, found, what);
         }
         let chain = super::audit::verify(&mut tx).await?;
@@ -374,23 +588,37 @@ impl SqlStore {
                 .unwrap_or_default(),
         ));
         tx.rollback().await?;
+        let checked = started.elapsed();
+        tracing::debug!(
+            ?bounded,
+            ?transactions_read,
+            ?accounts_read,
+            ?checked,
+            "incremental verify: time to each phase"
+        );
 
         let mut outcome = IncrementalVerify {
-            checked_transactions: new_transactions + later_transactions,
+            checked_transactions: pass.transactions.0 + pass.transactions.1,
             report,
             from,
             written: None,
         };
-        if !outcome.report.ok() || through == after {
+        // A run that passed writes a checkpoint even with nothing new, so
+        // the latest checkpoint's age says when the ledger was last vouched
+        // for.
+        if !outcome.report.ok() {
             return Ok(outcome);
         }
         let mut next = Checkpoint {
             id: outcome.from.as_ref().map_or(1, |c| c.id + 1),
             through_tx: through,
-            transactions: base_transactions + new_transactions,
-            entries: base_entries + new_entries,
-            totals_digest: touched.digest.stored(),
-            prev_hash,
+            transactions: base_transactions + pass.transactions.0,
+            entries: base_entries + pass.entries.0,
+            balances_digest: accounts.at_bound.stored(),
+            prev_hash: outcome
+                .from
+                .as_ref()
+                .map_or_else(|| GENESIS.to_string(), |c| c.hash.clone()),
             hash: String::new(),
             created_at: at.trunc_subsecs(0),
         };
@@ -405,7 +633,7 @@ impl SqlStore {
         .bind(next.through_tx)
         .bind(next.transactions)
         .bind(next.entries)
-        .bind(next.totals_digest)
+        .bind(next.balances_digest)
         .bind(next.prev_hash.as_str())
         .bind(next.hash.as_str())
         .bind(next.created_at)
@@ -415,18 +643,16 @@ impl SqlStore {
             tx.rollback().await?;
             return Ok(outcome);
         }
-        // Entries up to `through` never change, so these sums are the ones
-        // the snapshot checked.
-        query(
-            "INSERT INTO ledger_checkpoint_totals (account_id, total) \
-             SELECT account_id, CAST(SUM(amount) AS BIGINT) FROM ledger_entries \
-             WHERE tx_id > $1 AND tx_id <= $2 GROUP BY account_id \
-             ON CONFLICT (account_id) DO UPDATE SET total = ledger_checkpoint_totals.total + excluded.total",
-        )
-        .bind(after)
-        .bind(through)
-        .execute(&mut tx)
-        .await?;
+        for (account, total) in &accounts.pools_next {
+            query(
+                "INSERT INTO ledger_checkpoint_pools (account_id, total) VALUES ($1, $2) \
+                 ON CONFLICT (account_id) DO UPDATE SET total = excluded.total",
+            )
+            .bind(*account)
+            .bind(*total)
+            .execute(&mut tx)
+            .await?;
+        }
         tx.commit().await?;
         outcome.written = Some(next);
         Ok(outcome)
@@ -434,8 +660,8 @@ impl SqlStore {
 }
 
 /// The checks a full verify runs on the checkpoints, in its snapshot: the
-/// chain of their hashes, and the latest one's counts, totals and digest
-/// against the entries it vouches for.
+/// chain of their hashes, and the latest one's counts, pools' totals and
+/// digest of balances against the entries it vouches for.
 pub(super) async fn verify_checkpoints(tx: &mut Tx<'_>) -> StoreResult<Vec<Check>> {
     let sql = format!("SELECT {COLUMNS} FROM ledger_checkpoints ORDER BY id");
     let rows = query(&sql).fetch_all(&mut *tx).await?;
@@ -481,47 +707,62 @@ pub(super) async fn verify_checkpoints(tx: &mut Tx<'_>) -> StoreResult<Vec<Check
             latest.id, latest.transactions, latest.entries
         ),
     ));
-    let differing = count(
+    let pools_differing = count(
         &mut *tx,
-        "WITH s AS (SELECT account_id, CAST(SUM(amount) AS BIGINT) AS total FROM ledger_entries \
-                    WHERE tx_id <= $1 GROUP BY account_id) \
-         SELECT (SELECT COUNT(*) FROM s LEFT JOIN ledger_checkpoint_totals c ON c.account_id = s.account_id \
+        "WITH s AS (SELECT e.account_id, CAST(SUM(e.amount) AS BIGINT) AS total FROM ledger_entries e \
+                    JOIN accounts a ON a.id = e.account_id AND a.kind = 'pool' \
+                    WHERE e.tx_id <= $1 GROUP BY e.account_id) \
+         SELECT (SELECT COUNT(*) FROM s LEFT JOIN ledger_checkpoint_pools c ON c.account_id = s.account_id \
                  WHERE c.account_id IS NULL OR c.total <> s.total) \
-              + (SELECT COUNT(*) FROM ledger_checkpoint_totals c LEFT JOIN s ON s.account_id = c.account_id \
-                 WHERE s.account_id IS NULL)",
+              + (SELECT COUNT(*) FROM ledger_checkpoint_pools c LEFT JOIN s ON s.account_id = c.account_id \
+                 WHERE s.account_id IS NULL AND c.total <> 0)",
         through,
     )
     .await?;
-    let mut digest = TotalsDigest::default();
-    let mut after = i64::MIN;
-    loop {
+    // The digest of every account's balance at the checkpoint, from its
+    // entries, a window of account ids at a time.
+    let pools: BTreeSet<i64> = query("SELECT id FROM accounts WHERE kind = 'pool'")
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.get_at(0))
+        .collect::<StoreResult<_>>()?;
+    let last = count(&mut *tx, "SELECT COALESCE(MAX(id), 0) FROM accounts", 0).await?;
+    let mut digest = BalancesDigest::default();
+    let mut low = i64::MIN;
+    while low < last {
+        let high = if low == i64::MIN {
+            WINDOW
+        } else {
+            low.saturating_add(WINDOW)
+        };
         let page = query(
-            "SELECT account_id, total FROM ledger_checkpoint_totals WHERE account_id > $1 \
-             ORDER BY account_id LIMIT $2",
+            "SELECT account_id, CAST(SUM(amount) AS BIGINT) FROM ledger_entries \
+             WHERE account_id > $1 AND account_id <= $2 AND tx_id <= $3 GROUP BY account_id",
         )
-        .bind(after)
-        .bind(PAGE)
+        .bind(low)
+        .bind(high)
+        .bind(through)
         .fetch_all(&mut *tx)
         .await?;
         for row in &page {
             let (account, total): (i64, i64) = (row.get_at(0)?, row.get_at(1)?);
-            digest.add(account, total);
-            after = account;
+            if !pools.contains(&account) {
+                digest.add(account, total);
+            }
         }
-        if (page.len() as i64) < PAGE {
-            break;
-        }
+        low = high;
     }
     checks.push(check(
         "the latest checkpoint's totals equal the entries up to it",
-        differing == 0 && digest.stored() == latest.totals_digest,
-        if differing == 0 {
+        pools_differing == 0 && digest.stored() == latest.balances_digest,
+        if pools_differing == 0 {
             format!(
-                "the stored totals no longer give checkpoint {}'s digest",
+                "the entries up to checkpoint {} no longer give its digest of balances",
                 latest.id
             )
         } else {
-            format!("{differing} accounts' totals differ from their entries")
+            format!("{pools_differing} pools' totals differ from their entries")
         },
     ));
     Ok(checks)

@@ -8,7 +8,7 @@ use super::db::{query, Tx};
 use super::ledger::pool_balance;
 use super::replica::on_replica;
 use super::SqlStore;
-use crate::model::{AuditChain, AuditEntry, IncrementalVerify, Tvl, VerifyReport};
+use crate::model::{AuditChain, AuditEntry, Checkpoint, IncrementalVerify, Tvl, VerifyReport};
 use crate::{ReportStore, StoreResult};
 
 /// The single number a statement selects.
@@ -36,6 +36,10 @@ pub(super) fn normalized_hash(column: &str) -> String {
     )
 }
 
+/// A round's active stakes.
+const ACTIVE_STAKES: &str =
+    "(SELECT COALESCE(SUM(b.stake), 0) FROM bets b WHERE b.round_id = r.id AND b.status = 'ACTIVE')";
+
 /// The checks on rounds, with `pool` giving a pool account's balance and
 /// `scope` limiting the rounds checked (a condition on `r`, or "TRUE").
 pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<CheckSql> {
@@ -46,13 +50,6 @@ pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<Ch
             pool(&format!("{r}.pool_down_account"))
         )
     };
-    let round_entries = |kinds: &str| {
-        format!(
-            "COALESCE((SELECT SUM(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.tx_id = t.id \
-             WHERE t.round_id = r.id AND t.kind IN ({kinds}) AND e.amount > 0), 0)"
-        )
-    };
-    let active_stakes = "(SELECT COALESCE(SUM(b.stake), 0) FROM bets b WHERE b.round_id = r.id AND b.status = 'ACTIVE')";
     vec![
         (
             "every settled or void round's pool is zero",
@@ -67,23 +64,35 @@ pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<Ch
             "open pools equal their active stakes",
             format!(
                 "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL AND ({scope}) \
-                 AND ({}) <> {active_stakes}",
+                 AND ({}) <> {ACTIVE_STAKES}",
                 pools("r")
             ),
             "rounds whose pools differ from their bets",
         ),
-        (
-            "payouts + fee + dust = each settled round's total pool",
-            format!(
-                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({scope}) AND \
-                 ({active_stakes} <> {} OR COALESCE(r.fee, 0) <> {} OR COALESCE(r.dust, 0) <> {})",
-                round_entries("'payout', 'refund', 'fee', 'dust'"),
-                round_entries("'fee'"),
-                round_entries("'dust'")
-            ),
-            "rounds paid out differently from their pool",
-        ),
+        payouts_check(scope),
     ]
+}
+
+/// Payouts + fee + dust = the pool, for each settled or void round in
+/// `scope` (a condition on `r`).
+pub(super) fn payouts_check(scope: &str) -> CheckSql {
+    let round_entries = |kinds: &str| {
+        format!(
+            "COALESCE((SELECT SUM(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.tx_id = t.id \
+             WHERE t.round_id = r.id AND t.kind IN ({kinds}) AND e.amount > 0), 0)"
+        )
+    };
+    (
+        "payouts + fee + dust = each settled round's total pool",
+        format!(
+            "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({scope}) AND \
+             ({ACTIVE_STAKES} <> {} OR COALESCE(r.fee, 0) <> {} OR COALESCE(r.dust, 0) <> {})",
+            round_entries("'payout', 'refund', 'fee', 'dust'"),
+            round_entries("'fee'"),
+            round_entries("'dust'")
+        ),
+        "rounds paid out differently from their pool",
+    )
 }
 
 /// The check on pending withdrawals (a small table: checked whole by both
@@ -91,26 +100,36 @@ pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<Ch
 pub(super) fn withdrawals_check() -> CheckSql {
     (
         "pending withdrawals hold exactly the queued and submitted amounts",
-        "SELECT ABS((SELECT balance FROM accounts WHERE kind = 'withdrawals_pending') - \
+        "SELECT ABS((SELECT balance FROM accounts WHERE id = 4 AND kind = 'withdrawals_pending') - \
          (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status IN ('QUEUED', 'SUBMITTING', 'SUBMITTED')))".to_string(),
         "micro-USDC off",
     )
 }
 
-/// The check on sweeps: those confirmed (a small table) against their
-/// bookings, and the sweep transactions from `after` on.
-pub(super) fn sweeps_check(after: &str) -> CheckSql {
+/// The checks on sweeps: every confirmed one (a small table) is booked
+/// once, for its amount. (Counts, not `EXISTS`: PostgreSQL may turn an
+/// `EXISTS` into a hash of every entry.)
+pub(super) fn sweeps_booked() -> CheckSql {
     (
-        "every confirmed sweep is booked once, for its amount, and nothing else is",
-        format!(
-            "SELECT (SELECT COUNT(*) FROM sweeps s WHERE (s.status = 'CONFIRMED') <> ( \
-             EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 1 AND e.amount = s.amount) \
-             AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 0 AND e.amount = -s.amount) \
-             AND (SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id) = 2)) \
-             + (SELECT COUNT(*) FROM ledger_transactions t WHERE t.id > {after} AND t.kind = 'sweep' AND NOT EXISTS \
-             (SELECT 1 FROM sweeps s WHERE s.ledger_tx_id = t.id AND s.status = 'CONFIRMED'))"
-        ),
+        "every confirmed sweep is booked once, for its amount",
+        "SELECT COUNT(*) FROM sweeps s WHERE (s.status = 'CONFIRMED') <> ( \
+         (SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 1 AND e.amount = s.amount) = 1 \
+         AND (SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id AND e.account_id = 0 AND e.amount = -s.amount) = 1 \
+         AND (SELECT COUNT(*) FROM ledger_entries e WHERE e.tx_id = s.ledger_tx_id) = 2)"
+            .to_string(),
         "sweeps booked wrongly",
+    )
+}
+
+/// Every sweep transaction after `after` belongs to a confirmed sweep.
+pub(super) fn sweep_transactions(after: &str) -> CheckSql {
+    (
+        "every sweep transaction is a confirmed sweep's",
+        format!(
+            "SELECT COUNT(*) FROM ledger_transactions t WHERE t.id > {after} AND t.kind = 'sweep' AND NOT EXISTS \
+             (SELECT 1 FROM sweeps s WHERE s.ledger_tx_id = t.id AND s.status = 'CONFIRMED')"
+        ),
+        "sweep transactions without a confirmed sweep",
     )
 }
 
@@ -172,7 +191,8 @@ fn checks() -> Vec<CheckSql> {
             "transfers credited under two spellings",
         ),
         withdrawals_check(),
-        sweeps_check("0"),
+        sweeps_booked(),
+        sweep_transactions("0"),
         (
             "every bet belongs to a round and a user",
             "SELECT COUNT(*) FROM bets b WHERE NOT EXISTS (SELECT 1 FROM rounds r WHERE r.id = b.round_id) \
@@ -249,6 +269,13 @@ impl ReportStore for SqlStore {
 
     async fn verify_incremental(&self, at: DateTime<Utc>) -> StoreResult<IncrementalVerify> {
         self.verify_from_checkpoint(at).await
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
+        let mut tx = self.read().begin().await?;
+        let head = super::checkpoint::head(&mut tx).await?;
+        tx.commit().await?;
+        Ok(head)
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

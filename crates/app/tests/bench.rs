@@ -1,0 +1,69 @@
+//! The benchmark commands at a small size, so they keep working: each runs
+//! the real binary on a fresh database of its own and its ledger verifies.
+//! (Their full-size figures are in BENCHMARKS.md; tests never time.)
+
+use std::process::Command;
+
+use serde_json::Value;
+use updown_store::testing::postgres_url;
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_updown"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run updown bench");
+    assert!(
+        output.status.success(),
+        "bench {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// Each backend to run on: SQLite, and PostgreSQL when TEST_POSTGRES_URL
+/// is set.
+fn backends(test: &str) -> Vec<Vec<String>> {
+    let mut all = vec![vec!["--backend".to_string(), "sqlite".to_string()]];
+    if let Some(url) = postgres_url(test) {
+        all.push(
+            ["--backend", "postgres", "--url", &url]
+                .map(String::from)
+                .to_vec(),
+        );
+    }
+    all
+}
+
+#[test]
+fn bench_verify_checks_only_the_bets_after_its_checkpoint() {
+    for backend in backends("bench verify") {
+        let mut args: Vec<&str> = vec!["verify"];
+        args.extend(backend.iter().map(String::as_str));
+        args.extend(["--users", "40", "--bets", "2000", "--new-bets", "300"]);
+        let report = bench(&args);
+        assert_eq!(report["ok"], true, "{report}");
+        // 40 deposits and 2,000 bets, then 300 bets after the checkpoint.
+        assert_eq!(report["transactions"], 2_340, "{report}");
+        assert_eq!(report["incremental_checked_transactions"], 300, "{report}");
+        assert_eq!(report["checkpoint"], 2, "{report}");
+    }
+}
+
+#[test]
+fn bench_settle_pays_every_winner_and_verifies() {
+    for backend in backends("bench settle") {
+        let mut args: Vec<&str> = vec!["settle"];
+        args.extend(backend.iter().map(String::as_str));
+        args.extend(["--users", "30", "--bets", "600"]);
+        let report = bench(&args);
+        assert_eq!(report["verify_ok"], true, "{report}");
+        assert_eq!(report["bets"], 600);
+        assert!(
+            report["winning_bets_paid"].as_u64().unwrap() > 0,
+            "{report}"
+        );
+    }
+}
