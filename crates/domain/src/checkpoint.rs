@@ -70,6 +70,10 @@ pub struct CheckpointFields<'a> {
     pub transactions: i64,
     pub entries: i64,
     pub balances_digest: BalancesDigest,
+    /// The rounds not settled or void then, as stored ("3,4"), and the
+    /// last round: a round settled since is checked in full next time.
+    pub unsettled_rounds: &'a str,
+    pub last_round: i64,
     /// RFC 3339, as stored.
     pub created_at: &'a str,
 }
@@ -83,6 +87,7 @@ pub fn hash(prev_hash: &str, fields: &CheckpointFields<'_>) -> String {
         fields.transactions,
         fields.entries,
         fields.balances_digest.stored(),
+        fields.last_round,
     ]
     .map(|n| n.to_string());
     crate::audit::tagged_hash(
@@ -94,6 +99,8 @@ pub fn hash(prev_hash: &str, fields: &CheckpointFields<'_>) -> String {
             ("transactions", Some(&numbers[2])),
             ("entries", Some(&numbers[3])),
             ("balances_digest", Some(&numbers[4])),
+            ("unsettled_rounds", Some(fields.unsettled_rounds)),
+            ("last_round", Some(&numbers[5])),
             ("created_at", Some(fields.created_at)),
         ],
     )
@@ -143,6 +150,8 @@ mod tests {
             transactions: 10,
             entries: 21,
             balances_digest: BalancesDigest(7),
+            unsettled_rounds: "3",
+            last_round: 3,
             created_at: "2026-11-30T08:00:00Z",
         };
         let first = hash(GENESIS, &fields);
@@ -168,6 +177,14 @@ mod tests {
             },
             CheckpointFields {
                 balances_digest: BalancesDigest(8),
+                ..fields.clone()
+            },
+            CheckpointFields {
+                unsettled_rounds: "2,3",
+                ..fields.clone()
+            },
+            CheckpointFields {
+                last_round: 4,
                 ..fields.clone()
             },
             CheckpointFields {

@@ -487,6 +487,10 @@ pub trait ReportStore: Send + Sync {
     /// (stamped `at`) vouches for them.
     async fn verify_incremental(&self, at: DateTime<Utc>) -> StoreResult<IncrementalVerify>;
     async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>>;
+    /// When a periodic verify of `scope` (`incremental`, `full`) last
+    /// finished, for every instance to see.
+    async fn record_verify_run(&self, scope: &str, at: DateTime<Utc>, ok: bool) -> StoreResult<()>;
+    async fn last_verify_run(&self, scope: &str) -> StoreResult<Option<DateTime<Utc>>>;
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// The audit log's hash chain, walked from its first row.
     async fn audit_chain(&self) -> StoreResult<AuditChain>;

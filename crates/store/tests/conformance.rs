@@ -25,6 +25,7 @@ on_both_backends!(
     unique_clashes_say_which_rule_they_broke,
     verify_finds_a_transfer_credited_under_two_spellings_of_its_hash,
     incremental_verify_checks_what_came_after_its_checkpoint_and_full_verify_all,
+    incremental_verify_keeps_up_with_bets_placed_while_it_runs,
     idempotency_keys_are_recorded_with_their_effects_and_purged,
     withdrawals_confirm_or_fail_and_the_statement_tells_each_step,
     withdrawals_that_may_be_on_the_chain_fail_only_on_its_word,
@@ -740,6 +741,189 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
             "the latest checkpoint counts what it vouches for"
         ]
     );
+    behind_the_back(
+        &db.url,
+        &format!(
+            "UPDATE ledger_checkpoints SET entries = entries - 1 WHERE id = {}",
+            latest.id
+        ),
+    )
+    .await;
+
+    // The pools' totals the checkpoint carries, changed (only the up pool
+    // has bets, so its total moves by 5): its digest covers them.
+    let pools = |delta: i64| {
+        format!(
+            "UPDATE ledger_checkpoint_pools SET total = total + (CASE WHEN account_id = \
+               (SELECT pool_up_account FROM rounds WHERE id = {id}) THEN ({delta}) ELSE 0 - ({delta}) END) \
+             WHERE account_id IN (SELECT pool_up_account FROM rounds WHERE id = {id} \
+               UNION SELECT pool_down_account FROM rounds WHERE id = {id})",
+            id = round.id.0
+        )
+    };
+    behind_the_back(&db.url, &pools(5)).await;
+    let moved = store
+        .verify_incremental(now + Duration::minutes(26))
+        .await
+        .unwrap();
+    assert_eq!(
+        failed_names(&moved.report),
+        [
+            "the sum of all accounts is zero",
+            "cached balances equal recomputed ones"
+        ]
+    );
+    assert_eq!(
+        failed_names(&store.verify().await.unwrap()),
+        ["the latest checkpoint's totals equal the entries up to it"]
+    );
+    behind_the_back(&db.url, &pools(-5)).await;
+
+    // A settlement with a checkpoint in its middle: the round is checked
+    // whole once it is settled, however few transactions come after.
+    store.lock_round(round.id, t.lock_at).await.unwrap();
+    let start = SettlementStart {
+        outcome: Outcome::Down,
+        evidence: Evidence::default(),
+        actor: "test".into(),
+        reason: None,
+        now: t.settle_at,
+    };
+    store.begin_settlement(round.id, &start).await.unwrap();
+    store.settle_chunk(round.id, 1).await.unwrap();
+    let middle = store.verify_incremental(t.settle_at).await.unwrap();
+    assert!(middle.report.ok(), "{:?}", middle.report.failures());
+    assert_eq!(
+        middle.written.as_ref().map(|c| c.unsettled_rounds.clone()),
+        Some(vec![round.id.0])
+    );
+    while store.settle_chunk(round.id, 1).await.unwrap().is_some() {}
+    store
+        .finish_settlement(round.id, t.settle_at)
+        .await
+        .unwrap();
+    let fee = |delta: i64| {
+        format!(
+            "UPDATE rounds SET fee = fee + ({delta}) WHERE id = {}",
+            round.id.0
+        )
+    };
+    behind_the_back(&db.url, &fee(1)).await;
+    let settled = store.verify_incremental(t.settle_at).await.unwrap();
+    assert_eq!(
+        failed_names(&settled.report),
+        ["payouts + fee + dust = each settled round's total pool"]
+    );
+    behind_the_back(&db.url, &fee(-1)).await;
+    let settled = store.verify_incremental(t.settle_at).await.unwrap();
+    assert!(settled.report.ok(), "{:?}", settled.report.failures());
+    assert_eq!(
+        settled.written.as_ref().map(|c| c.unsettled_rounds.len()),
+        Some(0)
+    );
+
+    // A round without bets settles with no transaction at all: still
+    // checked whole, as one not settled at the checkpoint.
+    let quiet_terms = terms("20261125");
+    let (quiet, _) = store
+        .open_round(&NewRound {
+            terms: quiet_terms.clone(),
+            now: quiet_terms.open_at,
+        })
+        .await
+        .unwrap();
+    let before = store.verify_incremental(quiet_terms.open_at).await.unwrap();
+    assert!(before.report.ok(), "{:?}", before.report.failures());
+    store
+        .lock_round(quiet.id, quiet_terms.lock_at)
+        .await
+        .unwrap();
+    store
+        .begin_settlement(
+            quiet.id,
+            &SettlementStart {
+                now: quiet_terms.settle_at,
+                ..start.clone()
+            },
+        )
+        .await
+        .unwrap();
+    while store.settle_chunk(quiet.id, 10).await.unwrap().is_some() {}
+    store
+        .finish_settlement(quiet.id, quiet_terms.settle_at)
+        .await
+        .unwrap();
+    let fee = |delta: i64| {
+        format!(
+            "UPDATE rounds SET fee = COALESCE(fee, 0) + ({delta}) WHERE id = {}",
+            quiet.id.0
+        )
+    };
+    behind_the_back(&db.url, &fee(1)).await;
+    let quiet_run = store
+        .verify_incremental(quiet_terms.settle_at)
+        .await
+        .unwrap();
+    assert_eq!(quiet_run.checked_transactions, 0);
+    assert_eq!(
+        failed_names(&quiet_run.report),
+        ["payouts + fee + dust = each settled round's total pool"]
+    );
+    behind_the_back(&db.url, &fee(-1)).await;
+    assert_verified(&store).await;
+}
+
+async fn incremental_verify_keeps_up_with_bets_placed_while_it_runs(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let t = terms("20261124");
+    let now = t.open_at + Duration::hours(1);
+    let mut users = Vec::new();
+    for i in 0..8 {
+        users.push(funded_user(&store, &format!("stream-{i}"), 1_000_000, now).await);
+    }
+    let (round, _) = store
+        .open_round(&NewRound {
+            terms: t.clone(),
+            now,
+        })
+        .await
+        .unwrap();
+    // Bets commit all the while, so a verify's snapshot holds transactions
+    // beyond the bound it vouches for; each checkpoint must still add up.
+    let placing = {
+        let store = store.clone();
+        let users = users.clone();
+        tokio::spawn(async move {
+            for i in 0..150 {
+                let bets: Vec<BetRequest> = users
+                    .iter()
+                    .map(|u| {
+                        bet(
+                            *u,
+                            if i % 2 == 0 { Side::Up } else { Side::Down },
+                            1 + i,
+                            now,
+                        )
+                    })
+                    .collect();
+                let answers = store.place_bets(round.id, &bets).await.unwrap();
+                assert!(answers.iter().all(Result::is_ok));
+            }
+        })
+    };
+    let mut runs = 0;
+    while !placing.is_finished() || runs < 3 {
+        let run = store.verify_incremental(now).await.unwrap();
+        assert!(run.report.ok(), "run {runs}: {:?}", run.report.failures());
+        runs += 1;
+    }
+    placing.await.unwrap();
+    let last = store.verify_incremental(now).await.unwrap();
+    assert!(last.report.ok(), "{:?}", last.report.failures());
+    let checkpoint = last.written.unwrap();
+    assert_eq!(checkpoint.transactions, 8 + 150 * 8);
+    assert_verified(&store).await;
 }
 
 async fn unique_clashes_say_which_rule_they_broke(engine: Engine) {

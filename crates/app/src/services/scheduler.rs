@@ -109,7 +109,8 @@ impl App {
     /// Verifies the ledger every `every` until `shutdown` resolves: what came
     /// after the latest checkpoint (a new checkpoint when it holds), and the
     /// whole ledger instead when `full_every` has passed since the last full
-    /// one (the first run is incremental). For the alerts:
+    /// one by any instance (kept in the database, so restarts do not put it
+    /// off; a ledger never verified in full gets one first). For the alerts:
     /// `updown_ledger_verified{scope, result}` is 1 for the last run's result
     /// (`ok`, `failed`) in its scope (`incremental`, `full`) and 0 for the
     /// other, and `updown_ledger_verified_timestamp_seconds` says when. A
@@ -123,11 +124,20 @@ impl App {
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let mut last_full = tokio::time::Instant::now();
         loop {
-            let full = full_every.is_some_and(|f| last_full.elapsed() >= f);
+            let full = match full_every {
+                None => false,
+                Some(every) => match self.store.last_verify_run("full").await {
+                    Ok(last) => last.is_none_or(|at| {
+                        (self.clock.now() - at).to_std().unwrap_or_default() >= every
+                    }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "periodic verify: when the last full one ran is unknown");
+                        false
+                    }
+                },
+            };
             let (scope, outcome) = if full {
-                last_full = tokio::time::Instant::now();
                 ("full", self.verify().await)
             } else {
                 (
@@ -151,6 +161,13 @@ impl App {
                     }
                     metrics::gauge!("updown_ledger_verified_timestamp_seconds", "scope" => scope)
                         .set(self.clock.now().timestamp() as f64);
+                    if let Err(e) = self
+                        .store
+                        .record_verify_run(scope, self.clock.now(), ok)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "periodic verify: its run could not be recorded");
+                    }
                 }
                 Err(e) => tracing::warn!(scope, error = %e, "periodic verify could not run"),
             }

@@ -7,13 +7,19 @@
 -- checkpoint. The next verify checks only the transactions after it.
 -- Checkpoints are numbered 1, 2, 3...: a new one takes the last one's id
 -- + 1, so two verifiers cannot both extend the same one. Each row's hash
--- covers its fields and the previous row's hash.
+-- covers its fields and the previous row's hash. unsettled_rounds (ids,
+-- "3,4") and last_round say which rounds were not settled yet: one settled
+-- since is checked whole (payouts, fee and dust against its pool). The
+-- pools' totals are in the digest too. ledger_verify_runs keeps when each
+-- kind of periodic verify last finished, for every instance to see.
 CREATE TABLE ledger_checkpoints (
     id BIGINT PRIMARY KEY CHECK (id >= 1),
     through_tx BIGINT NOT NULL,
     transactions BIGINT NOT NULL,
     entries BIGINT NOT NULL,
     balances_digest BIGINT NOT NULL,
+    unsettled_rounds TEXT NOT NULL,
+    last_round BIGINT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
@@ -22,6 +28,12 @@ CREATE TABLE ledger_checkpoints (
 CREATE TABLE ledger_checkpoint_pools (
     account_id BIGINT PRIMARY KEY,
     total BIGINT NOT NULL
+);
+
+CREATE TABLE ledger_verify_runs (
+    scope TEXT PRIMARY KEY CHECK (scope IN ('incremental', 'full')),
+    finished_at TIMESTAMPTZ NOT NULL,
+    ok BOOLEAN NOT NULL
 );
 
 -- The incremental checks find the deposits credited since a checkpoint,

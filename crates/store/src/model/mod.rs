@@ -360,6 +360,10 @@ pub struct Checkpoint {
     pub transactions: i64,
     pub entries: i64,
     pub balances_digest: i64,
+    /// Rounds not settled or void at the checkpoint, ascending, and the
+    /// last round then.
+    pub unsettled_rounds: Vec<i64>,
+    pub last_round: i64,
     pub prev_hash: String,
     pub hash: String,
     pub created_at: DateTime<Utc>,

@@ -10,7 +10,9 @@
 //! the checkpoint's digest of balances, so every cached balance is checked,
 //! touched or not. Pools' balances are not cached: their totals at the
 //! checkpoint are stored, and the new entries are added to them. Small
-//! tables (rounds, withdrawals, sweeps, the audit log) are checked whole.
+//! tables (rounds, withdrawals, sweeps, the audit log) are checked whole,
+//! and a round settled or void since the checkpoint is checked in full
+//! (payouts, fee and dust against its pool).
 //!
 //! Which transactions a checkpoint may vouch for: ids come from a sequence
 //! when a transaction is inserted, and they commit in any order, so a
@@ -18,6 +20,9 @@
 //! short transaction first takes `SHARE` on `ledger_transactions` (it waits
 //! for the writers in flight and keeps new ones out for its microseconds)
 //! and reads the highest id: every id up to it has committed or never will.
+//! (It waits at most 200 ms, five times, for the writers in flight; new
+//! ones wait behind it meanwhile: a batch of bets, milliseconds; a
+//! settlement chunk, up to a fraction of a second.)
 //! The checks then run in a snapshot taken after it; the new checkpoint
 //! vouches up to that bound, and what the snapshot holds beyond it is
 //! checked too, and again next time. On SQLite one writer at a time takes
@@ -27,7 +32,8 @@
 //! at or before the checkpoint changed while its account's cached balance
 //! was not (a cached balance changed is seen, through the digest), a bet's
 //! status changed with no transaction, a bet's player deleted, and the fee
-//! and dust recorded on a round settled before the checkpoint.
+//! and dust recorded on a round settled before the checkpoint (changed
+//! since, behind the service's back).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -40,10 +46,13 @@ use super::reports::{
 };
 use super::SqlStore;
 use crate::model::{Check, Checkpoint, IncrementalVerify, VerifyReport};
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 
-const COLUMNS: &str =
-    "id, through_tx, transactions, entries, balances_digest, prev_hash, hash, created_at";
+const COLUMNS: &str = "id, through_tx, transactions, entries, balances_digest, unsettled_rounds, \
+     last_round, prev_hash, hash, created_at";
+
+/// Tries at the brief lock that bounds a checkpoint (PostgreSQL).
+const LOCK_ATTEMPTS: u64 = 5;
 
 /// Transaction ids, or accounts, read per page.
 const WINDOW: i64 = 50_000;
@@ -55,6 +64,16 @@ fn checkpoint(row: &Row) -> StoreResult<Checkpoint> {
         transactions: row.get("transactions")?,
         entries: row.get("entries")?,
         balances_digest: row.get("balances_digest")?,
+        unsettled_rounds: row
+            .get::<String>("unsettled_rounds")?
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| {
+                id.parse()
+                    .map_err(|_| StoreError::Invalid(format!("checkpoint round id {id:?}")))
+            })
+            .collect::<StoreResult<_>>()?,
+        last_round: row.get("last_round")?,
         prev_hash: row.get("prev_hash")?,
         hash: row.get("hash")?,
         created_at: row.get("created_at")?,
@@ -66,6 +85,7 @@ fn expected_hash(prev_hash: &str, c: &Checkpoint) -> String {
     let created_at = c
         .created_at
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let unsettled = unsettled_text(&c.unsettled_rounds);
     checkpoint::hash(
         prev_hash,
         &CheckpointFields {
@@ -74,9 +94,20 @@ fn expected_hash(prev_hash: &str, c: &Checkpoint) -> String {
             transactions: c.transactions,
             entries: c.entries,
             balances_digest: BalancesDigest::from_stored(c.balances_digest),
+            unsettled_rounds: &unsettled,
+            last_round: c.last_round,
             created_at: &created_at,
         },
     )
+}
+
+/// Round ids as the column keeps them: "3,4".
+fn unsettled_text(rounds: &[i64]) -> String {
+    rounds
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(super) async fn head(tx: &mut Tx<'_>) -> StoreResult<Option<Checkpoint>> {
@@ -358,7 +389,11 @@ async fn account_pass(
             after = id;
             let new = pass.accounts.remove(&id).unwrap_or_default();
             if kind == "pool" {
+                // Not cached: the checkpoint's total, which the digest
+                // covers, and the entries since.
                 let carried = pools.get(&id).copied().unwrap_or(0);
+                out.at_checkpoint.add(id, carried);
+                out.at_bound.add(id, carried.wrapping_add(new.upto));
                 let now = carried.wrapping_add(new.all());
                 out.sum += i128::from(now);
                 out.pools_now.insert(id, now);
@@ -404,12 +439,26 @@ impl SqlStore {
                 return Ok(None);
             }
         };
-        query("SET LOCAL lock_timeout = '5s'")
+        // While it waits, new writers queue behind it: wait briefly, and
+        // try again a little later rather than hold bets up.
+        query("SET LOCAL lock_timeout = '200ms'")
             .execute(&mut tx)
             .await?;
-        query("LOCK TABLE ledger_transactions IN SHARE MODE")
+        query("SAVEPOINT bound").execute(&mut tx).await?;
+        let mut attempt = 1;
+        while let Err(e) = query("LOCK TABLE ledger_transactions IN SHARE MODE")
             .execute(&mut tx)
-            .await?;
+            .await
+        {
+            if attempt == LOCK_ATTEMPTS {
+                return Err(e);
+            }
+            query("ROLLBACK TO SAVEPOINT bound")
+                .execute(&mut tx)
+                .await?;
+            tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+            attempt += 1;
+        }
         let bound = count(
             &mut tx,
             "SELECT COALESCE(MAX(id), 0) FROM ledger_transactions",
@@ -466,7 +515,13 @@ impl SqlStore {
             low = high;
         }
         let transactions_read = started.elapsed();
-        let pools = pool_totals(&mut tx).await?;
+        // Without a checkpoint, totals left by one that is gone count for
+        // nothing (and are replaced when this one is written).
+        let pools = if from.is_some() {
+            pool_totals(&mut tx).await?
+        } else {
+            HashMap::new()
+        };
         let accounts = account_pass(&mut tx, &mut pass, &pools).await?;
         let accounts_read = started.elapsed();
 
@@ -536,8 +591,17 @@ impl SqlStore {
             pass.orphan_bets,
             "bets or cancels without their bet or round",
         );
-        if !pass.settled_rounds.is_empty() {
-            let ids: Vec<String> = pass.settled_rounds.iter().map(i64::to_string).collect();
+        // Rounds settled or void since the checkpoint (all of them without
+        // one), and any with new payouts: their payouts, fee and dust.
+        let mut settled_since = pass.settled_rounds.clone();
+        settled_since.extend(rounds.iter().filter_map(|(id, round)| {
+            let since = from
+                .as_ref()
+                .is_none_or(|c| *id > c.last_round || c.unsettled_rounds.binary_search(id).is_ok());
+            (round.settled && since).then_some(*id)
+        }));
+        if !settled_since.is_empty() {
+            let ids: Vec<String> = settled_since.iter().map(i64::to_string).collect();
             let (name, sql, what) = payouts_check(&format!("r.id IN ({})", ids.join(", ")));
             let found = count(&mut tx, &sql, after).await?;
             report.check(name, found, what);
@@ -615,6 +679,16 @@ impl SqlStore {
             transactions: base_transactions + pass.transactions.0,
             entries: base_entries + pass.entries.0,
             balances_digest: accounts.at_bound.stored(),
+            unsettled_rounds: {
+                let mut open: Vec<i64> = rounds
+                    .iter()
+                    .filter(|(_, r)| !r.settled)
+                    .map(|(id, _)| *id)
+                    .collect();
+                open.sort_unstable();
+                open
+            },
+            last_round: rounds.keys().copied().max().unwrap_or(0),
             prev_hash: outcome
                 .from
                 .as_ref()
@@ -626,7 +700,7 @@ impl SqlStore {
         let mut tx = self.write().begin().await?;
         // Another verifier that extended the same checkpoint took the id.
         let inserted = query(&format!(
-            "INSERT INTO ledger_checkpoints ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO ledger_checkpoints ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (id) DO NOTHING"
         ))
         .bind(next.id)
@@ -634,6 +708,8 @@ impl SqlStore {
         .bind(next.transactions)
         .bind(next.entries)
         .bind(next.balances_digest)
+        .bind(unsettled_text(&next.unsettled_rounds))
+        .bind(next.last_round)
         .bind(next.prev_hash.as_str())
         .bind(next.hash.as_str())
         .bind(next.created_at)
@@ -642,6 +718,11 @@ impl SqlStore {
         if inserted == 0 {
             tx.rollback().await?;
             return Ok(outcome);
+        }
+        if next.id == 1 {
+            query("DELETE FROM ledger_checkpoint_pools")
+                .execute(&mut tx)
+                .await?;
         }
         for (account, total) in &accounts.pools_next {
             query(
@@ -721,12 +802,6 @@ pub(super) async fn verify_checkpoints(tx: &mut Tx<'_>) -> StoreResult<Vec<Check
     .await?;
     // The digest of every account's balance at the checkpoint, from its
     // entries, a window of account ids at a time.
-    let pools: BTreeSet<i64> = query("SELECT id FROM accounts WHERE kind = 'pool'")
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| row.get_at(0))
-        .collect::<StoreResult<_>>()?;
     let last = count(&mut *tx, "SELECT COALESCE(MAX(id), 0) FROM accounts", 0).await?;
     let mut digest = BalancesDigest::default();
     let mut low = i64::MIN;
@@ -747,9 +822,7 @@ pub(super) async fn verify_checkpoints(tx: &mut Tx<'_>) -> StoreResult<Vec<Check
         .await?;
         for row in &page {
             let (account, total): (i64, i64) = (row.get_at(0)?, row.get_at(1)?);
-            if !pools.contains(&account) {
-                digest.add(account, total);
-            }
+            digest.add(account, total);
         }
         low = high;
     }

@@ -271,6 +271,28 @@ impl ReportStore for SqlStore {
         self.verify_from_checkpoint(at).await
     }
 
+    async fn record_verify_run(&self, scope: &str, at: DateTime<Utc>, ok: bool) -> StoreResult<()> {
+        query(
+            "INSERT INTO ledger_verify_runs (scope, finished_at, ok) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope) DO UPDATE SET finished_at = excluded.finished_at, ok = excluded.ok",
+        )
+        .bind(scope)
+        .bind(at)
+        .bind(ok)
+        .execute(self.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn last_verify_run(&self, scope: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        query("SELECT finished_at FROM ledger_verify_runs WHERE scope = $1")
+            .bind(scope)
+            .fetch_optional(self.read())
+            .await?
+            .map(|row| row.get_at(0))
+            .transpose()
+    }
+
     async fn latest_checkpoint(&self) -> StoreResult<Option<Checkpoint>> {
         let mut tx = self.read().begin().await?;
         let head = super::checkpoint::head(&mut tx).await?;
