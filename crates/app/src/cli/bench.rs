@@ -328,8 +328,14 @@ pub struct VerifyArgs {
     pub new_bets: u64,
 }
 
-fn seconds_since(started: Instant) -> f64 {
-    (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+/// What `work` gave, and how long it took in seconds (to the millisecond).
+async fn timed<T>(work: impl std::future::Future<Output = AppResult<T>>) -> AppResult<(T, f64)> {
+    let started = Instant::now();
+    let value = work.await?;
+    Ok((
+        value,
+        (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    ))
 }
 
 /// `bench verify`: a ledger of `bets` bets, verified in full and then
@@ -343,22 +349,14 @@ pub async fn verify(config: Config, args: VerifyArgs) -> AppResult<Value> {
     let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
     place_many(&app, &round, &users, args.bets, &clock, &mut random).await?;
     eprintln!("verifying in full...");
-    let started = Instant::now();
-    let full_before = app.verify().await?;
-    let full_before_seconds = seconds_since(started);
+    let (full_before, full_before_seconds) = timed(app.verify()).await?;
     eprintln!("first incremental verify (from no checkpoint)...");
-    let started = Instant::now();
-    let first = app.verify_incremental().await?;
-    let first_seconds = seconds_since(started);
+    let (first, first_seconds) = timed(app.verify_incremental()).await?;
     place_many(&app, &round, &users, args.new_bets, &clock, &mut random).await?;
     eprintln!("incremental verify...");
-    let started = Instant::now();
-    let incremental = app.verify_incremental().await?;
-    let incremental_seconds = seconds_since(started);
+    let (incremental, incremental_seconds) = timed(app.verify_incremental()).await?;
     eprintln!("verifying in full...");
-    let started = Instant::now();
-    let full_after = app.verify().await?;
-    let full_after_seconds = seconds_since(started);
+    let (full_after, full_after_seconds) = timed(app.verify()).await?;
     let ok = full_before.ok() && first.report.ok() && incremental.report.ok() && full_after.ok();
     Ok(json!({
         "benchmark": "verify",

@@ -593,7 +593,7 @@ impl SqlStore {
         );
         // Rounds settled or void since the checkpoint (all of them without
         // one), and any with new payouts: their payouts, fee and dust.
-        let mut settled_since = pass.settled_rounds.clone();
+        let mut settled_since = std::mem::take(&mut pass.settled_rounds);
         settled_since.extend(rounds.iter().filter_map(|(id, round)| {
             let since = from
                 .as_ref()

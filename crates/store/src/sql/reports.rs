@@ -40,9 +40,9 @@ pub(super) fn normalized_hash(column: &str) -> String {
 const ACTIVE_STAKES: &str =
     "(SELECT COALESCE(SUM(b.stake), 0) FROM bets b WHERE b.round_id = r.id AND b.status = 'ACTIVE')";
 
-/// The checks on rounds, with `pool` giving a pool account's balance and
-/// `scope` limiting the rounds checked (a condition on `r`, or "TRUE").
-pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<CheckSql> {
+/// The checks on rounds, every round.
+fn round_checks() -> Vec<CheckSql> {
+    let pool = pool_balance;
     let pools = |r: &str| {
         format!(
             "{} + {}",
@@ -54,7 +54,7 @@ pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<Ch
         (
             "every settled or void round's pool is zero",
             format!(
-                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({scope}) AND ({} <> 0 OR {} <> 0)",
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('SETTLED', 'VOID') AND ({} <> 0 OR {} <> 0)",
                 pool("r.pool_up_account"),
                 pool("r.pool_down_account")
             ),
@@ -63,13 +63,13 @@ pub(super) fn round_checks(pool: &dyn Fn(&str) -> String, scope: &str) -> Vec<Ch
         (
             "open pools equal their active stakes",
             format!(
-                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL AND ({scope}) \
+                "SELECT COUNT(*) FROM rounds r WHERE r.status IN ('OPEN', 'LOCKED') AND r.outcome IS NULL \
                  AND ({}) <> {ACTIVE_STAKES}",
                 pools("r")
             ),
             "rounds whose pools differ from their bets",
         ),
-        payouts_check(scope),
+        payouts_check("TRUE"),
     ]
 }
 
@@ -172,7 +172,7 @@ fn checks() -> Vec<CheckSql> {
             "negative accounts",
         ),
     ];
-    checks.extend(round_checks(&pool_balance, "TRUE"));
+    checks.extend(round_checks());
     checks.extend([
         (
             "every deposit tx is credited at most once",
