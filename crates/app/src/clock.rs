@@ -10,6 +10,12 @@ use crate::config::ClockOverride;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long in real time until this clock reads `at` (zero once it
+    /// has); `None` for a clock that moves only when told to.
+    fn real_time_until(&self, at: DateTime<Utc>) -> Option<std::time::Duration> {
+        Some((at - self.now()).to_std().unwrap_or_default())
+    }
 }
 
 /// Wall-clock time.
@@ -43,6 +49,10 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().expect("clock lock")
     }
+
+    fn real_time_until(&self, _at: DateTime<Utc>) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Starts at a chosen instant and runs `speed` times faster than real time
@@ -67,6 +77,11 @@ impl Clock for ScaledClock {
     fn now(&self) -> DateTime<Utc> {
         let elapsed = self.origin.elapsed().as_secs_f64() * self.speed;
         self.start + Duration::microseconds((elapsed * 1_000_000.0) as i64)
+    }
+
+    fn real_time_until(&self, at: DateTime<Utc>) -> Option<std::time::Duration> {
+        let ahead = (at - self.now()).to_std().unwrap_or_default();
+        Some(ahead.div_f64(self.speed))
     }
 }
 

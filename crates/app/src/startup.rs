@@ -38,7 +38,17 @@ pub async fn app(config: Config) -> anyhow::Result<App> {
     };
     store.migrate().await?;
     let clock: Arc<dyn Clock> = match config.clock {
-        Some(setting) => Arc::new(ScaledClock::new(setting)),
+        Some(setting) => {
+            // Announced loudly; the log line's own timestamp is the real
+            // instant the clock starts from (`bench rush` reads it).
+            tracing::warn!(
+                event = "clock_override",
+                starts_at = %setting.start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                speed = setting.speed,
+                "the clock is not the system's (CLOCK_START, CLOCK_SPEED): for demos and tests only"
+            );
+            Arc::new(ScaledClock::new(setting))
+        }
         None => Arc::new(SystemClock),
     };
     let oracle = oracle_for(&config)?;

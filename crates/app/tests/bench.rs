@@ -67,3 +67,26 @@ fn bench_settle_pays_every_winner_and_verifies() {
         );
     }
 }
+
+#[test]
+fn bench_rush_takes_every_bet_before_the_lock_and_none_after() {
+    for backend in backends("bench rush") {
+        let mut args: Vec<&str> = vec!["rush"];
+        args.extend(backend.iter().map(String::as_str));
+        args.extend(["--players", "200", "--speed", "30"]);
+        let report = bench(&args);
+        assert_eq!(report["verify_ok"], true, "{report}");
+        assert_eq!(report["exceptions"], 0, "{report}");
+        assert_eq!(report["sent"], 200, "{report}");
+        let placed = report["answers"]["placed_201"].as_u64().unwrap();
+        let closed = report["answers"]["round_closed_409"].as_u64().unwrap();
+        assert_eq!(placed + closed, 200, "{report}");
+        assert_eq!(report["journal"]["placed"], placed, "{report}");
+        assert_eq!(report["bets_in_ledger"], placed, "{report}");
+        // Of the few sent after the lock, those received after it by the
+        // service's clock were refused (the journal checked which).
+        assert!(report["sent_after_lock"].as_u64().unwrap() > 0, "{report}");
+        assert!(closed > 0, "{report}");
+        assert_eq!(report["round_status"], "LOCKED", "{report}");
+    }
+}

@@ -36,6 +36,7 @@ on_both_backends!(
     concurrent_bets_through_the_batcher_never_overdraw,
     manual_results_are_audited_and_prices_recorded_by_operators_win,
     the_scheduler_catches_up_a_weekend_in_order,
+    the_scheduler_wakes_at_the_lock_instant_not_a_tick_later,
     the_scheduler_waits_for_closes_until_the_void_instant,
     events_and_key_revocations_reach_the_other_instance_through_redis,
     with_redis_unreachable_bets_are_taken_and_local_streams_still_hear_them,
@@ -391,6 +392,49 @@ async fn the_clock_refuses_bets_at_the_lock_even_before_the_scheduler_locks(db: 
     );
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(9));
     t.assert_verified().await;
+}
+
+async fn the_scheduler_wakes_at_the_lock_instant_not_a_tick_later(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    let round = t.open(CODE).await;
+    // An instance whose clock runs by itself from 300 ms before the lock,
+    // stepping once a minute.
+    let clock = Arc::new(updown_app::clock::ScaledClock::new(
+        updown_app::config::ClockOverride {
+            start: round.terms.lock_at - Duration::milliseconds(300),
+            speed: 1.0,
+        },
+    ));
+    let app = updown_app::startup::wire(
+        updown_app::config::Config::with(&[("SCHEDULER_TICK_SECS", "60")]).unwrap(),
+        t.store(),
+        clock,
+        t.app.oracle.clone(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.run_scheduler(async move {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    support::eventually(
+        "the round is locked well before the next tick",
+        std::time::Duration::from_secs(20),
+        || async { app.round(code()).await.unwrap().status == RoundStatus::Locked },
+    )
+    .await;
+    let locked_at = app.round(code()).await.unwrap().locked_at.unwrap();
+    let late = locked_at - round.terms.lock_at;
+    assert!(
+        late >= Duration::zero() && late < Duration::seconds(5),
+        "locked {late} after the lock instant"
+    );
+    let _ = stop.send(());
+    runner.await.unwrap();
 }
 
 async fn auto_settlement_voids_and_refunds_when_no_close_arrives_in_time(db: Db) {

@@ -354,11 +354,19 @@ pub struct RoundClock {
     pub lock_at: DateTime<Utc>,
     pub close_at: DateTime<Utc>,
     pub settle_at: DateTime<Utc>,
+    /// When the round was locked (by the scheduler at the lock instant, or
+    /// early by an operator).
+    pub locked_at: Option<DateTime<Utc>>,
+    /// Settlement has begun: the pools are decided.
+    pub settling: bool,
 }
 
 impl RoundClock {
-    /// A bet received at `now` may enter only an OPEN round before its lock
-    /// instant; the clock wins over a stale status.
+    /// A bet received at `now` may enter a round that was still open at
+    /// that instant, and never at or after the lock instant: the clock wins
+    /// over a stale status. A bet received just before the lock may reach
+    /// the database just after the lock was recorded; it is accepted, as
+    /// long as settlement has not begun.
     pub fn check_bet(&self, now: DateTime<Utc>) -> Result<(), RoundError> {
         if now >= self.lock_at {
             return Err(RoundError::PastLock {
@@ -366,7 +374,12 @@ impl RoundClock {
                 lock_at: self.lock_at,
             });
         }
-        if self.status != RoundStatus::Open {
+        let open_then = match self.status {
+            RoundStatus::Open => true,
+            RoundStatus::Locked => !self.settling && self.locked_at.is_some_and(|at| now < at),
+            RoundStatus::Settled | RoundStatus::Void => false,
+        };
+        if !open_then {
             return Err(RoundError::NotOpen {
                 code: self.code,
                 status: self.status.as_str(),
@@ -509,6 +522,8 @@ mod tests {
             lock_at: at("2026-11-24T20:59:59Z"),
             close_at: at("2026-11-24T21:00:00Z"),
             settle_at: at("2026-11-24T21:05:00Z"),
+            locked_at: None,
+            settling: false,
         }
     }
 
@@ -545,6 +560,44 @@ mod tests {
             clock(RoundStatus::Locked).check_bet(at("2026-11-24T12:00:00Z")),
             Err(RoundError::NotOpen { .. })
         ));
+    }
+
+    #[test]
+    fn a_bet_received_before_the_lock_took_effect_enters_until_settlement_begins() {
+        let locked = RoundClock {
+            locked_at: Some(at("2026-11-24T20:59:59.004Z")),
+            ..clock(RoundStatus::Locked)
+        };
+        // Received a millisecond before the lock instant, decided after the
+        // scheduler recorded the lock: still in.
+        assert!(locked.check_bet(at("2026-11-24T20:59:58.999Z")).is_ok());
+        assert!(matches!(
+            locked.check_bet(at("2026-11-24T20:59:59Z")),
+            Err(RoundError::PastLock { .. })
+        ));
+        // An operator's early lock: bets received after it are out.
+        let early = RoundClock {
+            locked_at: Some(at("2026-11-24T20:00:00Z")),
+            ..clock(RoundStatus::Locked)
+        };
+        assert!(early.check_bet(at("2026-11-24T19:59:59Z")).is_ok());
+        assert!(matches!(
+            early.check_bet(at("2026-11-24T20:00:00Z")),
+            Err(RoundError::NotOpen { .. })
+        ));
+        // Once settlement has begun the pools are decided: nothing enters.
+        let settling = RoundClock {
+            settling: true,
+            ..early
+        };
+        assert!(matches!(
+            settling.check_bet(at("2026-11-24T19:59:59Z")),
+            Err(RoundError::NotOpen { .. })
+        ));
+        for status in [RoundStatus::Settled, RoundStatus::Void] {
+            let done = RoundClock { status, ..early };
+            assert!(done.check_bet(at("2026-11-24T19:59:59Z")).is_err());
+        }
     }
 
     #[test]

@@ -223,7 +223,8 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engin
     );
     assert_verified(&store).await;
 
-    let locked = store.lock_round(round.id, t.lock_at).await.unwrap();
+    // An operator's early lock: a bet received from then on is refused.
+    let locked = store.lock_round(round.id, now).await.unwrap();
     assert_eq!(locked.status, RoundStatus::Locked);
     let late = store
         .place_bets(round.id, &[bet(a, Side::Up, 1, now)])
@@ -304,7 +305,32 @@ async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once
     }
     let answers = store.place_bets(round.id, &requests).await.unwrap();
     assert!(answers.iter().all(Result::is_ok));
-    store.lock_round(round.id, t.lock_at).await.unwrap();
+    // The scheduler records the lock a few milliseconds late. A bet received
+    // just before the lock instant, decided after that, still enters; one
+    // received at the instant does not.
+    let recorded = t.lock_at + Duration::milliseconds(7);
+    store.lock_round(round.id, recorded).await.unwrap();
+    let just_before = bet(
+        users[0],
+        Side::Up,
+        555,
+        t.lock_at - Duration::milliseconds(1),
+    );
+    let at_lock = bet(users[1], Side::Up, 556, t.lock_at);
+    let rush = store
+        .place_bets(round.id, &[just_before.clone(), at_lock])
+        .await
+        .unwrap();
+    assert!(rush[0].is_ok(), "{:?}", rush[0]);
+    assert!(
+        matches!(
+            rush[1],
+            Err(BetRefusalReason::Round(RoundError::PastLock { .. }))
+        ),
+        "{:?}",
+        rush[1]
+    );
+    requests.push(just_before.clone());
 
     let start = SettlementStart {
         outcome: Outcome::Down,
@@ -314,6 +340,16 @@ async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once
         now: t.settle_at,
     };
     store.begin_settlement(round.id, &start).await.unwrap();
+    // Once settlement has begun the pools are decided: nothing enters.
+    let after_begin = store.place_bets(round.id, &[just_before]).await.unwrap();
+    assert!(
+        matches!(
+            after_begin[0],
+            Err(BetRefusalReason::Round(RoundError::NotOpen { .. }))
+        ),
+        "{:?}",
+        after_begin[0]
+    );
     // Two chunks, then the process "crashes".
     assert!(store.settle_chunk(round.id, 2).await.unwrap().is_some());
     assert!(store.settle_chunk(round.id, 2).await.unwrap().is_some());

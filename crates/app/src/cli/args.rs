@@ -352,6 +352,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         new_bets: u64,
     },
+    /// The last minute before a lock against the real `serve`: every player
+    /// bets once, piling up before the lock and a few after it; latency,
+    /// and every answer checked against the lock instant from the journal.
+    Rush {
+        #[command(flatten)]
+        target: BenchTarget,
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        players: u32,
+        /// How many times faster than real time the minute passes (1 to 100).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Settle one round of many bets from the oracle; time and peak memory.
     Settle {
         #[command(flatten)]

@@ -62,10 +62,10 @@ async fn bench_app(config: Config, db: &TestDb) -> AppResult<(App, Arc<ManualClo
 }
 
 /// A small deterministic generator, so runs place the same bets.
-struct XorShift(u64);
+pub(crate) struct XorShift(pub(crate) u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -73,7 +73,7 @@ impl XorShift {
     }
 }
 
-fn percentile(sorted: &[StdDuration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[StdDuration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -85,13 +85,15 @@ pub(crate) async fn seed(app: &App, users: u32, balance: Micros) -> AppResult<Ve
     eprintln!("seeding {users} users...");
     let started = Instant::now();
     app.seed_users(users, balance, &|_| {}).await?;
-    let ids = app
-        .store
-        .users(None, i64::from(users))
-        .await?
-        .into_iter()
-        .map(|u| u.user.id)
-        .collect();
+    // Paged, so a million users are never held as summaries at once.
+    let mut ids = Vec::with_capacity(users as usize);
+    let mut before = None;
+    loop {
+        let page = app.store.users(before, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.user.id.0);
+        ids.extend(page.iter().map(|u| u.user.id));
+    }
     eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
     Ok(ids)
 }
@@ -315,6 +317,12 @@ async fn place_many(
             )));
         }
         placed += size;
+        if placed.is_multiple_of(1_000_000) {
+            eprintln!(
+                "  {placed} placed ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     eprintln!("placed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

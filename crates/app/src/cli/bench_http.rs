@@ -60,12 +60,12 @@ function request()
 end
 "#;
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> AppError {
+pub(super) fn unavailable(what: &str, e: impl std::fmt::Display) -> AppError {
     AppError::Unavailable(format!("{what}: {e}"))
 }
 
 /// Where the bench keeps its files: a fresh folder in the temp dir.
-fn work_dir() -> AppResult<PathBuf> {
+pub(super) fn work_dir() -> AppResult<PathBuf> {
     let dir = std::env::temp_dir().join(format!("updown-bench-http-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| unavailable("work folder", e))?;
@@ -73,7 +73,12 @@ fn work_dir() -> AppResult<PathBuf> {
 }
 
 /// Users, their keys (in a file, one per line) and the open round.
-async fn prepare(config: Config, url: &str, users: u32, keys_file: &Path) -> AppResult<()> {
+pub(super) async fn prepare(
+    config: Config,
+    url: &str,
+    users: u32,
+    keys_file: &Path,
+) -> AppResult<()> {
     let store = updown_store::connect(url, 16)
         .await
         .map_err(AppError::Internal)?;
@@ -107,7 +112,7 @@ async fn prepare(config: Config, url: &str, users: u32, keys_file: &Path) -> App
 }
 
 /// A free port on loopback.
-fn free_port() -> AppResult<u16> {
+pub(super) fn free_port() -> AppResult<u16> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| unavailable("port", e))?;
     Ok(listener
@@ -121,8 +126,14 @@ fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
     super::probe::status(address, path, Duration::from_secs(2))
 }
 
-/// Starts `updown serve` and waits until `/health` answers 200.
-fn start_serve(url: &str, address: SocketAddr, dir: &Path) -> AppResult<(Child, Duration)> {
+/// Starts `updown serve` (with `settings` on top of the bench's) and waits
+/// until `/health` answers 200.
+pub(super) fn start_serve(
+    url: &str,
+    address: SocketAddr,
+    dir: &Path,
+    settings: &[(&str, &str)],
+) -> AppResult<(Child, Duration)> {
     let log =
         std::fs::File::create(dir.join("serve.log")).map_err(|e| unavailable("log file", e))?;
     let err = log.try_clone().map_err(|e| unavailable("log file", e))?;
@@ -140,6 +151,7 @@ fn start_serve(url: &str, address: SocketAddr, dir: &Path) -> AppResult<(Child, 
             // Empty rather than removed, so a CLOCK_START in .env (which
             // serve reads itself) is shadowed too.
             .env("CLOCK_START", "")
+            .envs(settings.iter().copied())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .spawn()
@@ -164,7 +176,7 @@ fn start_serve(url: &str, address: SocketAddr, dir: &Path) -> AppResult<(Child, 
     }
 }
 
-fn resident_mb(pid: u32) -> Option<f64> {
+pub(super) fn resident_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -277,11 +289,11 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
     prepare(config, &url, args.users, &keys).await?;
 
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let (mut serve, ready) = start_serve(&url, address, &dir)?;
+    let (mut serve, ready) = start_serve(&url, address, &dir, &[])?;
     // A second start on the now-migrated database is the one that counts
     // ("an existing database"); the first also ran the migrations.
     stop(&mut serve)?;
-    let (mut serve, ready_existing) = start_serve(&url, address, &dir)?;
+    let (mut serve, ready_existing) = start_serve(&url, address, &dir, &[])?;
     eprintln!(
         "serve ready in {} ms (existing database)",
         ready_existing.as_millis()
@@ -367,7 +379,7 @@ fn mean_batch_size(address: SocketAddr) -> Option<f64> {
 }
 
 /// SIGTERM, then wait for a clean exit.
-fn stop(child: &mut Child) -> AppResult<()> {
+pub(super) fn stop(child: &mut Child) -> AppResult<()> {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -17,6 +17,7 @@ mod backup;
 mod bench;
 mod bench_chain;
 mod bench_http;
+mod bench_rush;
 mod chain;
 mod config;
 mod demo;
@@ -208,6 +209,19 @@ async fn bench(command: BenchCommand, config: Config) -> AppResult<i32> {
                 new_bets,
             };
             bench::verify(config, args).await?
+        }
+        BenchCommand::Rush {
+            target,
+            players,
+            speed,
+        } => {
+            let args = bench_rush::RushArgs {
+                backend: target.backend,
+                url: target.url,
+                players,
+                speed,
+            };
+            bench_rush::rush_bench(config, args).await?
         }
         BenchCommand::Settle {
             target,

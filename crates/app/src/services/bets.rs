@@ -13,6 +13,11 @@ use super::App;
 use crate::error::{AppError, AppResult};
 use crate::events::EventKind;
 
+/// An instant in the journal: RFC 3339 in UTC, to the microsecond.
+fn precise(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 impl App {
     /// The schedule of the round that takes bets at `now`.
     pub fn schedule_taking_bets(&self, now: DateTime<Utc>) -> AppResult<RoundSchedule> {
@@ -74,12 +79,21 @@ impl App {
             received_at,
             key,
         };
-        let bet = self.bets.submit(round_id, request).await??;
+        let bet = match self.bets.submit(round_id, request).await? {
+            Ok(bet) => bet,
+            Err(reason) => {
+                // The journal keeps the instant each refused bet was
+                // received by the clock, as it keeps each placed bet's.
+                let error = AppError::from(reason);
+                tracing::info!(event = "bet_refused", user = %user, round = %code, side = %side, stake = stake.get(), received_at = %precise(received_at), code = error.code(), reason = %error);
+                return Err(error);
+            }
+        };
         self.touch();
         metrics::counter!("updown_bets_total", "side" => side.as_str()).increment(1);
         metrics::counter!("updown_bet_volume_micro_usdc_total", "side" => side.as_str())
             .increment(stake.get().unsigned_abs());
-        tracing::info!(event = "bet_placed", bet = %bet.id, user = %user, round = %code, side = %side, stake = stake.get());
+        tracing::info!(event = "bet_placed", bet = %bet.id, user = %user, round = %code, side = %side, stake = stake.get(), received_at = %precise(bet.placed_at));
         self.publish_bet(EventKind::BetPlaced, &bet, code);
         Ok(bet)
     }

@@ -59,6 +59,9 @@ pub struct Heartbeat {
     running: AtomicBool,
     /// Milliseconds since the epoch; `i64::MIN` before the first step.
     last: AtomicI64,
+    /// The next instant a round falls due (a lock, a settle instant), in
+    /// microseconds since the epoch; `i64::MAX` when none is known.
+    next_due: AtomicI64,
 }
 
 impl Default for Heartbeat {
@@ -66,6 +69,7 @@ impl Default for Heartbeat {
         Heartbeat {
             running: AtomicBool::new(false),
             last: AtomicI64::new(i64::MIN),
+            next_due: AtomicI64::new(i64::MAX),
         }
     }
 }
@@ -100,10 +104,26 @@ impl App {
             }
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tokio::time::sleep(self.config.scheduler.tick) => {}
+                _ = tokio::time::sleep(self.until_next_step()) => {}
             }
         }
         self.heartbeat.running.store(false, Ordering::Relaxed);
+    }
+
+    /// The tick, or less when a round falls due sooner: the scheduler
+    /// wakes at the lock instant itself rather than up to a tick after it.
+    fn until_next_step(&self) -> std::time::Duration {
+        let tick = self.config.scheduler.tick;
+        let due = self.heartbeat.next_due.load(Ordering::Relaxed);
+        let Some(at) = DateTime::<Utc>::from_timestamp_micros(due).filter(|_| due != i64::MAX)
+        else {
+            return tick;
+        };
+        match self.clock.real_time_until(at) {
+            // At least a millisecond: a wake a hair early must not spin.
+            Some(wait) => wait.clamp(std::time::Duration::from_millis(1), tick),
+            None => tick,
+        }
     }
 
     /// Verifies the ledger every `every` until `shutdown` resolves: what came
@@ -204,6 +224,19 @@ impl App {
             .unfinished_rounds(&self.config.rounds.market)
             .await?;
         rounds.sort_by_key(|r| r.terms.code);
+        let next_due = rounds
+            .iter()
+            .filter_map(|r| match r.status {
+                RoundStatus::Open => Some(r.terms.lock_at),
+                RoundStatus::Locked => Some(r.terms.settle_at),
+                RoundStatus::Settled | RoundStatus::Void => None,
+            })
+            .filter(|at| *at > now)
+            .min();
+        self.heartbeat.next_due.store(
+            next_due.map_or(i64::MAX, |at| at.timestamp_micros()),
+            Ordering::Relaxed,
+        );
         for round in rounds {
             let code = round.terms.code;
             let mut status = round.status;

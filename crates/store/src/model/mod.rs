@@ -197,6 +197,8 @@ impl Round {
             lock_at: self.terms.lock_at,
             close_at: self.terms.close_at,
             settle_at: self.terms.settle_at,
+            locked_at: self.locked_at,
+            settling: self.settlement.is_some(),
         }
     }
 }

@@ -146,6 +146,18 @@ pub(crate) fn query(sql: &str) -> Query<'_> {
     }
 }
 
+/// `($1, $2), ($3, $4)`: the placeholders of a multi-row `VALUES` list
+/// of `rows` rows of `columns` values each.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let cells: Vec<String> = (1..=columns)
+            .map(|c| format!("${}", r * columns + c))
+            .collect();
+        format!("({})", cells.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 /// A column type both engines decode.
 pub(crate) trait Column<'r>:
     Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres>

@@ -1,14 +1,17 @@
 //! Users: accounts, limits, balances, statements, API keys, passwords and
 //! web sessions, deposit addresses.
 
+use std::collections::{BTreeMap, HashMap};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{Email, UserId};
+use updown_domain::ledger::Posting;
 use updown_domain::Micros;
 
-use super::db::{query, Tx};
-use super::ledger::credit;
+use super::db::{placeholders, query, Tx};
+use super::ledger::{account_row, invalid};
 use super::replica::on_replica;
 use super::rows::{micros, USER_COLUMNS, U_USER_COLUMNS};
 use super::SqlStore;
@@ -19,25 +22,145 @@ fn user_not_found(user: impl std::fmt::Display) -> StoreError {
     StoreError::NotFound(format!("user {user}"))
 }
 
-/// Inserts a user with the next sequence number and an empty account.
-async fn insert_user(tx: &mut Tx<'_>, email: &Email, now: DateTime<Utc>) -> StoreResult<User> {
-    let account: i64 =
-        query("INSERT INTO accounts (kind, balance) VALUES ('user', 0) RETURNING id")
-            .fetch_one(&mut *tx)
-            .await?
-            .get("id")?;
-    let sql = format!(
-        "INSERT INTO users (email, sequence, account_id, created_at) \
-         VALUES ($1, (SELECT COALESCE(MAX(sequence), -1) + 1 FROM users), $2, $3) RETURNING {USER_COLUMNS}"
-    );
-    query(&sql)
-        .bind(email.as_str())
-        .bind(account)
-        .bind(now)
-        .fetch_one(tx)
+/// Rows per multi-row statement when creating users. SQLite's cost of
+/// binding `$n` placeholders grows with the square of their number, so the
+/// statements stay small; 200 rows still make a round trip per 200 users.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Inserts users with the next sequence numbers, each with a new empty
+/// account, in multi-row statements. Returns them in sequence order, with
+/// the account of each.
+async fn insert_users(
+    tx: &mut Tx<'_>,
+    emails: &[Email],
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<(User, i64)>> {
+    let first: i64 = query("SELECT COALESCE(MAX(sequence), -1) + 1 FROM users")
+        .fetch_one(&mut *tx)
         .await?
-        .record()
+        .get_at(0)?;
+    let mut users = Vec::with_capacity(emails.len());
+    for (part_index, part) in emails.chunks(ROWS_PER_STATEMENT).enumerate() {
+        // Fresh accounts are all alike: which user gets which is immaterial.
+        let sql = format!(
+            "INSERT INTO accounts (kind, balance) VALUES {} RETURNING id",
+            vec!["('user', 0)"; part.len()].join(", ")
+        );
+        let accounts = query(&sql)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.get::<i64>("id"))
+            .collect::<StoreResult<Vec<i64>>>()?;
+        let sql = format!(
+            "INSERT INTO users (email, sequence, account_id, created_at) VALUES {} RETURNING {USER_COLUMNS}",
+            placeholders(part.len(), 4)
+        );
+        let mut insert = query(&sql);
+        let mut account_of = HashMap::with_capacity(part.len());
+        for (offset, (email, account)) in part.iter().zip(&accounts).enumerate() {
+            let sequence = first + (part_index * ROWS_PER_STATEMENT + offset) as i64;
+            insert = insert
+                .bind(email.as_str())
+                .bind(sequence)
+                .bind(*account)
+                .bind(now);
+            account_of.insert(email.as_str(), *account);
+        }
+        for user in insert.fetch_records::<User>(&mut *tx).await? {
+            let account = account_of[user.email.as_str()];
+            users.push((user, account));
+        }
+    }
+    users.sort_by_key(|(user, _)| user.sequence);
+    Ok(users)
 }
+
+/// Credits each new user `funding` as a seed deposit (chain reference
+/// `seed-{sequence}`), in multi-row statements: the postings the domain
+/// defines, one ledger transaction and one deposit row per user, and the
+/// cached balances moved once per account.
+async fn fund_users(
+    tx: &mut Tx<'_>,
+    users: &[(User, i64)],
+    funding: Micros,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let account_of: HashMap<UserId, i64> = users.iter().map(|(u, a)| (u.id, *a)).collect();
+    let mut moves: BTreeMap<i64, i64> = BTreeMap::new();
+    for part in users.chunks(ROWS_PER_STATEMENT) {
+        let postings = part
+            .iter()
+            .map(|(user, _)| Posting::deposit(user.id, funding))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let reference = |user: &User| format!("seed-{}", user.sequence);
+        let sql = format!(
+            "INSERT INTO ledger_transactions (kind, user_id, reference, created_at) VALUES {} RETURNING id, user_id",
+            placeholders(part.len(), 4)
+        );
+        let mut insert = query(&sql);
+        for ((user, _), posting) in part.iter().zip(&postings) {
+            insert = insert
+                .bind(posting.kind().as_str())
+                .bind(user.id.0)
+                .bind(format!("{}:0", reference(user)))
+                .bind(now);
+        }
+        let mut tx_of = HashMap::with_capacity(part.len());
+        for row in insert.fetch_all(&mut *tx).await? {
+            tx_of.insert(UserId(row.get("user_id")?), row.get::<i64>("id")?);
+        }
+        let mut entries = Vec::with_capacity(part.len() * 2);
+        for ((user, _), posting) in part.iter().zip(&postings) {
+            for entry in posting.entries() {
+                let account = account_row(entry.account, NO_POOLS, &account_of)?;
+                entries.push((tx_of[&user.id], account, entry.amount));
+                *moves.entry(account).or_default() += entry.amount;
+            }
+        }
+        let sql = format!(
+            "INSERT INTO ledger_entries (tx_id, account_id, amount) VALUES {}",
+            placeholders(entries.len(), 3)
+        );
+        let insert = entries
+            .iter()
+            .fold(query(&sql), |q, (tx_id, account, amount)| {
+                q.bind(*tx_id).bind(*account).bind(*amount)
+            });
+        insert.execute(&mut *tx).await?;
+        let sql = format!(
+            "INSERT INTO deposits (user_id, chain_tx_hash, log_index, amount, ledger_tx_id, credited_at) VALUES {}",
+            placeholders(part.len(), 6)
+        );
+        let insert = part.iter().fold(query(&sql), |q, (user, _)| {
+            q.bind(user.id.0)
+                .bind(reference(user))
+                .bind(0i64)
+                .bind(funding.get())
+                .bind(tx_of[&user.id])
+                .bind(now)
+        });
+        insert.execute(&mut *tx).await?;
+    }
+    let moves: Vec<(i64, i64)> = moves.into_iter().collect();
+    for part in moves.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE accounts SET balance = balance + moves.delta \
+             FROM (SELECT column1 AS id, column2 AS delta FROM (VALUES {}) AS v) AS moves \
+             WHERE accounts.id = moves.id",
+            placeholders(part.len(), 2)
+        );
+        let update = part.iter().fold(query(&sql), |q, (account, delta)| {
+            q.bind(*account).bind(*delta)
+        });
+        update.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// A deposit's posting names no pool.
+const NO_POOLS: (i64, i64) = (0, 0);
 
 #[async_trait]
 impl UserStore for SqlStore {
@@ -63,17 +186,12 @@ impl UserStore for SqlStore {
                 .execute(&mut tx)
                 .await?;
         }
-        let mut users = Vec::with_capacity(emails.len());
-        for email in emails {
-            let user = insert_user(&mut tx, email, now).await?;
-            if !funding.is_zero() {
-                let reference = format!("seed-{}", user.sequence);
-                credit(&mut tx, user.id, funding, &reference, 0, now).await?;
-            }
-            users.push(user);
+        let users = insert_users(&mut tx, emails, now).await?;
+        if !funding.is_zero() {
+            fund_users(&mut tx, &users, funding, now).await?;
         }
         tx.commit().await?;
-        Ok(users)
+        Ok(users.into_iter().map(|(user, _)| user).collect())
     }
 
     async fn user(&self, id: UserId) -> StoreResult<User> {
