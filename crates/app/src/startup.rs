@@ -39,9 +39,10 @@ pub async fn app(config: Config) -> anyhow::Result<App> {
     store.migrate().await?;
     let clock: Arc<dyn Clock> = match config.clock {
         Some(setting) => {
-            // Announced loudly; the log line's own timestamp is the real
-            // instant the clock starts from (`bench rush` reads it).
-            tracing::warn!(
+            // The log line's own timestamp is the real instant the clock
+            // starts from (`bench rush` reads it). Info, not a warning: the
+            // commands' `--json` error is the first JSON line they print.
+            tracing::info!(
                 event = "clock_override",
                 starts_at = %setting.start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 speed = setting.speed,

@@ -88,5 +88,6 @@ fn bench_rush_takes_every_bet_before_the_lock_and_none_after() {
         assert!(report["sent_after_lock"].as_u64().unwrap() > 0, "{report}");
         assert!(closed > 0, "{report}");
         assert_eq!(report["round_status"], "LOCKED", "{report}");
+        assert_eq!(report["clock_read_from_journal"], true, "{report}");
     }
 }

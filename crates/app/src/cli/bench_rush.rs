@@ -74,12 +74,15 @@ fn plan(keys: Vec<String>, random: &mut XorShift) -> Vec<Planned> {
             let seconds = if index % 50 == 49 {
                 // After the lock: these must all be refused.
                 unit(random) * AFTER_LOCK.as_secs_f64()
-            } else if pick < 0.5 {
-                -unit(random) * rush
             } else {
-                // Exponential, mean 5 s before the lock, kept in the minute.
-                let before = (-5.0 * (1.0 - unit(random)).ln()).min(rush);
-                -before
+                let before = if pick < 0.5 {
+                    unit(random) * rush
+                } else {
+                    // Exponential, mean 5 s before the lock.
+                    -5.0 * (1.0 - unit(random)).ln()
+                };
+                // In the minute, and at least a microsecond before the lock.
+                -before.clamp(1e-6, rush)
             };
             Planned {
                 key,
@@ -288,7 +291,9 @@ pub async fn rush_bench(config: Config, args: RushArgs) -> AppResult<Value> {
         &dir,
         &[("CLOCK_START", &start), ("CLOCK_SPEED", &speed)],
     )?;
-    let lock = match clock_origin(&dir.join("serve.log")) {
+    let origin = clock_origin(&dir.join("serve.log"));
+    let clock_read_from_journal = origin.is_some();
+    let lock = match origin {
         // The real instant serve's clock reaches the lock.
         Some(origin) => {
             let at = origin
@@ -381,6 +386,7 @@ pub async fn rush_bench(config: Config, args: RushArgs) -> AppResult<Value> {
         "bets_in_ledger": bets_in_ledger,
         "exceptions": exceptions,
         "scheduler_locked_late_ms_real_time": lock_late_ms,
+        "clock_read_from_journal": clock_read_from_journal,
         "round_status": locked.status.as_str(),
         "verify_ok": report.ok(),
     }))
@@ -395,7 +401,10 @@ mod tests {
         let keys = (0..10_000).map(|i| format!("k{i}")).collect();
         let planned = plan(keys, &mut XorShift(7));
         let seconds = |p: &Planned| p.due.num_milliseconds() as f64 / 1000.0;
-        let after = planned.iter().filter(|p| seconds(p) >= 0.0).count();
+        let after = planned
+            .iter()
+            .filter(|p| p.due >= chrono::Duration::zero())
+            .count();
         assert_eq!(after, 200, "one in fifty after the lock");
         assert!(planned.iter().all(|p| (-60.0..2.0).contains(&seconds(p))));
         let last_five = planned
