@@ -91,3 +91,44 @@ fn bench_rush_takes_every_bet_before_the_lock_and_none_after() {
         assert_eq!(report["clock_read_from_journal"], true, "{report}");
     }
 }
+
+#[test]
+fn bench_sse_delivers_the_pools_to_every_stream() {
+    let redis = std::env::var("TEST_REDIS_URL").ok();
+    for backend in backends("bench sse") {
+        let mut runs = vec![None];
+        // Two instances through Redis, on PostgreSQL.
+        if backend.contains(&"postgres".to_string()) {
+            runs.extend(redis.iter().map(Some));
+        }
+        for redis in runs {
+            let mut args: Vec<&str> = vec!["sse"];
+            args.extend(backend.iter().map(String::as_str));
+            args.extend([
+                "--streams",
+                "40",
+                "--rate",
+                "100",
+                "--seconds",
+                "2",
+                "--players",
+                "40",
+            ]);
+            if let Some(redis) = redis {
+                args.extend(["--redis", redis.as_str()]);
+            }
+            let report = bench(&args);
+            assert_eq!(report["verify_ok"], true, "{report}");
+            assert_eq!(report["instances"], if redis.is_some() { 2 } else { 1 });
+            assert_eq!(report["streams_open_before_bets"], 40, "{report}");
+            assert_eq!(report["bets_accepted"], 200, "{report}");
+            assert_eq!(report["bets_in_ledger"], 200, "{report}");
+            assert_eq!(report["streams_dropped"], 0, "{report}");
+            assert_eq!(report["streams_that_saw_no_pools"], 0, "{report}");
+            assert_eq!(report["resyncs"], 0, "{report}");
+            // Coalesced: fewer pools events per stream than bets.
+            let per_stream = report["pools_events_received"].as_u64().unwrap() / 40;
+            assert!((1..200).contains(&per_stream), "{report}");
+        }
+    }
+}

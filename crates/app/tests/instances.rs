@@ -238,8 +238,11 @@ async fn two_instances_share_events_settle_once_and_the_survivor_takes_over() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{bet}");
-    let seen = stream.expect("bet_placed", Duration::from_secs(5)).await;
-    assert_eq!(seen["payload"]["stake"], 1_234_567, "{seen}");
+    // The other instance heard the bet through Redis and shows the pools
+    // it reads from the database.
+    let seen = stream.expect("pools", Duration::from_secs(5)).await;
+    assert_eq!(seen["payload"]["pool_down"], 1_234_567, "{seen}");
+    assert_eq!(seen["payload"]["bets_down"], 1, "{seen}");
     assert_eq!(seen["payload"]["round"], "20261125");
     assert!(
         seen["payload"].get("bet_id").is_none(),

@@ -1,18 +1,23 @@
 //! `GET /events`: the live event stream (Server-Sent Events). Anyone gets
-//! the public round events (and the pools' moves); a caller with an API
-//! key or the session cookie also gets their own bets, deposits and
-//! withdrawals whole. Each message's `event:` is the type and its `data:`
-//! the JSON `{"type", "time", "payload"}`. A stream too slow to keep up is
-//! sent `resync` (refetch what you show) and goes on. Streams end when the
-//! server shuts down; browsers' EventSource reconnects by itself.
+//! the public round events, and the pools as they move: a `pools` event at
+//! most every 100 ms per round while bets arrive (the totals, read from the
+//! database, not one event per bet). A caller with an API key or the
+//! session cookie also gets their own bets, deposits and withdrawals whole,
+//! one event each. Each message's `event:` is the type and its `data:` the
+//! JSON `{"type", "time", "payload"}`. A stream too slow to keep up is sent
+//! `resync` (refetch what you show) and goes on. Streams end when the
+//! server shuts down; browsers' EventSource reconnects by itself. Events
+//! are routed and rendered once per process, not once per stream
+//! ([`super::fanout`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::stream::{self, Stream};
@@ -23,13 +28,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::CurrentUser;
+use super::fanout::{resync, Fanout, Frame, Listener};
 use super::ApiError;
 use crate::error::AppError;
-use crate::events::Event;
 use crate::services::App;
-
-/// A comment line this often keeps proxies from closing a quiet stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Event streams one server serves at once.
 pub const MAX_EVENT_STREAMS: usize = 10_000;
@@ -45,6 +47,8 @@ pub fn router() -> OpenApiRouter<App> {
 pub struct EventStreams {
     permits: Arc<Semaphore>,
     stopping: Arc<watch::Sender<bool>>,
+    /// Started with the first stream.
+    fanout: Arc<std::sync::OnceLock<Arc<Fanout>>>,
 }
 
 impl Default for EventStreams {
@@ -52,6 +56,7 @@ impl Default for EventStreams {
         EventStreams {
             permits: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
             stopping: Arc::new(watch::channel(false).0),
+            fanout: Arc::default(),
         }
     }
 }
@@ -89,7 +94,7 @@ impl FromRequestParts<App> for MaybeUser {
     tag = "events",
     security((), ("api_key" = []), ("session" = [])),
     responses(
-        (status = 200, description = "text/event-stream: round_opened, bet_placed and bet_cancelled (round, side, stake), round_locked, round_settled, round_voided for everyone; with a credential also your own bet_placed/bet_cancelled (with bet_id), deposit_credited and withdrawal_updated; `resync` when you missed some", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream: round_opened, round_locked, round_settled, round_voided, and pools (round, pool_up, pool_down, bets_up, bets_down, implied multipliers, since: when the first change it shows was made; at most every 100 ms per round while bets arrive) for everyone; with a credential also your own bet_placed/bet_cancelled (round, side, stake, bet_id), deposit_credited and withdrawal_updated; `resync` when you missed some", content_type = "text/event-stream", body = String),
         (status = 401, description = "a credential was sent and is not valid", body = crate::api::ErrorBody),
         (status = 503, description = "too many open streams", body = crate::api::ErrorBody),
     ),
@@ -102,51 +107,64 @@ async fn get_events(
     let permit = streams.permits.clone().try_acquire_owned().map_err(|_| {
         AppError::Unavailable("too many event streams are open; retry later".into())
     })?;
+    let fanout = streams
+        .fanout
+        .get_or_init(|| Fanout::start(app.clone(), streams.stopping.subscribe()));
     let stopping = streams.stopping.subscribe();
-    let stream = viewer_stream(app.events.subscribe(), stopping, viewer.0, permit);
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    let stream = viewer_stream(fanout.listen(viewer.0), stopping, permit);
+    // The frames are Server-Sent Events text already, shared by every
+    // stream (see `fanout`), so the body sends them as they are.
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
         .into_response())
 }
 
-/// The events `viewer` may see, until the server stops.
+/// A stream's frames (everyone's and its player's own), until the server
+/// stops.
 fn viewer_stream(
-    events: broadcast::Receiver<Arc<Event>>,
+    listener: Listener,
     stopping: watch::Receiver<bool>,
-    viewer: Option<UserId>,
     permit: OwnedSemaphorePermit,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold(Some((events, stopping, permit)), move |state| async move {
-        let (mut events, mut stopping, permit) = state?;
-        loop {
+) -> impl Stream<Item = Result<Frame, Infallible>> {
+    stream::unfold(
+        Some((listener, stopping, permit)),
+        move |state| async move {
+            let (mut listener, mut stopping, permit) = state?;
             let received = tokio::select! {
-                received = events.recv() => received,
+                received = listener.public.recv() => received,
+                received = own_frame(&mut listener.own) => received,
                 _ = stopping.wait_for(|stop| *stop) => {
                     // The last message: when to reconnect (to another
                     // instance, behind a load balancer).
                     drop(permit);
-                    let bye = SseEvent::default()
-                        .retry(reconnect_after())
-                        .comment("server restarting: reconnect");
-                    return Some((Ok(bye), None));
+                    let bye = format!(
+                        "retry: {}\n: server restarting: reconnect\n\n",
+                        reconnect_after().as_millis()
+                    );
+                    return Some((Ok(Frame::from(bye)), None));
                 }
             };
-            let message = match received {
-                Ok(event) => match event.seen_by(viewer) {
-                    Some(out) => SseEvent::default()
-                        .event(out.kind)
-                        .json_data(&out)
-                        .expect("events serialise"),
-                    None => continue,
-                },
-                Err(RecvError::Lagged(missed)) => SseEvent::default()
-                    .event("resync")
-                    .data(format!("{{\"missed\":{missed}}}")),
+            let frame = match received {
+                Ok(frame) => frame,
+                Err(RecvError::Lagged(missed)) => resync(missed),
                 Err(RecvError::Closed) => return None,
             };
-            return Some((Ok(message), Some((events, stopping, permit))));
-        }
-    })
+            Some((Ok(frame), Some((listener, stopping, permit))))
+        },
+    )
+}
+
+/// The next frame of a player's own channel; never, for nobody's.
+async fn own_frame(own: &mut Option<broadcast::Receiver<Frame>>) -> Result<Frame, RecvError> {
+    match own {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Between 1 and about 5 s, at random, so the streams of a stopping server

@@ -10,6 +10,7 @@ mod chain;
 mod docs;
 mod error;
 mod events;
+mod fanout;
 mod health;
 mod idempotency;
 mod me;

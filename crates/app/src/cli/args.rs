@@ -364,6 +364,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
     },
+    /// Live fan-out: STREAMS `GET /events` streams on the real `serve` (two
+    /// instances through Redis with --redis) while bets arrive at RATE a
+    /// second; each `pools` event timed from its first bet to its arrival.
+    Sse {
+        #[command(flatten)]
+        target: BenchTarget,
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=15_000))]
+        streams: u32,
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+        rate: u32,
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Funded players the bets come from.
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        players: u32,
+        /// Run two instances sharing events through this Redis (PostgreSQL only).
+        #[arg(long)]
+        redis: Option<String>,
+    },
     /// Settle one round of many bets from the oracle; time and peak memory.
     Settle {
         #[command(flatten)]

@@ -18,6 +18,7 @@ mod bench;
 mod bench_chain;
 mod bench_http;
 mod bench_rush;
+mod bench_sse;
 mod chain;
 mod config;
 mod demo;
@@ -222,6 +223,25 @@ async fn bench(command: BenchCommand, config: Config) -> AppResult<i32> {
                 speed,
             };
             bench_rush::rush_bench(config, args).await?
+        }
+        BenchCommand::Sse {
+            target,
+            streams,
+            rate,
+            seconds,
+            players,
+            redis,
+        } => {
+            let args = bench_sse::SseArgs {
+                backend: target.backend,
+                url: target.url,
+                streams,
+                rate,
+                seconds,
+                players,
+                redis,
+            };
+            bench_sse::sse(config, args).await?
         }
         BenchCommand::Settle {
             target,

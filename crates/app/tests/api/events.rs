@@ -69,22 +69,67 @@ async fn the_event_stream_shows_round_events_to_all_and_a_players_own_only_to_th
     let placed = ann_stream.expect("bet_placed", WAIT).await;
     assert_eq!(placed["payload"]["bet_id"], bet["id"]);
 
-    // Bob and anyone see the bet move the pool, with no ids, and never
-    // Ann's deposit: their next event after the opening is the bet.
+    // Bob and anyone see the bet move the pools, with no ids, and never
+    // Ann's deposit or her bet itself: their next event after the opening
+    // is the pools.
+    let (_, current) = send(&t, "GET", "/rounds/current", None, None).await;
     for stream in [&mut bob_stream, &mut anyone] {
         let mut kinds = Vec::new();
         while let Some((kind, data)) = stream.next_within(Duration::from_millis(500)).await {
-            if kind == "bet_placed" {
-                assert_eq!(
-                    data["payload"],
-                    serde_json::json!({"round": "20261124", "side": "UP", "stake": 2000000})
-                );
+            if kind == "pools" {
+                let payload = &data["payload"];
+                assert_eq!(payload["round"], "20261124", "{data}");
+                assert_eq!(payload["pool_up"], 2_000_000, "{data}");
+                assert_eq!(payload["pool_down"], 0, "{data}");
+                assert_eq!(payload["bets_up"], 1, "{data}");
+                // As the round's own view shows them.
+                for field in ["implied_multiplier_up", "implied_multiplier_down"] {
+                    assert_eq!(payload[field], current[field], "{data}");
+                }
+                assert!(payload.get("bet_id").is_none(), "{data}");
+                assert!(payload["since"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("2026-11-24T15:00:00"));
             }
             kinds.push(kind);
         }
-        assert_eq!(kinds.last().map(String::as_str), Some("bet_placed"));
+        assert_eq!(kinds.last().map(String::as_str), Some("pools"), "{kinds:?}");
         assert!(!kinds.iter().any(|k| k == "deposit_credited"), "{kinds:?}");
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "bet_placed").count(),
+            0,
+            "{kinds:?}"
+        );
     }
+
+    // A burst of bets is one pools event (or a few), not one per bet, and
+    // its totals are the database's.
+    simulate_deposit(&t, "bob", 30_000_000).await;
+    for _ in 0..20 {
+        let (status, _) = send(
+            &t,
+            "POST",
+            "/bets",
+            Some(r#"{"side": "DOWN", "amount": 1000000}"#),
+            Some(&bob),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut pools = Vec::new();
+    while let Some((kind, data)) = anyone.next_within(Duration::from_millis(500)).await {
+        assert_eq!(kind, "pools", "{data}");
+        pools.push(data);
+    }
+    assert!(
+        (1..20).contains(&pools.len()),
+        "{} pools events",
+        pools.len()
+    );
+    let last = &pools.last().unwrap()["payload"];
+    assert_eq!(last["pool_down"], 20_000_000, "{last}");
+    assert_eq!(last["bets_down"], 20, "{last}");
     t.assert_verified().await;
 }
 

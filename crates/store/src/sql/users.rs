@@ -145,11 +145,15 @@ async fn fund_users(
     }
     let moves: Vec<(i64, i64)> = moves.into_iter().collect();
     for part in moves.chunks(ROWS_PER_STATEMENT) {
+        // `WHERE id IN (...)`: a join to a VALUES list let PostgreSQL scan
+        // every account each time (2,400 users a second at 500,000).
+        let cases: String = (0..part.len())
+            .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let ids: Vec<String> = (0..part.len()).map(|i| format!("${}", 2 * i + 1)).collect();
         let sql = format!(
-            "UPDATE accounts SET balance = balance + moves.delta \
-             FROM (SELECT column1 AS id, column2 AS delta FROM (VALUES {}) AS v) AS moves \
-             WHERE accounts.id = moves.id",
-            placeholders(part.len(), 2)
+            "UPDATE accounts SET balance = balance + CASE id{cases} END WHERE id IN ({})",
+            ids.join(", ")
         );
         let update = part.iter().fold(query(&sql), |q, (account, delta)| {
             q.bind(*account).bind(*delta)

@@ -366,6 +366,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("verify-button").addEventListener("click", () => runVerify().catch((e) => ($("verify").textContent = e.message)));
   everything();
-  const live = debounce(changed, 200);
+  const live = throttle(changed, 1000);
   follow((type) => (type === "resync" ? everything() : live()), (on) => $("live").classList.toggle("on", on));
 });

@@ -123,7 +123,7 @@ function follow(handle, onState) {
   const source = new EventSource("/events", { withCredentials: true });
   source.onopen = () => onState && onState(true);
   source.onerror = () => onState && onState(false);
-  const types = ["round_opened", "bet_placed", "bet_cancelled", "round_locked", "round_settled",
+  const types = ["round_opened", "pools", "bet_placed", "bet_cancelled", "round_locked", "round_settled",
     "round_voided", "deposit_credited", "withdrawal_updated", "resync"];
   for (const type of types) {
     source.addEventListener(type, (message) => handle(type, JSON.parse(message.data)));
@@ -131,12 +131,22 @@ function follow(handle, onState) {
   return source;
 }
 
-/** Runs `work` at most once per `ms`, the last call winning. */
-function debounce(work, ms) {
+/** Runs `work` at most once per `ms`, and once more after the last call:
+ * a steady flow of calls (pools move ten times a second at the lock) still
+ * runs it, where a debounce would wait for a pause that never comes. */
+function throttle(work, ms) {
   let timer = null;
+  let again = false;
+  const run = () => {
+    timer = null;
+    if (!again) return;
+    again = false;
+    work();
+    timer = setTimeout(run, ms);
+  };
   return () => {
-    clearTimeout(timer);
-    timer = setTimeout(work, ms);
+    again = true;
+    if (timer === null) timer = setTimeout(run, 0);
   };
 }
 

@@ -11,21 +11,26 @@ async function refreshRound() {
     state.round = round;
     $("round-code").textContent = round.code;
     $("round-status").textContent = round.status;
-    $("pool-up").textContent = formatUsdc(round.pool_up);
-    $("pool-down").textContent = formatUsdc(round.pool_down);
-    $("mult-up").textContent = round.implied_multiplier_up;
-    $("mult-down").textContent = round.implied_multiplier_down;
-    $("bets-up").textContent = round.bets_up;
-    $("bets-down").textContent = round.bets_down;
-    const total = round.pool_up + round.pool_down;
-    if (total > 0) state.poolHistory.push({ at: serverNow(), up: round.pool_up / total });
-    drawPoolChart();
+    showPools(round);
   } catch (error) {
     $("round-code").textContent = "-";
     $("round-status").textContent = error.message;
     state.round = null;
   }
   tick();
+}
+
+/** The pools as a round or a `pools` event gives them. */
+function showPools(pools) {
+  $("pool-up").textContent = formatUsdc(pools.pool_up);
+  $("pool-down").textContent = formatUsdc(pools.pool_down);
+  $("mult-up").textContent = pools.implied_multiplier_up;
+  $("mult-down").textContent = pools.implied_multiplier_down;
+  $("bets-up").textContent = pools.bets_up;
+  $("bets-down").textContent = pools.bets_down;
+  const total = pools.pool_up + pools.pool_down;
+  if (total > 0) state.poolHistory.push({ at: serverNow(), up: pools.pool_up / total });
+  drawPoolChart();
 }
 
 /** The countdown to the lock, every second. */
@@ -287,11 +292,19 @@ async function everything() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  const roundChanged = debounce(() => refreshRound().then(refreshMyBets), 150);
-  const settled = debounce(() => Promise.all([refreshMe(), refreshHistory(), refreshMyBets()]), 150);
-  const handle = (type) => {
+  const roundChanged = throttle(() => refreshRound().then(refreshMyBets), 500);
+  const settled = throttle(() => Promise.all([refreshMe(), refreshHistory(), refreshMyBets()]), 500);
+  const mine = throttle(() => Promise.all([refreshMe(), refreshMyBets()]), 500);
+  const handle = (type, data) => {
     if (type === "resync") return everything();
-    if (["round_opened", "bet_placed", "bet_cancelled", "round_locked"].includes(type)) roundChanged();
+    // The pools come whole in the event: no request per move.
+    if (type === "pools") {
+      if (state.round && data.payload.round === state.round.code) showPools(data.payload);
+      return;
+    }
+    // Only the player's own bets come one by one.
+    if (["bet_placed", "bet_cancelled"].includes(type)) mine();
+    if (["round_opened", "round_locked"].includes(type)) roundChanged();
     if (["round_settled", "round_voided"].includes(type)) { roundChanged(); settled(); }
     if (type === "deposit_credited") Promise.all([refreshMe(), refreshDeposits()]);
     if (type === "withdrawal_updated") Promise.all([refreshMe(), refreshWithdrawals()]);
