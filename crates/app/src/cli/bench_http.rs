@@ -26,6 +26,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::oracle::MockOracle;
+use updown_store::testing::ScratchDatabase;
 
 pub struct HttpArgs {
     pub backend: BenchBackend,
@@ -70,6 +71,26 @@ pub(super) fn work_dir() -> AppResult<PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| unavailable("work folder", e))?;
     Ok(dir)
+}
+
+/// A fresh database for a bench that runs serve, and its URL: a scratch
+/// PostgreSQL database (dropped by [`ScratchDatabase::remove`]), or a
+/// SQLite file in `dir`.
+pub(super) async fn scratch_database(
+    backend: BenchBackend,
+    url: &str,
+    dir: &Path,
+) -> AppResult<(Option<ScratchDatabase>, String)> {
+    Ok(match backend {
+        BenchBackend::Postgres => {
+            let db = updown_store::testing::scratch_postgres_database(url)
+                .await
+                .map_err(AppError::Internal)?;
+            let url = db.url.clone();
+            (Some(db), url)
+        }
+        BenchBackend::Sqlite => (None, format!("sqlite://{}", dir.join("bench.db").display())),
+    })
 }
 
 /// Users, their keys (in a file, one per line) and the open round.
@@ -273,18 +294,7 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
     let keys = dir.join("keys.txt");
     let script = dir.join("bets.lua");
     std::fs::write(&script, BETS_SCRIPT).map_err(|e| unavailable("script", e))?;
-    let scratch = match args.backend {
-        BenchBackend::Postgres => Some(
-            updown_store::testing::scratch_postgres_database(&args.url)
-                .await
-                .map_err(AppError::Internal)?,
-        ),
-        BenchBackend::Sqlite => None,
-    };
-    let url = match &scratch {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", dir.join("bench.db").display()),
-    };
+    let (scratch, url) = scratch_database(args.backend, &args.url, &dir).await?;
     let market = config.rounds.market.clone();
     prepare(config, &url, args.users, &keys).await?;
 

@@ -25,7 +25,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::bench::{percentile, BenchBackend, XorShift};
-use super::bench_http::{free_port, prepare, start_serve, stop, unavailable, work_dir};
+use super::bench_http::{
+    free_port, prepare, scratch_database, start_serve, stop, unavailable, work_dir,
+};
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 
@@ -239,18 +241,7 @@ pub async fn rush_bench(config: Config, args: RushArgs) -> AppResult<Value> {
     }
     let dir = work_dir()?;
     let keys_file = dir.join("keys.txt");
-    let scratch = match args.backend {
-        BenchBackend::Postgres => Some(
-            updown_store::testing::scratch_postgres_database(&args.url)
-                .await
-                .map_err(AppError::Internal)?,
-        ),
-        BenchBackend::Sqlite => None,
-    };
-    let url = match &scratch {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", dir.join("bench.db").display()),
-    };
+    let (scratch, url) = scratch_database(args.backend, &args.url, &dir).await?;
     let market = config.rounds.market.clone();
     prepare(config, &url, args.players, &keys_file).await?;
     let store = updown_store::connect(&url, 4)

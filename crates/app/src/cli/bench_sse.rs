@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::bench::{BenchBackend, XorShift};
 use super::bench_http::{
-    free_port, prepare, resident_mb, start_serve, stop, unavailable, work_dir,
+    free_port, prepare, resident_mb, scratch_database, start_serve, stop, unavailable, work_dir,
 };
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
@@ -192,18 +192,7 @@ pub async fn sse(config: Config, args: SseArgs) -> AppResult<Value> {
     }
     let dir = work_dir()?;
     let keys_file = dir.join("keys.txt");
-    let scratch = match args.backend {
-        BenchBackend::Postgres => Some(
-            updown_store::testing::scratch_postgres_database(&args.url)
-                .await
-                .map_err(AppError::Internal)?,
-        ),
-        BenchBackend::Sqlite => None,
-    };
-    let url = match &scratch {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", dir.join("bench.db").display()),
-    };
+    let (scratch, url) = scratch_database(args.backend, &args.url, &dir).await?;
     let market = config.rounds.market.clone();
     prepare(config, &url, args.players, &keys_file).await?;
     let keys: Vec<String> = std::fs::read_to_string(&keys_file)
