@@ -635,6 +635,23 @@ async fn the_scheduler_catches_up_a_weekend_in_order(db: Db) {
         t.app.scheduler_step().await.unwrap().is_idle(),
         "a repeated step does nothing"
     );
+    // The step knows when the round locks: the scheduler wakes then.
+    let friday = t
+        .app
+        .round(RoundCode::parse("20261120").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(t.app.scheduler_next_due(), Some(friday.terms.lock_at));
+    if t.store().backend() == updown_store::Backend::Postgres {
+        let held = t.store().scheduler_lease().await.unwrap().unwrap();
+        assert!(t.app.scheduler_step().await.unwrap().held_elsewhere);
+        assert_eq!(
+            t.app.scheduler_next_due(),
+            None,
+            "a step held elsewhere waits a whole tick, not for an instant it did not read"
+        );
+        held.release().await.unwrap();
+    }
     let (ann, bob) = (
         t.funded("ann", usdc(10)).await,
         t.funded("bob", usdc(10)).await,

@@ -19,8 +19,11 @@
 //!
 //! Each frame is rendered once to its Server-Sent Events text and the same
 //! bytes go to every stream; the keep-alive comment too, from one timer.
-//! The task starts with the first stream and ends when the server stops.
-//! If it falls behind the bus it sends `resync` to everyone.
+//! Two tasks start with the first stream and end when the server stops:
+//! one routes events and never waits for the database, the other reads
+//! and sends the pools (a slow read spaces them out, it holds nothing
+//! up). Players' channels nobody listens to are dropped at each keep-alive.
+//! If the router falls behind the bus it sends `resync` to everyone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,7 +32,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 use updown_domain::ids::{RoundCode, UserId};
 
@@ -43,8 +46,8 @@ pub const POOLS_EVERY: Duration = Duration::from_millis(100);
 const PUBLIC_CAPACITY: usize = 1024;
 /// The same for a player's own channel.
 const PLAYER_CAPACITY: usize = 256;
-/// How often players' channels nobody listens to any more are dropped.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// A round whose pools could not be read is tried again this much later.
+const RETRY_POOLS_AFTER: Duration = Duration::from_secs(1);
 
 /// An event as streams send it, rendered once to its Server-Sent Events
 /// text (`event:` the type, `data:` the JSON); every stream sends the same
@@ -76,6 +79,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub struct Fanout {
     public: broadcast::Sender<Frame>,
     players: Mutex<HashMap<UserId, broadcast::Sender<Frame>>>,
+    /// Rounds whose pools changed, with when the first change was told.
+    changed: Mutex<BTreeMap<String, String>>,
+    /// Wakes the pools' publisher.
+    pools_due: Notify,
 }
 
 /// What one stream listens to: everyone's frames, and its player's own.
@@ -85,14 +92,18 @@ pub struct Listener {
 }
 
 impl Fanout {
-    /// Starts routing `app`'s events until `stopping` turns true.
+    /// Starts routing `app`'s events, and publishing the pools, until
+    /// `stopping` turns true.
     pub fn start(app: App, stopping: watch::Receiver<bool>) -> Arc<Fanout> {
         let fanout = Arc::new(Fanout {
             public: broadcast::channel(PUBLIC_CAPACITY).0,
             players: Mutex::new(HashMap::new()),
+            changed: Mutex::new(BTreeMap::new()),
+            pools_due: Notify::new(),
         });
         let events = app.events.subscribe();
-        tokio::spawn(fanout.clone().run(app, events, stopping));
+        tokio::spawn(fanout.clone().route_events(events, stopping.clone()));
+        tokio::spawn(fanout.clone().publish_pools(app, stopping));
         fanout
     }
 
@@ -112,56 +123,75 @@ impl Fanout {
         }
     }
 
-    async fn run(
+    /// Routes every event as it comes; never waits for the database.
+    async fn route_events(
         self: Arc<Self>,
-        app: App,
         mut events: broadcast::Receiver<Arc<Event>>,
         mut stopping: watch::Receiver<bool>,
     ) {
-        // Rounds whose pools changed, with when the first change was told.
-        let mut changed: BTreeMap<String, String> = BTreeMap::new();
-        let mut last_pools = Instant::now() - POOLS_EVERY;
-        let mut last_sweep = Instant::now();
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = keep_alive.tick() => {
                     let _ = self.public.send(Bytes::from_static(KEEP_ALIVE_FRAME));
+                    // Players who closed every stream.
+                    self.players
+                        .lock()
+                        .expect("players' channels")
+                        .retain(|_, channel| channel.receiver_count() > 0);
                 },
                 received = events.recv() => match received {
-                    Ok(event) => self.route(&event, &mut changed),
+                    Ok(event) => self.route(&event),
                     Err(RecvError::Lagged(missed)) => {
                         // Players' events were lost too: everyone refetches.
                         let _ = self.public.send(resync(missed));
                     }
                     Err(RecvError::Closed) => return,
                 },
-                _ = tokio::time::sleep_until(last_pools + POOLS_EVERY), if !changed.is_empty() => {
-                    last_pools = Instant::now();
-                    for (round, since) in std::mem::take(&mut changed) {
-                        match pools_frame(&app, &round, &since).await {
-                            Some(frame) => {
-                                let _ = self.public.send(frame);
-                            }
-                            None => tracing::warn!(round, "could not read the pools for the live streams"),
-                        }
-                    }
-                    if last_sweep.elapsed() >= SWEEP_EVERY {
-                        last_sweep = Instant::now();
-                        self.players
-                            .lock()
-                            .expect("players' channels")
-                            .retain(|_, channel| channel.receiver_count() > 0);
-                    }
-                },
                 _ = async { stopping.wait_for(|stop| *stop).await.map(drop) } => return,
             }
         }
     }
 
+    /// Sends the `pools` of the rounds that changed, at most every
+    /// [`POOLS_EVERY`]; a slow read only spaces them out. A round whose
+    /// pools could not be read is tried again a second later.
+    async fn publish_pools(self: Arc<Self>, app: App, mut stopping: watch::Receiver<bool>) {
+        let mut next = Instant::now();
+        loop {
+            let wait = async {
+                self.pools_due.notified().await;
+                tokio::time::sleep_until(next).await;
+            };
+            tokio::select! {
+                _ = wait => {},
+                _ = async { stopping.wait_for(|stop| *stop).await.map(drop) } => return,
+            }
+            next = Instant::now() + POOLS_EVERY;
+            let rounds = std::mem::take(&mut *self.changed.lock().expect("changed rounds"));
+            for (round, since) in rounds {
+                match pools_frame(&app, &round, &since).await {
+                    Some(frame) => {
+                        let _ = self.public.send(frame);
+                    }
+                    None => {
+                        tracing::warn!(round, "could not read the pools for the live streams");
+                        self.changed
+                            .lock()
+                            .expect("changed rounds")
+                            .entry(round)
+                            .or_insert(since);
+                        self.pools_due.notify_one();
+                        next = Instant::now() + RETRY_POOLS_AFTER;
+                    }
+                }
+            }
+        }
+    }
+
     /// Sends `event` where it goes, once.
-    fn route(&self, event: &Event, changed: &mut BTreeMap<String, String>) {
+    fn route(&self, event: &Event) {
         if let Some(owner) = event.user.map(UserId) {
             if let Some(out) = event.seen_by(Some(owner)) {
                 let mut players = self.players.lock().expect("players' channels");
@@ -175,9 +205,12 @@ impl Fanout {
         }
         if matches!(event.kind, EventKind::BetPlaced | EventKind::BetCancelled) {
             if let Some(round) = event.payload["round"].as_str() {
-                changed
+                self.changed
+                    .lock()
+                    .expect("changed rounds")
                     .entry(round.to_string())
                     .or_insert_with(|| event.time.clone());
+                self.pools_due.notify_one();
             }
             return;
         }

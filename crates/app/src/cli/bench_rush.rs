@@ -297,6 +297,12 @@ pub async fn rush_bench(config: Config, args: RushArgs) -> AppResult<Value> {
         }
         None => spawned + LEAD + RUSH.div_f64(args.speed),
     };
+    if Instant::now() > lock - RUSH.div_f64(args.speed) + Duration::from_millis(250) {
+        let _ = stop(&mut serve);
+        return Err(AppError::Unavailable(
+            "serve became ready after the minute had begun; run again on a quieter machine".into(),
+        ));
+    }
     eprintln!(
         "rush: {} players over the last {} s before {lock_at} (x{}), {due_after_lock} of them after it...",
         args.players,

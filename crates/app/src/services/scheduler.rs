@@ -114,9 +114,7 @@ impl App {
     /// wakes at the lock instant itself rather than up to a tick after it.
     fn until_next_step(&self) -> std::time::Duration {
         let tick = self.config.scheduler.tick;
-        let due = self.heartbeat.next_due.load(Ordering::Relaxed);
-        let Some(at) = DateTime::<Utc>::from_timestamp_micros(due).filter(|_| due != i64::MAX)
-        else {
+        let Some(at) = self.scheduler_next_due() else {
             return tick;
         };
         match self.clock.real_time_until(at) {
@@ -202,6 +200,10 @@ impl App {
     /// taking one (the store's scheduler lease); otherwise nothing, and
     /// `held_elsewhere` says so.
     pub async fn scheduler_step(&self) -> AppResult<Tick> {
+        // Only a step that read the rounds knows the next due instant: a
+        // step held elsewhere or failed waits a whole tick, rather than
+        // waking again and again for an instant already past.
+        self.heartbeat.next_due.store(i64::MAX, Ordering::Relaxed);
         let Some(lease) = self.store.scheduler_lease().await? else {
             self.heartbeat.beat(self.clock.now());
             return Ok(Tick {
@@ -346,6 +348,15 @@ impl App {
     }
 
     /// When this process's scheduler last stepped, if it ever has.
+    /// The next instant a round falls due, as the last step that read the
+    /// rounds found it: the scheduler wakes then (`None`: a whole tick).
+    pub fn scheduler_next_due(&self) -> Option<DateTime<Utc>> {
+        match self.heartbeat.next_due.load(Ordering::Relaxed) {
+            i64::MAX => None,
+            micros => DateTime::from_timestamp_micros(micros),
+        }
+    }
+
     pub fn scheduler_last_tick(&self) -> Option<DateTime<Utc>> {
         match self.heartbeat.last.load(Ordering::Relaxed) {
             i64::MIN => None,

@@ -116,7 +116,10 @@ async fn fund_users(
             for entry in posting.entries() {
                 let account = account_row(entry.account, NO_POOLS, &account_of)?;
                 entries.push((tx_of[&user.id], account, entry.amount));
-                *moves.entry(account).or_default() += entry.amount;
+                let moved = moves.entry(account).or_default();
+                *moved = moved
+                    .checked_add(entry.amount)
+                    .ok_or_else(|| invalid("seed funding overflows an account's balance"))?;
             }
         }
         let sql = format!(
