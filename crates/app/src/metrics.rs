@@ -13,6 +13,11 @@ use crate::services::App;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Buckets for the bet batches' times, which are mostly under a millisecond.
+const BATCH_BUCKETS: [f64; 11] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.1, 1.0,
+];
+
 /// Installs the process-wide recorder on first use.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
@@ -27,6 +32,16 @@ pub fn handle() -> &'static PrometheusHandle {
             .set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Full("updown_bet_batch_size".into()),
                 &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            )
+            .expect("non-empty buckets")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("updown_bet_batch_seconds".into()),
+                &BATCH_BUCKETS,
+            )
+            .expect("non-empty buckets")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("updown_bet_queue_seconds".into()),
+                &BATCH_BUCKETS,
             )
             .expect("non-empty buckets")
             .build_recorder();
@@ -61,6 +76,16 @@ fn describe() {
         "updown_bet_batch_size",
         Unit::Count,
         "Bets written per batch (group commit)"
+    );
+    describe_histogram!(
+        "updown_bet_batch_seconds",
+        Unit::Seconds,
+        "Time one batch of bets took in the database, from its first statement to its commit"
+    );
+    describe_histogram!(
+        "updown_bet_queue_seconds",
+        Unit::Seconds,
+        "Time a bet waited for its batch to start"
     );
     describe_histogram!(
         "updown_oracle_fetch_duration_seconds",

@@ -132,3 +132,60 @@ fn bench_sse_delivers_the_pools_to_every_stream() {
         }
     }
 }
+
+/// UPDOWN_BENCH_SERVE_WRAPPER runs serve under another program (a
+/// profiler): here a script that notes its arguments, then runs them.
+#[test]
+fn a_bench_runs_serve_under_the_wrapper_it_is_given() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = std::env::temp_dir().join(format!("updown-wrapper-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let (script, noted) = (folder.join("wrap.sh"), folder.join("noted"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec \"$@\"\n",
+            noted.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |wrapper: &str| {
+        Command::new(env!("CARGO_BIN_EXE_updown"))
+            .args(["bench", "sse", "--backend", "sqlite", "--json"])
+            .args([
+                "--streams",
+                "2",
+                "--rate",
+                "10",
+                "--seconds",
+                "1",
+                "--players",
+                "2",
+            ])
+            .env_remove("DATABASE_URL")
+            .env("UPDOWN_BENCH_SERVE_WRAPPER", wrapper)
+            .output()
+            .expect("run updown bench")
+    };
+    let output = run(&format!("{} ", script.display()));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verify_ok"], true, "{report}");
+    let noted = std::fs::read_to_string(&noted).unwrap();
+    assert!(noted.trim_end().ends_with(" serve"), "{noted}");
+    assert!(noted.starts_with(env!("CARGO_BIN_EXE_updown")), "{noted}");
+    // A wrapper that is not there: serve never starts, and the bench says so.
+    let output = run("/no/such/profiler");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("start serve"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&folder);
+}

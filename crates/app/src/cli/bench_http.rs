@@ -147,8 +147,13 @@ fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
     super::probe::status(address, path, Duration::from_secs(2))
 }
 
-/// Starts `updown serve` (with `settings` on top of the bench's) and waits
-/// until `/health` answers 200.
+/// The command line of a program that runs `serve` for the benches (a
+/// profiler: `valgrind --tool=callgrind`, `perf record -g --`); its words
+/// come before serve's own.
+pub const SERVE_WRAPPER: &str = "UPDOWN_BENCH_SERVE_WRAPPER";
+
+/// Starts `updown serve` (with `settings` on top of the bench's), under
+/// [`SERVE_WRAPPER`] when it is set, and waits until `/health` answers 200.
 pub(super) fn start_serve(
     url: &str,
     address: SocketAddr,
@@ -159,24 +164,36 @@ pub(super) fn start_serve(
         std::fs::File::create(dir.join("serve.log")).map_err(|e| unavailable("log file", e))?;
     let err = log.try_clone().map_err(|e| unavailable("log file", e))?;
     let started = Instant::now();
-    let mut child =
-        Command::new(std::env::current_exe().map_err(|e| unavailable("own binary", e))?)
-            .arg("serve")
-            .env("DATABASE_URL", url)
-            .env("BIND_ADDR", address.to_string())
-            .env("ADMIN_TOKEN", "bench-admin-token-0123456789")
-            .env("RATE_LIMIT_KEY", "off")
-            .env("RATE_LIMIT_IP", "off")
-            .env("RATE_LIMIT_SIGN_IN", "off")
-            .env("LOG_FORMAT", "json")
-            // Empty rather than removed, so a CLOCK_START in .env (which
-            // serve reads itself) is shadowed too.
-            .env("CLOCK_START", "")
-            .envs(settings.iter().copied())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .map_err(|e| unavailable("start serve", e))?;
+    let own = std::env::current_exe().map_err(|e| unavailable("own binary", e))?;
+    // A profiler to run serve under, e.g. "valgrind --tool=callgrind".
+    let wrapper = std::env::var(SERVE_WRAPPER).unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(own);
+            command
+        }
+        None => Command::new(own),
+    };
+    let ready_within = Duration::from_secs(if wrapper.trim().is_empty() { 30 } else { 300 });
+    let mut child = command
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("BIND_ADDR", address.to_string())
+        .env("ADMIN_TOKEN", "bench-admin-token-0123456789")
+        .env("RATE_LIMIT_KEY", "off")
+        .env("RATE_LIMIT_IP", "off")
+        .env("RATE_LIMIT_SIGN_IN", "off")
+        .env("LOG_FORMAT", "json")
+        // Empty rather than removed, so a CLOCK_START in .env (which
+        // serve reads itself) is shadowed too.
+        .env("CLOCK_START", "")
+        .envs(settings.iter().copied())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .map_err(|e| unavailable("start serve", e))?;
     loop {
         if http_status(address, "/health") == Some(200) {
             return Ok((child, started.elapsed()));
@@ -187,11 +204,12 @@ pub(super) fn start_serve(
                 dir.join("serve.log").display()
             )));
         }
-        if started.elapsed() > Duration::from_secs(30) {
+        if started.elapsed() > ready_within {
             let _ = child.kill();
-            return Err(AppError::Unavailable(
-                "serve did not become ready in 30 s".into(),
-            ));
+            return Err(AppError::Unavailable(format!(
+                "serve did not become ready in {} s",
+                ready_within.as_secs()
+            )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

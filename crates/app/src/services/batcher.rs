@@ -26,6 +26,7 @@ type Answer = StoreResult<Result<Bet, BetRefusalReason>>;
 
 struct Job {
     round: RoundId,
+    queued: Instant,
     request: BetRequest,
     reply: oneshot::Sender<Answer>,
 }
@@ -63,6 +64,7 @@ impl BetBatcher {
         self.queue
             .send(Job {
                 round,
+                queued: Instant::now(),
                 request,
                 reply,
             })
@@ -140,7 +142,14 @@ async fn write_batch(store: &dyn Store, jobs: Vec<Job>) {
         jobs = rest;
         let requests: Vec<BetRequest> = this_round.iter().map(|j| j.request.clone()).collect();
         metrics::histogram!("updown_bet_batch_size").record(requests.len() as f64);
-        match store.place_bets(round, &requests).await {
+        let started = Instant::now();
+        for job in &this_round {
+            metrics::histogram!("updown_bet_queue_seconds")
+                .record(started.duration_since(job.queued).as_secs_f64());
+        }
+        let placed = store.place_bets(round, &requests).await;
+        metrics::histogram!("updown_bet_batch_seconds").record(started.elapsed().as_secs_f64());
+        match placed {
             Ok(answers) => {
                 for (job, answer) in this_round.into_iter().zip(answers) {
                     let _ = job.reply.send(Ok(answer));

@@ -948,6 +948,11 @@ async fn metrics_count_bets_requests_and_show_tvl(db: Db) {
         "updown_rounds{status=\"OPEN\"}",
         "updown_bets_total{side=\"DOWN\"}",
         "updown_bet_volume_micro_usdc_total{side=\"DOWN\"}",
+        // Each batch's time in the database and each bet's wait for its
+        // batch, in buckets finer than the requests' (from 250 us).
+        "updown_bet_batch_seconds_bucket{le=\"0.00025\"}",
+        "updown_bet_queue_seconds_bucket{le=\"0.00025\"}",
+        "updown_bet_batch_seconds_count",
         "http_requests_total{method=\"GET\",route=\"/rounds/current\",status=\"200\"}",
         "http_request_duration_seconds",
     ] {

@@ -21,6 +21,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Telemetry};
 
+mod json;
+
 /// How long the writer gathers lines before it writes them.
 const GATHER: Duration = Duration::from_millis(20);
 /// Past this much waiting, a logger writes the lines out itself.
@@ -62,7 +64,10 @@ fn init(settings: &Telemetry, default_filter: &str) {
     let _ = if json {
         // The current span (with the request id) is enough; the list of
         // all enclosing spans repeated it on every line.
-        builder.json().with_span_list(false).try_init()
+        builder
+            .fmt_fields(json::JsonSpanFields)
+            .event_format(json::JsonLines)
+            .try_init()
     } else {
         builder.try_init()
     };
