@@ -80,7 +80,7 @@ fn describe() {
     describe_histogram!(
         "updown_bet_batch_seconds",
         Unit::Seconds,
-        "Time one batch of bets took in the database, from its first statement to its commit"
+        "Time one batch of bets took in the database, from taking a connection to its commit"
     );
     describe_histogram!(
         "updown_bet_queue_seconds",

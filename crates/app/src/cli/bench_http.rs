@@ -148,8 +148,10 @@ fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
 }
 
 /// The command line of a program that runs `serve` for the benches (a
-/// profiler: `valgrind --tool=callgrind`, `perf record -g --`); its words
-/// come before serve's own.
+/// profiler), its words split at spaces and put before serve's own. It
+/// must become serve in the same process, as `valgrind` does: the bench
+/// signals, measures and stops that process. (`perf record` forks serve
+/// instead; attach it with `perf record -p` to a bench's serve.)
 pub const SERVE_WRAPPER: &str = "UPDOWN_BENCH_SERVE_WRAPPER";
 
 /// Starts `updown serve` (with `settings` on top of the bench's), under

@@ -143,9 +143,9 @@ async fn write_batch(store: &dyn Store, jobs: Vec<Job>) {
         let requests: Vec<BetRequest> = this_round.iter().map(|j| j.request.clone()).collect();
         metrics::histogram!("updown_bet_batch_size").record(requests.len() as f64);
         let started = Instant::now();
+        let waited = metrics::histogram!("updown_bet_queue_seconds");
         for job in &this_round {
-            metrics::histogram!("updown_bet_queue_seconds")
-                .record(started.duration_since(job.queued).as_secs_f64());
+            waited.record(started.duration_since(job.queued).as_secs_f64());
         }
         let placed = store.place_bets(round, &requests).await;
         metrics::histogram!("updown_bet_batch_seconds").record(started.elapsed().as_secs_f64());
