@@ -13,7 +13,9 @@ use crate::chain::{ChainSender, MockChain};
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{ChainSenderKind, Config, DepositSource, OracleKind};
 use crate::events::EventBus;
-use crate::oracle::{CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle};
+use crate::oracle::{
+    CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle, TwelveDataOracle,
+};
 use crate::services::{App, BetBatcher, ChainWatch, EvmSender, Ports};
 
 /// Connects the database the configuration names, runs migrations, and
@@ -170,6 +172,13 @@ pub fn oracle_for(config: &Config) -> anyhow::Result<Arc<dyn Oracle>> {
                 config
                     .oracle
                     .http
+                    .clone()
+                    .expect("validated with the config"),
+            )?),
+            OracleKind::TwelveData => Arc::new(TwelveDataOracle::new(
+                config
+                    .oracle
+                    .twelvedata
                     .clone()
                     .expect("validated with the config"),
             )?),

@@ -13,15 +13,17 @@ pub enum OracleKind {
     Csv,
     Manual,
     Http,
+    TwelveData,
     Quorum,
 }
 
 impl OracleKind {
-    const NAMES: [(&'static str, OracleKind); 5] = [
+    const NAMES: [(&'static str, OracleKind); 6] = [
         ("mock", OracleKind::Mock),
         ("csv", OracleKind::Csv),
         ("manual", OracleKind::Manual),
         ("http", OracleKind::Http),
+        ("twelvedata", OracleKind::TwelveData),
         ("quorum", OracleKind::Quorum),
     ];
 
@@ -35,13 +37,17 @@ impl OracleKind {
 }
 
 /// The http oracle's variables, listed as unused when no source is http.
-const HTTP_VARIABLES: [&str; 5] = [
-    "ORACLE_API_KEY",
-    "ORACLE_HTTP_URL",
-    "ORACLE_TICKER",
-    "ORACLE_TIMEOUT_MS",
-    "ORACLE_ATTEMPTS",
+const HTTP_VARIABLES: [&str; 3] = ["ORACLE_API_KEY", "ORACLE_HTTP_URL", "ORACLE_TICKER"];
+
+/// Twelve Data's, listed as unused when no source is twelvedata.
+const TWELVEDATA_VARIABLES: [&str; 3] = [
+    "ORACLE_TWELVEDATA_KEY",
+    "ORACLE_TWELVEDATA_URL",
+    "ORACLE_TWELVEDATA_SYMBOL",
 ];
+
+/// What every HTTP provider shares, listed as unused when none is asked.
+const PROVIDER_VARIABLES: [&str; 2] = ["ORACLE_TIMEOUT_MS", "ORACLE_ATTEMPTS"];
 
 #[derive(Clone, Debug)]
 pub struct OracleSettings {
@@ -51,6 +57,8 @@ pub struct OracleSettings {
     pub csv_path: Option<PathBuf>,
     /// The HTTP provider, when ORACLE=http or a quorum source is http.
     pub http: Option<HttpSettings>,
+    /// Twelve Data, when ORACLE=twelvedata or a quorum source is.
+    pub twelvedata: Option<HttpSettings>,
     /// With ORACLE=quorum: the sources asked (ORACLE_SOURCES), how many
     /// must agree (ORACLE_QUORUM) and how closely (ORACLE_MAX_SPREAD_BPS).
     pub sources: Vec<OracleKind>,
@@ -92,17 +100,85 @@ impl OracleSettings {
                 "is required when ORACLE=csv (a file of date,close lines)",
             ));
         }
-        let http = if uses(OracleKind::Http) {
-            Some(http_settings(r, market)?)
+        let asks_a_provider = uses(OracleKind::Http) || uses(OracleKind::TwelveData);
+        let (timeout, attempts) = if asks_a_provider {
+            (
+                r.duration("ORACLE_TIMEOUT_MS", Unit::Millis, 5000, 100..=60_000)?,
+                r.number("ORACLE_ATTEMPTS", 3u32, 1..=10)?,
+            )
         } else {
-            // Read unchecked, so the explanation lists them as unused.
-            r.secret("ORACLE_API_KEY", |_| Ok(()))?;
-            for variable in &HTTP_VARIABLES[1..] {
+            for variable in PROVIDER_VARIABLES {
                 r.optional_text(variable);
             }
             r.mark_unused(
+                &PROVIDER_VARIABLES,
+                "only for an HTTP provider (http, twelvedata)",
+            );
+            (std::time::Duration::ZERO, 0)
+        };
+        let provider = |r: &mut Reader, names: Provider<'_>| -> Result<HttpSettings, ConfigError> {
+            let api_key = r.secret(names.key, |_| Ok(()))?.ok_or_else(|| {
+                ConfigError::new(names.key, "", "is required for this provider (its key)")
+            })?;
+            let base_url = r.parse(names.url, names.default_url, |url| {
+                if url.starts_with("https://") || url.starts_with("http://") {
+                    Ok(url.to_string())
+                } else {
+                    Err("must be an http:// or https:// URL".into())
+                }
+            })?;
+            Ok(HttpSettings {
+                base_url,
+                api_key,
+                ticker: r.text(names.symbol, &names.default_symbol),
+                timeout,
+                attempts,
+                retry_wait: std::time::Duration::from_millis(250),
+            })
+        };
+        let unused = |r: &mut Reader, variables: &'static [&'static str; 3], why| {
+            // Read unchecked, so the explanation lists them as unused.
+            let _ = r.secret(variables[0], |_| Ok(()));
+            for variable in &variables[1..] {
+                r.optional_text(variable);
+            }
+            r.mark_unused(variables, why);
+        };
+        let http = if uses(OracleKind::Http) {
+            Some(provider(
+                r,
+                Provider {
+                    key: "ORACLE_API_KEY",
+                    url: "ORACLE_HTTP_URL",
+                    default_url: "https://api.polygon.io",
+                    symbol: "ORACLE_TICKER",
+                    default_symbol: format!("I:{market}"),
+                },
+            )?)
+        } else {
+            unused(
+                r,
                 &HTTP_VARIABLES,
                 "only for ORACLE=http or an http quorum source",
+            );
+            None
+        };
+        let twelvedata = if uses(OracleKind::TwelveData) {
+            Some(provider(
+                r,
+                Provider {
+                    key: "ORACLE_TWELVEDATA_KEY",
+                    url: "ORACLE_TWELVEDATA_URL",
+                    default_url: "https://api.twelvedata.com",
+                    symbol: "ORACLE_TWELVEDATA_SYMBOL",
+                    default_symbol: market.to_string(),
+                },
+            )?)
+        } else {
+            unused(
+                r,
+                &TWELVEDATA_VARIABLES,
+                "only for ORACLE=twelvedata or a twelvedata quorum source",
             );
             None
         };
@@ -110,6 +186,7 @@ impl OracleSettings {
             kind,
             csv_path,
             http,
+            twelvedata,
             sources,
             quorum,
             max_spread_bps,
@@ -123,40 +200,31 @@ impl OracleSettings {
     }
 }
 
+/// A provider's variables and defaults.
+struct Provider<'a> {
+    key: &'static str,
+    url: &'static str,
+    default_url: &'a str,
+    symbol: &'static str,
+    default_symbol: String,
+}
+
 /// `http,csv`: the sources a quorum asks.
 fn quorum_sources(text: &str) -> Result<Vec<OracleKind>, String> {
-    let allowed = [OracleKind::Mock, OracleKind::Csv, OracleKind::Http];
+    let allowed = [
+        OracleKind::Mock,
+        OracleKind::Csv,
+        OracleKind::Http,
+        OracleKind::TwelveData,
+    ];
     text.split(',')
         .map(|source| {
             allowed
                 .into_iter()
                 .find(|kind| source.trim().eq_ignore_ascii_case(kind.as_str()))
-                .ok_or_else(|| "sources are mock, csv and http, separated by commas".into())
+                .ok_or_else(|| {
+                    "sources are mock, csv, http and twelvedata, separated by commas".into()
+                })
         })
         .collect()
-}
-
-fn http_settings(r: &mut Reader, market: &Market) -> Result<HttpSettings, ConfigError> {
-    let api_key = r.secret("ORACLE_API_KEY", |_| Ok(()))?.ok_or_else(|| {
-        ConfigError::new(
-            "ORACLE_API_KEY",
-            "",
-            "is required for the http oracle (the provider's key)",
-        )
-    })?;
-    let base_url = r.parse("ORACLE_HTTP_URL", "https://api.polygon.io", |url| {
-        if url.starts_with("https://") || url.starts_with("http://") {
-            Ok(url.to_string())
-        } else {
-            Err("must be an http:// or https:// URL".into())
-        }
-    })?;
-    Ok(HttpSettings {
-        base_url,
-        api_key,
-        ticker: r.text("ORACLE_TICKER", &format!("I:{market}")),
-        timeout: r.duration("ORACLE_TIMEOUT_MS", Unit::Millis, 5000, 100..=60_000)?,
-        attempts: r.number("ORACLE_ATTEMPTS", 3u32, 1..=10)?,
-        retry_wait: std::time::Duration::from_millis(250),
-    })
 }

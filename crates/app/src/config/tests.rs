@@ -167,6 +167,70 @@ fn the_http_and_quorum_oracles_name_what_they_miss() {
 }
 
 #[test]
+fn twelvedata_reads_its_own_key_url_and_symbol() {
+    let missing = |vars: &[(&str, &str)]| Config::with(vars).unwrap_err().variable;
+    assert_eq!(
+        missing(&[("ORACLE", "twelvedata")]),
+        "ORACLE_TWELVEDATA_KEY"
+    );
+    assert_eq!(
+        missing(&[
+            ("ORACLE", "quorum"),
+            ("ORACLE_SOURCES", "http,twelvedata"),
+            ("ORACLE_API_KEY", "k")
+        ]),
+        "ORACLE_TWELVEDATA_KEY"
+    );
+    let config = Config::with(&[
+        ("ORACLE", "quorum"),
+        ("ORACLE_SOURCES", "http, twelvedata, csv"),
+        ("ORACLE_API_KEY", "polygon-key"),
+        ("ORACLE_TWELVEDATA_KEY", "twelve-key"),
+        ("ORACLE_CSV_PATH", "closes.csv"),
+        ("ORACLE_ATTEMPTS", "5"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.oracle.sources,
+        [OracleKind::Http, OracleKind::TwelveData, OracleKind::Csv]
+    );
+    let (http, twelve) = (
+        config.oracle.http.clone().unwrap(),
+        config.oracle.twelvedata.clone().unwrap(),
+    );
+    assert_eq!(
+        (
+            twelve.base_url.as_str(),
+            twelve.ticker.as_str(),
+            twelve.attempts
+        ),
+        ("https://api.twelvedata.com", "NDX", 5)
+    );
+    assert_eq!(
+        (twelve.api_key.expose(), http.api_key.expose()),
+        ("twelve-key", "polygon-key"),
+        "each provider its own key"
+    );
+    let key = config
+        .explanation()
+        .settings
+        .iter()
+        .find(|s| s.variable == "ORACLE_TWELVEDATA_KEY")
+        .unwrap();
+    assert_eq!(key.value.as_deref(), Some(REDACTED));
+    // Without twelvedata among the sources, its variables are unused.
+    let config = Config::with(&[("ORACLE_TWELVEDATA_SYMBOL", "^NDX")]).unwrap();
+    assert!(config.oracle.twelvedata.is_none());
+    let explained = config.explanation();
+    let symbol = explained
+        .settings
+        .iter()
+        .find(|s| s.variable == "ORACLE_TWELVEDATA_SYMBOL")
+        .unwrap();
+    assert!(symbol.unused.is_some(), "{symbol:?}");
+}
+
+#[test]
 fn production_sends_withdrawals_by_hand_and_refuses_the_mock_chain() {
     let production = [("UPDOWN_ENV", "production"), ("ORACLE", "manual")];
     assert_eq!(

@@ -1,4 +1,6 @@
-//! Polygon.io's daily open/close API as an oracle:
+//! HTTP providers of closes ([`Provider`]: the timeouts, retries and
+//! bounded bodies they share; each provider's [`Api`] says how to ask and
+//! how to read), and Polygon.io's daily open/close API, the first of them:
 //! `GET {base}/v1/open-close/{ticker}/{date}?adjusted=true`, the key sent
 //! as `Authorization: Bearer` (never in the URL, so it cannot leak into
 //! logs). A 200 answer is `{"status": "OK", "from": "<date>", "close":
@@ -44,10 +46,58 @@ pub struct HttpSettings {
     pub retry_wait: Duration,
 }
 
-pub struct HttpOracle {
+/// What differs between HTTP providers: how one attempt asks for a day's
+/// close and reads the answer. The rest (timeouts, retries, the bounded
+/// body, the name) is [`Provider`]'s.
+#[async_trait]
+pub trait Api: Send + Sync + 'static {
+    /// The provider's name, before the host in the source recorded.
+    const PROVIDER: &'static str;
+
+    async fn attempt(
+        client: &reqwest::Client,
+        settings: &HttpSettings,
+        date: NaiveDate,
+    ) -> Result<Option<Price>, Failure>;
+}
+
+/// An HTTP provider of closes, as an oracle.
+pub struct Provider<A> {
     settings: HttpSettings,
     client: reqwest::Client,
     name: String,
+    api: std::marker::PhantomData<A>,
+}
+
+/// Polygon.io's daily open/close.
+pub struct Polygon;
+
+/// Polygon.io as an oracle (`ORACLE=http`).
+pub type HttpOracle = Provider<Polygon>;
+
+impl<A: Api> Provider<A> {
+    pub fn new(settings: HttpSettings) -> Result<Provider<A>, OracleError> {
+        Ok(Provider {
+            name: source_name(A::PROVIDER, &settings)?,
+            client: client(&settings)?,
+            settings,
+            api: std::marker::PhantomData,
+        })
+    }
+}
+
+#[async_trait]
+impl<A: Api> Oracle for Provider<A> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn close(&self, _market: &Market, date: NaiveDate) -> Result<Option<Price>, OracleError> {
+        with_retries(&self.name, &self.settings, date, || {
+            A::attempt(&self.client, &self.settings, date)
+        })
+        .await
+    }
 }
 
 /// The documented 200 answer (the fields used).
@@ -65,44 +115,87 @@ struct StatusOnly<'a> {
 }
 
 /// Why one attempt gave no close.
-enum Failure {
+pub enum Failure {
     /// Worth another attempt: timeouts, connection errors, 429, 5xx.
     Transient(String),
     /// Not going to change by asking again.
     Final(String),
 }
 
-impl HttpOracle {
-    pub fn new(settings: HttpSettings) -> Result<HttpOracle, OracleError> {
-        crate::tls::install_crypto();
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("updown/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| OracleError::Source(format!("building the HTTP client: {e}")))?;
-        let host = reqwest::Url::parse(&settings.base_url)
-            .ok()
-            .and_then(|url| url.host_str().map(str::to_string))
-            .ok_or_else(|| OracleError::Source(format!("{:?} is not a URL", settings.base_url)))?;
-        Ok(HttpOracle {
-            name: format!("polygon:{host}"),
-            settings,
-            client,
-        })
-    }
+/// An HTTP client for a provider: the attempt's timeout, no redirects.
+pub(super) fn client(settings: &HttpSettings) -> Result<reqwest::Client, OracleError> {
+    crate::tls::install_crypto();
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("updown/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| OracleError::Source(format!("building the HTTP client: {e}")))
+}
 
-    async fn attempt(&self, date: NaiveDate) -> Result<Option<Price>, Failure> {
+/// `provider:host`, the name a provider's closes are recorded under.
+pub(super) fn source_name(provider: &str, settings: &HttpSettings) -> Result<String, OracleError> {
+    let host = reqwest::Url::parse(&settings.base_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_string))
+        .ok_or_else(|| OracleError::Source(format!("{:?} is not a URL", settings.base_url)))?;
+    Ok(format!("{provider}:{host}"))
+}
+
+/// Runs `attempt` up to `settings.attempts` times, waiting with jittered
+/// exponential backoff after each transient failure; a final one ends at
+/// once.
+pub(super) async fn with_retries<F, Fut>(
+    name: &str,
+    settings: &HttpSettings,
+    date: NaiveDate,
+    mut attempt: F,
+) -> Result<Option<Price>, OracleError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Price>, Failure>>,
+{
+    let attempts = settings.attempts.max(1);
+    let mut backoff = Backoff::new(settings.retry_wait, settings.retry_wait * 16);
+    let mut last = String::new();
+    for number in 1..=attempts {
+        match attempt().await {
+            Ok(close) => return Ok(close),
+            Err(Failure::Final(why)) => {
+                return Err(OracleError::Source(format!("{name}: {why}")));
+            }
+            Err(Failure::Transient(why)) => {
+                tracing::warn!(oracle = %name, %date, attempt = number, attempts, error = %why, "oracle attempt failed");
+                last = why;
+            }
+        }
+        if number < attempts {
+            tokio::time::sleep(backoff.next_wait()).await;
+        }
+    }
+    Err(OracleError::Source(format!(
+        "{name}: {attempts} attempts failed; the last: {last}"
+    )))
+}
+
+#[async_trait]
+impl Api for Polygon {
+    const PROVIDER: &'static str = "polygon";
+
+    async fn attempt(
+        client: &reqwest::Client,
+        settings: &HttpSettings,
+        date: NaiveDate,
+    ) -> Result<Option<Price>, Failure> {
         let url = format!(
             "{}/v1/open-close/{}/{date}?adjusted=true",
-            self.settings.base_url.trim_end_matches('/'),
-            self.settings.ticker
+            settings.base_url.trim_end_matches('/'),
+            settings.ticker
         );
-        let response = self
-            .client
+        let response = client
             .get(&url)
-            .bearer_auth(self.settings.api_key.expose())
+            .bearer_auth(settings.api_key.expose())
             .send()
             .await
             .map_err(|e| Failure::Transient(describe(e)))?;
@@ -128,7 +221,7 @@ impl HttpOracle {
 }
 
 /// A reqwest error in words, without the URL.
-fn describe(error: reqwest::Error) -> String {
+pub(super) fn describe(error: reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -139,7 +232,8 @@ fn describe(error: reqwest::Error) -> String {
     format!("{kind}: {}", error.without_url())
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+/// The answer's body, at most [`MAX_BODY_BYTES`].
+pub(super) async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -168,43 +262,15 @@ fn parse_close(body: &[u8], date: NaiveDate) -> Result<Price, String> {
     if answer.from != date.to_string() {
         return Err(format!("asked for {date}, answered for {:?}", answer.from));
     }
-    let text = answer.close.get();
+    exact_price(answer.close.get())
+}
+
+/// A price from its text, exactly (never through a float).
+pub(super) fn exact_price(text: &str) -> Result<Price, String> {
     let value = rust_decimal::Decimal::from_str_exact(text)
         .or_else(|_| rust_decimal::Decimal::from_scientific(text))
         .map_err(|_| format!("close {text} is not a number"))?;
     Price::new(value).map_err(|e| format!("close {text}: {e}"))
-}
-
-#[async_trait]
-impl Oracle for HttpOracle {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    async fn close(&self, _market: &Market, date: NaiveDate) -> Result<Option<Price>, OracleError> {
-        let attempts = self.settings.attempts.max(1);
-        let mut backoff = Backoff::new(self.settings.retry_wait, self.settings.retry_wait * 16);
-        let mut last = String::new();
-        for attempt in 1..=attempts {
-            match self.attempt(date).await {
-                Ok(close) => return Ok(close),
-                Err(Failure::Final(why)) => {
-                    return Err(OracleError::Source(format!("{}: {why}", self.name)));
-                }
-                Err(Failure::Transient(why)) => {
-                    tracing::warn!(oracle = %self.name, %date, attempt, attempts, error = %why, "oracle attempt failed");
-                    last = why;
-                }
-            }
-            if attempt < attempts {
-                tokio::time::sleep(backoff.next_wait()).await;
-            }
-        }
-        Err(OracleError::Source(format!(
-            "{}: {attempts} attempts failed; the last: {last}",
-            self.name
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,15 @@
 //! `mock` (deterministic, for demos and tests), `csv` (a file of
 //! `date,close` lines), `manual` (operators enter closes with `price
 //! set`; the oracle itself never answers), `http` (Polygon.io's daily
-//! open/close API) and `quorum` (the median of several sources, when
-//! enough agree). Whatever price is used is recorded in the store with its
+//! open/close API), `twelvedata` (Twelve Data's daily time series) and
+//! `quorum` (the median of several sources, when enough agree). Whatever price is used is recorded in the store with its
 //! source and fetch time.
 
 mod csv;
 mod http;
 mod mock;
 mod quorum;
+mod twelvedata;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -18,9 +19,10 @@ use updown_domain::ids::Market;
 use updown_domain::round::Price;
 
 pub use self::csv::CsvOracle;
-pub use self::http::{HttpOracle, HttpSettings};
+pub use self::http::{HttpOracle, HttpSettings, Provider};
 pub use self::mock::MockOracle;
 pub use self::quorum::{agreed_price, QuorumOracle};
+pub use self::twelvedata::TwelveDataOracle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OracleError {

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use updown_app::config::Secret;
-use updown_app::oracle::{HttpOracle, HttpSettings, Oracle, QuorumOracle};
+use updown_app::oracle::{HttpOracle, HttpSettings, Oracle, QuorumOracle, TwelveDataOracle};
 use updown_domain::ids::Market;
 use updown_domain::round::Side;
 
@@ -235,6 +235,135 @@ async fn the_quorum_gives_the_median_of_agreeing_sources_and_nothing_otherwise()
     script(&c, &[Answer::Garbage]);
     let error = quorum.quote(&ndx(), day()).await.unwrap_err().to_string();
     assert!(error.contains("quorum of 2 not reached"), "{error}");
+}
+
+/// A stub of Twelve Data's `/time_series`: answers scripted (status,
+/// body) pairs and records each request's query and Authorization header.
+#[derive(Default)]
+struct Series {
+    answers: Mutex<VecDeque<(StatusCode, String)>>,
+    requests: Mutex<Vec<(String, Option<String>)>>,
+}
+
+async fn time_series(
+    State(series): State<Arc<Series>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
+    series
+        .requests
+        .lock()
+        .unwrap()
+        .push((uri.query().unwrap_or_default().to_string(), auth));
+    let (status, body) = series.answers.lock().unwrap().pop_front().unwrap_or((
+        StatusCode::OK,
+        r#"{"code":400,"message":"No data is available on the specified dates.","status":"error"}"#
+            .into(),
+    ));
+    (status, body).into_response()
+}
+
+async fn twelvedata_stub() -> (TwelveDataOracle, Arc<Series>) {
+    let series = Arc::new(Series::default());
+    let app = axum::Router::new()
+        .route("/time_series", axum::routing::get(time_series))
+        .with_state(series.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let oracle = TwelveDataOracle::new(HttpSettings {
+        base_url: format!("http://{address}"),
+        api_key: Secret::new("twelve-key"),
+        ticker: "NDX".into(),
+        timeout: Duration::from_millis(300),
+        attempts: 3,
+        retry_wait: Duration::from_millis(10),
+    })
+    .unwrap();
+    (oracle, series)
+}
+
+/// A day's bar in Twelve Data's documented shape, with the next day's.
+fn bar(close: &str) -> (StatusCode, String) {
+    (
+        StatusCode::OK,
+        format!(
+            r#"{{"meta":{{"symbol":"NDX","interval":"1day","currency":"USD","exchange_timezone":"America/New_York","exchange":"NASDAQ","mic_code":"XNGS","type":"Index"}},"values":[{{"datetime":"2026-11-24","open":"1","high":"2","low":"1","close":"{close}","volume":"0"}},{{"datetime":"2026-11-25","open":"1","high":"2","low":"1","close":"99999","volume":"0"}}],"status":"ok"}}"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn twelvedata_reads_the_days_bar_with_the_key_in_a_header() {
+    let (oracle, series) = twelvedata_stub().await;
+    *series.answers.lock().unwrap() = [
+        // The documented rate-limit error, then a 503: both retried.
+        (
+            StatusCode::OK,
+            r#"{"code":429,"message":"You have run out of API credits for the current minute.","status":"error"}"#.to_string(),
+        ),
+        (StatusCode::SERVICE_UNAVAILABLE, "busy".to_string()),
+        bar("20111.050000001"),
+    ]
+    .into();
+    let close = oracle.close(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(close.to_string(), "20111.050000001");
+    let requests = series.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    for (query, auth) in &requests {
+        assert_eq!(
+            query,
+            "symbol=NDX&interval=1day&start_date=2026-11-24&end_date=2026-11-25&order=asc"
+        );
+        assert!(!query.contains("twelve-key"), "the key never in the URL");
+        assert_eq!(auth.as_deref(), Some("apikey twelve-key"));
+    }
+    assert!(oracle.name().starts_with("twelvedata:127.0.0.1"));
+
+    // No data for the day yet: no close, no error, one request.
+    series.requests.lock().unwrap().clear();
+    assert_eq!(oracle.close(&ndx(), day()).await.unwrap(), None);
+    assert_eq!(series.requests.lock().unwrap().len(), 1);
+
+    // A refused key fails at once and says which variable.
+    *series.answers.lock().unwrap() = [(
+        StatusCode::OK,
+        r#"{"code":401,"message":"**apikey** parameter is incorrect or not specified.","status":"error"}"#.to_string(),
+    )]
+    .into();
+    series.requests.lock().unwrap().clear();
+    let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
+    assert!(error.contains("ORACLE_TWELVEDATA_KEY"), "{error}");
+    assert_eq!(series.requests.lock().unwrap().len(), 1);
+}
+
+/// Polygon and Twelve Data in one quorum: they agree, and the close's
+/// source names both.
+#[tokio::test]
+async fn a_quorum_of_two_providers_settles_on_what_they_agree() {
+    let (polygon_url, polygon) = stub().await;
+    let (twelve, series) = twelvedata_stub().await;
+    let quorum = QuorumOracle::new(
+        vec![Arc::new(oracle(&polygon_url)), Arc::new(twelve)],
+        2,
+        10,
+    );
+    script(&polygon, &[Answer::Close("20000.00")]);
+    *series.answers.lock().unwrap() = [bar("20001.00")].into();
+    let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(quote.price.to_string(), "20000");
+    assert!(
+        quote.source.contains("polygon:127.0.0.1") && quote.source.contains("twelvedata:127.0.0.1"),
+        "{}",
+        quote.source
+    );
+    // Beyond the spread: no close (the round waits).
+    script(&polygon, &[Answer::Close("20000")]);
+    *series.answers.lock().unwrap() = [bar("20100")].into();
+    assert_eq!(quorum.quote(&ndx(), day()).await.unwrap(), None);
 }
 
 pub async fn a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds(db: Db) {
