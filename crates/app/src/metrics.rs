@@ -97,6 +97,10 @@ fn describe() {
         "Oracle questions that failed"
     );
     describe_counter!(
+        "updown_oracle_disagreements_total",
+        "Quorum questions whose sources answered but disagreed beyond ORACLE_MAX_SPREAD_BPS"
+    );
+    describe_counter!(
         "updown_scheduler_transitions_total",
         "Round transitions made by the scheduler, by kind (open, lock, settle, void)"
     );

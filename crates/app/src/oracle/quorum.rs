@@ -96,6 +96,19 @@ impl Oracle for QuorumOracle {
             .iter()
             .map(|q| format!("{} {}", q.source, q.price))
             .collect();
+        if quotes.len() >= self.quorum.max(1) {
+            // Enough sources answered, and they disagree: one of them is
+            // wrong, and the round waits until they agree or it voids.
+            metrics::counter!("updown_oracle_disagreements_total").increment(1);
+            tracing::warn!(
+                event = "oracle_disagreement",
+                %date,
+                quorum = self.quorum,
+                max_spread_bps = self.max_spread_bps,
+                closes = ?told,
+                "the oracle's sources disagree beyond ORACLE_MAX_SPREAD_BPS"
+            );
+        }
         tracing::warn!(
             %date,
             quorum = self.quorum,

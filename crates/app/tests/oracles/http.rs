@@ -360,10 +360,23 @@ async fn a_quorum_of_two_providers_settles_on_what_they_agree() {
         "{}",
         quote.source
     );
-    // Beyond the spread: no close (the round waits).
+    // Beyond the spread: no close (the round waits), and the disagreement
+    // is counted for the alert (UpdownOracleDisagrees).
+    let disagreements = || {
+        let text = updown_app::metrics::handle().render();
+        text.lines()
+            .find_map(|line| line.strip_prefix("updown_oracle_disagreements_total "))
+            .map_or(0, |count| count.trim().parse::<u64>().unwrap())
+    };
+    let before = disagreements();
     script(&polygon, &[Answer::Close("20000")]);
     *series.answers.lock().unwrap() = [bar("20100")].into();
     assert_eq!(quorum.quote(&ndx(), day()).await.unwrap(), None);
+    assert_eq!(disagreements(), before + 1);
+    // One source without data is not a disagreement.
+    script(&polygon, &[Answer::Close("20000")]);
+    assert_eq!(quorum.quote(&ndx(), day()).await.unwrap(), None);
+    assert_eq!(disagreements(), before + 1);
 }
 
 pub async fn a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds(db: Db) {
