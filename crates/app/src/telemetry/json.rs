@@ -37,14 +37,26 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         writer.write_str(&line)
     }
 
+    /// Fields recorded after the span was made (rare: `span.record`). A
+    /// field recorded again replaces its value, as in tracing-subscriber's
+    /// JSON, rather than appearing twice.
     fn add_fields(
         &self,
         current: &'writer mut FormattedFields<Self>,
         fields: &span::Record<'_>,
     ) -> fmt::Result {
-        let mut pairs = Pairs::new(&mut current.fields);
-        pairs.first = pairs.out.is_empty();
-        fields.record(&mut pairs);
+        let mut added = String::new();
+        fields.record(&mut Pairs::new(&mut added));
+        let object = |pairs: &str| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&format!(
+                "{{{pairs}}}"
+            ))
+            .map_err(|_| fmt::Error)
+        };
+        let mut merged = object(&current.fields)?;
+        merged.extend(object(&added)?);
+        let text = serde_json::to_string(&merged).map_err(|_| fmt::Error)?;
+        current.fields = text[1..text.len() - 1].to_string();
         Ok(())
     }
 }
@@ -252,6 +264,7 @@ mod tests {
         let span = tracing::info_span!("request", method = %"POST", path = "/bets", request_id = %weird, later = tracing::field::Empty);
         let _entered = span.enter();
         tracing::info!(event = "bet_placed", bet = %42, stake = -5i64, ok = true, ratio = 1.25f64, nan = f64::NAN, text = weird, debug = ?Some("x"));
+        span.record("later", 6u64);
         span.record("later", 7u64);
         tracing::warn!(
             error = &std::io::Error::other("disk \"full\"") as &(dyn std::error::Error + 'static),
@@ -282,6 +295,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, log_some);
 
+        let ours_raw = ours.0.lock().unwrap().clone();
         let (mut theirs, mut ours) = (theirs.lines(), ours.lines());
         assert_eq!(ours.len(), 4);
         for line in &mut ours {
@@ -295,6 +309,10 @@ mod tests {
         assert_eq!(ours, theirs);
         assert_eq!(ours[1]["span"]["request_id"], ours[1]["fields"]["text"]);
         assert_eq!(ours[2]["span"]["later"], 7);
+        // Recorded twice, written once.
+        let raw = String::from_utf8(ours_raw).unwrap();
+        let third = raw.lines().nth(2).unwrap();
+        assert_eq!(third.matches("\"later\"").count(), 1, "{third}");
         assert_eq!(ours[2]["fields"]["error"], "disk \"full\"");
         assert_eq!(ours[3]["span"], serde_json::json!({"name": "quiet"}));
         assert_eq!(ours[3]["fields"]["type"], "raw name");
