@@ -282,7 +282,16 @@ pub async fn rush_bench(config: Config, args: RushArgs) -> AppResult<Value> {
         &dir,
         &[("CLOCK_START", &start), ("CLOCK_SPEED", &speed)],
     )?;
-    let origin = clock_origin(&dir.join("serve.log"));
+    // Serve writes its log lines every 20 ms (`telemetry`): its ready
+    // answer can come before the line is in the file.
+    let mut origin = clock_origin(&dir.join("serve.log"));
+    for _ in 0..50 {
+        if origin.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        origin = clock_origin(&dir.join("serve.log"));
+    }
     let clock_read_from_journal = origin.is_some();
     let lock = match origin {
         // The real instant serve's clock reaches the lock.
