@@ -32,9 +32,8 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        let mut line = String::new();
-        fields.record(&mut Pairs::new(&mut line));
-        writer.write_str(&line)
+        fields.record(&mut Pairs::new(&mut writer));
+        Ok(())
     }
 
     /// Fields recorded after the span was made (rare: `span.record`). A
@@ -72,100 +71,103 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let mut line = String::with_capacity(320);
-        line.push_str("{\"timestamp\":\"");
-        line.push_str(&Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true));
-        line.push_str("\",\"level\":\"");
-        line.push_str(meta.level().as_str());
-        line.push_str("\",\"fields\":{");
-        event.record(&mut Pairs::new(&mut line));
-        line.push_str("},\"target\":");
-        string(&mut line, meta.target());
+        let out = &mut writer;
+        out.write_str("{\"timestamp\":\"")?;
+        out.write_str(&Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true))?;
+        out.write_str("\",\"level\":\"")?;
+        out.write_str(meta.level().as_str())?;
+        out.write_str("\",\"fields\":{")?;
+        event.record(&mut Pairs::new(out));
+        out.write_str("},\"target\":")?;
+        string(out, meta.target());
         let span = event
             .parent()
             .and_then(|id| ctx.span(id))
             .or_else(|| ctx.lookup_current());
         if let Some(span) = span {
-            line.push_str(",\"span\":{");
+            out.write_str(",\"span\":{")?;
             let extensions = span.extensions();
             if let Some(fields) = extensions.get::<FormattedFields<JsonSpanFields>>() {
                 if !fields.fields.is_empty() {
-                    line.push_str(&fields.fields);
-                    line.push(',');
+                    out.write_str(&fields.fields)?;
+                    out.write_char(',')?;
                 }
             }
-            line.push_str("\"name\":");
-            string(&mut line, span.name());
-            line.push('}');
+            out.write_str("\"name\":")?;
+            string(out, span.name());
+            out.write_char('}')?;
         }
-        line.push_str("}\n");
-        writer.write_str(&line)
+        out.write_str("}\n")
     }
 }
 
-/// Writes `"name":value` pairs, comma-separated, into `out`.
-struct Pairs<'a> {
-    out: &'a mut String,
+/// Writes `"name":value` pairs, comma-separated, into `out`. What it
+/// writes into (the subscriber's line, a span's fields) is memory, which
+/// cannot fail, so a write's result is not looked at.
+struct Pairs<'a, W: fmt::Write> {
+    out: &'a mut W,
     first: bool,
 }
 
-impl<'a> Pairs<'a> {
-    fn new(out: &'a mut String) -> Pairs<'a> {
+impl<'a, W: fmt::Write> Pairs<'a, W> {
+    fn new(out: &'a mut W) -> Pairs<'a, W> {
         Pairs { out, first: true }
     }
 
     fn name(&mut self, field: &Field) {
         if !std::mem::take(&mut self.first) {
-            self.out.push(',');
+            let _ = self.out.write_char(',');
         }
         let name = field.name();
         string(self.out, name.strip_prefix("r#").unwrap_or(name));
-        self.out.push(':');
+        let _ = self.out.write_char(':');
     }
 
     /// A value written by `fmt`, as a JSON string, escaped as it is
     /// written (no copy of its own).
     fn text(&mut self, field: &Field, value: fmt::Arguments<'_>) {
         self.name(field);
-        self.out.push('"');
-        let _ = Escaped(self.out).write_fmt(value);
-        self.out.push('"');
+        let _ = self.out.write_char('"');
+        let _ = Escaped(&mut *self.out).write_fmt(value);
+        let _ = self.out.write_char('"');
+    }
+
+    /// A value as it is, for numbers and booleans.
+    fn raw(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        self.name(field);
+        let _ = self.out.write_fmt(value);
     }
 }
 
 /// A `fmt::Write` that escapes what it is given for a JSON string.
-struct Escaped<'a>(&'a mut String);
+struct Escaped<'a, W: fmt::Write>(&'a mut W);
 
-impl fmt::Write for Escaped<'_> {
+impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         escape(self.0, text);
         Ok(())
     }
 }
 
-impl Visit for Pairs<'_> {
+impl<W: fmt::Write> Visit for Pairs<'_, W> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.name(field);
         if value.is_finite() {
-            let _ = write!(self.out, "{value:?}");
+            self.raw(field, format_args!("{value:?}"));
         } else {
-            self.out.push_str("null");
+            self.raw(field, format_args!("null"));
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.name(field);
-        let _ = write!(self.out, "{value}");
+        self.raw(field, format_args!("{value}"));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.name(field);
-        let _ = write!(self.out, "{value}");
+        self.raw(field, format_args!("{value}"));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.name(field);
-        self.out.push_str(if value { "true" } else { "false" });
+        self.raw(field, format_args!("{value}"));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -183,14 +185,14 @@ impl Visit for Pairs<'_> {
 }
 
 /// `text` as a JSON string.
-fn string(out: &mut String, text: &str) {
-    out.push('"');
+fn string(out: &mut impl fmt::Write, text: &str) {
+    let _ = out.write_char('"');
     escape(out, text);
-    out.push('"');
+    let _ = out.write_char('"');
 }
 
 /// `text` escaped for a JSON string as serde_json escapes it.
-fn escape(out: &mut String, text: &str) {
+fn escape(out: &mut impl fmt::Write, text: &str) {
     let mut start = 0;
     for (index, byte) in text.bytes().enumerate() {
         let replacement = match byte {
@@ -204,15 +206,15 @@ fn escape(out: &mut String, text: &str) {
             0x00..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&text[start..index]);
-        if replacement.is_empty() {
-            let _ = write!(out, "\\u{byte:04x}");
+        let _ = out.write_str(&text[start..index]);
+        let _ = if replacement.is_empty() {
+            write!(out, "\\u{byte:04x}")
         } else {
-            out.push_str(replacement);
-        }
+            out.write_str(replacement)
+        };
         start = index + 1;
     }
-    out.push_str(&text[start..]);
+    let _ = out.write_str(&text[start..]);
 }
 
 #[cfg(test)]
