@@ -50,8 +50,20 @@ pub fn handle() -> &'static PrometheusHandle {
         // renders nothing recorded elsewhere, which is still valid output.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        start_rare_counters();
         handle
     })
+}
+
+/// Counters of rare events, at zero from the start: an alert on
+/// `increase()` sees the first one (a series that appears at 1 shows none).
+fn start_rare_counters() {
+    for rare in [
+        "updown_oracle_disagreements_total",
+        "updown_oracle_revisions_total",
+    ] {
+        metrics::counter!(rare).increment(0);
+    }
 }
 
 fn describe() {
@@ -99,6 +111,10 @@ fn describe() {
     describe_counter!(
         "updown_oracle_disagreements_total",
         "Quorum questions whose sources answered but disagreed beyond ORACLE_MAX_SPREAD_BPS"
+    );
+    describe_counter!(
+        "updown_oracle_revisions_total",
+        "Closes a source gave differently after they were recorded (each reported once)"
     );
     describe_counter!(
         "updown_scheduler_transitions_total",

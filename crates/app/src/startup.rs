@@ -14,7 +14,8 @@ use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{ChainSenderKind, Config, DepositSource, OracleKind};
 use crate::events::EventBus;
 use crate::oracle::{
-    CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle, TwelveDataOracle,
+    CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle, TiingoOracle,
+    TwelveDataOracle,
 };
 use crate::services::{App, BetBatcher, ChainWatch, EvmSender, Ports};
 
@@ -54,7 +55,7 @@ pub async fn app(config: Config) -> anyhow::Result<App> {
         }
         None => Arc::new(SystemClock),
     };
-    let oracle = oracle_for(&config)?;
+    let oracle = oracle_for(&config, clock.clone())?;
     Ok(wire(config, store, clock, oracle))
 }
 
@@ -157,7 +158,8 @@ fn evm_sender(config: &Config) -> Option<EvmSender> {
 }
 
 /// The oracle the configuration names.
-pub fn oracle_for(config: &Config) -> anyhow::Result<Arc<dyn Oracle>> {
+/// A quorum's sources' answers are timed by `clock`.
+pub fn oracle_for(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Oracle>> {
     let single = |kind| -> anyhow::Result<Arc<dyn Oracle>> {
         Ok(match kind {
             OracleKind::Mock => Arc::new(MockOracle::default()),
@@ -182,6 +184,13 @@ pub fn oracle_for(config: &Config) -> anyhow::Result<Arc<dyn Oracle>> {
                     .clone()
                     .expect("validated with the config"),
             )?),
+            OracleKind::Tiingo => Arc::new(TiingoOracle::new(
+                config
+                    .oracle
+                    .tiingo
+                    .clone()
+                    .expect("validated with the config"),
+            )?),
             OracleKind::Manual | OracleKind::Quorum => Arc::new(ManualOracle),
         })
     };
@@ -194,9 +203,8 @@ pub fn oracle_for(config: &Config) -> anyhow::Result<Arc<dyn Oracle>> {
         .iter()
         .map(|kind| single(*kind))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Arc::new(QuorumOracle::new(
-        sources,
-        config.oracle.quorum,
-        config.oracle.max_spread_bps,
-    )))
+    Ok(Arc::new(
+        QuorumOracle::new(sources, config.oracle.quorum, config.oracle.max_spread_bps)
+            .with_clock(clock),
+    ))
 }

@@ -17,8 +17,8 @@ use updown_domain::payout::PayoutPlan;
 use updown_domain::round::Side;
 use updown_domain::Micros;
 use updown_store::{
-    Bet, Checkpoint, IncrementalVerify, Pools, PriceRecord, Round, Tvl, User, VerifyReport,
-    Withdrawal,
+    Bet, Checkpoint, IncrementalVerify, Pools, PriceRecord, Round, SourceAnswer, Tvl, User,
+    VerifyReport, Withdrawal,
 };
 
 /// An instant as the contract writes it: RFC 3339 in UTC, to the second.
@@ -212,6 +212,11 @@ pub struct PriceOut {
     pub close: String,
     pub source: String,
     pub fetched_at: String,
+    /// Every source asked for this close, what it answered and when, and
+    /// which agreed (`GET /rounds/{code}` only; empty for a close an
+    /// operator entered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<SourceOut>>,
 }
 
 impl From<&PriceRecord> for PriceOut {
@@ -221,6 +226,33 @@ impl From<&PriceRecord> for PriceOut {
             close: p.close.to_string(),
             source: p.source.clone(),
             fetched_at: instant(p.fetched_at),
+            sources: None,
+        }
+    }
+}
+
+/// One source's answer for a close.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SourceOut {
+    pub source: String,
+    /// Its close, an exact decimal; null when it gave none.
+    pub close: Option<String>,
+    /// Why it gave none, when it failed.
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub answered_at: String,
+    /// Whether its close was among those that agreed.
+    pub agreed: bool,
+}
+
+impl From<&SourceAnswer> for SourceOut {
+    fn from(a: &SourceAnswer) -> Self {
+        SourceOut {
+            source: a.source.clone(),
+            close: a.close.map(|close| close.to_string()),
+            error: a.error.clone(),
+            answered_at: instant(a.answered_at),
+            agreed: a.agreed,
         }
     }
 }
@@ -240,6 +272,11 @@ pub struct RoundOut {
     pub previous_session: String,
     pub fee_bps: u32,
     pub tie_policy: &'static str,
+    /// Where the closes come from and the rule they must meet, as the
+    /// terms name it (null for rounds opened before terms named it).
+    pub oracle: Option<String>,
+    /// SHA-256 of the terms' canonical text, which anyone can recompute
+    /// from the fields above (the README's "Oracles" says how).
     pub terms_digest: String,
     pub pool_up: i64,
     pub pool_down: i64,
@@ -254,6 +291,14 @@ pub struct RoundOut {
     pub settled_by: Option<String>,
     pub settle_reason: Option<String>,
     pub settled_at: Option<String>,
+    /// The oracle's result published ahead of its payouts
+    /// (`SETTLE_DISPUTE_MIN`): UP or DOWN. Until `payouts_at` an operator
+    /// may still void the round; `result` is the one paid.
+    pub published_result: Option<&'static str>,
+    /// When it was published (RFC 3339).
+    pub published_at: Option<String>,
+    /// When its payouts start, while they wait (RFC 3339).
+    pub payouts_at: Option<String>,
 }
 
 impl RoundOut {
@@ -276,6 +321,7 @@ impl RoundOut {
             previous_session: round.terms.previous_session.to_string(),
             fee_bps: round.terms.fee_bps,
             tie_policy: round.terms.tie_policy.as_str(),
+            oracle: round.terms.oracle.clone(),
             terms_digest: round.terms_digest.clone(),
             pool_up: pools.up.get(),
             pool_down: pools.down.get(),
@@ -294,6 +340,9 @@ impl RoundOut {
             settled_by: settlement.map(|s| s.actor.clone()),
             settle_reason: settlement.and_then(|s| s.reason.clone()),
             settled_at: finished.map(instant),
+            published_result: round.published.map(|p| p.outcome.as_str()),
+            published_at: round.published.map(|p| instant(p.at)),
+            payouts_at: None,
         }
     }
 }

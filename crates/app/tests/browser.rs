@@ -264,6 +264,11 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     })
     .await;
     text_becomes(&client, "#tvl", |t| t.contains("house fees")).await;
+    // The oracle in use, and no incident.
+    text_becomes(&client, "#oracle", |t| {
+        t.contains("oracle: mock") && t.contains("no disagreement or revision seen")
+    })
+    .await;
     // Balances follow the settlement: Ann 50 - 3 + 6.96, Bob 10 - 4.
     text_becomes(&client, "#users", |t| {
         t.contains("53.96") && t.contains("6.00")
@@ -290,6 +295,14 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
         ),
         "{row}"
     );
+    // The round's proof: its terms (the oracle they name) and who settled.
+    click(&client, "#history tr[data-round='20261124'] button").await;
+    text_becomes(&client, "#proof", |t| {
+        t.contains("terms digest")
+            && t.contains("closes from: mock")
+            && t.contains("settled by admin")
+    })
+    .await;
 
     // Withdraw: a bad address is refused next to its field; then queued.
     fill(&client, "#withdraw-amount", "10").await;

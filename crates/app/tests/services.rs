@@ -9,6 +9,20 @@ mod http_oracle;
 
 use http_oracle::a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds;
 
+#[path = "oracles/quorum.rs"]
+mod quorum_oracle;
+
+use quorum_oracle::{
+    a_close_revised_after_settlement_is_reported_and_changes_nothing,
+    a_round_asks_only_the_oracle_its_terms_name,
+    a_void_inside_the_dispute_window_refunds_and_nothing_was_paid,
+    a_wrong_source_holds_a_quorum_of_three_until_the_round_voids,
+    a_wrong_source_is_outvoted_by_a_quorum_of_two,
+    sources_all_down_until_the_void_instant_void_and_refund,
+    the_result_is_paid_when_the_dispute_window_ends,
+    three_sources_that_agree_settle_and_each_answer_is_shown,
+};
+
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -47,6 +61,14 @@ on_both_backends!(
     a_self_exclusion_survives_any_race_with_a_request_to_lift_it,
     keys_are_purged_after_a_day_and_refused_notifications_after_thirty,
     a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds,
+    three_sources_that_agree_settle_and_each_answer_is_shown,
+    a_wrong_source_is_outvoted_by_a_quorum_of_two,
+    a_wrong_source_holds_a_quorum_of_three_until_the_round_voids,
+    sources_all_down_until_the_void_instant_void_and_refund,
+    a_close_revised_after_settlement_is_reported_and_changes_nothing,
+    a_void_inside_the_dispute_window_refunds_and_nothing_was_paid,
+    the_result_is_paid_when_the_dispute_window_ends,
+    a_round_asks_only_the_oracle_its_terms_name,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z"; // 10:00 in New York

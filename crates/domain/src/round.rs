@@ -273,15 +273,28 @@ pub struct RoundTerms {
     pub void_at: DateTime<Utc>,
     pub fee_bps: u32,
     pub tie_policy: TiePolicy,
+    /// Where the closes come from and the rule they must meet, e.g.
+    /// `quorum(2 of a, b, c) within 10 bps`; `None` for rounds opened
+    /// before the terms named it (their digest is the v1 one).
+    pub oracle: Option<String>,
 }
 
 impl RoundTerms {
     /// The canonical text the digest covers: one `key=value` per line in a
     /// fixed order, instants in RFC 3339 UTC, so anyone can recompute it.
+    /// Terms that name their oracle are v2: the v1 lines, then `oracle=`
+    /// (line breaks in it written as spaces).
     pub fn canonical_text(&self) -> String {
         let t = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let (version, oracle) = match &self.oracle {
+            None => ("v1", String::new()),
+            Some(oracle) => (
+                "v2",
+                format!("oracle={}\n", oracle.replace(['\n', '\r'], " ")),
+            ),
+        };
         format!(
-            "updown-round-terms-v1\nmarket={}\ncode={}\nprevious_session={}\nopen_at={}\nlock_at={}\nclose_at={}\nsettle_at={}\nvoid_at={}\nfee_bps={}\ntie_policy={}\n",
+            "updown-round-terms-{version}\nmarket={}\ncode={}\nprevious_session={}\nopen_at={}\nlock_at={}\nclose_at={}\nsettle_at={}\nvoid_at={}\nfee_bps={}\ntie_policy={}\n{oracle}",
             self.market,
             self.code,
             self.previous_session,
@@ -640,8 +653,12 @@ mod tests {
             void_at: at("2026-11-24T21:35:00Z"),
             fee_bps: 100,
             tie_policy: TiePolicy::Down,
+            oracle: None,
         };
         let digest = terms.digest();
+        assert!(terms
+            .canonical_text()
+            .starts_with("updown-round-terms-v1\n"));
         assert_eq!(digest.len(), 64);
         assert_eq!(
             digest,
@@ -652,5 +669,28 @@ mod tests {
             ..terms.clone()
         };
         assert_ne!(changed.digest(), digest);
+        // Naming the oracle makes them v2, and the oracle is covered.
+        let named = RoundTerms {
+            oracle: Some("quorum(2 of a, b, c) within 10 bps".into()),
+            ..terms.clone()
+        };
+        assert!(named
+            .canonical_text()
+            .starts_with("updown-round-terms-v2\n"));
+        assert!(named
+            .canonical_text()
+            .ends_with("\ntie_policy=down\noracle=quorum(2 of a, b, c) within 10 bps\n"));
+        let other = RoundTerms {
+            oracle: Some("quorum(3 of a, b, c) within 10 bps".into()),
+            ..terms.clone()
+        };
+        assert_ne!(named.digest(), digest);
+        assert_ne!(named.digest(), other.digest());
+        // A line break cannot forge another line.
+        let forged = RoundTerms {
+            oracle: Some("mock\nfee_bps=0".into()),
+            ..terms.clone()
+        };
+        assert_eq!(forged.canonical_text().lines().count(), 12);
     }
 }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{BetId, Email, Market, RoundCode, RoundId, UserId, WithdrawalId};
+use updown_domain::round::Outcome;
 use updown_domain::Micros;
 
 use crate::model::*;
@@ -397,12 +398,44 @@ pub trait RoundStore: Send + Sync {
     /// Rounds not yet SETTLED or VOID, oldest first.
     async fn unfinished_rounds(&self, market: &Market) -> StoreResult<Vec<Round>>;
     async fn pools(&self, round: RoundId) -> StoreResult<Pools>;
+    /// Publishes the result a locked round will be paid on, unless one is
+    /// published or settlement has begun: the round as it is then.
+    async fn publish_result(
+        &self,
+        round: RoundId,
+        outcome: Outcome,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Round>;
     /// OPEN -> LOCKED; a round already locked is returned as it is.
     async fn lock_round(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
 
     // The closes rounds settle on.
-    async fn record_price(&self, price: &PriceRecord) -> StoreResult<()>;
+    /// Records a close with what each source answered (none for a close
+    /// an operator entered), all or nothing; `Conflict` when one is
+    /// recorded already.
+    async fn record_price(&self, price: &PriceRecord, sources: &[SourceAnswer]) -> StoreResult<()>;
     async fn price(&self, market: &Market, date: NaiveDate) -> StoreResult<Option<PriceRecord>>;
+    /// What each source answered for a recorded close, in their order.
+    async fn price_sources(
+        &self,
+        market: &Market,
+        date: NaiveDate,
+    ) -> StoreResult<Vec<SourceAnswer>>;
+    /// Closes recorded for sessions from `since` on, oldest first.
+    async fn prices_since(
+        &self,
+        market: &Market,
+        since: NaiveDate,
+    ) -> StoreResult<Vec<PriceRecord>>;
+    /// Records an incident unless the same one (market, date, kind and
+    /// detail) is recorded already: whether it is new.
+    async fn record_oracle_incident(&self, incident: &OracleIncident) -> StoreResult<bool>;
+    /// The latest incidents, newest first.
+    async fn oracle_incidents(
+        &self,
+        market: &Market,
+        limit: i64,
+    ) -> StoreResult<Vec<OracleIncident>>;
 }
 
 /// Bets.

@@ -62,6 +62,7 @@ fn terms(code: &str) -> RoundTerms {
         void_at: s.void_at,
         fee_bps: 100,
         tie_policy: TiePolicy::Down,
+        oracle: Some("mock".into()),
     }
 }
 

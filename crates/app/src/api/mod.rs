@@ -16,6 +16,7 @@ mod idempotency;
 mod me;
 mod metrics;
 mod operators;
+mod oracle;
 mod paging;
 mod qr;
 mod ratelimit;
@@ -94,6 +95,7 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
             .merge(me::router())
             .merge(metrics::router())
             .merge(operators::router())
+            .merge(oracle::router())
             .merge(rounds::router())
             .merge(sessions::router())
             .merge(simulate::router())

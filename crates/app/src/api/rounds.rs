@@ -90,7 +90,7 @@ pub(super) fn round_code(text: &str) -> Result<RoundCode, ApiError> {
     tag = "rounds",
     params(CodePath),
     responses(
-        (status = 200, description = "the round, with its evidence once settled", body = RoundOut),
+        (status = 200, description = "the round, with its evidence once settled: both closes, and what each source asked for them answered", body = RoundOut),
         (status = 404, description = "no such round", body = crate::api::ErrorBody),
     ),
 )]
@@ -101,7 +101,7 @@ async fn get_round(
     let Path(code) = code?;
     let code = round_code(&code)?;
     let round = app.round(code).await?;
-    Ok(Json(app.round_view(&round).await?))
+    Ok(Json(app.round_view_with_proof(&round).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

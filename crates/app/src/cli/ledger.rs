@@ -417,7 +417,7 @@ async fn limits(app: &App, args: LimitsArgs, out: &Printer) -> AppResult<i32> {
 
 async fn show_round(app: &App, code: RoundCode, out: &Printer) -> AppResult<i32> {
     let round = app.round(code).await?;
-    let view = app.round_view(&round).await?;
+    let view = app.round_view_with_proof(&round).await?;
     out.print(&view, || text::round(&view));
     Ok(0)
 }

@@ -42,6 +42,33 @@ pub fn round(view: &RoundOut) -> String {
             "\n  close {} on {} ({}) vs previous {} on {} ({})",
             close.close, close.date, close.source, previous.close, previous.date, previous.source
         ));
+        for price in [close, previous] {
+            for answer in price.sources.iter().flatten() {
+                text.push_str(&format!(
+                    "\n    {} {}: {} at {}{}",
+                    price.date,
+                    answer.source,
+                    answer
+                        .close
+                        .as_deref()
+                        .or(answer.error.as_deref())
+                        .unwrap_or("no close yet"),
+                    answer.answered_at,
+                    if answer.agreed { " (agreed)" } else { "" }
+                ));
+            }
+        }
+    }
+    if let (Some(result), Some(at)) = (view.published_result, &view.published_at) {
+        text.push_str(&format!(
+            "\n  result {result} published at {at}{}",
+            view.payouts_at
+                .as_ref()
+                .map(|payouts| format!(
+                    "; payouts from {payouts} (an operator may void until then)"
+                ))
+                .unwrap_or_default()
+        ));
     }
     if let Some(fee) = view.fee {
         text.push_str(&format!(

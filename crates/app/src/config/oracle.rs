@@ -14,16 +14,18 @@ pub enum OracleKind {
     Manual,
     Http,
     TwelveData,
+    Tiingo,
     Quorum,
 }
 
 impl OracleKind {
-    const NAMES: [(&'static str, OracleKind); 6] = [
+    const NAMES: [(&'static str, OracleKind); 7] = [
         ("mock", OracleKind::Mock),
         ("csv", OracleKind::Csv),
         ("manual", OracleKind::Manual),
         ("http", OracleKind::Http),
         ("twelvedata", OracleKind::TwelveData),
+        ("tiingo", OracleKind::Tiingo),
         ("quorum", OracleKind::Quorum),
     ];
 
@@ -46,6 +48,13 @@ const TWELVEDATA_VARIABLES: [&str; 3] = [
     "ORACLE_TWELVEDATA_SYMBOL",
 ];
 
+/// Tiingo's, listed as unused when no source is tiingo.
+const TIINGO_VARIABLES: [&str; 3] = [
+    "ORACLE_TIINGO_KEY",
+    "ORACLE_TIINGO_URL",
+    "ORACLE_TIINGO_SYMBOL",
+];
+
 /// What every HTTP provider shares, listed as unused when none is asked.
 const PROVIDER_VARIABLES: [&str; 2] = ["ORACLE_TIMEOUT_MS", "ORACLE_ATTEMPTS"];
 
@@ -59,6 +68,8 @@ pub struct OracleSettings {
     pub http: Option<HttpSettings>,
     /// Twelve Data, when ORACLE=twelvedata or a quorum source is.
     pub twelvedata: Option<HttpSettings>,
+    /// Tiingo, when ORACLE=tiingo or a quorum source is.
+    pub tiingo: Option<HttpSettings>,
     /// With ORACLE=quorum: the sources asked (ORACLE_SOURCES), how many
     /// must agree (ORACLE_QUORUM) and how closely (ORACLE_MAX_SPREAD_BPS).
     pub sources: Vec<OracleKind>,
@@ -100,7 +111,8 @@ impl OracleSettings {
                 "is required when ORACLE=csv (a file of date,close lines)",
             ));
         }
-        let asks_a_provider = uses(OracleKind::Http) || uses(OracleKind::TwelveData);
+        let asks_a_provider =
+            uses(OracleKind::Http) || uses(OracleKind::TwelveData) || uses(OracleKind::Tiingo);
         let (timeout, attempts) = if asks_a_provider {
             (
                 r.duration("ORACLE_TIMEOUT_MS", Unit::Millis, 5000, 100..=60_000)?,
@@ -112,7 +124,7 @@ impl OracleSettings {
             }
             r.mark_unused(
                 &PROVIDER_VARIABLES,
-                "only for an HTTP provider (http, twelvedata)",
+                "only for an HTTP provider (http, twelvedata, tiingo)",
             );
             (std::time::Duration::ZERO, 0)
         };
@@ -182,11 +194,31 @@ impl OracleSettings {
             );
             None
         };
+        let tiingo = if uses(OracleKind::Tiingo) {
+            Some(provider(
+                r,
+                Provider {
+                    key: "ORACLE_TIINGO_KEY",
+                    url: "ORACLE_TIINGO_URL",
+                    default_url: "https://api.tiingo.com",
+                    symbol: "ORACLE_TIINGO_SYMBOL",
+                    default_symbol: market.to_string(),
+                },
+            )?)
+        } else {
+            unused(
+                r,
+                &TIINGO_VARIABLES,
+                "only for ORACLE=tiingo or a tiingo quorum source",
+            );
+            None
+        };
         Ok(OracleSettings {
             kind,
             csv_path,
             http,
             twelvedata,
+            tiingo,
             sources,
             quorum,
             max_spread_bps,
@@ -216,6 +248,7 @@ fn quorum_sources(text: &str) -> Result<Vec<OracleKind>, String> {
         OracleKind::Csv,
         OracleKind::Http,
         OracleKind::TwelveData,
+        OracleKind::Tiingo,
     ];
     text.split(',')
         .map(|source| {
@@ -223,7 +256,7 @@ fn quorum_sources(text: &str) -> Result<Vec<OracleKind>, String> {
                 .into_iter()
                 .find(|kind| source.trim().eq_ignore_ascii_case(kind.as_str()))
                 .ok_or_else(|| {
-                    "sources are mock, csv, http and twelvedata, separated by commas".into()
+                    "sources are mock, csv, http, twelvedata and tiingo, separated by commas".into()
                 })
         })
         .collect()

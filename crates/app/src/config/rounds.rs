@@ -28,6 +28,10 @@ pub struct Rounds {
     pub cancel_cutoff: Duration,
     /// The operator's closures beyond the exchange's (EXTRA_CLOSURES).
     pub extra_closures: Vec<NaiveDate>,
+    /// How long the oracle's UP or DOWN stays published before it is
+    /// paid, while an operator may still void the round
+    /// (SETTLE_DISPUTE_MIN; `None` for 0, paid at once).
+    pub dispute_window: Option<Duration>,
 }
 
 impl Rounds {
@@ -47,6 +51,8 @@ impl Rounds {
             },
             cancel_cutoff: span(r, "CANCEL_CUTOFF_MIN", 15, 0..=1440)?,
             extra_closures: r.optional("EXTRA_CLOSURES", dates)?.unwrap_or_default(),
+            dispute_window: Some(span(r, "SETTLE_DISPUTE_MIN", 0, 0..=10_080)?)
+                .filter(|window| !window.is_zero()),
         })
     }
 

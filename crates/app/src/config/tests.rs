@@ -231,6 +231,110 @@ fn twelvedata_reads_its_own_key_url_and_symbol() {
 }
 
 #[test]
+fn tiingo_reads_its_own_key_url_and_symbol() {
+    let refused = |vars: &[(&str, &str)]| Config::with(vars).unwrap_err();
+    assert_eq!(
+        refused(&[("ORACLE", "tiingo")]).variable,
+        "ORACLE_TIINGO_KEY"
+    );
+    assert_eq!(
+        refused(&[
+            ("ORACLE", "quorum"),
+            ("ORACLE_SOURCES", "http,twelvedata,tiingo"),
+            ("ORACLE_API_KEY", "k"),
+            ("ORACLE_TWELVEDATA_KEY", "k")
+        ])
+        .variable,
+        "ORACLE_TIINGO_KEY"
+    );
+    let bad_url = refused(&[
+        ("ORACLE", "tiingo"),
+        ("ORACLE_TIINGO_KEY", "k"),
+        ("ORACLE_TIINGO_URL", "api.tiingo.com"),
+    ]);
+    assert_eq!(bad_url.variable, "ORACLE_TIINGO_URL");
+    let unknown = refused(&[("ORACLE", "quorum"), ("ORACLE_SOURCES", "http,stooq")]);
+    assert_eq!(unknown.variable, "ORACLE_SOURCES");
+    assert!(
+        unknown.to_string().contains("twelvedata and tiingo"),
+        "{unknown}"
+    );
+
+    // The three-source quorum the README shows, for an ETF all three quote.
+    let config = Config::with(&[
+        ("MARKET_SYMBOL", "QQQ"),
+        ("ORACLE", "quorum"),
+        ("ORACLE_SOURCES", "http,twelvedata,tiingo"),
+        ("ORACLE_QUORUM", "2"),
+        ("ORACLE_API_KEY", "polygon-key"),
+        ("ORACLE_TICKER", "QQQ"),
+        ("ORACLE_TWELVEDATA_KEY", "twelve-key"),
+        ("ORACLE_TIINGO_KEY", "tiingo-key"),
+        ("ORACLE_ATTEMPTS", "4"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.oracle.sources,
+        [OracleKind::Http, OracleKind::TwelveData, OracleKind::Tiingo]
+    );
+    let tiingo = config.oracle.tiingo.clone().unwrap();
+    assert_eq!(
+        (
+            tiingo.base_url.as_str(),
+            tiingo.ticker.as_str(),
+            tiingo.attempts,
+            tiingo.timeout
+        ),
+        (
+            "https://api.tiingo.com",
+            "QQQ",
+            4,
+            std::time::Duration::from_secs(5)
+        ),
+        "MARKET_SYMBOL by default, and the providers' shared settings"
+    );
+    let keys = [
+        config.oracle.http.as_ref().unwrap().api_key.expose(),
+        config.oracle.twelvedata.as_ref().unwrap().api_key.expose(),
+        tiingo.api_key.expose(),
+    ];
+    assert_eq!(
+        keys,
+        ["polygon-key", "twelve-key", "tiingo-key"],
+        "each provider its own key"
+    );
+    assert_eq!(
+        setting(&config, "ORACLE_TIINGO_KEY").value.as_deref(),
+        Some(REDACTED)
+    );
+    let config = Config::with(&[
+        ("ORACLE", "tiingo"),
+        ("ORACLE_TIINGO_KEY", "k"),
+        ("ORACLE_TIINGO_URL", "http://127.0.0.1:9000"),
+        ("ORACLE_TIINGO_SYMBOL", "SPY"),
+    ])
+    .unwrap();
+    let tiingo = config.oracle.tiingo.unwrap();
+    assert_eq!(
+        (tiingo.base_url.as_str(), tiingo.ticker.as_str()),
+        ("http://127.0.0.1:9000", "SPY")
+    );
+    assert!(config.oracle.http.is_none() && config.oracle.twelvedata.is_none());
+
+    // Without tiingo among the sources, its variables are unused.
+    let config = Config::with(&[("ORACLE_TIINGO_SYMBOL", "SPY")]).unwrap();
+    assert!(config.oracle.tiingo.is_none());
+    for variable in [
+        "ORACLE_TIINGO_KEY",
+        "ORACLE_TIINGO_URL",
+        "ORACLE_TIINGO_SYMBOL",
+    ] {
+        let unused = &setting(&config, variable).unused;
+        assert!(unused.is_some(), "{variable}: {unused:?}");
+    }
+}
+
+#[test]
 fn production_sends_withdrawals_by_hand_and_refuses_the_mock_chain() {
     let production = [("UPDOWN_ENV", "production"), ("ORACLE", "manual")];
     assert_eq!(

@@ -38,6 +38,9 @@ pub enum EventKind {
     RoundLocked,
     RoundSettled,
     RoundVoided,
+    /// The oracle's result, published ahead of its payouts
+    /// (`SETTLE_DISPUTE_MIN`).
+    RoundResult,
     DepositCredited,
     WithdrawalUpdated,
     /// A key was revoked or a player's limits changed: every instance
@@ -51,6 +54,9 @@ pub enum EventKind {
     /// A nonce the hot wallet stored was used by a transaction it never
     /// signed; sending waits for an operator.
     NonceConflict,
+    /// The oracle's sources disagree beyond the spread, or one revised a
+    /// close already recorded: an operator should look.
+    OracleIncident,
 }
 
 impl EventKind {
@@ -62,12 +68,14 @@ impl EventKind {
             EventKind::RoundLocked => "round_locked",
             EventKind::RoundSettled => "round_settled",
             EventKind::RoundVoided => "round_voided",
+            EventKind::RoundResult => "round_result",
             EventKind::DepositCredited => "deposit_credited",
             EventKind::WithdrawalUpdated => "withdrawal_updated",
             EventKind::CredentialsChanged => "credentials_changed",
             EventKind::ReorgDetected => "reorg_detected",
             EventKind::CustodyShortfall => "custody_shortfall",
             EventKind::NonceConflict => "nonce_conflict",
+            EventKind::OracleIncident => "oracle_incident",
         }
     }
 
@@ -81,6 +89,7 @@ impl EventKind {
                 | EventKind::RoundLocked
                 | EventKind::RoundSettled
                 | EventKind::RoundVoided
+                | EventKind::RoundResult
         )
     }
 }
@@ -103,7 +112,9 @@ pub struct Event {
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EventOut {
     /// round_opened, bet_placed, bet_cancelled, round_locked,
-    /// round_settled, round_voided, deposit_credited, withdrawal_updated
+    /// round_result, round_settled, round_voided, deposit_credited,
+    /// withdrawal_updated, and for operators reorg_detected,
+    /// custody_shortfall, nonce_conflict, oracle_incident
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// RFC 3339.

@@ -122,6 +122,41 @@ pub enum Failure {
     Final(String),
 }
 
+/// `Authorization: {scheme} {key}`, marked sensitive (never logged or
+/// compressed with other headers); `variable` names the key when it holds
+/// what a header cannot carry.
+pub(super) fn authorization(
+    scheme: &str,
+    key: &Secret,
+    variable: &str,
+) -> Result<reqwest::header::HeaderValue, Failure> {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("{scheme} {}", key.expose()))
+        .map_err(|_| {
+        Failure::Final(format!(
+            "{variable} holds characters an HTTP header cannot carry"
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// One GET with the key in `authorization`: the status and the body (at
+/// most `MAX_BODY_BYTES`). Not reaching the provider is transient.
+pub(super) async fn get(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    authorization: reqwest::header::HeaderValue,
+) -> Result<(StatusCode, Vec<u8>), Failure> {
+    let response = client
+        .get(url)
+        .header(reqwest::header::AUTHORIZATION, authorization)
+        .send()
+        .await
+        .map_err(|e| Failure::Transient(describe(e)))?;
+    let status = response.status();
+    Ok((status, read_limited(response).await?))
+}
+
 /// An HTTP client for a provider: the attempt's timeout, no redirects.
 pub(super) fn client(settings: &HttpSettings) -> Result<reqwest::Client, OracleError> {
     crate::tls::install_crypto();
@@ -193,14 +228,8 @@ impl Api for Polygon {
             settings.base_url.trim_end_matches('/'),
             settings.ticker
         );
-        let response = client
-            .get(&url)
-            .bearer_auth(settings.api_key.expose())
-            .send()
-            .await
-            .map_err(|e| Failure::Transient(describe(e)))?;
-        let status = response.status();
-        let body = read_limited(response).await?;
+        let key = authorization("Bearer", &settings.api_key, "ORACLE_API_KEY")?;
+        let (status, body) = get(client, &url, key).await?;
         match status {
             StatusCode::OK => parse_close(&body, date).map(Some).map_err(Failure::Final),
             StatusCode::NOT_FOUND => match serde_json::from_slice::<StatusOnly>(&body) {

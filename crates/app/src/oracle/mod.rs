@@ -3,14 +3,16 @@
 //! `mock` (deterministic, for demos and tests), `csv` (a file of
 //! `date,close` lines), `manual` (operators enter closes with `price
 //! set`; the oracle itself never answers), `http` (Polygon.io's daily
-//! open/close API), `twelvedata` (Twelve Data's daily time series) and
-//! `quorum` (the median of several sources, when enough agree). Whatever price is used is recorded in the store with its
-//! source and fetch time.
+//! open/close API), `twelvedata` (Twelve Data's daily time series),
+//! `tiingo` (Tiingo's end-of-day prices) and `quorum` (the median of
+//! several sources, when enough agree). Whatever price is used is
+//! recorded in the store with its source and fetch time.
 
 mod csv;
 mod http;
 mod mock;
 mod quorum;
+mod tiingo;
 mod twelvedata;
 
 use async_trait::async_trait;
@@ -21,7 +23,8 @@ use updown_domain::round::Price;
 pub use self::csv::CsvOracle;
 pub use self::http::{HttpOracle, HttpSettings, Provider};
 pub use self::mock::MockOracle;
-pub use self::quorum::{agreed_price, QuorumOracle};
+pub use self::quorum::{agreed_price, closes_told, QuorumOracle};
+pub use self::tiingo::TiingoOracle;
 pub use self::twelvedata::TwelveDataOracle;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +33,26 @@ pub enum OracleError {
     Source(String),
 }
 
+pub use updown_store::SourceAnswer;
+
 /// A close and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quote {
     pub price: Price,
     /// Recorded as the price's source.
     pub source: String,
+}
+
+/// What asking an oracle gave: the close, if its sources gave one they
+/// agree on, and what each of them answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    pub quote: Option<Quote>,
+    /// Each source's answer, in the configured order; empty for an oracle
+    /// that is a single source (its quote is its answer).
+    pub answers: Vec<SourceAnswer>,
+    /// Enough sources gave a close, and they disagree beyond the spread.
+    pub disagreement: bool,
 }
 
 #[async_trait]
@@ -54,6 +71,15 @@ pub trait Oracle: Send + Sync + 'static {
             price,
             source: self.name(),
         }))
+    }
+
+    /// The close with what each source answered: the quote alone, unless
+    /// the oracle asks several (the quorum).
+    async fn ask(&self, market: &Market, date: NaiveDate) -> Result<Asked, OracleError> {
+        Ok(Asked {
+            quote: self.quote(market, date).await?,
+            ..Asked::default()
+        })
     }
 }
 

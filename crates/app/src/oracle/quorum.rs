@@ -13,12 +13,15 @@ use rust_decimal::Decimal;
 use updown_domain::ids::Market;
 use updown_domain::round::Price;
 
-use super::{Oracle, OracleError, Quote};
+use super::{Asked, Oracle, OracleError, Quote, SourceAnswer};
+use crate::clock::{Clock, SystemClock};
 
 pub struct QuorumOracle {
     sources: Vec<Arc<dyn Oracle>>,
     quorum: usize,
     max_spread_bps: u32,
+    /// When each source answered.
+    clock: Arc<dyn Clock>,
 }
 
 /// The median of `prices` when at least `quorum` of them lie within
@@ -50,15 +53,34 @@ impl QuorumOracle {
             sources,
             quorum,
             max_spread_bps,
+            clock: Arc::new(SystemClock),
         }
     }
+
+    /// Answers timed by `clock` (the service's) instead of the system's.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> QuorumOracle {
+        QuorumOracle { clock, ..self }
+    }
+}
+
+/// `source close` for each source that gave one.
+pub fn closes_told(answers: &[SourceAnswer]) -> Vec<String> {
+    answers
+        .iter()
+        .filter_map(|a| a.close.map(|close| format!("{} {close}", a.source)))
+        .collect()
 }
 
 #[async_trait]
 impl Oracle for QuorumOracle {
     fn name(&self) -> String {
         let names: Vec<String> = self.sources.iter().map(|s| s.name()).collect();
-        format!("quorum({} of {})", self.quorum, names.join(", "))
+        format!(
+            "quorum({} of {}) within {} bps",
+            self.quorum,
+            names.join(", "),
+            self.max_spread_bps
+        )
     }
 
     async fn close(&self, market: &Market, date: NaiveDate) -> Result<Option<Price>, OracleError> {
@@ -66,59 +88,72 @@ impl Oracle for QuorumOracle {
     }
 
     async fn quote(&self, market: &Market, date: NaiveDate) -> Result<Option<Quote>, OracleError> {
-        let answers = join_all(self.sources.iter().map(|s| s.quote(market, date))).await;
-        let mut quotes = Vec::new();
-        let mut failures = Vec::new();
-        for answer in answers {
-            match answer {
-                Ok(Some(quote)) => quotes.push(quote),
-                Ok(None) => {}
-                Err(e) => failures.push(e.to_string()),
+        Ok(self.ask(market, date).await?.quote)
+    }
+
+    async fn ask(&self, market: &Market, date: NaiveDate) -> Result<Asked, OracleError> {
+        let mut answers: Vec<SourceAnswer> = join_all(self.sources.iter().map(|s| async {
+            let answer = s.quote(market, date).await;
+            let answered_at = self.clock.now();
+            let (source, close, error) = match answer {
+                Ok(Some(quote)) => (quote.source, Some(quote.price), None),
+                Ok(None) => (s.name(), None, None),
+                Err(e) => (s.name(), None, Some(e.to_string())),
+            };
+            SourceAnswer {
+                source,
+                close,
+                error,
+                answered_at,
+                agreed: false,
             }
-        }
-        let prices: Vec<Price> = quotes.iter().map(|q| q.price).collect();
+        }))
+        .await;
+        let with_close: Vec<usize> = (0..answers.len())
+            .filter(|i| answers[*i].close.is_some())
+            .collect();
+        let prices: Vec<Price> = with_close
+            .iter()
+            .filter_map(|i| answers[*i].close)
+            .collect();
         if let Some((price, agreeing)) = agreed_price(&prices, self.quorum, self.max_spread_bps) {
-            let names: Vec<&str> = agreeing
-                .iter()
-                .map(|i| quotes[*i].source.as_str())
-                .collect();
-            return Ok(Some(Quote {
+            let mut names = Vec::new();
+            for i in agreeing {
+                let answer = &mut answers[with_close[i]];
+                answer.agreed = true;
+                names.push(answer.source.clone());
+            }
+            let quote = Quote {
                 price,
                 source: format!(
                     "quorum {}/{}: {}",
-                    agreeing.len(),
+                    names.len(),
                     self.sources.len(),
                     names.join(", ")
                 ),
-            }));
+            };
+            return Ok(Asked {
+                quote: Some(quote),
+                answers,
+                disagreement: false,
+            });
         }
-        let told: Vec<String> = quotes
+        let told = closes_told(&answers);
+        let failures: Vec<String> = answers
             .iter()
-            .map(|q| format!("{} {}", q.source, q.price))
+            .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.source)))
             .collect();
-        if quotes.len() >= self.quorum.max(1) {
-            // Enough sources answered, and they disagree: one of them is
-            // wrong, and the round waits until they agree or it voids.
-            metrics::counter!("updown_oracle_disagreements_total").increment(1);
-            tracing::warn!(
-                event = "oracle_disagreement",
-                %date,
-                quorum = self.quorum,
-                max_spread_bps = self.max_spread_bps,
-                closes = ?told,
-                "the oracle's sources disagree beyond ORACLE_MAX_SPREAD_BPS"
-            );
-        }
-        tracing::warn!(
-            %date,
-            quorum = self.quorum,
-            closes = ?told,
-            failures = ?failures,
-            "oracle quorum not reached"
-        );
-        if failures.is_empty() {
-            // Nobody failed; they do not have it (yet), or disagree.
-            Ok(None)
+        // Enough sources answered, and they disagree: one of them is
+        // wrong. The caller reports it (and a round waits).
+        let disagreement = prices.len() >= self.quorum.max(1);
+        if disagreement || failures.is_empty() {
+            // They disagree (the caller says so), or nobody failed and
+            // they do not have it (yet).
+            Ok(Asked {
+                quote: None,
+                answers,
+                disagreement,
+            })
         } else {
             Err(OracleError::Source(format!(
                 "quorum of {} not reached: closes {told:?}; failures: {}",

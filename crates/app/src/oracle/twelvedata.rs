@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use updown_domain::round::Price;
 
-use super::http::{describe, exact_price, read_limited, Api, Failure, HttpSettings, Provider};
+use super::http::{authorization, exact_price, get, Api, Failure, HttpSettings, Provider};
 
 /// Twelve Data's daily time series.
 pub struct TwelveData;
@@ -70,17 +70,8 @@ impl Api for TwelveData {
             ],
         )
         .map_err(|e| Failure::Final(format!("ORACLE_TWELVEDATA_URL: {e}")))?;
-        let response = client
-            .get(url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                format!("apikey {}", settings.api_key.expose()),
-            )
-            .send()
-            .await
-            .map_err(|e| Failure::Transient(describe(e)))?;
-        let status = response.status();
-        let body = read_limited(response).await?;
+        let key = authorization("apikey", &settings.api_key, "ORACLE_TWELVEDATA_KEY")?;
+        let (status, body) = get(client, url, key).await?;
         answer(status, &body, date)
     }
 }

@@ -12,6 +12,7 @@ mod credentials;
 mod custody;
 mod keys;
 mod operators;
+mod oracle;
 mod queries;
 mod rounds;
 mod scheduler;
@@ -224,4 +225,10 @@ impl App {
             public,
         ));
     }
+}
+
+/// Bounds what is recorded of a text from outside (an unchecked field, a
+/// provider's error): its first 200 characters.
+pub(crate) fn clip(text: &str) -> String {
+    text.chars().take(200).collect()
 }

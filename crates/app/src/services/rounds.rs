@@ -110,6 +110,7 @@ impl App {
             void_at: schedule.void_at,
             fee_bps: self.config.rounds.fee_bps,
             tie_policy: self.config.rounds.tie_policy,
+            oracle: Some(self.oracle.name()),
         };
         let (round, created) = self.store.open_round(&NewRound { terms, now }).await?;
         self.touch();
@@ -230,7 +231,7 @@ impl App {
             source: format!("manual:{actor}"),
             fetched_at: now,
         };
-        match self.store.record_price(&record).await {
+        match self.store.record_price(&record, &[]).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 let existing = self
@@ -254,41 +255,6 @@ impl App {
         .await?;
         tracing::info!(event = "price_recorded", date = %date, close = %close, source = %record.source);
         Ok(record)
-    }
-
-    /// The official close of `date`: recorded before (by an operator or an
-    /// earlier fetch), or fetched from the oracle now and recorded.
-    pub async fn close_of(&self, date: NaiveDate) -> AppResult<Option<PriceRecord>> {
-        if let Some(recorded) = self.store.price(&self.config.rounds.market, date).await? {
-            return Ok(Some(recorded));
-        }
-        let started = std::time::Instant::now();
-        let fetched = self.oracle.quote(&self.config.rounds.market, date).await;
-        metrics::histogram!("updown_oracle_fetch_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        let fetched = fetched.map_err(|e| {
-            metrics::counter!("updown_oracle_failures_total").increment(1);
-            tracing::warn!(event = "oracle_failed", date = %date, oracle = %self.oracle.name(), error = %e);
-            AppError::Unavailable(e.to_string())
-        })?;
-        let Some(quote) = fetched else {
-            return Ok(None);
-        };
-        let record = PriceRecord {
-            market: self.config.rounds.market.clone(),
-            date,
-            close: quote.price,
-            source: quote.source,
-            fetched_at: self.clock.now(),
-        };
-        match self.store.record_price(&record).await {
-            Ok(()) => Ok(Some(record)),
-            // Someone recorded it first; theirs is the record.
-            Err(StoreError::Conflict(_)) => {
-                Ok(self.store.price(&self.config.rounds.market, date).await?)
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// A round that may be settled now: not final, and locked (a round
@@ -366,7 +332,13 @@ impl App {
                     now,
                 }
             }
-            (None, SettleRequest::Auto) => self.decide_from_oracle(&round).await?,
+            (None, SettleRequest::Auto) => {
+                let start = self.decide_from_oracle(&round).await?;
+                if let Some(held) = self.held_for_dispute(&round, &start).await? {
+                    return Ok(held);
+                }
+                start
+            }
         };
         let manual = matches!(request, SettleRequest::Manual { .. });
         let begun = self.store.begin_settlement(round.id, &start).await?;
@@ -426,6 +398,67 @@ impl App {
             pool_down = settlement.plan.pool_down.get(),
         );
         Ok(finished)
+    }
+
+    /// With `SETTLE_DISPUTE_MIN`, the oracle's UP or DOWN is published
+    /// first (once; the `round_result` event) and paid only when the
+    /// window has passed. Meanwhile an operator may still void the round,
+    /// or set another result, with a reason: nothing is paid and no fee
+    /// taken until then. The round while it waits; `None` once it may be
+    /// paid (or for a VOID, which refunds at once).
+    async fn held_for_dispute(
+        &self,
+        round: &Round,
+        start: &SettlementStart,
+    ) -> AppResult<Option<Round>> {
+        let Some(window) = self.config.rounds.dispute_window else {
+            return Ok(None);
+        };
+        if start.outcome == Outcome::Void {
+            return Ok(None);
+        }
+        let round = match round.published {
+            Some(_) => round.clone(),
+            None => {
+                let published = self
+                    .store
+                    .publish_result(round.id, start.outcome, start.now)
+                    .await?;
+                if published.published.is_some_and(|p| p.at == start.now) {
+                    self.touch();
+                    let payouts_at = start.now + window;
+                    tracing::info!(event = "round_result", round = %round.terms.code, outcome = start.outcome.as_str(), payouts_at = %payouts_at);
+                    self.publish(
+                        EventKind::RoundResult,
+                        json!({
+                            "round": round.terms.code.to_string(),
+                            "result": start.outcome.as_str(),
+                            "payouts_at": instant(payouts_at),
+                        }),
+                    );
+                }
+                published
+            }
+        };
+        let Some(published) = round.published else {
+            // Settlement began meanwhile (another instance, or an
+            // operator): resume it as it stands.
+            return Ok(None);
+        };
+        if published.outcome != start.outcome {
+            return Err(AppError::Conflict(format!(
+                "round {} was published as {}, but the recorded closes now give {}: \
+                 an operator must decide (`updown settle-round --result ... --reason ...`)",
+                round.terms.code,
+                published.outcome.as_str(),
+                start.outcome.as_str()
+            )));
+        }
+        let payouts_at = published.at + window;
+        if start.now < payouts_at {
+            return Ok(Some(round));
+        }
+        Ok(None)
     }
 
     async fn pay_in_chunks(&self, round: &Round, options: &SettleOptions<'_>) -> AppResult<()> {
@@ -495,8 +528,35 @@ impl App {
         // Past the void instant a failing oracle is as good as a silent
         // one: the round voids and refunds instead of waiting forever.
         let past_void = now >= round.terms.void_at;
+        // The terms promise an oracle: closes not recorded yet are asked
+        // of that one only. After a change of ORACLE or its sources, an
+        // older round settles on closes recorded (by an operator's `price
+        // set`), by hand, or voids.
+        let promised = round
+            .terms
+            .oracle
+            .as_deref()
+            .filter(|named| *named != self.oracle.name())
+            .map(|named| {
+                format!(
+                    "round {}'s terms name the oracle {named}, and this service asks {}: \
+                     it settles on closes recorded with `updown price set`, or by hand, \
+                     or voids at {}",
+                    round.terms.code,
+                    self.oracle.name(),
+                    round.terms.void_at
+                )
+            });
+        let promised = &promised;
         let fetch = |date| async move {
-            match self.close_of(date).await {
+            let fetched = match promised {
+                None => self.close_of(date).await,
+                Some(why) => match self.store.price(&self.config.rounds.market, date).await? {
+                    Some(recorded) => Ok(Some(recorded)),
+                    None => Err(AppError::Unavailable(why.clone())),
+                },
+            };
+            match fetched {
                 Err(AppError::Unavailable(_)) if past_void => Ok(None),
                 other => other,
             }

@@ -37,6 +37,10 @@ impl Tick {
     }
 }
 
+/// How often the scheduler asks the oracle again for the closes recorded
+/// in the last week, to report revisions (`check_revisions`).
+const REVISION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How often `serve` purges what is kept only for a while.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// Rows of each kind deleted per statement, and statements per purge: a
@@ -89,6 +93,19 @@ impl App {
         self.heartbeat.running.store(true, Ordering::Relaxed);
         tokio::pin!(shutdown);
         let mut last_purge: Option<tokio::time::Instant> = None;
+        // A task of its own: it asks the oracle's sources (timeouts,
+        // retries) and must never hold up a step, nor be held by one.
+        let revisions = tokio::spawn({
+            let app = self.clone();
+            async move {
+                loop {
+                    if let Err(e) = app.check_revisions().await {
+                        tracing::error!(error = %e, "the revision check failed; retrying later");
+                    }
+                    tokio::time::sleep(REVISION_CHECK_EVERY).await;
+                }
+            }
+        });
         loop {
             if let Err(e) = self.scheduler_step().await {
                 tracing::error!(error = %e, "scheduler step failed; retrying at the next tick");
@@ -107,6 +124,8 @@ impl App {
                 _ = tokio::time::sleep(self.until_next_step()) => {}
             }
         }
+        // Stopped wherever it is: it records an incident in one statement.
+        revisions.abort();
         self.heartbeat.running.store(false, Ordering::Relaxed);
     }
 
@@ -329,6 +348,18 @@ impl App {
             Ok(round) if round.status == RoundStatus::Void => {
                 tick.voided.push(code.to_string());
                 count("void");
+            }
+            // Held for the dispute window (SETTLE_DISPUTE_MIN).
+            Ok(round) if round.status == RoundStatus::Locked => {
+                let published = round.published.map_or_else(String::new, |p| {
+                    format!("result {} published at {}; ", p.outcome.as_str(), p.at)
+                });
+                tick.waiting.push((
+                    code.to_string(),
+                    format!(
+                        "{published}paid once the dispute window (SETTLE_DISPUTE_MIN) has passed"
+                    ),
+                ));
             }
             Ok(_) => {
                 tick.settled.push(code.to_string());

@@ -13,7 +13,7 @@ use updown_domain::ids::RoundCode;
 
 use super::App;
 use crate::error::{AppError, AppResult};
-use crate::wire::RoundOut;
+use crate::wire::{RoundOut, SourceOut};
 
 /// Rebuilt no more often than this while bets pour in.
 const MIN_AGE: Duration = Duration::from_millis(100);
@@ -37,7 +37,38 @@ impl App {
     /// A round as the API and the CLI show it: with its pools.
     pub async fn round_view(&self, round: &updown_store::Round) -> AppResult<RoundOut> {
         let pools = self.store.pools(round.id).await?;
-        Ok(RoundOut::new(round, pools))
+        let mut view = RoundOut::new(round, pools);
+        if let (Some(published), Some(window), None) = (
+            round.published,
+            self.config.rounds.dispute_window,
+            &round.settlement,
+        ) {
+            view.payouts_at = Some(crate::wire::instant(published.at + window));
+        }
+        Ok(view)
+    }
+
+    /// A round's view with the proof of its closes: what each source
+    /// answered, when, and which agreed.
+    pub async fn round_view_with_proof(&self, round: &updown_store::Round) -> AppResult<RoundOut> {
+        let mut view = self.round_view(round).await?;
+        let evidence = round.settlement.as_ref().map(|s| &s.evidence);
+        let dates = [
+            evidence.and_then(|e| e.close.as_ref()).map(|p| p.date),
+            evidence
+                .and_then(|e| e.previous_close.as_ref())
+                .map(|p| p.date),
+        ];
+        for (out, date) in [view.close.as_mut(), view.previous_close.as_mut()]
+            .into_iter()
+            .zip(dates)
+        {
+            if let (Some(out), Some(date)) = (out, date) {
+                let sources = self.close_sources(date).await?;
+                out.sources = Some(sources.iter().map(SourceOut::from).collect());
+            }
+        }
+        Ok(view)
     }
 
     /// Something that the current round's view shows has changed here.

@@ -16,7 +16,7 @@ use updown_domain::ids::UserId;
 use updown_domain::Micros;
 use updown_store::{DepositNotification, DepositOutcome};
 
-use super::App;
+use super::{clip, App};
 use crate::error::{AppError, AppResult};
 
 /// Oldest (or furthest in the future) a signed timestamp may be.
@@ -269,11 +269,6 @@ fn receipt(status: &str, user: UserId, notice: &DepositNotice, deposit: Option<i
         "amount": notice.amount,
         "confirmations": notice.confirmations,
     })
-}
-
-/// Bounds what is recorded of an unchecked field.
-fn clip(text: &str) -> String {
-    text.chars().take(200).collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The HTTP oracle against a local stub of Polygon.io's daily open/close
-//! API: documented answers, errors, timeouts and garbage; the quorum over
+//! The HTTP oracles against local stubs of Polygon.io's daily open/close
+//! API, Twelve Data's time series and Tiingo's end-of-day prices:
+//! documented answers, errors, timeouts and garbage; the quorum over
 //! several stubs; and a round that voids and refunds when the provider
 //! talks nonsense until the void instant.
 
@@ -12,7 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use updown_app::config::Secret;
-use updown_app::oracle::{HttpOracle, HttpSettings, Oracle, QuorumOracle, TwelveDataOracle};
+use updown_app::oracle::{
+    HttpOracle, HttpSettings, Oracle, QuorumOracle, TiingoOracle, TwelveDataOracle,
+};
 use updown_domain::ids::Market;
 use updown_domain::round::Side;
 
@@ -228,11 +231,31 @@ async fn the_quorum_gives_the_median_of_agreeing_sources_and_nothing_otherwise()
     script(&c, &[Answer::NotFound]);
     assert_eq!(quorum.quote(&ndx(), day()).await.unwrap(), None);
 
-    // Two that disagree beyond the spread and one failing: an error that
-    // says so.
+    // Two that disagree beyond the spread and one failing: a
+    // disagreement, with every answer (the failure's too) for the report.
     script(&a, &[Answer::Close("20000")]);
     script(&b, &[Answer::Close("20100")]);
     script(&c, &[Answer::Garbage]);
+    let asked = quorum.ask(&ndx(), day()).await.unwrap();
+    assert!(asked.disagreement && asked.quote.is_none());
+    let told: Vec<(Option<String>, bool)> = asked
+        .answers
+        .iter()
+        .map(|a| (a.close.map(|c| c.to_string()), a.error.is_some()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (Some("20000".to_string()), false),
+            (Some("20100".to_string()), false),
+            (None, true)
+        ]
+    );
+
+    // Too few closes with failures among the rest: an error that says so.
+    script(&a, &[Answer::Close("20000")]);
+    script(&b, &[Answer::Garbage]);
+    script(&c, &[Answer::NotFound]);
     let error = quorum.quote(&ndx(), day()).await.unwrap_err().to_string();
     assert!(error.contains("quorum of 2 not reached"), "{error}");
 }
@@ -360,23 +383,189 @@ async fn a_quorum_of_two_providers_settles_on_what_they_agree() {
         "{}",
         quote.source
     );
-    // Beyond the spread: no close (the round waits), and the disagreement
-    // is counted for the alert (UpdownOracleDisagrees).
-    let disagreements = || {
-        let text = updown_app::metrics::handle().render();
-        text.lines()
-            .find_map(|line| line.strip_prefix("updown_oracle_disagreements_total "))
-            .map_or(0, |count| count.trim().parse::<u64>().unwrap())
-    };
-    let before = disagreements();
+    // Beyond the spread: no close, and a disagreement (which the service
+    // reports: a round waits).
     script(&polygon, &[Answer::Close("20000")]);
     *series.answers.lock().unwrap() = [bar("20100")].into();
-    assert_eq!(quorum.quote(&ndx(), day()).await.unwrap(), None);
-    assert_eq!(disagreements(), before + 1);
+    let asked = quorum.ask(&ndx(), day()).await.unwrap();
+    assert!(asked.quote.is_none() && asked.disagreement);
     // One source without data is not a disagreement.
     script(&polygon, &[Answer::Close("20000")]);
-    assert_eq!(quorum.quote(&ndx(), day()).await.unwrap(), None);
-    assert_eq!(disagreements(), before + 1);
+    let asked = quorum.ask(&ndx(), day()).await.unwrap();
+    assert!(asked.quote.is_none() && !asked.disagreement);
+}
+
+/// A stub of Tiingo's `/tiingo/daily/{ticker}/prices`: answers scripted
+/// (status, body) pairs, `[]` (no data) once they run out, and records
+/// each request's ticker, query and Authorization header.
+#[derive(Default)]
+struct Prices {
+    answers: Mutex<VecDeque<(StatusCode, String)>>,
+    requests: Mutex<Vec<(String, String, Option<String>)>>,
+}
+
+async fn daily_prices(
+    State(prices): State<Arc<Prices>>,
+    Path(ticker): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
+    let query = uri.query().unwrap_or_default().to_string();
+    prices.requests.lock().unwrap().push((ticker, query, auth));
+    let next = prices.answers.lock().unwrap().pop_front();
+    next.unwrap_or((StatusCode::OK, "[]".into()))
+        .into_response()
+}
+
+async fn tiingo_stub() -> (TiingoOracle, Arc<Prices>) {
+    let prices = Arc::new(Prices::default());
+    let app = axum::Router::new()
+        .route(
+            "/tiingo/daily/{ticker}/prices",
+            axum::routing::get(daily_prices),
+        )
+        .with_state(prices.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let oracle = TiingoOracle::new(HttpSettings {
+        base_url: format!("http://{address}"),
+        api_key: Secret::new("tiingo-key"),
+        ticker: "QQQ".into(),
+        timeout: Duration::from_millis(300),
+        attempts: 3,
+        retry_wait: Duration::from_millis(10),
+    })
+    .unwrap();
+    (oracle, prices)
+}
+
+/// A 200 answer in Tiingo's documented shape: one day, its raw close.
+fn tiingo_day(date: &str, close: &str) -> (StatusCode, String) {
+    (
+        StatusCode::OK,
+        format!(
+            r#"[{{"date":"{date}T00:00:00.000Z","close":{close},"high":2.5,"low":1.25,"open":2.0,"volume":1234567,"adjClose":1.75,"adjHigh":2.5,"adjLow":1.25,"adjOpen":2.0,"adjVolume":1234567,"divCash":0.0,"splitFactor":1.0}}]"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn tiingo_reads_the_days_raw_close_with_the_key_in_a_header() {
+    let (oracle, prices) = tiingo_stub().await;
+    let answers = |answers: Vec<(StatusCode, String)>| {
+        *prices.answers.lock().unwrap() = answers.into();
+        prices.requests.lock().unwrap().clear();
+    };
+    // The rate limit and a 5xx are retried, then the day's close.
+    answers(vec![
+        (StatusCode::TOO_MANY_REQUESTS, "slow down".into()),
+        (StatusCode::BAD_GATEWAY, "<html>bad gateway</html>".into()),
+        tiingo_day("2026-11-24", "20431.987654321098765"),
+    ]);
+    let close = oracle.close(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(close.to_string(), "20431.987654321098765");
+    let requests = prices.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    for (ticker, query, auth) in &requests {
+        assert_eq!(ticker, "QQQ");
+        assert_eq!(query, "startDate=2026-11-24&endDate=2026-11-24");
+        assert!(!query.contains("tiingo-key"), "the key never in the URL");
+        assert_eq!(auth.as_deref(), Some("Token tiingo-key"));
+    }
+    assert!(oracle.name().starts_with("tiingo:127.0.0.1"));
+
+    // No data for the day yet (an empty array, or only another day): no
+    // close, no error, one request.
+    for answer in [
+        (StatusCode::OK, "[]".to_string()),
+        tiingo_day("2026-11-23", "1"),
+    ] {
+        answers(vec![answer]);
+        assert_eq!(oracle.close(&ndx(), day()).await.unwrap(), None);
+        assert_eq!(prices.requests.lock().unwrap().len(), 1);
+    }
+
+    // What asking again will not mend fails at once, and says what to fix.
+    for (status, body, says) in [
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"detail":"Error: Ticker 'QQQ' not found"}"#,
+            "ticker \"QQQ\"",
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            r#"{"detail":"Invalid token."}"#,
+            "ORACLE_TIINGO_KEY",
+        ),
+        (
+            StatusCode::OK,
+            r#"{"detail":"odd"}"#,
+            "not the documented answer",
+        ),
+    ] {
+        answers(vec![(status, body.to_string())]);
+        let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
+        assert!(error.contains(says), "{error}");
+        assert_eq!(prices.requests.lock().unwrap().len(), 1, "{error}");
+    }
+
+    // A provider down for every attempt: an error after the last.
+    answers(vec![(StatusCode::SERVICE_UNAVAILABLE, String::new()); 3]);
+    let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
+    assert!(error.contains("3 attempts failed"), "{error}");
+    assert_eq!(prices.requests.lock().unwrap().len(), 3);
+}
+
+/// Polygon, Twelve Data and Tiingo in one quorum of two: when all three
+/// agree the close's source names all three; a source quoting something
+/// else is left out.
+#[tokio::test]
+async fn a_quorum_of_three_providers_settles_on_what_they_agree_and_names_them() {
+    let (polygon_url, polygon) = stub().await;
+    let (twelve, series) = twelvedata_stub().await;
+    let (tiingo, prices) = tiingo_stub().await;
+    let quorum = QuorumOracle::new(
+        vec![
+            Arc::new(oracle(&polygon_url)),
+            Arc::new(twelve),
+            Arc::new(tiingo),
+        ],
+        2,
+        10,
+    );
+    script(&polygon, &[Answer::Close("20000.00")]);
+    *series.answers.lock().unwrap() = [bar("20001.00")].into();
+    *prices.answers.lock().unwrap() = [tiingo_day("2026-11-24", "20000.50")].into();
+    let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(quote.price.to_string(), "20000.5", "the median");
+    assert!(
+        quote.source.starts_with("quorum 3/3: ")
+            && [
+                "polygon:127.0.0.1",
+                "twelvedata:127.0.0.1",
+                "tiingo:127.0.0.1"
+            ]
+            .iter()
+            .all(|name| quote.source.contains(name)),
+        "{}",
+        quote.source
+    );
+    // Tiingo quoting another instrument (an ETF, not the index): the two
+    // that agree settle it, and Tiingo is not named.
+    script(&polygon, &[Answer::Close("20000.00")]);
+    *series.answers.lock().unwrap() = [bar("20001.00")].into();
+    *prices.answers.lock().unwrap() = [tiingo_day("2026-11-24", "487.12")].into();
+    let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(quote.price.to_string(), "20000");
+    assert!(
+        quote.source.starts_with("quorum 2/3: ") && !quote.source.contains("tiingo"),
+        "{}",
+        quote.source
+    );
 }
 
 pub async fn a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds(db: Db) {

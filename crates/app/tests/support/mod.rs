@@ -134,6 +134,17 @@ impl TestApp {
         now: DateTime<Utc>,
         oracle: Arc<dyn Oracle>,
     ) -> TestApp {
+        Self::spawn_with_timed_oracle(db, overrides, now, |_| oracle).await
+    }
+
+    /// With an oracle that reads the test's clock (a quorum times its
+    /// sources' answers by it).
+    pub async fn spawn_with_timed_oracle(
+        db: Db,
+        overrides: &[(&str, &str)],
+        now: DateTime<Utc>,
+        oracle: impl FnOnce(Arc<ManualClock>) -> Arc<dyn Oracle>,
+    ) -> TestApp {
         let test_db = match db {
             Db::Sqlite => testing::sqlite().await,
             Db::Postgres => {
@@ -151,6 +162,7 @@ impl TestApp {
         settings.extend_from_slice(overrides);
         let config = Config::with(&settings).expect("test config");
         let clock = Arc::new(ManualClock::new(now));
+        let oracle = oracle(clock.clone());
         let app = startup::wire(config, test_db.store.clone(), clock.clone(), oracle);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -186,6 +186,16 @@ pub struct Round {
     pub locked_at: Option<DateTime<Utc>>,
     /// Present from the moment settlement begins.
     pub settlement: Option<SettlementRecord>,
+    /// The oracle's result published ahead of its payouts (with
+    /// `SETTLE_DISPUTE_MIN`).
+    pub published: Option<PublishedResult>,
+}
+
+/// A result published before it is paid, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedResult {
+    pub outcome: Outcome,
+    pub at: DateTime<Utc>,
 }
 
 impl Round {
@@ -232,6 +242,51 @@ pub struct PriceRecord {
     pub close: Price,
     pub source: String,
     pub fetched_at: DateTime<Utc>,
+}
+
+/// One source's answer when a close was asked for: the proof behind a
+/// recorded close, shown with the rounds that settled on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceAnswer {
+    /// The source's name (`provider:host`, `csv:path`...).
+    pub source: String,
+    /// Its close, if it gave one.
+    pub close: Option<Price>,
+    /// Why it gave none, when it failed (a source without data yet has
+    /// neither a close nor an error).
+    pub error: Option<String>,
+    pub answered_at: DateTime<Utc>,
+    /// Whether its close was among those that agreed.
+    pub agreed: bool,
+}
+
+/// What an oracle's sources did that operators must look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncidentKind {
+    /// They disagreed beyond the spread: the round waits.
+    Disagreement,
+    /// One gave another close for a date already recorded.
+    Revision,
+}
+
+impl IncidentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::Disagreement => "disagreement",
+            IncidentKind::Revision => "revision",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OracleIncident {
+    pub market: updown_domain::ids::Market,
+    pub date: NaiveDate,
+    pub kind: IncidentKind,
+    /// What was seen, e.g. each source's close.
+    pub detail: String,
+    /// When it was first seen.
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

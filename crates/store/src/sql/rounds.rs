@@ -10,7 +10,10 @@ use super::db::{query, Record, Tx};
 use super::replica::on_replica;
 use super::rows::{corrupt, micros, optional_micros, parse, parse_price};
 use super::SqlStore;
-use crate::model::{Evidence, NewRound, Pools, PriceRecord, Round, SettlementRecord};
+use crate::model::{
+    Evidence, IncidentKind, NewRound, OracleIncident, Pools, PriceRecord, PublishedResult, Round,
+    SettlementRecord, SourceAnswer,
+};
 use crate::{RoundStore, StoreError, StoreResult};
 
 /// Columns of a round, as [`RoundRow`] reads them.
@@ -18,7 +21,7 @@ pub(crate) const ROUND_COLUMNS: &str = "id, market, code, status, previous_sessi
     close_at, settle_at, void_at, fee_bps, tie_policy, terms_digest, opened_at, locked_at, outcome, \
     plan_pool_up, plan_pool_down, fee, distributable, settle_cursor, settle_started_at, settled_at, dust, \
     settled_by, settle_reason, close_date, close_price, close_source, close_fetched_at, prev_close_date, \
-    prev_close_price, prev_close_source, prev_close_fetched_at";
+    prev_close_price, prev_close_source, prev_close_fetched_at, oracle_terms, published_outcome, published_at";
 
 /// A round read in a transaction, `lock` being `for_update()`,
 /// `for_share()` or "".
@@ -47,8 +50,8 @@ impl RoundStore for SqlStore {
         }
         let sql = format!(
             "INSERT INTO rounds (market, code, status, previous_session, open_at, lock_at, close_at, settle_at, \
-             void_at, fee_bps, tie_policy, terms_digest, pool_up_account, pool_down_account, opened_at) \
-             VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {ROUND_COLUMNS}"
+             void_at, fee_bps, tie_policy, terms_digest, pool_up_account, pool_down_account, opened_at, oracle_terms) \
+             VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {ROUND_COLUMNS}"
         );
         let inserted = query(&sql)
             .bind(terms.market.as_str())
@@ -65,6 +68,7 @@ impl RoundStore for SqlStore {
             .bind(pool[0])
             .bind(pool[1])
             .bind(new.now)
+            .bind(terms.oracle.clone())
             .fetch_one(&mut tx)
             .await;
         match inserted {
@@ -157,7 +161,29 @@ impl RoundStore for SqlStore {
         Ok(locked)
     }
 
-    async fn record_price(&self, price: &PriceRecord) -> StoreResult<()> {
+    async fn publish_result(
+        &self,
+        round: RoundId,
+        outcome: Outcome,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Round> {
+        let mut tx = self.write().begin().await?;
+        query(
+            "UPDATE rounds SET published_outcome = $2, published_at = $3 \
+             WHERE id = $1 AND status = 'LOCKED' AND published_at IS NULL AND outcome IS NULL",
+        )
+        .bind(round.0)
+        .bind(outcome.as_str())
+        .bind(at)
+        .execute(&mut tx)
+        .await?;
+        let round = round_in(&mut tx, round, "").await?;
+        tx.commit().await?;
+        Ok(round)
+    }
+
+    async fn record_price(&self, price: &PriceRecord, sources: &[SourceAnswer]) -> StoreResult<()> {
+        let mut tx = self.write().begin().await?;
         query(
             "INSERT INTO prices (market, session_date, close, source, fetched_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -166,9 +192,126 @@ impl RoundStore for SqlStore {
         .bind(price.close.to_string())
         .bind(&price.source)
         .bind(price.fetched_at)
+        .execute(&mut tx)
+        .await?;
+        for (position, answer) in sources.iter().enumerate() {
+            query(
+                "INSERT INTO price_sources (market, session_date, position, source, close, error, answered_at, agreed) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(price.market.as_str())
+            .bind(price.date.to_string())
+            .bind(position as i64)
+            .bind(&answer.source)
+            .bind(answer.close.map(|close| close.to_string()))
+            .bind(&answer.error)
+            .bind(answer.answered_at)
+            .bind(answer.agreed)
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn price_sources(
+        &self,
+        market: &Market,
+        date: NaiveDate,
+    ) -> StoreResult<Vec<SourceAnswer>> {
+        let rows = query(
+            "SELECT source, close, error, answered_at, agreed FROM price_sources \
+             WHERE market = $1 AND session_date = $2 ORDER BY position",
+        )
+        .bind(market.as_str())
+        .bind(date.to_string())
+        .fetch_all(self.read())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SourceAnswer {
+                    source: row.get("source")?,
+                    close: row
+                        .get::<Option<String>>("close")?
+                        .map(|close| parse_price(&close))
+                        .transpose()?,
+                    error: row.get("error")?,
+                    answered_at: row.get("answered_at")?,
+                    agreed: row.get("agreed")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prices_since(
+        &self,
+        market: &Market,
+        since: NaiveDate,
+    ) -> StoreResult<Vec<PriceRecord>> {
+        let rows = query(
+            "SELECT session_date, close, source, fetched_at FROM prices \
+             WHERE market = $1 AND session_date >= $2 ORDER BY session_date",
+        )
+        .bind(market.as_str())
+        .bind(since.to_string())
+        .fetch_all(self.read())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PriceRecord {
+                    market: market.clone(),
+                    date: parse("session_date", &row.get::<String>("session_date")?)?,
+                    close: parse_price(&row.get::<String>("close")?)?,
+                    source: row.get("source")?,
+                    fetched_at: row.get("fetched_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_oracle_incident(&self, incident: &OracleIncident) -> StoreResult<bool> {
+        let inserted = query(
+            "INSERT INTO oracle_incidents (market, session_date, kind, detail, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (market, session_date, kind, detail) DO NOTHING",
+        )
+        .bind(incident.market.as_str())
+        .bind(incident.date.to_string())
+        .bind(incident.kind.as_str())
+        .bind(&incident.detail)
+        .bind(incident.at)
         .execute(self.write())
         .await?;
-        Ok(())
+        Ok(inserted == 1)
+    }
+
+    async fn oracle_incidents(
+        &self,
+        market: &Market,
+        limit: i64,
+    ) -> StoreResult<Vec<OracleIncident>> {
+        let rows = query(
+            "SELECT session_date, kind, detail, at FROM oracle_incidents \
+             WHERE market = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(market.as_str())
+        .bind(limit)
+        .fetch_all(self.read())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.get("kind")?;
+                Ok(OracleIncident {
+                    market: market.clone(),
+                    date: parse("session_date", &row.get::<String>("session_date")?)?,
+                    kind: match kind.as_str() {
+                        "disagreement" => IncidentKind::Disagreement,
+                        "revision" => IncidentKind::Revision,
+                        _ => return Err(corrupt("oracle incident kind", &kind)),
+                    },
+                    detail: row.get("detail")?,
+                    at: row.get("at")?,
+                })
+            })
+            .collect()
     }
 
     async fn price(&self, market: &Market, date: NaiveDate) -> StoreResult<Option<PriceRecord>> {
@@ -252,6 +395,9 @@ pub(crate) struct RoundRow {
     prev_close_price: Option<String>,
     prev_close_source: Option<String>,
     prev_close_fetched_at: Option<DateTime<Utc>>,
+    oracle_terms: Option<String>,
+    published_outcome: Option<String>,
+    published_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<RoundRow> for Round {
@@ -271,6 +417,7 @@ impl TryFrom<RoundRow> for Round {
             void_at: row.void_at,
             fee_bps: u32::try_from(row.fee_bps).map_err(|_| corrupt("fee_bps", row.fee_bps))?,
             tie_policy: parse("tie policy", &row.tie_policy)?,
+            oracle: row.oracle_terms,
         };
         let settlement = match row.outcome {
             None => None,
@@ -317,6 +464,14 @@ impl TryFrom<RoundRow> for Round {
                 })
             }
         };
+        let published = match (row.published_outcome, row.published_at) {
+            (Some(outcome), Some(at)) => Some(PublishedResult {
+                outcome: parse("published outcome", &outcome)?,
+                at,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("published result of round", code)),
+        };
         Ok(Round {
             id: RoundId(row.id),
             terms_digest: row.terms_digest,
@@ -325,6 +480,7 @@ impl TryFrom<RoundRow> for Round {
             locked_at: row.locked_at,
             settlement,
             terms,
+            published,
         })
     }
 }

@@ -168,6 +168,20 @@ async function refreshChain() {
   $("chain").replaceChildren(...lines);
 }
 
+/** The oracle in use, and what its sources did that needs a look: a
+ * disagreement (the round waits) or a revised close (never re-settled). */
+async function refreshOracle() {
+  const report = await admin("GET", "/admin/oracle");
+  const lines = [el("li", {}, `oracle: ${report.oracle}`)];
+  const week = Date.now() - 7 * 24 * 3600 * 1000;
+  for (const i of report.incidents) {
+    lines.push(el("li", { class: Date.parse(i.at) >= week ? "DOWN" : "", "data-incident": i.kind },
+      `${i.kind === "revision" ? "REVISED" : "SOURCES DISAGREE"} on the close of ${i.date}: ${i.detail} (seen ${i.at})`));
+  }
+  if (report.incidents.length === 0) lines.push(el("li", {}, "no disagreement or revision seen"));
+  $("oracle").replaceChildren(...lines);
+}
+
 async function refreshUsers() {
   const users = await admin("GET", "/admin/users?limit=200");
   $("users").replaceChildren(...users.map((u) =>
@@ -276,7 +290,7 @@ async function everything() {
   }
   applyRole();
   if (!me) return;
-  await Promise.all([refreshWithdrawals(), refreshUsers(), refreshChain(), runVerify(), refreshApprovals(),
+  await Promise.all([refreshWithdrawals(), refreshUsers(), refreshChain(), refreshOracle(), runVerify(), refreshApprovals(),
     can("operators") ? refreshOperators() : null, me.totp !== null ? refreshMyTokens() : null]);
 }
 

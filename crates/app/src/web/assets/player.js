@@ -161,7 +161,8 @@ async function refreshHistory() {
   }
   $("history").replaceChildren(...rounds.map((r) =>
     el("tr", { "data-round": r.code },
-      el("td", {}, r.code),
+      el("td", {}, el("button", { type: "button", class: "secondary", title: "the proof: every source asked and what it answered",
+        onclick: () => showProof(r.code) }, r.code)),
       el("td", { class: "num" }, r.close ? r.close.close : "-"),
       el("td", { class: "num opt" }, r.previous_close ? r.previous_close.close : "-"),
       el("td", {}, el("span", { class: r.result || "" }, r.status === "VOID" ? "VOID" : r.result),
@@ -169,6 +170,32 @@ async function refreshHistory() {
         r.settled_by ? el("div", { class: "note" }, `by ${r.settled_by}`) : ""),
       el("td", { class: "num" }, r.code in mine ? formatUsdc(mine[r.code]) : ""))));
   drawClosesChart(rounds.filter((r) => r.close).reverse());
+}
+
+/** A settled round's proof (GET /rounds/{code}): its terms' digest, both
+ * closes, and what every source asked for them answered, when, and
+ * which agreed. */
+async function showProof(code) {
+  let r;
+  try {
+    r = await api("GET", `/rounds/${encodeURIComponent(code)}`);
+  } catch (error) {
+    $("proof").replaceChildren(`round ${code}: ${error.message}`);
+    $("proof").classList.remove("hidden");
+    return;
+  }
+  const lines = [el("div", {}, `round ${r.code}: ${r.status}${r.result ? ` ${r.result}` : ""}, terms digest ${r.terms_digest}`),
+    el("div", {}, `closes from: ${r.oracle ?? "not named in these terms"}`)];
+  for (const [label, price] of [["close", r.close], ["previous close", r.previous_close]]) {
+    if (!price) continue;
+    lines.push(el("div", {}, `${label} of ${price.date}: ${price.close} from ${price.source} (recorded ${price.fetched_at})`));
+    lines.push(el("ul", {}, ...(price.sources || []).map((s) =>
+      el("li", { class: s.agreed ? "" : "DOWN", "data-source": s.source },
+        `${s.source}: ${s.close ?? s.error ?? "no close yet"} at ${s.answered_at}${s.agreed ? " (agreed)" : " (not used)"}`))));
+  }
+  if (r.settled_by) lines.push(el("div", {}, `settled by ${r.settled_by}${r.settle_reason ? `: ${r.settle_reason}` : ""}`));
+  $("proof").replaceChildren(...lines);
+  $("proof").classList.remove("hidden");
 }
 
 function drawClosesChart(rounds) {
