@@ -16,6 +16,7 @@ use quorum_oracle::{
     a_close_revised_after_settlement_is_reported_and_changes_nothing,
     a_round_asks_only_the_oracle_its_terms_name,
     a_void_inside_the_dispute_window_refunds_and_nothing_was_paid,
+    a_void_waiting_for_approval_holds_the_payouts_past_the_window,
     a_wrong_source_holds_a_quorum_of_three_until_the_round_voids,
     a_wrong_source_is_outvoted_by_a_quorum_of_two,
     sources_all_down_until_the_void_instant_void_and_refund,
@@ -69,6 +70,7 @@ on_both_backends!(
     a_void_inside_the_dispute_window_refunds_and_nothing_was_paid,
     the_result_is_paid_when_the_dispute_window_ends,
     a_round_asks_only_the_oracle_its_terms_name,
+    a_void_waiting_for_approval_holds_the_payouts_past_the_window,
 );
 
 const MORNING: &str = "2026-11-24T15:00:00Z"; // 10:00 in New York

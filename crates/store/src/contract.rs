@@ -398,14 +398,16 @@ pub trait RoundStore: Send + Sync {
     /// Rounds not yet SETTLED or VOID, oldest first.
     async fn unfinished_rounds(&self, market: &Market) -> StoreResult<Vec<Round>>;
     async fn pools(&self, round: RoundId) -> StoreResult<Pools>;
-    /// Publishes the result a locked round will be paid on, unless one is
-    /// published or settlement has begun: the round as it is then.
+    /// Publishes the result a locked round will be paid on from
+    /// `payouts_at`, unless one is published or settlement has begun: the
+    /// round as it is then, and whether this call published it.
     async fn publish_result(
         &self,
         round: RoundId,
         outcome: Outcome,
         at: DateTime<Utc>,
-    ) -> StoreResult<Round>;
+        payouts_at: DateTime<Utc>,
+    ) -> StoreResult<(Round, bool)>;
     /// OPEN -> LOCKED; a round already locked is returned as it is.
     async fn lock_round(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
 
@@ -644,6 +646,12 @@ pub trait ApprovalStore: Send + Sync {
     ) -> StoreResult<()>;
     /// The newest approved approval of `subject`, if any.
     async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>>;
+    /// The approval of `subject` still waiting for votes, if any.
+    async fn pending_approval(
+        &self,
+        kind: ApprovalKind,
+        subject: &str,
+    ) -> StoreResult<Option<Approval>>;
     /// Newest first, in `state` when given, before id `before` when given.
     async fn approvals(
         &self,

@@ -6,7 +6,7 @@ use updown_domain::ids::RoundCode;
 use updown_domain::round::{decide, Outcome, Price, RoundStatus, RoundTerms};
 use updown_domain::schedule::{round_schedule, round_taking_bets_at};
 use updown_store::{
-    AuditEntry, Evidence, NewRound, PriceRecord, Round, SettlementStart, StoreError,
+    ApprovalKind, AuditEntry, Evidence, NewRound, PriceRecord, Round, SettlementStart, StoreError,
 };
 
 use serde_json::json;
@@ -401,44 +401,22 @@ impl App {
     }
 
     /// With `SETTLE_DISPUTE_MIN`, the oracle's UP or DOWN is published
-    /// first (once; the `round_result` event) and paid only when the
-    /// window has passed. Meanwhile an operator may still void the round,
-    /// or set another result, with a reason: nothing is paid and no fee
-    /// taken until then. The round while it waits; `None` once it may be
-    /// paid (or for a VOID, which refunds at once).
+    /// first (once; the `round_result` event) with the instant its payouts
+    /// start, fixed then whatever the setting later. Until that instant,
+    /// and while an operator's result by hand waits for approval, nothing
+    /// is paid and no fee taken, and an operator may still void the round
+    /// or set another result, with a reason. The round while it waits;
+    /// `None` once it may be paid (or for a VOID, which refunds at once).
     async fn held_for_dispute(
         &self,
         round: &Round,
         start: &SettlementStart,
     ) -> AppResult<Option<Round>> {
-        let Some(window) = self.config.rounds.dispute_window else {
-            return Ok(None);
-        };
-        if start.outcome == Outcome::Void {
-            return Ok(None);
-        }
-        let round = match round.published {
-            Some(_) => round.clone(),
-            None => {
-                let published = self
-                    .store
-                    .publish_result(round.id, start.outcome, start.now)
-                    .await?;
-                if published.published.is_some_and(|p| p.at == start.now) {
-                    self.touch();
-                    let payouts_at = start.now + window;
-                    tracing::info!(event = "round_result", round = %round.terms.code, outcome = start.outcome.as_str(), payouts_at = %payouts_at);
-                    self.publish(
-                        EventKind::RoundResult,
-                        json!({
-                            "round": round.terms.code.to_string(),
-                            "result": start.outcome.as_str(),
-                            "payouts_at": instant(payouts_at),
-                        }),
-                    );
-                }
-                published
-            }
+        let round = match (round.published, self.config.rounds.dispute_window) {
+            (Some(_), _) => round.clone(),
+            (None, None) => return Ok(None),
+            (None, Some(_)) if start.outcome == Outcome::Void => return Ok(None),
+            (None, Some(window)) => self.publish_result(round, start, window).await?,
         };
         let Some(published) = round.published else {
             // Settlement began meanwhile (another instance, or an
@@ -454,11 +432,41 @@ impl App {
                 start.outcome.as_str()
             )));
         }
-        let payouts_at = published.at + window;
-        if start.now < payouts_at {
+        let asked = self
+            .store
+            .pending_approval(ApprovalKind::Settlement, &round.terms.code.to_string())
+            .await?;
+        if start.now < published.payouts_at || asked.is_some() {
             return Ok(Some(round));
         }
         Ok(None)
+    }
+
+    /// Publishes the oracle's result, to be paid after `window`.
+    async fn publish_result(
+        &self,
+        round: &Round,
+        start: &SettlementStart,
+        window: chrono::Duration,
+    ) -> AppResult<Round> {
+        let payouts_at = start.now + window;
+        let (published, now_published) = self
+            .store
+            .publish_result(round.id, start.outcome, start.now, payouts_at)
+            .await?;
+        if now_published {
+            self.touch();
+            tracing::info!(event = "round_result", round = %round.terms.code, outcome = start.outcome.as_str(), payouts_at = %payouts_at);
+            self.publish(
+                EventKind::RoundResult,
+                json!({
+                    "round": round.terms.code.to_string(),
+                    "result": start.outcome.as_str(),
+                    "payouts_at": instant(payouts_at),
+                }),
+            );
+        }
+        Ok(published)
     }
 
     async fn pay_in_chunks(&self, round: &Round, options: &SettleOptions<'_>) -> AppResult<()> {

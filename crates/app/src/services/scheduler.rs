@@ -92,6 +92,7 @@ impl App {
     pub async fn run_scheduler(&self, shutdown: impl Future<Output = ()>) {
         self.heartbeat.running.store(true, Ordering::Relaxed);
         tokio::pin!(shutdown);
+        self.warn_of_another_oracle().await;
         let mut last_purge: Option<tokio::time::Instant> = None;
         // A task of its own: it asks the oracle's sources (timeouts,
         // retries) and must never hold up a step, nor be held by one.
@@ -127,6 +128,32 @@ impl App {
         // Stopped wherever it is: it records an incident in one statement.
         revisions.abort();
         self.heartbeat.running.store(false, Ordering::Relaxed);
+    }
+
+    /// Says loudly, at the start, which unfinished rounds' terms name
+    /// another oracle than this process's: they will not ask it.
+    async fn warn_of_another_oracle(&self) {
+        let asks = self.oracle.name();
+        let rounds = match self
+            .store
+            .unfinished_rounds(&self.config.rounds.market)
+            .await
+        {
+            Ok(rounds) => rounds,
+            Err(e) => return tracing::warn!(error = %e, "reading the unfinished rounds failed"),
+        };
+        for round in rounds {
+            if let Some(named) = round.terms.oracle.as_deref().filter(|named| *named != asks) {
+                tracing::error!(
+                    event = "oracle_changed",
+                    round = %round.terms.code,
+                    named,
+                    asks = %asks,
+                    "this round's terms name another oracle: it settles on closes recorded with \
+                     `updown price set`, by hand, or voids at its void instant"
+                );
+            }
+        }
     }
 
     /// The tick, or less when a round falls due sooner: the scheduler

@@ -13,7 +13,7 @@ use updown_domain::ids::RoundCode;
 
 use super::App;
 use crate::error::{AppError, AppResult};
-use crate::wire::{RoundOut, SourceOut};
+use crate::wire::{PriceOut, RoundOut, SourceOut};
 
 /// Rebuilt no more often than this while bets pour in.
 const MIN_AGE: Duration = Duration::from_millis(100);
@@ -38,12 +38,22 @@ impl App {
     pub async fn round_view(&self, round: &updown_store::Round) -> AppResult<RoundOut> {
         let pools = self.store.pools(round.id).await?;
         let mut view = RoundOut::new(round, pools);
-        if let (Some(published), Some(window), None) = (
-            round.published,
-            self.config.rounds.dispute_window,
-            &round.settlement,
-        ) {
-            view.payouts_at = Some(crate::wire::instant(published.at + window));
+        if let (Some(published), None) = (round.published, &round.settlement) {
+            // Held for the dispute window: when it is paid, and the closes
+            // it was decided on (settlement keeps them only once begun).
+            view.payouts_at = Some(crate::wire::instant(published.payouts_at));
+            let market = &round.terms.market;
+            for (out, date) in [
+                (&mut view.close, round.terms.code.date()),
+                (&mut view.previous_close, round.terms.previous_session),
+            ] {
+                *out = self
+                    .store
+                    .price(market, date)
+                    .await?
+                    .as_ref()
+                    .map(PriceOut::from);
+            }
         }
         Ok(view)
     }
@@ -52,21 +62,15 @@ impl App {
     /// answered, when, and which agreed.
     pub async fn round_view_with_proof(&self, round: &updown_store::Round) -> AppResult<RoundOut> {
         let mut view = self.round_view(round).await?;
-        let evidence = round.settlement.as_ref().map(|s| &s.evidence);
-        let dates = [
-            evidence.and_then(|e| e.close.as_ref()).map(|p| p.date),
-            evidence
-                .and_then(|e| e.previous_close.as_ref())
-                .map(|p| p.date),
-        ];
-        for (out, date) in [view.close.as_mut(), view.previous_close.as_mut()]
+        for out in [view.close.as_mut(), view.previous_close.as_mut()]
             .into_iter()
-            .zip(dates)
+            .flatten()
         {
-            if let (Some(out), Some(date)) = (out, date) {
-                let sources = self.close_sources(date).await?;
-                out.sources = Some(sources.iter().map(SourceOut::from).collect());
-            }
+            let date = out.date.parse().map_err(|_| {
+                AppError::Internal(anyhow::anyhow!("a close's date {} in a view", out.date))
+            })?;
+            let sources = self.close_sources(date).await?;
+            out.sources = Some(sources.iter().map(SourceOut::from).collect());
         }
         Ok(view)
     }

@@ -429,6 +429,9 @@ pub async fn a_void_inside_the_dispute_window_refunds_and_nothing_was_paid(db: D
     let view = t.app.round_view(&held).await.unwrap();
     assert_eq!(view.published_result, Some("UP"));
     assert_eq!(view.result, None, "not paid yet");
+    // The closes it was decided on, shown while it can be disputed.
+    assert_eq!(view.close.as_ref().unwrap().close, "20000");
+    assert_eq!(view.previous_close.as_ref().unwrap().close, "19000");
     assert_eq!(
         view.payouts_at.as_deref(),
         Some(
@@ -533,5 +536,42 @@ pub async fn a_round_asks_only_the_oracle_its_terms_name(db: Db) {
         .unwrap();
     assert_eq!(settled.status, RoundStatus::Settled);
     assert!(t.app.balance(ann).await.unwrap() > usdc(10), "UP won");
+    t.assert_verified().await;
+}
+
+pub async fn a_void_waiting_for_approval_holds_the_payouts_past_the_window(db: Db) {
+    let (t, ann, bob) = disputable(db).await;
+    let round = t.app.round(crate::code()).await.unwrap();
+    t.clock.set(round.terms.settle_at);
+    assert!(t.app.scheduler_step().await.unwrap().settled.is_empty());
+    // An operator asks for VOID inside the window; a second must approve.
+    let staff = updown_app::services::Staff {
+        actor: "oli@ops.example.com".into(),
+        role: updown_domain::operator::Role::Operator,
+        credential: "token:1".into(),
+    };
+    let asked = t
+        .app
+        .settle_by_hand(
+            &staff,
+            crate::code(),
+            Outcome::Void,
+            "a source's close was wrong".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(asked, updown_app::services::ByHand::Waiting(_)));
+    // The window ends: still held while the request waits.
+    t.clock
+        .set(round.terms.settle_at + chrono::Duration::minutes(90));
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert!(tick.settled.is_empty(), "{tick:?}");
+    assert_eq!(t.app.balance(ann).await.unwrap(), usdc(6), "nothing paid");
+    assert_eq!(t.app.balance(bob).await.unwrap(), usdc(4));
+    assert_eq!(
+        t.app.round(crate::code()).await.unwrap().status,
+        RoundStatus::Locked
+    );
     t.assert_verified().await;
 }

@@ -35,6 +35,8 @@ CREATE TABLE oracle_incidents (
 ALTER TABLE rounds ADD COLUMN oracle_terms TEXT;
 
 -- With SETTLE_DISPUTE_MIN, the oracle's result is published first and paid
--- only once the window has passed; an operator may void meanwhile.
+-- only from payouts_at (fixed when published, whatever the setting later);
+-- an operator may void meanwhile.
 ALTER TABLE rounds ADD COLUMN published_outcome TEXT;
 ALTER TABLE rounds ADD COLUMN published_at TIMESTAMPTZ;
+ALTER TABLE rounds ADD COLUMN payouts_at TIMESTAMPTZ;

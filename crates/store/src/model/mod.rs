@@ -191,11 +191,12 @@ pub struct Round {
     pub published: Option<PublishedResult>,
 }
 
-/// A result published before it is paid, and when.
+/// A result published before it is paid, when, and from when it is paid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PublishedResult {
     pub outcome: Outcome,
     pub at: DateTime<Utc>,
+    pub payouts_at: DateTime<Utc>,
 }
 
 impl Round {

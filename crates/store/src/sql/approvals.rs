@@ -193,19 +193,17 @@ impl ApprovalStore for SqlStore {
     }
 
     async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>> {
-        let mut tx = self.read().begin().await?;
-        let sql = format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE kind = $1 AND subject = $2 \
-             AND state = 'approved' ORDER BY id DESC LIMIT 1"
-        );
-        let found: Vec<Approval> = query(&sql)
-            .bind(kind.as_str())
-            .bind(subject)
-            .fetch_records(&mut tx)
-            .await?;
-        let found = with_votes(&mut tx, found).await?;
-        tx.commit().await?;
-        Ok(found.into_iter().next())
+        self.newest_approval(kind, subject, ApprovalState::Approved)
+            .await
+    }
+
+    async fn pending_approval(
+        &self,
+        kind: ApprovalKind,
+        subject: &str,
+    ) -> StoreResult<Option<Approval>> {
+        self.newest_approval(kind, subject, ApprovalState::Pending)
+            .await
     }
 
     async fn approvals(
@@ -402,4 +400,29 @@ async fn decide_withdrawal(
         )));
     }
     Ok(())
+}
+
+impl SqlStore {
+    /// The newest approval of `subject` in `state`, with its votes.
+    async fn newest_approval(
+        &self,
+        kind: ApprovalKind,
+        subject: &str,
+        state: ApprovalState,
+    ) -> StoreResult<Option<Approval>> {
+        let mut tx = self.read().begin().await?;
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE kind = $1 AND subject = $2 \
+             AND state = $3 ORDER BY id DESC LIMIT 1"
+        );
+        let found: Vec<Approval> = query(&sql)
+            .bind(kind.as_str())
+            .bind(subject)
+            .bind(state.as_str())
+            .fetch_records(&mut tx)
+            .await?;
+        let found = with_votes(&mut tx, found).await?;
+        tx.commit().await?;
+        Ok(found.into_iter().next())
+    }
 }

@@ -21,7 +21,7 @@ pub(crate) const ROUND_COLUMNS: &str = "id, market, code, status, previous_sessi
     close_at, settle_at, void_at, fee_bps, tie_policy, terms_digest, opened_at, locked_at, outcome, \
     plan_pool_up, plan_pool_down, fee, distributable, settle_cursor, settle_started_at, settled_at, dust, \
     settled_by, settle_reason, close_date, close_price, close_source, close_fetched_at, prev_close_date, \
-    prev_close_price, prev_close_source, prev_close_fetched_at, oracle_terms, published_outcome, published_at";
+    prev_close_price, prev_close_source, prev_close_fetched_at, oracle_terms, published_outcome, published_at, payouts_at";
 
 /// A round read in a transaction, `lock` being `for_update()`,
 /// `for_share()` or "".
@@ -166,20 +166,22 @@ impl RoundStore for SqlStore {
         round: RoundId,
         outcome: Outcome,
         at: DateTime<Utc>,
-    ) -> StoreResult<Round> {
+        payouts_at: DateTime<Utc>,
+    ) -> StoreResult<(Round, bool)> {
         let mut tx = self.write().begin().await?;
-        query(
-            "UPDATE rounds SET published_outcome = $2, published_at = $3 \
+        let published = query(
+            "UPDATE rounds SET published_outcome = $2, published_at = $3, payouts_at = $4 \
              WHERE id = $1 AND status = 'LOCKED' AND published_at IS NULL AND outcome IS NULL",
         )
         .bind(round.0)
         .bind(outcome.as_str())
         .bind(at)
+        .bind(payouts_at)
         .execute(&mut tx)
         .await?;
         let round = round_in(&mut tx, round, "").await?;
         tx.commit().await?;
-        Ok(round)
+        Ok((round, published == 1))
     }
 
     async fn record_price(&self, price: &PriceRecord, sources: &[SourceAnswer]) -> StoreResult<()> {
@@ -398,6 +400,7 @@ pub(crate) struct RoundRow {
     oracle_terms: Option<String>,
     published_outcome: Option<String>,
     published_at: Option<DateTime<Utc>>,
+    payouts_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<RoundRow> for Round {
@@ -464,12 +467,13 @@ impl TryFrom<RoundRow> for Round {
                 })
             }
         };
-        let published = match (row.published_outcome, row.published_at) {
-            (Some(outcome), Some(at)) => Some(PublishedResult {
+        let published = match (row.published_outcome, row.published_at, row.payouts_at) {
+            (Some(outcome), Some(at), Some(payouts_at)) => Some(PublishedResult {
                 outcome: parse("published outcome", &outcome)?,
                 at,
+                payouts_at,
             }),
-            (None, None) => None,
+            (None, None, None) => None,
             _ => return Err(corrupt("published result of round", code)),
         };
         Ok(Round {
