@@ -67,16 +67,6 @@ impl App {
         }
     }
 
-    /// What each source answered for the recorded close of `date` (none
-    /// for a close an operator entered, or one recorded before sources
-    /// were kept).
-    pub async fn close_sources(&self, date: NaiveDate) -> AppResult<Vec<SourceAnswer>> {
-        Ok(self
-            .store
-            .price_sources(&self.config.rounds.market, date)
-            .await?)
-    }
-
     /// Asks the oracle for the close of `date`, timed and counted.
     async fn ask_oracle(&self, date: NaiveDate) -> AppResult<Asked> {
         let started = std::time::Instant::now();
@@ -163,9 +153,9 @@ impl App {
 
     /// Asks the oracle again for the closes recorded for the last
     /// `REVISION_WINDOW_DAYS` sessions (not those operators entered), and
-    /// reports each source that now gives another close than it gave, and
-    /// a close the sources now agree on that is not the one recorded.
-    /// Nothing recorded or settled changes: a revision is for operators to
+    /// reports each source that now gives another close than it gave (for
+    /// a single source, a close that is not the one recorded). Nothing
+    /// recorded or settled changes: a revision is for operators to
     /// judge. How many revisions were new.
     pub async fn check_revisions(&self) -> AppResult<usize> {
         let market = &self.config.rounds.market;
@@ -175,6 +165,8 @@ impl App {
             if recorded.source.starts_with("manual:") {
                 continue;
             }
+            // Not `ask_oracle`: these asks are no settlement's, so they
+            // stay out of its latency, failure and disagreement figures.
             let asked = match self.oracle.ask(market, recorded.date).await {
                 Ok(asked) => asked,
                 Err(e) => {

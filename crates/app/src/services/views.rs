@@ -62,15 +62,15 @@ impl App {
     /// answered, when, and which agreed.
     pub async fn round_view_with_proof(&self, round: &updown_store::Round) -> AppResult<RoundOut> {
         let mut view = self.round_view(round).await?;
-        for out in [view.close.as_mut(), view.previous_close.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            let date = out.date.parse().map_err(|_| {
-                AppError::Internal(anyhow::anyhow!("a close's date {} in a view", out.date))
-            })?;
-            let sources = self.close_sources(date).await?;
-            out.sources = Some(sources.iter().map(SourceOut::from).collect());
+        let market = &round.terms.market;
+        for (out, date) in [
+            (view.close.as_mut(), round.terms.code.date()),
+            (view.previous_close.as_mut(), round.terms.previous_session),
+        ] {
+            if let Some(out) = out {
+                let sources = self.store.price_sources(market, date).await?;
+                out.sources = Some(sources.iter().map(SourceOut::from).collect());
+            }
         }
         Ok(view)
     }

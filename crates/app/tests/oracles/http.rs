@@ -90,22 +90,19 @@ async fn stub() -> (String, Arc<Script>) {
             axum::routing::get(open_close),
         )
         .with_state(script.clone());
+    (listen(app).await, script)
+}
+
+/// Serves `app` on a port of its own; its base URL.
+async fn listen(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{address}"), script)
+    format!("http://{address}")
 }
 
 fn oracle(base_url: &str) -> HttpOracle {
-    HttpOracle::new(HttpSettings {
-        base_url: base_url.to_string(),
-        api_key: Secret::new("stub-key"),
-        ticker: "I:NDX".into(),
-        timeout: Duration::from_millis(300),
-        attempts: 3,
-        retry_wait: Duration::from_millis(10),
-    })
-    .unwrap()
+    HttpOracle::new(stub_settings(base_url.to_string(), "stub-key", "I:NDX")).unwrap()
 }
 
 fn day() -> NaiveDate {
@@ -260,52 +257,83 @@ async fn the_quorum_gives_the_median_of_agreeing_sources_and_nothing_otherwise()
     assert!(error.contains("quorum of 2 not reached"), "{error}");
 }
 
-/// A stub of Twelve Data's `/time_series`: answers scripted (status,
-/// body) pairs and records each request's query and Authorization header.
-#[derive(Default)]
-struct Series {
+/// A provider's stub: answers scripted (status, body) pairs, then its
+/// "no data" answer once they run out, and records each request's path,
+/// query and Authorization header.
+struct Scripted {
     answers: Mutex<VecDeque<(StatusCode, String)>>,
-    requests: Mutex<Vec<(String, Option<String>)>>,
+    requests: Mutex<Vec<Seen>>,
+    no_data: &'static str,
 }
 
-async fn time_series(
-    State(series): State<Arc<Series>>,
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    query: String,
+    auth: Option<String>,
+}
+
+impl Scripted {
+    /// Answers these next, with no request seen yet.
+    fn answer(&self, answers: Vec<(StatusCode, String)>) {
+        *self.answers.lock().unwrap() = answers.into();
+        self.requests.lock().unwrap().clear();
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn scripted(
+    State(stub): State<Arc<Scripted>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let auth = headers
-        .get("authorization")
-        .map(|v| v.to_str().unwrap().to_string());
-    series
-        .requests
-        .lock()
-        .unwrap()
-        .push((uri.query().unwrap_or_default().to_string(), auth));
-    let (status, body) = series.answers.lock().unwrap().pop_front().unwrap_or((
-        StatusCode::OK,
-        r#"{"code":400,"message":"No data is available on the specified dates.","status":"error"}"#
-            .into(),
-    ));
-    (status, body).into_response()
+    stub.requests.lock().unwrap().push(Seen {
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or_default().to_string(),
+        auth: headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string()),
+    });
+    let next = stub.answers.lock().unwrap().pop_front();
+    next.unwrap_or((StatusCode::OK, stub.no_data.to_string()))
+        .into_response()
 }
 
-async fn twelvedata_stub() -> (TwelveDataOracle, Arc<Series>) {
-    let series = Arc::new(Series::default());
+/// A scripted stub serving `route`; its base URL.
+async fn serve_scripted(route: &str, no_data: &'static str) -> (String, Arc<Scripted>) {
+    let stub = Arc::new(Scripted {
+        answers: Mutex::default(),
+        requests: Mutex::default(),
+        no_data,
+    });
     let app = axum::Router::new()
-        .route("/time_series", axum::routing::get(time_series))
-        .with_state(series.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let oracle = TwelveDataOracle::new(HttpSettings {
-        base_url: format!("http://{address}"),
-        api_key: Secret::new("twelve-key"),
-        ticker: "NDX".into(),
+        .route(route, axum::routing::get(scripted))
+        .with_state(stub.clone());
+    (listen(app).await, stub)
+}
+
+/// A provider's settings for a stub, with short timeouts and waits.
+fn stub_settings(base_url: String, key: &str, ticker: &str) -> HttpSettings {
+    HttpSettings {
+        base_url,
+        api_key: Secret::new(key),
+        ticker: ticker.into(),
         timeout: Duration::from_millis(300),
         attempts: 3,
         retry_wait: Duration::from_millis(10),
-    })
-    .unwrap();
+    }
+}
+
+async fn twelvedata_stub() -> (TwelveDataOracle, Arc<Scripted>) {
+    let (url, series) = serve_scripted(
+        "/time_series",
+        r#"{"code":400,"message":"No data is available on the specified dates.","status":"error"}"#,
+    )
+    .await;
+    let oracle = TwelveDataOracle::new(stub_settings(url, "twelve-key", "NDX")).unwrap();
     (oracle, series)
 }
 
@@ -322,7 +350,7 @@ fn bar(close: &str) -> (StatusCode, String) {
 #[tokio::test]
 async fn twelvedata_reads_the_days_bar_with_the_key_in_a_header() {
     let (oracle, series) = twelvedata_stub().await;
-    *series.answers.lock().unwrap() = [
+    series.answer(vec![
         // The documented rate-limit error, then a 503: both retried.
         (
             StatusCode::OK,
@@ -330,37 +358,34 @@ async fn twelvedata_reads_the_days_bar_with_the_key_in_a_header() {
         ),
         (StatusCode::SERVICE_UNAVAILABLE, "busy".to_string()),
         bar("20111.050000001"),
-    ]
-    .into();
+    ]);
     let close = oracle.close(&ndx(), day()).await.unwrap().unwrap();
     assert_eq!(close.to_string(), "20111.050000001");
-    let requests = series.requests.lock().unwrap().clone();
+    let requests = series.requests();
     assert_eq!(requests.len(), 3);
-    for (query, auth) in &requests {
+    for seen in &requests {
+        assert_eq!(seen.path, "/time_series");
         assert_eq!(
-            query,
+            seen.query,
             "symbol=NDX&interval=1day&start_date=2026-11-24&end_date=2026-11-25&order=asc"
         );
-        assert!(!query.contains("twelve-key"), "the key never in the URL");
-        assert_eq!(auth.as_deref(), Some("apikey twelve-key"));
+        assert_eq!(seen.auth.as_deref(), Some("apikey twelve-key"));
     }
     assert!(oracle.name().starts_with("twelvedata:127.0.0.1"));
 
     // No data for the day yet: no close, no error, one request.
-    series.requests.lock().unwrap().clear();
+    series.answer(Vec::new());
     assert_eq!(oracle.close(&ndx(), day()).await.unwrap(), None);
-    assert_eq!(series.requests.lock().unwrap().len(), 1);
+    assert_eq!(series.requests().len(), 1);
 
     // A refused key fails at once and says which variable.
-    *series.answers.lock().unwrap() = [(
+    series.answer(vec![(
         StatusCode::OK,
         r#"{"code":401,"message":"**apikey** parameter is incorrect or not specified.","status":"error"}"#.to_string(),
-    )]
-    .into();
-    series.requests.lock().unwrap().clear();
+    )]);
     let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
     assert!(error.contains("ORACLE_TWELVEDATA_KEY"), "{error}");
-    assert_eq!(series.requests.lock().unwrap().len(), 1);
+    assert_eq!(series.requests().len(), 1);
 }
 
 /// Polygon and Twelve Data in one quorum: they agree, and the close's
@@ -375,7 +400,7 @@ async fn a_quorum_of_two_providers_settles_on_what_they_agree() {
         10,
     );
     script(&polygon, &[Answer::Close("20000.00")]);
-    *series.answers.lock().unwrap() = [bar("20001.00")].into();
+    series.answer(vec![bar("20001.00")]);
     let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
     assert_eq!(quote.price.to_string(), "20000");
     assert!(
@@ -386,7 +411,7 @@ async fn a_quorum_of_two_providers_settles_on_what_they_agree() {
     // Beyond the spread: no close, and a disagreement (which the service
     // reports: a round waits).
     script(&polygon, &[Answer::Close("20000")]);
-    *series.answers.lock().unwrap() = [bar("20100")].into();
+    series.answer(vec![bar("20100")]);
     let asked = quorum.ask(&ndx(), day()).await.unwrap();
     assert!(asked.quote.is_none() && asked.disagreement);
     // One source without data is not a disagreement.
@@ -395,51 +420,9 @@ async fn a_quorum_of_two_providers_settles_on_what_they_agree() {
     assert!(asked.quote.is_none() && !asked.disagreement);
 }
 
-/// A stub of Tiingo's `/tiingo/daily/{ticker}/prices`: answers scripted
-/// (status, body) pairs, `[]` (no data) once they run out, and records
-/// each request's ticker, query and Authorization header.
-#[derive(Default)]
-struct Prices {
-    answers: Mutex<VecDeque<(StatusCode, String)>>,
-    requests: Mutex<Vec<(String, String, Option<String>)>>,
-}
-
-async fn daily_prices(
-    State(prices): State<Arc<Prices>>,
-    Path(ticker): Path<String>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    let auth = headers
-        .get("authorization")
-        .map(|v| v.to_str().unwrap().to_string());
-    let query = uri.query().unwrap_or_default().to_string();
-    prices.requests.lock().unwrap().push((ticker, query, auth));
-    let next = prices.answers.lock().unwrap().pop_front();
-    next.unwrap_or((StatusCode::OK, "[]".into()))
-        .into_response()
-}
-
-async fn tiingo_stub() -> (TiingoOracle, Arc<Prices>) {
-    let prices = Arc::new(Prices::default());
-    let app = axum::Router::new()
-        .route(
-            "/tiingo/daily/{ticker}/prices",
-            axum::routing::get(daily_prices),
-        )
-        .with_state(prices.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let oracle = TiingoOracle::new(HttpSettings {
-        base_url: format!("http://{address}"),
-        api_key: Secret::new("tiingo-key"),
-        ticker: "QQQ".into(),
-        timeout: Duration::from_millis(300),
-        attempts: 3,
-        retry_wait: Duration::from_millis(10),
-    })
-    .unwrap();
+async fn tiingo_stub() -> (TiingoOracle, Arc<Scripted>) {
+    let (url, prices) = serve_scripted("/tiingo/daily/{ticker}/prices", "[]").await;
+    let oracle = TiingoOracle::new(stub_settings(url, "tiingo-key", "QQQ")).unwrap();
     (oracle, prices)
 }
 
@@ -456,10 +439,7 @@ fn tiingo_day(date: &str, close: &str) -> (StatusCode, String) {
 #[tokio::test]
 async fn tiingo_reads_the_days_raw_close_with_the_key_in_a_header() {
     let (oracle, prices) = tiingo_stub().await;
-    let answers = |answers: Vec<(StatusCode, String)>| {
-        *prices.answers.lock().unwrap() = answers.into();
-        prices.requests.lock().unwrap().clear();
-    };
+    let answers = |answers: Vec<(StatusCode, String)>| prices.answer(answers);
     // The rate limit and a 5xx are retried, then the day's close.
     answers(vec![
         (StatusCode::TOO_MANY_REQUESTS, "slow down".into()),
@@ -468,13 +448,12 @@ async fn tiingo_reads_the_days_raw_close_with_the_key_in_a_header() {
     ]);
     let close = oracle.close(&ndx(), day()).await.unwrap().unwrap();
     assert_eq!(close.to_string(), "20431.987654321098765");
-    let requests = prices.requests.lock().unwrap().clone();
+    let requests = prices.requests();
     assert_eq!(requests.len(), 3);
-    for (ticker, query, auth) in &requests {
-        assert_eq!(ticker, "QQQ");
-        assert_eq!(query, "startDate=2026-11-24&endDate=2026-11-24");
-        assert!(!query.contains("tiingo-key"), "the key never in the URL");
-        assert_eq!(auth.as_deref(), Some("Token tiingo-key"));
+    for seen in &requests {
+        assert_eq!(seen.path, "/tiingo/daily/QQQ/prices");
+        assert_eq!(seen.query, "startDate=2026-11-24&endDate=2026-11-24");
+        assert_eq!(seen.auth.as_deref(), Some("Token tiingo-key"));
     }
     assert!(oracle.name().starts_with("tiingo:127.0.0.1"));
 
@@ -486,7 +465,7 @@ async fn tiingo_reads_the_days_raw_close_with_the_key_in_a_header() {
     ] {
         answers(vec![answer]);
         assert_eq!(oracle.close(&ndx(), day()).await.unwrap(), None);
-        assert_eq!(prices.requests.lock().unwrap().len(), 1);
+        assert_eq!(prices.requests().len(), 1);
     }
 
     // What asking again will not mend fails at once, and says what to fix.
@@ -510,14 +489,14 @@ async fn tiingo_reads_the_days_raw_close_with_the_key_in_a_header() {
         answers(vec![(status, body.to_string())]);
         let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
         assert!(error.contains(says), "{error}");
-        assert_eq!(prices.requests.lock().unwrap().len(), 1, "{error}");
+        assert_eq!(prices.requests().len(), 1, "{error}");
     }
 
     // A provider down for every attempt: an error after the last.
     answers(vec![(StatusCode::SERVICE_UNAVAILABLE, String::new()); 3]);
     let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
     assert!(error.contains("3 attempts failed"), "{error}");
-    assert_eq!(prices.requests.lock().unwrap().len(), 3);
+    assert_eq!(prices.requests().len(), 3);
 }
 
 /// Polygon, Twelve Data and Tiingo in one quorum of two: when all three
@@ -538,8 +517,8 @@ async fn a_quorum_of_three_providers_settles_on_what_they_agree_and_names_them()
         10,
     );
     script(&polygon, &[Answer::Close("20000.00")]);
-    *series.answers.lock().unwrap() = [bar("20001.00")].into();
-    *prices.answers.lock().unwrap() = [tiingo_day("2026-11-24", "20000.50")].into();
+    series.answer(vec![bar("20001.00")]);
+    prices.answer(vec![tiingo_day("2026-11-24", "20000.50")]);
     let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
     assert_eq!(quote.price.to_string(), "20000.5", "the median");
     assert!(
@@ -557,8 +536,8 @@ async fn a_quorum_of_three_providers_settles_on_what_they_agree_and_names_them()
     // Tiingo quoting another instrument (an ETF, not the index): the two
     // that agree settle it, and Tiingo is not named.
     script(&polygon, &[Answer::Close("20000.00")]);
-    *series.answers.lock().unwrap() = [bar("20001.00")].into();
-    *prices.answers.lock().unwrap() = [tiingo_day("2026-11-24", "487.12")].into();
+    series.answer(vec![bar("20001.00")]);
+    prices.answer(vec![tiingo_day("2026-11-24", "487.12")]);
     let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
     assert_eq!(quote.price.to_string(), "20000");
     assert!(

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use updown_app::events::EventKind;
 use updown_app::oracle::{Oracle, OracleError, QuorumOracle};
-use updown_app::services::SettleRequest;
+use updown_app::services::{SettleRequest, Tick};
 use updown_domain::ids::{Market, UserId};
 use updown_domain::round::{Outcome, Price, RoundStatus, Side};
 use updown_store::IncidentKind;
@@ -119,6 +119,12 @@ async fn round_with_bets_and(
     (t, ann, bob)
 }
 
+/// The scheduler's step at `instant`.
+async fn step_at(t: &TestApp, instant: chrono::DateTime<chrono::Utc>) -> Tick {
+    t.clock.set(instant);
+    t.app.scheduler_step().await.unwrap()
+}
+
 /// A counter's value in this process's metrics (0 before it exists).
 fn counter(name: &str) -> u64 {
     let text = updown_app::metrics::handle().render();
@@ -149,8 +155,7 @@ pub async fn three_sources_that_agree_settle_and_each_answer_is_shown(db: Db) {
     let sources = sources(["20000.00", "20000.50", "19999.90"]);
     let (t, ann, bob) = round_with_bets(db, &sources, 2).await;
     let round = t.app.round(crate::code()).await.unwrap();
-    t.clock.set(round.terms.settle_at);
-    assert_eq!(t.app.scheduler_step().await.unwrap().settled, [CODE]);
+    assert_eq!(step_at(&t, round.terms.settle_at).await.settled, [CODE]);
 
     let round = t.app.round(crate::code()).await.unwrap();
     assert_eq!(round.status, RoundStatus::Settled);
@@ -230,8 +235,7 @@ pub async fn a_wrong_source_is_outvoted_by_a_quorum_of_two(db: Db) {
     let sources = sources(["20000", "20001", "21000"]);
     let (t, ann, _) = round_with_bets(db, &sources, 2).await;
     let round = t.app.round(crate::code()).await.unwrap();
-    t.clock.set(round.terms.settle_at);
-    assert_eq!(t.app.scheduler_step().await.unwrap().settled, [CODE]);
+    assert_eq!(step_at(&t, round.terms.settle_at).await.settled, [CODE]);
     assert!(t.app.balance(ann).await.unwrap() > usdc(10), "UP won");
 
     let round = t.app.round(crate::code()).await.unwrap();
@@ -316,8 +320,7 @@ pub async fn a_wrong_source_holds_a_quorum_of_three_until_the_round_voids(db: Db
         .starts_with("quorum(3 of alpha:stub"));
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(6), "nothing paid");
 
-    t.clock.set(round.terms.void_at);
-    assert_eq!(t.app.scheduler_step().await.unwrap().voided, [CODE]);
+    assert_eq!(step_at(&t, round.terms.void_at).await.voided, [CODE]);
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(10), "refunded");
     assert_eq!(t.app.balance(bob).await.unwrap(), usdc(10), "refunded");
     t.assert_verified().await;
@@ -330,12 +333,10 @@ pub async fn sources_all_down_until_the_void_instant_void_and_refund(db: Db) {
     }
     let (t, ann, bob) = round_with_bets(db, &sources, 2).await;
     let round = t.app.round(crate::code()).await.unwrap();
-    t.clock.set(round.terms.settle_at);
-    let tick = t.app.scheduler_step().await.unwrap();
+    let tick = step_at(&t, round.terms.settle_at).await;
     assert!(tick.waiting[0].1.contains("connection refused"), "{tick:?}");
     assert!(t.app.oracle_incidents(10).await.unwrap().is_empty());
-    t.clock.set(round.terms.void_at);
-    assert_eq!(t.app.scheduler_step().await.unwrap().voided, [CODE]);
+    assert_eq!(step_at(&t, round.terms.void_at).await.voided, [CODE]);
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(10));
     assert_eq!(t.app.balance(bob).await.unwrap(), usdc(10));
     t.assert_verified().await;
@@ -345,8 +346,7 @@ pub async fn a_close_revised_after_settlement_is_reported_and_changes_nothing(db
     let sources = sources(["20000", "20001", "19999"]);
     let (t, ann, bob) = round_with_bets(db, &sources, 2).await;
     let round = t.app.round(crate::code()).await.unwrap();
-    t.clock.set(round.terms.settle_at);
-    assert_eq!(t.app.scheduler_step().await.unwrap().settled, [CODE]);
+    assert_eq!(step_at(&t, round.terms.settle_at).await.settled, [CODE]);
     let paid = (
         t.app.balance(ann).await.unwrap(),
         t.app.balance(bob).await.unwrap(),
@@ -412,9 +412,11 @@ pub async fn a_void_inside_the_dispute_window_refunds_and_nothing_was_paid(db: D
     let mut heard = t.app.events.subscribe();
     let round = t.app.round(crate::code()).await.unwrap();
     for minutes in [0, 30, 59] {
-        t.clock
-            .set(round.terms.settle_at + chrono::Duration::minutes(minutes));
-        let tick = t.app.scheduler_step().await.unwrap();
+        let tick = step_at(
+            &t,
+            round.terms.settle_at + chrono::Duration::minutes(minutes),
+        )
+        .await;
         assert!(tick.settled.is_empty(), "{tick:?}");
         assert!(
             tick.waiting[0].1.contains("result UP published"),
@@ -467,11 +469,13 @@ pub async fn a_void_inside_the_dispute_window_refunds_and_nothing_was_paid(db: D
 pub async fn the_result_is_paid_when_the_dispute_window_ends(db: Db) {
     let (t, ann, bob) = disputable(db).await;
     let round = t.app.round(crate::code()).await.unwrap();
-    t.clock.set(round.terms.settle_at);
-    assert!(t.app.scheduler_step().await.unwrap().settled.is_empty());
-    t.clock
-        .set(round.terms.settle_at + chrono::Duration::minutes(60));
-    assert_eq!(t.app.scheduler_step().await.unwrap().settled, [CODE]);
+    assert!(step_at(&t, round.terms.settle_at).await.settled.is_empty());
+    assert_eq!(
+        step_at(&t, round.terms.settle_at + chrono::Duration::minutes(60))
+            .await
+            .settled,
+        [CODE]
+    );
     let round = t.app.round(crate::code()).await.unwrap();
     assert_eq!(round.status, RoundStatus::Settled);
     assert!(t.app.balance(ann).await.unwrap() > usdc(10), "UP won");
@@ -542,8 +546,7 @@ pub async fn a_round_asks_only_the_oracle_its_terms_name(db: Db) {
 pub async fn a_void_waiting_for_approval_holds_the_payouts_past_the_window(db: Db) {
     let (t, ann, bob) = disputable(db).await;
     let round = t.app.round(crate::code()).await.unwrap();
-    t.clock.set(round.terms.settle_at);
-    assert!(t.app.scheduler_step().await.unwrap().settled.is_empty());
+    assert!(step_at(&t, round.terms.settle_at).await.settled.is_empty());
     // An operator asks for VOID inside the window; a second must approve.
     let staff = updown_app::services::Staff {
         actor: "oli@ops.example.com".into(),
@@ -563,9 +566,7 @@ pub async fn a_void_waiting_for_approval_holds_the_payouts_past_the_window(db: D
         .unwrap();
     assert!(matches!(asked, updown_app::services::ByHand::Waiting(_)));
     // The window ends: still held while the request waits.
-    t.clock
-        .set(round.terms.settle_at + chrono::Duration::minutes(90));
-    let tick = t.app.scheduler_step().await.unwrap();
+    let tick = step_at(&t, round.terms.settle_at + chrono::Duration::minutes(90)).await;
     assert!(tick.settled.is_empty(), "{tick:?}");
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(6), "nothing paid");
     assert_eq!(t.app.balance(bob).await.unwrap(), usdc(4));
