@@ -145,15 +145,6 @@ impl App {
                 "a rejection needs a reason (the requester sees it)".into(),
             ));
         }
-        if approval.kind == ApprovalKind::Settlement
-            && approval.state == ApprovalState::Pending
-            && self.carried_out(&approval).await?
-        {
-            return Err(AppError::Conflict(format!(
-                "round {} is settled already (by the oracle or another result): approval {id} has nothing left to decide",
-                approval.subject
-            )));
-        }
         let decided = self
             .store
             .vote(&Vote {
@@ -223,15 +214,6 @@ impl App {
             return Ok(None);
         }
         Ok(Some(self.carry_out(&approval).await?))
-    }
-
-    /// Whether an approved settlement's round is settled (by it, or by
-    /// anything else since).
-    async fn carried_out(&self, approval: &Approval) -> AppResult<bool> {
-        let code = RoundCode::parse(&approval.subject).map_err(|_| {
-            AppError::Internal(anyhow::anyhow!("approval {}: bad round", approval.id))
-        })?;
-        Ok(self.round(code).await?.status.is_final())
     }
 
     /// Settles an approved result by hand, under the requester's and the

@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use updown_app::clock::Clock;
+use updown_app::services::{SettleOptions, SettleRequest};
 use updown_domain::operator::Role;
 
 use crate::support::{at, call, Db, TestApp};
@@ -16,6 +17,7 @@ use updown_store::on_both_backends;
 on_both_backends!(
     a_large_withdrawal_waits_for_two_treasurers_before_the_worker_may_send_it,
     a_result_by_hand_waits_for_a_second_operator_and_names_both,
+    a_result_by_hand_and_the_oracles_never_cross,
 );
 
 const TO: &str = "0x52908400098527886e0f7030069857d2e4169ee7";
@@ -561,5 +563,113 @@ async fn a_result_by_hand_waits_for_a_second_operator_and_names_both(db: Db) {
             .any(|a| a["id"] == asked["id"]),
         "{closed}"
     );
+    t.assert_verified().await;
+}
+
+/// The oracle's settlement and a result by hand never both decide a
+/// round: once the oracle's has begun, a waiting request is closed and
+/// approving it is refused (not approved and left undone); once one is
+/// approved, the oracle's does not begin, and the scheduler carries out
+/// the approved one.
+async fn a_result_by_hand_and_the_oracles_never_cross(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    let people = staff(&t, &[("oli", Role::Operator), ("pat", Role::Operator)]).await;
+    let [oli, pat] = &people[..] else {
+        unreachable!()
+    };
+    let pat_id = t
+        .app
+        .operators()
+        .await
+        .unwrap()
+        .iter()
+        .find(|o| o.email.as_str() == pat.0)
+        .unwrap()
+        .id;
+    let ann = sign_up(&t, "ann").await;
+    simulate_deposit(&t, "ann", 10_000_000).await;
+    let code = |text: &str| updown_domain::RoundCode::parse(text).unwrap();
+    let approvals = |state: &'static str| {
+        let t = &t;
+        async move {
+            let uri = format!("/admin/approvals?state={state}");
+            let (_, list) = call(t.address, "GET", &uri, None, Some(ADMIN)).await;
+            list.as_array().unwrap().clone()
+        }
+    };
+
+    // The oracle's settlement begins (its process dies before paying a
+    // chunk) while oli's VOID waits.
+    t.open("20261124").await;
+    let asked = void_asked_with_a_bet(&t, "20261124", &ann, &oli.1).await;
+    let round = t.app.round(code("20261124")).await.unwrap();
+    t.clock.set(round.terms.settle_at);
+    let crashed = t
+        .app
+        .settle_round_with(
+            code("20261124"),
+            SettleRequest::Auto,
+            SettleOptions {
+                on_progress: None,
+                fail_after_chunks: Some(0),
+            },
+        )
+        .await;
+    assert!(crashed.is_err());
+    let begun = t.app.round(code("20261124")).await.unwrap();
+    let oracles = begun.settlement.as_ref().expect("begun").plan.outcome;
+    assert_ne!(oracles, updown_domain::round::Outcome::Void);
+    let approve = format!("/admin/approvals/{}/approve", asked["id"]);
+    let (status, answer) = post(&t, &approve, "{}", &pat.1).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(
+        approvals("approved").await.is_empty(),
+        "nothing approved and left undone"
+    );
+    assert!(approvals("rejected")
+        .await
+        .iter()
+        .any(|a| a["id"] == asked["id"]));
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert!(tick.settled.contains(&"20261124".to_string()), "{tick:?}");
+    let settled = t.app.round(code("20261124")).await.unwrap();
+    assert_eq!(settled.settlement.unwrap().plan.outcome, oracles);
+
+    // Pat's yes committed and the process died before carrying it out:
+    // the oracle's result does not begin over it.
+    let round = t.open("20261125").await;
+    t.clock
+        .set(round.terms.open_at + chrono::Duration::seconds(1));
+    let asked = void_asked_with_a_bet(&t, "20261125", &ann, &oli.1).await;
+    t.store()
+        .vote(&updown_store::Vote {
+            approval: asked["id"].as_i64().unwrap(),
+            operator: pat_id,
+            approve: true,
+            reason: None,
+            now: t.clock.now(),
+        })
+        .await
+        .unwrap();
+    t.clock.set(round.terms.settle_at);
+    let refused = t
+        .app
+        .settle_round(code("20261125"), SettleRequest::Auto)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("approval"), "{refused}");
+    assert!(t
+        .app
+        .round(code("20261125"))
+        .await
+        .unwrap()
+        .settlement
+        .is_none());
+    let tick = t.app.scheduler_step().await.unwrap();
+    assert!(tick.settled.contains(&"20261125".to_string()), "{tick:?}");
+    let voided = t.app.round(code("20261125")).await.unwrap();
+    assert_eq!(voided.status, updown_domain::round::RoundStatus::Void);
+    assert!(voided.settlement.unwrap().actor.contains("approved by"));
     t.assert_verified().await;
 }

@@ -249,8 +249,34 @@ impl ApprovalStore for SqlStore {
             }
             ApprovalKind::Settlement => None,
         };
-        if let Some(withdrawal) = withdrawal {
-            lock_withdrawal(&mut tx, withdrawal).await?;
+        match withdrawal {
+            Some(withdrawal) => {
+                lock_withdrawal(&mut tx, withdrawal).await?;
+            }
+            // The round's row, as a settlement's beginning takes it: a
+            // result by hand is approved only while none has begun, and
+            // none begins against one approved.
+            None => {
+                let sql = format!(
+                    "SELECT settle_started_at IS NOT NULL OR status IN ('SETTLED', 'VOID') \
+                     FROM rounds WHERE code = $1{}",
+                    self.for_share()
+                );
+                let mut begun = false;
+                for row in query(&sql)
+                    .bind(&unlocked.subject)
+                    .fetch_all(&mut tx)
+                    .await?
+                {
+                    begun |= row.get_at::<bool>(0)?;
+                }
+                if begun {
+                    return Err(StoreError::Conflict(format!(
+                        "round {} is settled or being settled already: approval {id} has nothing left to decide",
+                        unlocked.subject
+                    )));
+                }
+            }
         }
         // Held until the commit: a second vote waits here, then finds the
         // decision this one made.

@@ -10,12 +10,13 @@ use updown_domain::payout::PayoutPlan;
 use updown_domain::round::{Outcome, RoundStatus, Side};
 use updown_domain::Micros;
 
+use super::approvals::close_pending;
 use super::batch::Chunk;
 use super::db::{query, Tx};
 use super::ledger::{invalid, pool_balances, write_posting, TxMeta};
 use super::rounds::round_in;
 use super::{postgres, sqlite, SqlStore};
-use crate::model::{PriceRecord, Round, SettlementStart};
+use crate::model::{ApprovalKind, PriceRecord, Round, SettlementStart};
 use crate::{SettlementStore, StoreError, StoreResult};
 
 /// A ledger link to the round alone.
@@ -51,6 +52,29 @@ impl SettlementStore for SqlStore {
         if current.status != RoundStatus::Locked {
             current.clock().check_settle(start.now, false)?;
         }
+        let code = current.terms.code.to_string();
+        // A result by hand approved, and not carried out yet (its approver
+        // is about to, or died first: the scheduler will), decides the
+        // round: no other result begins. A vote takes the round's row as
+        // this does, so the two cannot cross.
+        let approved = query(
+            "SELECT id, action FROM approvals WHERE kind = $1 AND subject = $2 AND state = 'approved' \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(ApprovalKind::Settlement.as_str())
+        .bind(&code)
+        .fetch_optional(&mut tx)
+        .await?;
+        if let Some(row) = approved {
+            let (id, action): (i64, String) = (row.get_at(0)?, row.get_at(1)?);
+            if action != start.outcome.as_str() {
+                return Err(StoreError::Conflict(format!(
+                    "round {code}: {action} by hand was approved (approval {id}) and is carried out first"
+                )));
+            }
+        }
+        // Results by hand still waiting have nothing left to decide.
+        close_pending(&mut tx, ApprovalKind::Settlement, &code, start.now).await?;
         let (pool_up, pool_down) = pool_balances(&mut tx, &current).await?;
         let plan = PayoutPlan::new(start.outcome, pool_up, pool_down, current.terms.fee_bps)
             .map_err(invalid)?;
