@@ -5,7 +5,9 @@
 
 use chrono::NaiveDate;
 use serde_json::json;
-use updown_store::{IncidentKind, OracleIncident, PriceRecord, SourceAnswer, StoreError};
+use updown_store::{
+    IncidentKind, LeaseTask, OracleIncident, PriceRecord, SourceAnswer, StoreError,
+};
 
 use super::{clip, App};
 use crate::error::{AppError, AppResult};
@@ -151,13 +153,27 @@ impl App {
         }
     }
 
+    /// The revision check, by one instance at a time (it spends the
+    /// oracle's requests): how many revisions were new, or `None` while
+    /// another instance checks.
+    pub async fn revision_step(&self) -> AppResult<Option<usize>> {
+        let Some(lease) = self.store.lease(LeaseTask::RevisionCheck).await? else {
+            return Ok(None);
+        };
+        let checked = self.check_revisions().await;
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "releasing the revision check's lease failed; the connection closes it");
+        }
+        checked.map(Some)
+    }
+
     /// Asks the oracle again for the closes recorded for the last
     /// `REVISION_WINDOW_DAYS` sessions (not those operators entered), and
     /// reports each source that now gives another close than it gave (for
     /// a single source, a close that is not the one recorded). Nothing
     /// recorded or settled changes: a revision is for operators to
     /// judge. How many revisions were new.
-    pub async fn check_revisions(&self) -> AppResult<usize> {
+    async fn check_revisions(&self) -> AppResult<usize> {
         let market = &self.config.rounds.market;
         let since = self.clock.now().date_naive() - chrono::Duration::days(REVISION_WINDOW_DAYS);
         let mut new = 0;

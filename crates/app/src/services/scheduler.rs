@@ -100,7 +100,7 @@ impl App {
             let app = self.clone();
             async move {
                 loop {
-                    if let Err(e) = app.check_revisions().await {
+                    if let Err(e) = app.revision_step().await {
                         tracing::error!(error = %e, "the revision check failed; retrying later");
                     }
                     tokio::time::sleep(REVISION_CHECK_EVERY).await;
@@ -250,7 +250,7 @@ impl App {
         // step held elsewhere or failed waits a whole tick, rather than
         // waking again and again for an instant already past.
         self.heartbeat.next_due.store(i64::MAX, Ordering::Relaxed);
-        let Some(lease) = self.store.scheduler_lease().await? else {
+        let Some(lease) = self.store.lease(updown_store::LeaseTask::Scheduler).await? else {
             self.heartbeat.beat(self.clock.now());
             return Ok(Tick {
                 held_elsewhere: true,

@@ -163,11 +163,11 @@ impl Store for SqlStore {
         self.check_replica_lag(max_lag).await
     }
 
-    async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>> {
+    async fn lease(&self, task: crate::LeaseTask) -> StoreResult<Option<Box<dyn Lease>>> {
         match &self.pools {
             // One process owns a SQLite file's writes; nothing to contend for.
             Pools::Sqlite { .. } => Ok(Some(Box::new(crate::SoleLease))),
-            Pools::Postgres(pool) => postgres::scheduler_lease(pool).await,
+            Pools::Postgres(pool) => postgres::lease(pool, task.key()).await,
         }
     }
 }
