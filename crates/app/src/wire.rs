@@ -275,6 +275,10 @@ pub struct RoundOut {
     /// Where the closes come from and the rule they must meet, as the
     /// terms name it (null for rounds opened before terms named it).
     pub oracle: Option<String>,
+    /// Minutes the payouts wait once the oracle's result is published,
+    /// while an operator may still void (0: paid at once; null for rounds
+    /// opened before terms named it).
+    pub dispute_min: Option<u32>,
     /// SHA-256 of the terms' canonical text, which anyone can recompute
     /// from the fields above (the README's "Oracles" says how).
     pub terms_digest: String,
@@ -322,6 +326,7 @@ impl RoundOut {
             fee_bps: round.terms.fee_bps,
             tie_policy: round.terms.tie_policy.as_str(),
             oracle: round.terms.oracle.clone(),
+            dispute_min: round.terms.dispute_min,
             terms_digest: round.terms_digest.clone(),
             pool_up: pools.up.get(),
             pool_down: pools.down.get(),

@@ -300,6 +300,7 @@ async fn a_player_and_the_operator_do_everything_by_clicking() {
     text_becomes(&client, "#proof", |t| {
         t.contains("terms digest")
             && t.contains("closes from: mock")
+            && t.contains("dispute window: none")
             && t.contains("settled by admin")
     })
     .await;

@@ -277,24 +277,34 @@ pub struct RoundTerms {
     /// `quorum(2 of a, b, c) within 10 bps`; `None` for rounds opened
     /// before the terms named it (their digest is the v1 one).
     pub oracle: Option<String>,
+    /// Minutes the payouts wait once the oracle's result is published,
+    /// while an operator may still void (`SETTLE_DISPUTE_MIN`; 0: paid at
+    /// once). `None` for rounds opened before the terms named it: the
+    /// setting when the result is published applies (v1 and v2 digests).
+    pub dispute_min: Option<u32>,
 }
 
 impl RoundTerms {
     /// The canonical text the digest covers: one `key=value` per line in a
     /// fixed order, instants in RFC 3339 UTC, so anyone can recompute it.
     /// Terms that name their oracle are v2: the v1 lines, then `oracle=`
-    /// (line breaks in it written as spaces).
+    /// (line breaks in it written as spaces). Terms that also name the
+    /// dispute window are v3: the v2 lines, then `dispute_min=`.
     pub fn canonical_text(&self) -> String {
         let t = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let (version, oracle) = match &self.oracle {
-            None => ("v1", String::new()),
-            Some(oracle) => (
-                "v2",
-                format!("oracle={}\n", oracle.replace(['\n', '\r'], " ")),
-            ),
+        let oracle = self.oracle.as_ref().map_or_else(String::new, |oracle| {
+            format!("oracle={}\n", oracle.replace(['\n', '\r'], " "))
+        });
+        let dispute = self
+            .dispute_min
+            .map_or_else(String::new, |minutes| format!("dispute_min={minutes}\n"));
+        let version = match (&self.oracle, self.dispute_min) {
+            (_, Some(_)) => "v3",
+            (Some(_), None) => "v2",
+            (None, None) => "v1",
         };
         format!(
-            "updown-round-terms-{version}\nmarket={}\ncode={}\nprevious_session={}\nopen_at={}\nlock_at={}\nclose_at={}\nsettle_at={}\nvoid_at={}\nfee_bps={}\ntie_policy={}\n{oracle}",
+            "updown-round-terms-{version}\nmarket={}\ncode={}\nprevious_session={}\nopen_at={}\nlock_at={}\nclose_at={}\nsettle_at={}\nvoid_at={}\nfee_bps={}\ntie_policy={}\n{oracle}{dispute}",
             self.market,
             self.code,
             self.previous_session,
@@ -654,6 +664,7 @@ mod tests {
             fee_bps: 100,
             tie_policy: TiePolicy::Down,
             oracle: None,
+            dispute_min: None,
         };
         let digest = terms.digest();
         assert!(terms
@@ -692,5 +703,22 @@ mod tests {
             ..terms.clone()
         };
         assert_eq!(forged.canonical_text().lines().count(), 12);
+        // Naming the dispute window makes them v3, and it is covered.
+        let disputable = RoundTerms {
+            dispute_min: Some(60),
+            ..named.clone()
+        };
+        assert!(disputable
+            .canonical_text()
+            .starts_with("updown-round-terms-v3\n"));
+        assert!(disputable
+            .canonical_text()
+            .ends_with("\noracle=quorum(2 of a, b, c) within 10 bps\ndispute_min=60\n"));
+        let at_once = RoundTerms {
+            dispute_min: Some(0),
+            ..named.clone()
+        };
+        assert_ne!(disputable.digest(), named.digest());
+        assert_ne!(disputable.digest(), at_once.digest());
     }
 }

@@ -63,6 +63,7 @@ fn terms(code: &str) -> RoundTerms {
         fee_bps: 100,
         tie_policy: TiePolicy::Down,
         oracle: Some("mock".into()),
+        dispute_min: Some(30),
     }
 }
 
@@ -145,6 +146,7 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engin
         .unwrap();
     assert!(created);
     assert_eq!(round.terms_digest, t.digest());
+    assert_eq!(round.terms, t, "the terms read back as written");
     let (again, created_again) = store
         .open_round(&NewRound {
             terms: t.clone(),

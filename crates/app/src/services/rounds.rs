@@ -111,6 +111,12 @@ impl App {
             fee_bps: self.config.rounds.fee_bps,
             tie_policy: self.config.rounds.tie_policy,
             oracle: Some(self.oracle.name()),
+            dispute_min: Some(
+                self.config
+                    .rounds
+                    .dispute_window
+                    .map_or(0, |window| window.num_minutes() as u32),
+            ),
         };
         let (round, created) = self.store.open_round(&NewRound { terms, now }).await?;
         self.touch();
@@ -400,9 +406,20 @@ impl App {
         Ok(finished)
     }
 
-    /// With `SETTLE_DISPUTE_MIN`, the oracle's UP or DOWN is published
-    /// first (once; the `round_result` event) with the instant its payouts
-    /// start, fixed then whatever the setting later. Until that instant,
+    /// How long a round's result waits to be paid: its terms' dispute
+    /// window, or for a round opened before the terms named it, the
+    /// setting's (`SETTLE_DISPUTE_MIN`) now. `None`: paid at once.
+    fn dispute_window(&self, round: &Round) -> Option<chrono::Duration> {
+        match round.terms.dispute_min {
+            Some(0) => None,
+            Some(minutes) => Some(chrono::Duration::minutes(i64::from(minutes))),
+            None => self.config.rounds.dispute_window,
+        }
+    }
+
+    /// With a dispute window in its terms, the oracle's UP or DOWN is
+    /// published first (once; the `round_result` event) with the instant
+    /// its payouts start, fixed then. Until that instant,
     /// and while an operator's result by hand waits for approval, nothing
     /// is paid and no fee taken, and an operator may still void the round
     /// or set another result, with a reason. The round while it waits;
@@ -412,7 +429,7 @@ impl App {
         round: &Round,
         start: &SettlementStart,
     ) -> AppResult<Option<Round>> {
-        let round = match (round.published, self.config.rounds.dispute_window) {
+        let round = match (round.published, self.dispute_window(round)) {
             (Some(_), _) => round.clone(),
             (None, None) => return Ok(None),
             (None, Some(_)) if start.outcome == Outcome::Void => return Ok(None),

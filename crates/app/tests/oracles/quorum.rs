@@ -207,7 +207,8 @@ pub async fn three_sources_that_agree_settle_and_each_answer_is_shown(db: Db) {
             .with_timezone(&chrono::Utc)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
-    let mut text = "updown-round-terms-v2\n".to_string();
+    assert_eq!(view["dispute_min"], 0, "paid at once");
+    let mut text = "updown-round-terms-v3\n".to_string();
     for field in ["market", "code", "previous_session"] {
         text.push_str(&format!("{field}={}\n", view[field].as_str().unwrap()));
     }
@@ -215,10 +216,11 @@ pub async fn three_sources_that_agree_settle_and_each_answer_is_shown(db: Db) {
         text.push_str(&format!("{field}={}\n", second(field)));
     }
     text.push_str(&format!(
-        "fee_bps={}\ntie_policy={}\noracle={}\n",
+        "fee_bps={}\ntie_policy={}\noracle={}\ndispute_min={}\n",
         view["fee_bps"],
         view["tie_policy"].as_str().unwrap(),
-        view["oracle"].as_str().unwrap()
+        view["oracle"].as_str().unwrap(),
+        view["dispute_min"]
     ));
     use sha2::Digest as _;
     assert_eq!(
@@ -480,6 +482,21 @@ pub async fn a_void_inside_the_dispute_window_refunds_and_nothing_was_paid(db: D
 pub async fn the_result_is_paid_when_the_dispute_window_ends(db: Db) {
     let (t, ann, bob) = disputable(db).await;
     let round = t.app.round(crate::code()).await.unwrap();
+    assert_eq!(
+        round.terms.dispute_min,
+        Some(60),
+        "the window is in the terms"
+    );
+    // An instance restarted with the window off still holds the round:
+    // its terms promised an hour.
+    let restarted = t.twin(&[("SETTLE_DISPUTE_MIN", "0")]);
+    t.clock.set(round.terms.settle_at);
+    assert!(restarted.scheduler_step().await.unwrap().settled.is_empty());
+    let held = t.app.round(crate::code()).await.unwrap();
+    assert_eq!(
+        held.published.map(|p| p.payouts_at),
+        Some(round.terms.settle_at + chrono::Duration::minutes(60))
+    );
     assert!(step_at(&t, round.terms.settle_at).await.settled.is_empty());
     assert_eq!(
         step_at(&t, round.terms.settle_at + chrono::Duration::minutes(60))

@@ -21,7 +21,7 @@ pub(crate) const ROUND_COLUMNS: &str = "id, market, code, status, previous_sessi
     close_at, settle_at, void_at, fee_bps, tie_policy, terms_digest, opened_at, locked_at, outcome, \
     plan_pool_up, plan_pool_down, fee, distributable, settle_cursor, settle_started_at, settled_at, dust, \
     settled_by, settle_reason, close_date, close_price, close_source, close_fetched_at, prev_close_date, \
-    prev_close_price, prev_close_source, prev_close_fetched_at, oracle_terms, published_outcome, published_at, payouts_at";
+    prev_close_price, prev_close_source, prev_close_fetched_at, oracle_terms, published_outcome, published_at, payouts_at, dispute_min";
 
 /// A round read in a transaction, `lock` being `for_update()`,
 /// `for_share()` or "".
@@ -40,6 +40,12 @@ impl RoundStore for SqlStore {
         }
         let fee_bps = i32::try_from(terms.fee_bps)
             .map_err(|_| StoreError::Invalid("fee_bps too large".into()))?;
+        let dispute_min = terms
+            .dispute_min
+            .map(|m| {
+                i32::try_from(m).map_err(|_| StoreError::Invalid("dispute_min too large".into()))
+            })
+            .transpose()?;
         let mut tx = self.write().begin().await?;
         let mut pool = [0i64; 2];
         for slot in pool.iter_mut() {
@@ -50,8 +56,8 @@ impl RoundStore for SqlStore {
         }
         let sql = format!(
             "INSERT INTO rounds (market, code, status, previous_session, open_at, lock_at, close_at, settle_at, \
-             void_at, fee_bps, tie_policy, terms_digest, pool_up_account, pool_down_account, opened_at, oracle_terms) \
-             VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {ROUND_COLUMNS}"
+             void_at, fee_bps, tie_policy, terms_digest, pool_up_account, pool_down_account, opened_at, oracle_terms, dispute_min) \
+             VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING {ROUND_COLUMNS}"
         );
         let inserted = query(&sql)
             .bind(terms.market.as_str())
@@ -69,6 +75,7 @@ impl RoundStore for SqlStore {
             .bind(pool[1])
             .bind(new.now)
             .bind(terms.oracle.clone())
+            .bind(dispute_min)
             .fetch_one(&mut tx)
             .await;
         match inserted {
@@ -401,6 +408,7 @@ pub(crate) struct RoundRow {
     published_outcome: Option<String>,
     published_at: Option<DateTime<Utc>>,
     payouts_at: Option<DateTime<Utc>>,
+    dispute_min: Option<i32>,
 }
 
 impl TryFrom<RoundRow> for Round {
@@ -421,6 +429,10 @@ impl TryFrom<RoundRow> for Round {
             fee_bps: u32::try_from(row.fee_bps).map_err(|_| corrupt("fee_bps", row.fee_bps))?,
             tie_policy: parse("tie policy", &row.tie_policy)?,
             oracle: row.oracle_terms,
+            dispute_min: row
+                .dispute_min
+                .map(|m| u32::try_from(m).map_err(|_| corrupt("dispute_min", m)))
+                .transpose()?,
         };
         let settlement = match row.outcome {
             None => None,

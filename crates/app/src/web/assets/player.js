@@ -185,7 +185,10 @@ async function showProof(code) {
     return;
   }
   const lines = [el("div", {}, `round ${r.code}: ${r.status}${r.result ? ` ${r.result}` : ""}, terms digest ${r.terms_digest}`),
-    el("div", {}, `closes from: ${r.oracle ?? "not named in these terms"}`)];
+    el("div", {}, `closes from: ${r.oracle ?? "not named in these terms"}`),
+    el("div", {}, r.dispute_min == null ? "dispute window: not named in these terms"
+      : r.dispute_min === 0 ? "dispute window: none, paid once settled"
+      : `dispute window: paid ${r.dispute_min} min after the result is published${r.payouts_at ? ` (${r.payouts_at})` : ""}`)];
   for (const [label, price] of [["close", r.close], ["previous close", r.previous_close]]) {
     if (!price) continue;
     lines.push(el("div", {}, `${label} of ${price.date}: ${price.close} from ${price.source} (recorded ${price.fetched_at})`));
