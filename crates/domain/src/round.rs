@@ -292,9 +292,12 @@ impl RoundTerms {
     /// dispute window are v3: the v2 lines, then `dispute_min=`.
     pub fn canonical_text(&self) -> String {
         let t = |d: DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let oracle = self.oracle.as_ref().map_or_else(String::new, |oracle| {
-            format!("oracle={}\n", oracle.replace(['\n', '\r'], " "))
-        });
+        // v3 always has the `oracle=` line (empty if unnamed).
+        let oracle = match (&self.oracle, self.dispute_min) {
+            (Some(oracle), _) => format!("oracle={}\n", oracle.replace(['\n', '\r'], " ")),
+            (None, Some(_)) => "oracle=\n".to_string(),
+            (None, None) => String::new(),
+        };
         let dispute = self
             .dispute_min
             .map_or_else(String::new, |minutes| format!("dispute_min={minutes}\n"));
@@ -718,6 +721,13 @@ mod tests {
             dispute_min: Some(0),
             ..named.clone()
         };
+        let unnamed = RoundTerms {
+            dispute_min: Some(60),
+            ..terms.clone()
+        };
+        assert!(unnamed
+            .canonical_text()
+            .ends_with("\ntie_policy=down\noracle=\ndispute_min=60\n"));
         assert_ne!(disputable.digest(), named.digest());
         assert_ne!(disputable.digest(), at_once.digest());
     }

@@ -573,8 +573,16 @@ async fn a_result_by_hand_waits_for_a_second_operator_and_names_both(db: Db) {
 /// the approved one.
 async fn a_result_by_hand_and_the_oracles_never_cross(db: Db) {
     let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
-    let people = staff(&t, &[("oli", Role::Operator), ("pat", Role::Operator)]).await;
-    let [oli, pat] = &people[..] else {
+    let people = staff(
+        &t,
+        &[
+            ("oli", Role::Operator),
+            ("pat", Role::Operator),
+            ("quin", Role::Operator),
+        ],
+    )
+    .await;
+    let [oli, pat, quin] = &people[..] else {
         unreachable!()
     };
     let pat_id = t
@@ -652,6 +660,18 @@ async fn a_result_by_hand_and_the_oracles_never_cross(db: Db) {
         .await
         .unwrap();
     t.clock.set(round.terms.settle_at);
+    // Another result by hand may be asked, but not approved over it.
+    let (status, other) = post(
+        &t,
+        "/admin/rounds/20261125/settle",
+        r#"{"result": "DOWN", "reason": "the exchange says down"}"#,
+        &quin.1,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{other}");
+    let approve_other = format!("/admin/approvals/{}/approve", other["id"]);
+    let (status, answer) = post(&t, &approve_other, "{}", &oli.1).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     let refused = t
         .app
         .settle_round(code("20261125"), SettleRequest::Auto)

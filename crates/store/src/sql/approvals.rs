@@ -107,6 +107,19 @@ pub(crate) async fn insert_approval(tx: &mut Tx<'_>, new: &NewApproval) -> Store
         .record()
 }
 
+/// Whether the round `code` (in any market) has begun settling or is
+/// final, read with `lock` on its row.
+async fn settlement_begun(tx: &mut Tx<'_>, code: &str, lock: &str) -> StoreResult<bool> {
+    let sql = format!(
+        "SELECT settle_started_at IS NOT NULL OR status IN ('SETTLED', 'VOID') FROM rounds WHERE code = $1{lock}"
+    );
+    let mut begun = false;
+    for row in query(&sql).bind(code).fetch_all(tx).await? {
+        begun |= row.get_at::<bool>(0)?;
+    }
+    Ok(begun)
+}
+
 /// Ends what is pending for `subject`: its withdrawal failed, or its
 /// round settled, before anyone decided.
 pub(crate) async fn close_pending(
@@ -168,6 +181,16 @@ async fn one_with_votes(tx: &mut Tx<'_>, id: i64) -> StoreResult<Approval> {
 impl ApprovalStore for SqlStore {
     async fn request_approval(&self, approval: &NewApproval) -> StoreResult<Approval> {
         let mut tx = self.write().begin().await?;
+        // Checked again under the round's row: a request filed once its
+        // settlement began would wait for a decision nobody can take.
+        if approval.kind == ApprovalKind::Settlement
+            && settlement_begun(&mut tx, &approval.subject, self.for_share()).await?
+        {
+            return Err(StoreError::Conflict(format!(
+                "round {} is settled or being settled already",
+                approval.subject
+            )));
+        }
         let requested = insert_approval(&mut tx, approval).await?;
         tx.commit().await?;
         Ok(requested)
@@ -253,27 +276,31 @@ impl ApprovalStore for SqlStore {
             Some(withdrawal) => {
                 lock_withdrawal(&mut tx, withdrawal).await?;
             }
-            // The round's row, as a settlement's beginning takes it: a
-            // result by hand is approved only while none has begun, and
-            // none begins against one approved.
+            // The round's row, as a settlement's beginning takes it (and
+            // for update: two votes on one round's requests take turns):
+            // a result by hand is approved only while none has begun and
+            // no other approved waits to be carried out, and none begins
+            // against one approved.
             None => {
-                let sql = format!(
-                    "SELECT settle_started_at IS NOT NULL OR status IN ('SETTLED', 'VOID') \
-                     FROM rounds WHERE code = $1{}",
-                    self.for_share()
-                );
-                let mut begun = false;
-                for row in query(&sql)
-                    .bind(&unlocked.subject)
-                    .fetch_all(&mut tx)
-                    .await?
-                {
-                    begun |= row.get_at::<bool>(0)?;
-                }
-                if begun {
+                if settlement_begun(&mut tx, &unlocked.subject, self.for_update()).await? {
                     return Err(StoreError::Conflict(format!(
                         "round {} is settled or being settled already: approval {id} has nothing left to decide",
                         unlocked.subject
+                    )));
+                }
+                let waiting = query(
+                    "SELECT id FROM approvals WHERE kind = $1 AND subject = $2 AND state = 'approved' AND id <> $3",
+                )
+                .bind(ApprovalKind::Settlement.as_str())
+                .bind(&unlocked.subject)
+                .bind(id)
+                .fetch_optional(&mut tx)
+                .await?;
+                if let Some(row) = waiting {
+                    return Err(StoreError::Conflict(format!(
+                        "round {}: approval {} was approved and is carried out first",
+                        unlocked.subject,
+                        row.get_at::<i64>(0)?
                     )));
                 }
             }

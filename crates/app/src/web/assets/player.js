@@ -188,7 +188,7 @@ async function showProof(code) {
     el("div", {}, `closes from: ${r.oracle ?? "not named in these terms"}`),
     el("div", {}, r.dispute_min == null ? "dispute window: not named in these terms"
       : r.dispute_min === 0 ? "dispute window: none, paid once settled"
-      : `dispute window: paid ${r.dispute_min} min after the result is published${r.payouts_at ? ` (${r.payouts_at})` : ""}`)];
+      : `dispute window: the oracle's UP or DOWN is paid ${r.dispute_min} min after it is published${r.payouts_at ? ` (${r.payouts_at})` : ""}`)];
   for (const [label, price] of [["close", r.close], ["previous close", r.previous_close]]) {
     if (!price) continue;
     lines.push(el("div", {}, `${label} of ${price.date}: ${price.close} from ${price.source} (recorded ${price.fetched_at})`));
