@@ -648,12 +648,7 @@ async fn the_scheduler_catches_up_a_weekend_in_order(db: Db) {
     let t = TestApp::spawn(db, &[], at("2026-11-20T15:00:00Z")).await;
     // While another instance holds the lease (PostgreSQL), a step waits.
     if t.store().backend() == updown_store::Backend::Postgres {
-        let held = t
-            .store()
-            .lease(updown_store::LeaseTask::Scheduler)
-            .await
-            .unwrap()
-            .unwrap();
+        let held = t.store().scheduler_lease().await.unwrap().unwrap();
         let tick = t.app.scheduler_step().await.unwrap();
         assert!(tick.held_elsewhere && tick.opened.is_empty(), "{tick:?}");
         held.release().await.unwrap();
@@ -672,12 +667,7 @@ async fn the_scheduler_catches_up_a_weekend_in_order(db: Db) {
         .unwrap();
     assert_eq!(t.app.scheduler_next_due(), Some(friday.terms.lock_at));
     if t.store().backend() == updown_store::Backend::Postgres {
-        let held = t
-            .store()
-            .lease(updown_store::LeaseTask::Scheduler)
-            .await
-            .unwrap()
-            .unwrap();
+        let held = t.store().scheduler_lease().await.unwrap().unwrap();
         assert!(t.app.scheduler_step().await.unwrap().held_elsewhere);
         assert_eq!(
             t.app.scheduler_next_due(),

@@ -20,7 +20,7 @@ use updown_domain::round::Outcome;
 use updown_domain::Micros;
 
 use crate::model::*;
-use crate::{Backend, BetRefusalReason, Lease, LeaseTask, StoreResult};
+use crate::{Backend, BetRefusalReason, Lease, StoreResult};
 
 /// Persistence for every use-case: each concern's trait, and the store's
 /// own upkeep.
@@ -54,11 +54,20 @@ pub trait Store:
     /// Checks the read replica's lag: reads of lists go to it from now on
     /// only if it answers within `max_lag` (see `SqlStore::with_replica`).
     async fn check_replica(&self, max_lag: std::time::Duration) -> crate::ReplicaState;
-    /// The right to run `task` (the scheduler's next step, say), if no
-    /// other process holds it; hold it for the task, then `release` it.
-    /// PostgreSQL: a session advisory lock on a connection of its own
-    /// (freed by the server if this process dies). SQLite: always granted.
-    async fn lease(&self, task: LeaseTask) -> StoreResult<Option<Box<dyn Lease>>>;
+    /// The right to run the scheduler's next step, if no other process
+    /// holds it; hold it for the step, then `release` it. PostgreSQL: a
+    /// session advisory lock on a connection of its own (freed by the
+    /// server if this process dies). SQLite: always granted.
+    async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>>;
+    /// Claims a run of the periodic task `task` at `now`, unless one was
+    /// claimed (by any process) after `since`: whether this process runs
+    /// it. One statement, so two processes never both claim.
+    async fn claim_run(
+        &self,
+        task: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }
 
 /// The function that signs a transaction for a nonce, called inside the

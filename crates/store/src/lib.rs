@@ -55,27 +55,7 @@ pub enum ReplicaState {
     Down(String),
 }
 
-/// A task that one process at a time may run (see [`Store::lease`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseTask {
-    /// The scheduler's step (rounds, withdrawals, the chain watcher).
-    Scheduler,
-    /// The hourly check of recorded closes for revisions: it spends the
-    /// oracle's paid requests, once for all instances.
-    RevisionCheck,
-}
-
-impl LeaseTask {
-    /// Its PostgreSQL advisory lock key.
-    pub fn key(self) -> i32 {
-        match self {
-            LeaseTask::Scheduler => 0x7570_646f,     // "updo"
-            LeaseTask::RevisionCheck => 0x7570_6472, // "updr"
-        }
-    }
-}
-
-/// A held right (see [`Store::lease`]).
+/// A held right (see [`Store::scheduler_lease`]).
 #[async_trait]
 pub trait Lease: Send {
     async fn release(self: Box<Self>) -> StoreResult<()>;

@@ -5,9 +5,7 @@
 
 use chrono::NaiveDate;
 use serde_json::json;
-use updown_store::{
-    IncidentKind, LeaseTask, OracleIncident, PriceRecord, SourceAnswer, StoreError,
-};
+use updown_store::{IncidentKind, OracleIncident, PriceRecord, SourceAnswer, StoreError};
 
 use super::{clip, App};
 use crate::error::{AppError, AppResult};
@@ -16,6 +14,8 @@ use crate::oracle::{closes_told, Asked};
 
 /// How many days back the revision check asks again for recorded closes.
 pub const REVISION_WINDOW_DAYS: i64 = 7;
+/// How often the revision check runs, for all instances together.
+pub const REVISION_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
 impl App {
     /// The official close of `date`: recorded before (by an operator or an
@@ -153,18 +153,20 @@ impl App {
         }
     }
 
-    /// The revision check, by one instance at a time (it spends the
-    /// oracle's requests): how many revisions were new, or `None` while
-    /// another instance checks.
+    /// The revision check, run by one instance for all at most once per
+    /// `REVISION_CHECK_EVERY` (it spends the oracle's requests): how many
+    /// revisions were new, or `None` when a run was claimed less than
+    /// that ago (by any instance).
     pub async fn revision_step(&self) -> AppResult<Option<usize>> {
-        let Some(lease) = self.store.lease(LeaseTask::RevisionCheck).await? else {
+        let now = self.clock.now();
+        if !self
+            .store
+            .claim_run("revision_check", now, now - REVISION_CHECK_EVERY)
+            .await?
+        {
             return Ok(None);
-        };
-        let checked = self.check_revisions().await;
-        if let Err(e) = lease.release().await {
-            tracing::warn!(error = %e, "releasing the revision check's lease failed; the connection closes it");
         }
-        checked.map(Some)
+        self.check_revisions().await.map(Some)
     }
 
     /// Asks the oracle again for the closes recorded for the last
@@ -173,7 +175,7 @@ impl App {
     /// a single source, a close that is not the one recorded). Nothing
     /// recorded or settled changes: a revision is for operators to
     /// judge. How many revisions were new.
-    async fn check_revisions(&self) -> AppResult<usize> {
+    pub async fn check_revisions(&self) -> AppResult<usize> {
         let market = &self.config.rounds.market;
         let since = self.clock.now().date_naive() - chrono::Duration::days(REVISION_WINDOW_DAYS);
         let mut new = 0;

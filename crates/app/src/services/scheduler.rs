@@ -37,9 +37,9 @@ impl Tick {
     }
 }
 
-/// How often the scheduler asks the oracle again for the closes recorded
-/// in the last week, to report revisions (`check_revisions`).
-const REVISION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often each instance sees whether the revision check is due (it
+/// runs once per `REVISION_CHECK_EVERY` for all: `revision_step`).
+const REVISION_POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How often `serve` purges what is kept only for a while.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
@@ -103,7 +103,7 @@ impl App {
                     if let Err(e) = app.revision_step().await {
                         tracing::error!(error = %e, "the revision check failed; retrying later");
                     }
-                    tokio::time::sleep(REVISION_CHECK_EVERY).await;
+                    tokio::time::sleep(REVISION_POLL_EVERY).await;
                 }
             }
         });
@@ -250,7 +250,7 @@ impl App {
         // step held elsewhere or failed waits a whole tick, rather than
         // waking again and again for an instant already past.
         self.heartbeat.next_due.store(i64::MAX, Ordering::Relaxed);
-        let Some(lease) = self.store.lease(updown_store::LeaseTask::Scheduler).await? else {
+        let Some(lease) = self.store.scheduler_lease().await? else {
             self.heartbeat.beat(self.clock.now());
             return Ok(Tick {
                 held_elsewhere: true,

@@ -179,7 +179,7 @@ impl App {
                 "the chain watcher is off: set DEPOSIT_SOURCE=evm with EVM_RPC_URL and EVM_CHAIN_ID".into(),
             ));
         };
-        let Some(lease) = self.store.lease(updown_store::LeaseTask::Scheduler).await? else {
+        let Some(lease) = self.store.scheduler_lease().await? else {
             return Ok(WatchTick {
                 held_elsewhere: true,
                 ..WatchTick::default()

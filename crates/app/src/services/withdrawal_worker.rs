@@ -61,7 +61,7 @@ impl App {
         if self.chain.is_none() && self.sender.is_none() {
             return Ok(WorkerTick::default());
         }
-        let Some(lease) = self.store.lease(updown_store::LeaseTask::Scheduler).await? else {
+        let Some(lease) = self.store.scheduler_lease().await? else {
             return Ok(WorkerTick {
                 held_elsewhere: true,
                 ..WorkerTick::default()

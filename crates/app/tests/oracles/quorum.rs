@@ -15,7 +15,7 @@ use updown_app::oracle::{Oracle, OracleError, QuorumOracle};
 use updown_app::services::{SettleRequest, Tick};
 use updown_domain::ids::{Market, UserId};
 use updown_domain::round::{Outcome, Price, RoundStatus, Side};
-use updown_store::{IncidentKind, LeaseTask};
+use updown_store::IncidentKind;
 
 use crate::support::{at, usdc, Db, TestApp};
 use crate::{CODE, MORNING};
@@ -356,26 +356,23 @@ pub async fn a_close_revised_after_settlement_is_reported_and_changes_nothing(db
     let revisions = || counter("updown_oracle_revisions_total");
     let counted = revisions();
 
-    // Nothing changed: nothing to report.
-    t.clock
-        .set(round.terms.settle_at + chrono::Duration::hours(3));
-    assert_eq!(t.app.revision_step().await.unwrap().unwrap(), 0);
+    // Nothing changed: nothing to report. The check runs once an hour
+    // for all instances: another instance finds it run.
+    let checked_at = round.terms.settle_at + chrono::Duration::hours(3);
+    t.clock.set(checked_at);
+    assert_eq!(t.app.revision_step().await.unwrap(), Some(0));
+    let other = t.twin(&[]);
+    assert_eq!(other.revision_step().await.unwrap(), None);
+    t.clock.set(checked_at + chrono::Duration::minutes(59));
+    assert_eq!(other.revision_step().await.unwrap(), None);
+    t.clock.set(checked_at + chrono::Duration::hours(1));
+    assert_eq!(other.revision_step().await.unwrap(), Some(0));
+    assert_eq!(t.app.revision_step().await.unwrap(), None);
 
-    // One source revises its close: reported once, however often checked,
-    // and by one instance at a time.
+    // One source revises its close: reported once, however often checked.
     sources[1].set(today(), Ok("20012.5"));
-    if t.store().backend() == updown_store::Backend::Postgres {
-        let held = t
-            .store()
-            .lease(LeaseTask::RevisionCheck)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(t.app.revision_step().await.unwrap(), None, "held elsewhere");
-        held.release().await.unwrap();
-    }
-    assert_eq!(t.app.revision_step().await.unwrap().unwrap(), 1);
-    assert_eq!(t.app.revision_step().await.unwrap().unwrap(), 0);
+    assert_eq!(t.app.check_revisions().await.unwrap(), 1);
+    assert_eq!(t.app.check_revisions().await.unwrap(), 0);
     let incidents = t.app.oracle_incidents(10).await.unwrap();
     assert_eq!(incidents.len(), 1, "{incidents:?}");
     assert_eq!(incidents[0].kind, IncidentKind::Revision);
@@ -387,7 +384,7 @@ pub async fn a_close_revised_after_settlement_is_reported_and_changes_nothing(db
     for source in &sources {
         source.set(today(), Ok("18000"));
     }
-    assert_eq!(t.app.revision_step().await.unwrap().unwrap(), 3);
+    assert_eq!(t.app.check_revisions().await.unwrap(), 3);
     let incidents = t.app.oracle_incidents(10).await.unwrap();
     let details: Vec<&str> = incidents.iter().map(|i| i.detail.as_str()).collect();
     assert_eq!(

@@ -34,6 +34,7 @@ mod sweeps;
 mod users;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::{Backend, Lease, Store, StoreResult};
@@ -163,11 +164,33 @@ impl Store for SqlStore {
         self.check_replica_lag(max_lag).await
     }
 
-    async fn lease(&self, task: crate::LeaseTask) -> StoreResult<Option<Box<dyn Lease>>> {
+    async fn claim_run(
+        &self,
+        task: &str,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().begin().await?;
+        let claimed = query(
+            "INSERT INTO task_runs (task, last_run_at) VALUES ($1, $2) \
+             ON CONFLICT (task) DO UPDATE SET last_run_at = excluded.last_run_at \
+             WHERE task_runs.last_run_at <= $3 RETURNING task",
+        )
+        .bind(task)
+        .bind(now)
+        .bind(since)
+        .fetch_optional(&mut tx)
+        .await?
+        .is_some();
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn scheduler_lease(&self) -> StoreResult<Option<Box<dyn Lease>>> {
         match &self.pools {
             // One process owns a SQLite file's writes; nothing to contend for.
             Pools::Sqlite { .. } => Ok(Some(Box::new(crate::SoleLease))),
-            Pools::Postgres(pool) => postgres::lease(pool, task.key()).await,
+            Pools::Postgres(pool) => postgres::scheduler_lease(pool).await,
         }
     }
 }

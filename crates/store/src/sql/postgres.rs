@@ -60,34 +60,35 @@ pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {
     })
 }
 
-/// A task's advisory lock: its key and the schema's hash, so deployments
-/// (and tests) in different schemas do not contend.
-pub(super) async fn lease(pool: &PgPool, key: i32) -> StoreResult<Option<Box<dyn Lease>>> {
+/// The scheduler's advisory lock: this key and the schema's hash, so
+/// deployments (and tests) in different schemas do not contend.
+const SCHEDULER_LOCK: i32 = 0x7570_646f; // "updo"
+
+pub(super) async fn scheduler_lease(pool: &PgPool) -> StoreResult<Option<Box<dyn Lease>>> {
     let mut connection = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
     let granted: bool =
         sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
-            .bind(key)
+            .bind(SCHEDULER_LOCK)
             .fetch_one(&mut connection)
             .await?;
     if !granted {
         connection.close().await?;
         return Ok(None);
     }
-    Ok(Some(Box::new(AdvisoryLease { connection, key })))
+    Ok(Some(Box::new(AdvisoryLease { connection })))
 }
 
-/// A task's advisory lock, held by a connection of its own (freed by the
-/// server if this process dies).
+/// The scheduler's advisory lock, held by a connection of its own (freed by
+/// the server if this process dies).
 struct AdvisoryLease {
     connection: sqlx::PgConnection,
-    key: i32,
 }
 
 #[async_trait::async_trait]
 impl Lease for AdvisoryLease {
     async fn release(mut self: Box<Self>) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_unlock($1, hashtext(current_schema()))")
-            .bind(self.key)
+            .bind(SCHEDULER_LOCK)
             .execute(&mut self.connection)
             .await?;
         self.connection.close().await?;
