@@ -56,6 +56,31 @@ async fn void_asked_with_a_bet(t: &TestApp, code: &str, player: &str, by: &str) 
     asked
 }
 
+/// `email`'s yes to approval `asked`, committed as the store records a
+/// vote, and nothing after it: as if their process died before carrying
+/// the approval out.
+async fn yes_not_carried_out(t: &TestApp, asked: &Value, email: &str) {
+    let operator = t
+        .app
+        .operators()
+        .await
+        .unwrap()
+        .iter()
+        .find(|o| o.email.as_str() == email)
+        .unwrap()
+        .id;
+    t.store()
+        .vote(&updown_store::Vote {
+            approval: asked["id"].as_i64().unwrap(),
+            operator,
+            approve: true,
+            reason: None,
+            now: t.clock.now(),
+        })
+        .await
+        .unwrap();
+}
+
 async fn pending(t: &TestApp) -> Vec<Value> {
     let (status, list) = call(
         t.address,
@@ -458,25 +483,7 @@ async fn a_result_by_hand_waits_for_a_second_operator_and_names_both(db: Db) {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     let asked = void_asked_with_a_bet(&t, "20261125", &ann, &oli.1).await;
-    let pat_id = t
-        .app
-        .operators()
-        .await
-        .unwrap()
-        .iter()
-        .find(|o| o.email.as_str() == pat.0)
-        .unwrap()
-        .id;
-    t.store()
-        .vote(&updown_store::Vote {
-            approval: asked["id"].as_i64().unwrap(),
-            operator: pat_id,
-            approve: true,
-            reason: None,
-            now: t.clock.now(),
-        })
-        .await
-        .unwrap();
+    yes_not_carried_out(&t, &asked, &pat.0).await;
     let (_, round) = call(t.address, "GET", "/rounds/20261125", None, None).await;
     assert_eq!(round["status"], "LOCKED");
     let tick = t.app.scheduler_step().await.unwrap();
@@ -585,15 +592,6 @@ async fn a_result_by_hand_and_the_oracles_never_cross(db: Db) {
     let [oli, pat, quin] = &people[..] else {
         unreachable!()
     };
-    let pat_id = t
-        .app
-        .operators()
-        .await
-        .unwrap()
-        .iter()
-        .find(|o| o.email.as_str() == pat.0)
-        .unwrap()
-        .id;
     let ann = sign_up(&t, "ann").await;
     simulate_deposit(&t, "ann", 10_000_000).await;
     let code = |text: &str| updown_domain::RoundCode::parse(text).unwrap();
@@ -649,16 +647,7 @@ async fn a_result_by_hand_and_the_oracles_never_cross(db: Db) {
     t.clock
         .set(round.terms.open_at + chrono::Duration::seconds(1));
     let asked = void_asked_with_a_bet(&t, "20261125", &ann, &oli.1).await;
-    t.store()
-        .vote(&updown_store::Vote {
-            approval: asked["id"].as_i64().unwrap(),
-            operator: pat_id,
-            approve: true,
-            reason: None,
-            now: t.clock.now(),
-        })
-        .await
-        .unwrap();
+    yes_not_carried_out(&t, &asked, &pat.0).await;
     t.clock.set(round.terms.settle_at);
     // Another result by hand may be asked, but not approved over it.
     let (status, other) = post(
