@@ -645,14 +645,6 @@ pub trait ApprovalStore: Send + Sync {
     /// A conflict if one is pending for the same subject already.
     async fn request_approval(&self, approval: &NewApproval) -> StoreResult<Approval>;
     async fn approval(&self, id: i64) -> StoreResult<Approval>;
-    /// Ends what is pending for `subject` (its round settled before anyone
-    /// decided): rejected, no vote.
-    async fn close_pending_approvals(
-        &self,
-        kind: ApprovalKind,
-        subject: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
     /// The newest approved approval of `subject`, if any.
     async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>>;
     /// The approval of `subject` still waiting for votes, if any.

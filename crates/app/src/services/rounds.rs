@@ -364,14 +364,6 @@ impl App {
             .finish_settlement(round.id, self.clock.now())
             .await?;
         self.touch();
-        // A result by hand still waiting has nothing left to decide.
-        self.store
-            .close_pending_approvals(
-                updown_store::ApprovalKind::Settlement,
-                &code.to_string(),
-                self.clock.now(),
-            )
-            .await?;
         metrics::histogram!("updown_settlement_duration_seconds")
             .record(paying.elapsed().as_secs_f64());
         let settlement = finished.settlement.as_ref().expect("finished settlement");

@@ -203,18 +203,6 @@ impl ApprovalStore for SqlStore {
         Ok(found)
     }
 
-    async fn close_pending_approvals(
-        &self,
-        kind: ApprovalKind,
-        subject: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().begin().await?;
-        close_pending(&mut tx, kind, subject, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>> {
         self.newest_approval(kind, subject, ApprovalState::Approved)
             .await

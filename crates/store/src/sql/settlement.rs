@@ -36,6 +36,12 @@ impl SettlementStore for SqlStore {
     ) -> StoreResult<Round> {
         let mut tx = self.write().begin().await?;
         let current = round_in(&mut tx, round, self.for_update()).await?;
+        let code = current.terms.code.to_string();
+        // Results by hand still waiting have nothing left to decide once
+        // settlement begins or resumes (a new one is refused from then on;
+        // one asked by an earlier build may wait). Undone with the rest if
+        // this refuses.
+        close_pending(&mut tx, ApprovalKind::Settlement, &code, start.now).await?;
         if let Some(existing) = &current.settlement {
             // Begun before (perhaps by a crashed run): resume it, but never
             // with a different result.
@@ -52,7 +58,6 @@ impl SettlementStore for SqlStore {
         if current.status != RoundStatus::Locked {
             current.clock().check_settle(start.now, false)?;
         }
-        let code = current.terms.code.to_string();
         // A result by hand approved, and not carried out yet (its approver
         // is about to, or died first: the scheduler will), decides the
         // round: no other result begins. A vote takes the round's row as
@@ -73,8 +78,6 @@ impl SettlementStore for SqlStore {
                 )));
             }
         }
-        // Results by hand still waiting have nothing left to decide.
-        close_pending(&mut tx, ApprovalKind::Settlement, &code, start.now).await?;
         let (pool_up, pool_down) = pool_balances(&mut tx, &current).await?;
         let plan = PayoutPlan::new(start.outcome, pool_up, pool_down, current.terms.fee_bps)
             .map_err(invalid)?;
