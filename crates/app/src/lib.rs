@@ -6,7 +6,7 @@
 //!   per concern, each value's source noted (`updown config --explain`).
 //! - [`clock`]: the clock port (system, manual, scaled for demos).
 //! - [`oracle`]: the oracle port (mock, CSV, manual, Polygon, Twelve Data,
-//!   Tiingo, quorum).
+//!   Tiingo, Market Data, quorum).
 //! - [`chain`]: the chain-sender port for withdrawals (mock; manual is none).
 //! - [`services`]: the use-cases, including group commit for bets.
 //! - [`startup`]: wires the process (store, clock, oracle, chain) into an

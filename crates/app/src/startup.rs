@@ -14,8 +14,8 @@ use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::{ChainSenderKind, Config, DepositSource, OracleKind};
 use crate::events::EventBus;
 use crate::oracle::{
-    CsvOracle, HttpOracle, ManualOracle, MockOracle, Oracle, QuorumOracle, TiingoOracle,
-    TwelveDataOracle,
+    CsvOracle, HttpOracle, ManualOracle, MarketDataOracle, MockOracle, Oracle, QuorumOracle,
+    TiingoOracle, TwelveDataOracle,
 };
 use crate::services::{App, BetBatcher, ChainWatch, EvmSender, Ports};
 
@@ -188,6 +188,13 @@ pub fn oracle_for(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<
                 config
                     .oracle
                     .tiingo
+                    .clone()
+                    .expect("validated with the config"),
+            )?),
+            OracleKind::MarketData => Arc::new(MarketDataOracle::new(
+                config
+                    .oracle
+                    .marketdata
                     .clone()
                     .expect("validated with the config"),
             )?),

@@ -15,17 +15,19 @@ pub enum OracleKind {
     Http,
     TwelveData,
     Tiingo,
+    MarketData,
     Quorum,
 }
 
 impl OracleKind {
-    const NAMES: [(&'static str, OracleKind); 7] = [
+    const NAMES: [(&'static str, OracleKind); 8] = [
         ("mock", OracleKind::Mock),
         ("csv", OracleKind::Csv),
         ("manual", OracleKind::Manual),
         ("http", OracleKind::Http),
         ("twelvedata", OracleKind::TwelveData),
         ("tiingo", OracleKind::Tiingo),
+        ("marketdata", OracleKind::MarketData),
         ("quorum", OracleKind::Quorum),
     ];
 
@@ -55,6 +57,13 @@ const TIINGO_VARIABLES: [&str; 3] = [
     "ORACLE_TIINGO_SYMBOL",
 ];
 
+/// Market Data's, listed as unused when no source is marketdata.
+const MARKETDATA_VARIABLES: [&str; 3] = [
+    "ORACLE_MARKETDATA_KEY",
+    "ORACLE_MARKETDATA_URL",
+    "ORACLE_MARKETDATA_SYMBOL",
+];
+
 /// What every HTTP provider shares, listed as unused when none is asked.
 const PROVIDER_VARIABLES: [&str; 2] = ["ORACLE_TIMEOUT_MS", "ORACLE_ATTEMPTS"];
 
@@ -70,6 +79,8 @@ pub struct OracleSettings {
     pub twelvedata: Option<HttpSettings>,
     /// Tiingo, when ORACLE=tiingo or a quorum source is.
     pub tiingo: Option<HttpSettings>,
+    /// Market Data, when ORACLE=marketdata or a quorum source is.
+    pub marketdata: Option<HttpSettings>,
     /// With ORACLE=quorum: the sources asked (ORACLE_SOURCES), how many
     /// must agree (ORACLE_QUORUM) and how closely (ORACLE_MAX_SPREAD_BPS).
     pub sources: Vec<OracleKind>,
@@ -111,8 +122,10 @@ impl OracleSettings {
                 "is required when ORACLE=csv (a file of date,close lines)",
             ));
         }
-        let asks_a_provider =
-            uses(OracleKind::Http) || uses(OracleKind::TwelveData) || uses(OracleKind::Tiingo);
+        let asks_a_provider = uses(OracleKind::Http)
+            || uses(OracleKind::TwelveData)
+            || uses(OracleKind::Tiingo)
+            || uses(OracleKind::MarketData);
         let (timeout, attempts) = if asks_a_provider {
             (
                 r.duration("ORACLE_TIMEOUT_MS", Unit::Millis, 5000, 100..=60_000)?,
@@ -124,7 +137,7 @@ impl OracleSettings {
             }
             r.mark_unused(
                 &PROVIDER_VARIABLES,
-                "only for an HTTP provider (http, twelvedata, tiingo)",
+                "only for an HTTP provider (http, twelvedata, tiingo, marketdata)",
             );
             (std::time::Duration::ZERO, 0)
         };
@@ -213,12 +226,32 @@ impl OracleSettings {
             );
             None
         };
+        let marketdata = if uses(OracleKind::MarketData) {
+            Some(provider(
+                r,
+                Provider {
+                    key: "ORACLE_MARKETDATA_KEY",
+                    url: "ORACLE_MARKETDATA_URL",
+                    default_url: "https://api.marketdata.app",
+                    symbol: "ORACLE_MARKETDATA_SYMBOL",
+                    default_symbol: market.to_string(),
+                },
+            )?)
+        } else {
+            unused(
+                r,
+                &MARKETDATA_VARIABLES,
+                "only for ORACLE=marketdata or a marketdata quorum source",
+            );
+            None
+        };
         Ok(OracleSettings {
             kind,
             csv_path,
             http,
             twelvedata,
             tiingo,
+            marketdata,
             sources,
             quorum,
             max_spread_bps,
@@ -249,6 +282,7 @@ fn quorum_sources(text: &str) -> Result<Vec<OracleKind>, String> {
         OracleKind::Http,
         OracleKind::TwelveData,
         OracleKind::Tiingo,
+        OracleKind::MarketData,
     ];
     text.split(',')
         .map(|source| {
@@ -256,7 +290,8 @@ fn quorum_sources(text: &str) -> Result<Vec<OracleKind>, String> {
                 .into_iter()
                 .find(|kind| source.trim().eq_ignore_ascii_case(kind.as_str()))
                 .ok_or_else(|| {
-                    "sources are mock, csv, http, twelvedata and tiingo, separated by commas".into()
+                    "sources are mock, csv, http, twelvedata, tiingo and marketdata, separated by commas"
+                        .into()
                 })
         })
         .collect()

@@ -26,7 +26,7 @@ pub fn refuse_unsafe_production(config: &Config, purpose: Purpose) -> Result<(),
             config.oracle.kind.as_str(),
             "UPDOWN_ENV=production refuses the mock oracle (its closes are a public hash of market and date, \
              so anyone who reads the source knows every result); set ORACLE=http with ORACLE_API_KEY, ORACLE=twelvedata with ORACLE_TWELVEDATA_KEY, \
-             ORACLE=tiingo with ORACLE_TIINGO_KEY, ORACLE=quorum with real ORACLE_SOURCES, csv, or manual",
+             ORACLE=tiingo with ORACLE_TIINGO_KEY, ORACLE=marketdata with ORACLE_MARKETDATA_KEY, ORACLE=quorum with real ORACLE_SOURCES, csv, or manual",
         ));
     }
     if let Some(clock) = config.clock {

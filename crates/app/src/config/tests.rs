@@ -256,7 +256,9 @@ fn tiingo_reads_its_own_key_url_and_symbol() {
     let unknown = refused(&[("ORACLE", "quorum"), ("ORACLE_SOURCES", "http,stooq")]);
     assert_eq!(unknown.variable, "ORACLE_SOURCES");
     assert!(
-        unknown.to_string().contains("twelvedata and tiingo"),
+        unknown
+            .to_string()
+            .contains("twelvedata, tiingo and marketdata"),
         "{unknown}"
     );
 
@@ -572,4 +574,82 @@ fn the_evm_sender_needs_its_key_file_and_the_key_decides_the_hot_wallet() {
     assert_eq!(refused.variable, "HOT_WALLET_KEY_FILE");
     assert!(refused.to_string().contains("chmod 600"), "{refused}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn marketdata_reads_its_own_key_url_and_symbol() {
+    let refused = |vars: &[(&str, &str)]| Config::with(vars).unwrap_err();
+    assert_eq!(
+        refused(&[("ORACLE", "marketdata")]).variable,
+        "ORACLE_MARKETDATA_KEY"
+    );
+    let bad_url = refused(&[
+        ("ORACLE", "marketdata"),
+        ("ORACLE_MARKETDATA_KEY", "k"),
+        ("ORACLE_MARKETDATA_URL", "api.marketdata.app"),
+    ]);
+    assert_eq!(bad_url.variable, "ORACLE_MARKETDATA_URL");
+
+    // The README's quorum of three index sources.
+    let config = Config::with(&[
+        ("ORACLE", "quorum"),
+        ("ORACLE_SOURCES", "http,twelvedata,marketdata"),
+        ("ORACLE_QUORUM", "2"),
+        ("ORACLE_API_KEY", "polygon-key"),
+        ("ORACLE_TWELVEDATA_KEY", "twelve-key"),
+        ("ORACLE_MARKETDATA_KEY", "marketdata-key"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.oracle.sources,
+        [
+            OracleKind::Http,
+            OracleKind::TwelveData,
+            OracleKind::MarketData
+        ]
+    );
+    let marketdata = config.oracle.marketdata.clone().unwrap();
+    assert_eq!(
+        (
+            marketdata.base_url.as_str(),
+            marketdata.ticker.as_str(),
+            marketdata.api_key.expose(),
+            config.oracle.http.as_ref().unwrap().ticker.as_str(),
+        ),
+        (
+            "https://api.marketdata.app",
+            "NDX",
+            "marketdata-key",
+            "I:NDX"
+        ),
+        "each index under its provider's name for it, by default"
+    );
+    assert_eq!(
+        setting(&config, "ORACLE_MARKETDATA_KEY").value.as_deref(),
+        Some(REDACTED)
+    );
+    let config = Config::with(&[
+        ("ORACLE", "marketdata"),
+        ("ORACLE_MARKETDATA_KEY", "k"),
+        ("ORACLE_MARKETDATA_URL", "http://127.0.0.1:9000"),
+        ("ORACLE_MARKETDATA_SYMBOL", "SPX"),
+    ])
+    .unwrap();
+    let marketdata = config.oracle.marketdata.unwrap();
+    assert_eq!(
+        (marketdata.base_url.as_str(), marketdata.ticker.as_str()),
+        ("http://127.0.0.1:9000", "SPX")
+    );
+
+    // Without marketdata among the sources, its variables are unused.
+    let config = Config::with(&[("ORACLE_MARKETDATA_SYMBOL", "SPX")]).unwrap();
+    assert!(config.oracle.marketdata.is_none());
+    for variable in [
+        "ORACLE_MARKETDATA_KEY",
+        "ORACLE_MARKETDATA_URL",
+        "ORACLE_MARKETDATA_SYMBOL",
+    ] {
+        let unused = &setting(&config, variable).unused;
+        assert!(unused.is_some(), "{variable}: {unused:?}");
+    }
 }

@@ -157,6 +157,22 @@ pub(super) async fn get(
     Ok((status, read_limited(response).await?))
 }
 
+/// `base` with `segments` appended, each encoded as one path segment (so
+/// a symbol cannot add segments of its own), and `query` as its query.
+pub(super) fn endpoint(
+    base: &str,
+    segments: &[&str],
+    query: &[(&str, &str)],
+) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| e.to_string())?;
+    url.path_segments_mut()
+        .map_err(|()| format!("{base:?} cannot be a base URL"))?
+        .pop_if_empty()
+        .extend(segments);
+    url.query_pairs_mut().clear().extend_pairs(query);
+    Ok(url)
+}
+
 /// An HTTP client for a provider: the attempt's timeout, no redirects.
 pub(super) fn client(settings: &HttpSettings) -> Result<reqwest::Client, OracleError> {
     crate::tls::install_crypto();

@@ -4,12 +4,14 @@
 //! `date,close` lines), `manual` (operators enter closes with `price
 //! set`; the oracle itself never answers), `http` (Polygon.io's daily
 //! open/close API), `twelvedata` (Twelve Data's daily time series),
-//! `tiingo` (Tiingo's end-of-day prices) and `quorum` (the median of
+//! `tiingo` (Tiingo's end-of-day prices), `marketdata` (Market Data's
+//! index candles) and `quorum` (the median of
 //! several sources, when enough agree). Whatever price is used is
 //! recorded in the store with its source and fetch time.
 
 mod csv;
 mod http;
+mod marketdata;
 mod mock;
 mod quorum;
 mod tiingo;
@@ -22,6 +24,7 @@ use updown_domain::round::Price;
 
 pub use self::csv::CsvOracle;
 pub use self::http::{HttpOracle, HttpSettings, Provider};
+pub use self::marketdata::MarketDataOracle;
 pub use self::mock::MockOracle;
 pub use self::quorum::{agreed_price, closes_told, QuorumOracle};
 pub use self::tiingo::TiingoOracle;

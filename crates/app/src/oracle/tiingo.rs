@@ -33,7 +33,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use updown_domain::round::Price;
 
-use super::http::{authorization, exact_price, get, Api, Failure, HttpSettings, Provider};
+use super::http::{
+    authorization, endpoint, exact_price, get, Api, Failure, HttpSettings, Provider,
+};
 
 /// Tiingo's end-of-day prices.
 pub struct Tiingo;
@@ -75,17 +77,12 @@ impl Api for Tiingo {
 /// `{base}/tiingo/daily/{ticker}/prices?startDate={date}&endDate={date}`,
 /// the ticker encoded as one path segment.
 fn prices_url(base: &str, ticker: &str, date: NaiveDate) -> Result<reqwest::Url, String> {
-    let mut url = reqwest::Url::parse(base).map_err(|e| e.to_string())?;
-    url.path_segments_mut()
-        .map_err(|()| format!("{base:?} cannot be a base URL"))?
-        .pop_if_empty()
-        .extend(["tiingo", "daily", ticker, "prices"]);
     let day = date.to_string();
-    url.query_pairs_mut()
-        .clear()
-        .append_pair("startDate", &day)
-        .append_pair("endDate", &day);
-    Ok(url)
+    endpoint(
+        base,
+        &["tiingo", "daily", ticker, "prices"],
+        &[("startDate", &day), ("endDate", &day)],
+    )
 }
 
 /// What an answer says about `date`'s close of `ticker`.

@@ -1,5 +1,6 @@
 //! The HTTP oracles against local stubs of Polygon.io's daily open/close
-//! API, Twelve Data's time series and Tiingo's end-of-day prices:
+//! API, Twelve Data's time series, Tiingo's end-of-day prices and Market
+//! Data's index candles:
 //! documented answers, errors, timeouts and garbage; the quorum over
 //! several stubs; and a round that voids and refunds when the provider
 //! talks nonsense until the void instant.
@@ -14,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use updown_app::config::Secret;
 use updown_app::oracle::{
-    HttpOracle, HttpSettings, Oracle, QuorumOracle, TiingoOracle, TwelveDataOracle,
+    HttpOracle, HttpSettings, MarketDataOracle, Oracle, QuorumOracle, TiingoOracle,
+    TwelveDataOracle,
 };
 use updown_domain::ids::Market;
 use updown_domain::round::Side;
@@ -545,6 +547,154 @@ async fn a_quorum_of_three_providers_settles_on_what_they_agree_and_names_them()
         "{}",
         quote.source
     );
+}
+
+async fn marketdata_stub() -> (MarketDataOracle, Arc<Scripted>) {
+    let (url, candles) =
+        serve_scripted("/v1/indices/candles/D/{symbol}", r#"{"s":"no_data"}"#).await;
+    let oracle = MarketDataOracle::new(stub_settings(url, "marketdata-key", "NDX")).unwrap();
+    (oracle, candles)
+}
+
+/// A 200 answer in Market Data's documented shape: 2026-11-24's candle
+/// (its time the day's start in New York) and the next day's.
+fn candle(close: &str) -> (StatusCode, String) {
+    (
+        StatusCode::OK,
+        format!(
+            r#"{{"s":"ok","c":[{close},99999],"h":[2.5,2.5],"l":[1.25,1.25],"o":[2.0,2.0],"t":[1795496400,1795582800]}}"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn marketdata_reads_the_days_index_close_with_the_key_in_a_header() {
+    let (oracle, candles) = marketdata_stub().await;
+    let answers = |answers: Vec<(StatusCode, String)>| candles.answer(answers);
+    // The rate limit and a 5xx are retried, then the day's close.
+    answers(vec![
+        (StatusCode::TOO_MANY_REQUESTS, "slow down".into()),
+        (StatusCode::BAD_GATEWAY, "<html>bad gateway</html>".into()),
+        candle("20431.987654321098765"),
+    ]);
+    let close = oracle.close(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(close.to_string(), "20431.987654321098765");
+    let requests = candles.requests();
+    assert_eq!(requests.len(), 3);
+    for seen in &requests {
+        assert_eq!(seen.path, "/v1/indices/candles/D/NDX");
+        assert_eq!(seen.query, "from=2026-11-24&to=2026-11-25");
+        assert_eq!(seen.auth.as_deref(), Some("Bearer marketdata-key"));
+    }
+    assert!(oracle.name().starts_with("marketdata:127.0.0.1"));
+
+    // No data for the day yet (the documented 404 `no_data`, or only the
+    // day before): no close, no error, one request.
+    for answer in [
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"s":"no_data","nextTime":null,"prevTime":null}"#.to_string(),
+        ),
+        (
+            StatusCode::OK,
+            r#"{"s":"ok","c":[1],"h":[1],"l":[1],"o":[1],"t":[1795410000]}"#.to_string(),
+        ),
+    ] {
+        answers(vec![answer]);
+        assert_eq!(oracle.close(&ndx(), day()).await.unwrap(), None);
+        assert_eq!(candles.requests().len(), 1);
+    }
+
+    // What asking again will not mend fails at once, and says what to fix.
+    for (status, body, says) in [
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"s":"error","errmsg":"Invalid symbol."}"#,
+            "ORACLE_MARKETDATA_SYMBOL",
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            r#"{"s":"error","errmsg":"Invalid token."}"#,
+            "ORACLE_MARKETDATA_KEY",
+        ),
+        (
+            StatusCode::PAYMENT_REQUIRED,
+            r#"{"s":"error","errmsg":"Upgrade."}"#,
+            "plan does not cover",
+        ),
+        (StatusCode::OK, "[1,2,3]", "not the documented answer"),
+    ] {
+        answers(vec![(status, body.to_string())]);
+        let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
+        assert!(error.contains(says), "{error}");
+        assert_eq!(candles.requests().len(), 1, "{error}");
+    }
+
+    // A provider down for every attempt: an error after the last.
+    answers(vec![(StatusCode::SERVICE_UNAVAILABLE, String::new()); 3]);
+    let error = oracle.close(&ndx(), day()).await.unwrap_err().to_string();
+    assert!(error.contains("3 attempts failed"), "{error}");
+    assert_eq!(candles.requests().len(), 3);
+}
+
+/// Three independent sources of the index itself (Polygon, Twelve Data,
+/// Market Data): all three agree and are named; one wrong beyond the
+/// spread is outvoted with a quorum of two and holds the close back with
+/// a quorum of three.
+#[tokio::test]
+async fn three_index_sources_settle_when_enough_agree() {
+    let sources = || async {
+        let (polygon_url, polygon) = stub().await;
+        let (twelve, series) = twelvedata_stub().await;
+        let (marketdata, candles) = marketdata_stub().await;
+        let oracles: Vec<Arc<dyn Oracle>> = vec![
+            Arc::new(oracle(&polygon_url)),
+            Arc::new(twelve),
+            Arc::new(marketdata),
+        ];
+        (oracles, polygon, series, candles)
+    };
+    let (oracles, polygon, series, candles) = sources().await;
+    let quorum = QuorumOracle::new(oracles, 2, 10);
+    script(&polygon, &[Answer::Close("20000.00")]);
+    series.answer(vec![bar("20001.00")]);
+    candles.answer(vec![candle("20000.50")]);
+    let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(quote.price.to_string(), "20000.5", "the median");
+    assert!(
+        quote.source.starts_with("quorum 3/3: ")
+            && [
+                "polygon:127.0.0.1",
+                "twelvedata:127.0.0.1",
+                "marketdata:127.0.0.1"
+            ]
+            .iter()
+            .all(|name| quote.source.contains(name)),
+        "{}",
+        quote.source
+    );
+
+    // Market Data wrong by 1%, beyond 10 bps: the two that agree settle.
+    script(&polygon, &[Answer::Close("20000.00")]);
+    series.answer(vec![bar("20001.00")]);
+    candles.answer(vec![candle("20200")]);
+    let quote = quorum.quote(&ndx(), day()).await.unwrap().unwrap();
+    assert_eq!(quote.price.to_string(), "20001");
+    assert!(
+        quote.source.starts_with("quorum 2/3: ") && !quote.source.contains("marketdata"),
+        "{}",
+        quote.source
+    );
+
+    // The same answers with all three required: no close, a disagreement.
+    let (oracles, polygon, series, candles) = sources().await;
+    let all_three = QuorumOracle::new(oracles, 3, 10);
+    script(&polygon, &[Answer::Close("20000.00")]);
+    series.answer(vec![bar("20001.00")]);
+    candles.answer(vec![candle("20200")]);
+    let asked = all_three.ask(&ndx(), day()).await.unwrap();
+    assert!(asked.quote.is_none() && asked.disagreement, "{asked:?}");
+    assert_eq!(asked.answers.len(), 3);
 }
 
 pub async fn a_provider_talking_nonsense_until_the_void_instant_voids_and_refunds(db: Db) {
