@@ -227,7 +227,7 @@ impl OracleSettings {
             None
         };
         let marketdata = if uses(OracleKind::MarketData) {
-            Some(provider(
+            let settings = provider(
                 r,
                 Provider {
                     key: "ORACLE_MARKETDATA_KEY",
@@ -236,7 +236,23 @@ impl OracleSettings {
                     symbol: "ORACLE_MARKETDATA_SYMBOL",
                     default_symbol: market.to_string(),
                 },
-            )?)
+            )?;
+            // Market Data answers an index it does not know as it answers a
+            // day without data (404 `no_data`), so a prefix from another
+            // provider would leave the source silent, not failing.
+            if settings.ticker.is_empty()
+                || !settings
+                    .ticker
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.')
+            {
+                return Err(ConfigError::new(
+                    "ORACLE_MARKETDATA_SYMBOL",
+                    &settings.ticker,
+                    "must be an index symbol without a prefix, letters and digits only (NDX, not ^NDX or I:NDX)",
+                ));
+            }
+            Some(settings)
         } else {
             unused(
                 r,

@@ -589,6 +589,15 @@ fn marketdata_reads_its_own_key_url_and_symbol() {
         ("ORACLE_MARKETDATA_URL", "api.marketdata.app"),
     ]);
     assert_eq!(bad_url.variable, "ORACLE_MARKETDATA_URL");
+    for prefixed in ["^NDX", "I:NDX", "$NDX", "NDX/X", "N DX"] {
+        let error = refused(&[
+            ("ORACLE", "marketdata"),
+            ("ORACLE_MARKETDATA_KEY", "k"),
+            ("ORACLE_MARKETDATA_SYMBOL", prefixed),
+        ]);
+        assert_eq!(error.variable, "ORACLE_MARKETDATA_SYMBOL", "{prefixed}");
+        assert!(error.to_string().contains("without a prefix"), "{error}");
+    }
 
     // The README's quorum of three index sources.
     let config = Config::with(&[

@@ -169,8 +169,29 @@ pub(super) fn endpoint(
         .map_err(|()| format!("{base:?} cannot be a base URL"))?
         .pop_if_empty()
         .extend(segments);
-    url.query_pairs_mut().clear().extend_pairs(query);
+    if query.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(query);
+    }
     Ok(url)
+}
+
+/// Longest part of a provider's own words kept in an error.
+const SAID_CHARS: usize = 200;
+
+/// What a provider said (an error message of its answer), on one line and
+/// at most [`SAID_CHARS`] characters, for errors and logs.
+pub(super) fn said(text: &str) -> String {
+    let mut kept: String = text
+        .chars()
+        .take(SAID_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(SAID_CHARS).is_some() {
+        kept.push('…');
+    }
+    kept
 }
 
 /// An HTTP client for a provider: the attempt's timeout, no redirects.
@@ -364,5 +385,19 @@ mod tests {
             let error = parse_close(body, date()).unwrap_err();
             assert!(error.contains(says), "{error}");
         }
+    }
+
+    #[test]
+    fn a_providers_words_are_kept_on_one_line_and_short() {
+        assert_eq!(said("Invalid token."), "Invalid token.");
+        assert_eq!(said("two\nlines\r\tand a tab"), "two lines  and a tab");
+        let long = "x".repeat(5_000);
+        assert_eq!(said(&long), format!("{}…", "x".repeat(SAID_CHARS)));
+        let url = endpoint("http://127.0.0.1:9/?token=leak", &["a"], &[]).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/a",
+            "no query of the base's"
+        );
     }
 }

@@ -21,6 +21,12 @@
 //! the key, 402 a plan that does not cover the data; 429 (the rate limit)
 //! and 5xx are worth another attempt, as with Polygon.
 //!
+//! Nothing in an answer marks a day's candle final: asked while the index
+//! still moves, `c` is its latest value. The round's settle instant
+//! (`CLOSE_FETCH_DELAY_MIN` after the close) is when it is asked; in a
+//! quorum the others must agree within the spread, and the hourly
+//! revision check reports a close that changed later.
+//!
 //! The day is asked as `from={date}&to={next day}`, and only the candle
 //! whose day is `date` is read, so the answer is the same whether `to` is
 //! inclusive or not. Which indices a plan covers is Market Data's to say:
@@ -35,7 +41,7 @@ use serde_json::value::RawValue;
 use updown_domain::round::Price;
 
 use super::http::{
-    authorization, endpoint, exact_price, get, Api, Failure, HttpSettings, Provider,
+    authorization, endpoint, exact_price, get, said, Api, Failure, HttpSettings, Provider,
 };
 
 /// Market Data's index candles.
@@ -50,10 +56,9 @@ pub type MarketDataOracle = Provider<MarketData>;
 struct Candles<'a> {
     s: &'a str,
     errmsg: Option<String>,
-    #[serde(borrow, default)]
-    c: Vec<&'a RawValue>,
-    #[serde(default)]
-    t: Vec<i64>,
+    #[serde(borrow)]
+    c: Option<Vec<&'a RawValue>>,
+    t: Option<Vec<i64>>,
 }
 
 #[async_trait]
@@ -101,7 +106,7 @@ fn answer(
         documented
             .as_ref()
             .ok()
-            .and_then(|answer| answer.errmsg.clone())
+            .and_then(|answer| answer.errmsg.as_deref().map(said))
             .unwrap_or_default()
     };
     match status {
@@ -114,8 +119,9 @@ fn answer(
                 "ok" => close_of(&answer, date).map_err(Failure::Final),
                 "no_data" => Ok(None),
                 other => Err(Failure::Final(format!(
-                    "status {other:?}: {}",
-                    answer.errmsg.unwrap_or_default()
+                    "status {:?}: {}",
+                    said(other),
+                    said(answer.errmsg.as_deref().unwrap_or_default())
                 ))),
             }
         }
@@ -123,7 +129,7 @@ fn answer(
             Ok(answer) if answer.s == "no_data" => Ok(None),
             Ok(answer) => Err(Failure::Final(format!(
                 "the provider knows no index {symbol:?} ({}): check ORACLE_MARKETDATA_SYMBOL",
-                answer.errmsg.as_deref().unwrap_or(answer.s)
+                said(answer.errmsg.as_deref().unwrap_or(answer.s))
             ))),
             Err(_) => Err(Failure::Final(
                 "404 without the provider's answer: is ORACLE_MARKETDATA_URL right?".into(),
@@ -147,15 +153,14 @@ fn answer(
 /// `date`'s close in an `ok` answer, or `None` when it has no candle for
 /// the day yet.
 fn close_of(answer: &Candles, date: NaiveDate) -> Result<Option<Price>, String> {
-    if answer.c.len() != answer.t.len() {
-        return Err(format!(
-            "{} closes for {} times",
-            answer.c.len(),
-            answer.t.len()
-        ));
+    let (Some(closes), Some(times)) = (&answer.c, &answer.t) else {
+        return Err("an ok answer without its columns c and t".into());
+    };
+    if closes.len() != times.len() {
+        return Err(format!("{} closes for {} times", closes.len(), times.len()));
     }
     let mut found = None;
-    for (close, time) in answer.c.iter().zip(&answer.t) {
+    for (close, time) in closes.iter().zip(times) {
         if candle_day(*time)? != date {
             continue;
         }
@@ -167,8 +172,11 @@ fn close_of(answer: &Candles, date: NaiveDate) -> Result<Option<Price>, String> 
     found.map(exact_price).transpose()
 }
 
-/// The day a daily candle's time starts: midnight in New York, as
-/// documented, or midnight UTC; any other time is not a daily candle.
+/// The day a daily candle's time starts: midnight in New York, as the
+/// documented example stamps it, or midnight UTC (no instant is both, so
+/// the day is never in doubt, and a change of convention on Market Data's
+/// side does not silence the source); any other time is not a daily
+/// candle.
 fn candle_day(time: i64) -> Result<NaiveDate, String> {
     let not_daily = || format!("candle time {time} is not the start of a day");
     let instant = chrono::DateTime::from_timestamp(time, 0).ok_or_else(not_daily)?;
@@ -272,6 +280,10 @@ mod tests {
         );
         assert_eq!(read(200, &candles(&[(JAN_9 - 3 * DAY, "1")])), Ok(None));
         assert_eq!(read(200, r#"{"s":"ok","c":[],"t":[]}"#), Ok(None));
+        assert_eq!(
+            read(200, r#"{"s":"ok"}"#),
+            Err("final: an ok answer without its columns c and t".into())
+        );
     }
 
     #[test]
@@ -332,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn the_url_names_the_symbol_and_days_but_never_the_key() {
+    fn the_url_names_the_symbol_and_the_days() {
         let url = candles_url("https://api.marketdata.app/", "NDX", date()).unwrap();
         assert_eq!(
             url.as_str(),

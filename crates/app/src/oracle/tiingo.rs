@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 use updown_domain::round::Price;
 
 use super::http::{
-    authorization, endpoint, exact_price, get, Api, Failure, HttpSettings, Provider,
+    authorization, endpoint, exact_price, get, said, Api, Failure, HttpSettings, Provider,
 };
 
 /// Tiingo's end-of-day prices.
@@ -99,7 +99,7 @@ fn answer(
     }
     let detail = || {
         serde_json::from_slice::<Detail>(body)
-            .map(|answer| answer.detail)
+            .map(|answer| said(&answer.detail))
             .ok()
     };
     match status {

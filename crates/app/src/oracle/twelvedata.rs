@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use updown_domain::round::Price;
 
-use super::http::{authorization, exact_price, get, Api, Failure, HttpSettings, Provider};
+use super::http::{authorization, exact_price, get, said, Api, Failure, HttpSettings, Provider};
 
 /// Twelve Data's daily time series.
 pub struct TwelveData;
@@ -114,7 +114,7 @@ fn close_of(values: &[Bar], date: NaiveDate) -> Result<Option<Price>, String> {
 
 /// An error answer by its code.
 fn error(code: u16, message: Option<String>) -> Result<Option<Price>, Failure> {
-    let message = message.unwrap_or_default();
+    let message = message.as_deref().map(said).unwrap_or_default();
     match code {
         400 if message.starts_with("No data is available") => Ok(None),
         401 | 403 => Err(Failure::Final(format!(
