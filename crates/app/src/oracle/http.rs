@@ -177,6 +177,17 @@ pub(super) fn endpoint(
     Ok(url)
 }
 
+/// What one attempt gave, in words a test compares: the close, or the
+/// failure prefixed `final:` or `transient:`.
+#[cfg(test)]
+pub(super) fn told(attempt: Result<Option<Price>, Failure>) -> Result<Option<String>, String> {
+    match attempt {
+        Ok(close) => Ok(close.map(|p| p.to_string())),
+        Err(Failure::Final(why)) => Err(format!("final: {why}")),
+        Err(Failure::Transient(why)) => Err(format!("transient: {why}")),
+    }
+}
+
 /// Longest part of a provider's own words kept in an error.
 const SAID_CHARS: usize = 200;
 

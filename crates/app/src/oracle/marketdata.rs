@@ -192,6 +192,7 @@ fn candle_day(time: i64) -> Result<NaiveDate, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::http::told;
     use super::*;
 
     fn date() -> NaiveDate {
@@ -203,16 +204,12 @@ mod tests {
     const DAY: i64 = 86_400;
 
     fn read(status: u16, body: &str) -> Result<Option<String>, String> {
-        match answer(
+        told(answer(
             StatusCode::from_u16(status).unwrap(),
             body.as_bytes(),
             "NDX",
             date(),
-        ) {
-            Ok(close) => Ok(close.map(|p| p.to_string())),
-            Err(Failure::Final(why)) => Err(format!("final: {why}")),
-            Err(Failure::Transient(why)) => Err(format!("transient: {why}")),
-        }
+        ))
     }
 
     /// An `ok` answer in the documented shape, with every documented field.

@@ -148,6 +148,7 @@ fn close_of(body: &[u8], date: NaiveDate) -> Result<Option<Price>, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::http::told;
     use super::*;
 
     fn date() -> NaiveDate {
@@ -155,16 +156,12 @@ mod tests {
     }
 
     fn read(status: u16, body: &str) -> Result<Option<String>, String> {
-        match answer(
+        told(answer(
             StatusCode::from_u16(status).unwrap(),
             body.as_bytes(),
             "QQQ",
             date(),
-        ) {
-            Ok(close) => Ok(close.map(|p| p.to_string())),
-            Err(Failure::Final(why)) => Err(format!("final: {why}")),
-            Err(Failure::Transient(why)) => Err(format!("transient: {why}")),
-        }
+        ))
     }
 
     /// One day in the documented shape, with every documented field.

@@ -127,6 +127,7 @@ fn error(code: u16, message: Option<String>) -> Result<Option<Price>, Failure> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::http::told;
     use super::*;
 
     fn date() -> NaiveDate {
@@ -134,15 +135,11 @@ mod tests {
     }
 
     fn read(status: u16, body: &str) -> Result<Option<String>, String> {
-        match answer(
+        told(answer(
             StatusCode::from_u16(status).unwrap(),
             body.as_bytes(),
             date(),
-        ) {
-            Ok(close) => Ok(close.map(|p| p.to_string())),
-            Err(Failure::Final(why)) => Err(format!("final: {why}")),
-            Err(Failure::Transient(why)) => Err(format!("transient: {why}")),
-        }
+        ))
     }
 
     #[test]
