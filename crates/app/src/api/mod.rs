@@ -21,6 +21,7 @@ mod paging;
 mod qr;
 mod ratelimit;
 mod rounds;
+mod server;
 mod sessions;
 pub(crate) mod shapes;
 mod simulate;
@@ -211,10 +212,8 @@ pub async fn serve(
     let streams = events::EventStreams::default();
     let draining = health::Draining::default();
     let drain_for = app.config.http.shutdown_drain;
-    let service = router_with(app, streams.clone(), draining.clone())
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
+    let router = router_with(app, streams.clone(), draining.clone());
+    server::serve_http1(listener, router, server::HEADER_READ_TIMEOUT, async move {
             shutdown.await;
             draining.start();
             if !drain_for.is_zero() {
@@ -226,8 +225,8 @@ pub async fn serve(
             tracing::info!("shutting down: finishing requests in flight");
             // Event streams never end by themselves.
             streams.stop();
-        })
-        .await
+    })
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
