@@ -31,7 +31,7 @@ impl Pool<'_> {
     pub(crate) async fn begin(self) -> StoreResult<Tx<'static>> {
         Ok(match self {
             Pool::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
-            Pool::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Pool::Postgres(pool) => Tx::Postgres(PgTx::Sqlx(pool.begin().await?)),
         })
     }
 }
@@ -39,14 +39,106 @@ impl Pool<'_> {
 /// An open transaction on either engine.
 pub(crate) enum Tx<'c> {
     Sqlite(sqlx::Transaction<'c, Sqlite>),
-    Postgres(sqlx::Transaction<'c, Postgres>),
+    Postgres(PgTx<'c>),
+}
+
+/// A PostgreSQL transaction: sqlx's, or one whose `BEGIN` travelled with
+/// its first reads (see [`Begun`]).
+pub(crate) enum PgTx<'c> {
+    Sqlx(sqlx::Transaction<'c, Postgres>),
+    Begun(Begun),
+}
+
+/// A PostgreSQL transaction begun by one simple-protocol message that also
+/// carries its first statements: `BEGIN; SELECT ...; SELECT ...` costs one
+/// round trip where sqlx's `begin` and two queries cost three.
+///
+/// sqlx does not know this connection is in a transaction, so this guard
+/// does the bookkeeping: `commit` and `rollback` end it, and a `Begun`
+/// dropped without either (an error, a cancelled future) closes its
+/// connection, which makes PostgreSQL roll the transaction back, instead of
+/// returning a connection mid-transaction to the pool.
+pub(crate) struct Begun {
+    connection: sqlx::pool::PoolConnection<Postgres>,
+    open: bool,
+}
+
+impl Begun {
+    /// Sends `BEGIN` followed by `statements` (joined with `;`) in one
+    /// message and returns each statement's rows. The statements are sent
+    /// as text without parameters: callers put only numbers they formatted
+    /// themselves in them, never a caller's string.
+    pub(crate) async fn start(
+        connection: sqlx::pool::PoolConnection<Postgres>,
+        statements: &[&str],
+    ) -> StoreResult<(Begun, Vec<Vec<Row>>)> {
+        use futures::TryStreamExt as _;
+        use sqlx::Either;
+        let sql = std::iter::once("BEGIN")
+            .chain(statements.iter().copied())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut begun = Begun {
+            connection,
+            open: true,
+        };
+        // One result set per statement, BEGIN's first (it has no rows).
+        let mut results: Vec<Vec<Row>> = vec![Vec::new()];
+        {
+            let mut stream = sqlx::raw_sql(&sql).fetch_many(&mut *begun.connection);
+            while let Some(item) = stream.try_next().await? {
+                match item {
+                    Either::Left(_done) => results.push(Vec::new()),
+                    Either::Right(row) => results
+                        .last_mut()
+                        .expect("a result set is open")
+                        .push(Row::Postgres(row)),
+                }
+            }
+        }
+        // The last push opened a set after the last statement's end.
+        results.pop();
+        if results.len() != statements.len() + 1 {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "expected {} results from one message, got {}",
+                statements.len() + 1,
+                results.len()
+            )));
+        }
+        results.remove(0);
+        Ok((begun, results))
+    }
+
+    /// Ends the transaction with `statement`. (Boxed: the future of a
+    /// generic sqlx call, awaited inside `Tx::commit`, is otherwise not
+    /// provably `Send` to the async traits' callers.)
+    fn end(
+        mut self,
+        statement: &'static str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send>> {
+        Box::pin(async move {
+            sqlx::Executor::execute(&mut *self.connection, statement).await?;
+            self.open = false;
+            drop(self);
+            Ok(())
+        })
+    }
+}
+
+impl Drop for Begun {
+    fn drop(&mut self) {
+        if self.open {
+            self.connection.close_on_drop();
+        }
+    }
 }
 
 impl<'c> Tx<'c> {
     pub(crate) async fn commit(self) -> StoreResult<()> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Postgres(PgTx::Sqlx(tx)) => tx.commit().await?,
+            Tx::Postgres(PgTx::Begun(tx)) => tx.end("COMMIT").await?,
         }
         Ok(())
     }
@@ -54,7 +146,8 @@ impl<'c> Tx<'c> {
     pub(crate) async fn rollback(self) -> StoreResult<()> {
         match self {
             Tx::Sqlite(tx) => tx.rollback().await?,
-            Tx::Postgres(tx) => tx.rollback().await?,
+            Tx::Postgres(PgTx::Sqlx(tx)) => tx.rollback().await?,
+            Tx::Postgres(PgTx::Begun(tx)) => tx.end("ROLLBACK").await?,
         }
         Ok(())
     }
@@ -67,10 +160,11 @@ impl<'c> Tx<'c> {
         }
     }
 
-    /// The PostgreSQL transaction, for PostgreSQL's own code.
-    pub(crate) fn postgres(&mut self) -> &mut sqlx::Transaction<'c, Postgres> {
+    /// The PostgreSQL transaction's connection, for PostgreSQL's own code.
+    pub(crate) fn postgres(&mut self) -> &mut sqlx::PgConnection {
         match self {
-            Tx::Postgres(tx) => tx,
+            Tx::Postgres(PgTx::Sqlx(tx)) => tx,
+            Tx::Postgres(PgTx::Begun(tx)) => &mut tx.connection,
             Tx::Sqlite(_) => unreachable!("PostgreSQL code ran in a SQLite transaction"),
         }
     }
@@ -252,9 +346,14 @@ impl<'s> Query<'s> {
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
-            On::Tx(Tx::Postgres(tx)) => self
+            On::Tx(Tx::Postgres(PgTx::Sqlx(tx))) => self
                 .native::<Postgres>()
                 .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            On::Tx(Tx::Postgres(PgTx::Begun(tx))) => self
+                .native::<Postgres>()
+                .execute(&mut *tx.connection)
                 .await?
                 .rows_affected(),
             On::Pool(Pool::Sqlite(pool)) => {
@@ -278,9 +377,14 @@ impl<'s> Query<'s> {
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(Row::Sqlite),
-            On::Tx(Tx::Postgres(tx)) => self
+            On::Tx(Tx::Postgres(PgTx::Sqlx(tx))) => self
                 .native::<Postgres>()
                 .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Postgres),
+            On::Tx(Tx::Postgres(PgTx::Begun(tx))) => self
+                .native::<Postgres>()
+                .fetch_optional(&mut *tx.connection)
                 .await?
                 .map(Row::Postgres),
             On::Pool(Pool::Sqlite(pool)) => self
@@ -312,8 +416,14 @@ impl<'s> Query<'s> {
                 self.native::<Sqlite>().fetch_all(&mut **tx).await?,
                 Row::Sqlite,
             ),
-            On::Tx(Tx::Postgres(tx)) => wrap(
+            On::Tx(Tx::Postgres(PgTx::Sqlx(tx))) => wrap(
                 self.native::<Postgres>().fetch_all(&mut **tx).await?,
+                Row::Postgres,
+            ),
+            On::Tx(Tx::Postgres(PgTx::Begun(tx))) => wrap(
+                self.native::<Postgres>()
+                    .fetch_all(&mut *tx.connection)
+                    .await?,
                 Row::Postgres,
             ),
             On::Pool(Pool::Sqlite(pool)) => {
@@ -348,4 +458,120 @@ impl<'s> Query<'s> {
 
 fn wrap<R>(rows: Vec<R>, as_row: fn(R) -> Row) -> Vec<Row> {
     rows.into_iter().map(as_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgPoolOptions;
+    use sqlx::{PgPool, Row as _};
+
+    use super::{Begun, PgTx, Tx};
+    use crate::testing;
+
+    /// A pool of one connection on a fresh schema with a table to write,
+    /// or `None` when `TEST_POSTGRES_URL` is unset.
+    async fn one_connection(test: &str) -> Option<(testing::TestDb, PgPool)> {
+        let url = testing::postgres_url(test)?;
+        let db = testing::postgres(&url, 2).await;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&db.url)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE begun_probe (n INT NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        Some((db, pool))
+    }
+
+    /// The connection's backend, whether it is inside an earlier
+    /// transaction that wrote (it would have a transaction id already),
+    /// and the probe rows it sees.
+    async fn look(pool: &PgPool) -> (i32, bool, Vec<i32>) {
+        let mut connection = pool.acquire().await.unwrap();
+        let row =
+            sqlx::query("SELECT pg_backend_pid() AS pid, pg_current_xact_id_if_assigned() IS NOT NULL AS inside")
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap();
+        let rows: Vec<i32> = sqlx::query_scalar("SELECT n FROM begun_probe ORDER BY n")
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap();
+        (row.get("pid"), row.get("inside"), rows)
+    }
+
+    #[tokio::test]
+    async fn the_reads_come_back_per_statement_and_commit_ends_the_transaction() {
+        let Some((_db, pool)) = one_connection("Begun commits").await else {
+            return;
+        };
+        let (pid, _, _) = look(&pool).await;
+        let connection = pool.acquire().await.unwrap();
+        let (begun, results) = Begun::start(
+            connection,
+            &[
+                "SELECT n FROM generate_series(1, 3) AS n",
+                "INSERT INTO begun_probe VALUES (7)",
+                "SELECT 'none' WHERE false",
+            ],
+        )
+        .await
+        .unwrap();
+        let counts: Vec<usize> = results.iter().map(Vec::len).collect();
+        assert_eq!(counts, [3, 0, 0]);
+        assert_eq!(results[0][2].get::<i32>("n").unwrap(), 3);
+        Tx::Postgres(PgTx::Begun(begun)).commit().await.unwrap();
+        // The same connection came back, outside any transaction, and the
+        // row is there.
+        assert_eq!(look(&pool).await, (pid, false, vec![7]));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_unfinished_is_rolled_back_and_its_connection_closed() {
+        let Some((_db, pool)) = one_connection("Begun dropped").await else {
+            return;
+        };
+        let (pid, _, _) = look(&pool).await;
+        let connection = pool.acquire().await.unwrap();
+        let (begun, _) = Begun::start(connection, &["INSERT INTO begun_probe VALUES (1)"])
+            .await
+            .unwrap();
+        // An error or a cancelled future between the reads and the commit.
+        drop(begun);
+        let (new_pid, inside, rows) = look(&pool).await;
+        assert_ne!(
+            new_pid, pid,
+            "a connection mid-transaction went back to the pool"
+        );
+        assert!(!inside);
+        assert!(rows.is_empty(), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_statement_fails_the_start_and_leaves_the_pool_clean() {
+        let Some((_db, pool)) = one_connection("Begun fails").await else {
+            return;
+        };
+        let connection = pool.acquire().await.unwrap();
+        let failed = Begun::start(
+            connection,
+            &["INSERT INTO begun_probe VALUES (2)", "SELECT 1 / 0"],
+        )
+        .await;
+        assert!(failed.is_err());
+        let (_, inside, rows) = look(&pool).await;
+        assert!(!inside);
+        assert!(rows.is_empty(), "{rows:?}");
+        // And a rollback ends a transaction as it should.
+        let connection = pool.acquire().await.unwrap();
+        let (begun, _) = Begun::start(connection, &["INSERT INTO begun_probe VALUES (3)"])
+            .await
+            .unwrap();
+        Tx::Postgres(PgTx::Begun(begun)).rollback().await.unwrap();
+        let (_, inside, rows) = look(&pool).await;
+        assert!(!inside);
+        assert!(rows.is_empty(), "{rows:?}");
+    }
 }
