@@ -213,7 +213,7 @@ pub async fn serve(
     let draining = health::Draining::default();
     let drain_for = app.config.http.shutdown_drain;
     let router = router_with(app, streams.clone(), draining.clone());
-    server::serve_http1(listener, router, server::HEADER_READ_TIMEOUT, async move {
+    server::serve_http1(listener, router, server::Waits::SERVE, async move {
             shutdown.await;
             draining.start();
             if !drain_for.is_zero() {

@@ -11,13 +11,17 @@
 //! into 8 KB.
 //!
 //! It also bounds how long a client may take to send a request head
-//! (`HEADER_READ_TIMEOUT`), which `axum::serve` did not: a client that
+//! (`Waits::SERVE`: 30 s), which `axum::serve` did not: a client that
 //! opens connections and sends nothing no longer holds them for ever.
 //!
 //! Otherwise it does what `axum::serve` did: the peer's address as
 //! `ConnectInfo`, accept errors that are the peer's skipped and others
 //! (out of file descriptors) waited out, and on shutdown no new
-//! connections, idle ones closed, requests in flight finished.
+//! connections, idle ones closed, requests in flight finished. Unlike
+//! it, shutdown waits for them at most `FINISH_WITHIN`: a client that
+//! stops reading an answer (an event stream's last message) no longer
+//! holds the process. And it serves no protocol upgrades (no route uses
+//! one; a WebSocket route would need `serve_connection(..).with_upgrades()`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -33,23 +37,40 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
-/// Longest a client may take to send a request's line and headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the server waits for clients.
+#[derive(Clone, Copy, Debug)]
+pub struct Waits {
+    /// Longest a client may take to send a request's line and headers.
+    pub header_read: Duration,
+    /// Longest shutdown waits for the connections still answering.
+    pub finish: Duration,
+}
+
+impl Waits {
+    /// A request head within 30 s; at shutdown, 15 s for the answers in
+    /// flight (a request is answered within `REQUEST_TIMEOUT`, 10 s, and
+    /// writing it may take a little longer).
+    pub const SERVE: Waits = Waits {
+        header_read: Duration::from_secs(30),
+        finish: Duration::from_secs(15),
+    };
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops
-/// accepting and returns once every connection has ended. A connection
-/// whose request head takes longer than `header_read_timeout` is closed.
+/// accepting and returns once every connection has ended, or once
+/// `waits.finish` has passed. A connection whose request head takes longer
+/// than `waits.header_read` is closed.
 pub async fn serve_http1(
     listener: TcpListener,
     router: Router,
-    header_read_timeout: Duration,
+    waits: Waits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(waits.header_read);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -78,7 +99,17 @@ pub async fn serve_http1(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let open = graceful.count();
+    if tokio::time::timeout(waits.finish, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = open,
+            "stopped waiting for connections still answering after {:?}",
+            waits.finish
+        );
+    }
     Ok(())
 }
 
@@ -108,12 +139,17 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::oneshot;
 
-    use super::serve_http1;
+    use std::sync::Arc;
+
+    use tokio::sync::Notify;
+
+    use super::{serve_http1, Waits};
 
     /// Long enough for nothing in a test to run into it by accident.
     const BOUND: Duration = Duration::from_secs(20);
 
-    fn router() -> Router {
+    /// `/slow` notifies `started` when it has begun.
+    fn router(started: Arc<Notify>) -> Router {
         Router::new()
             .route(
                 "/peer",
@@ -142,34 +178,57 @@ mod tests {
             )
             .route(
                 "/slow",
-                get(|| async {
+                get(move || async move {
+                    started.notify_one();
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     "finished"
                 }),
             )
+            .route(
+                "/endless",
+                get(|| async {
+                    let chunk = "x".repeat(64 * 1024);
+                    let parts = futures::stream::repeat_with(move || {
+                        Ok::<_, std::convert::Infallible>(chunk.clone())
+                    });
+                    axum::body::Body::from_stream(parts)
+                }),
+            )
     }
 
-    /// A server on a free port with `header_read_timeout`, stopped by the
-    /// returned sender; the handle resolves when it has returned.
-    async fn start(
-        header_read_timeout: Duration,
-    ) -> (
-        std::net::SocketAddr,
-        oneshot::Sender<()>,
-        tokio::task::JoinHandle<std::io::Result<()>>,
-    ) {
+    /// A running server on a free port.
+    struct Server {
+        address: std::net::SocketAddr,
+        /// Stops it.
+        stop: oneshot::Sender<()>,
+        /// Resolves when it has returned.
+        returned: tokio::task::JoinHandle<std::io::Result<()>>,
+        /// Notified when `/slow` has begun.
+        slow_started: Arc<Notify>,
+    }
+
+    async fn start(header_read: Duration, finish: Duration) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve_http1(
+        let slow_started = Arc::new(Notify::new());
+        let returned = tokio::spawn(serve_http1(
             listener,
-            router(),
-            header_read_timeout,
+            router(slow_started.clone()),
+            Waits {
+                header_read,
+                finish,
+            },
             async move {
                 let _ = stopped.await;
             },
         ));
-        (address, stop, server)
+        Server {
+            address,
+            stop,
+            returned,
+            slow_started,
+        }
     }
 
     /// Sends `request` and reads until the server closes the connection.
@@ -178,15 +237,15 @@ mod tests {
         let mut answer = Vec::new();
         tokio::time::timeout(BOUND, stream.read_to_end(&mut answer))
             .await
-            .expect("the server closed the connection")
+            .expect("the server did not close the connection")
             .unwrap();
         String::from_utf8(answer).unwrap()
     }
 
     #[tokio::test]
     async fn the_handler_sees_the_peers_address() {
-        let (address, _stop, _server) = start(BOUND).await;
-        let mut stream = TcpStream::connect(address).await.unwrap();
+        let server = start(BOUND, BOUND).await;
+        let mut stream = TcpStream::connect(server.address).await.unwrap();
         let own = stream.local_addr().unwrap();
         let answer = exchange(&mut stream, "GET /peer HTTP/1.0\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer}");
@@ -195,7 +254,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
-        let (address, _stop, _server) = start(Duration::from_millis(200)).await;
+        let server = start(Duration::from_millis(200), BOUND).await;
+        let address = server.address;
         let mut stream = TcpStream::connect(address).await.unwrap();
         // A request line and one header, then nothing: a slow client, or
         // one holding connections open on purpose.
@@ -209,8 +269,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_outlives_the_time_allowed_for_a_request_head() {
-        let (address, _stop, _server) = start(Duration::from_millis(200)).await;
-        let mut stream = TcpStream::connect(address).await.unwrap();
+        let server = start(Duration::from_millis(200), BOUND).await;
+        let mut stream = TcpStream::connect(server.address).await.unwrap();
         // HTTP/1.1 and keep-alive, as browsers' EventSource asks: 1 s of
         // body, five times the head's limit.
         stream
@@ -231,7 +291,8 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_finishes_the_request_in_flight_closes_idle_connections_and_returns() {
-        let (address, stop, server) = start(BOUND).await;
+        let server = start(BOUND, BOUND).await;
+        let address = server.address;
         // An idle keep-alive connection, after one answer.
         let mut idle = TcpStream::connect(address).await.unwrap();
         idle.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -243,8 +304,8 @@ mod tests {
         // A request that takes 300 ms, under way when the server stops.
         let mut busy = TcpStream::connect(address).await.unwrap();
         busy.write_all(b"GET /slow HTTP/1.0\r\n\r\n").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        stop.send(()).unwrap();
+        server.slow_started.notified().await;
+        server.stop.send(()).unwrap();
         let mut answer = Vec::new();
         tokio::time::timeout(BOUND, busy.read_to_end(&mut answer))
             .await
@@ -259,11 +320,33 @@ mod tests {
             .await
             .expect("the idle connection was closed")
             .unwrap();
-        tokio::time::timeout(BOUND, server)
+        tokio::time::timeout(BOUND, server.returned)
             .await
             .expect("the server returned")
             .unwrap()
             .unwrap();
         assert!(TcpStream::connect(address).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_waiting_for_a_client_that_does_not_read() {
+        let server = start(BOUND, Duration::from_millis(300)).await;
+        // An answer without end, which the client never reads: the
+        // socket's buffers fill and the server cannot finish writing.
+        let mut stuck = TcpStream::connect(server.address).await.unwrap();
+        stuck
+            .write_all(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // The answer has begun; then the client reads no more.
+        let mut begun = [0u8; 1024];
+        stuck.read_exact(&mut begun).await.unwrap();
+        server.stop.send(()).unwrap();
+        tokio::time::timeout(BOUND, server.returned)
+            .await
+            .expect("the server returned despite the stuck client")
+            .unwrap()
+            .unwrap();
+        drop(stuck);
     }
 }

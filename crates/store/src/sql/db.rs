@@ -68,7 +68,7 @@ impl Begun {
     /// message and returns each statement's rows. The statements are sent
     /// as text without parameters: callers put only numbers they formatted
     /// themselves in them, never a caller's string.
-    pub(crate) async fn start(
+    pub(super) async fn start(
         connection: sqlx::pool::PoolConnection<Postgres>,
         statements: &[&str],
     ) -> StoreResult<(Begun, Vec<Vec<Row>>)> {

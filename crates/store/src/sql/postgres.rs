@@ -137,10 +137,37 @@ async fn try_place_bets(
     // connection came back to the pool too late for the next batch).
     let connection = pool.acquire().await?;
     let (mut tx, round_row, rows) = begin_reading(connection, round_id, &users).await?;
-    let Some(first) = round_row else {
-        tx.rollback().await?;
-        return Err(StoreError::NotFound(format!("round {round_id}")));
-    };
+    match decide_and_write(&mut tx, round_id, round_row, rows, requests).await {
+        Ok((answers, true)) => {
+            tx.commit().await?;
+            Ok(answers)
+        }
+        // Every bet refused: nothing to keep.
+        Ok((answers, false)) => {
+            tx.rollback().await?;
+            Ok(answers)
+        }
+        Err(error) => {
+            // Ended here, so the connection goes back to the pool for the
+            // retry (a deadlock, a key another instance recorded first);
+            // if the rollback fails too, the connection is closed.
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// Decides the batch on what `begin_reading` read and writes the accepted
+/// bets with their kept answers. Returns the answers and whether anything
+/// was written.
+async fn decide_and_write(
+    tx: &mut Tx<'_>,
+    round_id: RoundId,
+    round_row: Option<Row>,
+    rows: Vec<Row>,
+    requests: &[BetRequest],
+) -> StoreResult<(Answers, bool)> {
+    let first = round_row.ok_or_else(|| StoreError::NotFound(format!("round {round_id}")))?;
     let round: Round = first.record()?;
     let pools = (
         first.get("pool_up_account")?,
@@ -155,22 +182,20 @@ async fn try_place_bets(
             .find(|r| r.user == user)
             .map(|r| r.received_at)
             .unwrap_or_default();
-        let state = player_state(&mut tx, &row, user, round_id, first).await?;
+        let state = player_state(tx, &row, user, round_id, first).await?;
         players.insert(user, state);
         account_of.insert(user, row.get::<i64>("account_id")?);
     }
-    let used = used_keys(&mut tx, requests).await?;
+    let used = used_keys(tx, requests).await?;
     let decisions = decide_batch(&round.clock(), requests, &mut players, &used);
     let accepted = accepted(requests, &decisions);
     if accepted.is_empty() {
-        tx.rollback().await?;
-        return Ok(answers(round_id, requests, decisions, Vec::new()));
+        return Ok((answers(round_id, requests, decisions, Vec::new()), false));
     }
-    let bet_ids = write_bets(&mut tx, &round, pools, &accepted, &account_of).await?;
+    let bet_ids = write_bets(tx, &round, pools, &accepted, &account_of).await?;
     let answers = answers(round_id, requests, decisions, bet_ids);
-    keep_answers(&mut tx, &kept_answers(requests, &answers)).await?;
-    tx.commit().await?;
-    Ok(answers)
+    keep_answers(tx, &kept_answers(requests, &answers)).await?;
+    Ok((answers, true))
 }
 
 /// Begins a batch's transaction with its two reads in the same message
