@@ -193,3 +193,87 @@ fn a_bench_runs_serve_under_the_wrapper_it_is_given() {
     );
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+/// wrk, from `TEST_WRK` (CI sets it, so there the test cannot skip) or the
+/// PATH.
+fn wrk() -> Option<String> {
+    if let Ok(path) = std::env::var("TEST_WRK") {
+        if !path.is_empty() {
+            return Some(path);
+        }
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v wrk"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+    (!path.is_empty()).then_some(path)
+}
+
+#[test]
+fn bench_http_pairs_each_bets_run_with_a_pgbench_run() {
+    let Some(wrk) = wrk() else {
+        eprintln!("skipped: bench http (no wrk; apt-get install wrk, or set TEST_WRK)");
+        return;
+    };
+    let folder = std::path::Path::new(&wrk).parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        folder.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for backend in backends("bench http") {
+        let postgres = backend.contains(&"postgres".to_string());
+        let mut args: Vec<&str> = vec!["http"];
+        args.extend(backend.iter().map(String::as_str));
+        // Few connections: pgbench's share the test server with other tests.
+        args.extend(["--users", "50", "--connections", "4", "--seconds", "1"]);
+        if postgres {
+            args.extend(["--pgbench", "--pairs", "2"]);
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_updown"))
+            .arg("bench")
+            .args(&args)
+            .arg("--json")
+            .env_remove("DATABASE_URL")
+            .env("PATH", &path)
+            .output()
+            .expect("run updown bench http");
+        assert!(
+            output.status.success(),
+            "bench {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+        assert_eq!(report["verify_ok"], true, "{report}");
+        assert_eq!(report["post_bets"]["non_2xx"], 0, "{report}");
+        // wrk stops with requests in flight: those may commit unanswered.
+        let answered = report["bets_answered_2xx"].as_u64().unwrap();
+        let in_ledger = report["bets_in_ledger"].as_u64().unwrap();
+        assert!(answered > 0, "{report}");
+        assert!(
+            (answered..=answered + 2 * 4).contains(&in_ledger),
+            "{report}"
+        );
+        if !postgres {
+            assert!(report.get("ratio_to_pgbench").is_none(), "{report}");
+            continue;
+        }
+        let pairs = report["pairs"].as_array().expect("pairs listed");
+        assert_eq!(pairs.len(), 2, "{report}");
+        let mut ratios = Vec::new();
+        for pair in pairs {
+            let bets = pair["bets_per_s"].as_f64().unwrap();
+            let tps = pair["pgbench_tps"].as_f64().unwrap();
+            assert!(bets > 0.0 && tps > 0.0, "{report}");
+            let ratio = pair["ratio"].as_f64().unwrap();
+            assert!((ratio - bets / tps).abs() < 0.01, "{report}");
+            ratios.push(ratio);
+        }
+        let median = report["ratio_to_pgbench"].as_f64().unwrap();
+        assert!(
+            (median - (ratios[0] + ratios[1]) / 2.0).abs() <= 0.011,
+            "{report}"
+        );
+    }
+}

@@ -311,6 +311,10 @@ pub enum BenchCommand {
         /// Also run `pgbench -N -c CONNECTIONS -j 2` on the same PostgreSQL and report the ratio.
         #[arg(long)]
         pgbench: bool,
+        /// With --pgbench: this many pairs in turn (the bets, then pgbench
+        /// for as long), each pair's ratio listed and their median reported.
+        #[arg(long, default_value_t = 1, requires = "pgbench", value_parser = clap::value_parser!(u32).range(1..=20))]
+        pairs: u32,
         /// Send every bet with an Idempotency-Key of its own (recorded with the bet).
         #[arg(long)]
         idempotency_keys: bool,

@@ -202,26 +202,45 @@ pub(crate) fn mean_batch_size(text: &str) -> Option<f64> {
 /// `pgbench -N -c C -j 2 -T S` against the same URL (scale 10, initialised
 /// first); returns its TPS.
 pub(crate) fn run_pgbench(url: &str, clients: usize, seconds: u64) -> AppResult<f64> {
-    let run = |args: &[&str]| -> AppResult<String> {
-        let output = std::process::Command::new("pgbench")
-            .args(args)
-            .arg(url)
-            .output()
-            .map_err(|e| AppError::Unavailable(format!("pgbench could not run ({e}); install postgresql-contrib or run without --pgbench")))?;
-        if !output.status.success() {
-            return Err(AppError::Unavailable(format!(
-                "pgbench failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    };
+    init_pgbench(url)?;
+    pgbench_tps(url, clients, seconds)
+}
+
+/// Runs pgbench with `args` against `url`; its standard output.
+fn pgbench(url: &str, args: &[&str]) -> AppResult<String> {
+    let output = std::process::Command::new("pgbench")
+        .args(args)
+        .arg(url)
+        .output()
+        .map_err(|e| {
+            AppError::Unavailable(format!(
+                "pgbench could not run ({e}); install postgresql-contrib or run without --pgbench"
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(AppError::Unavailable(format!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `pgbench -i` at scale 10: fresh pgbench tables in `url`'s database.
+pub(crate) fn init_pgbench(url: &str) -> AppResult<()> {
     eprintln!("pgbench: initialising (scale 10)...");
-    run(&["-i", "-q", "-s", "10"])?;
+    pgbench(url, &["-i", "-q", "-s", "10"]).map(drop)
+}
+
+/// One `pgbench -N -c C -j 2 -T S` on tables [`init_pgbench`] made; its TPS.
+pub(crate) fn pgbench_tps(url: &str, clients: usize, seconds: u64) -> AppResult<f64> {
     eprintln!("pgbench -N -c {clients} -j 2 -T {seconds}...");
     let clients = clients.to_string();
     let seconds = seconds.to_string();
-    let out = run(&["-N", "-n", "-c", &clients, "-j", "2", "-T", &seconds])?;
+    let out = pgbench(
+        url,
+        &["-N", "-n", "-c", &clients, "-j", "2", "-T", &seconds],
+    )?;
     out.lines()
         .find_map(|line| {
             line.strip_prefix("tps = ")

@@ -35,6 +35,8 @@ pub struct HttpArgs {
     pub connections: u32,
     pub seconds: u64,
     pub pgbench: bool,
+    /// Runs of the bets load, each followed by pgbench with `pgbench`.
+    pub pairs: u32,
     /// Every bet with an Idempotency-Key of its own.
     pub idempotency_keys: bool,
 }
@@ -340,15 +342,35 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
         &keys,
         false,
     )?;
-    let bets = wrk(
-        address,
-        "/bets",
-        args.connections,
-        args.seconds,
-        Some(&script),
-        &keys,
-        args.idempotency_keys,
-    )?;
+    let pgbench = args.pgbench && args.backend == BenchBackend::Postgres;
+    if pgbench {
+        super::bench::init_pgbench(&args.url)?;
+    }
+    // Pairs in turn: the bets, then pgbench for as long, so that both
+    // halves of each ratio meet the machine in the same minute.
+    let mut bet_runs = Vec::new();
+    let mut pgbench_runs = Vec::new();
+    for pair in 0..args.pairs {
+        if args.pairs > 1 {
+            eprintln!("pair {} of {}", pair + 1, args.pairs);
+        }
+        bet_runs.push(wrk(
+            address,
+            "/bets",
+            args.connections,
+            args.seconds,
+            Some(&script),
+            &keys,
+            args.idempotency_keys,
+        )?);
+        if pgbench {
+            pgbench_runs.push(super::bench::pgbench_tps(
+                &args.url,
+                args.connections as usize,
+                args.seconds,
+            )?);
+        }
+    }
     let loaded_mb = resident_mb(serve.id());
     let batch_size = mean_batch_size(address);
     stop(&mut serve)?;
@@ -363,7 +385,10 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
     eprintln!("verifying the ledger...");
     let report = store.verify().await?;
     drop(store);
-    let accepted = bets["requests"].as_u64().unwrap_or(0) - bets["non_2xx"].as_u64().unwrap_or(0);
+    let accepted: u64 = bet_runs
+        .iter()
+        .map(|run| run["requests"].as_u64().unwrap_or(0) - run["non_2xx"].as_u64().unwrap_or(0))
+        .sum();
     let mut result = json!({
         "benchmark": "http",
         "backend": format!("{:?}", args.backend).to_lowercase(),
@@ -372,7 +397,7 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
         "start_to_ready_ms": { "first_start_with_migrations": ready.as_millis() as u64, "existing_database": ready_existing.as_millis() as u64 },
         "rss_mb": { "idle": idle_mb, "after_load": loaded_mb },
         "get_rounds_current": current,
-        "post_bets": bets,
+        "post_bets": bet_runs[0],
         "bets_in_ledger": bets_in_ledger,
         "mean_bets_per_batch": batch_size,
         "bets_answered_2xx": accepted,
@@ -383,16 +408,83 @@ pub async fn http(config: Config, args: HttpArgs) -> AppResult<Value> {
         db.remove().await.map_err(AppError::Internal)?;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    if args.pgbench && args.backend == BenchBackend::Postgres {
-        let pgbench_tps =
-            super::bench::run_pgbench(&args.url, args.connections as usize, args.seconds)?;
-        let tps = result["post_bets"]["requests_per_s"]
-            .as_f64()
-            .unwrap_or(0.0);
-        result["pgbench_tps"] = json!(pgbench_tps.round());
-        result["ratio_to_pgbench"] = json!(((tps / pgbench_tps) * 100.0).round() / 100.0);
+    if pgbench {
+        let bets_per_s: Vec<f64> = bet_runs
+            .iter()
+            .map(|run| run["requests_per_s"].as_f64().unwrap_or(0.0))
+            .collect();
+        let pairs = Pairs::new(&bets_per_s, &pgbench_runs);
+        result["pgbench_tps"] = json!(pairs.median_pgbench().round());
+        result["ratio_to_pgbench"] = json!(hundredths(pairs.median_ratio()));
+        if args.pairs > 1 {
+            result["pairs"] = pairs.to_json();
+        }
     }
     Ok(result)
+}
+
+/// Bets/s and pgbench TPS measured in turn, one pair per turn.
+struct Pairs<'a> {
+    bets_per_s: &'a [f64],
+    pgbench_tps: &'a [f64],
+}
+
+impl<'a> Pairs<'a> {
+    fn new(bets_per_s: &'a [f64], pgbench_tps: &'a [f64]) -> Self {
+        assert_eq!(bets_per_s.len(), pgbench_tps.len(), "one pgbench per run");
+        Self {
+            bets_per_s,
+            pgbench_tps,
+        }
+    }
+
+    fn ratios(&self) -> Vec<f64> {
+        self.bets_per_s
+            .iter()
+            .zip(self.pgbench_tps)
+            .map(|(bets, tps)| bets / tps)
+            .collect()
+    }
+
+    /// The median of the pairs' own ratios: a slow minute slows both
+    /// halves of its pair, so this moves less than either side alone.
+    fn median_ratio(&self) -> f64 {
+        median(self.ratios())
+    }
+
+    fn median_pgbench(&self) -> f64 {
+        median(self.pgbench_tps.to_vec())
+    }
+
+    fn to_json(&self) -> Value {
+        let ratios = self.ratios();
+        Value::Array(
+            (0..ratios.len())
+                .map(|i| {
+                    json!({
+                        "bets_per_s": self.bets_per_s[i].round(),
+                        "pgbench_tps": self.pgbench_tps[i].round(),
+                        "ratio": hundredths(ratios[i]),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The middle value, or the mean of the two middle ones; NaN for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn hundredths(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 /// The mean bets per batch, from serve's own `/metrics`.
@@ -424,7 +516,29 @@ pub(super) fn stop(child: &mut Child) -> AppResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::wrk_ms;
+    use super::{median, wrk_ms, Pairs};
+
+    #[test]
+    fn the_ratio_is_the_median_of_each_pairs_own_ratio() {
+        // The second pair met a slow minute on both sides: its ratio holds
+        // while its bets alone would drag a ratio of medians down.
+        let bets = [9_000.0, 3_000.0, 10_000.0];
+        let tps = [5_000.0, 1_500.0, 4_000.0];
+        let pairs = Pairs::new(&bets, &tps);
+        assert_eq!(pairs.ratios(), vec![1.8, 2.0, 2.5]);
+        assert_eq!(pairs.median_ratio(), 2.0);
+        assert_eq!(pairs.median_pgbench(), 4_000.0);
+        let rows = pairs.to_json();
+        assert_eq!(rows[1]["bets_per_s"], 3_000.0);
+        assert_eq!(rows[2]["ratio"], 2.5);
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![7.0]), 7.0);
+        assert!(median(Vec::new()).is_nan());
+    }
 
     #[test]
     fn wrk_durations_read_in_milliseconds() {

@@ -162,6 +162,7 @@ async fn bench(command: BenchCommand, config: Config) -> AppResult<i32> {
             connections,
             seconds,
             pgbench,
+            pairs,
             idempotency_keys,
         } => {
             let args = bench_http::HttpArgs {
@@ -171,6 +172,7 @@ async fn bench(command: BenchCommand, config: Config) -> AppResult<i32> {
                 connections,
                 seconds,
                 pgbench,
+                pairs,
                 idempotency_keys,
             };
             bench_http::http(config, args).await?
