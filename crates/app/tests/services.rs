@@ -45,6 +45,7 @@ on_both_backends!(
     bad_input_is_refused_with_a_clear_error_and_changes_nothing,
     a_settlement_that_crashes_midway_resumes_and_pays_everyone_exactly_once,
     the_clock_refuses_bets_at_the_lock_even_before_the_scheduler_locks,
+    a_bet_received_just_before_the_lock_is_filed_in_its_own_round,
     auto_settlement_voids_and_refunds_when_no_close_arrives_in_time,
     a_tie_voids_the_round_under_the_refund_policy,
     bets_can_be_cancelled_until_the_cutoff_only,
@@ -414,6 +415,61 @@ async fn the_clock_refuses_bets_at_the_lock_even_before_the_scheduler_locks(db: 
         RoundStatus::Open,
         "nobody locked it"
     );
+    assert_eq!(t.app.balance(ann).await.unwrap(), usdc(9));
+    t.assert_verified().await;
+}
+
+/// A clock that reads `before` once, then `after`: the lock instant passes
+/// between a request's arrival and its next look at the time.
+struct CrossesOnce {
+    read: std::sync::atomic::AtomicBool,
+    before: chrono::DateTime<chrono::Utc>,
+    after: chrono::DateTime<chrono::Utc>,
+}
+
+impl updown_app::clock::Clock for CrossesOnce {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        if self.read.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.after
+        } else {
+            self.before
+        }
+    }
+}
+
+async fn a_bet_received_just_before_the_lock_is_filed_in_its_own_round(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    let ann = t.funded("ann", usdc(10)).await;
+    let round = t.open(CODE).await;
+    let next = t.open("20261125").await;
+    // A fresh instance (nothing cached) whose clock crosses the lock just
+    // after the bet arrives.
+    let clock = Arc::new(CrossesOnce {
+        read: Default::default(),
+        before: round.terms.lock_at - Duration::milliseconds(1),
+        after: round.terms.lock_at + Duration::milliseconds(1),
+    });
+    let app = updown_app::startup::wire(
+        updown_app::config::Config::with(&[]).unwrap(),
+        t.store(),
+        clock,
+        t.app.oracle.clone(),
+    );
+    let bet = app
+        .place_bet(ann, Side::Up, usdc(1), None, None)
+        .await
+        .expect("received before the lock: accepted");
+    assert_eq!(
+        bet.round, round.id,
+        "filed in the round it was received for"
+    );
+    // And the code still names that round: after the lock it refuses.
+    let (code_, _) = message_of(
+        app.place_bet(ann, Side::Up, usdc(1), Some(code()), None)
+            .await,
+    );
+    assert_eq!(code_, "round_closed");
+    assert_eq!(t.store().pools(next.id).await.unwrap().bets_up, 0);
     assert_eq!(t.app.balance(ann).await.unwrap(), usdc(9));
     t.assert_verified().await;
 }

@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 use updown_store::{KeptAnswer, KeyRecord, Keyed, RequestKey};
 
 use super::{ApiError, MAX_BODY_BYTES};
+use crate::error::{AppError, AppResult};
 use crate::services::App;
 
 /// The player routes whose POSTs move money.
@@ -151,8 +152,11 @@ fn applies(method: &Method, path: &str) -> bool {
 }
 
 /// Whose key it is: the operator, or the player the credential names.
-/// `None` when the credential is missing or bad (the handler refuses it).
-async fn scope_of(app: &App, path: &str, headers: &HeaderMap) -> Option<String> {
+/// `Ok(None)` when the credential is missing or refused (the handler
+/// refuses it too). A lookup that failed otherwise (the database) is an
+/// error: the request must not run without its key, since the handler's
+/// own lookup may then succeed and act a second time for a retry.
+async fn scope_of(app: &App, path: &str, headers: &HeaderMap) -> AppResult<Option<String>> {
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -163,18 +167,27 @@ async fn scope_of(app: &App, path: &str, headers: &HeaderMap) -> Option<String> 
         .any(|prefix| path.starts_with(prefix))
     {
         let staff = match (bearer, super::auth::operator_cookie(headers)) {
-            (Some(token), _) => app.staff_by_bearer(token).await.ok()?,
-            (None, Some(session)) => app.staff_by_session(session).await.ok()?,
-            (None, None) => return None,
+            (Some(token), _) => app.staff_by_bearer(token).await,
+            (None, Some(session)) => app.staff_by_session(session).await,
+            (None, None) => return Ok(None),
         };
-        return Some(format!("operator:{}", staff.actor));
+        return Ok(refused_as_none(staff)?.map(|staff| format!("operator:{}", staff.actor)));
     }
     let user = match (bearer, super::auth::session_cookie(headers)) {
-        (Some(key), _) => app.authenticate(key).await.ok()?,
-        (None, Some(token)) => app.session_user(token).await.ok()?,
-        (None, None) => return None,
+        (Some(key), _) => app.authenticate(key).await,
+        (None, Some(token)) => app.session_user(token).await,
+        (None, None) => return Ok(None),
     };
-    Some(format!("user:{}", user.id))
+    Ok(refused_as_none(user)?.map(|user| format!("user:{}", user.id)))
+}
+
+/// A credential refused is `None`; any other failure stays an error.
+fn refused_as_none<T>(lookup: AppResult<T>) -> AppResult<Option<T>> {
+    match lookup {
+        Ok(found) => Ok(Some(found)),
+        Err(AppError::Unauthorized(_) | AppError::Forbidden(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
 }
 
 fn parse_key(value: &HeaderValue) -> Result<String, ApiError> {
@@ -205,8 +218,10 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
         Ok(key) => key,
         Err(refused) => return refused.into_response(),
     };
-    let Some(scope) = scope_of(&app, &path, request.headers()).await else {
-        return next.run(request).await;
+    let scope = match scope_of(&app, &path, request.headers()).await {
+        Ok(Some(scope)) => scope,
+        Ok(None) => return next.run(request).await,
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let (mut parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
@@ -324,8 +339,26 @@ fn in_progress() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::applies;
+    use super::{applies, refused_as_none};
+    use crate::error::AppError;
     use axum::http::Method;
+
+    /// A credential the database could not check is not "no credential":
+    /// the request would run without its key, and the handler's own
+    /// lookup, succeeding a moment later, would act again for a retry.
+    #[test]
+    fn a_failed_credential_lookup_stops_a_keyed_request() {
+        assert_eq!(refused_as_none(Ok::<_, AppError>(7)).unwrap(), Some(7));
+        let refused = refused_as_none::<i64>(Err(AppError::Unauthorized("bad key".into())));
+        assert_eq!(refused.unwrap(), None);
+        let forbidden = refused_as_none::<i64>(Err(AppError::Forbidden("disabled".into())));
+        assert_eq!(forbidden.unwrap(), None);
+        let down =
+            refused_as_none::<i64>(Err(AppError::Internal(anyhow::anyhow!("connection reset"))));
+        assert!(matches!(down, Err(AppError::Internal(_))));
+        let unavailable = refused_as_none::<i64>(Err(AppError::Unavailable("pool".into())));
+        assert!(matches!(unavailable, Err(AppError::Unavailable(_))));
+    }
 
     #[test]
     fn keys_are_kept_for_money_routes_only() {

@@ -107,11 +107,14 @@ impl App {
         if let Some(id) = self.round_ids.read().expect("round id cache").get(&code) {
             return Ok(*id);
         }
-        let round = if is_current {
-            self.current_round().await?
-        } else {
-            self.round(code).await?
-        };
+        // By `code` always: the current round read again here could be
+        // the next one if the clock crossed a lock since `code` was chosen.
+        let round = self.round(code).await.map_err(|e| match e {
+            AppError::NotFound(_) if is_current => AppError::NotFound(format!(
+                "round {code} (the one taking bets now) is not open yet; the scheduler opens it, or run `updown open-round`"
+            )),
+            other => other,
+        })?;
         let mut cache = self.round_ids.write().expect("round id cache");
         // About one round a day is ever asked for; the bound is a backstop.
         if cache.len() >= 64 {
