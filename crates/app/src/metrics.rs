@@ -99,6 +99,10 @@ fn describe() {
         Unit::Seconds,
         "Time a bet waited for its batch to start"
     );
+    describe_counter!(
+        "updown_bets_abandoned_total",
+        "Bets not placed because their request ended (timed out, or its client left) while they waited for a batch"
+    );
     describe_histogram!(
         "updown_oracle_fetch_duration_seconds",
         Unit::Seconds,

@@ -133,7 +133,21 @@ async fn work(store: Arc<dyn Store>, shared: Arc<Shared>) {
 }
 
 async fn write_batch(store: &dyn Store, jobs: Vec<Job>) {
-    let mut jobs = jobs;
+    // A caller that gave up while its bet waited (the request timed out,
+    // or its client went away) hears nothing: its bet is not placed, so
+    // its retry places it once instead of finding a bet it was never told
+    // of. (One that gives up during the write may still be placed; its
+    // answer said so, and a retry with its Idempotency-Key finds it.)
+    let (mut jobs, abandoned): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|job| !job.reply.is_closed());
+    if !abandoned.is_empty() {
+        metrics::counter!("updown_bets_abandoned_total").increment(abandoned.len() as u64);
+        tracing::info!(
+            event = "bets_abandoned",
+            bets = abandoned.len(),
+            "not placed: their requests ended while they waited"
+        );
+    }
     // Almost always one round; group anyway so a batch never mixes.
     while !jobs.is_empty() {
         let round = jobs[0].round;
@@ -165,5 +179,73 @@ async fn write_batch(store: &dyn Store, jobs: Vec<Job>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::oracle::MockOracle;
+    use chrono::TimeZone;
+    use updown_domain::round::Side;
+    use updown_domain::Micros;
+
+    #[tokio::test]
+    async fn a_bet_whose_caller_gave_up_before_its_batch_is_not_placed() {
+        let db = updown_store::testing::sqlite().await;
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 24, 15, 0, 0)
+            .unwrap();
+        let app = crate::startup::wire(
+            Config::with(&[]).unwrap(),
+            db.store.clone(),
+            Arc::new(ManualClock::new(now)),
+            Arc::new(MockOracle::default()),
+        );
+        let (round, _) = app.open_round(None).await.unwrap();
+        let mut jobs = Vec::new();
+        let mut answers = Vec::new();
+        for name in ["ann", "bob"] {
+            let user = app
+                .create_user(&format!("{name}@example.com"))
+                .await
+                .unwrap();
+            let stake = Micros::usdc(10).unwrap();
+            app.deposit(user.id, stake, &format!("0xfund-{name}"), 0, None)
+                .await
+                .unwrap();
+            let (reply, answer) = oneshot::channel();
+            jobs.push(Job {
+                round: round.id,
+                queued: Instant::now(),
+                request: BetRequest {
+                    user: user.id,
+                    side: Side::Up,
+                    stake,
+                    received_at: now,
+                    key: None,
+                },
+                reply,
+            });
+            answers.push((user.id, answer));
+        }
+        // Bob's request ends (its timeout, say) before the batch is written.
+        let (bob, bob_answer) = answers.pop().unwrap();
+        drop(bob_answer);
+        let (ann, ann_answer) = answers.pop().unwrap();
+        write_batch(&*db.store, jobs).await;
+        let placed = ann_answer.await.unwrap().unwrap().unwrap();
+        assert_eq!(placed.user, ann);
+        assert_eq!(app.balance(ann).await.unwrap(), Micros::ZERO);
+        assert_eq!(
+            app.balance(bob).await.unwrap(),
+            Micros::usdc(10).unwrap(),
+            "nothing placed for the caller that left"
+        );
+        let pools = db.store.pools(round.id).await.unwrap();
+        assert_eq!(pools.bets_up, 1);
+        assert!(db.store.verify().await.unwrap().ok());
     }
 }
