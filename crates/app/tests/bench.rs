@@ -8,11 +8,17 @@ use serde_json::Value;
 use updown_store::testing::postgres_url;
 
 fn bench(args: &[&str]) -> Value {
+    bench_with(args, &[])
+}
+
+/// `updown bench ARGS --json` with `envs` set; its report.
+fn bench_with(args: &[&str], envs: &[(&str, &str)]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_updown"))
         .arg("bench")
         .args(args)
         .arg("--json")
         .env_remove("DATABASE_URL")
+        .envs(envs.iter().copied())
         .output()
         .expect("run updown bench");
     assert!(
@@ -231,20 +237,7 @@ fn bench_http_pairs_each_bets_run_with_a_pgbench_run() {
         if postgres {
             args.extend(["--pgbench", "--pairs", "2"]);
         }
-        let output = Command::new(env!("CARGO_BIN_EXE_updown"))
-            .arg("bench")
-            .args(&args)
-            .arg("--json")
-            .env_remove("DATABASE_URL")
-            .env("PATH", &path)
-            .output()
-            .expect("run updown bench http");
-        assert!(
-            output.status.success(),
-            "bench {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+        let report = bench_with(&args, &[("PATH", &path)]);
         assert_eq!(report["verify_ok"], true, "{report}");
         assert_eq!(report["post_bets"]["non_2xx"], 0, "{report}");
         // wrk stops with requests in flight: those may commit unanswered.
