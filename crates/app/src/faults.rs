@@ -13,6 +13,8 @@
 //!   before the withdrawal is recorded CONFIRMED;
 //! - `send_after_replace`: a replacement of a stuck transaction stored,
 //!   not broadcast;
+//! - `withdrawal_after_commit`: an operator's step for a withdrawal
+//!   (submit, confirm, fail) committed, before anything is told;
 //! - `sweep_after_sign`: a sweep's transactions signed, not committed;
 //! - `sweep_after_store`: committed, not broadcast;
 //! - `sweep_after_mined`: its transferFrom seen with enough

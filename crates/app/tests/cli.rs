@@ -924,3 +924,66 @@ fn operators_are_managed_from_the_command_line_and_the_audit_chain_holds() {
         format!("{} {}", audit[0]["id"], audit[0]["hash"].as_str().unwrap())
     );
 }
+
+/// An operator's step for a withdrawal and its audit entry commit together:
+/// a crash right after the commit (the process SIGKILLed) leaves both.
+#[test]
+fn a_crash_right_after_failing_a_withdrawal_leaves_its_audit_entry() {
+    let cli = Cli::new("audit-crash");
+    cli.json(&["migrate"]);
+    cli.json(&["seed", "--users", "1", "--balance", "100USDC"]);
+    let withdrawal = cli.json(&[
+        "withdraw",
+        "--user",
+        "user1@example.com",
+        "--amount",
+        "10USDC",
+        "--to",
+        "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+    ]);
+    let id = withdrawal["id"].to_string();
+    let crashed = {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
+        command
+            .current_dir(&cli.folder)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", cli.folder.join("cli.db").display()),
+            )
+            .env("CLOCK_START", cli.clock_start.borrow().as_str())
+            .env("UPDOWN_TEST_CRASH", "withdrawal_after_commit")
+            .args([
+                "withdrawals",
+                "fail",
+                "--id",
+                &id,
+                "--reason",
+                "address blocked",
+                "--actor",
+                "ops",
+            ])
+            .output()
+            .expect("run updown")
+    };
+    assert!(
+        String::from_utf8_lossy(&crashed.stderr).contains("SIGKILL at withdrawal_after_commit"),
+        "the crash point was reached: {}",
+        String::from_utf8_lossy(&crashed.stderr)
+    );
+    assert!(!crashed.status.success(), "killed, not finished");
+    let failed = cli.json(&["withdrawals", "list", "--status", "failed"]);
+    assert_eq!(failed.as_array().map(Vec::len), Some(1), "{failed}");
+    assert_eq!(
+        cli.json(&["balance", "--user", "user1@example.com"])["available"],
+        100_000_000,
+        "refunded"
+    );
+    let audit = cli.json(&["audit"]);
+    let entry = &audit[0];
+    assert_eq!(entry["action"], "withdrawal_failed", "{audit}");
+    assert_eq!(entry["actor"], "ops");
+    assert_eq!(entry["subject"], format!("withdrawal {id}"));
+    assert_eq!(entry["reason"], "address blocked");
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], true);
+    assert_eq!(cli.json(&["verify"])["ok"], true);
+}

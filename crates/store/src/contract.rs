@@ -393,6 +393,18 @@ pub trait FundStore: Send + Sync {
         now: DateTime<Utc>,
         key: Option<&Keyed<Withdrawal>>,
     ) -> StoreResult<Withdrawal>;
+
+    /// [`FundStore::change_withdrawal`] with `audit` (who did it, and why)
+    /// appended to the audit log in the same transaction: no crash leaves
+    /// the step without its entry.
+    async fn change_withdrawal_audited(
+        &self,
+        id: WithdrawalId,
+        change: &WithdrawalChange,
+        now: DateTime<Utc>,
+        key: Option<&Keyed<Withdrawal>>,
+        audit: &AuditEntry,
+    ) -> StoreResult<Withdrawal>;
 }
 
 /// Rounds, and the closes they settle on.

@@ -6,7 +6,7 @@ use updown_domain::ids::{Email, UserId, WithdrawalId};
 use updown_domain::Micros;
 use updown_store::{
     ChainRejection, Checkpoint, Deposit, IncrementalVerify, Keyed, NewDeposit, NewWithdrawal, Tvl,
-    User, VerifyReport, Withdrawal, WithdrawalCap, WithdrawalChange,
+    User, VerifyReport, Withdrawal, WithdrawalCap, WithdrawalChange, WithdrawalStatus,
 };
 
 use serde_json::json;
@@ -267,20 +267,34 @@ impl App {
         key: Option<Keyed<Withdrawal>>,
     ) -> AppResult<Withdrawal> {
         let change = normalize_change(change)?;
-        let changed = self
-            .store
-            .change_withdrawal(id, &change, self.clock.now(), key.as_ref())
-            .await?;
+        let now = self.clock.now();
         if change == WithdrawalChange::Claim {
             // The worker's own bookkeeping before it sends; not an action.
+            let changed = self
+                .store
+                .change_withdrawal(id, &change, now, key.as_ref())
+                .await?;
             self.publish_withdrawal(&changed);
             return Ok(changed);
         }
-        let reason = match change {
-            WithdrawalChange::Fail { reason, .. } => Some(reason),
+        let reason = match &change {
+            WithdrawalChange::Fail { reason, .. } => Some(reason.clone()),
             _ => None,
         };
-        self.withdrawal_changed(&changed, actor, reason).await?;
+        // Audited in the step's own transaction: no crash leaves it
+        // without its entry.
+        let entry = self.audit_entry(
+            actor,
+            &withdrawal_action(change.target()),
+            format!("withdrawal {id}"),
+            reason,
+        );
+        let changed = self
+            .store
+            .change_withdrawal_audited(id, &change, now, key.as_ref(), &entry)
+            .await?;
+        crate::faults::crash_point("withdrawal_after_commit", self.config.production);
+        self.withdrawal_announced(&changed);
         Ok(changed)
     }
 
@@ -292,6 +306,19 @@ impl App {
         actor: &str,
         reason: Option<String>,
     ) -> AppResult<()> {
+        self.withdrawal_announced(changed);
+        let id = changed.id;
+        self.audit(
+            actor,
+            &withdrawal_action(changed.status),
+            format!("withdrawal {id}"),
+            reason,
+        )
+        .await
+    }
+
+    /// A withdrawal's step told: the log line and its owner's event.
+    fn withdrawal_announced(&self, changed: &Withdrawal) {
         let id = changed.id;
         tracing::info!(
             event = "withdrawal_updated",
@@ -302,12 +329,6 @@ impl App {
             chain_tx_hash = changed.chain_tx_hash.as_deref().unwrap_or(""),
         );
         self.publish_withdrawal(changed);
-        let action = format!(
-            "withdrawal_{}",
-            changed.status.as_str().to_ascii_lowercase()
-        );
-        self.audit(actor, &action, format!("withdrawal {id}"), reason)
-            .await
     }
 
     /// A withdrawal's `withdrawal_updated` event, to its owner.
@@ -401,6 +422,11 @@ impl App {
     pub async fn latest_checkpoint(&self) -> AppResult<Option<Checkpoint>> {
         Ok(self.store.latest_checkpoint().await?)
     }
+}
+
+/// The audit log's name for a withdrawal reaching `status`.
+fn withdrawal_action(status: WithdrawalStatus) -> String {
+    format!("withdrawal_{}", status.as_str().to_ascii_lowercase())
 }
 
 #[cfg(test)]

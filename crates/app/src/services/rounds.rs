@@ -194,22 +194,34 @@ impl App {
         subject: String,
         reason: Option<String>,
     ) -> AppResult<()> {
-        let asked = super::context::audit_context();
         self.store
-            .record_audit(&AuditEntry {
-                id: 0,
-                at: self.clock.now(),
-                actor: actor.to_string(),
-                action: action.to_string(),
-                subject,
-                reason,
-                credential: asked.credential,
-                client: asked.client,
-                request_id: asked.request_id,
-                chain: None,
-            })
+            .record_audit(&self.audit_entry(actor, action, subject, reason))
             .await?;
         Ok(())
+    }
+
+    /// An audit entry by `actor` now, with the request's credential,
+    /// client and id; for a store call that writes it with its effect.
+    pub(crate) fn audit_entry(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: String,
+        reason: Option<String>,
+    ) -> AuditEntry {
+        let asked = super::context::audit_context();
+        AuditEntry {
+            id: 0,
+            at: self.clock.now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject,
+            reason,
+            credential: asked.credential,
+            client: asked.client,
+            request_id: asked.request_id,
+            chain: None,
+        }
     }
 
     /// Records an operator's official close for a session that has closed.

@@ -229,6 +229,32 @@ impl FundStore for SqlStore {
         now: DateTime<Utc>,
         key: Option<&Keyed<Withdrawal>>,
     ) -> StoreResult<Withdrawal> {
+        self.change_withdrawal_with(id, change, now, key, None)
+            .await
+    }
+
+    async fn change_withdrawal_audited(
+        &self,
+        id: WithdrawalId,
+        change: &WithdrawalChange,
+        now: DateTime<Utc>,
+        key: Option<&Keyed<Withdrawal>>,
+        audit: &AuditEntry,
+    ) -> StoreResult<Withdrawal> {
+        self.change_withdrawal_with(id, change, now, key, Some(audit))
+            .await
+    }
+}
+
+impl SqlStore {
+    async fn change_withdrawal_with(
+        &self,
+        id: WithdrawalId,
+        change: &WithdrawalChange,
+        now: DateTime<Utc>,
+        key: Option<&Keyed<Withdrawal>>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Withdrawal> {
         let mut tx = self.write().begin().await?;
         check_key(&mut tx, key).await?;
         // Locked first: the sender signs under the same lock, so the
@@ -237,6 +263,9 @@ impl FundStore for SqlStore {
         refuse_if_signed(&mut tx, id, change).await?;
         let changed = change_withdrawal_in(&mut tx, id, change, now).await?;
         keep(&mut tx, key, &changed).await?;
+        if let Some(entry) = audit {
+            super::audit::append(&mut tx, entry).await?;
+        }
         tx.commit().await?;
         Ok(changed)
     }
