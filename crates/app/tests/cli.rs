@@ -50,6 +50,29 @@ impl Cli {
             .expect("run updown")
     }
 
+    /// Runs `args` with `UPDOWN_TEST_CRASH=point`: the process must kill
+    /// itself there.
+    fn crashes_at(&self, point: &str, args: &[&str]) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
+        let output = command
+            .current_dir(&self.folder)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", self.folder.join("cli.db").display()),
+            )
+            .env("CLOCK_START", self.clock_start.borrow().as_str())
+            .env("UPDOWN_TEST_CRASH", point)
+            .args(args)
+            .output()
+            .expect("run updown");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("SIGKILL at {point}")),
+            "{args:?} did not reach {point}: {stderr}"
+        );
+        assert!(!output.status.success(), "killed, not finished");
+    }
+
     /// Runs with --json, expects success, parses stdout.
     fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
@@ -942,35 +965,19 @@ fn a_crash_right_after_failing_a_withdrawal_leaves_its_audit_entry() {
         "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
     ]);
     let id = withdrawal["id"].to_string();
-    let crashed = {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_updown"));
-        command
-            .current_dir(&cli.folder)
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", cli.folder.join("cli.db").display()),
-            )
-            .env("CLOCK_START", cli.clock_start.borrow().as_str())
-            .env("UPDOWN_TEST_CRASH", "withdrawal_after_commit")
-            .args([
-                "withdrawals",
-                "fail",
-                "--id",
-                &id,
-                "--reason",
-                "address blocked",
-                "--actor",
-                "ops",
-            ])
-            .output()
-            .expect("run updown")
-    };
-    assert!(
-        String::from_utf8_lossy(&crashed.stderr).contains("SIGKILL at withdrawal_after_commit"),
-        "the crash point was reached: {}",
-        String::from_utf8_lossy(&crashed.stderr)
+    cli.crashes_at(
+        "withdrawal_after_commit",
+        &[
+            "withdrawals",
+            "fail",
+            "--id",
+            &id,
+            "--reason",
+            "address blocked",
+            "--actor",
+            "ops",
+        ],
     );
-    assert!(!crashed.status.success(), "killed, not finished");
     let failed = cli.json(&["withdrawals", "list", "--status", "failed"]);
     assert_eq!(failed.as_array().map(Vec::len), Some(1), "{failed}");
     assert_eq!(
@@ -984,6 +991,58 @@ fn a_crash_right_after_failing_a_withdrawal_leaves_its_audit_entry() {
     assert_eq!(entry["actor"], "ops");
     assert_eq!(entry["subject"], format!("withdrawal {id}"));
     assert_eq!(entry["reason"], "address blocked");
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], true);
+    assert_eq!(cli.json(&["verify"])["ok"], true);
+}
+
+/// A result by hand and its audit entry commit together: a crash right
+/// after the settlement begins leaves both, and a second run pays it out.
+#[test]
+fn a_crash_right_after_a_result_by_hand_begins_leaves_its_audit_entry() {
+    let cli = Cli::new("settle-crash");
+    cli.json(&["migrate"]);
+    cli.json(&["seed", "--users", "2", "--balance", "100USDC"]);
+    cli.json(&["open-round"]);
+    for (user, side) in [("user1@example.com", "UP"), ("user2@example.com", "DOWN")] {
+        cli.json(&["bet", "--user", user, "--side", side, "--amount", "10USDC"]);
+    }
+    cli.json(&[
+        "lock-round",
+        "--code",
+        "20261124",
+        "--reason",
+        "closing time",
+    ]);
+    *cli.clock_start.borrow_mut() = "2026-11-24T21:01:00Z".into();
+    let manual = [
+        "settle-round",
+        "--code",
+        "20261124",
+        "--result",
+        "DOWN",
+        "--reason",
+        "the exchange's own close",
+        "--actor",
+        "ops",
+    ];
+    cli.crashes_at("settle_after_begin", &manual);
+    let audit = cli.json(&["audit"]);
+    assert_eq!(audit[0]["action"], "settle_down", "{audit}");
+    assert_eq!(audit[0]["actor"], "ops");
+    assert_eq!(audit[0]["subject"], "round 20261124");
+    assert_eq!(audit[0]["reason"], "the exchange's own close");
+    // Run again: it resumes, pays, and writes no second entry.
+    let settled = cli.json(&manual);
+    assert_eq!(settled["status"], "SETTLED");
+    assert_eq!(settled["result"], "DOWN");
+    let audit = cli.json(&["audit"]);
+    let entries = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "settle_down")
+        .count();
+    assert_eq!(entries, 1, "{audit}");
     assert_eq!(cli.json(&["audit", "verify"])["ok"], true);
     assert_eq!(cli.json(&["verify"])["ok"], true);
 }

@@ -244,6 +244,7 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engin
         actor: "test".into(),
         reason: Some("conformance".into()),
         now: t.settle_at,
+        audit: None,
     };
     store.begin_settlement(round.id, &start).await.unwrap();
     while store.settle_chunk(round.id, 1).await.unwrap().is_some() {}
@@ -341,6 +342,7 @@ async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once
         actor: "test".into(),
         reason: None,
         now: t.settle_at,
+        audit: None,
     };
     store.begin_settlement(round.id, &start).await.unwrap();
     // Once settlement has begun the pools are decided: nothing enters.
@@ -827,6 +829,7 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
         actor: "test".into(),
         reason: None,
         now: t.settle_at,
+        audit: None,
     };
     store.begin_settlement(round.id, &start).await.unwrap();
     store.settle_chunk(round.id, 1).await.unwrap();

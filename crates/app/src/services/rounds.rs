@@ -332,6 +332,7 @@ impl App {
                 actor: begun.actor.clone(),
                 reason: begun.reason.clone(),
                 now,
+                audit: None,
             },
             (
                 _,
@@ -348,6 +349,12 @@ impl App {
                     actor: actor.clone(),
                     reason: Some(reason.clone()),
                     now,
+                    audit: Some(self.audit_entry(
+                        actor,
+                        &format!("settle_{}", outcome.as_str().to_ascii_lowercase()),
+                        format!("round {code}"),
+                        Some(reason.clone()),
+                    )),
                 }
             }
             (None, SettleRequest::Auto) => {
@@ -358,17 +365,8 @@ impl App {
                 start
             }
         };
-        let manual = matches!(request, SettleRequest::Manual { .. });
         let begun = self.store.begin_settlement(round.id, &start).await?;
-        if manual && round.settlement.is_none() {
-            self.audit(
-                &start.actor,
-                &format!("settle_{}", start.outcome.as_str().to_ascii_lowercase()),
-                format!("round {code}"),
-                start.reason.clone(),
-            )
-            .await?;
-        }
+        crate::faults::crash_point("settle_after_begin", self.config.production);
         let paying = std::time::Instant::now();
         self.pay_in_chunks(&begun, &options).await?;
         let finished = self
@@ -603,6 +601,7 @@ impl App {
                 actor: format!("oracle:{}", close.source),
                 reason: None,
                 now,
+                audit: None,
             }),
             _ if now >= round.terms.void_at => Ok(SettlementStart {
                 outcome: Outcome::Void,
@@ -613,6 +612,7 @@ impl App {
                     round.terms.void_at
                 )),
                 now,
+                audit: None,
             }),
             (close, _) => {
                 let missing = if close.is_none() {

@@ -297,6 +297,10 @@ pub struct SettlementStart {
     pub actor: String,
     pub reason: Option<String>,
     pub now: DateTime<Utc>,
+    /// Who decided a result by hand, appended to the audit log in the
+    /// transaction that begins the settlement (not when a settlement begun
+    /// before resumes): no crash leaves the result without its entry.
+    pub audit: Option<AuditEntry>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

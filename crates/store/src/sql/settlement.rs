@@ -121,6 +121,9 @@ impl SettlementStore for SqlStore {
         if let Some(fee) = Posting::fee(round, &plan).map_err(invalid)? {
             write_posting(&mut tx, &fee, of_round(round), start.now).await?;
         }
+        if let Some(entry) = &start.audit {
+            super::audit::append(&mut tx, entry).await?;
+        }
         let begun = round_in(&mut tx, round, "").await?;
         tx.commit().await?;
         Ok(begun)
