@@ -633,6 +633,13 @@ async fn a_nonce_spent_elsewhere_waits_for_an_operator_who_alone_may_refund_it(d
     assert_eq!(s.t.app.balance(player).await.unwrap(), usdc(10));
     let again = s.t.app.resolve_nonce(id, "ops", "twice").await.unwrap_err();
     assert!(again.to_string().contains("nothing to resolve"), "{again}");
+    let audit = s.t.store().audit_log(None, 5).await.unwrap();
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].actor.as_str()),
+        ("withdrawal_failed", "ops"),
+        "once, by the operator"
+    );
+    assert_ne!(audit[1].action, "withdrawal_failed");
     let next = withdraw(&s.t.app, player, 2_000_000, &recipient(22)).await;
     assert_eq!(step(&s.t.app).await.submitted, vec![next.0]);
     assert_eq!(s.t.store().sends_of(next).await.unwrap()[0].nonce, 1);

@@ -74,6 +74,12 @@ pub trait Store:
 /// store's transaction.
 pub type SignWith<'a> = &'a (dyn Fn(i64) -> Result<SignedTx, String> + Send + Sync);
 
+/// The audit entries of a vote, made inside the store's transaction from
+/// the approval as decided and, for a withdrawal's, the withdrawal as it
+/// then stands.
+pub type AuditWith<'a> =
+    &'a (dyn Fn(&Approval, Option<&Withdrawal>) -> Vec<AuditEntry> + Send + Sync);
+
 /// The hot wallet's sending: nonces from the database, each signed
 /// transaction stored before it is broadcast.
 #[async_trait]
@@ -83,6 +89,7 @@ pub trait SendStore: Send + Sync {
     /// yet), `sign` signs for it, and the signed transaction is stored as
     /// the withdrawal becomes SUBMITTED with its hash. Nothing of it stays
     /// if any step fails; a conflict if the withdrawal is not SUBMITTING.
+    /// `audit` is appended in the same transaction.
     async fn submit_signed(
         &self,
         id: WithdrawalId,
@@ -90,6 +97,7 @@ pub trait SendStore: Send + Sync {
         first_nonce: i64,
         sign: SignWith<'_>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> StoreResult<(Withdrawal, ChainSend)>;
     /// Stores a replacement of `previous` (its nonce, higher fees),
     /// signed by `sign` for that nonce; a conflict unless every send of
@@ -111,20 +119,22 @@ pub trait SendStore: Send + Sync {
     async fn sends_of_many(&self, ids: &[WithdrawalId]) -> StoreResult<Vec<ChainSend>>;
     /// One transaction: the mined send recorded (mined or reverted), the
     /// other sends of its nonce replaced, and its withdrawal CONFIRMED
-    /// with the mined hash, or FAILED and refunded with the reason.
-    async fn finish_send(&self, mined: &MinedSend) -> StoreResult<Withdrawal>;
+    /// with the mined hash, or FAILED and refunded with the reason, with
+    /// `audit` appended.
+    async fn finish_send(&self, mined: &MinedSend, audit: &AuditEntry) -> StoreResult<Withdrawal>;
     /// An operator's end of a nonce conflict, after the caller saw on the
     /// chain that the nonce was used by another transaction and none of
     /// the withdrawal's was mined: in one transaction the withdrawal
     /// (SUBMITTED, every send still `sent`) fails and is refunded with
     /// `reason`, its sends are recorded replaced, and its sender's next
-    /// nonce rises to at least `nonce_floor`.
+    /// nonce rises to at least `nonce_floor`, with `audit` appended.
     async fn resolve_nonce(
         &self,
         id: WithdrawalId,
         nonce_floor: i64,
         reason: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> StoreResult<Withdrawal>;
     /// Sends mined (or reverted) in block `from` or later, oldest first:
     /// the blocks whose hashes the sender checks for a reorg.
@@ -164,13 +174,14 @@ pub trait SweepStore: Send + Sync {
     /// of the sweep's transferFrom): in one transaction the sweep (still
     /// SUBMITTED) fails with `reason`, nothing is booked, its pending sends
     /// are recorded replaced, and the sender's next nonce rises to at
-    /// least `nonce_floor`.
+    /// least `nonce_floor`, with `audit` appended.
     async fn resolve_sweep(
         &self,
         id: i64,
         nonce_floor: i64,
         reason: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> StoreResult<Sweep>;
     /// The latest `limit` sweeps, newest first.
     async fn sweeps(&self, limit: i64) -> StoreResult<Vec<Sweep>>;
@@ -385,25 +396,16 @@ pub trait FundStore: Send + Sync {
     /// transaction; confirming moves its funds out of custody, failing
     /// gives them back to the user. Conflict when the step is not allowed
     /// from its current status ([`WithdrawalChange::check`]). With a key,
-    /// recorded in the same transaction.
+    /// recorded in the same transaction; with `audit` (who did it, and
+    /// why), appended to the audit log in it too: no crash leaves the step
+    /// without its entry.
     async fn change_withdrawal(
         &self,
         id: WithdrawalId,
         change: &WithdrawalChange,
         now: DateTime<Utc>,
         key: Option<&Keyed<Withdrawal>>,
-    ) -> StoreResult<Withdrawal>;
-
-    /// [`FundStore::change_withdrawal`] with `audit` (who did it, and why)
-    /// appended to the audit log in the same transaction: no crash leaves
-    /// the step without its entry.
-    async fn change_withdrawal_audited(
-        &self,
-        id: WithdrawalId,
-        change: &WithdrawalChange,
-        now: DateTime<Utc>,
-        key: Option<&Keyed<Withdrawal>>,
-        audit: &AuditEntry,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Withdrawal>;
 }
 
@@ -434,9 +436,14 @@ pub trait RoundStore: Send + Sync {
 
     // The closes rounds settle on.
     /// Records a close with what each source answered (none for a close
-    /// an operator entered), all or nothing; `Conflict` when one is
-    /// recorded already.
-    async fn record_price(&self, price: &PriceRecord, sources: &[SourceAnswer]) -> StoreResult<()>;
+    /// an operator entered, whose `audit` entry is appended with it), all
+    /// or nothing; `Conflict` when one is recorded already.
+    async fn record_price(
+        &self,
+        price: &PriceRecord,
+        sources: &[SourceAnswer],
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()>;
     async fn price(&self, market: &Market, date: NaiveDate) -> StoreResult<Option<PriceRecord>>;
     /// What each source answered for a recorded close, in their order.
     async fn price_sources(
@@ -678,6 +685,7 @@ pub trait ApprovalStore: Send + Sync {
     /// voter is disabled, is the requester or voted already. A no rejects;
     /// enough yeses from enabled operators approve. Deciding a withdrawal
     /// releases it to the sender (approved) or fails it with its funds
-    /// returned (rejected), in the same transaction.
-    async fn vote(&self, vote: &Vote) -> StoreResult<Approval>;
+    /// returned (rejected), in the same transaction; so are the entries
+    /// `audit` makes of the vote.
+    async fn vote(&self, vote: &Vote, audit: AuditWith<'_>) -> StoreResult<Approval>;
 }

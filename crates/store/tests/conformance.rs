@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use updown_domain::admission::{BetRefusal, PlayerLimits};
 use updown_domain::calendar::Calendar;
-use updown_domain::ids::{Email, Market, RoundCode};
+use updown_domain::ids::{Email, Market, RoundCode, WithdrawalId};
 use updown_domain::payout::settle;
 use updown_domain::round::{Outcome, RoundError, RoundStatus, RoundTerms, Side, TiePolicy};
 use updown_domain::schedule::{round_schedule, ScheduleConfig};
@@ -36,6 +36,7 @@ on_both_backends!(
     a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all,
     a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_nothing,
     the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back,
+    a_close_by_hand_is_recorded_with_its_audit_entry_or_neither_is,
     operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop,
     operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end,
 );
@@ -65,6 +66,29 @@ fn terms(code: &str) -> RoundTerms {
         oracle: Some("mock".into()),
         dispute_min: Some(30),
     }
+}
+
+/// An audit entry by `actor` doing `action` on `subject`.
+fn entry(actor: &str, action: &str, subject: String, at: DateTime<Utc>) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        subject,
+        reason: None,
+        credential: None,
+        client: None,
+        request_id: None,
+        chain: None,
+    }
+}
+
+/// The audit log's (action, subject) pairs, oldest first.
+async fn audited(store: &Arc<dyn Store>) -> Vec<(String, String)> {
+    let mut log = store.audit_log(None, 100).await.unwrap();
+    log.reverse();
+    log.into_iter().map(|e| (e.action, e.subject)).collect()
 }
 
 async fn assert_verified(store: &Arc<dyn Store>) {
@@ -1143,11 +1167,11 @@ async fn idempotency_keys_are_recorded_with_their_effects_and_purged(engine: Eng
         rejection: None,
     };
     store
-        .change_withdrawal(sent.id, &fail, now, Some(&step))
+        .change_withdrawal(sent.id, &fail, now, Some(&step), None)
         .await
         .unwrap();
     let twice = store
-        .change_withdrawal(sent.id, &fail, now, Some(&step))
+        .change_withdrawal(sent.id, &fail, now, Some(&step), None)
         .await;
     assert!(matches!(twice, Err(StoreError::KeyUsed)), "{twice:?}");
     assert_eq!(
@@ -1224,7 +1248,7 @@ async fn withdrawals_that_may_be_on_the_chain_fail_only_on_its_word(engine: Engi
 
     let step = |id, change: WithdrawalChange| {
         let store = store.clone();
-        async move { store.change_withdrawal(id, &change, now, None).await }
+        async move { store.change_withdrawal(id, &change, now, None, None).await }
     };
     let fail = |rejection| WithdrawalChange::Fail {
         reason: "rejected".into(),
@@ -1313,6 +1337,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: E
             },
             now,
             None,
+            None,
         )
         .await
         .unwrap();
@@ -1326,6 +1351,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: E
             },
             now,
             None,
+            None,
         )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
@@ -1336,6 +1362,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: E
                 chain_tx_hash: None,
             },
             now,
+            None,
             None,
         )
         .await
@@ -1355,6 +1382,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: E
             },
             now,
             None,
+            None,
         )
         .await
         .unwrap();
@@ -1367,6 +1395,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: E
                 rejection: Some(ChainRejection::Sender),
             },
             now,
+            None,
             None,
         )
         .await;
@@ -1382,6 +1411,7 @@ async fn withdrawals_confirm_or_fail_and_the_statement_tells_each_step(engine: E
                 rejection: None,
             },
             now,
+            None,
             None,
         )
         .await;
@@ -1863,9 +1893,17 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
         address: format!("0x{}", "42".repeat(20)),
     };
     assert_eq!(store.next_nonce(&hot).await.unwrap(), None);
+    let sign_entry = |id: WithdrawalId| {
+        entry(
+            "chain",
+            "withdrawal_submitted",
+            format!("withdrawal {id}"),
+            now,
+        )
+    };
     // Not claimed: not the sender's to sign.
     let refused = store
-        .submit_signed(ids[0], &hot, 7, &signer("a"), now)
+        .submit_signed(ids[0], &hot, 7, &signer("a"), now, &sign_entry(ids[0]))
         .await;
     assert!(
         matches!(refused, Err(StoreError::Conflict(_))),
@@ -1874,13 +1912,13 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
     assert_eq!(store.next_nonce(&hot).await.unwrap(), None);
     for id in &ids {
         store
-            .change_withdrawal(*id, &WithdrawalChange::Claim, now, None)
+            .change_withdrawal(*id, &WithdrawalChange::Claim, now, None, None)
             .await
             .unwrap();
     }
     // The first send starts from the node's count; the next follow it.
     let (w0, s0) = store
-        .submit_signed(ids[0], &hot, 7, &signer("a"), now)
+        .submit_signed(ids[0], &hot, 7, &signer("a"), now, &sign_entry(ids[0]))
         .await
         .unwrap();
     assert_eq!((s0.nonce, s0.state), (7, SendState::Sent));
@@ -1892,7 +1930,7 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
     // A signer that fails leaves nothing: no nonce taken, still claimed.
     let broken = |_: i64| -> Result<SignedTx, String> { Err("no key".into()) };
     assert!(store
-        .submit_signed(ids[1], &hot, 0, &broken, now)
+        .submit_signed(ids[1], &hot, 0, &broken, now, &sign_entry(ids[1]))
         .await
         .is_err());
     assert_eq!(store.next_nonce(&hot).await.unwrap(), Some(8));
@@ -1901,18 +1939,18 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
         WithdrawalStatus::Submitting
     );
     let (_, s1) = store
-        .submit_signed(ids[1], &hot, 0, &signer("a"), now)
+        .submit_signed(ids[1], &hot, 0, &signer("a"), now, &sign_entry(ids[1]))
         .await
         .unwrap();
     let (_, s2) = store
-        .submit_signed(ids[2], &hot, 0, &signer("a"), now)
+        .submit_signed(ids[2], &hot, 0, &signer("a"), now, &sign_entry(ids[2]))
         .await
         .unwrap();
     assert_eq!((s1.nonce, s2.nonce), (8, 9));
     // Signed once: a second signing of a SUBMITTED withdrawal is refused.
     assert!(matches!(
         store
-            .submit_signed(ids[0], &hot, 0, &signer("b"), now)
+            .submit_signed(ids[0], &hot, 0, &signer("b"), now, &sign_entry(ids[0]))
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -1923,14 +1961,22 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
     let r0 = store.replace_send(&s0, &signer("b"), now).await.unwrap();
     assert_eq!((r0.nonce, r0.withdrawal), (7, Some(ids[0])));
     let done = store
-        .finish_send(&MinedSend {
-            send_id: r0.id,
-            block: 12,
-            block_hash: format!("0x{}", "12".repeat(32)),
-            success: true,
-            reason: None,
-            now,
-        })
+        .finish_send(
+            &MinedSend {
+                send_id: r0.id,
+                block: 12,
+                block_hash: format!("0x{}", "12".repeat(32)),
+                success: true,
+                reason: None,
+                now,
+            },
+            &entry(
+                "chain",
+                "withdrawal_confirmed",
+                format!("withdrawal {}", ids[0]),
+                now,
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(done.status, WithdrawalStatus::Confirmed);
@@ -1951,14 +1997,22 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
     ));
     // Reverted: failed, refunded, with the reason.
     let failed = store
-        .finish_send(&MinedSend {
-            send_id: s1.id,
-            block: 13,
-            block_hash: format!("0x{}", "13".repeat(32)),
-            success: false,
-            reason: Some("reverted: blocked".into()),
-            now,
-        })
+        .finish_send(
+            &MinedSend {
+                send_id: s1.id,
+                block: 13,
+                block_hash: format!("0x{}", "13".repeat(32)),
+                success: false,
+                reason: Some("reverted: blocked".into()),
+                now,
+            },
+            &entry(
+                "chain",
+                "withdrawal_failed",
+                format!("withdrawal {}", ids[1]),
+                now,
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(failed.status, WithdrawalStatus::Failed);
@@ -1966,6 +2020,18 @@ async fn a_signed_send_takes_the_next_nonce_with_its_withdrawal_or_not_at_all(en
     let many = store.sends_of_many(&ids).await.unwrap();
     assert_eq!(many.len(), 4);
     assert_eq!(store.balance(a).await.unwrap(), m(1_000 - 100 - 300));
+    // Each step's entry came with it, and none with a step refused.
+    let step = |action: &str, id: WithdrawalId| (action.to_string(), format!("withdrawal {id}"));
+    assert_eq!(
+        audited(&store).await,
+        vec![
+            step("withdrawal_submitted", ids[0]),
+            step("withdrawal_submitted", ids[1]),
+            step("withdrawal_submitted", ids[2]),
+            step("withdrawal_confirmed", ids[0]),
+            step("withdrawal_failed", ids[1]),
+        ]
+    );
     assert_verified(&store).await;
 }
 
@@ -2077,7 +2143,7 @@ async fn a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_noth
         },
     ] {
         store
-            .change_withdrawal(w.id, &change, now, None)
+            .change_withdrawal(w.id, &change, now, None, None)
             .await
             .unwrap();
     }
@@ -2098,6 +2164,43 @@ async fn behind_the_back(url: &str, sql: &str) {
         sqlx::raw_sql(sql).execute(&pool).await.unwrap();
         pool.close().await;
     }
+}
+
+async fn a_close_by_hand_is_recorded_with_its_audit_entry_or_neither_is(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now: DateTime<Utc> = "2026-11-23T22:00:00Z".parse().unwrap();
+    let close = |text: &str| PriceRecord {
+        market: Market::parse("NDX").unwrap(),
+        date: "2026-11-23".parse().unwrap(),
+        close: updown_domain::round::Price::parse(text).unwrap(),
+        source: "manual:ops".into(),
+        fetched_at: now,
+    };
+    let said = |text: &str| {
+        entry(
+            "ops",
+            "price_set",
+            format!("NDX 2026-11-23 close {text}"),
+            now,
+        )
+    };
+    store
+        .record_price(&close("20001.5"), &[], Some(&said("20001.5")))
+        .await
+        .unwrap();
+    let twice = store
+        .record_price(&close("19999"), &[], Some(&said("19999")))
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    assert_eq!(
+        audited(&store).await,
+        vec![(
+            "price_set".to_string(),
+            "NDX 2026-11-23 close 20001.5".to_string()
+        )],
+        "the refused close left no entry"
+    );
 }
 
 async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back(engine: Engine) {

@@ -5,8 +5,9 @@ use updown_domain::admission::PlayerLimits;
 use updown_domain::ids::{Email, UserId, WithdrawalId};
 use updown_domain::Micros;
 use updown_store::{
-    ChainRejection, Checkpoint, Deposit, IncrementalVerify, Keyed, NewDeposit, NewWithdrawal, Tvl,
-    User, VerifyReport, Withdrawal, WithdrawalCap, WithdrawalChange, WithdrawalStatus,
+    AuditEntry, ChainRejection, Checkpoint, Deposit, IncrementalVerify, Keyed, NewDeposit,
+    NewWithdrawal, Tvl, User, VerifyReport, Withdrawal, WithdrawalCap, WithdrawalChange,
+    WithdrawalStatus,
 };
 
 use serde_json::json;
@@ -272,7 +273,7 @@ impl App {
             // The worker's own bookkeeping before it sends; not an action.
             let changed = self
                 .store
-                .change_withdrawal(id, &change, now, key.as_ref())
+                .change_withdrawal(id, &change, now, key.as_ref(), None)
                 .await?;
             self.publish_withdrawal(&changed);
             return Ok(changed);
@@ -283,42 +284,35 @@ impl App {
         };
         // Audited in the step's own transaction: no crash leaves it
         // without its entry.
-        let entry = self.audit_entry(
-            actor,
-            &withdrawal_action(change.target()),
-            format!("withdrawal {id}"),
-            reason,
-        );
+        let entry = self.withdrawal_entry(actor, id, change.target(), reason);
         let changed = self
             .store
-            .change_withdrawal_audited(id, &change, now, key.as_ref(), &entry)
+            .change_withdrawal(id, &change, now, key.as_ref(), Some(&entry))
             .await?;
         crate::faults::crash_point("withdrawal_after_commit", self.config.production);
         self.withdrawal_announced(&changed);
         Ok(changed)
     }
 
-    /// What follows a withdrawal's step: the log line, its owner's event,
-    /// and the audit entry by `actor`.
-    pub(crate) async fn withdrawal_changed(
+    /// The audit entry of withdrawal `id`'s step to `status` by `actor`,
+    /// for the store to write with the step.
+    pub(crate) fn withdrawal_entry(
         &self,
-        changed: &Withdrawal,
         actor: &str,
+        id: WithdrawalId,
+        status: WithdrawalStatus,
         reason: Option<String>,
-    ) -> AppResult<()> {
-        self.withdrawal_announced(changed);
-        let id = changed.id;
-        self.audit(
+    ) -> AuditEntry {
+        self.audit_entry(
             actor,
-            &withdrawal_action(changed.status),
+            &format!("withdrawal_{}", status.as_str().to_ascii_lowercase()),
             format!("withdrawal {id}"),
             reason,
         )
-        .await
     }
 
     /// A withdrawal's step told: the log line and its owner's event.
-    fn withdrawal_announced(&self, changed: &Withdrawal) {
+    pub(crate) fn withdrawal_announced(&self, changed: &Withdrawal) {
         let id = changed.id;
         tracing::info!(
             event = "withdrawal_updated",
@@ -425,10 +419,6 @@ impl App {
 }
 
 /// The audit log's name for a withdrawal reaching `status`.
-fn withdrawal_action(status: WithdrawalStatus) -> String {
-    format!("withdrawal_{}", status.as_str().to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 use updown_domain::operator::Area;
 use updown_domain::round::Outcome;
 use updown_domain::RoundCode;
-use updown_store::{Approval, ApprovalKind, ApprovalState, NewApproval, Round, Vote};
+use updown_store::{Approval, ApprovalKind, ApprovalState, NewApproval, Round, Vote, Withdrawal};
 
 use super::{App, SettleRequest, Staff};
 use crate::error::{AppError, AppResult};
@@ -145,33 +145,48 @@ impl App {
                 "a rejection needs a reason (the requester sees it)".into(),
             ));
         }
+        // The vote's entry, and its withdrawal's step when it decided
+        // one, are written in the vote's transaction.
+        let entries = |decided: &Approval, withdrawal: Option<&Withdrawal>| {
+            let mut entries = vec![self.audit_entry(
+                &staff.actor,
+                if approve {
+                    "approval_approve"
+                } else {
+                    "approval_reject"
+                },
+                format!(
+                    "approval {id}: {} {} {} ({})",
+                    decided.kind.as_str(),
+                    decided.subject,
+                    decided.action,
+                    decided.state.as_str()
+                ),
+                reason.clone(),
+            )];
+            if let Some(withdrawal) = withdrawal {
+                entries.push(self.withdrawal_entry(
+                    &staff.actor,
+                    withdrawal.id,
+                    withdrawal.status,
+                    withdrawal.failure_reason.clone(),
+                ));
+            }
+            entries
+        };
         let decided = self
             .store
-            .vote(&Vote {
-                approval: id,
-                operator: operator.id,
-                approve,
-                reason: reason.clone(),
-                now: self.clock.now(),
-            })
+            .vote(
+                &Vote {
+                    approval: id,
+                    operator: operator.id,
+                    approve,
+                    reason: reason.clone(),
+                    now: self.clock.now(),
+                },
+                &entries,
+            )
             .await?;
-        self.audit(
-            &staff.actor,
-            if approve {
-                "approval_approve"
-            } else {
-                "approval_reject"
-            },
-            format!(
-                "approval {id}: {} {} {} ({})",
-                decided.kind.as_str(),
-                decided.subject,
-                decided.action,
-                decided.state.as_str()
-            ),
-            reason,
-        )
-        .await?;
         tracing::info!(event = "approval_vote", approval = id, operator = %staff.actor, approve, state = decided.state.as_str());
         if decided.kind == ApprovalKind::Withdrawal && decided.state != ApprovalState::Pending {
             if let Ok(subject) = decided.subject.parse() {
@@ -179,9 +194,7 @@ impl App {
                     .store
                     .withdrawal(updown_domain::WithdrawalId(subject))
                     .await?;
-                let reason = withdrawal.failure_reason.clone();
-                self.withdrawal_changed(&withdrawal, &staff.actor, reason)
-                    .await?;
+                self.withdrawal_announced(&withdrawal);
             }
         }
         let settled = if decided.kind == ApprovalKind::Settlement

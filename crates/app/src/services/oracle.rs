@@ -61,7 +61,7 @@ impl App {
             source: quote.source,
             fetched_at: now,
         };
-        match self.store.record_price(&record, &answers).await {
+        match self.store.record_price(&record, &answers, None).await {
             Ok(()) => Ok(Some(record)),
             // Someone recorded it first; theirs is the record.
             Err(StoreError::Conflict(_)) => Ok(self.store.price(market, date).await?),

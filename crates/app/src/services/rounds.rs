@@ -249,7 +249,15 @@ impl App {
             source: format!("manual:{actor}"),
             fetched_at: now,
         };
-        match self.store.record_price(&record, &[]).await {
+        // Audited with the close it records: no crash leaves a close by
+        // hand without who entered it.
+        let entry = self.audit_entry(
+            actor,
+            "price_set",
+            format!("{} {date} close {close}", self.config.rounds.market),
+            None,
+        );
+        match self.store.record_price(&record, &[], Some(&entry)).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 let existing = self
@@ -264,13 +272,6 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         }
-        self.audit(
-            actor,
-            "price_set",
-            format!("{} {date} close {close}", self.config.rounds.market),
-            None,
-        )
-        .await?;
         tracing::info!(event = "price_recorded", date = %date, close = %close, source = %record.source);
         Ok(record)
     }

@@ -371,19 +371,22 @@ impl App {
                     why.map(|w| format!(": {w}")).unwrap_or_default()
                 ))
             };
-            let finished = self
-                .store
-                .finish_send(&MinedSend {
-                    send_id: send.id,
-                    block: i64::try_from(receipt.block()).unwrap_or(i64::MAX),
-                    block_hash: crate::chain::evm::hash_text(&receipt.block_hash),
-                    success: receipt.success(),
-                    reason: reason.clone(),
-                    now: self.clock.now(),
-                })
-                .await?;
-            self.withdrawal_changed(&finished, "chain:evm", reason)
-                .await?;
+            let target = if receipt.success() {
+                WithdrawalStatus::Confirmed
+            } else {
+                WithdrawalStatus::Failed
+            };
+            let entry = self.withdrawal_entry("chain:evm", withdrawal.id, target, reason.clone());
+            let mined = MinedSend {
+                send_id: send.id,
+                block: i64::try_from(receipt.block()).unwrap_or(i64::MAX),
+                block_hash: crate::chain::evm::hash_text(&receipt.block_hash),
+                success: receipt.success(),
+                reason,
+                now: self.clock.now(),
+            };
+            let finished = self.store.finish_send(&mined, &entry).await?;
+            self.withdrawal_announced(&finished);
             match finished.status {
                 WithdrawalStatus::Confirmed => tick.confirmed.push(withdrawal.id.0),
                 _ => tick.failed.push(withdrawal.id.0),
@@ -514,6 +517,7 @@ impl App {
         let why = format!(
             "nonce {nonce} was used on the chain by another transaction; resolved by {by}: {reason}"
         );
+        let entry = self.withdrawal_entry(by, id, WithdrawalStatus::Failed, Some(why.clone()));
         let failed = self
             .store
             .resolve_nonce(
@@ -521,10 +525,11 @@ impl App {
                 i64::try_from(mined_nonce).unwrap_or(i64::MAX),
                 &why,
                 self.clock.now(),
+                &entry,
             )
             .await?;
         tracing::warn!(event = "nonce_resolved", withdrawal = %id, nonce, by, reason);
-        self.withdrawal_changed(&failed, by, Some(why)).await?;
+        self.withdrawal_announced(&failed);
         Ok(failed)
     }
 
@@ -803,6 +808,12 @@ impl App {
             crash_point("send_after_sign", production);
             signed
         };
+        let entry = self.withdrawal_entry(
+            "chain:evm",
+            withdrawal.id,
+            WithdrawalStatus::Submitted,
+            None,
+        );
         let (submitted, send) = match self
             .store
             .submit_signed(
@@ -811,6 +822,7 @@ impl App {
                 first_nonce,
                 &sign,
                 self.clock.now(),
+                &entry,
             )
             .await
         {
@@ -825,8 +837,7 @@ impl App {
             nonce = send.nonce,
             tx_hash = %send.signed.tx_hash,
         );
-        self.withdrawal_changed(&submitted, "chain:evm", None)
-            .await?;
+        self.withdrawal_announced(&submitted);
         Ok(Some(send))
     }
 }

@@ -654,6 +654,12 @@ impl App {
             "nonce {} was used on the chain by another transaction; resolved by {by}: {reason}",
             last.nonce
         );
+        let entry = self.audit_entry(
+            by,
+            "resolve_sweep",
+            format!("sweep {id}"),
+            Some(reason.to_string()),
+        );
         let failed = self
             .store
             .resolve_sweep(
@@ -661,15 +667,9 @@ impl App {
                 i64::try_from(used).unwrap_or(i64::MAX),
                 &why,
                 self.clock.now(),
+                &entry,
             )
             .await?;
-        self.audit(
-            by,
-            "resolve_sweep",
-            format!("sweep {id}"),
-            Some(reason.to_string()),
-        )
-        .await?;
         tracing::warn!(event = "sweep_resolved", sweep = id, by, reason);
         Ok(failed)
     }

@@ -69,16 +69,40 @@ async fn yes_not_carried_out(t: &TestApp, asked: &Value, email: &str) {
         .find(|o| o.email.as_str() == email)
         .unwrap()
         .id;
-    t.store()
-        .vote(&updown_store::Vote {
-            approval: asked["id"].as_i64().unwrap(),
-            operator,
-            approve: true,
+    // The store writes the vote's entry in the vote's transaction.
+    let entry = |decided: &updown_store::Approval, _: Option<&updown_store::Withdrawal>| {
+        vec![updown_store::AuditEntry {
+            id: 0,
+            at: t.clock.now(),
+            actor: email.to_string(),
+            action: "approval_approve".into(),
+            subject: format!("approval {} ({})", decided.id, decided.state.as_str()),
             reason: None,
-            now: t.clock.now(),
-        })
+            credential: None,
+            client: None,
+            request_id: None,
+            chain: None,
+        }]
+    };
+    let decided = t
+        .store()
+        .vote(
+            &updown_store::Vote {
+                approval: asked["id"].as_i64().unwrap(),
+                operator,
+                approve: true,
+                reason: None,
+                now: t.clock.now(),
+            },
+            &entry,
+        )
         .await
         .unwrap();
+    let last = &t.app.audit_log(None, 1).await.unwrap()[0];
+    assert_eq!(
+        (last.actor.as_str(), last.subject.clone()),
+        (email, format!("approval {} (approved)", decided.id))
+    );
 }
 
 async fn pending(t: &TestApp) -> Vec<Value> {
@@ -369,6 +393,14 @@ async fn a_large_withdrawal_waits_for_two_treasurers_before_the_worker_may_send_
     assert!(log.iter().any(|e| e.action == "approval_reject"
         && e.actor == ben.0
         && e.reason.as_deref() == Some("address on a sanctions list")));
+    // What each decision did to its withdrawal, audited with the vote.
+    assert!(log.iter().any(|e| e.action == "withdrawal_failed"
+        && e.actor == ben.0
+        && e.subject == format!("withdrawal {}", refused["id"])
+        && e.reason.as_deref().is_some_and(|r| r.contains("sanctions"))));
+    assert!(log.iter().any(|e| e.action == "withdrawal_queued"
+        && (e.actor == cy.0 || e.actor == dee.0)
+        && e.subject == format!("withdrawal {}", large["id"])));
     t.assert_verified().await;
 }
 

@@ -9,12 +9,13 @@ use updown_domain::ids::WithdrawalId;
 
 use super::db::{query, Tx};
 use super::funds::{change_withdrawal_in, lock_withdrawal};
-use super::rows::corrupt;
+use super::rows::{corrupt, WITHDRAWAL_COLUMNS};
 use super::SqlStore;
 use crate::model::{
-    Approval, ApprovalKind, ApprovalState, ApprovalVote, NewApproval, Vote, WithdrawalChange,
+    Approval, ApprovalKind, ApprovalState, ApprovalVote, NewApproval, Vote, Withdrawal,
+    WithdrawalChange,
 };
-use crate::{ApprovalStore, StoreError, StoreResult};
+use crate::{ApprovalStore, AuditWith, StoreError, StoreResult};
 
 const APPROVAL_COLUMNS: &str =
     "id, kind, subject, action, reason, requested_by, requested_at, needed, state, decided_at";
@@ -239,7 +240,7 @@ impl ApprovalStore for SqlStore {
         Ok(found)
     }
 
-    async fn vote(&self, vote: &Vote) -> StoreResult<Approval> {
+    async fn vote(&self, vote: &Vote, audit: AuditWith<'_>) -> StoreResult<Approval> {
         let id = vote.approval;
         let mut tx = self.write().begin().await?;
         // Locks in the order every writer takes them: a withdrawal's row
@@ -389,6 +390,7 @@ impl ApprovalStore for SqlStore {
         } else {
             Some(ApprovalState::Rejected)
         };
+        let mut decided_withdrawal = None;
         if let Some(state) = decided {
             query("UPDATE approvals SET state = $2, decided_at = $3 WHERE id = $1")
                 .bind(id)
@@ -397,24 +399,29 @@ impl ApprovalStore for SqlStore {
                 .execute(&mut tx)
                 .await?;
             if let Some(withdrawal) = withdrawal {
-                decide_withdrawal(&mut tx, withdrawal, state, &email, vote).await?;
+                decided_withdrawal =
+                    Some(decide_withdrawal(&mut tx, withdrawal, state, &email, vote).await?);
             }
         }
         let decided = one_with_votes(&mut tx, id).await?;
+        for entry in audit(&decided, decided_withdrawal.as_ref()) {
+            super::audit::append(&mut tx, &entry).await?;
+        }
         tx.commit().await?;
         Ok(decided)
     }
 }
 
 /// Releases an approved withdrawal to the sender, or fails a rejected one
-/// (its funds back to the player), in the vote's transaction.
+/// (its funds back to the player), in the vote's transaction: the
+/// withdrawal as it then stands.
 async fn decide_withdrawal(
     tx: &mut Tx<'_>,
     withdrawal: WithdrawalId,
     state: ApprovalState,
     voter: &str,
     vote: &Vote,
-) -> StoreResult<()> {
+) -> StoreResult<Withdrawal> {
     if state == ApprovalState::Rejected {
         let reason = match &vote.reason {
             Some(reason) => format!("rejected by {voter}: {reason}"),
@@ -424,23 +431,22 @@ async fn decide_withdrawal(
             reason,
             rejection: None,
         };
-        change_withdrawal_in(tx, withdrawal, &fail, vote.now).await?;
-        return Ok(());
+        return change_withdrawal_in(tx, withdrawal, &fail, vote.now).await;
     }
-    let released = query(
+    let sql = format!(
         "UPDATE withdrawals SET awaiting_approval = FALSE, updated_at = $2 \
-         WHERE id = $1 AND status = 'QUEUED' AND awaiting_approval",
-    )
-    .bind(withdrawal.0)
-    .bind(vote.now)
-    .execute(&mut *tx)
-    .await?;
-    if released != 1 {
-        return Err(StoreError::Conflict(format!(
-            "withdrawal {withdrawal} no longer waits for approval"
-        )));
-    }
-    Ok(())
+         WHERE id = $1 AND status = 'QUEUED' AND awaiting_approval RETURNING {WITHDRAWAL_COLUMNS}"
+    );
+    query(&sql)
+        .bind(withdrawal.0)
+        .bind(vote.now)
+        .fetch_record(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "withdrawal {withdrawal} no longer waits for approval"
+            ))
+        })
 }
 
 impl SqlStore {

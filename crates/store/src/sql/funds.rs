@@ -228,31 +228,6 @@ impl FundStore for SqlStore {
         change: &WithdrawalChange,
         now: DateTime<Utc>,
         key: Option<&Keyed<Withdrawal>>,
-    ) -> StoreResult<Withdrawal> {
-        self.change_withdrawal_with(id, change, now, key, None)
-            .await
-    }
-
-    async fn change_withdrawal_audited(
-        &self,
-        id: WithdrawalId,
-        change: &WithdrawalChange,
-        now: DateTime<Utc>,
-        key: Option<&Keyed<Withdrawal>>,
-        audit: &AuditEntry,
-    ) -> StoreResult<Withdrawal> {
-        self.change_withdrawal_with(id, change, now, key, Some(audit))
-            .await
-    }
-}
-
-impl SqlStore {
-    async fn change_withdrawal_with(
-        &self,
-        id: WithdrawalId,
-        change: &WithdrawalChange,
-        now: DateTime<Utc>,
-        key: Option<&Keyed<Withdrawal>>,
         audit: Option<&AuditEntry>,
     ) -> StoreResult<Withdrawal> {
         let mut tx = self.write().begin().await?;
@@ -270,7 +245,6 @@ impl SqlStore {
         Ok(changed)
     }
 }
-
 /// A withdrawal the hot wallet signed moves on its receipts alone (or an
 /// operator's `resolve_nonce`): a step by hand could refund a transfer
 /// still on its way to being mined.

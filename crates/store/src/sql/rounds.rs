@@ -14,7 +14,7 @@ use crate::model::{
     Evidence, IncidentKind, NewRound, OracleIncident, Pools, PriceRecord, PublishedResult, Round,
     SettlementRecord, SourceAnswer,
 };
-use crate::{RoundStore, StoreError, StoreResult};
+use crate::{AuditEntry, RoundStore, StoreError, StoreResult};
 
 /// Columns of a round, as [`RoundRow`] reads them.
 pub(crate) const ROUND_COLUMNS: &str = "id, market, code, status, previous_session, open_at, lock_at, \
@@ -191,7 +191,12 @@ impl RoundStore for SqlStore {
         Ok((round, published == 1))
     }
 
-    async fn record_price(&self, price: &PriceRecord, sources: &[SourceAnswer]) -> StoreResult<()> {
+    async fn record_price(
+        &self,
+        price: &PriceRecord,
+        sources: &[SourceAnswer],
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()> {
         let mut tx = self.write().begin().await?;
         query(
             "INSERT INTO prices (market, session_date, close, source, fetched_at) VALUES ($1, $2, $3, $4, $5)",
@@ -218,6 +223,9 @@ impl RoundStore for SqlStore {
             .bind(answer.agreed)
             .execute(&mut tx)
             .await?;
+        }
+        if let Some(entry) = audit {
+            super::audit::append(&mut tx, entry).await?;
         }
         tx.commit().await
     }

@@ -208,6 +208,7 @@ impl SendStore for SqlStore {
         first_nonce: i64,
         sign: SignWith<'_>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> StoreResult<(Withdrawal, ChainSend)> {
         let mut tx = self.write().begin().await?;
         // The withdrawal first (locked, and still SUBMITTING), then the
@@ -227,6 +228,7 @@ impl SendStore for SqlStore {
             chain_tx_hash: Some(signed.tx_hash),
         };
         let withdrawal = change_withdrawal_in(&mut tx, id, &change, now).await?;
+        super::audit::append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok((withdrawal, send))
     }
@@ -325,7 +327,7 @@ impl SendStore for SqlStore {
         Ok(all)
     }
 
-    async fn finish_send(&self, mined: &MinedSend) -> StoreResult<Withdrawal> {
+    async fn finish_send(&self, mined: &MinedSend, audit: &AuditEntry) -> StoreResult<Withdrawal> {
         let mut tx = self.write().begin().await?;
         let sql = format!("SELECT {SEND_COLUMNS} FROM chain_sends WHERE id = $1");
         let send: ChainSend = query(&sql)
@@ -366,6 +368,7 @@ impl SendStore for SqlStore {
                 .await?;
             withdrawal.chain_tx_hash = Some(send.signed.tx_hash.clone());
         }
+        super::audit::append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(withdrawal)
     }
@@ -376,6 +379,7 @@ impl SendStore for SqlStore {
         nonce_floor: i64,
         reason: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> StoreResult<Withdrawal> {
         let mut tx = self.write().begin().await?;
         let current = lock_withdrawal(&mut tx, id).await?;
@@ -409,6 +413,7 @@ impl SendStore for SqlStore {
             rejection: Some(ChainRejection::Sender),
         };
         let failed = change_withdrawal_in(&mut tx, id, &change, now).await?;
+        super::audit::append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(failed)
     }

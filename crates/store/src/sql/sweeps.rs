@@ -199,6 +199,7 @@ impl SweepStore for SqlStore {
         nonce_floor: i64,
         reason: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> StoreResult<Sweep> {
         let mut tx = self.write().begin().await?;
         let current = lock_sweep(&mut tx, id).await?;
@@ -239,6 +240,7 @@ impl SweepStore for SqlStore {
             .fetch_one(&mut tx)
             .await?
             .record()?;
+        super::audit::append(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(failed)
     }
