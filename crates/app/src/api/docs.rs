@@ -123,8 +123,8 @@ fn add_to(method: HttpMethod, operation: &mut Operation) {
         "rate limited: too many requests from this address or credential (see Retry-After)",
     )];
     shared.push((
-        "408",
-        "no answer within 10 s; a money-moving request may still take effect: retry it with the same Idempotency-Key",
+        "503",
+        "timeout: no answer within 10 s; a money-moving request may still take effect: retry it with the same Idempotency-Key (see Retry-After)",
     ));
     if !schemes.is_empty() {
         shared.push(("401", "no or a bad credential"));

@@ -21,7 +21,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of: invalid_input, unauthorized, forbidden, not_found, conflict,
     /// round_closed, too_early, insufficient_funds, limit_exceeded,
-    /// self_excluded, rate_limited, unavailable, internal.
+    /// self_excluded, rate_limited, unavailable, timeout, internal.
     #[schema(example = "insufficient_funds")]
     code: String,
     message: String,

@@ -35,26 +35,59 @@ mod withdrawals;
 use std::future::Future;
 use std::time::Duration;
 
-use axum::http::{HeaderName, Request};
+use axum::extract::State;
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorBody};
 
 use crate::services::App;
 
-/// Longest a request may take before it is answered 408.
+/// Longest a request may take before it is answered 503 `timeout`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Answers 503 `timeout` (in the API's error format, with `Retry-After`)
+/// when a request has no answer within `limit` ([`REQUEST_TIMEOUT`]).
+/// Not 408, which says the request itself did not arrive in time and which
+/// a client may repeat on its own: here the work may still take effect,
+/// and only a retry with the same Idempotency-Key is safe.
+async fn deadline(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!(
+                    "no answer within {} s: the request may still take effect; \
+                     retry it with the same Idempotency-Key to learn its outcome",
+                    limit.as_secs_f64()
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
 
 /// A new request id when the caller sent none: 16 random hex digits.
 #[derive(Clone, Copy)]
@@ -134,10 +167,10 @@ pub fn router(app: App) -> Router {
 /// Operators' requests carry who asked (address, request id, and the
 /// credential once known) to the audit log; players' requests skip it.
 async fn audit_context(
-    axum::extract::State(trust_forwarded_for): axum::extract::State<bool>,
+    State(trust_forwarded_for): State<bool>,
     request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     if !(path.starts_with("/admin") || path.starts_with("/simulate")) {
         return next.run(request).await;
@@ -171,9 +204,9 @@ fn router_with(app: App, streams: events::EventStreams, draining: health::Draini
             ratelimit::rate_limit,
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
             REQUEST_TIMEOUT,
+            deadline,
         ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn_with_state(
@@ -248,5 +281,42 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_request_with_no_answer_in_time_is_told_its_outcome_is_unknown() {
+        let limit = Duration::from_millis(50);
+        let app = Router::new()
+            .route(
+                "/slow",
+                axum::routing::post(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "done"
+                }),
+            )
+            .route("/quick", axum::routing::post(|| async { "done" }))
+            .layer(axum::middleware::from_fn_with_state(limit, deadline));
+        let ask = |path: &str| Request::post(path).body(axum::body::Body::empty()).unwrap();
+        let late = app.clone().oneshot(ask("/slow")).await.unwrap();
+        assert_eq!(late.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(late.headers()["retry-after"], "1");
+        let body = http_body_util::BodyExt::collect(late.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "timeout", "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"));
+        let quick = app.oneshot(ask("/quick")).await.unwrap();
+        assert_eq!(quick.status(), StatusCode::OK);
     }
 }

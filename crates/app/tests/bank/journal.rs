@@ -72,14 +72,15 @@ impl Request {
 pub enum Outcome {
     /// A 2xx answer with its JSON body: it took effect.
     Acknowledged(Value),
-    /// A definite no: a 4xx other than 408 and 409 `idempotency_in_progress`.
+    /// A definite no: a 4xx other than 409 `idempotency_in_progress`.
     Refused {
         status: u16,
         code: String,
         message: String,
     },
-    /// A timeout, a connection error, 408, 409 `idempotency_in_progress`,
-    /// a 5xx or an unreadable answer: it may or may not have happened.
+    /// A timeout, a connection error, 409 `idempotency_in_progress`, a 5xx
+    /// (503 `timeout` among them) or an unreadable answer: it may or may
+    /// not have happened.
     Indeterminate(String),
 }
 
@@ -143,7 +144,6 @@ pub fn classify(status: u16, body: &[u8]) -> Outcome {
     match (status, json) {
         (200..=299, Some(json)) => Outcome::Acknowledged(json),
         (200..=299, None) => Outcome::Indeterminate(format!("{status} with an unreadable body")),
-        (408, _) => Outcome::Indeterminate("408".into()),
         (409, _) if code == "idempotency_in_progress" => {
             Outcome::Indeterminate("409 idempotency_in_progress".into())
         }
