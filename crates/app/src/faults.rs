@@ -15,6 +15,8 @@
 //!   not broadcast;
 //! - `withdrawal_after_commit`: an operator's step for a withdrawal
 //!   (submit, confirm, fail) committed, before anything is told;
+//! - `operator_after_commit`: an operator added, given a role or disabled
+//!   (with its audit entry) committed, before anything is told;
 //! - `settle_after_begin`: a settlement begun (its result, plan and, for a
 //!   result by hand, its audit entry committed), before any payout;
 //! - `sweep_after_sign`: a sweep's transactions signed, not committed;

@@ -995,6 +995,109 @@ fn a_crash_right_after_failing_a_withdrawal_leaves_its_audit_entry() {
     assert_eq!(cli.json(&["verify"])["ok"], true);
 }
 
+/// Limits set from the host apply under the player's own rules and are
+/// audited with who set them and why; a refused one leaves no entry.
+#[test]
+fn limits_set_from_the_command_line_are_audited() {
+    let cli = Cli::new("limits");
+    cli.json(&["seed", "--users", "1", "--balance", "100USDC"]);
+    let set = cli.json(&[
+        "limits",
+        "--user",
+        "user1@example.com",
+        "--per-round",
+        "5USDC",
+        "--exclude-until",
+        "2027-01-01",
+        "--reason",
+        "asked by phone",
+        "--actor",
+        "support",
+    ]);
+    assert_eq!(set["max_stake_per_round"], 5_000_000, "{set}");
+    assert!(set["excluded_until"].is_string(), "{set}");
+    // An exclusion in force is never lifted, from the host either.
+    let (code, error) = cli.json_error(&["limits", "--user", "user1@example.com"]);
+    assert_ne!(code, 0);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("extended"),
+        "{error}"
+    );
+    let audit = cli.json(&["audit"]);
+    let entries = audit.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        (
+            &entries[0]["action"],
+            &entries[0]["actor"],
+            &entries[0]["reason"]
+        ),
+        (
+            &Value::from("user_limits"),
+            &Value::from("support"),
+            &Value::from("asked by phone")
+        )
+    );
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], true);
+}
+
+/// A change to an operator and its audit entry commit together: a crash
+/// right after the commit leaves the account and who made it.
+#[test]
+fn a_crash_right_after_adding_or_disabling_an_operator_leaves_its_audit_entry() {
+    let cli = Cli::new("operator-crash");
+    cli.json(&["migrate"]);
+    let add = [
+        "operator",
+        "add",
+        "--email",
+        "tess@ops.example.com",
+        "--role",
+        "admin",
+        "--actor",
+        "root",
+    ];
+    cli.crashes_at("operator_after_commit", &add);
+    let disable = [
+        "operator",
+        "disable",
+        "--email",
+        "tess@ops.example.com",
+        "--reason",
+        "left",
+        "--actor",
+        "boss",
+    ];
+    cli.crashes_at("operator_after_commit", &disable);
+    let listed = cli.json(&["operator", "list"]);
+    assert!(listed[0]["disabled_at"].is_string(), "{listed}");
+    let audit = cli.json(&["audit"]);
+    let done: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str(),
+                e["actor"].as_str(),
+                e["reason"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        done,
+        [
+            (Some("operator_disable"), Some("boss"), Some("left")),
+            (Some("operator_add"), Some("root"), None),
+        ],
+        "{audit}"
+    );
+    assert_eq!(cli.json(&["audit", "verify"])["ok"], true);
+}
+
 /// A result by hand and its audit entry commit together: a crash right
 /// after the settlement begins leaves both, and a second run pays it out.
 #[test]

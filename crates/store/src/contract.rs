@@ -80,6 +80,10 @@ pub type SignWith<'a> = &'a (dyn Fn(i64) -> Result<SignedTx, String> + Send + Sy
 pub type AuditWith<'a> =
     &'a (dyn Fn(&Approval, Option<&Withdrawal>) -> Vec<AuditEntry> + Send + Sync);
 
+/// The audit entry of a step that creates a row, made inside the store's
+/// transaction from the new row's id.
+pub type AuditFor<'a> = &'a (dyn Fn(i64) -> AuditEntry + Send + Sync);
+
 /// The hot wallet's sending: nonces from the database, each signed
 /// transaction stored before it is broadcast.
 #[async_trait]
@@ -295,6 +299,7 @@ pub trait UserStore: Send + Sync {
         wanted: PlayerLimits,
         now: DateTime<Utc>,
         cooloff: Duration,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<User>;
     async fn balance(&self, user: UserId) -> StoreResult<Micros>;
 
@@ -413,8 +418,13 @@ pub trait FundStore: Send + Sync {
 #[async_trait]
 pub trait RoundStore: Send + Sync {
     /// Creates the round with its two pool accounts, or returns the
-    /// existing one unchanged (opening is idempotent).
-    async fn open_round(&self, round: &NewRound) -> StoreResult<(Round, bool)>;
+    /// existing one unchanged (opening is idempotent); `audit` is recorded
+    /// with the round it creates, and not when it was open already.
+    async fn open_round(
+        &self,
+        round: &NewRound,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<(Round, bool)>;
     async fn round(&self, market: &Market, code: RoundCode) -> StoreResult<Round>;
     async fn round_by_id(&self, id: RoundId) -> StoreResult<Round>;
     async fn rounds(&self, market: &Market, limit: i64) -> StoreResult<Vec<Round>>;
@@ -432,7 +442,13 @@ pub trait RoundStore: Send + Sync {
         payouts_at: DateTime<Utc>,
     ) -> StoreResult<(Round, bool)>;
     /// OPEN -> LOCKED; a round already locked is returned as it is.
-    async fn lock_round(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round>;
+    /// `audit` is recorded only by the call that locks it.
+    async fn lock_round(
+        &self,
+        round: RoundId,
+        now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Round>;
 
     // The closes rounds settle on.
     /// Records a close with what each source answered (none for a close
@@ -564,13 +580,16 @@ pub trait ReportStore: Send + Sync {
 /// Operators, their roles and personal tokens.
 #[async_trait]
 pub trait OperatorStore: Send + Sync {
-    /// A conflict if the email is taken.
+    /// A conflict if the email is taken. Each change to an operator below
+    /// records `audit`, when given, in its own transaction: the change and
+    /// who made it commit together or not at all.
     async fn create_operator(
         &self,
         email: &Email,
         role: updown_domain::operator::Role,
         password_hash: &str,
         now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator>;
     /// Every operator, oldest first.
     async fn operators(&self) -> StoreResult<Vec<Operator>>;
@@ -582,6 +601,7 @@ pub trait OperatorStore: Send + Sync {
         email: &Email,
         role: updown_domain::operator::Role,
         keep_an_admin: bool,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator>;
     /// Sets the password, clears failures and the lock, and ends the
     /// operator's sessions.
@@ -590,6 +610,7 @@ pub trait OperatorStore: Send + Sync {
         email: &Email,
         password_hash: &str,
         now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator>;
     /// Disables the operator, revokes every token of theirs and ends their
     /// sessions, in one transaction; a conflict if already disabled.
@@ -598,13 +619,16 @@ pub trait OperatorStore: Send + Sync {
         email: &Email,
         now: DateTime<Utc>,
         keep_an_admin: bool,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator>;
+    /// A token of an enabled operator; its id (`audit` is made from it).
     async fn create_operator_token(
         &self,
         operator: i64,
         name: &str,
         token_hash: &str,
         now: DateTime<Utc>,
+        audit: Option<AuditFor<'_>>,
     ) -> StoreResult<i64>;
     /// An operator's tokens, newest first (never the tokens themselves).
     async fn operator_tokens(&self, operator: i64) -> StoreResult<Vec<OperatorToken>>;
@@ -615,17 +639,20 @@ pub trait OperatorStore: Send + Sync {
         operator: i64,
         token: i64,
         now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<()>;
     /// The enabled operator an unrevoked token (by hash) belongs to, and
     /// the token's id.
     async fn operator_by_token(&self, token_hash: &str) -> StoreResult<Option<(Operator, i64)>>;
     /// Counts a wrong password or code; the one that makes `lock_after`
-    /// locks sign-in until `lock_until` and starts the count again.
+    /// locks sign-in until `lock_until`, records `audit` with the lock, and
+    /// starts the count again.
     async fn record_sign_in_failure(
         &self,
         operator: i64,
         lock_after: i32,
         lock_until: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator>;
     async fn clear_sign_in_failures(&self, operator: i64) -> StoreResult<()>;
     /// Records a TOTP step as used, only if it is newer than the last one
@@ -635,16 +662,28 @@ pub trait OperatorStore: Send + Sync {
     async fn set_totp_pending(&self, operator: i64, secret: &str) -> StoreResult<()>;
     /// Makes the pending secret the operator's, with its first code's step
     /// as used; false if nothing was pending or the step is not newer.
-    async fn confirm_totp(&self, operator: i64, step: i64) -> StoreResult<bool>;
+    async fn confirm_totp(
+        &self,
+        operator: i64,
+        step: i64,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool>;
     /// Removes the second factor (a lost phone) and ends the sessions.
-    async fn clear_totp(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator>;
-    /// A console session of an enabled operator; its id.
+    async fn clear_totp(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Operator>;
+    /// A console session of an enabled operator; its id (`audit` is made
+    /// from it).
     async fn create_operator_session(
         &self,
         operator: i64,
         token_hash: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        audit: Option<AuditFor<'_>>,
     ) -> StoreResult<i64>;
     /// The enabled operator an open, unexpired session belongs to, and the
     /// session's id.
@@ -661,8 +700,13 @@ pub trait OperatorStore: Send + Sync {
 /// Two-person approvals: requested, voted on, decided once.
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
-    /// A conflict if one is pending for the same subject already.
-    async fn request_approval(&self, approval: &NewApproval) -> StoreResult<Approval>;
+    /// A conflict if one is pending for the same subject already; `audit`,
+    /// made from the new approval's id, commits with it.
+    async fn request_approval(
+        &self,
+        approval: &NewApproval,
+        audit: Option<AuditFor<'_>>,
+    ) -> StoreResult<Approval>;
     async fn approval(&self, id: i64) -> StoreResult<Approval>;
     /// The newest approved approval of `subject`, if any.
     async fn approved(&self, kind: ApprovalKind, subject: &str) -> StoreResult<Option<Approval>>;

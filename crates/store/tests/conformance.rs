@@ -37,6 +37,7 @@ on_both_backends!(
     a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_nothing,
     the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back,
     a_close_by_hand_is_recorded_with_its_audit_entry_or_neither_is,
+    an_approval_request_is_recorded_with_its_audit_entry_or_neither_is,
     operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop,
     operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end,
 );
@@ -161,21 +162,28 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engin
     );
     assert_eq!(store.balance(a).await.unwrap(), m(100));
 
+    let by = |action: &str| entry("ops", action, format!("round {}", t.code), now);
     let (round, created) = store
-        .open_round(&NewRound {
-            terms: t.clone(),
-            now,
-        })
+        .open_round(
+            &NewRound {
+                terms: t.clone(),
+                now,
+            },
+            Some(&by("open_round")),
+        )
         .await
         .unwrap();
     assert!(created);
     assert_eq!(round.terms_digest, t.digest());
     assert_eq!(round.terms, t, "the terms read back as written");
     let (again, created_again) = store
-        .open_round(&NewRound {
-            terms: t.clone(),
-            now,
-        })
+        .open_round(
+            &NewRound {
+                terms: t.clone(),
+                now,
+            },
+            Some(&by("open_round")),
+        )
         .await
         .unwrap();
     assert_eq!((again.id, created_again), (round.id, false));
@@ -251,8 +259,25 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engin
     assert_verified(&store).await;
 
     // An operator's early lock: a bet received from then on is refused.
-    let locked = store.lock_round(round.id, now).await.unwrap();
+    let locked = store
+        .lock_round(round.id, now, Some(&by("lock_round")))
+        .await
+        .unwrap();
     assert_eq!(locked.status, RoundStatus::Locked);
+    let again = store
+        .lock_round(round.id, now, Some(&by("lock_round")))
+        .await
+        .unwrap();
+    assert_eq!(again.locked_at, locked.locked_at);
+    // Only the calls that opened and locked it left an entry.
+    assert_eq!(
+        audited(&store).await,
+        [
+            ("open_round", "round 20261124"),
+            ("lock_round", "round 20261124")
+        ]
+        .map(|(a, s)| (a.to_string(), s.to_string()))
+    );
     let late = store
         .place_bets(round.id, &[bet(a, Side::Up, 1, now)])
         .await
@@ -319,10 +344,13 @@ async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once
         users.push(funded_user(&store, &format!("p{i}"), 1_000_000, now).await);
     }
     let (round, _) = store
-        .open_round(&NewRound {
-            terms: t.clone(),
-            now,
-        })
+        .open_round(
+            &NewRound {
+                terms: t.clone(),
+                now,
+            },
+            None,
+        )
         .await
         .unwrap();
     let mut requests = Vec::new();
@@ -337,7 +365,7 @@ async fn settlement_interrupted_after_some_chunks_resumes_and_pays_everyone_once
     // just before the lock instant, decided after that, still enters; one
     // received at the instant does not.
     let recorded = t.lock_at + Duration::milliseconds(7);
-    store.lock_round(round.id, recorded).await.unwrap();
+    store.lock_round(round.id, recorded, None).await.unwrap();
     let just_before = bet(
         users[0],
         Side::Up,
@@ -430,7 +458,10 @@ async fn sixty_four_concurrent_bets_over_a_balance_for_ten_accept_exactly_ten(en
     let t = terms("20261124");
     let now = t.open_at + Duration::hours(2);
     let user = funded_user(&store, "racer", 10 * 1_000, now).await;
-    let (round, _) = store.open_round(&NewRound { terms: t, now }).await.unwrap();
+    let (round, _) = store
+        .open_round(&NewRound { terms: t, now }, None)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let store = store.clone();
@@ -464,14 +495,21 @@ async fn player_limits_and_self_exclusion_refuse_bets(engine: Engine) {
     let t = terms("20261124");
     let now = t.open_at + Duration::hours(3);
     let user = funded_user(&store, "careful", 1_000_000, now).await;
-    let (round, _) = store.open_round(&NewRound { terms: t, now }).await.unwrap();
+    let (round, _) = store
+        .open_round(&NewRound { terms: t, now }, None)
+        .await
+        .unwrap();
     let limits = PlayerLimits {
         max_stake_per_round: Some(m(500)),
         max_stake_per_day: Some(m(10_000)),
         excluded_until: None,
     };
     let day = Duration::hours(24);
-    let set = store.change_limits(user, limits, now, day).await.unwrap();
+    let by = |what: &str| entry("support", "user_limits", what.into(), now);
+    let set = store
+        .change_limits(user, limits, now, day, Some(&by("set")))
+        .await
+        .unwrap();
     assert_eq!((set.limits, set.pending_limits), (limits, None));
     let answers = store
         .place_bets(
@@ -498,16 +536,30 @@ async fn player_limits_and_self_exclusion_refuse_bets(engine: Engine) {
         excluded_until: Some(now + Duration::days(30)),
         ..limits
     };
-    store.change_limits(user, excluded, now, day).await.unwrap();
+    store
+        .change_limits(user, excluded, now, day, None)
+        .await
+        .unwrap();
     // Written conditionally: an exclusion in force is never shortened,
     // and a raise waits out the cooling-off period.
-    let lifted = store.change_limits(user, limits, now, day).await;
+    let lifted = store
+        .change_limits(user, limits, now, day, Some(&by("lifted")))
+        .await;
     assert!(matches!(lifted, Err(StoreError::Conflict(_))), "{lifted:?}");
     let raised = PlayerLimits {
         max_stake_per_round: Some(m(900)),
         ..excluded
     };
-    let user_now = store.change_limits(user, raised, now, day).await.unwrap();
+    let user_now = store
+        .change_limits(user, raised, now, day, Some(&by("raised")))
+        .await
+        .unwrap();
+    // An operator's change commits with its audit entry; a refused one
+    // leaves none.
+    assert_eq!(
+        audited(&store).await,
+        [("user_limits", "set"), ("user_limits", "raised")].map(|(a, s)| (a.into(), s.into()))
+    );
     assert_eq!(user_now.limits.max_stake_per_round, Some(m(500)));
     let pending = user_now.pending_limits.unwrap();
     assert_eq!(
@@ -571,10 +623,13 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
         funded_user(&store, "inc-c", 1_000, now).await,
     ];
     let (round, _) = store
-        .open_round(&NewRound {
-            terms: t.clone(),
-            now,
-        })
+        .open_round(
+            &NewRound {
+                terms: t.clone(),
+                now,
+            },
+            None,
+        )
         .await
         .unwrap();
     let place = |stake: i64| {
@@ -846,7 +901,7 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
 
     // A settlement with a checkpoint in its middle: the round is checked
     // whole once it is settled, however few transactions come after.
-    store.lock_round(round.id, t.lock_at).await.unwrap();
+    store.lock_round(round.id, t.lock_at, None).await.unwrap();
     let start = SettlementStart {
         outcome: Outcome::Down,
         evidence: Evidence::default(),
@@ -892,16 +947,19 @@ async fn incremental_verify_checks_what_came_after_its_checkpoint_and_full_verif
     // checked whole, as one not settled at the checkpoint.
     let quiet_terms = terms("20261125");
     let (quiet, _) = store
-        .open_round(&NewRound {
-            terms: quiet_terms.clone(),
-            now: quiet_terms.open_at,
-        })
+        .open_round(
+            &NewRound {
+                terms: quiet_terms.clone(),
+                now: quiet_terms.open_at,
+            },
+            None,
+        )
         .await
         .unwrap();
     let before = store.verify_incremental(quiet_terms.open_at).await.unwrap();
     assert!(before.report.ok(), "{:?}", before.report.failures());
     store
-        .lock_round(quiet.id, quiet_terms.lock_at)
+        .lock_round(quiet.id, quiet_terms.lock_at, None)
         .await
         .unwrap();
     store
@@ -949,10 +1007,13 @@ async fn incremental_verify_keeps_up_with_bets_placed_while_it_runs(engine: Engi
         users.push(funded_user(&store, &format!("stream-{i}"), 1_000_000, now).await);
     }
     let (round, _) = store
-        .open_round(&NewRound {
-            terms: t.clone(),
-            now,
-        })
+        .open_round(
+            &NewRound {
+                terms: t.clone(),
+                now,
+            },
+            None,
+        )
         .await
         .unwrap();
     // Bets commit all the while, so a verify's snapshot holds transactions
@@ -1056,7 +1117,10 @@ async fn idempotency_keys_are_recorded_with_their_effects_and_purged(engine: Eng
     let t = terms("20261124");
     let now = t.open_at + Duration::hours(2);
     let ann = funded_user(&store, "ann", 1_000, now).await;
-    let (round, _) = store.open_round(&NewRound { terms: t, now }).await.unwrap();
+    let (round, _) = store
+        .open_round(&NewRound { terms: t, now }, None)
+        .await
+        .unwrap();
     let keyed_bet = |key: &str, stake: i64| BetRequest {
         key: Some(keyed(key, now)),
         ..bet(ann, Side::Up, stake, now)
@@ -2203,6 +2267,34 @@ async fn a_close_by_hand_is_recorded_with_its_audit_entry_or_neither_is(engine: 
     );
 }
 
+async fn an_approval_request_is_recorded_with_its_audit_entry_or_neither_is(engine: Engine) {
+    let db = engine.fresh().await;
+    let store = db.store.clone();
+    let now: DateTime<Utc> = "2026-11-24T22:00:00Z".parse().unwrap();
+    let asked = NewApproval {
+        kind: ApprovalKind::Settlement,
+        subject: "20261124".into(),
+        action: "UP".into(),
+        reason: Some("feed down".into()),
+        requested_by: "oli".into(),
+        needed: 1,
+        now,
+    };
+    // The entry names the approval, so it is made from the new row's id.
+    let said = |id: i64| entry("oli", "approval_request", format!("approval {id}"), now);
+    let approval = store.request_approval(&asked, Some(&said)).await.unwrap();
+    let twice = store.request_approval(&asked, Some(&said)).await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    assert_eq!(
+        audited(&store).await,
+        vec![(
+            "approval_request".to_string(),
+            format!("approval {}", approval.id)
+        )],
+        "the refused request left no entry"
+    );
+}
+
 async fn the_audit_chain_finds_a_row_edited_deleted_or_reordered_behind_its_back(engine: Engine) {
     let db = engine.fresh().await;
     let store = db.store.clone();
@@ -2389,59 +2481,67 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
     let store = db.store.clone();
     let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
     let ann = email("Ann@Ops.example.com");
+    // Every change carries its audit entry, written with it or not at all.
+    let by = |what: &str| entry("root", what, format!("{what} done"), now);
     let added = store
-        .create_operator(&ann, Role::Treasurer, "$argon2id$x", now)
+        .create_operator(&ann, Role::Treasurer, "$argon2id$x", now, Some(&by("add")))
         .await
         .unwrap();
     assert_eq!((added.role, added.disabled_at), (Role::Treasurer, None));
     let twice = store
-        .create_operator(&ann, Role::Viewer, "$argon2id$y", now)
+        .create_operator(&ann, Role::Viewer, "$argon2id$y", now, Some(&by("twice")))
         .await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
     assert_eq!(store.count_admins().await.unwrap(), 0);
     let boss = email("boss@ops.example.com");
     store
-        .create_operator(&boss, Role::Admin, "$argon2id$z", now)
+        .create_operator(&boss, Role::Admin, "$argon2id$z", now, None)
         .await
         .unwrap();
     assert_eq!(store.count_admins().await.unwrap(), 1);
 
+    let token_entry = |id: i64| entry("root", "token", format!("token {id}"), now);
     let token = store
-        .create_operator_token(added.id, "laptop", "hash-1", now)
+        .create_operator_token(added.id, "laptop", "hash-1", now, Some(&token_entry))
         .await
         .unwrap();
     let (found, id) = store.operator_by_token("hash-1").await.unwrap().unwrap();
     assert_eq!((found.email.as_str(), id), ("ann@ops.example.com", token));
     assert!(store.operator_by_token("hash-2").await.unwrap().is_none());
     let changed = store
-        .set_operator_role(&ann, Role::Viewer, false)
+        .set_operator_role(&ann, Role::Viewer, false, Some(&by("role")))
         .await
         .unwrap();
     assert_eq!(changed.role, Role::Viewer);
     let reset = store
-        .set_operator_password(&ann, "$argon2id$new", now)
+        .set_operator_password(&ann, "$argon2id$new", now, Some(&by("password")))
         .await
         .unwrap();
     assert_eq!(reset.password_hash.as_deref(), Some("$argon2id$new"));
 
     // Disabled: the token stops, no new one is made, a second disable is
     // a conflict, an unknown email is not found.
-    let disabled = store.disable_operator(&ann, now, false).await.unwrap();
+    let disabled = store
+        .disable_operator(&ann, now, false, Some(&by("disable")))
+        .await
+        .unwrap();
     assert_eq!(disabled.disabled_at, Some(now));
     assert!(store.operator_by_token("hash-1").await.unwrap().is_none());
     assert!(matches!(
         store
-            .create_operator_token(added.id, "again", "hash-3", now)
+            .create_operator_token(added.id, "again", "hash-3", now, Some(&token_entry))
             .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.disable_operator(&ann, now, false).await,
+        store
+            .disable_operator(&ann, now, false, Some(&by("again")))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .disable_operator(&email("who@ops.example.com"), now, false)
+            .disable_operator(&email("who@ops.example.com"), now, false, None)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -2449,15 +2549,33 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
     assert_eq!(all.len(), 2);
     // Kept, the last enabled admin stays; from the host it can go.
     assert!(matches!(
-        store.disable_operator(&boss, now, true).await,
+        store
+            .disable_operator(&boss, now, true, Some(&by("last admin")))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.set_operator_role(&boss, Role::Viewer, true).await,
+        store
+            .set_operator_role(&boss, Role::Viewer, true, Some(&by("last role")))
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    store.disable_operator(&boss, now, false).await.unwrap();
+    store
+        .disable_operator(&boss, now, false, None)
+        .await
+        .unwrap();
     assert_eq!(store.count_admins().await.unwrap(), 0);
+    let done = |what: &str| (what.to_string(), format!("{what} done"));
+    assert_eq!(
+        audited(&store).await,
+        [
+            done("add"),
+            ("token".into(), format!("token {token}")),
+            done("role"),
+            done("password"),
+            done("disable"),
+        ]
+    );
 }
 
 async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(engine: Engine) {
@@ -2468,25 +2586,35 @@ async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(en
     let later = now + chrono::Duration::minutes(15);
     let ann = email("ann@ops.example.com");
     let id = store
-        .create_operator(&ann, Role::Treasurer, "$argon2id$x", now)
+        .create_operator(&ann, Role::Treasurer, "$argon2id$x", now, None)
         .await
         .unwrap()
         .id;
+    let by = |what: &str| entry("ann", what, String::new(), now);
 
     // Four failures count; the fifth locks and starts the count again.
     for expected in 1..=4 {
-        let counted = store.record_sign_in_failure(id, 5, later).await.unwrap();
+        let counted = store
+            .record_sign_in_failure(id, 5, later, Some(&by("locked")))
+            .await
+            .unwrap();
         assert_eq!(
             (counted.failed_sign_ins, counted.locked_until),
             (expected, None)
         );
     }
-    let locked = store.record_sign_in_failure(id, 5, later).await.unwrap();
+    let locked = store
+        .record_sign_in_failure(id, 5, later, Some(&by("locked")))
+        .await
+        .unwrap();
     assert_eq!(
         (locked.failed_sign_ins, locked.locked_until),
         (0, Some(later))
     );
-    store.record_sign_in_failure(id, 5, later).await.unwrap();
+    store
+        .record_sign_in_failure(id, 5, later, Some(&by("locked")))
+        .await
+        .unwrap();
     store.clear_sign_in_failures(id).await.unwrap();
     let cleared = store.operator_by_email(&ann).await.unwrap();
     assert_eq!(cleared.failed_sign_ins, 0);
@@ -2496,13 +2624,22 @@ async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(en
     // works once, and never an older one.
     assert!(!store.use_totp_step(id, 100).await.unwrap());
     assert!(
-        !store.confirm_totp(id, 100).await.unwrap(),
+        !store
+            .confirm_totp(id, 100, Some(&by("nothing pending")))
+            .await
+            .unwrap(),
         "nothing pending"
     );
     store.set_totp_pending(id, "00ff").await.unwrap();
-    assert!(store.confirm_totp(id, 100).await.unwrap());
+    assert!(store
+        .confirm_totp(id, 100, Some(&by("totp on")))
+        .await
+        .unwrap());
     assert!(
-        !store.confirm_totp(id, 101).await.unwrap(),
+        !store
+            .confirm_totp(id, 101, Some(&by("twice")))
+            .await
+            .unwrap(),
         "confirmed once"
     );
     let set = store.operator_by_email(&ann).await.unwrap();
@@ -2524,7 +2661,7 @@ async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(en
         let store = store.clone();
         async move {
             store
-                .create_operator_session(id, hash, now, later)
+                .create_operator_session(id, hash, now, later, Some(&|_| by("signed in")))
                 .await
                 .unwrap()
         }
@@ -2548,7 +2685,7 @@ async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(en
         .is_none());
     session("s2").await;
     store
-        .set_operator_password(&ann, "$argon2id$y", now)
+        .set_operator_password(&ann, "$argon2id$y", now, None)
         .await
         .unwrap();
     assert!(store
@@ -2557,7 +2694,10 @@ async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(en
         .unwrap()
         .is_none());
     session("s3").await;
-    let cleared = store.clear_totp(&ann, now).await.unwrap();
+    let cleared = store
+        .clear_totp(&ann, now, Some(&by("totp reset")))
+        .await
+        .unwrap();
     assert_eq!((cleared.totp_secret, cleared.totp_last_step), (None, None));
     assert!(store
         .operator_by_session("s3", now)
@@ -2565,14 +2705,33 @@ async fn operator_sign_in_failures_lock_totp_steps_work_once_and_sessions_end(en
         .unwrap()
         .is_none());
     session("s4").await;
-    store.disable_operator(&ann, now, false).await.unwrap();
+    store
+        .disable_operator(&ann, now, false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        audited(&store).await,
+        [
+            "locked",
+            "totp on",
+            "signed in",
+            "signed in",
+            "signed in",
+            "totp reset",
+            "signed in"
+        ]
+        .map(|what| (what.to_string(), String::new())),
+        "one lock, and no entry for what was refused"
+    );
     assert!(store
         .operator_by_session("s4", now)
         .await
         .unwrap()
         .is_none());
     assert!(matches!(
-        store.create_operator_session(id, "s5", now, later).await,
+        store
+            .create_operator_session(id, "s5", now, later, Some(&|_| by("s5")))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(

@@ -3,8 +3,10 @@
 //! route: the rate limit, the credential checks, the request limits and
 //! the Idempotency-Key's own answers. Each route documents only its own.
 
+use std::collections::btree_map::Entry;
+
 use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
 /// The OpenAPI document's frame; the paths come from the routes.
 #[derive(utoipa::OpenApi)]
@@ -124,7 +126,7 @@ fn add_to(method: HttpMethod, operation: &mut Operation) {
     )];
     shared.push((
         "503",
-        "timeout: no answer within 10 s; a money-moving request may still take effect: retry it with the same Idempotency-Key (see Retry-After)",
+        "timeout: no answer within 10 s; the request may still take effect: retry it with the same Idempotency-Key, or look before repeating one that has none (see Retry-After)",
     ));
     if !schemes.is_empty() {
         shared.push(("401", "no or a bad credential"));
@@ -160,11 +162,20 @@ fn add_to(method: HttpMethod, operation: &mut Operation) {
         ));
     }
     for (status, description) in shared {
-        operation
-            .responses
-            .responses
-            .entry(status.to_string())
-            .or_insert_with(|| error_answer(description).into());
+        match operation.responses.responses.entry(status.to_string()) {
+            Entry::Vacant(entry) => {
+                entry.insert(error_answer(description).into());
+            }
+            // A route's own answer with this status (a 503 of its own)
+            // says it may also be this one.
+            Entry::Occupied(mut entry) => {
+                if let RefOr::T(own) = entry.get_mut() {
+                    if !own.description.contains(description) {
+                        own.description = format!("{}; or {description}", own.description);
+                    }
+                }
+            }
+        }
     }
 }
 

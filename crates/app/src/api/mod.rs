@@ -76,7 +76,8 @@ async fn deadline(
                 "timeout",
                 format!(
                     "no answer within {} s: the request may still take effect; \
-                     retry it with the same Idempotency-Key to learn its outcome",
+                     retry it with the same Idempotency-Key to learn its outcome \
+                     (without a key, look before repeating it)",
                     limit.as_secs_f64()
                 ),
             )

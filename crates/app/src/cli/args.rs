@@ -182,8 +182,9 @@ pub enum LedgerCommand {
         #[arg(long)]
         user: String,
     },
-    /// A user's own limits, as they would ask: a stricter one applies at once,
-    /// a looser or omitted one after LIMIT_RAISE_COOLOFF_HOURS; an exclusion is never shortened.
+    /// A user's limits, set on their behalf under their own rules: a stricter
+    /// one applies at once, a looser or omitted one after
+    /// LIMIT_RAISE_COOLOFF_HOURS; an exclusion is never shortened. Audited.
     Limits(LimitsArgs),
     /// Inspect one round.
     #[command(subcommand)]
@@ -532,6 +533,12 @@ pub struct LimitsArgs {
     /// Refuse this user's bets until this date (New York midnight).
     #[arg(long)]
     pub exclude_until: Option<NaiveDate>,
+    /// Why (kept in the audit log).
+    #[arg(long, default_value = "asked by the player")]
+    pub reason: String,
+    /// Who is acting (default: cli:$USER).
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 fn parse_amount(text: &str) -> Result<Micros, String> {

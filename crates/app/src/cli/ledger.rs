@@ -408,7 +408,10 @@ async fn limits(app: &App, args: LimitsArgs, out: &Printer) -> AppResult<i32> {
         max_stake_per_day: args.per_day,
         excluded_until,
     };
-    let user = app.set_limits(user.id, limits).await?;
+    let actor = args.actor.unwrap_or_else(default_actor);
+    let user = app
+        .set_limits_for(user.id, limits, &actor, args.reason)
+        .await?;
     let mut view = serde_json::json!(LimitsOut::at(&user.limit_settings(), app.clock.now()));
     view["user"] = user.email.as_str().into();
     out.print(&view, || format!("limits of {}: {view}", user.email));

@@ -358,10 +358,8 @@ impl App {
             limits.max_stake_per_day.map(|m| m.get()),
             limits.excluded_until.map(crate::wire::instant)
         );
-        let changed = self.set_limits(user, limits).await?;
-        self.audit(actor, "user_limits", described, Some(reason))
-            .await?;
-        Ok(changed)
+        let entry = self.audit_entry(actor, "user_limits", described, Some(reason));
+        self.change_limits(user, limits, Some(&entry)).await
     }
 
     /// A player's request for their limits, from the API or an operator
@@ -370,6 +368,17 @@ impl App {
     /// can be extended, never shortened or lifted. Decided by the store on
     /// the row as it stands, never on a cached read.
     pub async fn set_limits(&self, user: UserId, limits: PlayerLimits) -> AppResult<User> {
+        self.change_limits(user, limits, None).await
+    }
+
+    /// [`App::set_limits`], with the operator's audit entry, when given,
+    /// committed with the change.
+    async fn change_limits(
+        &self,
+        user: UserId,
+        limits: PlayerLimits,
+        audit: Option<&AuditEntry>,
+    ) -> AppResult<User> {
         let now = self.clock.now();
         if let Some(until) = limits.excluded_until {
             if until <= now {
@@ -385,7 +394,13 @@ impl App {
         }
         let user = self
             .store
-            .change_limits(user, limits, now, self.config.limits.limit_raise_cooloff)
+            .change_limits(
+                user,
+                limits,
+                now,
+                self.config.limits.limit_raise_cooloff,
+                audit,
+            )
             .await?;
         self.credentials.forget_user(user.id);
         tracing::info!(event = "limits_set", user = %user.id, limits = ?user.limits, pending = ?user.pending_limits);
@@ -418,7 +433,6 @@ impl App {
     }
 }
 
-/// The audit log's name for a withdrawal reaching `status`.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,31 +74,31 @@ impl App {
                 self.settle_round(code, request).await?,
             )));
         }
+        let entry = |id: i64| {
+            self.audit_entry(
+                &actor,
+                "approval_request",
+                format!("approval {id}: settle round {code} {}", outcome.as_str()),
+                Some(reason.clone()),
+            )
+        };
         let approval = self
             .store
-            .request_approval(&NewApproval {
-                kind: ApprovalKind::Settlement,
-                subject: code.to_string(),
-                action: outcome.as_str().to_string(),
-                reason: Some(reason.clone()),
-                requested_by: actor.clone(),
-                // Whoever holds the break-glass token may also have a
-                // named account: two others must approve.
-                needed: if staff.is_break_glass() { 2 } else { 1 },
-                now,
-            })
+            .request_approval(
+                &NewApproval {
+                    kind: ApprovalKind::Settlement,
+                    subject: code.to_string(),
+                    action: outcome.as_str().to_string(),
+                    reason: Some(reason.clone()),
+                    requested_by: actor.clone(),
+                    // Whoever holds the break-glass token may also have a
+                    // named account: two others must approve.
+                    needed: if staff.is_break_glass() { 2 } else { 1 },
+                    now,
+                },
+                Some(&entry),
+            )
             .await?;
-        self.audit(
-            &actor,
-            "approval_request",
-            format!(
-                "approval {}: settle round {code} {}",
-                approval.id,
-                outcome.as_str()
-            ),
-            Some(reason),
-        )
-        .await?;
         tracing::info!(event = "approval_requested", approval = approval.id, round = %code, outcome = outcome.as_str());
         Ok(ByHand::Waiting(approval))
     }

@@ -144,17 +144,18 @@ impl App {
         self.store.clear_sign_in_failures(operator.id).await?;
         let token = format!("{SESSION_PREFIX}{}", random_hex()?);
         let expires_at = now + OPERATOR_SESSION_TTL;
+        let entry = |session: i64| {
+            self.audit_entry(
+                operator.email.as_str(),
+                "operator_sign_in",
+                format!("session {session}"),
+                None,
+            )
+        };
         let session = self
             .store
-            .create_operator_session(operator.id, &hash(&token), now, expires_at)
+            .create_operator_session(operator.id, &hash(&token), now, expires_at, Some(&entry))
             .await?;
-        self.audit(
-            operator.email.as_str(),
-            "operator_sign_in",
-            format!("session {session}"),
-            None,
-        )
-        .await?;
         tracing::info!(event = "operator_signed_in", operator = %operator.email, session);
         Ok(OperatorSignIn {
             operator,
@@ -166,20 +167,17 @@ impl App {
     /// Counts a failed sign-in; the one that locks is audited.
     async fn sign_in_failed(&self, operator: &Operator, what: &str) -> AppResult<()> {
         let now = self.clock.now();
-        let counted = self
-            .store
-            .record_sign_in_failure(operator.id, LOCK_AFTER, now + LOCK_FOR)
+        // Recorded by the store only with the failure that locks.
+        let locked = self.audit_entry(
+            operator.email.as_str(),
+            "operator_locked",
+            format!("operator {}", operator.email),
+            Some(format!("{LOCK_AFTER} failed sign-ins in a row")),
+        );
+        self.store
+            .record_sign_in_failure(operator.id, LOCK_AFTER, now + LOCK_FOR, Some(&locked))
             .await?;
         tracing::info!(event = "operator_sign_in_refused", operator = %operator.email, wrong = what);
-        if counted.locked_until.is_some_and(|until| until > now) && counted.failed_sign_ins == 0 {
-            self.audit(
-                operator.email.as_str(),
-                "operator_locked",
-                format!("operator {}", operator.email),
-                Some(format!("{LOCK_AFTER} failed sign-ins in a row")),
-            )
-            .await?;
-        }
         Ok(())
     }
 
@@ -257,8 +255,18 @@ impl App {
         };
         let secret = TotpSecret::from_hex(pending)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("operator {}: {e}", operator.id)))?;
+        let entry = self.audit_entry(
+            operator.email.as_str(),
+            "operator_totp_on",
+            format!("operator {}", operator.email),
+            None,
+        );
         let confirmed = match secret.matching_step(code, self.clock.now()) {
-            Some(step) => self.store.confirm_totp(operator.id, step).await?,
+            Some(step) => {
+                self.store
+                    .confirm_totp(operator.id, step, Some(&entry))
+                    .await?
+            }
             None => false,
         };
         if !confirmed {
@@ -267,13 +275,6 @@ impl App {
                     .into(),
             ));
         }
-        self.audit(
-            operator.email.as_str(),
-            "operator_totp_on",
-            format!("operator {}", operator.email),
-            None,
-        )
-        .await?;
         Ok(())
     }
 
@@ -304,16 +305,15 @@ impl App {
         }
         check_password(new)?;
         let hashed = super::sessions::hash_password(new.to_string()).await?;
-        self.store
-            .set_operator_password(&operator.email, &hashed, self.clock.now())
-            .await?;
-        self.audit(
+        let entry = self.audit_entry(
             operator.email.as_str(),
             "operator_password",
             format!("operator {}", operator.email),
             None,
-        )
-        .await?;
+        );
+        self.store
+            .set_operator_password(&operator.email, &hashed, self.clock.now(), Some(&entry))
+            .await?;
         Ok(())
     }
 
@@ -326,15 +326,16 @@ impl App {
         reason: &str,
     ) -> AppResult<Operator> {
         let address = email(address)?;
-        let cleared = self.store.clear_totp(&address, self.clock.now()).await?;
-        self.audit(
+        let entry = self.audit_entry(
             by,
             "operator_reset_totp",
             format!("operator {address}"),
             Some(reason.to_string()),
-        )
-        .await?;
-        Ok(cleared)
+        );
+        Ok(self
+            .store
+            .clear_totp(&address, self.clock.now(), Some(&entry))
+            .await?)
     }
 
     /// Adds an operator with a generated password, returned once.
@@ -347,19 +348,25 @@ impl App {
         let address = email(address)?;
         let password = new_password()?;
         let hashed = super::sessions::hash_password(password.clone()).await?;
-        let operator = self
-            .store
-            .create_operator(&address, role, &hashed, self.clock.now())
-            .await?;
-        self.audit(
+        let entry = self.audit_entry(
             by,
             "operator_add",
             format!("operator {address} as {}", role.as_str()),
             None,
-        )
-        .await?;
+        );
+        let operator = self
+            .store
+            .create_operator(&address, role, &hashed, self.clock.now(), Some(&entry))
+            .await?;
+        self.operator_changed();
         tracing::info!(event = "operator_added", operator = %address, role = role.as_str(), by);
         Ok((operator, password))
+    }
+
+    /// Where a crash test kills the process: an operator added, given a
+    /// role or disabled, committed with its audit entry, nothing told yet.
+    fn operator_changed(&self) {
+        crate::faults::crash_point("operator_after_commit", self.config.production);
     }
 
     pub async fn operators(&self) -> AppResult<Vec<Operator>> {
@@ -399,11 +406,7 @@ impl App {
     ) -> AppResult<Operator> {
         let address = email(address)?;
         let before = self.store.operator_by_email(&address).await?;
-        let changed = self
-            .store
-            .set_operator_role(&address, role, keep_an_admin)
-            .await?;
-        self.audit(
+        let entry = self.audit_entry(
             by,
             "operator_set_role",
             format!(
@@ -412,8 +415,12 @@ impl App {
                 role.as_str()
             ),
             Some(reason.to_string()),
-        )
-        .await?;
+        );
+        let changed = self
+            .store
+            .set_operator_role(&address, role, keep_an_admin, Some(&entry))
+            .await?;
+        self.operator_changed();
         Ok(changed)
     }
 
@@ -446,17 +453,17 @@ impl App {
         keep_an_admin: bool,
     ) -> AppResult<Operator> {
         let address = email(address)?;
-        let disabled = self
-            .store
-            .disable_operator(&address, self.clock.now(), keep_an_admin)
-            .await?;
-        self.audit(
+        let entry = self.audit_entry(
             by,
             "operator_disable",
             format!("operator {address}"),
             Some(reason.to_string()),
-        )
-        .await?;
+        );
+        let disabled = self
+            .store
+            .disable_operator(&address, self.clock.now(), keep_an_admin, Some(&entry))
+            .await?;
+        self.operator_changed();
         Ok(disabled)
     }
 
@@ -469,17 +476,16 @@ impl App {
         let address = email(address)?;
         let password = new_password()?;
         let hashed = super::sessions::hash_password(password.clone()).await?;
-        let operator = self
-            .store
-            .set_operator_password(&address, &hashed, self.clock.now())
-            .await?;
-        self.audit(
+        let entry = self.audit_entry(
             by,
             "operator_reset_password",
             format!("operator {address}"),
             None,
-        )
-        .await?;
+        );
+        let operator = self
+            .store
+            .set_operator_password(&address, &hashed, self.clock.now(), Some(&entry))
+            .await?;
         Ok((operator, password))
     }
 
@@ -499,17 +505,24 @@ impl App {
         }
         let operator = self.store.operator_by_email(&address).await?;
         let token = format!("{TOKEN_PREFIX}{}", random_hex()?);
+        let entry = |id: i64| {
+            self.audit_entry(
+                by,
+                "operator_token",
+                format!("operator {address}: token {id} ({name})"),
+                None,
+            )
+        };
         let id = self
             .store
-            .create_operator_token(operator.id, name, &hash(&token), self.clock.now())
+            .create_operator_token(
+                operator.id,
+                name,
+                &hash(&token),
+                self.clock.now(),
+                Some(&entry),
+            )
             .await?;
-        self.audit(
-            by,
-            "operator_token",
-            format!("operator {address}: token {id} ({name})"),
-            None,
-        )
-        .await?;
         Ok((id, token))
     }
 
@@ -529,16 +542,15 @@ impl App {
     /// Revokes one of the signed-in operator's own tokens.
     pub async fn revoke_my_token(&self, staff: &Staff, token: i64) -> AppResult<()> {
         let operator = self.operator_of(staff).await?;
-        self.store
-            .revoke_operator_token(operator.id, token, self.clock.now())
-            .await?;
-        self.audit(
+        let entry = self.audit_entry(
             &staff.actor,
             "operator_token_revoke",
             format!("operator {}: token {token}", operator.email),
             None,
-        )
-        .await?;
+        );
+        self.store
+            .revoke_operator_token(operator.id, token, self.clock.now(), Some(&entry))
+            .await?;
         Ok(())
     }
 

@@ -79,6 +79,16 @@ impl App {
     /// Opens the round for `code`, or the one that should take bets now.
     /// Opening is idempotent: an existing round is returned unchanged.
     pub async fn open_round(&self, code: Option<RoundCode>) -> AppResult<(Round, bool)> {
+        self.open_round_by(code, None).await
+    }
+
+    /// [`App::open_round`], by an operator (actor, reason) when given: their
+    /// audit entry commits with the round it creates.
+    async fn open_round_by(
+        &self,
+        code: Option<RoundCode>,
+        operator: Option<(&str, Option<String>)>,
+    ) -> AppResult<(Round, bool)> {
         let now = self.clock.now();
         let schedule = match code {
             Some(code) => round_schedule(&self.calendar, &self.config.rounds.schedule, code.date()),
@@ -118,7 +128,14 @@ impl App {
                     .map_or(0, |window| window.num_minutes() as u32),
             ),
         };
-        let (round, created) = self.store.open_round(&NewRound { terms, now }).await?;
+        let entry = operator.map(|(actor, reason)| {
+            let subject = format!("round {}", terms.code);
+            self.audit_entry(actor, "open_round", subject, reason)
+        });
+        let (round, created) = self
+            .store
+            .open_round(&NewRound { terms, now }, entry.as_ref())
+            .await?;
         self.touch();
         if created {
             tracing::info!(event = "round_opened", round = %round.terms.code, lock_at = %round.terms.lock_at, digest = %round.terms_digest);
@@ -139,8 +156,24 @@ impl App {
     /// Stops a round taking bets. Operators may lock early; the clock
     /// refuses bets from the lock instant regardless.
     pub async fn lock_round(&self, code: RoundCode) -> AppResult<Round> {
+        self.lock_round_by(code, None).await
+    }
+
+    /// [`App::lock_round`], by an operator (actor, reason) when given:
+    /// their audit entry commits with the lock, if this call locks it.
+    async fn lock_round_by(
+        &self,
+        code: RoundCode,
+        operator: Option<(&str, Option<String>)>,
+    ) -> AppResult<Round> {
         let round = self.round(code).await?;
-        let locked = self.store.lock_round(round.id, self.clock.now()).await?;
+        let entry = operator.map(|(actor, reason)| {
+            self.audit_entry(actor, "lock_round", format!("round {code}"), reason)
+        });
+        let locked = self
+            .store
+            .lock_round(round.id, self.clock.now(), entry.as_ref())
+            .await?;
         self.touch();
         if round.status == RoundStatus::Open {
             tracing::info!(event = "round_locked", round = %code);
@@ -153,35 +186,25 @@ impl App {
     }
 
     /// An operator opens a round (see `open_round`); recorded in the
-    /// audit log when it was not open yet.
+    /// audit log, with the round, when it was not open yet.
     pub async fn operator_open_round(
         &self,
         code: Option<RoundCode>,
         actor: &str,
         reason: Option<String>,
     ) -> AppResult<(Round, bool)> {
-        let (round, created) = self.open_round(code).await?;
-        if created {
-            let subject = format!("round {}", round.terms.code);
-            self.audit(actor, "open_round", subject, reason).await?;
-        }
-        Ok((round, created))
+        self.open_round_by(code, Some((actor, reason))).await
     }
 
-    /// An operator locks a round early; recorded when it was open.
+    /// An operator locks a round early; recorded, with the lock, when it
+    /// was open.
     pub async fn operator_lock_round(
         &self,
         code: RoundCode,
         actor: &str,
         reason: Option<String>,
     ) -> AppResult<Round> {
-        let was_open = self.round(code).await?.status == RoundStatus::Open;
-        let round = self.lock_round(code).await?;
-        if was_open {
-            self.audit(actor, "lock_round", format!("round {code}"), reason)
-                .await?;
-        }
-        Ok(round)
+        self.lock_round_by(code, Some((actor, reason))).await
     }
 
     /// Records an operator's action (who, what, on what, why) in the audit
@@ -298,7 +321,7 @@ impl App {
                     round.terms.lock_at
                 )));
             }
-            return Ok(self.store.lock_round(round.id, now).await?);
+            return Ok(self.store.lock_round(round.id, now, None).await?);
         }
         Ok(round)
     }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use updown_domain::ids::WithdrawalId;
 
+use super::audit::commit_audited;
 use super::db::{query, Tx};
 use super::funds::{change_withdrawal_in, lock_withdrawal};
 use super::rows::{corrupt, WITHDRAWAL_COLUMNS};
@@ -15,7 +16,7 @@ use crate::model::{
     Approval, ApprovalKind, ApprovalState, ApprovalVote, NewApproval, Vote, Withdrawal,
     WithdrawalChange,
 };
-use crate::{ApprovalStore, AuditWith, StoreError, StoreResult};
+use crate::{ApprovalStore, AuditFor, AuditWith, StoreError, StoreResult};
 
 const APPROVAL_COLUMNS: &str =
     "id, kind, subject, action, reason, requested_by, requested_at, needed, state, decided_at";
@@ -180,7 +181,11 @@ async fn one_with_votes(tx: &mut Tx<'_>, id: i64) -> StoreResult<Approval> {
 
 #[async_trait]
 impl ApprovalStore for SqlStore {
-    async fn request_approval(&self, approval: &NewApproval) -> StoreResult<Approval> {
+    async fn request_approval(
+        &self,
+        approval: &NewApproval,
+        audit: Option<AuditFor<'_>>,
+    ) -> StoreResult<Approval> {
         let mut tx = self.write().begin().await?;
         // Checked again under the round's row: a request filed once its
         // settlement began would wait for a decision nobody can take.
@@ -193,7 +198,7 @@ impl ApprovalStore for SqlStore {
             )));
         }
         let requested = insert_approval(&mut tx, approval).await?;
-        tx.commit().await?;
+        commit_audited(tx, audit.map(|entry| entry(requested.id)).as_ref()).await?;
         Ok(requested)
     }
 

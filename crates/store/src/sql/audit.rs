@@ -96,8 +96,13 @@ pub(crate) async fn append(tx: &mut Tx<'_>, entry: &AuditEntry) -> StoreResult<(
     .await?
     .get_at(0)?;
     if id <= last_id {
-        return Err(StoreError::Conflict(format!(
-            "audit row {id} would come before the chain's head {last_id}"
+        // Not a conflict: the callers take a conflict for a refused step
+        // (a price there already, a withdrawal moved on). This is the log
+        // broken (its id sequence behind, after a bad restore, say), and
+        // nothing is written until an operator repairs it.
+        return Err(StoreError::Other(anyhow::anyhow!(
+            "audit row {id} would come before the chain's head {last_id}: \
+             the audit log's id sequence is behind its rows"
         )));
     }
     let written = AuditEntry {
@@ -190,4 +195,14 @@ pub(crate) async fn verify(tx: &mut Tx<'_>) -> StoreResult<AuditChain> {
         ));
     }
     Ok(chain)
+}
+
+/// Commits `tx` with `audit`, when given, as the audit log's next entry:
+/// a step and who took it commit together or not at all.
+pub(crate) async fn commit_audited(mut tx: Tx<'_>, audit: Option<&AuditEntry>) -> StoreResult<()> {
+    if let Some(entry) = audit {
+        append(&mut tx, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use updown_domain::ids::Email;
 use updown_domain::operator::Role;
 
+use super::audit::commit_audited;
 use super::db::{query, Tx};
 use super::rows::corrupt;
 use super::SqlStore;
-use crate::model::{Operator, OperatorToken};
-use crate::{OperatorStore, StoreError, StoreResult};
+use crate::model::{AuditEntry, Operator, OperatorToken};
+use crate::{AuditFor, OperatorStore, StoreError, StoreResult};
 
 const OPERATOR_COLUMNS: &str = "id, email, role, password_hash, created_at, disabled_at, \
     totp_secret, totp_pending, totp_last_step, failed_sign_ins, locked_until";
@@ -65,19 +66,23 @@ impl OperatorStore for SqlStore {
         role: Role,
         password_hash: &str,
         now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator> {
+        let mut tx = self.write().begin().await?;
         let sql = format!(
             "INSERT INTO operators (email, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING {OPERATOR_COLUMNS}"
         );
-        query(&sql)
+        let created = query(&sql)
             .bind(email.as_str())
             .bind(role.as_str())
             .bind(password_hash)
             .bind(now)
-            .fetch_one(self.write())
+            .fetch_one(&mut tx)
             .await?
-            .record()
+            .record()?;
+        commit_audited(tx, audit).await?;
+        Ok(created)
     }
 
     async fn operators(&self) -> StoreResult<Vec<Operator>> {
@@ -99,6 +104,7 @@ impl OperatorStore for SqlStore {
         email: &Email,
         role: Role,
         keep_an_admin: bool,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator> {
         let mut tx = self.write().begin().await?;
         if keep_an_admin && role != Role::Admin {
@@ -112,7 +118,7 @@ impl OperatorStore for SqlStore {
             .fetch_record(&mut tx)
             .await?
             .ok_or_else(|| not_found(email))?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(changed)
     }
 
@@ -121,6 +127,7 @@ impl OperatorStore for SqlStore {
         email: &Email,
         password_hash: &str,
         now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator> {
         let mut tx = self.write().begin().await?;
         let sql = format!(
@@ -134,7 +141,7 @@ impl OperatorStore for SqlStore {
             .await?
             .ok_or_else(|| not_found(email))?;
         end_sessions(&mut tx, changed.id, now).await?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(changed)
     }
 
@@ -143,6 +150,7 @@ impl OperatorStore for SqlStore {
         email: &Email,
         now: DateTime<Utc>,
         keep_an_admin: bool,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator> {
         let mut tx = self.write().begin().await?;
         if keep_an_admin {
@@ -171,7 +179,7 @@ impl OperatorStore for SqlStore {
             .execute(&mut tx)
             .await?;
         end_sessions(&mut tx, disabled.id, now).await?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(disabled)
     }
 
@@ -181,8 +189,10 @@ impl OperatorStore for SqlStore {
         name: &str,
         token_hash: &str,
         now: DateTime<Utc>,
+        audit: Option<AuditFor<'_>>,
     ) -> StoreResult<i64> {
-        query(
+        let mut tx = self.write().begin().await?;
+        let id: i64 = query(
             "INSERT INTO operator_tokens (operator_id, name, token_hash, created_at) \
              SELECT id, $2, $3, $4 FROM operators WHERE id = $1 AND disabled_at IS NULL RETURNING id",
         )
@@ -190,10 +200,12 @@ impl OperatorStore for SqlStore {
         .bind(name)
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(self.write())
+        .fetch_optional(&mut tx)
         .await?
         .ok_or_else(|| StoreError::Conflict(format!("operator {operator} is disabled or unknown")))?
-        .get_at(0)
+        .get_at(0)?;
+        commit_audited(tx, audit.map(|entry| entry(id)).as_ref()).await?;
+        Ok(id)
     }
 
     async fn operator_tokens(&self, operator: i64) -> StoreResult<Vec<OperatorToken>> {
@@ -222,7 +234,9 @@ impl OperatorStore for SqlStore {
         operator: i64,
         token: i64,
         now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<()> {
+        let mut tx = self.write().begin().await?;
         let revoked = query(
             "UPDATE operator_tokens SET revoked_at = $3 \
              WHERE id = $2 AND operator_id = $1 AND revoked_at IS NULL",
@@ -230,14 +244,14 @@ impl OperatorStore for SqlStore {
         .bind(operator)
         .bind(token)
         .bind(now)
-        .execute(self.write())
+        .execute(&mut tx)
         .await?;
         if revoked != 1 {
             return Err(StoreError::NotFound(format!(
                 "token {token} of yours that is not revoked"
             )));
         }
-        Ok(())
+        commit_audited(tx, audit).await
     }
 
     async fn operator_by_token(&self, token_hash: &str) -> StoreResult<Option<(Operator, i64)>> {
@@ -262,7 +276,9 @@ impl OperatorStore for SqlStore {
         operator: i64,
         lock_after: i32,
         lock_until: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Operator> {
+        let mut tx = self.write().begin().await?;
         // Every right-hand side reads the row as it was: the failure that
         // reaches `lock_after` locks and starts the count again.
         let sql = format!(
@@ -271,13 +287,17 @@ impl OperatorStore for SqlStore {
                locked_until = CASE WHEN failed_sign_ins + 1 >= $2 THEN $3 ELSE locked_until END \
              WHERE id = $1 RETURNING {OPERATOR_COLUMNS}"
         );
-        query(&sql)
+        let counted: Operator = query(&sql)
             .bind(operator)
             .bind(lock_after)
             .bind(lock_until)
-            .fetch_record(self.write())
+            .fetch_record(&mut tx)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("operator {operator}")))
+            .ok_or_else(|| StoreError::NotFound(format!("operator {operator}")))?;
+        // The count starts again (at 0) only with the failure that locks.
+        let locked_now = counted.failed_sign_ins == 0;
+        commit_audited(tx, audit.filter(|_| locked_now)).await?;
+        Ok(counted)
     }
 
     async fn clear_sign_in_failures(&self, operator: i64) -> StoreResult<()> {
@@ -315,7 +335,13 @@ impl OperatorStore for SqlStore {
         Ok(())
     }
 
-    async fn confirm_totp(&self, operator: i64, step: i64) -> StoreResult<bool> {
+    async fn confirm_totp(
+        &self,
+        operator: i64,
+        step: i64,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().begin().await?;
         let done = query(
             "UPDATE operators SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $2 \
              WHERE id = $1 AND totp_pending IS NOT NULL AND disabled_at IS NULL \
@@ -323,12 +349,21 @@ impl OperatorStore for SqlStore {
         )
         .bind(operator)
         .bind(step)
-        .execute(self.write())
+        .execute(&mut tx)
         .await?;
-        Ok(done == 1)
+        if done != 1 {
+            return Ok(false);
+        }
+        commit_audited(tx, audit).await?;
+        Ok(true)
     }
 
-    async fn clear_totp(&self, email: &Email, now: DateTime<Utc>) -> StoreResult<Operator> {
+    async fn clear_totp(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Operator> {
         let mut tx = self.write().begin().await?;
         let sql = format!(
             "UPDATE operators SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL \
@@ -340,7 +375,7 @@ impl OperatorStore for SqlStore {
             .await?
             .ok_or_else(|| not_found(email))?;
         end_sessions(&mut tx, changed.id, now).await?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(changed)
     }
 
@@ -350,8 +385,10 @@ impl OperatorStore for SqlStore {
         token_hash: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        audit: Option<AuditFor<'_>>,
     ) -> StoreResult<i64> {
-        query(
+        let mut tx = self.write().begin().await?;
+        let id: i64 = query(
             "INSERT INTO operator_sessions (operator_id, token_hash, created_at, expires_at) \
              SELECT id, $2, $3, $4 FROM operators WHERE id = $1 AND disabled_at IS NULL RETURNING id",
         )
@@ -359,10 +396,12 @@ impl OperatorStore for SqlStore {
         .bind(token_hash)
         .bind(now)
         .bind(expires_at)
-        .fetch_optional(self.write())
+        .fetch_optional(&mut tx)
         .await?
         .ok_or_else(|| StoreError::Conflict(format!("operator {operator} is disabled or unknown")))?
-        .get_at(0)
+        .get_at(0)?;
+        commit_audited(tx, audit.map(|entry| entry(id)).as_ref()).await?;
+        Ok(id)
     }
 
     async fn operator_by_session(

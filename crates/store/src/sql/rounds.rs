@@ -6,6 +6,7 @@ use updown_domain::ids::{Market, RoundCode, RoundId};
 use updown_domain::payout::PayoutPlan;
 use updown_domain::round::{Outcome, RoundStatus, RoundTerms};
 
+use super::audit::commit_audited;
 use super::db::{query, Record, Tx};
 use super::replica::on_replica;
 use super::rows::{corrupt, micros, optional_micros, parse, parse_price};
@@ -33,7 +34,11 @@ pub(crate) async fn round_in(tx: &mut Tx<'_>, id: RoundId, lock: &str) -> StoreR
 
 #[async_trait]
 impl RoundStore for SqlStore {
-    async fn open_round(&self, new: &NewRound) -> StoreResult<(Round, bool)> {
+    async fn open_round(
+        &self,
+        new: &NewRound,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<(Round, bool)> {
         let terms = &new.terms;
         if let Ok(existing) = self.round(&terms.market, terms.code).await {
             return Ok((existing, false));
@@ -81,7 +86,7 @@ impl RoundStore for SqlStore {
         match inserted {
             Ok(row) => {
                 let round = row.record()?;
-                tx.commit().await?;
+                commit_audited(tx, audit).await?;
                 Ok((round, true))
             }
             // Another caller opened it between our read and insert.
@@ -149,9 +154,15 @@ impl RoundStore for SqlStore {
         })
     }
 
-    async fn lock_round(&self, round: RoundId, now: DateTime<Utc>) -> StoreResult<Round> {
+    async fn lock_round(
+        &self,
+        round: RoundId,
+        now: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<Round> {
         let mut tx = self.write().begin().await?;
         let current = round_in(&mut tx, round, self.for_update()).await?;
+        let mut locked_now = false;
         match current.status {
             RoundStatus::Open => {
                 query("UPDATE rounds SET status = 'LOCKED', locked_at = $2 WHERE id = $1")
@@ -159,12 +170,14 @@ impl RoundStore for SqlStore {
                     .bind(now)
                     .execute(&mut tx)
                     .await?;
+                locked_now = true;
             }
             RoundStatus::Locked => {}
             _ => current.clock().check_lock()?,
         }
         let locked = round_in(&mut tx, round, "").await?;
-        tx.commit().await?;
+        // Only the call that locked it says so in the audit log.
+        commit_audited(tx, audit.filter(|_| locked_now)).await?;
         Ok(locked)
     }
 

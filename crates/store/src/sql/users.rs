@@ -10,12 +10,13 @@ use updown_domain::ids::{Email, UserId};
 use updown_domain::ledger::Posting;
 use updown_domain::Micros;
 
+use super::audit::commit_audited;
 use super::db::{placeholders, query, Tx};
 use super::ledger::{account_row, invalid};
 use super::replica::on_replica;
 use super::rows::{micros, USER_COLUMNS, U_USER_COLUMNS};
 use super::SqlStore;
-use crate::model::{ApiKeyInfo, StatementLine, User, UserSummary};
+use crate::model::{ApiKeyInfo, AuditEntry, StatementLine, User, UserSummary};
 use crate::{StoreError, StoreResult, UserStore};
 
 fn user_not_found(user: impl std::fmt::Display) -> StoreError {
@@ -233,6 +234,7 @@ impl UserStore for SqlStore {
         wanted: PlayerLimits,
         now: DateTime<Utc>,
         cooloff: Duration,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<User> {
         let mut tx = self.write().begin().await?;
         // A no-op update takes the row lock on both engines, so the
@@ -276,7 +278,7 @@ impl UserStore for SqlStore {
                     "a self-exclusion in force can be extended, not shortened or lifted".into(),
                 )
             })?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(changed)
     }
 
