@@ -166,15 +166,15 @@ fn add_to(method: HttpMethod, operation: &mut Operation) {
             Entry::Vacant(entry) => {
                 entry.insert(error_answer(description).into());
             }
-            // A route's own answer with this status (a 503 of its own)
-            // says it may also be this one.
-            Entry::Occupied(mut entry) => {
-                if let RefOr::T(own) = entry.get_mut() {
-                    if !own.description.contains(description) {
-                        own.description = format!("{}; or {description}", own.description);
-                    }
+            // A route's own 503 (its own reason to be unavailable) says it
+            // may also be the timeout; its other answers say it all.
+            Entry::Occupied(mut entry) if status == "503" => match entry.get_mut() {
+                RefOr::T(own) if !own.description.contains(description) => {
+                    own.description = format!("{}; or {description}", own.description);
                 }
-            }
+                _ => {}
+            },
+            Entry::Occupied(_) => {}
         }
     }
 }

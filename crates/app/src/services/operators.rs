@@ -174,10 +174,20 @@ impl App {
             format!("operator {}", operator.email),
             Some(format!("{LOCK_AFTER} failed sign-ins in a row")),
         );
-        self.store
+        let counted = self
+            .store
             .record_sign_in_failure(operator.id, LOCK_AFTER, now + LOCK_FOR, Some(&locked))
-            .await?;
+            .await;
         tracing::info!(event = "operator_sign_in_refused", operator = %operator.email, wrong = what);
+        if let Err(e) = counted {
+            // The lock matters more than its entry: with the audit log
+            // unwritable, guessing must not go on unlimited. Count the
+            // failure without it (twice, at worst, which locks sooner).
+            self.store
+                .record_sign_in_failure(operator.id, LOCK_AFTER, now + LOCK_FOR, None)
+                .await?;
+            return Err(e.into());
+        }
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use updown_store::on_both_backends;
 on_both_backends!(
     an_operator_signs_in_with_password_and_code_and_the_console_cookie_obeys_the_role,
     an_admin_manages_operators_from_the_console_and_support_sets_a_players_limits,
+    the_lock_after_failed_sign_ins_holds_when_the_audit_log_cannot_be_written,
 );
 
 const HOST: (&str, &str) = ("host", "updown.example:8000");
@@ -301,6 +302,40 @@ async fn an_operator_signs_in_with_password_and_code_and_the_console_cookie_obey
     let (status, _, _) = sign_in(&t, tre, "a longer passphrase", Some(&code_at(0))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(t.app.audit_chain().await.unwrap().broken.is_none());
+}
+
+/// The lock commits with its audit entry; should the entry fail (the log's
+/// chain broken, here its head moved past the id sequence), the failure
+/// is still counted and the lock still falls: guessing never goes on.
+async fn the_lock_after_failed_sign_ins_holds_when_the_audit_log_cannot_be_written(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:10Z")).await;
+    let tre = "tre@ops.example.com";
+    let (_, password) = t
+        .app
+        .add_operator(tre, Role::Treasurer, "test")
+        .await
+        .unwrap();
+    t.behind_the_back("UPDATE audit_head SET last_id = last_id + 1000000")
+        .await;
+    for failures in 1..=4 {
+        let (status, _, _) = sign_in(&t, tre, "not it at all", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "after {failures}");
+    }
+    // The fifth locks; its entry cannot be written, which is an error.
+    let (status, _, answer) = sign_in(&t, tre, "not it at all", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    let all = t.app.operators().await.unwrap();
+    let counted = all.iter().find(|o| o.email.as_str() == tre).unwrap();
+    assert!(counted.locked_until.is_some(), "{counted:?}");
+    let (status, _, answer) = sign_in(&t, tre, &password, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked until"),
+        "{answer}"
+    );
 }
 
 async fn an_admin_manages_operators_from_the_console_and_support_sets_a_players_limits(db: Db) {

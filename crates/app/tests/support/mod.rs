@@ -194,6 +194,21 @@ impl TestApp {
         self._db.store.clone()
     }
 
+    /// Runs `sql` on the test's database behind the service's back, as a
+    /// fault or a bad restore would change it.
+    pub async fn behind_the_back(&self, sql: &str) {
+        let url = &self._db.url;
+        if url.starts_with("sqlite") {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+
     /// Another instance on the same database and clock, as a second
     /// `serve` process would be (its own caches, batcher and event bus).
     pub fn twin(&self, overrides: &[(&str, &str)]) -> App {
