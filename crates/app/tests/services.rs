@@ -45,6 +45,7 @@ on_both_backends!(
     bad_input_is_refused_with_a_clear_error_and_changes_nothing,
     a_settlement_that_crashes_midway_resumes_and_pays_everyone_exactly_once,
     the_clock_refuses_bets_at_the_lock_even_before_the_scheduler_locks,
+    a_round_locked_by_two_at_once_is_told_and_audited_once,
     a_bet_received_just_before_the_lock_is_filed_in_its_own_round,
     auto_settlement_voids_and_refunds_when_no_close_arrives_in_time,
     a_tie_voids_the_round_under_the_refund_policy,
@@ -391,6 +392,54 @@ async fn a_settlement_that_crashes_midway_resumes_and_pays_everyone_exactly_once
         );
     }
     t.assert_verified().await;
+}
+
+/// An operator's early lock racing another lock (the scheduler's, or a
+/// second operator's): the round locks once, `round_locked` is published
+/// once, and only an operator whose call locked it is in the audit log.
+async fn a_round_locked_by_two_at_once_is_told_and_audited_once(db: Db) {
+    let t = TestApp::spawn(db, &[], at(MORNING)).await;
+    t.open(CODE).await;
+    let mut heard = t.app.events.subscribe();
+    let (by_hand, by_clock) = tokio::join!(
+        t.app
+            .operator_lock_round(code(), "ops", Some("outage".into())),
+        t.app.lock_round(code()),
+    );
+    let (by_hand, by_clock) = (by_hand.unwrap(), by_clock.unwrap());
+    assert_eq!(by_hand.locked_at, by_clock.locked_at);
+    assert_eq!(by_hand.status, RoundStatus::Locked);
+    let mut told = 0;
+    while let Ok(event) = heard.try_recv() {
+        told += usize::from(event.kind == EventKind::RoundLocked);
+    }
+    assert_eq!(told, 1, "round_locked published once");
+    let audited = t
+        .app
+        .audit_log(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "lock_round")
+        .count();
+    // Either call may have won the lock: the audit says which.
+    let locked_by_hand = audited == 1;
+    assert!(audited <= 1, "{audited} entries");
+    // Again, by hand: it was locked already, so no entry and no event.
+    t.app
+        .operator_lock_round(code(), "ops", Some("again".into()))
+        .await
+        .unwrap();
+    let after = t
+        .app
+        .audit_log(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "lock_round")
+        .count();
+    assert_eq!(after, usize::from(locked_by_hand));
+    assert!(heard.try_recv().is_err(), "nothing more told");
 }
 
 async fn the_clock_refuses_bets_at_the_lock_even_before_the_scheduler_locks(db: Db) {

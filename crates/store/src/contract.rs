@@ -441,14 +441,15 @@ pub trait RoundStore: Send + Sync {
         at: DateTime<Utc>,
         payouts_at: DateTime<Utc>,
     ) -> StoreResult<(Round, bool)>;
-    /// OPEN -> LOCKED; a round already locked is returned as it is.
-    /// `audit` is recorded only by the call that locks it.
+    /// OPEN -> LOCKED; a round already locked is returned as it is. The
+    /// round, and whether this call locked it (only then is `audit`
+    /// recorded).
     async fn lock_round(
         &self,
         round: RoundId,
         now: DateTime<Utc>,
         audit: Option<&AuditEntry>,
-    ) -> StoreResult<Round>;
+    ) -> StoreResult<(Round, bool)>;
 
     // The closes rounds settle on.
     /// Records a close with what each source answered (none for a close

@@ -259,16 +259,16 @@ async fn a_round_from_deposits_to_settlement_keeps_every_invariant(engine: Engin
     assert_verified(&store).await;
 
     // An operator's early lock: a bet received from then on is refused.
-    let locked = store
+    let (locked, locked_now) = store
         .lock_round(round.id, now, Some(&by("lock_round")))
         .await
         .unwrap();
-    assert_eq!(locked.status, RoundStatus::Locked);
-    let again = store
+    assert_eq!((locked.status, locked_now), (RoundStatus::Locked, true));
+    let (again, locked_again) = store
         .lock_round(round.id, now, Some(&by("lock_round")))
         .await
         .unwrap();
-    assert_eq!(again.locked_at, locked.locked_at);
+    assert_eq!((again.locked_at, locked_again), (locked.locked_at, false));
     // Only the calls that opened and locked it left an entry.
     assert_eq!(
         audited(&store).await,

@@ -170,12 +170,14 @@ impl App {
         let entry = operator.map(|(actor, reason)| {
             self.audit_entry(actor, "lock_round", format!("round {code}"), reason)
         });
-        let locked = self
+        let (locked, locked_now) = self
             .store
             .lock_round(round.id, self.clock.now(), entry.as_ref())
             .await?;
         self.touch();
-        if round.status == RoundStatus::Open {
+        // Told once, by the call that locked it (of an operator and the
+        // scheduler racing, one).
+        if locked_now {
             tracing::info!(event = "round_locked", round = %code);
             self.publish(
                 EventKind::RoundLocked,
@@ -321,7 +323,7 @@ impl App {
                     round.terms.lock_at
                 )));
             }
-            return Ok(self.store.lock_round(round.id, now, None).await?);
+            return Ok(self.store.lock_round(round.id, now, None).await?.0);
         }
         Ok(round)
     }

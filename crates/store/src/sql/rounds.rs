@@ -159,7 +159,7 @@ impl RoundStore for SqlStore {
         round: RoundId,
         now: DateTime<Utc>,
         audit: Option<&AuditEntry>,
-    ) -> StoreResult<Round> {
+    ) -> StoreResult<(Round, bool)> {
         let mut tx = self.write().begin().await?;
         let current = round_in(&mut tx, round, self.for_update()).await?;
         let mut locked_now = false;
@@ -178,7 +178,7 @@ impl RoundStore for SqlStore {
         let locked = round_in(&mut tx, round, "").await?;
         // Only the call that locked it says so in the audit log.
         commit_audited(tx, audit.filter(|_| locked_now)).await?;
-        Ok(locked)
+        Ok((locked, locked_now))
     }
 
     async fn publish_result(
