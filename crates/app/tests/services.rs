@@ -414,14 +414,11 @@ async fn a_round_locked_by_two_at_once_is_told_and_audited_once(db: Db) {
         told += usize::from(event.kind == EventKind::RoundLocked);
     }
     assert_eq!(told, 1, "round_locked published once");
-    let audited = t
-        .app
-        .audit_log(None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "lock_round")
-        .count();
+    let lock_entries = || async {
+        let log = t.app.audit_log(None, 10).await.unwrap();
+        log.iter().filter(|e| e.action == "lock_round").count()
+    };
+    let audited = lock_entries().await;
     // Either call may have won the lock: the audit says which.
     let locked_by_hand = audited == 1;
     assert!(audited <= 1, "{audited} entries");
@@ -430,15 +427,7 @@ async fn a_round_locked_by_two_at_once_is_told_and_audited_once(db: Db) {
         .operator_lock_round(code(), "ops", Some("again".into()))
         .await
         .unwrap();
-    let after = t
-        .app
-        .audit_log(None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "lock_round")
-        .count();
-    assert_eq!(after, usize::from(locked_by_hand));
+    assert_eq!(lock_entries().await, usize::from(locked_by_hand));
     assert!(heard.try_recv().is_err(), "nothing more told");
 }
 

@@ -14,7 +14,7 @@ use updown_domain::{Micros, UserId};
 use updown_store::*;
 
 use updown_store::on_both_backends;
-use updown_store::testing::Engine;
+use updown_store::testing::{behind_the_back, Engine};
 
 on_both_backends!(
     a_round_from_deposits_to_settlement_keeps_every_invariant,
@@ -2218,18 +2218,6 @@ async fn a_sweep_moves_custody_between_places_once_and_a_reverted_one_books_noth
 
 /// Runs `sql` on the database directly, as an insider with its credentials
 /// would, behind the store's back.
-async fn behind_the_back(url: &str, sql: &str) {
-    if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    }
-}
-
 async fn a_close_by_hand_is_recorded_with_its_audit_entry_or_neither_is(engine: Engine) {
     let db = engine.fresh().await;
     let store = db.store.clone();

@@ -46,6 +46,19 @@ async fn sign_in(
     (status, cookie, answer)
 }
 
+/// A sign-in refused because the account is locked, even with the right
+/// password (and code).
+fn assert_locked((status, _, answer): (StatusCode, Option<String>, Value)) {
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked until"),
+        "{answer}"
+    );
+}
+
 /// A request with the console cookie from our own origin.
 async fn as_operator(
     t: &TestApp,
@@ -236,15 +249,7 @@ async fn an_operator_signs_in_with_password_and_code_and_the_console_cookie_obey
         let locked = counted.locked_until.is_some();
         assert_eq!(locked, failures == 5, "after {failures} failures");
     }
-    let (status, _, answer) = sign_in(&t, tre, &password, Some(&code_at(0))).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("locked until"),
-        "{answer}"
-    );
+    assert_locked(sign_in(&t, tre, &password, Some(&code_at(0))).await);
     let log = t.app.audit_log(None, 20).await.unwrap();
     assert!(log
         .iter()
@@ -327,15 +332,7 @@ async fn the_lock_after_failed_sign_ins_holds_when_the_audit_log_cannot_be_writt
     let all = t.app.operators().await.unwrap();
     let counted = all.iter().find(|o| o.email.as_str() == tre).unwrap();
     assert!(counted.locked_until.is_some(), "{counted:?}");
-    let (status, _, answer) = sign_in(&t, tre, &password, None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("locked until"),
-        "{answer}"
-    );
+    assert_locked(sign_in(&t, tre, &password, None).await);
 }
 
 async fn an_admin_manages_operators_from_the_console_and_support_sets_a_players_limits(db: Db) {

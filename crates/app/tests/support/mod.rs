@@ -197,16 +197,7 @@ impl TestApp {
     /// Runs `sql` on the test's database behind the service's back, as a
     /// fault or a bad restore would change it.
     pub async fn behind_the_back(&self, sql: &str) {
-        let url = &self._db.url;
-        if url.starts_with("sqlite") {
-            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        } else {
-            let pool = sqlx::PgPool::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
+        updown_store::testing::behind_the_back(&self._db.url, sql).await;
     }
 
     /// Another instance on the same database and clock, as a second
