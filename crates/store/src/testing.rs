@@ -217,6 +217,20 @@ impl ScratchDatabase {
     }
 }
 
+/// Runs `sql` on the database at `url` behind the service's back, as a
+/// fault, a bad restore or a tamperer would change it.
+pub async fn behind_the_back(url: &str, sql: &str) {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -230,19 +244,5 @@ mod tests {
             Some("postgres://h/x")
         );
         assert_eq!(super::with_database("postgres://h", "x"), None);
-    }
-}
-
-/// Runs `sql` on the database at `url` behind the service's back, as a
-/// fault, a bad restore or a tamperer would change it.
-pub async fn behind_the_back(url: &str, sql: &str) {
-    if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-        pool.close().await;
     }
 }
