@@ -20,9 +20,13 @@
 //! is recorded right after they succeed, and a retry after a lost answer
 //! runs again to the same state.
 //!
+//! An answer holding a secret shown once (a generated password, a token)
+//! is recorded with a stand-in: the secret is never kept in the clear,
+//! and a retry is told the request took effect (409).
+//!
 //! Only effects are recorded: an answer given before any money moved (bad
 //! input, a refusal for funds or limits) is not, so a retry is decided
-//! afresh. Keys are scoped by the account (`user:<id>`, `operator:admin`),
+//! afresh. Keys are scoped by the account (`user:<id>`, `operator:<email>`, `operator:break-glass`),
 //! not by the credential, and kept 24 hours, then purged.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -277,12 +281,12 @@ pub async fn idempotency(State(app): State<App>, request: Request, next: Next) -
     if !response.status().is_success() || recorded_with_effect {
         return response;
     }
-    record_after(&app, &current.key, response).await
+    record_after(&app, &current.key, &path, response).await
 }
 
 /// Records the answer of an action idempotent by itself, then sends it; if
 /// a concurrent request with the key recorded first, sends that answer.
-async fn record_after(app: &App, key: &RequestKey, response: Response) -> Response {
+async fn record_after(app: &App, key: &RequestKey, path: &str, response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_RESPONSE_BYTES).await else {
         return ApiError::new(
@@ -292,9 +296,13 @@ async fn record_after(app: &App, key: &RequestKey, response: Response) -> Respon
         )
         .into_response();
     };
-    let answer = KeptAnswer {
-        status: parts.status.as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+    let answer = if answer_holds_secret(path) {
+        secret_not_kept()
+    } else {
+        KeptAnswer {
+            status: parts.status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     };
     match app.record_idempotency_key(key, &answer).await {
         Ok(true) => Response::from_parts(parts, Body::from(bytes)),
@@ -309,6 +317,33 @@ async fn record_after(app: &App, key: &RequestKey, response: Response) -> Respon
             Response::from_parts(parts, Body::from(bytes))
         }
     }
+}
+
+/// Operator routes whose answer holds a secret shown once: a generated
+/// password, a personal token, a second factor's secret, a session. The
+/// key of such a request is kept, so a retry never acts twice, but with a
+/// stand-in answer ([`secret_not_kept`]): the database keeps tokens and
+/// passwords only as hashes, never in the clear.
+fn answer_holds_secret(path: &str) -> bool {
+    matches!(
+        path,
+        "/admin/operators" | "/admin/me/tokens" | "/admin/me/totp" | "/admin/sessions"
+    ) || path
+        .strip_prefix("/admin/operators/")
+        .is_some_and(|rest| rest.ends_with("/reset-password"))
+}
+
+/// What a retry of a request whose answer held a secret is told.
+fn secret_not_kept() -> KeptAnswer {
+    json_answer(
+        StatusCode::CONFLICT,
+        &serde_json::json!({ "error": {
+            "code": "idempotency_answer_not_kept",
+            "message": "a request with this Idempotency-Key took effect; its answer held a secret \
+                        shown once, which is not kept: list what exists (operators, tokens) and \
+                        reset or revoke what was not received",
+        }}),
+    )
 }
 
 /// The recorded answer, or 422 when the key came with another request.
@@ -339,7 +374,7 @@ fn in_progress() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{applies, refused_as_none};
+    use super::{answer_holds_secret, applies, refused_as_none};
     use crate::error::AppError;
     use axum::http::Method;
 
@@ -371,5 +406,26 @@ mod tests {
         assert!(!applies(&Method::POST, "/users"));
         assert!(!applies(&Method::DELETE, "/bets/"));
         assert!(!applies(&Method::DELETE, "/me/keys/3"));
+    }
+
+    #[test]
+    fn answers_with_secrets_are_the_ones_shown_once() {
+        for path in [
+            "/admin/operators",
+            "/admin/operators/7/reset-password",
+            "/admin/me/tokens",
+            "/admin/me/totp",
+            "/admin/sessions",
+        ] {
+            assert!(answer_holds_secret(path), "{path}");
+        }
+        for path in [
+            "/admin/operators/7/role",
+            "/admin/operators/7/reset-totp",
+            "/admin/me/totp/confirm",
+            "/admin/rounds",
+        ] {
+            assert!(!answer_holds_secret(path), "{path}");
+        }
     }
 }

@@ -19,6 +19,7 @@ on_both_backends!(
     a_retry_after_rotating_the_api_key_still_finds_its_answer,
     cancels_and_operator_actions_replay_their_first_answer,
     a_retry_after_the_lock_still_gets_its_first_answer,
+    a_retry_of_an_answer_that_held_a_secret_acts_once_and_the_secret_is_not_kept,
 );
 
 /// A player with 10 USDC and their key.
@@ -202,4 +203,45 @@ async fn a_retry_after_the_lock_still_gets_its_first_answer(db: Db) {
     .await;
     assert_eq!(other.0, StatusCode::UNPROCESSABLE_ENTITY);
     t.assert_verified().await;
+}
+
+/// An operator added with a key: its retry adds no one else, and neither
+/// the retry's answer nor the database holds the generated password.
+async fn a_retry_of_an_answer_that_held_a_secret_acts_once_and_the_secret_is_not_kept(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:00Z")).await;
+    let sue = r#"{"email": "sue@ops.example.com", "role": "support"}"#;
+    let added = keyed(&t, "POST", "/admin/operators", sue, ADMIN, "add-sue").await;
+    assert_eq!(
+        added.0,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&added.2)
+    );
+    let answer: Value = serde_json::from_slice(&added.2).unwrap();
+    let password = answer["password"].as_str().unwrap().to_string();
+    let retry = keyed(&t, "POST", "/admin/operators", sue, ADMIN, "add-sue").await;
+    assert_eq!((retry.0, retry.1), (StatusCode::CONFLICT, true));
+    let told: Value = serde_json::from_slice(&retry.2).unwrap();
+    assert_eq!(
+        told["error"]["code"], "idempotency_answer_not_kept",
+        "{told}"
+    );
+    assert!(!String::from_utf8_lossy(&retry.2).contains(&password));
+    let kept = t
+        .app
+        .idempotency_key("operator:break-glass", "add-sue")
+        .await
+        .unwrap()
+        .expect("the key is kept");
+    assert!(
+        !kept.answer.body.contains(&password),
+        "{}",
+        kept.answer.body
+    );
+    let operators = t.app.operators().await.unwrap();
+    let sues = operators
+        .iter()
+        .filter(|o| o.email.as_str() == "sue@ops.example.com")
+        .count();
+    assert_eq!(sues, 1);
 }
