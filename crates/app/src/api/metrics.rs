@@ -53,38 +53,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// The route template a request matched, for the access log.
+/// The route template a request matched, for the access log
+/// ([`super::frame`]).
 #[derive(Clone)]
 pub struct RouteTemplate(pub String);
-
-/// The access log: one line per request (JSON with `LOG_FORMAT=json`),
-/// whatever became of it: method, route template, status, latency and
-/// request id, at `info` on target `access`. `ACCESS_LOG=off` skips it.
-pub async fn access_log(State(app): State<App>, request: Request, next: Next) -> Response {
-    if !app.config.http.access_log {
-        return next.run(request).await;
-    }
-    let method = request.method().clone();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or("unmatched", |r| r.0.as_str());
-    tracing::info!(
-        target: "access",
-        method = %method,
-        route,
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
-        request_id = %request_id,
-        "request"
-    );
-    response
-}
