@@ -84,6 +84,10 @@ pub type AuditWith<'a> =
 /// transaction from the new row's id.
 pub type AuditFor<'a> = &'a (dyn Fn(i64) -> AuditEntry + Send + Sync);
 
+/// The audit entry of a change, made inside the store's transaction from
+/// the row as it was before, read under lock.
+pub type AuditFrom<'a, T> = &'a (dyn Fn(&T) -> AuditEntry + Send + Sync);
+
 /// The hot wallet's sending: nonces from the database, each signed
 /// transaction stored before it is broadcast.
 #[async_trait]
@@ -596,13 +600,15 @@ pub trait OperatorStore: Send + Sync {
     async fn operators(&self) -> StoreResult<Vec<Operator>>;
     async fn operator_by_email(&self, email: &Email) -> StoreResult<Operator>;
     /// With `keep_an_admin`, refused (conflict) if it would leave no
-    /// enabled admin, checked with every admin's row held.
+    /// enabled admin, checked with every admin's row held. The role it
+    /// already has changes nothing and records nothing; otherwise `audit`
+    /// makes the entry from the row as it was.
     async fn set_operator_role(
         &self,
         email: &Email,
         role: updown_domain::operator::Role,
         keep_an_admin: bool,
-        audit: Option<&AuditEntry>,
+        audit: Option<AuditFrom<'_, Operator>>,
     ) -> StoreResult<Operator>;
     /// Sets the password, clears failures and the lock, and ends the
     /// operator's sessions.

@@ -2496,11 +2496,26 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
     let (found, id) = store.operator_by_token("hash-1").await.unwrap().unwrap();
     assert_eq!((found.email.as_str(), id), ("ann@ops.example.com", token));
     assert!(store.operator_by_token("hash-2").await.unwrap().is_none());
+    // The entry is made from the row as the store held it; the role it
+    // has already changes and records nothing.
+    let role_from = |before: &updown_store::Operator| {
+        entry(
+            "root",
+            "role",
+            format!("from {}", before.role.as_str()),
+            now,
+        )
+    };
     let changed = store
-        .set_operator_role(&ann, Role::Viewer, false, Some(&by("role")))
+        .set_operator_role(&ann, Role::Viewer, false, Some(&role_from))
         .await
         .unwrap();
     assert_eq!(changed.role, Role::Viewer);
+    let same = store
+        .set_operator_role(&ann, Role::Viewer, false, Some(&role_from))
+        .await
+        .unwrap();
+    assert_eq!(same.role, Role::Viewer);
     let reset = store
         .set_operator_password(&ann, "$argon2id$new", now, Some(&by("password")))
         .await
@@ -2544,7 +2559,12 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
     ));
     assert!(matches!(
         store
-            .set_operator_role(&boss, Role::Viewer, true, Some(&by("last role")))
+            .set_operator_role(
+                &boss,
+                Role::Viewer,
+                true,
+                Some(&|_: &updown_store::Operator| by("last role"))
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -2559,7 +2579,7 @@ async fn operators_have_one_account_per_email_and_a_disabled_ones_tokens_stop(en
         [
             done("add"),
             ("token".into(), format!("token {token}")),
-            done("role"),
+            ("role".into(), "from treasurer".into()),
             done("password"),
             done("disable"),
         ]

@@ -415,17 +415,20 @@ impl App {
         keep_an_admin: bool,
     ) -> AppResult<Operator> {
         let address = email(address)?;
-        let before = self.store.operator_by_email(&address).await?;
-        let entry = self.audit_entry(
-            by,
-            "operator_set_role",
-            format!(
-                "operator {address}: {} -> {}",
-                before.role.as_str(),
-                role.as_str()
-            ),
-            Some(reason.to_string()),
-        );
+        // Written from the row as the store holds it, so two operators
+        // changing one role at once each record what they changed from.
+        let entry = |before: &Operator| {
+            self.audit_entry(
+                by,
+                "operator_set_role",
+                format!(
+                    "operator {address}: {} -> {}",
+                    before.role.as_str(),
+                    role.as_str()
+                ),
+                Some(reason.to_string()),
+            )
+        };
         let changed = self
             .store
             .set_operator_role(&address, role, keep_an_admin, Some(&entry))

@@ -17,6 +17,7 @@ on_both_backends!(
     an_operator_signs_in_with_password_and_code_and_the_console_cookie_obeys_the_role,
     an_admin_manages_operators_from_the_console_and_support_sets_a_players_limits,
     the_lock_after_failed_sign_ins_holds_when_the_audit_log_cannot_be_written,
+    two_operators_changing_one_role_at_once_record_what_each_changed_from,
 );
 
 const HOST: (&str, &str) = ("host", "updown.example:8000");
@@ -518,4 +519,57 @@ async fn an_admin_manages_operators_from_the_console_and_support_sets_a_players_
         "no password hash leaves"
     );
     assert!(t.app.audit_chain().await.unwrap().broken.is_none());
+}
+
+/// Two operators change one role at the same moment: the audit log tells
+/// the changes in order, each from the role the one before left (a role
+/// read before the change's transaction would say both changed it from
+/// the same one), and setting the role it has records nothing.
+async fn two_operators_changing_one_role_at_once_record_what_each_changed_from(db: Db) {
+    let t = TestApp::spawn(db, &[("ADMIN_TOKEN", ADMIN)], at("2026-11-24T15:00:10Z")).await;
+    let sue = "sue@ops.example.com";
+    t.app
+        .add_operator(sue, Role::Support, "test")
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let (up, down) = tokio::join!(
+            t.app.set_operator_role(sue, Role::Operator, "ann", "more"),
+            t.app.set_operator_role(sue, Role::Viewer, "bob", "less"),
+        );
+        up.unwrap();
+        down.unwrap();
+        t.app
+            .set_operator_role(sue, Role::Support, "test", "back")
+            .await
+            .unwrap();
+    }
+    t.app
+        .set_operator_role(sue, Role::Support, "test", "again")
+        .await
+        .unwrap();
+    let mut log = t.app.audit_log(None, 100).await.unwrap();
+    log.reverse();
+    let changes: Vec<(String, String)> = log
+        .iter()
+        .filter(|e| e.action == "operator_set_role")
+        .map(|e| {
+            let (from, to) = e
+                .subject
+                .split_once(": ")
+                .unwrap()
+                .1
+                .split_once(" -> ")
+                .unwrap();
+            (from.to_string(), to.to_string())
+        })
+        .collect();
+    assert_eq!(changes.len(), 12, "{changes:?}");
+    let mut role = "support".to_string();
+    for (from, to) in &changes {
+        assert_eq!(from, &role, "{changes:?}");
+        assert_ne!(from, to, "{changes:?}");
+        role = to.clone();
+    }
+    assert_eq!(role, "support");
 }

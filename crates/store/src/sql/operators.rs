@@ -10,7 +10,7 @@ use super::db::{query, Tx};
 use super::rows::corrupt;
 use super::SqlStore;
 use crate::model::{AuditEntry, Operator, OperatorToken};
-use crate::{AuditFor, OperatorStore, StoreError, StoreResult};
+use crate::{AuditFor, AuditFrom, OperatorStore, StoreError, StoreResult};
 
 const OPERATOR_COLUMNS: &str = "id, email, role, password_hash, created_at, disabled_at, \
     totp_secret, totp_pending, totp_last_step, failed_sign_ins, locked_until";
@@ -104,11 +104,27 @@ impl OperatorStore for SqlStore {
         email: &Email,
         role: Role,
         keep_an_admin: bool,
-        audit: Option<&AuditEntry>,
+        audit: Option<AuditFrom<'_, Operator>>,
     ) -> StoreResult<Operator> {
         let mut tx = self.write().begin().await?;
         if keep_an_admin && role != Role::Admin {
             keep_one_admin(&mut tx, email).await?;
+        }
+        // The row as it is, held: the entry says what it was changed from
+        // even when another operator changed it a moment before.
+        let sql = format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE email = $1{}",
+            self.for_update()
+        );
+        let before: Operator = query(&sql)
+            .bind(email.as_str())
+            .fetch_record(&mut tx)
+            .await?
+            .ok_or_else(|| not_found(email))?;
+        if before.role == role {
+            // Nothing changes, so nothing is recorded.
+            tx.rollback().await?;
+            return Ok(before);
         }
         let sql =
             format!("UPDATE operators SET role = $2 WHERE email = $1 RETURNING {OPERATOR_COLUMNS}");
@@ -118,7 +134,8 @@ impl OperatorStore for SqlStore {
             .fetch_record(&mut tx)
             .await?
             .ok_or_else(|| not_found(email))?;
-        commit_audited(tx, audit).await?;
+        let entry = audit.map(|audit| audit(&before));
+        commit_audited(tx, entry.as_ref()).await?;
         Ok(changed)
     }
 
