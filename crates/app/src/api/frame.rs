@@ -1,9 +1,9 @@
 //! What every request gets on its way in and out, in one layer: its
 //! request id, the audit context of an operator's request, the trace span
-//! its log lines carry, the 10 s deadline, `Cache-Control: no-store`, and
-//! the access log's line.
+//! its log lines carry, the rate limits, the 10 s deadline,
+//! `Cache-Control: no-store`, and the access log's line.
 //!
-//! These were seven tower layers, each boxing and moving the request's
+//! These were eight tower layers, each boxing and moving the request's
 //! future once more; as one they cost about a fifth fewer instructions per
 //! bet in serve (BENCHMARKS.md, "The peak minute"). The order is theirs:
 //! the id is set first, so the span, the access log and the answer carry
@@ -12,6 +12,7 @@
 //! own fields, not the span's twice).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -28,7 +29,7 @@ use crate::services::context::RequestContext;
 pub(super) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the frame needs to know of the configuration.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) struct Frame {
     /// Longest a request may take before it is answered 503 `timeout`.
     pub timeout: Duration,
@@ -36,6 +37,8 @@ pub(super) struct Frame {
     pub access_log: bool,
     /// `TRUST_FORWARDED_FOR`: the client's address for the audit log.
     pub trust_forwarded_for: bool,
+    /// The `RATE_LIMIT_*` limits.
+    pub limits: Arc<ratelimit::RateLimits>,
 }
 
 pub(super) async fn frame(
@@ -63,7 +66,13 @@ pub(super) async fn frame(
             request_id.to_str().ok().map(str::to_string),
         )
     });
-    let work = within(frame.timeout, next.run(request)).instrument(span.clone());
+    let work = async {
+        match ratelimit::check(&frame.limits, &request) {
+            Some(refused) => refused,
+            None => within(frame.timeout, next.run(request)).await,
+        }
+    }
+    .instrument(span.clone());
     let mut response = match context {
         Some(context) => context.scope(work).await,
         None => work.await,
@@ -161,11 +170,13 @@ mod tests {
     use axum::Router;
     use tower::ServiceExt;
 
-    fn app(timeout: Duration) -> Router {
+    fn app(timeout: Duration, rate_per_ip: &str) -> Router {
+        let config = crate::config::Config::with(&[("RATE_LIMIT_IP", rate_per_ip)]).unwrap();
         let frame = Frame {
             timeout,
             access_log: true,
             trust_forwarded_for: false,
+            limits: ratelimit::RateLimits::new(&config),
         };
         Router::new()
             .route(
@@ -189,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_with_no_answer_in_time_is_told_its_outcome_is_unknown() {
-        let app = app(Duration::from_millis(50));
+        let app = app(Duration::from_millis(50), "off");
         let late = app.clone().oneshot(ask("/slow")).await.unwrap();
         assert_eq!(late.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(late.headers()["retry-after"], "1");
@@ -210,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_answer_has_a_request_id_and_is_not_cached_unless_the_route_says_so() {
-        let app = app(Duration::from_secs(10));
+        let app = app(Duration::from_secs(10), "off");
         let fresh = app.clone().oneshot(ask("/quick")).await.unwrap();
         let id = fresh.headers()[&REQUEST_ID].to_str().unwrap().to_string();
         assert_eq!(id.len(), 16, "{id}");
@@ -226,5 +237,18 @@ mod tests {
         let named = app.oneshot(named).await.unwrap();
         assert_eq!(named.headers()[&REQUEST_ID], "caller-7");
         assert_eq!(named.headers()[header::CACHE_CONTROL], "max-age=60");
+    }
+
+    #[tokio::test]
+    async fn a_caller_over_the_rate_limit_is_refused_in_the_frame() {
+        let app = app(Duration::from_secs(10), "2/min");
+        for _ in 0..2 {
+            let answer = app.clone().oneshot(ask("/quick")).await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK);
+        }
+        let refused = app.oneshot(ask("/quick")).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.headers().contains_key(header::RETRY_AFTER));
+        assert!(refused.headers().contains_key(&REQUEST_ID));
     }
 }

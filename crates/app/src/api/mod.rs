@@ -86,8 +86,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route, `/openapi.json` and the `/docs` page, with the request
 /// limits. Layers run outside-in: the frame ([`frame`]: request id, audit
-/// context, trace span, deadline, `no-store`, access log) sits outside the
-/// body limit, the rate limits and the idempotency layer, so its access
+/// context, trace span, rate limits, deadline, `no-store`, access log)
+/// sits outside the body limit and the idempotency layer, so its access
 /// log sees every answer.
 pub fn router(app: App) -> Router {
     router_with(
@@ -110,16 +110,13 @@ fn router_with(app: App, streams: events::EventStreams, draining: health::Draini
             app.clone(),
             idempotency::idempotency,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            ratelimit::RateLimits::new(&app.config),
-            ratelimit::rate_limit,
-        ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             frame::Frame {
                 timeout: REQUEST_TIMEOUT,
                 access_log: app.config.http.access_log,
                 trust_forwarded_for: app.config.http.trust_forwarded_for,
+                limits: ratelimit::RateLimits::new(&app.config),
             },
             frame::frame,
         ))

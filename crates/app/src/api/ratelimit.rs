@@ -8,10 +8,9 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::{HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -122,15 +121,13 @@ fn refusal(
     ))
 }
 
-pub async fn rate_limit(
-    State(limits): State<Arc<RateLimits>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The refusal (429) when `request` is over one of the limits, else None;
+/// the frame ([`super::frame`]) asks before the request goes further.
+pub fn check(limits: &RateLimits, request: &Request) -> Option<Response> {
     limits.purge_now_and_then();
-    let ip = || limits.client_ip(&request);
+    let ip = || limits.client_ip(request);
     if let Some(refused) = refusal(&limits.per_ip, ip, "from your address") {
-        return refused;
+        return Some(refused);
     }
     let signing_in = request.method() == Method::POST
         && matches!(
@@ -139,7 +136,7 @@ pub async fn rate_limit(
         );
     if signing_in {
         if let Some(refused) = refusal(&limits.sign_in, ip, "to sign in or up from your address") {
-            return refused;
+            return Some(refused);
         }
     }
     let credential = request
@@ -151,9 +148,7 @@ pub async fn rate_limit(
         // Keyed by the credential's last 24 characters (96 random bits):
         // enough to tell credentials apart, never a whole secret kept.
         let key = || credential.chars().rev().take(24).collect();
-        if let Some(refused) = refusal(&limits.per_key, key, "with this key") {
-            return refused;
-        }
+        return refusal(&limits.per_key, key, "with this key");
     }
-    next.run(request).await
+    None
 }
