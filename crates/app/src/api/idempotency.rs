@@ -53,6 +53,11 @@ const OPERATOR_ROUTES_CHECKED: &[&str] = &["/simulate/deposit_webhook", "/admin/
 /// The operator's routes: every POST under them (deposits, settling,
 /// voiding and withdrawal steps move money).
 const OPERATOR_ROUTES: &[&str] = &["/admin/", "/simulate/"];
+/// Operator routes whose request carries a password: no key is kept for
+/// them, since the key's row would hold a fast hash of the body (a
+/// password and a six-digit code can be guessed back from SHA-256). A
+/// retry signs in again, or is told the current password is wrong.
+const PASSWORD_ROUTES: &[&str] = &["/admin/sessions", "/admin/me/password"];
 /// Largest answer kept for replay.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Longest key accepted.
@@ -148,7 +153,8 @@ fn applies(method: &Method, path: &str) -> bool {
     let player = MONEY_ROUTES.contains(&path);
     let operator = OPERATOR_ROUTES
         .iter()
-        .any(|prefix| path.starts_with(prefix));
+        .any(|prefix| path.starts_with(prefix))
+        && !PASSWORD_ROUTES.contains(&path);
     let cancel = path
         .strip_prefix("/bets/")
         .is_some_and(|id| !id.is_empty() && !id.contains('/'));
@@ -320,14 +326,14 @@ async fn record_after(app: &App, key: &RequestKey, path: &str, response: Respons
 }
 
 /// Operator routes whose answer holds a secret shown once: a generated
-/// password, a personal token, a second factor's secret, a session. The
+/// password, a personal token, a second factor's secret. The
 /// key of such a request is kept, so a retry never acts twice, but with a
 /// stand-in answer ([`secret_not_kept`]): the database keeps tokens and
 /// passwords only as hashes, never in the clear.
 fn answer_holds_secret(path: &str) -> bool {
     matches!(
         path,
-        "/admin/operators" | "/admin/me/tokens" | "/admin/me/totp" | "/admin/sessions"
+        "/admin/operators" | "/admin/me/tokens" | "/admin/me/totp"
     ) || path
         .strip_prefix("/admin/operators/")
         .is_some_and(|rest| rest.ends_with("/reset-password"))
@@ -406,6 +412,10 @@ mod tests {
         assert!(!applies(&Method::POST, "/users"));
         assert!(!applies(&Method::DELETE, "/bets/"));
         assert!(!applies(&Method::DELETE, "/me/keys/3"));
+        // Requests that carry a password keep no key (nor its hash).
+        assert!(!applies(&Method::POST, "/admin/sessions"));
+        assert!(!applies(&Method::POST, "/admin/me/password"));
+        assert!(applies(&Method::POST, "/admin/me/tokens"));
     }
 
     #[test]
@@ -415,7 +425,6 @@ mod tests {
             "/admin/operators/7/reset-password",
             "/admin/me/tokens",
             "/admin/me/totp",
-            "/admin/sessions",
         ] {
             assert!(answer_holds_secret(path), "{path}");
         }

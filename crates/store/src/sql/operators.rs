@@ -110,11 +110,13 @@ impl OperatorStore for SqlStore {
         if keep_an_admin && role != Role::Admin {
             keep_one_admin(&mut tx, email).await?;
         }
-        // The row as it is, held: the entry says what it was changed from
-        // even when another operator changed it a moment before.
+        // The row as it is, held (a write that changes nothing: on
+        // PostgreSQL the lock other writes of the row take, not the one that
+        // would also stop their sessions' and votes' key checks; on SQLite a
+        // write first, as every writer starts): the entry says what it was
+        // changed from even when another operator changed it a moment before.
         let sql = format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE email = $1{}",
-            self.for_update()
+            "UPDATE operators SET role = role WHERE email = $1 RETURNING {OPERATOR_COLUMNS}"
         );
         let before: Operator = query(&sql)
             .bind(email.as_str())
