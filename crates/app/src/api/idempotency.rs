@@ -341,15 +341,14 @@ fn answer_holds_secret(path: &str) -> bool {
 
 /// What a retry of a request whose answer held a secret is told.
 fn secret_not_kept() -> KeptAnswer {
-    json_answer(
+    let told = ApiError::new(
         StatusCode::CONFLICT,
-        &serde_json::json!({ "error": {
-            "code": "idempotency_answer_not_kept",
-            "message": "a request with this Idempotency-Key took effect; its answer held a secret \
-                        shown once, which is not kept: list what exists (operators, tokens) and \
-                        reset or revoke what was not received",
-        }}),
-    )
+        "idempotency_answer_not_kept",
+        "a request with this Idempotency-Key took effect; its answer held a secret \
+         shown once, which is not kept: list what exists (operators, tokens) and \
+         reset or revoke what was not received",
+    );
+    json_answer(told.status(), &told.body())
 }
 
 /// The recorded answer, or 422 when the key came with another request.

@@ -115,7 +115,6 @@ fn router_with(app: App, streams: events::EventStreams, draining: health::Draini
             frame::Frame {
                 timeout: REQUEST_TIMEOUT,
                 access_log: app.config.http.access_log,
-                trust_forwarded_for: app.config.http.trust_forwarded_for,
                 limits: ratelimit::RateLimits::new(&app.config),
             },
             frame::frame,

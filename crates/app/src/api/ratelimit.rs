@@ -35,7 +35,7 @@ pub struct RateLimits {
 /// The client's address: the last `X-Forwarded-For` hop when the proxy in
 /// front is trusted (TRUST_FORWARDED_FOR), else the peer's; `local` when
 /// there is no socket (a router called directly).
-pub fn client_ip(request: &Request, trust_forwarded_for: bool) -> String {
+fn client_ip(request: &Request, trust_forwarded_for: bool) -> String {
     if trust_forwarded_for {
         let forwarded = request
             .headers()
@@ -73,7 +73,8 @@ impl RateLimits {
         })
     }
 
-    fn client_ip(&self, request: &Request) -> String {
+    /// The client's address, `TRUST_FORWARDED_FOR` obeyed.
+    pub fn client_ip(&self, request: &Request) -> String {
         client_ip(request, self.trust_forwarded_for)
     }
 
